@@ -1,0 +1,317 @@
+"""Pieces both emulated APIs share: the sandbox clock, fault injection, request statistics,
+and a uvicorn server running an app on loopback in a background thread (HTTP or HTTPS)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "DroppedConnection",
+    "Fault",
+    "FaultPlan",
+    "RequestStats",
+    "SandboxClock",
+    "ServedApp",
+    "SandboxMiddleware",
+    "TLSFiles",
+    "make_tls",
+]
+
+
+class SandboxClock:
+    """The sandbox's notion of "now". Starts at `start` and follows wall time unless frozen;
+    `advance` jumps ahead (the sales-team simulator uses it to let days pass)."""
+
+    def __init__(self, start: datetime | None = None, *, frozen: bool = False) -> None:
+        self._base = start or datetime.now(UTC)
+        self._mono = time.monotonic()
+        self._offset = timedelta(0)
+        self.frozen = frozen
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            elapsed = timedelta(0) if self.frozen else timedelta(
+                seconds=time.monotonic() - self._mono
+            )
+            return self._base + self._offset + elapsed
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._offset += delta
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._base = when
+            self._offset = timedelta(0)
+            self._mono = time.monotonic()
+
+    def now_ms(self) -> int:
+        return int(self.now().timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected failure: `kind` is "429", "500", "503", "slow" or "drop"."""
+
+    kind: str
+    seconds: float = 0.0
+
+
+@dataclass
+class FaultPlan:
+    """Random faults by probability, plus a script of faults for chosen calls.
+
+    `script` maps a regex on "METHOD /path" to a list of faults served to the next matching
+    calls in order (None = no fault for that call). Probabilities apply to every other call
+    whose path does not start with `/__sandbox__`.
+    """
+
+    p429: float = 0.0
+    p500: float = 0.0
+    p503: float = 0.0
+    p_slow: float = 0.0
+    p_drop: float = 0.0
+    slow_seconds: float = 2.0
+    seed: int = 0
+    script: dict[str, list[Fault | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def schedule(self, pattern: str, *faults: Fault | None) -> None:
+        with self._lock:
+            self.script.setdefault(pattern, []).extend(faults)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.script.clear()
+            self.p429 = self.p500 = self.p503 = self.p_slow = self.p_drop = 0.0
+
+    def decide(self, method: str, path: str) -> Fault | None:
+        key = f"{method} {path}"
+        with self._lock:
+            for pattern, queue in self.script.items():
+                if queue and re.search(pattern, key):
+                    return queue.pop(0)
+            roll = self._rng.random()
+        for kind, p in (
+            ("429", self.p429),
+            ("500", self.p500),
+            ("503", self.p503),
+            ("drop", self.p_drop),
+            ("slow", self.p_slow),
+        ):
+            if roll < p:
+                return Fault(kind, self.slow_seconds if kind == "slow" else 0.0)
+            roll -= p
+        return None
+
+
+class RequestStats:
+    """Counts requests by route template and status, for `/__sandbox__/stats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_route: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
+        self.by_route_status: Counter[str] = Counter()
+        self.total = 0
+
+    def record(self, route: str, status: int) -> None:
+        with self._lock:
+            self.total += 1
+            self.by_route[route] += 1
+            self.by_status[status] += 1
+            self.by_route_status[f"{route} {status}"] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_route.clear()
+            self.by_status.clear()
+            self.by_route_status.clear()
+            self.total = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": self.total,
+                "by_route": dict(self.by_route),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "by_route_status": dict(self.by_route_status),
+            }
+
+
+class DroppedConnection(Exception):
+    """Raised inside the app after the response started, so the server cuts the connection."""
+
+
+FaultRenderer = Callable[[Fault, Scope], Awaitable[tuple[int, dict[str, str], bytes]]]
+
+
+class SandboxMiddleware:
+    """Applies injected faults and records statistics around an emulated API.
+
+    `render_fault` builds the API-specific answer (status, headers, body) for "429"/"500"/"503";
+    "slow" delays the real answer; "drop" starts a response and cuts the connection mid-body.
+    `route_of(scope)` names the route template for statistics.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        faults: FaultPlan,
+        stats: RequestStats,
+        render_fault: FaultRenderer,
+        route_of: Callable[[Scope], str],
+    ) -> None:
+        self.app = app
+        self.faults = faults
+        self.stats = stats
+        self.render_fault = render_fault
+        self.route_of = route_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/__sandbox__"):
+            await self.app(scope, receive, send)
+            return
+        route = self.route_of(scope)
+        fault = self.faults.decide(scope["method"], path)
+        if fault is not None and fault.kind == "drop":
+            self.stats.record(route, 0)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
+            raise DroppedConnection("sandbox fault injection: connection dropped")
+        if fault is not None and fault.kind in ("429", "500", "503"):
+            status, headers, body = await self.render_fault(fault, scope)
+            self.stats.record(route, status)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+                    + [(b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+
+        status_seen = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.stats.record(route, status_seen)
+
+
+@dataclass
+class TLSFiles:
+    """A throw-away CA and a localhost certificate, written to `directory`."""
+
+    ca_bundle: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_tls(directory: Path) -> TLSFiles:
+    """Create a CA and a certificate for 127.0.0.1/localhost (trustme), as PEM files."""
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_path = directory / "sandbox-ca.pem"
+    cert_path = directory / "sandbox-cert.pem"
+    key_path = directory / "sandbox-key.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    return TLSFiles(ca_bundle=ca_path, cert_file=cert_path, key_file=key_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServedApp:
+    """Runs an ASGI app with uvicorn on 127.0.0.1 in a daemon thread.
+
+    Use as a context manager or call `start()`/`stop()`. Port 0 picks a free port.
+    """
+
+    def __init__(self, app: ASGIApp, *, port: int = 0, tls: TLSFiles | None = None) -> None:
+        self.port = port or _free_port()
+        self.tls = tls
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="critical",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            ssl_certfile=str(tls.cert_file) if tls else None,
+            ssl_keyfile=str(tls.key_file) if tls else None,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"sandbox:{self.port}", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> ServedApp:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox server on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> ServedApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
