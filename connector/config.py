@@ -1,0 +1,344 @@
+"""Configuration: one TOML file for settings, environment variables for secrets.
+
+`load_config(path, env)` validates everything at once and raises `ConfigError` with one
+`ConfigProblem` per mistake (file, key, what is wrong, how to fix it). Secrets are `SecretStr`:
+they never appear in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+
+from connector.errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "CONFIG_ENV",
+    "Config",
+    "HubSpotSettings",
+    "SalesforceAuth",
+    "SalesforceSettings",
+    "Secrets",
+    "load_config",
+    "resolve_config_path",
+]
+
+CONFIG_ENV = "HANDSHAKE_CONFIG"
+
+# Environment variables that carry secrets; nothing secret is ever read from the TOML file.
+ENV_HUBSPOT_TOKEN = "HANDSHAKE_HUBSPOT_TOKEN"
+ENV_SF_USERNAME = "HANDSHAKE_SF_USERNAME"
+ENV_SF_PASSWORD = "HANDSHAKE_SF_PASSWORD"
+ENV_SF_SECURITY_TOKEN = "HANDSHAKE_SF_SECURITY_TOKEN"
+ENV_SF_CONSUMER_KEY = "HANDSHAKE_SF_CONSUMER_KEY"
+ENV_SF_PRIVATE_KEY_FILE = "HANDSHAKE_SF_PRIVATE_KEY_FILE"
+ENV_SF_CLIENT_ID = "HANDSHAKE_SF_CLIENT_ID"
+ENV_SF_CLIENT_SECRET = "HANDSHAKE_SF_CLIENT_SECRET"
+ENV_SF_SESSION_ID = "HANDSHAKE_SF_SESSION_ID"
+SECRET_ENV_VARS = (
+    ENV_HUBSPOT_TOKEN,
+    ENV_SF_PASSWORD,
+    ENV_SF_SECURITY_TOKEN,
+    ENV_SF_CLIENT_SECRET,
+    ENV_SF_SESSION_ID,
+)
+
+
+def _http_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("not an http(s) URL")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+PositiveMinutes = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSpotTier(StrEnum):
+    FREE = "free"
+    STARTER = "starter"
+    PROFESSIONAL = "professional"
+    ENTERPRISE = "enterprise"
+    CAPACITY_PACK = "capacity_pack"
+
+
+class HubSpotSettings(_Section):
+    base_url: HttpUrl = "https://api.hubapi.com"
+    # "v3" for /crm/v3/... paths or a date version such as "2026-03" for /crm/objects/2026-03/...
+    api_version: str = Field("v3", pattern=r"^(v3|\d{4}-\d{2})$")
+    tier: HubSpotTier = HubSpotTier.PROFESSIONAL
+    # Share of the tier's 10-second burst and daily quota Handshake may use (others share the app).
+    rate_limit_share: float = Field(0.9, gt=0, le=1)
+    search_requests_per_second: float = Field(4, gt=0, le=10)
+    timeout_seconds: float = Field(30, gt=0)
+    max_attempts: int = Field(6, ge=1, le=20)
+    # HubSpot resets the daily limit at midnight in the account's time zone.
+    account_timezone: str = "UTC"
+
+
+class SalesforceAuth(StrEnum):
+    PASSWORD = "password"
+    JWT = "jwt"
+    CLIENT_CREDENTIALS = "client_credentials"
+    SESSION = "session"
+
+
+class SalesforceSettings(_Section):
+    instance_url: HttpUrl
+    login_url: HttpUrl = "https://login.salesforce.com"
+    api_version: str = Field("62.0", pattern=r"^\d{2,3}\.0$")
+    auth: SalesforceAuth = SalesforceAuth.PASSWORD
+    # Share of the org's rolling 24-hour API allocation Handshake may spend; other integrations
+    # need the rest.
+    daily_allocation_share: float = Field(0.25, gt=0, le=1)
+    max_concurrent_requests: int = Field(10, ge=1, le=25)
+    timeout_seconds: float = Field(60, gt=0)
+    max_attempts: int = Field(6, ge=1, le=20)
+    # PEM bundle to verify Salesforce's TLS certificate with (the sandbox's CA); empty = system CAs.
+    ca_bundle: str = ""
+    external_id_field: str = Field("Handshake_Id__c", pattern=r"^[A-Za-z][A-Za-z0-9_]*__c$")
+
+
+class ScheduleSettings(_Section):
+    pull_interval_minutes: PositiveMinutes = 15
+    score_interval_minutes: PositiveMinutes = 15
+    push_interval_minutes: PositiveMinutes = 15
+    pullback_interval_minutes: PositiveMinutes = 30
+    misfire_grace_seconds: int = Field(300, gt=0)
+    # Records HubSpot changes while a pull runs can be missed without re-reading a margin.
+    lookback_minutes: PositiveMinutes = 10
+
+
+class StateSettings(_Section):
+    # SQLite file by default; postgresql+psycopg://user@host/db for production or several instances.
+    database_url: str = Field("sqlite:///handshake.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
+
+
+class MappingPaths(_Section):
+    fields: str = "mappings/fields.toml"
+    scoring: str = "mappings/scoring.toml"
+    lifecycle: str = "mappings/lifecycle.toml"
+    routing: str = "mappings/routing.toml"
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_lines: bool = False
+    file: str = ""
+
+
+class Secrets(BaseModel):
+    """Secret values read from the environment; every one a SecretStr."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hubspot_token: SecretStr | None = None
+    sf_username: str | None = None
+    sf_password: SecretStr | None = None
+    sf_security_token: SecretStr | None = None
+    sf_consumer_key: str | None = None
+    sf_private_key_file: str | None = None
+    sf_client_id: str | None = None
+    sf_client_secret: SecretStr | None = None
+    sf_session_id: SecretStr | None = None
+
+    def values(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        out = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+class Config(_Section):
+    hubspot: HubSpotSettings
+    salesforce: SalesforceSettings
+    schedule: ScheduleSettings = ScheduleSettings()
+    state: StateSettings = StateSettings()
+    mappings: MappingPaths = MappingPaths()
+    logging: LoggingSettings = LoggingSettings()
+    secrets: Secrets = Field(default_factory=Secrets, exclude=True)
+    source: str = Field("", exclude=True)
+
+    def mapping_path(self, name: str) -> Path:
+        """A mapping file's path; relative paths are taken from the config file's folder."""
+        raw = Path(getattr(self.mappings, name))
+        if raw.is_absolute() or not self.source:
+            return raw
+        return Path(self.source).parent / raw
+
+
+# What to tell the admin for each pydantic error type.
+_FIXES: dict[str, str] = {
+    "extra_forbidden": "remove the key or check its spelling against config.example.toml",
+    "missing": "add it; config.example.toml shows a commented example",
+    "greater_than": "use a positive number",
+    "greater_than_equal": "use a larger number",
+    "less_than_equal": "use a smaller number",
+    "string_pattern_mismatch": "use the format shown in config.example.toml",
+    "enum": "use one of the allowed values",
+    "literal_error": "use one of the allowed values",
+    "value_error": "use a full URL such as https://api.hubapi.com",
+}
+
+
+def _fix_for(err: Mapping[str, Any]) -> str:
+    kind = str(err.get("type", ""))
+    if kind in _FIXES:
+        return _FIXES[kind]
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return "use a value of the expected type (see config.example.toml)"
+    return "see config.example.toml"
+
+
+def _problems_from(exc: ValidationError, file: str) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing" and len(err["loc"]) == 1:
+            msg = f"required section [{key}] is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(ConfigProblem(file, key, msg, _fix_for(err)))
+    return problems
+
+
+def _read_secrets(env: Mapping[str, str]) -> Secrets:
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    return Secrets(
+        hubspot_token=get(ENV_HUBSPOT_TOKEN),  # type: ignore[arg-type]
+        sf_username=get(ENV_SF_USERNAME),
+        sf_password=get(ENV_SF_PASSWORD),  # type: ignore[arg-type]
+        sf_security_token=get(ENV_SF_SECURITY_TOKEN),  # type: ignore[arg-type]
+        sf_consumer_key=get(ENV_SF_CONSUMER_KEY),
+        sf_private_key_file=get(ENV_SF_PRIVATE_KEY_FILE),
+        sf_client_id=get(ENV_SF_CLIENT_ID),
+        sf_client_secret=get(ENV_SF_CLIENT_SECRET),  # type: ignore[arg-type]
+        sf_session_id=get(ENV_SF_SESSION_ID),  # type: ignore[arg-type]
+    )
+
+
+_REQUIRED_ENV: dict[SalesforceAuth, tuple[str, ...]] = {
+    SalesforceAuth.PASSWORD: (ENV_SF_USERNAME, ENV_SF_PASSWORD, ENV_SF_SECURITY_TOKEN),
+    SalesforceAuth.JWT: (ENV_SF_USERNAME, ENV_SF_CONSUMER_KEY, ENV_SF_PRIVATE_KEY_FILE),
+    SalesforceAuth.CLIENT_CREDENTIALS: (ENV_SF_CLIENT_ID, ENV_SF_CLIENT_SECRET),
+    SalesforceAuth.SESSION: (ENV_SF_SESSION_ID,),
+}
+
+
+def _secret_problems(
+    raw_auth: Any, env: Mapping[str, str], require_secrets: bool
+) -> list[ConfigProblem]:
+    if not require_secrets:
+        return []
+    problems = []
+    if not env.get(ENV_HUBSPOT_TOKEN, "").strip():
+        problems.append(
+            ConfigProblem(
+                "environment",
+                ENV_HUBSPOT_TOKEN,
+                "HubSpot access token is not set",
+                f"export {ENV_HUBSPOT_TOKEN} with a private-app or OAuth access token",
+            )
+        )
+    try:
+        auth = SalesforceAuth(raw_auth or SalesforceAuth.PASSWORD)
+    except ValueError:
+        return problems  # the bad value itself is reported by the schema
+    for name in _REQUIRED_ENV[auth]:
+        if not env.get(name, "").strip():
+            problems.append(
+                ConfigProblem(
+                    "environment",
+                    name,
+                    f"needed for salesforce.auth = {auth.value!r} but not set",
+                    f"export {name}, or choose another salesforce.auth",
+                )
+            )
+    key_file = env.get(ENV_SF_PRIVATE_KEY_FILE, "").strip()
+    if auth is SalesforceAuth.JWT and key_file and not Path(key_file).is_file():
+        problems.append(
+            ConfigProblem(
+                "environment",
+                ENV_SF_PRIVATE_KEY_FILE,
+                f"file {key_file} does not exist",
+                "point it at the PEM private key of the connected app's certificate",
+            )
+        )
+    return problems
+
+
+def resolve_config_path(path: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """`--config` wins, then $HANDSHAKE_CONFIG, then ./handshake.toml."""
+    env = os.environ if env is None else env
+    if path:
+        return Path(path)
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    return Path("handshake.toml")
+
+
+def load_config(
+    path: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    require_secrets: bool = True,
+) -> Config:
+    """Read, validate and return the configuration, or raise `ConfigError` listing every problem."""
+    env = os.environ if env is None else env
+    file = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    "(file)",
+                    "file not found",
+                    f"pass --config PATH or set {CONFIG_ENV}; copy config.example.toml to start",
+                )
+            ]
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(file, "(syntax)", f"not valid TOML: {exc}", "fix the TOML syntax")]
+        ) from None
+
+    problems: list[ConfigProblem] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, file))
+    raw_sf = raw.get("salesforce")
+    raw_auth = raw_sf.get("auth") if isinstance(raw_sf, dict) else None
+    problems.extend(_secret_problems(raw_auth, env, require_secrets))
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config.model_copy(update={"secrets": _read_secrets(env), "source": file})
