@@ -1,0 +1,40 @@
+"""The state store: the hub every flow reads from and writes to."""
+
+from __future__ import annotations
+
+from connector.store.models import (
+    Activity,
+    Bookmark,
+    Contact,
+    DeadLetter,
+    IdLink,
+    Lease,
+    LifecycleTransition,
+    RoutingPointer,
+    SalesOutcome,
+    Score,
+    SlaTimer,
+    SyncRun,
+    WriteLedgerEntry,
+)
+from connector.store.store import ActivityRecord, ContactRecord, Store, payload_hash
+
+__all__ = [
+    "Activity",
+    "ActivityRecord",
+    "Bookmark",
+    "Contact",
+    "ContactRecord",
+    "DeadLetter",
+    "IdLink",
+    "Lease",
+    "LifecycleTransition",
+    "RoutingPointer",
+    "SalesOutcome",
+    "Score",
+    "SlaTimer",
+    "Store",
+    "SyncRun",
+    "WriteLedgerEntry",
+    "payload_hash",
+]

@@ -1,0 +1,282 @@
+"""The state store's tables: the hub between HubSpot and Salesforce.
+
+Every flow reads and writes here, never directly system to system:
+pull (HubSpot -> contacts, activities), score (-> scores, lifecycle_transitions),
+push (-> id_map, write_ledger, sla_timers), pull-back (-> sales_outcomes), and every stage
+(-> dead_letters, bookmarks, sync_runs). Times are stored as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Activity",
+    "Base",
+    "Bookmark",
+    "Contact",
+    "DeadLetter",
+    "IdLink",
+    "Lease",
+    "LifecycleTransition",
+    "RoutingPointer",
+    "SalesOutcome",
+    "Score",
+    "SlaTimer",
+    "SyncRun",
+    "UTCDateTime",
+    "WriteLedgerEntry",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class SyncRun(Base):
+    """One execution of a stage (pull, score, push, pullback, backfill...)."""
+
+    __tablename__ = "sync_runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str] = mapped_column(String(32), default="manual")  # schedule|manual|backfill
+    instance: Mapped[str] = mapped_column(String(128), default="")
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|ok|failed|stopped
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index(None, "stage", "started_at"),)
+
+
+class Bookmark(Base):
+    """Where a stream resumes; advanced only after the records it covers are stored."""
+
+    __tablename__ = "bookmarks"
+    stream: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    run_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class Contact(Base):
+    """The store's copy of a HubSpot contact, plus Handshake's derived state."""
+
+    __tablename__ = "contacts"
+    hubspot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    hubspot_created_at: Mapped[datetime | None]
+    hubspot_updated_at: Mapped[datetime | None] = mapped_column(index=True)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into: Mapped[str | None] = mapped_column(String(32))
+    lifecycle_stage: Mapped[str | None] = mapped_column(String(64))
+    # Changes whenever the contact or its activities change; scoring compares it to its last run.
+    inputs_changed_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_seen_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Activity(Base):
+    """One engagement event, normalised; unique by its source and the source's id."""
+
+    __tablename__ = "activities"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(32), index=True)
+    type: Mapped[str] = mapped_column(String(48))
+    occurred_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(48))
+    source_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ingested_at: Mapped[datetime]
+    __table_args__ = (
+        UniqueConstraint("source", "source_id"),
+        Index(None, "contact_id", "occurred_at"),
+    )
+
+
+class Score(Base):
+    """A scoring result; the history is kept, the newest per contact is current."""
+
+    __tablename__ = "scores"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(32))
+    scored_at: Mapped[datetime]
+    interest: Mapped[float] = mapped_column(Float)
+    fit_grade: Mapped[str] = mapped_column(String(2))
+    fit_points: Mapped[float] = mapped_column(Float, default=0)
+    is_mql: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    explanation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    __table_args__ = (Index(None, "contact_id", "scored_at"),)
+
+
+class LifecycleTransition(Base):
+    __tablename__ = "lifecycle_transitions"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contact_id: Mapped[str] = mapped_column(String(32), index=True)
+    from_stage: Mapped[str | None] = mapped_column(String(64))
+    to_stage: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    run_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class IdLink(Base):
+    """HubSpot contact <-> the Salesforce record that stands for it (Lead, or Contact)."""
+
+    __tablename__ = "id_map"
+    hubspot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sf_object: Mapped[str] = mapped_column(String(32))  # Lead | Contact
+    sf_id: Mapped[str] = mapped_column(String(18))
+    how: Mapped[str] = mapped_column(String(32), default="created")  # created|matched|duplicate_rule|converted
+    linked_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("sf_object", "sf_id"),)
+
+
+class WriteLedgerEntry(Base):
+    """One intended write to either system, keyed so it happens once however often a job runs.
+
+    A write is claimed (`pending`) before the call and completed (`done`, with the remote id)
+    after; a crash in between leaves `pending`, which the next run reconciles before rewriting.
+    """
+
+    __tablename__ = "write_ledger"
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    system: Mapped[str] = mapped_column(String(16))  # hubspot | salesforce
+    operation: Mapped[str] = mapped_column(String(32))  # create|update|upsert|task|alert|property
+    target: Mapped[str] = mapped_column(String(64))  # object type, e.g. Lead, Task, contact
+    payload_hash: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
+    remote_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    __table_args__ = (Index(None, "status", "system"),)
+
+
+class DeadLetter(Base):
+    """A record that could not be processed: what, why, and who must act."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    system: Mapped[str] = mapped_column(String(16))
+    record_key: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    actor: Mapped[str] = mapped_column(String(16))  # admin | data | wait
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open|resolved|discarded
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    __table_args__ = (Index(None, "stage", "record_key", "status"),)
+
+
+class SalesOutcome(Base):
+    """What sales did with a handed-off lead, as pulled back from Salesforce."""
+
+    __tablename__ = "sales_outcomes"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    hubspot_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    sf_object: Mapped[str] = mapped_column(String(32))
+    sf_id: Mapped[str] = mapped_column(String(18))
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)  # Task id, history id...
+    kind: Mapped[str] = mapped_column(String(32))  # attempt|status|converted|closed_lost|won|lost
+    status: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[str | None] = mapped_column(String(18))
+    occurred_at: Mapped[datetime]
+    amount: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SlaTimer(Base):
+    """The hand-off SLA of one MQL assignment: first touch and worked deadlines."""
+
+    __tablename__ = "sla_timers"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    hubspot_id: Mapped[str] = mapped_column(String(32), index=True)
+    sf_id: Mapped[str] = mapped_column(String(18))
+    owner_id: Mapped[str | None] = mapped_column(String(18))
+    assigned_at: Mapped[datetime]
+    first_touch_due: Mapped[datetime]
+    worked_due: Mapped[datetime]
+    first_touch_at: Mapped[datetime | None]
+    worked_at: Mapped[datetime | None]
+    breached_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|met|breached|recycled
+    recycled_from: Mapped[int | None] = mapped_column(ForeignKey("sla_timers.id"))
+    __table_args__ = (Index(None, "state", "first_touch_due"),)
+
+
+class RoutingPointer(Base):
+    """Round-robin position and load per routing team; survives restarts."""
+
+    __tablename__ = "routing_pointers"
+    team: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]
+
+
+class Lease(Base):
+    """A named lock with an expiry, so only one of several instances runs a job at a time."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]

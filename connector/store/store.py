@@ -1,0 +1,629 @@
+"""The state store: SQLite by default (WAL), PostgreSQL by URL; schema kept by Alembic.
+
+Each method is one short transaction, so a crash never leaves half a batch behind, and a
+bookmark can be written in the same transaction as the records it covers (`transaction()`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import Clock, SystemClock
+from connector.errors import Actor
+from connector.store.models import (
+    Activity,
+    Base,
+    Bookmark,
+    Contact,
+    DeadLetter,
+    IdLink,
+    Lease,
+    LifecycleTransition,
+    RoutingPointer,
+    SalesOutcome,
+    Score,
+    SlaTimer,
+    SyncRun,
+    WriteLedgerEntry,
+)
+
+__all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def payload_hash(payload: Any) -> str:
+    """A stable hash of a JSON-able payload (sorted keys), to tell whether a write changed."""
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    hubspot_id: str
+    email: str | None
+    properties: Mapping[str, Any]
+    hubspot_created_at: datetime | None
+    hubspot_updated_at: datetime | None
+    archived: bool = False
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    contact_id: str
+    type: str
+    occurred_at: datetime
+    source: str
+    source_id: str
+    title: str | None = None
+    url: str | None = None
+    content: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    """Repository over the state database; every flow goes through it."""
+
+    def __init__(self, url: str, *, clock: Clock | None = None, echo: bool = False) -> None:
+        self.url = url
+        self.clock = clock or SystemClock()
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(parsed, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def _alembic(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return cfg
+
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the schema in place to `revision`."""
+        cfg = self._alembic()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self._alembic()).get_current_head()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def _insert(self, table: Any) -> Any:
+        dialect = self.engine.dialect.name
+        return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def start_run(self, stage: str, *, trigger: str = "manual", instance: str = "") -> str:
+        run_id = str(uuid.uuid4())
+        with self.transaction() as s:
+            s.add(
+                SyncRun(
+                    id=run_id,
+                    stage=stage,
+                    trigger=trigger,
+                    instance=instance,
+                    started_at=self._now(),
+                    status="running",
+                    counts={},
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self, run_id: str, *, status: str, counts: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.transaction() as s:
+            s.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id)
+                .values(finished_at=self._now(), status=status, counts=dict(counts or {}), error=error)
+            )
+
+    def get_run(self, run_id: str) -> SyncRun | None:
+        with self.transaction() as s:
+            return s.get(SyncRun, run_id)
+
+    # --- bookmarks ----------------------------------------------------------------------------
+
+    def get_bookmark(self, stream: str) -> str | None:
+        with self.transaction() as s:
+            row = s.get(Bookmark, stream)
+            return row.value if row else None
+
+    def set_bookmark(
+        self, stream: str, value: str, *, run_id: str | None = None, session: Session | None = None
+    ) -> None:
+        """Save where `stream` resumes; pass `session` to commit it with the records it covers."""
+        stmt = self._insert(Bookmark).values(
+            stream=stream, value=value, updated_at=self._now(), run_id=run_id
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["stream"],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at,
+                  "run_id": stmt.excluded.run_id},
+        )
+        if session is not None:
+            session.execute(stmt)
+            return
+        with self.transaction() as s:
+            s.execute(stmt)
+
+    def bookmarks(self) -> dict[str, str]:
+        with self.transaction() as s:
+            return {b.stream: b.value for b in s.scalars(select(Bookmark))}
+
+    # --- contacts -----------------------------------------------------------------------------
+
+    def upsert_contacts(
+        self, records: Sequence[ContactRecord], *, session: Session | None = None
+    ) -> int:
+        """Insert or update contacts by HubSpot id; returns how many rows changed."""
+        if not records:
+            return 0
+        now = self._now()
+        rows = [
+            {
+                "hubspot_id": r.hubspot_id,
+                "email": r.email.lower() if r.email else None,
+                "properties": dict(r.properties),
+                "hubspot_created_at": r.hubspot_created_at,
+                "hubspot_updated_at": r.hubspot_updated_at,
+                "archived": r.archived,
+                "merged_into": r.merged_into,
+                "lifecycle_stage": r.properties.get("lifecyclestage") or None,
+                "inputs_changed_at": now,
+                "first_seen_at": now,
+                "updated_at": now,
+            }
+            for r in records
+        ]
+        stmt = self._insert(Contact).values(rows)
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["hubspot_id"],
+            set_={
+                "email": ex.email,
+                "properties": ex.properties,
+                "hubspot_created_at": ex.hubspot_created_at,
+                "hubspot_updated_at": ex.hubspot_updated_at,
+                "archived": ex.archived,
+                "merged_into": ex.merged_into,
+                "lifecycle_stage": ex.lifecycle_stage,
+                "inputs_changed_at": ex.inputs_changed_at,
+                "updated_at": ex.updated_at,
+            },
+        )
+        stmt = stmt.returning(Contact.hubspot_id)
+        if session is not None:
+            return len(list(session.scalars(stmt)))
+        with self.transaction() as s:
+            return len(list(s.scalars(stmt)))
+
+    def get_contact(self, hubspot_id: str) -> Contact | None:
+        with self.transaction() as s:
+            return s.get(Contact, hubspot_id)
+
+    def find_contact_by_email(self, email: str) -> Contact | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(Contact).where(Contact.email == email.lower(), Contact.archived.is_(False))
+            ).first()
+
+    def count_contacts(self, *, include_archived: bool = False) -> int:
+        with self.transaction() as s:
+            q = select(func.count()).select_from(Contact)
+            if not include_archived:
+                q = q.where(Contact.archived.is_(False), Contact.merged_into.is_(None))
+            return int(s.scalar(q) or 0)
+
+    def iter_contacts(self, *, batch: int = 1000) -> Iterator[Contact]:
+        """All live contacts, by id, in batches (memory stays flat)."""
+        last = ""
+        while True:
+            with self.transaction() as s:
+                rows = list(
+                    s.scalars(
+                        select(Contact)
+                        .where(Contact.hubspot_id > last, Contact.archived.is_(False),
+                               Contact.merged_into.is_(None))
+                        .order_by(Contact.hubspot_id)
+                        .limit(batch)
+                    )
+                )
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].hubspot_id
+
+    # --- activities ---------------------------------------------------------------------------
+
+    def add_activities(
+        self, records: Iterable[ActivityRecord], *, session: Session | None = None
+    ) -> int:
+        """Store activities, ignoring ones already stored (same source and source id).
+
+        Returns how many were new; their contacts are marked changed for re-scoring.
+        """
+        now = self._now()
+        rows = [
+            {
+                "contact_id": r.contact_id,
+                "type": r.type,
+                "occurred_at": r.occurred_at,
+                "source": r.source,
+                "source_id": r.source_id,
+                "title": r.title,
+                "url": r.url,
+                "content": r.content,
+                "details": dict(r.details or {}),
+                "ingested_at": now,
+            }
+            for r in records
+        ]
+        if not rows:
+            return 0
+
+        # RETURNING yields one row per inserted activity; count them while collecting contacts.
+        def insert(s: Session) -> int:
+            stmt = self._insert(Activity).values(rows).on_conflict_do_nothing(
+                index_elements=["source", "source_id"]
+            ).returning(Activity.contact_id)
+            inserted = list(s.scalars(stmt))
+            touched = set(inserted)
+            if touched:
+                s.execute(
+                    update(Contact)
+                    .where(Contact.hubspot_id.in_(touched))
+                    .values(inputs_changed_at=now)
+                )
+            return len(inserted)
+
+        if session is not None:
+            return insert(session)
+        with self.transaction() as s:
+            return insert(s)
+
+    def activities_for(self, contact_id: str) -> list[Activity]:
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(Activity)
+                    .where(Activity.contact_id == contact_id)
+                    .order_by(Activity.occurred_at, Activity.id)
+                )
+            )
+
+    def count_activities_by_type(self) -> dict[str, int]:
+        with self.transaction() as s:
+            return {
+                t: int(n)
+                for t, n in s.execute(select(Activity.type, func.count()).group_by(Activity.type))
+            }
+
+    # --- scores and lifecycle -----------------------------------------------------------------
+
+    def add_scores(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        with self.transaction() as s:
+            s.execute(self._insert(Score).values([dict(r) for r in rows]))
+
+    def latest_score(self, contact_id: str) -> Score | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(Score)
+                .where(Score.contact_id == contact_id)
+                .order_by(Score.scored_at.desc(), Score.id.desc())
+                .limit(1)
+            ).first()
+
+    def record_transition(
+        self, contact_id: str, from_stage: str | None, to_stage: str, *, reason: str,
+        run_id: str | None = None,
+    ) -> None:
+        with self.transaction() as s:
+            s.add(
+                LifecycleTransition(
+                    contact_id=contact_id,
+                    from_stage=from_stage,
+                    to_stage=to_stage,
+                    at=self._now(),
+                    reason=reason,
+                    run_id=run_id,
+                )
+            )
+            s.execute(
+                update(Contact).where(Contact.hubspot_id == contact_id).values(lifecycle_stage=to_stage)
+            )
+
+    def transitions_for(self, contact_id: str) -> list[LifecycleTransition]:
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(LifecycleTransition)
+                    .where(LifecycleTransition.contact_id == contact_id)
+                    .order_by(LifecycleTransition.at, LifecycleTransition.id)
+                )
+            )
+
+    # --- id map -------------------------------------------------------------------------------
+
+    def link(self, hubspot_id: str, sf_object: str, sf_id: str, *, how: str = "created") -> None:
+        """Map a HubSpot contact to its Salesforce record (replacing an earlier link)."""
+        now = self._now()
+        stmt = self._insert(IdLink).values(
+            hubspot_id=hubspot_id, sf_object=sf_object, sf_id=sf_id, how=how,
+            linked_at=now, updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["hubspot_id"],
+            set_={"sf_object": stmt.excluded.sf_object, "sf_id": stmt.excluded.sf_id,
+                  "how": stmt.excluded.how, "updated_at": stmt.excluded.updated_at},
+        )
+        with self.transaction() as s:
+            s.execute(stmt)
+
+    def linked(self, hubspot_id: str) -> IdLink | None:
+        with self.transaction() as s:
+            return s.get(IdLink, hubspot_id)
+
+    def hubspot_id_for(self, sf_id: str) -> str | None:
+        with self.transaction() as s:
+            return s.scalar(select(IdLink.hubspot_id).where(IdLink.sf_id == sf_id))
+
+    # --- write ledger -------------------------------------------------------------------------
+
+    def claim_write(
+        self, key: str, *, system: str, operation: str, target: str, payload: Any = None,
+        run_id: str | None = None,
+    ) -> WriteLedgerEntry | None:
+        """Reserve a write. Returns None if the same key is already done with the same payload
+        (nothing to do); otherwise the pending entry (new, or left by a crash / a changed payload).
+        """
+        digest = payload_hash(payload) if payload is not None else ""
+        now = self._now()
+        with self.transaction() as s:
+            entry = s.get(WriteLedgerEntry, key, with_for_update=True)
+            if entry is None:
+                entry = WriteLedgerEntry(
+                    key=key, system=system, operation=operation, target=target,
+                    payload_hash=digest, status="pending", run_id=run_id, created_at=now,
+                )
+                s.add(entry)
+                return entry
+            if entry.status == "done" and entry.payload_hash == digest:
+                return None
+            entry.status = "pending"
+            entry.payload_hash = digest
+            entry.run_id = run_id
+            return entry
+
+    def complete_write(self, key: str, *, remote_id: str | None = None, ok: bool = True) -> None:
+        with self.transaction() as s:
+            s.execute(
+                update(WriteLedgerEntry)
+                .where(WriteLedgerEntry.key == key)
+                .values(status="done" if ok else "failed", remote_id=remote_id,
+                        completed_at=self._now())
+            )
+
+    def ledger_entry(self, key: str) -> WriteLedgerEntry | None:
+        with self.transaction() as s:
+            return s.get(WriteLedgerEntry, key)
+
+    def pending_writes(self, system: str | None = None) -> list[WriteLedgerEntry]:
+        with self.transaction() as s:
+            q = select(WriteLedgerEntry).where(WriteLedgerEntry.status == "pending")
+            if system:
+                q = q.where(WriteLedgerEntry.system == system)
+            return list(s.scalars(q.order_by(WriteLedgerEntry.created_at)))
+
+    # --- dead letters -------------------------------------------------------------------------
+
+    def dead_letter(
+        self, *, stage: str, system: str, record_key: str, reason: str, actor: Actor | str,
+        payload: Mapping[str, Any] | None = None, error_code: str | None = None,
+    ) -> int:
+        """Park a record; the same open record parked again counts one more attempt."""
+        now = self._now()
+        with self.transaction() as s:
+            existing = s.scalars(
+                select(DeadLetter).where(
+                    DeadLetter.stage == stage,
+                    DeadLetter.record_key == record_key,
+                    DeadLetter.status == "open",
+                )
+            ).first()
+            if existing is not None:
+                existing.attempts += 1
+                existing.reason = reason
+                if error_code is not None:
+                    existing.error_code = error_code
+                existing.actor = str(actor)
+                existing.last_seen_at = now
+                if payload is not None:
+                    existing.payload = dict(payload)
+                return existing.id
+            row = DeadLetter(
+                stage=stage, system=system, record_key=record_key, payload=dict(payload or {}),
+                reason=reason, error_code=error_code or "", actor=str(actor), attempts=1,
+                status="open", first_seen_at=now, last_seen_at=now,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def dead_letters(self, *, status: str | None = "open", stage: str | None = None) -> list[DeadLetter]:
+        with self.transaction() as s:
+            q = select(DeadLetter)
+            if status:
+                q = q.where(DeadLetter.status == status)
+            if stage:
+                q = q.where(DeadLetter.stage == stage)
+            return list(s.scalars(q.order_by(DeadLetter.id)))
+
+    def resolve_dead_letters(self, *, stage: str, record_keys: Iterable[str]) -> int:
+        keys = list(record_keys)
+        if not keys:
+            return 0
+        with self.transaction() as s:
+            return int(
+                s.execute(
+                    update(DeadLetter)
+                    .where(DeadLetter.stage == stage, DeadLetter.record_key.in_(keys),
+                           DeadLetter.status == "open")
+                    .values(status="resolved", resolved_at=self._now())
+                ).rowcount
+                or 0
+            )
+
+    # --- sales outcomes and SLA ---------------------------------------------------------------
+
+    def add_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store outcomes pulled back from Salesforce, once each (by source id)."""
+        if not rows:
+            return 0
+        stmt = self._insert(SalesOutcome).values([dict(r) for r in rows]).on_conflict_do_nothing(
+            index_elements=["source_id"]
+        ).returning(SalesOutcome.id)
+        with self.transaction() as s:
+            return len(list(s.scalars(stmt)))
+
+    def outcomes_for(self, hubspot_id: str) -> list[SalesOutcome]:
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(SalesOutcome)
+                    .where(SalesOutcome.hubspot_id == hubspot_id)
+                    .order_by(SalesOutcome.occurred_at)
+                )
+            )
+
+    def open_sla_timer(
+        self, *, hubspot_id: str, sf_id: str, owner_id: str | None, assigned_at: datetime,
+        first_touch_due: datetime, worked_due: datetime, recycled_from: int | None = None,
+    ) -> int:
+        with self.transaction() as s:
+            row = SlaTimer(
+                hubspot_id=hubspot_id, sf_id=sf_id, owner_id=owner_id, assigned_at=assigned_at,
+                first_touch_due=first_touch_due, worked_due=worked_due, state="open",
+                recycled_from=recycled_from,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def sla_timers(self, *, state: str | None = None) -> list[SlaTimer]:
+        with self.transaction() as s:
+            q = select(SlaTimer)
+            if state:
+                q = q.where(SlaTimer.state == state)
+            return list(s.scalars(q.order_by(SlaTimer.id)))
+
+    def update_sla_timer(self, timer_id: int, **values: Any) -> None:
+        with self.transaction() as s:
+            s.execute(update(SlaTimer).where(SlaTimer.id == timer_id).values(**values))
+
+    # --- routing and leases -------------------------------------------------------------------
+
+    def next_round_robin(self, team: str, size: int) -> int:
+        """The team member's index to assign next, advancing the persisted pointer atomically."""
+        if size <= 0:
+            raise ValueError("team size must be positive")
+        with self.transaction() as s:
+            row = s.get(RoutingPointer, team, with_for_update=True)
+            if row is None:
+                s.execute(
+                    self._insert(RoutingPointer)
+                    .values(team=team, position=0, updated_at=self._now())
+                    .on_conflict_do_nothing(index_elements=["team"])
+                )
+                row = s.get(RoutingPointer, team, with_for_update=True)
+                assert row is not None
+            index = row.position % size
+            row.position = index + 1
+            row.updated_at = self._now()
+            return index
+
+    def acquire_lease(self, name: str, holder: str, *, ttl_seconds: float) -> bool:
+        """Take or renew the named lease; False when another holder's lease has not expired."""
+        from datetime import timedelta
+
+        now = self._now()
+        expires = now + timedelta(seconds=ttl_seconds)
+        with self.transaction() as s:
+            s.execute(
+                self._insert(Lease)
+                .values(name=name, holder=holder, expires_at=expires)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            taken = s.execute(
+                update(Lease)
+                .where(Lease.name == name)
+                .where((Lease.holder == holder) | (Lease.expires_at < now))
+                .values(holder=holder, expires_at=expires)
+            ).rowcount
+            return bool(taken)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.transaction() as s:
+            s.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+

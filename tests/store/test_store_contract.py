@@ -1,0 +1,243 @@
+"""The state store's contract, run on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, text
+
+from connector.clock import FrozenClock
+from connector.errors import Actor
+from connector.store import ActivityRecord, ContactRecord, Store
+
+T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+
+
+def contact(i: int, **props: str) -> ContactRecord:
+    base = {"email": f"User{i}@Example.com", "firstname": f"U{i}", "lifecyclestage": "lead"}
+    base.update(props)
+    return ContactRecord(
+        hubspot_id=str(i), email=base["email"], properties=base,
+        hubspot_created_at=T0, hubspot_updated_at=T0 + timedelta(minutes=i),
+    )
+
+
+def activity(cid: str, sid: str, kind: str = "email_open", minutes: int = 0) -> ActivityRecord:
+    return ActivityRecord(
+        contact_id=cid, type=kind, occurred_at=T0 + timedelta(minutes=minutes),
+        source="email_events", source_id=sid, title="Newsletter", details={"campaign": 7},
+    )
+
+
+def test_schema_is_at_head(store: Store) -> None:
+    assert store.schema_revision() == store.head_revision()
+    tables = set(inspect(store.engine).get_table_names())
+    assert {
+        "sync_runs", "bookmarks", "contacts", "activities", "scores", "lifecycle_transitions",
+        "id_map", "write_ledger", "dead_letters", "sales_outcomes", "sla_timers",
+        "routing_pointers", "leases",
+    } <= tables
+
+
+def test_migrate_twice_is_harmless(store: Store) -> None:
+    store.migrate()
+    assert store.schema_revision() == store.head_revision()
+
+
+def test_contacts_upsert_and_read_back(store: Store) -> None:
+    store.upsert_contacts([contact(1), contact(2)])
+    store.upsert_contacts([contact(1, firstname="Renamed", lifecyclestage="marketingqualifiedlead")])
+    c1 = store.get_contact("1")
+    assert c1 is not None
+    assert c1.email == "user1@example.com"  # emails are matched case-insensitively
+    assert c1.properties["firstname"] == "Renamed"
+    assert c1.lifecycle_stage == "marketingqualifiedlead"
+    assert c1.hubspot_updated_at == T0 + timedelta(minutes=1)
+    assert c1.hubspot_updated_at.tzinfo is not None
+    assert store.count_contacts() == 2
+    assert store.find_contact_by_email("USER2@example.com").hubspot_id == "2"  # type: ignore[union-attr]
+
+
+def test_archived_and_merged_contacts_are_not_live(store: Store) -> None:
+    store.upsert_contacts([contact(1), contact(2), contact(3)])
+    store.upsert_contacts([
+        ContactRecord("2", None, {}, None, None, archived=True),
+        ContactRecord("3", None, {}, None, None, merged_into="1"),
+    ])
+    assert store.count_contacts() == 1
+    assert store.count_contacts(include_archived=True) == 3
+    assert [c.hubspot_id for c in store.iter_contacts(batch=1)] == ["1"]
+
+
+def test_iter_contacts_streams_in_batches(store: Store) -> None:
+    store.upsert_contacts([contact(i) for i in range(10, 35)])
+    ids = [c.hubspot_id for c in store.iter_contacts(batch=7)]
+    assert ids == sorted(str(i) for i in range(10, 35))
+
+
+def test_activities_deduplicate_by_source_id(store: Store, clock: FrozenClock) -> None:
+    store.upsert_contacts([contact(1)])
+    before = store.get_contact("1").inputs_changed_at  # type: ignore[union-attr]
+    clock.advance(60)
+    assert store.add_activities([activity("1", "a"), activity("1", "b", "email_click")]) == 2
+    assert store.add_activities([activity("1", "a"), activity("1", "c", minutes=5)]) == 1
+    assert store.count_activities_by_type() == {"email_open": 2, "email_click": 1}
+    acts = store.activities_for("1")
+    assert [a.source_id for a in acts] == ["a", "b", "c"]
+    assert acts[0].details == {"campaign": 7}
+    after = store.get_contact("1").inputs_changed_at  # type: ignore[union-attr]
+    assert after is not None and before is not None and after > before
+
+
+def test_bookmark_commits_with_its_records_or_not_at_all(store: Store) -> None:
+    store.set_bookmark("contacts", "2026-10-01T00:00:00Z")
+    with pytest.raises(RuntimeError):
+        with store.transaction() as s:
+            store.upsert_contacts([contact(5)], session=s)
+            store.set_bookmark("contacts", "2026-10-02T00:00:00Z", session=s)
+            raise RuntimeError("crash before commit")
+    assert store.get_bookmark("contacts") == "2026-10-01T00:00:00Z"
+    assert store.get_contact("5") is None
+    with store.transaction() as s:
+        store.upsert_contacts([contact(5)], session=s)
+        store.set_bookmark("contacts", "2026-10-02T00:00:00Z", session=s)
+    assert store.get_bookmark("contacts") == "2026-10-02T00:00:00Z"
+    assert store.bookmarks() == {"contacts": "2026-10-02T00:00:00Z"}
+
+
+def test_runs_record_status_and_counts(store: Store, clock: FrozenClock) -> None:
+    run = store.start_run("pull", trigger="schedule")
+    clock.advance(5)
+    store.finish_run(run, status="ok", counts={"contacts": 3})
+    row = store.get_run(run)
+    assert row is not None and row.status == "ok" and row.counts == {"contacts": 3}
+    assert row.finished_at is not None and row.finished_at - row.started_at == timedelta(seconds=5)
+
+
+def test_scores_history_and_latest(store: Store, clock: FrozenClock) -> None:
+    store.add_scores([dict(contact_id="1", scored_at=clock.now(), interest=40.0, fit_grade="B",
+                           fit_points=30.0, is_mql=False, explanation={"rules": []})])
+    clock.advance(3600)
+    store.add_scores([dict(contact_id="1", scored_at=clock.now(), interest=65.5, fit_grade="A",
+                           fit_points=45.0, is_mql=True, explanation={"rules": ["webinar"]})])
+    latest = store.latest_score("1")
+    assert latest is not None and latest.interest == 65.5 and latest.is_mql
+
+
+def test_lifecycle_transitions_update_the_contact(store: Store) -> None:
+    store.upsert_contacts([contact(1)])
+    store.record_transition("1", "lead", "marketingqualifiedlead", reason="A at 72")
+    assert store.get_contact("1").lifecycle_stage == "marketingqualifiedlead"  # type: ignore[union-attr]
+    [t] = store.transitions_for("1")
+    assert (t.from_stage, t.to_stage, t.reason) == ("lead", "marketingqualifiedlead", "A at 72")
+
+
+def test_id_map_links_both_ways_and_follows_conversion(store: Store) -> None:
+    store.link("1", "Lead", "00Q000000000001AAA")
+    assert store.hubspot_id_for("00Q000000000001AAA") == "1"
+    store.link("1", "Contact", "003000000000001AAA", how="converted")
+    link = store.linked("1")
+    assert link is not None and (link.sf_object, link.sf_id, link.how) == (
+        "Contact", "003000000000001AAA", "converted")
+    assert store.hubspot_id_for("00Q000000000001AAA") is None
+
+
+def test_write_ledger_makes_writes_happen_once(store: Store) -> None:
+    entry = store.claim_write("sf:task:handoff:1", system="salesforce", operation="create",
+                              target="Task", payload={"Subject": "Hand-off"})
+    assert entry is not None and entry.status == "pending"
+    # A crash before completion leaves it pending: the next run sees it and reconciles.
+    assert [e.key for e in store.pending_writes("salesforce")] == ["sf:task:handoff:1"]
+    store.complete_write("sf:task:handoff:1", remote_id="00T000000000001AAA")
+    assert store.claim_write("sf:task:handoff:1", system="salesforce", operation="create",
+                             target="Task", payload={"Subject": "Hand-off"}) is None
+    assert store.ledger_entry("sf:task:handoff:1").remote_id == "00T000000000001AAA"  # type: ignore[union-attr]
+    # A changed payload makes the write due again.
+    again = store.claim_write("sf:task:handoff:1", system="salesforce", operation="update",
+                              target="Task", payload={"Subject": "Hand-off v2"})
+    assert again is not None and again.status == "pending"
+    assert store.pending_writes() != []
+
+
+def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
+    first = store.dead_letter(stage="push", system="salesforce", record_key="42",
+                              reason="Email: invalid email address", actor=Actor.DATA,
+                              payload={"Email": "x@"}, error_code="INVALID_EMAIL_ADDRESS")
+    again = store.dead_letter(stage="push", system="salesforce", record_key="42",
+                              reason="Email: invalid email address", actor=Actor.DATA)
+    assert first == again
+    [dl] = store.dead_letters()
+    assert dl.attempts == 2 and dl.actor == "data" and dl.payload == {"Email": "x@"}
+    assert dl.error_code == "INVALID_EMAIL_ADDRESS"
+    assert store.resolve_dead_letters(stage="push", record_keys=["42"]) == 1
+    assert store.dead_letters() == []
+    assert len(store.dead_letters(status="resolved")) == 1
+
+
+def test_sales_outcomes_are_stored_once(store: Store) -> None:
+    row = dict(hubspot_id="1", sf_object="Lead", sf_id="00Q000000000001AAA",
+               source_id="00T000000000009AAA", kind="attempt", status="Completed",
+               occurred_at=T0, details={"subtype": "Call"})
+    assert store.add_outcomes([row]) == 1
+    assert store.add_outcomes([row]) == 0
+    [o] = store.outcomes_for("1")
+    assert o.kind == "attempt" and o.details == {"subtype": "Call"}
+
+
+def test_sla_timers(store: Store) -> None:
+    tid = store.open_sla_timer(hubspot_id="1", sf_id="00Q000000000001AAA", owner_id="005A",
+                               assigned_at=T0, first_touch_due=T0 + timedelta(hours=24),
+                               worked_due=T0 + timedelta(hours=48))
+    store.update_sla_timer(tid, first_touch_at=T0 + timedelta(hours=3), state="met")
+    [timer] = store.sla_timers(state="met")
+    assert timer.first_touch_at == T0 + timedelta(hours=3)
+    recycled = store.open_sla_timer(hubspot_id="1", sf_id="00Q000000000001AAA", owner_id="005B",
+                                    assigned_at=T0, first_touch_due=T0, worked_due=T0,
+                                    recycled_from=tid)
+    assert store.sla_timers(state="open")[0].id == recycled
+
+
+def test_round_robin_pointer_persists(store: Store) -> None:
+    picks = [store.next_round_robin("SDR-NA", 3) for _ in range(5)]
+    assert picks == [0, 1, 2, 0, 1]
+    assert store.next_round_robin("SDR-EMEA", 2) == 0
+    assert store.next_round_robin("SDR-NA", 3) == 2
+
+
+def test_leases_exclude_other_holders_until_expiry(store: Store, clock: FrozenClock) -> None:
+    assert store.acquire_lease("scheduler", "a", ttl_seconds=30)
+    assert not store.acquire_lease("scheduler", "b", ttl_seconds=30)
+    assert store.acquire_lease("scheduler", "a", ttl_seconds=30)  # renewal
+    clock.advance(31)
+    assert store.acquire_lease("scheduler", "b", ttl_seconds=30)
+    store.release_lease("scheduler", "b")
+    assert store.acquire_lease("scheduler", "a", ttl_seconds=30)
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        store.open_sla_timer(hubspot_id="1", sf_id="x", owner_id=None,
+                             assigned_at=datetime(2026, 1, 1), first_touch_due=T0, worked_due=T0)
+
+
+def test_concurrent_writers_do_not_lose_activities(store: Store) -> None:
+    store.upsert_contacts([contact(1)])
+
+    def writer(n: int) -> None:
+        store.add_activities([activity("1", f"w{n}-{i}") for i in range(20)])
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.count_activities_by_type() == {"email_open": 80}
+
+
+def test_sqlite_uses_wal(backend_store: Store) -> None:
+    if backend_store.engine.dialect.name != "sqlite":
+        pytest.skip("WAL is a SQLite setting")
+    with backend_store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
