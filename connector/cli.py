@@ -1,0 +1,186 @@
+"""The `handshake` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from connector import __version__
+from connector.config import CONFIG_ENV, Config, load_config, resolve_config_path
+from connector.errors import ConfigError, FatalError
+from connector.logs import bind_run, get_logger, register_secrets, setup_logging
+
+app = typer.Typer(
+    name="handshake",
+    help="Hands HubSpot's marketing-qualified leads to Salesforce and brings sales outcomes back.",
+    no_args_is_help=True,
+    # Locals in tracebacks could hold secrets: never show them.
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="The state database: schema upgrades and status.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+log = get_logger("cli")
+
+EXIT_CONFIG = 2
+
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
+]
+
+
+class _State:
+    config_path: str | None = None
+    log_json: bool = False
+    log_level: str | None = None
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"handshake {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
+    ] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    state.config_path = config
+    state.log_json = log_json
+    state.log_level = log_level
+    setup_logging(level=(log_level or "INFO").upper(), json_lines=log_json)
+
+
+def report_config_error(exc: ConfigError) -> None:
+    """Print every problem of a bad config or mapping file to stderr."""
+    err.print(f"[bold red]{len(exc.problems)} configuration problem(s):[/]")
+    for p in exc.problems:
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        err.print(
+            f"  [red]✗[/] {escape(where)}  [bold]{escape(p.key)}[/]: {escape(p.problem)}",
+            highlight=False,
+        )
+        err.print(f"      fix: {escape(p.fix)}", highlight=False)
+
+
+def load_checked_config(config: str | None = None, *, require_secrets: bool = True) -> Config:
+    """Load the config for a command; on problems print them all and exit 2."""
+    path = resolve_config_path(config or state.config_path)
+    try:
+        config = load_config(path, require_secrets=require_secrets)
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+    register_secrets(config.secrets.values())
+    setup_logging(
+        level=(state.log_level or config.logging.level).upper(),
+        json_lines=state.log_json or config.logging.json_lines,
+        file=config.logging.file or None,
+    )
+    return config
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the config file and the secrets in the environment; exit 2 listing every problem."""
+    with bind_run():
+        loaded = load_checked_config(config)
+        log.info("configuration is valid", extra={"file": loaded.source})
+        out.print(f"[green]✓[/] {loaded.source}: configuration is valid")
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as one JSON object.")] = False,
+) -> None:
+    """Print the effective configuration; secrets appear only as set / not set."""
+    loaded = load_checked_config(config, require_secrets=False)
+    data: dict[str, Any] = loaded.model_dump(mode="json")
+    data["secrets"] = {
+        name: ("set" if getattr(loaded.secrets, name) else "not set")
+        for name in type(loaded.secrets).model_fields
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    for section, values in data.items():
+        out.print(f"[bold]\\[{section}][/]")
+        for key, value in values.items():
+            out.print(f"  {key} = {value!r}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create the state database or upgrade its schema in place to the newest version."""
+    from connector.store import Store
+
+    with bind_run():
+        loaded = load_checked_config(config, require_secrets=False)
+        store = Store(loaded.state.database_url)
+        before = store.schema_revision()
+        store.migrate()
+        after = store.schema_revision()
+        store.close()
+        log.info("schema upgraded", extra={"from_revision": before, "to_revision": after})
+        out.print(f"schema: {before or 'empty'} → {after}")
+
+
+@db_app.command("status")
+def db_status(config: ConfigOption = None) -> None:
+    """Show the schema revision of the state database and the newest one available."""
+    from connector.store import Store
+
+    loaded = load_checked_config(config, require_secrets=False)
+    store = Store(loaded.state.database_url)
+    current, head = store.schema_revision(), store.head_revision()
+    store.close()
+    out.print(f"schema revision: {current or 'none'} (newest: {head})")
+    if current != head:
+        out.print("run `handshake db upgrade` to upgrade in place")
+
+
+def main() -> None:
+    """Console-script entry point: admin-facing errors become messages and exit codes."""
+    try:
+        app()
+    except ConfigError as exc:
+        report_config_error(exc)
+        sys.exit(EXIT_CONFIG)
+    except FatalError as exc:
+        logging.getLogger("connector").error("stopped: %s", exc)
+        err.print(f"[bold red]stopped:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "load_checked_config", "main", "report_config_error"]
