@@ -1,0 +1,434 @@
+"""`HttpPolicy`: limiters, classification and tenacity retries around any outbound call.
+
+One policy per remote system. Every library's calls go through `execute` (the httpx transport,
+the requests adapter and the HubSpot SDK helper all call it), so nothing is retried twice: the
+SDKs' own retries are off, and an error already decided by a policy underneath is passed on
+untouched. All waiting goes through the injected `Clock`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from random import Random
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from connector.clock import Clock, SystemClock
+from connector.errors import (
+    HandshakeError,
+    QuotaExhausted,
+    RecordRejected,
+    RequestFailed,
+    RetriableError,
+    SkippableError,
+)
+from connector.http import classify as c
+from connector.http import settings as s
+from connector.http.limits import ConcurrencyLimiter, Limiter, RollingWindowLimiter
+
+__all__ = ["HttpPolicy", "RefreshHook", "Timeouts", "redact"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("connector.http")
+
+RefreshHook = Callable[[], Mapping[str, str] | None]
+"""Refreshes a session; may return headers (e.g. a new Authorization) for the re-sent request."""
+
+# What a credential can look like in text we did not write (exception texts, remote messages),
+# each with its mask.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)\b(authorization)\s*[:=]\s*\S+(\s+\S+)?"), r"\1: ***"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=!-]+"), r"\1 ***"),
+    (re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._-]+"), "***"),  # Salesforce session id
+    (re.compile(r"\?[^\s'\"<>?]*=[^\s'\"<>]*"), "?***"),  # query strings (legacy hapikey=...)
+)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with known secrets, bearer tokens, session ids and query strings masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    for pattern, mask in _SECRET_PATTERNS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed to connect, read, write, and wait for a pooled connection."""
+
+    connect: float
+    read: float
+    write: float
+    pool: float
+
+    def httpx(self) -> httpx.Timeout:
+        """As an `httpx.Timeout`."""
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def pair(self) -> tuple[float, float]:
+        """As the `(connect, read)` pair requests and urllib3 take."""
+        return (self.connect, self.read)
+
+
+@dataclass
+class _Call:
+    """The state of one `execute`: errors this policy raised (the only ones it retries)."""
+
+    what: str
+    raised: list[BaseException] = field(default_factory=list)
+    refreshed: bool = False
+
+    def own(self, err: HandshakeError) -> HandshakeError:
+        self.raised.append(err)
+        return err
+
+    def is_own(self, exc: BaseException) -> bool:
+        return any(exc is known for known in self.raised)
+
+
+class HttpPolicy:
+    """The retry, rate-limit and classification policy of one remote system."""
+
+    def __init__(
+        self,
+        settings: s.PolicySettings,
+        table: Sequence[c.Rule],
+        *,
+        clock: Clock | None = None,
+        random: Random | None = None,
+        on_session_expired: RefreshHook | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.table = tuple(table)
+        self.clock: Clock = clock or SystemClock()
+        self.on_session_expired = on_session_expired
+        self._random = random or Random()
+        self._secrets: set[str] = {x for x in secrets if x}
+        self._lock = threading.Lock()
+        self._quota: QuotaExhausted | None = None
+        self.limiters: dict[str, Limiter] = {}
+        for name, rolling in settings.rolling.items():
+            self.limiters[name] = RollingWindowLimiter(
+                rolling.limit,
+                rolling.window,
+                clock=self.clock,
+                safety_margin=settings.safety_margin,
+                name=name,
+            )
+        for name, size in settings.concurrency.items():
+            self.limiters[name] = ConcurrencyLimiter(size, name=name)
+        self._tz = ZoneInfo(settings.daily_reset_timezone)
+
+    # --- construction helpers -----------------------------------------------------------------
+
+    @classmethod
+    def for_hubspot(
+        cls,
+        tier: str = "professional",
+        *,
+        capacity_packs: int = 0,
+        timezone: str = "UTC",
+        clock: Clock | None = None,
+        random: Random | None = None,
+        secrets: Iterable[str] = (),
+        **overrides: Any,
+    ) -> HttpPolicy:
+        """A policy for one HubSpot account (burst by tier, search limiter, daily reset at
+        midnight in the account's `timezone`)."""
+        settings = s.hubspot_settings(
+            tier, capacity_packs=capacity_packs, timezone=timezone, **overrides
+        )
+        return cls(settings, c.HUBSPOT, clock=clock, random=random, secrets=secrets)
+
+    @classmethod
+    def for_salesforce(
+        cls,
+        *,
+        max_concurrent: int = s.SALESFORCE_DEFAULT_CONCURRENCY,
+        clock: Clock | None = None,
+        random: Random | None = None,
+        on_session_expired: RefreshHook | None = None,
+        secrets: Iterable[str] = (),
+        **overrides: Any,
+    ) -> HttpPolicy:
+        """A policy for one Salesforce org (concurrency cap, session refresh hook)."""
+        settings = s.salesforce_settings(max_concurrent=max_concurrent, **overrides)
+        return cls(
+            settings,
+            c.SALESFORCE,
+            clock=clock,
+            random=random,
+            on_session_expired=on_session_expired,
+            secrets=secrets,
+        )
+
+    # --- public helpers -----------------------------------------------------------------------
+
+    @property
+    def system(self) -> str:
+        """The remote system's name, as errors carry it."""
+        return self.settings.system
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The timeouts every adapter applies."""
+        st = self.settings
+        return Timeouts(st.connect_timeout, st.read_timeout, st.write_timeout, st.pool_timeout)
+
+    def add_secret(self, secret: str) -> None:
+        """Register a value (token, password) that must never appear in an error message."""
+        if secret:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        """`text` with this policy's secrets and any credential-looking value masked."""
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        return redact(text, secrets)
+
+    def limiter(self, name: str) -> Limiter:
+        """The limiter called `name`."""
+        try:
+            return self.limiters[name]
+        except KeyError:
+            raise ValueError(
+                f"{self.system} has no limiter {name!r}; known: {', '.join(self.limiters)}"
+            ) from None
+
+    @property
+    def exhausted_until(self) -> datetime | None:
+        """When a spent daily quota resets, while it is spent; None otherwise."""
+        with self._lock:
+            quota = self._quota
+        if quota is None or quota.resets_at is None or self.clock.now() >= quota.resets_at:
+            return None
+        return quota.resets_at
+
+    # --- execute ------------------------------------------------------------------------------
+
+    def execute(
+        self,
+        send: Callable[[], T],
+        *,
+        limiter: str | None = None,
+        describe: str = "",
+        accept: Collection[int] = (),
+        on_refreshed: Callable[[Mapping[str, str]], None] | None = None,
+    ) -> T:
+        """Call `send()` under this policy and return what it returns.
+
+        Takes the `limiter` (or the system's default one) for each attempt, classifies an error
+        answer or exception through the table, retries retriable ones (exponential backoff with
+        jitter, or exactly what `Retry-After` / the rate-limit window asks), and raises the
+        tier's error when it gives up. `accept` lists error statuses the caller handles itself;
+        `on_refreshed` receives the headers returned by the session-refresh hook so an adapter
+        can put them on the re-sent request.
+        """
+        self._refuse_while_exhausted(describe)
+        chosen = self.limiter(limiter) if limiter else self._default_limiter()
+        call = _Call(what=describe)
+
+        def attempt() -> T:
+            while True:
+                held: AbstractContextManager[None] = chosen.hold() if chosen else nullcontext()
+                with held:
+                    outcome = self._send_once(send, accept, call)
+                if not isinstance(outcome, c.Verdict):
+                    return outcome
+                refreshed = self._maybe_refresh(outcome, call, on_refreshed)
+                if refreshed:
+                    continue  # one immediate re-send with the new session
+                return self._act(outcome, call, chosen)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: self._should_retry(exc, call)),
+            sleep=self.clock.sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _default_limiter(self) -> Limiter | None:
+        name = self.settings.default_limiter
+        return self.limiters[name] if name else None
+
+    def _send_once(self, send: Callable[[], T], accept: Collection[int], call: _Call) -> T | c.Verdict:
+        """One call: its result when usable, else the verdict on it."""
+        try:
+            result = send()
+        except HandshakeError:
+            raise  # decided by a policy underneath: pass it on, never retry it twice
+        except Exception as exc:
+            view = c.view_of(exc)
+            if view is not None:
+                if view.status in accept:
+                    raise
+                verdict = c.classify_error(self.table, view=view, exception=exc)
+                assert verdict is not None  # an answer always gets a verdict
+                return verdict
+            verdict = c.classify_error(self.table, exception=exc)
+            if verdict is None:
+                raise  # not a network or HTTP failure: a bug to see, not to retry
+            return verdict
+        status = c.status_of(result)
+        if status is None or status < 400 or status in accept:
+            return result  # a success body stays unread: the caller may stream it
+        if isinstance(result, httpx.Response):
+            result.read()  # error bodies are small and carry the remote message
+        view = c.view_of(result)
+        assert view is not None
+        verdict = c.classify_error(self.table, view=view)
+        assert verdict is not None
+        if verdict.rule.action is c.Action.PASS:
+            return result
+        return verdict
+
+    def _maybe_refresh(
+        self,
+        verdict: c.Verdict,
+        call: _Call,
+        on_refreshed: Callable[[Mapping[str, str]], None] | None,
+    ) -> bool:
+        if verdict.rule.action is not c.Action.REFRESH:
+            return False
+        if self.on_session_expired is None or call.refreshed:
+            return False
+        call.refreshed = True
+        self._release(verdict)
+        log.info("%s: %s: session expired, refreshing once", self.system, self._what(verdict, call))
+        headers = self.on_session_expired()
+        if headers and on_refreshed is not None:
+            on_refreshed(headers)
+        return True
+
+    def _release(self, verdict: c.Verdict) -> None:
+        if verdict.view is not None and verdict.view.release is not None:
+            try:
+                verdict.view.release()
+            except Exception:  # noqa: BLE001 - releasing a connection must not hide the error
+                log.debug("could not release a response", exc_info=True)
+
+    def _what(self, verdict: c.Verdict, call: _Call) -> str:
+        view = verdict.view
+        target = ""
+        if view is not None and view.method and view.path:
+            target = f"{view.method} {view.path}"
+        elif view is not None and view.path:
+            target = view.path
+        if call.what and target and target not in call.what:
+            return f"{call.what} ({target})"
+        return call.what or target or "request"
+
+    def _message(self, verdict: c.Verdict, call: _Call) -> str:
+        what = self._what(verdict, call)
+        if verdict.view is not None:
+            remote = verdict.info.message if verdict.info else ""
+            codes = ", ".join(sorted(verdict.info.codes)) if verdict.info else ""
+            detail = f" [{codes}]" if codes else ""
+            text = f"{what}: HTTP {verdict.view.status}{detail}: {remote or verdict.rule.why}"
+        else:
+            exc = verdict.exception
+            text = f"{what}: {type(exc).__name__}: {exc} ({verdict.rule.why})"
+        return self.redact(text)
+
+    def _act(self, verdict: c.Verdict, call: _Call, chosen: Limiter | None) -> Any:
+        """Raise what the verdict says (every path raises)."""
+        self._release(verdict)
+        rule = verdict.rule
+        message = self._message(verdict, call)
+        status = verdict.view.status if verdict.view is not None else None
+        now = self.clock.now()
+        hint = c.hinted_wait(verdict.view, now) if verdict.view is not None else None
+        error: HandshakeError
+        if rule.action is c.Action.RETRY:
+            error = rule.error(message, system=self.system, status=status, retry_after=hint)  # type: ignore[call-arg]
+        elif rule.action is c.Action.RATE_LIMIT:
+            wait = hint if hint is not None else rule.wait
+            if wait is not None and chosen is not None:
+                chosen.pause(wait)  # every thread on this limiter waits, not just this one
+            error = rule.error(message, system=self.system, status=status, retry_after=wait)  # type: ignore[call-arg]
+        elif rule.action is c.Action.QUOTA:
+            error = QuotaExhausted(message, system=self.system, resets_at=self._resets_at(now))
+            with self._lock:
+                self._quota = error
+        elif issubclass(rule.error, RequestFailed):
+            body = verdict.view.json() if verdict.view is not None else None
+            error = rule.error(message, system=self.system, status=status, body=body)
+        elif issubclass(rule.error, SkippableError):
+            details: dict[str, Any] = {"status": status}
+            if verdict.info is not None:
+                details["codes"] = sorted(verdict.info.codes)
+            error = RecordRejected(message, system=self.system, details=details)
+        else:
+            error = rule.error(message, system=self.system)
+        call.own(error)
+        if verdict.exception is not None and verdict.view is None:
+            raise error from verdict.exception
+        raise error from None
+
+    def _resets_at(self, now: datetime) -> datetime:
+        if self.settings.quota_cooldown is not None:
+            return now + timedelta(seconds=self.settings.quota_cooldown)
+        return c.next_midnight(now, self._tz)
+
+    def _refuse_while_exhausted(self, describe: str) -> None:
+        until = self.exhausted_until
+        if until is not None:
+            raise QuotaExhausted(
+                self.redact(
+                    f"{describe or 'request'}: not sent, the daily quota is spent until "
+                    f"{until.isoformat()}"
+                ),
+                system=self.system,
+                resets_at=until,
+            )
+
+    def _should_retry(self, exc: BaseException, call: _Call) -> bool:
+        if not isinstance(exc, RetriableError) or not call.is_own(exc):
+            return False
+        limit = self.settings.max_retry_after
+        return exc.retry_after is None or exc.retry_after <= limit
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        hint = getattr(exc, "retry_after", None)
+        if isinstance(hint, int | float):
+            return float(hint)  # the server said how long: no more, no less
+        st = self.settings
+        backoff = min(st.backoff_max, st.backoff_base * 2 ** (state.attempt_number - 1))
+        return backoff + self._random.uniform(0, st.jitter)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "%s; attempt %d of %d failed, retrying in %.1fs",
+            exc,
+            state.attempt_number,
+            self.settings.max_attempts,
+            wait,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpPolicy({self.system!r}, attempts={self.settings.max_attempts}, "
+            f"limiters={sorted(self.limiters)})"
+        )
