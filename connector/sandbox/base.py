@@ -180,8 +180,12 @@ class SandboxMiddleware:
         stats: RequestStats,
         render_fault: FaultRenderer,
         route_of: Callable[[Scope], str],
+        clock: SandboxClock | None = None,
     ) -> None:
         self.app = app
+        # With a clock, the `Date` header tells the sandbox's time (clients read server time
+        # from it), and uvicorn's own wall-clock Date header is switched off by ServedApp.
+        self.clock = clock
         self.faults = faults
         self.stats = stats
         self.render_fault = render_fault
@@ -230,12 +234,22 @@ class SandboxMiddleware:
             nonlocal status_seen
             if message["type"] == "http.response.start":
                 status_seen = message["status"]
+                if self.clock is not None:
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", []), self._date_header()]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.stats.record(route, status_seen)
+
+
+    def _date_header(self) -> tuple[bytes, bytes]:
+        from email.utils import format_datetime
+
+        assert self.clock is not None
+        return (b"date", format_datetime(self.clock.now(), usegmt=True).encode())
 
 
 @dataclass
@@ -278,6 +292,7 @@ class ServedApp:
     def __init__(self, app: ASGIApp, *, port: int = 0, tls: TLSFiles | None = None) -> None:
         self.port = port or _free_port()
         self.tls = tls
+        own_date = isinstance(app, SandboxMiddleware) and app.clock is not None
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -286,6 +301,7 @@ class ServedApp:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            date_header=not own_date,
             ssl_certfile=str(tls.cert_file) if tls else None,
             ssl_keyfile=str(tls.key_file) if tls else None,
         )
