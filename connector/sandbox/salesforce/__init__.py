@@ -1,0 +1,50 @@
+"""An emulated Salesforce org (REST API, OAuth 2.0 and SOAP login) for tests and demos.
+
+    from connector.sandbox.base import SandboxClock
+    from connector.sandbox.salesforce import SalesforceSandbox, salesforce_session
+
+    sandbox = SalesforceSandbox(SandboxClock())
+    served = sandbox.serve()                     # HTTPS on 127.0.0.1, throw-away CA
+    ca = sandbox.tls.ca_bundle
+
+Pointing simple-salesforce 1.12 at it (it builds every login URL as
+`https://{domain}.salesforce.com/...`, so it cannot be given `127.0.0.1:PORT` directly):
+
+1. Username/password/security token (SOAP login), unchanged client code: give it a requests
+   session that routes `*.salesforce.com` to the sandbox and trusts its CA::
+
+       session = salesforce_session(served.base_url, ca)
+       sf = Salesforce(username=..., password=..., security_token=..., session=session)
+
+   The login answer's serverUrl is the sandbox itself, so every later call goes to
+   `https://127.0.0.1:PORT/services/data/vNN.N/...` directly, verified with the CA.
+2. OAuth token first (any flow), then `instance_url` + `session_id`::
+
+       token = requests.post(f"{served.base_url}/services/oauth2/token", data={...},
+                             verify=ca).json()
+       session = requests.Session(); session.verify = str(ca)
+       sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
+                       session=session)
+
+   or simply `session_id=sandbox.session_id` (a fixed session, valid until
+   `expire_sessions()`).
+
+Routes: see `settings.ROUTES`; rules (duplicate, assignment) in `state`; SOQL in `soql`.
+"""
+
+from __future__ import annotations
+
+from .app import SalesforceApp
+from .routing import SalesforceRoutingAdapter, salesforce_session
+from .sandbox import SalesforceSandbox
+from .state import RecordError, RequestError, SalesforceState
+
+__all__ = [
+    "RecordError",
+    "RequestError",
+    "SalesforceApp",
+    "SalesforceRoutingAdapter",
+    "SalesforceSandbox",
+    "SalesforceState",
+    "salesforce_session",
+]

@@ -1,0 +1,145 @@
+"""Every path, limit, fixed message and default of the emulated Salesforce API, in one place.
+
+Sources (checked for this emulation):
+- REST API Developer Guide, https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+- sObject Collections, .../resources_composite_sobjects_collections.htm (200 records a call)
+- Get Updated / Get Deleted, .../resources_getupdated.htm, .../resources_getdeleted.htm
+  (30 days back for updated, 15 days for deleted, 600,000 ids at most)
+- Limits header, .../headers_api_usage.htm (`Sforce-Limit-Info: api-usage=N/M`)
+- Query options header, .../headers_queryoptions.htm (batchSize 200..2000, default 2000)
+- SOQL date formats, https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_dateformats.htm
+"""
+
+from __future__ import annotations
+
+import re
+
+# Versions ------------------------------------------------------------------------------------
+DEFAULT_API_VERSION = "62.0"
+MIN_API_VERSION = 50.0
+VERSION_LABELS: dict[str, str] = {
+    "50.0": "Winter '21", "51.0": "Spring '21", "52.0": "Summer '21", "53.0": "Winter '22",
+    "54.0": "Spring '22", "55.0": "Summer '22", "56.0": "Winter '23", "57.0": "Spring '23",
+    "58.0": "Summer '23", "59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24",
+    "62.0": "Winter '25", "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26",
+}
+
+# Paths ---------------------------------------------------------------------------------------
+OAUTH_TOKEN_PATH = "/services/oauth2/token"
+SOAP_LOGIN_RE = re.compile(r"^/services/Soap/u/(?P<version>\d+\.\d)/?$")
+DATA_ROOT = "/services/data"
+DATA_PREFIX_RE = re.compile(r"^/services/data/v(?P<version>\d+\.\d)(?P<rest>/.*)?$")
+SANDBOX_PREFIX = "/__sandbox__"
+ORG_ID = "00D5g000004SBXAEA4"
+INSTANCE_NAME = "SBX1"
+
+# REST route templates under /services/data/vNN.N (regex, name used in statistics)
+ROUTES: list[tuple[str, str]] = [
+    (r"^/?$", "/"),
+    (r"^/limits/?$", "/limits"),
+    (r"^/query/?$", "/query"),
+    (r"^/queryAll/?$", "/queryAll"),
+    (r"^/query/(?P<locator>[^/]+)$", "/query/{locator}"),
+    (r"^/queryAll/(?P<locator>[^/]+)$", "/queryAll/{locator}"),
+    (r"^/sobjects/?$", "/sobjects"),
+    (r"^/sobjects/(?P<sobject>\w+)/?$", "/sobjects/{sobject}"),
+    (r"^/sobjects/(?P<sobject>\w+)/describe/?$", "/sobjects/{sobject}/describe"),
+    (r"^/sobjects/(?P<sobject>\w+)/updated/?$", "/sobjects/{sobject}/updated"),
+    (r"^/sobjects/(?P<sobject>\w+)/deleted/?$", "/sobjects/{sobject}/deleted"),
+    (r"^/sobjects/(?P<sobject>\w+)/(?P<id>[^/]+)/?$", "/sobjects/{sobject}/{id}"),
+    (r"^/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?$",
+     "/sobjects/{sobject}/{field}/{value}"),
+    (r"^/composite/sobjects/?$", "/composite/sobjects"),
+    (r"^/composite/sobjects/(?P<sobject>\w+)/?$", "/composite/sobjects/{sobject}"),
+    (r"^/composite/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/?$",
+     "/composite/sobjects/{sobject}/{field}"),
+]
+
+# Limits --------------------------------------------------------------------------------------
+DAILY_WINDOW_SECONDS = 24 * 3600
+DEFAULT_DAILY_ALLOCATION = 100_000
+COLLECTION_MAX_RECORDS = 200
+COLLECTION_RETRIEVE_GET_MAX = 800  # URL length bound the docs give for GET ?ids=
+COLLECTION_RETRIEVE_POST_MAX = 2000
+QUERY_DEFAULT_BATCH = 2000
+QUERY_MIN_BATCH = 200
+QUERY_MAX_BATCH = 2000
+QUERY_LOCATOR_IDLE_SECONDS = 15 * 60
+UPDATED_MAX_DAYS = 30
+DELETED_MAX_DAYS = 15
+REPLICATION_MAX_IDS = 600_000
+SESSION_TTL_SECONDS = 7200
+JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
+
+# Headers -------------------------------------------------------------------------------------
+LIMIT_INFO_HEADER = "Sforce-Limit-Info"
+AUTO_ASSIGN_HEADER = "sforce-auto-assign"
+DUPLICATE_RULE_HEADER = "sforce-duplicate-rule-header"
+QUERY_OPTIONS_HEADER = "sforce-query-options"
+
+# Fixed error bodies --------------------------------------------------------------------------
+MSG_SESSION_INVALID = "Session expired or invalid"
+MSG_REQUEST_LIMIT = "TotalRequests Limit exceeded."
+MSG_CONCURRENT_LIMIT = "ConcurrentPerOrgLongTxn Limit exceeded."
+MSG_SERVER_UNAVAILABLE = "Server temporarily unavailable"
+MSG_UNKNOWN_EXCEPTION = (
+    "An unexpected error occurred. Please include this ErrorId if you contact support: "
+    "1730263381-22913 (-1604219345)"
+)
+MSG_COLLECTION_LIMIT = "record limit reached. cannot submit more than 200 records into this call"
+MSG_ROLLED_BACK = (
+    "Record rolled back because not all records were valid and the request was using "
+    "AllOrNone header"
+)
+MSG_NOT_FOUND = "The requested resource does not exist"
+MSG_DUPLICATE = "Use one of these records?"
+MSG_DUPLICATE_RULE = (
+    "You're creating a duplicate record. We recommend you use an existing record instead."
+)
+SOAP_INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
+
+# Duplicate rules: (sobject being saved) -> [(matched sobject, matching rule name)]
+DUPLICATE_RULES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "Lead": (
+        "Standard_Rule_for_Leads_with_Duplicate_Contacts",
+        [("Lead", "Standard_Lead_Match_Rule_v1_0"), ("Contact", "Standard_Contact_Match_Rule_v1_1")],
+    ),
+    "Contact": (
+        "Standard_Contact_Duplicate_Rule",
+        [("Contact", "Standard_Contact_Match_Rule_v1_1")],
+    ),
+}
+
+# Lead assignment rule: country (lower case) -> region; a region is served by the active users
+# whose territory starts with it, in turn; anything else goes to the queue below.
+UNASSIGNED_QUEUE_NAME = "Unassigned Leads"
+COUNTRY_REGIONS: dict[str, str] = {
+    **{c: "NA" for c in ("us", "usa", "united states", "united states of america", "canada",
+                         "ca", "mexico", "mx")},
+    **{c: "EMEA" for c in ("uk", "gb", "united kingdom", "great britain", "ireland", "ie",
+                           "france", "fr", "germany", "de", "spain", "es", "italy", "it",
+                           "netherlands", "nl", "belgium", "be", "sweden", "se", "norway", "no",
+                           "denmark", "dk", "finland", "fi", "switzerland", "ch", "austria",
+                           "at", "poland", "pl", "portugal", "pt", "israel", "il",
+                           "united arab emirates", "ae", "south africa", "za", "nigeria",
+                           "ng", "kenya", "ke", "egypt", "eg", "saudi arabia", "sa")},
+    **{c: "APAC" for c in ("australia", "au", "new zealand", "nz", "japan", "jp", "china",
+                           "cn", "india", "in", "singapore", "sg", "south korea", "kr",
+                           "korea", "hong kong", "hk", "indonesia", "id", "philippines", "ph",
+                           "vietnam", "vn", "thailand", "th", "malaysia", "my", "taiwan",
+                           "tw")},
+}
+
+# Key prefixes of the emulated objects (first 3 characters of an id)
+KEY_PREFIXES: dict[str, str] = {
+    "Account": "001",
+    "Contact": "003",
+    "User": "005",
+    "Opportunity": "006",
+    "Lead": "00Q",
+    "Task": "00T",
+    "Event": "00U",
+    "Group": "00G",
+    "LeadStatus": "01J",
+}
+QUERY_LOCATOR_PREFIX = "01g"

@@ -1,0 +1,586 @@
+"""A small SOQL engine: parse a SELECT, filter, sort and project the state's records.
+
+Supported (as documented in the SOQL reference,
+https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select.htm):
+field lists with relationship paths (Owner.Email, Who.Name), COUNT(), WHERE with AND / OR /
+NOT and parentheses, = != <> < <= > >=, IN / NOT IN, LIKE (% and _), null, true/false, quoted
+strings with backslash escapes, numbers, date literals (2026-01-31), datetime literals
+(2026-01-31T10:00:00Z, optional .SSS milliseconds, +hh:mm offsets), the date literals TODAY,
+YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n, N_DAYS_AGO:n, ORDER BY ... ASC/DESC
+NULLS FIRST/LAST, LIMIT and OFFSET. A datetime without zone or with more than millisecond
+precision is MALFORMED_QUERY, as the real parser answers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from .schema import FieldDef, ObjectDef, object_def
+from .state import RequestError, SalesforceState, parse_datetime
+
+__all__ = ["Query", "parse", "execute"]
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<string>'(?:\\.|[^'\\])*')
+  | (?P<datetime>\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)
+  | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<op>!=|<>|<=|>=|=|<|>)
+  | (?P<punct>[(),])
+  | (?P<dateliteral>[A-Za-z_]+:\d+)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
+  | (?P<bad>.)
+    """,
+    re.VERBOSE,
+)
+_DATETIME_OK = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})$")
+_KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc",
+             "desc", "nulls", "first", "last", "limit", "offset", "null", "true", "false",
+             "includes", "excludes", "group", "having", "with", "for", "using"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'",
+            "\\": "\\", "_": "\\_", "%": "\\%"}
+
+
+@dataclass
+class _Tok:
+    kind: str
+    text: str
+    pos: int
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper()
+
+
+@dataclass
+class Cond:
+    op: str  # "and", "or", "not", "cmp"
+    parts: list[Cond] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)
+    cmp: str = ""
+    value: Any = None
+
+
+@dataclass
+class Query:
+    sobject: str
+    fields: list[list[str]]  # paths; [] means COUNT()
+    count: bool
+    where: Cond | None
+    order: list[tuple[list[str], bool, bool]]  # path, descending, nulls_first
+    limit: int | None
+    offset: int
+    text: str
+
+
+def _malformed(text: str, pos: int, detail: str) -> RequestError:
+    col = pos + 1
+    return RequestError(400, "MALFORMED_QUERY",
+                        f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{col}\n{detail}")
+
+
+def _invalid_field(text: str, pos: int, detail: str) -> RequestError:
+    return RequestError(400, "INVALID_FIELD",
+                        f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{pos + 1}\n{detail}")
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    tokens = []
+    for m in _TOKEN_RE.finditer(text):
+        kind = m.lastgroup or "bad"
+        if kind == "ws":
+            continue
+        if kind == "bad":
+            raise _malformed(text, m.start(), f"line 1:{m.start()} no viable alternative at "
+                                              f"character '{m.group()}'")
+        if kind == "datetime" and not _DATETIME_OK.match(m.group()):
+            raise _malformed(text, m.start(),
+                             f"line 1:{m.start()} no viable alternative at character "
+                             f"'{m.group()[19:20] or ' '}'")
+        tokens.append(_Tok(kind, m.group(), m.start()))
+    tokens.append(_Tok("eof", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+
+    def peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def is_kw(self, *words: str) -> bool:
+        tok = self.peek()
+        return tok.kind == "word" and tok.upper in words
+
+    def expect_kw(self, word: str) -> None:
+        tok = self.take()
+        if tok.kind != "word" or tok.upper != word:
+            raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+
+    def error(self, tok: _Tok, detail: str) -> RequestError:
+        return _malformed(self.text, tok.pos, detail)
+
+    def parse(self) -> Query:
+        self.expect_kw("SELECT")
+        fields: list[list[str]] = []
+        field_pos: list[int] = []
+        count = False
+        while True:
+            tok = self.take()
+            if tok.kind != "word" or tok.text.lower() in _KEYWORDS:
+                raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+            if tok.upper == "COUNT" and self.peek().text == "(":
+                self.take()
+                if self.peek().text != ")":
+                    raise self.error(self.peek(), "COUNT(field) needs GROUP BY; use COUNT()")
+                self.take()
+                count = True
+            else:
+                fields.append(tok.text.split("."))
+                field_pos.append(tok.pos)
+            if self.peek().text == ",":
+                self.take()
+                continue
+            break
+        self.expect_kw("FROM")
+        tok = self.take()
+        obj = object_def(tok.text) if tok.kind == "word" else None
+        if obj is None:
+            raise RequestError(400, "INVALID_TYPE", f"\n{self.text}\n{' ' * tok.pos}^\n"
+                               f"ERROR at Row:1:Column:{tok.pos + 1}\nsObject type "
+                               f"'{tok.text}' is not supported. If you are attempting to use a "
+                               "custom object, be sure to append the '__c' after the entity "
+                               "name. Please reference your WSDL or the describe call for the "
+                               "appropriate names.")
+        if count and fields:
+            raise self.error(self.toks[1], "COUNT() cannot be combined with other fields")
+        self.obj = obj
+        resolved = [self.resolve(p, pos) for p, pos in zip(fields, field_pos)]
+        where = None
+        if self.is_kw("WHERE"):
+            self.take()
+            where = self.parse_or()
+        order: list[tuple[list[str], bool, bool]] = []
+        if self.is_kw("ORDER"):
+            self.take()
+            self.expect_kw("BY")
+            while True:
+                tok = self.take()
+                if tok.kind != "word":
+                    raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+                path = self.resolve(tok.text.split("."), tok.pos)
+                desc = False
+                if self.is_kw("ASC", "DESC"):
+                    desc = self.take().upper == "DESC"
+                nulls_first = not desc
+                if self.is_kw("NULLS"):
+                    self.take()
+                    word = self.take()
+                    if word.upper not in ("FIRST", "LAST"):
+                        raise self.error(word, f"unexpected token: '{word.text}'")
+                    nulls_first = word.upper == "FIRST"
+                order.append((path, desc, nulls_first))
+                if self.peek().text == ",":
+                    self.take()
+                    continue
+                break
+        limit = None
+        offset = 0
+        if self.is_kw("LIMIT"):
+            self.take()
+            limit = self.integer()
+        if self.is_kw("OFFSET"):
+            self.take()
+            offset = self.integer()
+            if offset > 2000:
+                raise RequestError(400, "NUMBER_OUTSIDE_VALID_RANGE",
+                                   f"Maximum SOQL offset allowed is 2000")
+        tok = self.peek()
+        if tok.kind != "eof":
+            raise self.error(tok, f"unexpected token: '{tok.text}'")
+        return Query(obj.name, resolved, count, where, order, limit, offset, self.text)
+
+    def integer(self) -> int:
+        tok = self.take()
+        if tok.kind != "number" or "." in tok.text or tok.text.startswith("-"):
+            raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+        return int(tok.text)
+
+    def resolve(self, path: list[str], pos: int) -> list[str]:
+        """Canonical names for a field path, checked against the schema."""
+        obj: ObjectDef | None = self.obj
+        out: list[str] = []
+        if len(path) > 1 and path[0].lower() == self.obj.name.lower():
+            path = path[1:]  # "Lead.Email" is the object's own field
+        for n, part in enumerate(path):
+            assert obj is not None
+            last = n == len(path) - 1
+            if last:
+                f = obj.field(part)
+                if f is None:
+                    raise _invalid_field(
+                        self.text, pos,
+                        f"No such column '{part}' on entity '{obj.name}'. If you are attempting "
+                        "to use a custom field, be sure to append the '__c' after the custom "
+                        "field name. Please reference your WSDL or the describe call for the "
+                        "appropriate names.")
+                out.append(f.name)
+            else:
+                rel = next((f for f in obj.fields.values()
+                            if f.relationship_name and f.relationship_name.lower() == part.lower()),
+                           None)
+                if rel is None:
+                    raise _invalid_field(
+                        self.text, pos,
+                        f"Didn't understand relationship '{part}' in field path. If you are "
+                        "attempting to use a custom relationship, be sure to append the '__r' "
+                        "after the custom relationship name. Please reference your WSDL or the "
+                        "describe call for the appropriate names.")
+                out.append(rel.name)
+                target = "User" if len(rel.reference_to) > 1 and "User" in rel.reference_to \
+                    else rel.reference_to[0]
+                obj = object_def(target)
+        return out
+
+    def parse_or(self) -> Cond:
+        parts = [self.parse_and()]
+        while self.is_kw("OR"):
+            self.take()
+            parts.append(self.parse_and())
+        return parts[0] if len(parts) == 1 else Cond("or", parts)
+
+    def parse_and(self) -> Cond:
+        parts = [self.parse_not()]
+        while self.is_kw("AND"):
+            self.take()
+            parts.append(self.parse_not())
+        return parts[0] if len(parts) == 1 else Cond("and", parts)
+
+    def parse_not(self) -> Cond:
+        if self.is_kw("NOT"):
+            self.take()
+            return Cond("not", [self.parse_not()])
+        if self.peek().text == "(":
+            self.take()
+            inner = self.parse_or()
+            tok = self.take()
+            if tok.text != ")":
+                raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+            return inner
+        return self.parse_cmp()
+
+    def parse_cmp(self) -> Cond:
+        tok = self.take()
+        if tok.kind != "word" or tok.text.lower() in _KEYWORDS:
+            raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+        path = self.resolve(tok.text.split("."), tok.pos)
+        f = self.field_of(path)
+        op_tok = self.take()
+        if op_tok.kind == "op":
+            op = "!=" if op_tok.text == "<>" else op_tok.text
+            return Cond("cmp", path=path, cmp=op, value=self.value(f, tok))
+        if op_tok.kind == "word" and op_tok.upper == "LIKE":
+            return Cond("cmp", path=path, cmp="like", value=self.value(f, tok, like=True))
+        negate = False
+        if op_tok.kind == "word" and op_tok.upper == "NOT" and self.is_kw("IN"):
+            self.take()
+            negate = True
+        elif not (op_tok.kind == "word" and op_tok.upper == "IN"):
+            raise self.error(op_tok, f"unexpected token: '{op_tok.text or '<EOF>'}'")
+        if self.take().text != "(":
+            raise self.error(self.toks[self.i - 1], "expecting a left parentheses")
+        values = [self.value(f, tok)]
+        while self.peek().text == ",":
+            self.take()
+            values.append(self.value(f, tok))
+        if self.take().text != ")":
+            raise self.error(self.toks[self.i - 1], "expecting a right parentheses")
+        return Cond("cmp", path=path, cmp="not in" if negate else "in", value=values)
+
+    def field_of(self, path: list[str]) -> FieldDef:
+        obj: ObjectDef | None = self.obj
+        f: FieldDef | None = None
+        for part in path:
+            assert obj is not None
+            f = obj.fields[part]
+            if f.type == "reference" and part != path[-1]:
+                target = "User" if "User" in f.reference_to else f.reference_to[0]
+                obj = object_def(target)
+        assert f is not None
+        return f
+
+    def value(self, f: FieldDef, field_tok: _Tok, like: bool = False) -> Any:
+        tok = self.take()
+        temporal = f.type in ("date", "datetime")
+        if tok.kind == "string":
+            if temporal:
+                raise _invalid_field(
+                    self.text, tok.pos,
+                    f"value of filter criterion for field '{field_tok.text}' must be of type "
+                    f"{'dateTime' if f.type == 'datetime' else 'date'} and should not be "
+                    "enclosed in quotes")
+            return _unescape(tok.text[1:-1], like)
+        if tok.kind == "word" and tok.upper == "NULL":
+            return None
+        if tok.kind == "word" and tok.upper in ("TRUE", "FALSE"):
+            return tok.upper == "TRUE"
+        if tok.kind == "number":
+            return float(tok.text) if "." in tok.text else int(tok.text)
+        if tok.kind == "datetime":
+            if f.type != "datetime":
+                raise _invalid_field(self.text, tok.pos,
+                                     f"value of filter criterion for field '{field_tok.text}' "
+                                     f"must be of type {_kind(f)} and should not be enclosed "
+                                     "in quotes")
+            return parse_datetime(tok.text)
+        if tok.kind == "date":
+            if f.type != "date":
+                raise _invalid_field(self.text, tok.pos,
+                                     f"value of filter criterion for field '{field_tok.text}' "
+                                     f"must be of type {_kind(f)} and should not be enclosed "
+                                     "in quotes")
+            return date.fromisoformat(tok.text)
+        if tok.kind in ("word", "dateliteral") and temporal:
+            return _DateRange(tok.text.upper(), f.type, tok, self)
+        raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+
+
+def _kind(f: FieldDef) -> str:
+    return {"datetime": "dateTime", "date": "date", "boolean": "boolean"}.get(
+        f.type, "double" if f.type in ("int", "double", "currency", "percent") else "string")
+
+
+def _unescape(body: str, like: bool) -> str:
+    out = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            rep = _ESCAPES.get(nxt)
+            out.append(rep if (rep and (like or nxt not in "_%")) else nxt)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+class _DateRange:
+    """A relative date literal (TODAY, LAST_N_DAYS:n...) resolved at evaluation time."""
+
+    _NAMES = ("TODAY", "YESTERDAY", "TOMORROW", "LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO")
+
+    def __init__(self, text: str, field_type: str, tok: _Tok, parser: _Parser) -> None:
+        name, _, n = text.partition(":")
+        if name not in self._NAMES or (name in ("TODAY", "YESTERDAY", "TOMORROW")) != (n == ""):
+            raise parser.error(tok, f"unexpected token: '{tok.text}'")
+        self.name = name
+        self.n = int(n or 0)
+        self.field_type = field_type
+
+    def bounds(self, today: date) -> tuple[date, date]:
+        """[start, end) in days."""
+        if self.name == "TODAY":
+            return today, today + timedelta(days=1)
+        if self.name == "YESTERDAY":
+            return today - timedelta(days=1), today
+        if self.name == "TOMORROW":
+            return today + timedelta(days=1), today + timedelta(days=2)
+        if self.name == "LAST_N_DAYS":
+            return today - timedelta(days=self.n), today + timedelta(days=1)
+        if self.name == "NEXT_N_DAYS":
+            return today + timedelta(days=1), today + timedelta(days=self.n + 1)
+        day = today - timedelta(days=self.n)
+        return day, day + timedelta(days=1)
+
+
+def parse(text: str) -> Query:
+    """Parse a SOQL SELECT; raises RequestError (MALFORMED_QUERY, INVALID_FIELD...)."""
+    return _Parser(text.strip()).parse()
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _typed(f: FieldDef, raw: Any) -> Any:
+    if raw is None:
+        return None
+    if f.type == "datetime":
+        return parse_datetime(raw)
+    if f.type == "date":
+        return date.fromisoformat(raw)
+    return raw
+
+
+def _resolve(state: SalesforceState, sobject: str, record: dict[str, Any],
+             path: list[str]) -> tuple[FieldDef | None, Any]:
+    obj = object_def(sobject)
+    current: dict[str, Any] | None = record
+    f: FieldDef | None = None
+    for n, part in enumerate(path):
+        if current is None or obj is None:
+            return f, None
+        f = obj.fields.get(part)
+        value = current.get(part)
+        if n == len(path) - 1:
+            return f, value
+        hit = state.lookup_any(value) if value else None
+        if hit is None:
+            return f, None
+        obj = object_def(hit[0])
+        current = hit[1]
+    return f, None
+
+
+def _like(pattern: str) -> re.Pattern[str]:
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("^" + "".join(out) + "$", re.IGNORECASE | re.DOTALL)
+
+
+def _compare(f: FieldDef | None, stored: Any, op: str, wanted: Any, today: date) -> bool:
+    if f is None:
+        return False
+    value = _typed(f, stored)
+    if isinstance(wanted, _DateRange):
+        if value is None:
+            return op == "!="
+        start, end = wanted.bounds(today)
+        if f.type == "datetime":
+            value = value.astimezone(UTC).date()
+        inside = start <= value < end
+        return {"=": inside, "!=": not inside, "<": value < start, "<=": value < end,
+                ">": value >= end, ">=": value >= start}.get(op, False)
+    if op in ("in", "not in"):
+        hit = any(_eq(value, w) for w in wanted)
+        return hit if op == "in" else (not hit and value is not None)
+    if op == "like":
+        return value is not None and wanted is not None and bool(_like(wanted).match(str(value)))
+    if op == "=":
+        return _eq(value, wanted)
+    if op == "!=":
+        return not _eq(value, wanted)
+    if value is None or wanted is None:
+        return False
+    if isinstance(value, str) and isinstance(wanted, str):
+        value, wanted = value.lower(), wanted.lower()
+    try:
+        return {"<": value < wanted, "<=": value <= wanted, ">": value > wanted,
+                ">=": value >= wanted}[op]
+    except TypeError:
+        return False
+
+
+def _eq(value: Any, wanted: Any) -> bool:
+    if value is None or wanted is None:
+        return value is None and wanted is None
+    if isinstance(value, str) and isinstance(wanted, str):
+        return value.lower() == wanted.lower()
+    return bool(value == wanted)
+
+
+def _matches(state: SalesforceState, q: Query, record: dict[str, Any], cond: Cond,
+             today: date) -> bool:
+    if cond.op == "and":
+        return all(_matches(state, q, record, c, today) for c in cond.parts)
+    if cond.op == "or":
+        return any(_matches(state, q, record, c, today) for c in cond.parts)
+    if cond.op == "not":
+        return not _matches(state, q, record, cond.parts[0], today)
+    f, stored = _resolve(state, q.sobject, record, cond.path)
+    return _compare(f, stored, cond.cmp, cond.value, today)
+
+
+class _SortKey:
+    __slots__ = ("values", "order")
+
+    def __init__(self, values: list[Any], order: list[tuple[list[str], bool, bool]]) -> None:
+        self.values = values
+        self.order = order
+
+    def __lt__(self, other: _SortKey) -> bool:
+        for (path, desc, nulls_first), a, b in zip(self.order, self.values, other.values):
+            if a == b:
+                continue
+            if a is None or b is None:
+                return (a is None) == nulls_first
+            if isinstance(a, str) and isinstance(b, str):
+                a, b = a.lower(), b.lower()
+                if a == b:
+                    continue
+            return (a > b) if desc else (a < b)
+        return False
+
+
+def _project(state: SalesforceState, sobject: str, record: dict[str, Any],
+             paths: list[list[str]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"attributes": state.attributes(sobject, record["Id"])}
+    for path in paths:
+        _put(state, sobject, record, path, out)
+    return out
+
+
+def _put(state: SalesforceState, sobject: str, record: dict[str, Any], path: list[str],
+         out: dict[str, Any]) -> None:
+    if len(path) == 1:
+        out[path[0]] = record.get(path[0])
+        return
+    obj = object_def(sobject)
+    assert obj is not None
+    rel = obj.fields[path[0]]
+    rel_name = rel.relationship_name or path[0]
+    ref = record.get(path[0])
+    hit = state.lookup_any(ref) if ref else None
+    if hit is None:
+        out.setdefault(rel_name, None)
+        return
+    target, child = hit
+    nested = out.get(rel_name) or {"attributes": state.attributes(target, child["Id"])}
+    out[rel_name] = nested
+    if path[1] in child:
+        _put(state, target, child, path[1:], nested)
+    else:
+        nested[path[1]] = None
+
+
+def execute(state: SalesforceState, q: Query, *, include_deleted: bool) -> tuple[int, list[Any]]:
+    """Run a parsed query: (totalSize, projected records); COUNT() gives (n, [])."""
+    today = state.clock.now().astimezone(UTC).date()
+    rows = [r for r in state.raw_records(q.sobject)
+            if (include_deleted or not r["IsDeleted"])
+            and (q.where is None or _matches(state, q, r, q.where, today))]
+    if q.order:
+        def key(r: dict[str, Any]) -> _SortKey:
+            vals = []
+            for path, _, _ in q.order:
+                f, stored = _resolve(state, q.sobject, r, path)
+                vals.append(_typed(f, stored) if f else None)
+            return _SortKey(vals, q.order)
+        rows.sort(key=key)
+    rows = rows[q.offset:]
+    if q.limit is not None:
+        rows = rows[: q.limit]
+    if q.count:
+        return len(rows), []
+    return len(rows), [_project(state, q.sobject, r, q.fields) for r in rows]
