@@ -27,6 +27,7 @@ what each table does:
     │   └── "TotalRequests" / other ..... QUOTA       QuotaExhausted, resets_at = now + cool-down
     │                                                 (rolling 24 h allocation)
     ├── 403 (other) ..................... FAIL        AuthError (insufficient access, API off)
+    ├── 429 (some services, proxies) .... RATE_LIMIT  wait Retry-After or backoff
     ├── 400 DUPLICATES_DETECTED,
     │   FIELD_CUSTOM_VALIDATION_EXCEPTION,
     │   REQUIRED_FIELD_MISSING,
@@ -441,6 +442,7 @@ SALESFORCE: tuple[Rule, ...] = (
         codes=_codes(s.SALESFORCE_LIMIT_EXCEEDED),
     ),
     Rule(Action.FAIL, AuthError, "access refused", status=_statuses(403)),
+    Rule(Action.RATE_LIMIT, RateLimited, "too many requests", status=_statuses(429)),
     Rule(
         Action.SKIP,
         RecordRejected,

@@ -380,8 +380,7 @@ class HttpPolicy:
         else:
             error = rule.error(message, system=self.system)
         call.own(error)
-        if verdict.exception is not None and verdict.view is None:
-            raise error from verdict.exception
+        # no chained cause: library exceptions may quote URLs or headers; ours are redacted
         raise error from None
 
     def _resets_at(self, now: datetime) -> datetime:
