@@ -491,7 +491,21 @@ SF_LEAD_SOURCES = {
     "REFERRALS": "Partner Referral",
     "DIRECT_TRAFFIC": "Web",
     "OTHER_CAMPAIGNS": "Other",
-    "OFFLINE": "Trade Show",
+    "OFFLINE": "Other",
+}
+SF_INDUSTRIES = {  # HubSpot industry text -> Salesforce Industry picklist value
+    "Computer Software": "Technology",
+    "Information Technology and Services": "Technology",
+    "Financial Services": "Finance",
+    "Hospital & Health Care": "Healthcare",
+    "Manufacturing": "Manufacturing",
+    "Retail": "Retail",
+    "Education Management": "Education",
+    "Non-Profit Organization Management": "Not For Profit",
+    "Hospitality": "Hospitality",
+    "Construction": "Construction",
+    "Real Estate": "Other",
+    "Marketing and Advertising": "Media",
 }
 SF_OPEN_LEAD_STATUSES = (("Open - Not Contacted", 70), ("Working - Contacted", 30))
 SF_OPPORTUNITY_STAGES_OPEN = ("Qualification", "Needs Analysis", "Proposal/Price Quote")
@@ -1558,7 +1572,7 @@ class _Generator:
                             "Phone": props.get("phone"),
                             "Status": status,
                             "LeadSource": SF_LEAD_SOURCES[p.source],
-                            "Industry": p.company.industry,
+                            "Industry": SF_INDUSTRIES[p.company.industry],
                             "NumberOfEmployees": employees,
                             "Country": p.company.country,
                             "State": p.company.state,
@@ -1581,7 +1595,7 @@ class _Generator:
                             "Id": account_id,
                             "Name": p.company.name,
                             "Website": p.company.website,
-                            "Industry": p.company.industry,
+                            "Industry": SF_INDUSTRIES[p.company.industry],
                             "NumberOfEmployees": employees,
                             "BillingCountry": p.company.country,
                             "BillingState": p.company.state,
