@@ -107,9 +107,7 @@ def hs_client(hs_policy: HttpPolicy) -> Iterator[httpx.Client]:
         yield client
 
 
-def sf_session(
-    policy: HttpPolicy, adapter: requests_mock.Adapter
-) -> requests.Session:
+def sf_session(policy: HttpPolicy, adapter: requests_mock.Adapter) -> requests.Session:
     session = make_requests_session(policy, inner=adapter)
     session.headers["Authorization"] = f"Bearer {SESSION}"
     return session
@@ -124,7 +122,9 @@ def test_httpx_429_with_retry_after_waits_exactly_that_then_returns_data(
 ) -> None:
     route = respx.get(CONTACTS).mock(
         side_effect=[
-            httpx.Response(429, headers={"Retry-After": "7"}, json=rate_limit_body("TEN_SECONDLY_ROLLING")),
+            httpx.Response(
+                429, headers={"Retry-After": "7"}, json=rate_limit_body("TEN_SECONDLY_ROLLING")
+            ),
             httpx.Response(200, json=PAGE),
         ]
     )
@@ -465,10 +465,26 @@ def test_programming_errors_propagate_untouched(hs_policy: HttpPolicy) -> None:
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (401, hubspot_error(401, "Authentication credentials not found", category="INVALID_AUTHENTICATION"), AuthError),
-        (403, hubspot_error(403, "This app hasn't been granted all required scopes", category="MISSING_SCOPES"), AuthError),
+        (
+            401,
+            hubspot_error(
+                401, "Authentication credentials not found", category="INVALID_AUTHENTICATION"
+            ),
+            AuthError,
+        ),
+        (
+            403,
+            hubspot_error(
+                403, "This app hasn't been granted all required scopes", category="MISSING_SCOPES"
+            ),
+            AuthError,
+        ),
         (404, hubspot_error(404, "Resource not found", category="OBJECT_NOT_FOUND"), RequestFailed),
-        (409, hubspot_error(409, "Contact already exists. Existing ID: 51", category="CONFLICT"), RecordRejected),
+        (
+            409,
+            hubspot_error(409, "Contact already exists. Existing ID: 51", category="CONFLICT"),
+            RecordRejected,
+        ),
         (405, hubspot_error(405, "Method not allowed"), RequestFailed),
     ],
 )
@@ -491,11 +507,23 @@ def test_hubspot_table_maps_statuses_to_tiers(
 @pytest.mark.parametrize(
     ("status", "errors", "expected"),
     [
-        (400, [{"message": "Use one of these records?", "errorCode": "DUPLICATES_DETECTED"}], RecordRejected),
+        (
+            400,
+            [{"message": "Use one of these records?", "errorCode": "DUPLICATES_DETECTED"}],
+            RecordRejected,
+        ),
         (400, [{"message": "bad field", "errorCode": "INVALID_FIELD"}], RequestFailed),
-        (401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], SessionExpired),
+        (
+            401,
+            [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
+            SessionExpired,
+        ),
         (403, [{"message": "insufficient access", "errorCode": "INSUFFICIENT_ACCESS"}], AuthError),
-        (404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], RequestFailed),
+        (
+            404,
+            [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
+            RequestFailed,
+        ),
     ],
 )
 def test_salesforce_table_maps_error_codes_to_tiers(
@@ -537,7 +565,12 @@ def test_expired_session_is_refreshed_once_then_the_request_is_resent(frozen: Fr
         "GET",
         url,
         [
-            {"status_code": 401, "json": [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]},
+            {
+                "status_code": 401,
+                "json": [
+                    {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+                ],
+            },
             {"status_code": 200, "json": {"totalSize": 0, "records": []}},
         ],
     )
@@ -567,14 +600,19 @@ def test_a_session_still_expired_after_one_refresh_fails(frozen: FrozenClock) ->
     assert adapter.call_count == 2
 
 
-def test_simple_salesforce_goes_through_the_policy(sf_policy: HttpPolicy, frozen: FrozenClock) -> None:
+def test_simple_salesforce_goes_through_the_policy(
+    sf_policy: HttpPolicy, frozen: FrozenClock
+) -> None:
     adapter = requests_mock.Adapter()
     adapter.register_uri(
         "GET",
         requests_mock.ANY,
         [
             {"status_code": 503, "text": "Server Unavailable"},
-            {"status_code": 200, "json": {"totalSize": 1, "done": True, "records": [{"Id": "00Q1"}]}},
+            {
+                "status_code": 200,
+                "json": {"totalSize": 1, "done": True, "records": [{"Id": "00Q1"}]},
+            },
         ],
     )
     session = make_requests_session(sf_policy, inner=adapter)
@@ -644,7 +682,9 @@ def test_429_pauses_the_limiter_for_every_caller(frozen: FrozenClock) -> None:
     with respx.mock, make_httpx_client(policy, HS) as client:
         respx.get(CONTACTS).mock(
             side_effect=[
-                httpx.Response(429, headers={"Retry-After": "3"}, json=rate_limit_body("TEN_SECONDLY_ROLLING")),
+                httpx.Response(
+                    429, headers={"Retry-After": "3"}, json=rate_limit_body("TEN_SECONDLY_ROLLING")
+                ),
                 httpx.Response(200, json=PAGE),
             ]
         )
@@ -687,7 +727,9 @@ def test_concurrency_limiter_bounded_wait() -> None:
             pass  # pragma: no cover - never entered
 
 
-def test_salesforce_policy_holds_the_concurrency_limiter_during_requests(frozen: FrozenClock) -> None:
+def test_salesforce_policy_holds_the_concurrency_limiter_during_requests(
+    frozen: FrozenClock,
+) -> None:
     policy = HttpPolicy.for_salesforce(clock=frozen, max_concurrent=1)
     limiter = policy.limiter("concurrency")
     assert isinstance(limiter, ConcurrencyLimiter)
@@ -724,7 +766,9 @@ class _Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -732,7 +776,9 @@ class _Server:
         self.httpd.server_close()
 
 
-def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Callable[[BaseHTTPRequestHandler], None]:
+def answer(
+    status: int, body: Any, headers: dict[str, str] | None = None
+) -> Callable[[BaseHTTPRequestHandler], None]:
     def respond(handler: BaseHTTPRequestHandler) -> None:
         data = json.dumps(body).encode()
         handler.send_response(status)
@@ -768,7 +814,9 @@ def test_sdk_one_call_is_one_http_request_on_a_500(server: _Server, frozen: Froz
     assert "internal error" in str(caught.value)
 
 
-def test_sdk_dropped_connection_is_not_retried_by_urllib3(server: _Server, frozen: FrozenClock) -> None:
+def test_sdk_dropped_connection_is_not_retried_by_urllib3(
+    server: _Server, frozen: FrozenClock
+) -> None:
     server.behaviour = drop
     policy = HttpPolicy.for_hubspot(clock=frozen, max_attempts=1)
     client = make_hubspot_client(policy, TOKEN, host=server.url)
@@ -848,7 +896,9 @@ def test_sdk_requests_carry_the_policy_timeouts(frozen: FrozenClock) -> None:
     assert api.api_client.configuration.retries.total == 0
 
 
-def test_httpx_and_requests_clients_carry_timeouts(hs_policy: HttpPolicy, sf_policy: HttpPolicy) -> None:
+def test_httpx_and_requests_clients_carry_timeouts(
+    hs_policy: HttpPolicy, sf_policy: HttpPolicy
+) -> None:
     with make_httpx_client(hs_policy, HS) as client:
         assert client.timeout == httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
     adapter = requests_mock.Adapter()

@@ -250,11 +250,18 @@ def _is_salesforce_error(exc: object) -> bool:
 def view_of(obj: object) -> ResponseView | None:
     """The `ResponseView` of a response or of an exception carrying one; None otherwise."""
     if isinstance(obj, httpx.Response):
-        request = obj._request  # .request raises when a Response was built without one
+        try:
+            request: httpx.Request | None = obj.request
+        except RuntimeError:  # a Response built by hand has no request
+            request = None
+        try:
+            body: bytes | None = obj.content
+        except httpx.ResponseNotRead:  # left unread: the caller streams it
+            body = None
         return ResponseView(
             status=obj.status_code,
             headers=_lower_headers(obj.headers),
-            body=obj.content if obj.is_stream_consumed or obj.is_closed else None,
+            body=body,
             method=request.method if request is not None else None,
             path=request.url.path if request is not None else None,
             release=obj.close,

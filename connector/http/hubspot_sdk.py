@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import hubspot
-from hubspot.discovery.discovery_base import DiscoveryBase
+import hubspot  # type: ignore[import-untyped]
+from hubspot.discovery.discovery_base import DiscoveryBase  # type: ignore[import-untyped]
 from urllib3.util.retry import Retry
 
 from connector.http.policy import HttpPolicy

@@ -124,7 +124,11 @@ class ConcurrencyLimiter:
     """
 
     def __init__(
-        self, max_concurrent: int, *, acquire_timeout: float | None = None, name: str = "concurrency"
+        self,
+        max_concurrent: int,
+        *,
+        acquire_timeout: float | None = None,
+        name: str = "concurrency",
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from random import Random
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -252,7 +252,7 @@ class HttpPolicy:
                 refreshed = self._maybe_refresh(outcome, call, on_refreshed)
                 if refreshed:
                     continue  # one immediate re-send with the new session
-                return self._act(outcome, call, chosen)
+                self._act(outcome, call, chosen)
 
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts),
@@ -270,7 +270,9 @@ class HttpPolicy:
         name = self.settings.default_limiter
         return self.limiters[name] if name else None
 
-    def _send_once(self, send: Callable[[], T], accept: Collection[int], call: _Call) -> T | c.Verdict:
+    def _send_once(
+        self, send: Callable[[], T], accept: Collection[int], call: _Call
+    ) -> T | c.Verdict:
         """One call: its result when usable, else the verdict on it."""
         try:
             result = send()
@@ -349,7 +351,7 @@ class HttpPolicy:
             text = f"{what}: {type(exc).__name__}: {exc} ({verdict.rule.why})"
         return self.redact(text)
 
-    def _act(self, verdict: c.Verdict, call: _Call, chosen: Limiter | None) -> Any:
+    def _act(self, verdict: c.Verdict, call: _Call, chosen: Limiter | None) -> NoReturn:
         """Raise what the verdict says (every path raises)."""
         self._release(verdict)
         rule = verdict.rule
@@ -359,12 +361,14 @@ class HttpPolicy:
         hint = c.hinted_wait(verdict.view, now) if verdict.view is not None else None
         error: HandshakeError
         if rule.action is c.Action.RETRY:
-            error = rule.error(message, system=self.system, status=status, retry_after=hint)  # type: ignore[call-arg]
+            retriable = cast(type[RetriableError], rule.error)
+            error = retriable(message, system=self.system, status=status, retry_after=hint)
         elif rule.action is c.Action.RATE_LIMIT:
             wait = hint if hint is not None else rule.wait
             if wait is not None and chosen is not None:
                 chosen.pause(wait)  # every thread on this limiter waits, not just this one
-            error = rule.error(message, system=self.system, status=status, retry_after=wait)  # type: ignore[call-arg]
+            retriable = cast(type[RetriableError], rule.error)
+            error = retriable(message, system=self.system, status=status, retry_after=wait)
         elif rule.action is c.Action.QUOTA:
             error = QuotaExhausted(message, system=self.system, resets_at=self._resets_at(now))
             with self._lock:
@@ -412,7 +416,7 @@ class HttpPolicy:
         if isinstance(hint, int | float):
             return float(hint)  # the server said how long: no more, no less
         st = self.settings
-        backoff = min(st.backoff_max, st.backoff_base * 2 ** (state.attempt_number - 1))
+        backoff = min(st.backoff_max, st.backoff_base * 2.0 ** (state.attempt_number - 1))
         return backoff + self._random.uniform(0, st.jitter)
 
     def _log_retry(self, state: RetryCallState) -> None:

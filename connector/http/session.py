@@ -38,14 +38,14 @@ class PolicyAdapter(HTTPAdapter):
         self.inner = inner
         self.limiter = limiter
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
         timeout: Any = None,
         verify: bool | str = True,
         cert: Any = None,
-        proxies: Mapping[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send `request` with limiters, classification, retries and a timeout."""
         if timeout is None:
@@ -56,11 +56,20 @@ class PolicyAdapter(HTTPAdapter):
         def send() -> requests.Response:
             if self.inner is not None:
                 return self.inner.send(
-                    request, stream=stream, timeout=timeout, verify=verify, cert=cert,
+                    request,
+                    stream=stream,
+                    timeout=timeout,
+                    verify=verify,
+                    cert=cert,
                     proxies=proxies,
                 )
             return HTTPAdapter.send(
-                self, request, stream=stream, timeout=timeout, verify=verify, cert=cert,
+                self,
+                request,
+                stream=stream,
+                timeout=timeout,
+                verify=verify,
+                cert=cert,
                 proxies=proxies,
             )
 
