@@ -343,6 +343,62 @@ def test_salesforce_concurrency_limit_exceeded_is_retried(
     assert len(frozen.slept) == 1 and 1.0 <= frozen.slept[0] < 2.0
 
 
+def test_own_share_of_the_daily_allocation_stops_further_calls(frozen: FrozenClock) -> None:
+    policy = HttpPolicy.for_salesforce(clock=frozen, daily_share=0.8)
+    adapter = requests_mock.Adapter()
+    url = f"{SF}/services/data/v62.0/query"
+    adapter.register_uri(
+        "GET",
+        url,
+        [
+            {"json": {"records": []}, "headers": {"Sforce-Limit-Info": "api-usage=11999/15000"}},
+            {"json": {"records": []}, "headers": {"Sforce-Limit-Info": "api-usage=12000/15000"}},
+        ],
+    )
+    session = sf_session(policy, adapter)
+    session.get(url)
+    assert policy.daily_usage == (11999, 15000)
+    session.get(url)  # this answer is used; it says our 80 % are spent
+    with pytest.raises(QuotaExhausted) as caught:
+        session.get(url)
+    assert adapter.call_count == 2
+    assert caught.value.resets_at == START + timedelta(hours=1)
+    assert "12000 of 15000" in str(caught.value)
+
+
+@respx.mock
+def test_hubspot_daily_headers_count_towards_the_share(frozen: FrozenClock) -> None:
+    policy = HttpPolicy.for_hubspot(clock=frozen, daily_share=0.5, timezone="UTC")
+    respx.get(CONTACTS).mock(
+        return_value=httpx.Response(
+            200,
+            json=PAGE,
+            headers={
+                "X-HubSpot-RateLimit-Daily": "650000",
+                "X-HubSpot-RateLimit-Daily-Remaining": "300000",
+            },
+        )
+    )
+    with make_httpx_client(policy, HS) as client:
+        client.get("/crm/v3/objects/contacts")
+        assert policy.daily_usage == (350000, 650000)
+        with pytest.raises(QuotaExhausted) as caught:
+            client.get("/crm/v3/objects/contacts")
+    assert caught.value.resets_at == datetime(2026, 11, 3, tzinfo=UTC)
+
+
+@respx.mock
+def test_a_post_body_is_sent_again_on_retry(hs_client: httpx.Client) -> None:
+    route = respx.post(f"{CONTACTS}/batch/upsert").mock(
+        side_effect=[httpx.Response(504), httpx.Response(200, json={"status": "COMPLETE"})]
+    )
+    payload = {"inputs": [{"id": "ada@example.com", "idProperty": "email", "properties": {}}]}
+    response = hs_client.post("/crm/v3/objects/contacts/batch/upsert", json=payload)
+    assert response.json() == {"status": "COMPLETE"}
+    bodies = [json.loads(call.request.content) for call in route.calls]
+    assert bodies == [payload, payload]
+
+
 # --- 5xx, drops and timeouts then success; giving up after max attempts ----------------------
 
 

@@ -83,6 +83,8 @@ __all__ = [
     "TlsError",
     "Verdict",
     "classify_error",
+    "daily_usage",
+    "headers_of",
     "parse_retry_after",
     "status_of",
     "view_of",
@@ -296,6 +298,34 @@ def view_of(obj: object) -> ResponseView | None:
             body=getattr(obj, "content", None),
             path=urlsplit(url).path if isinstance(url, str) else None,
         )
+    return None
+
+
+def headers_of(obj: object) -> Mapping[str, str] | None:
+    """The response headers of a response object (lower-case names), without its body."""
+    if isinstance(obj, httpx.Response | requests.Response):
+        return _lower_headers(obj.headers)
+    if _is_sdk_api_exception(obj):
+        return _lower_headers(getattr(obj, "headers", None))
+    return None
+
+
+def daily_usage(headers: Mapping[str, str]) -> tuple[int, int] | None:
+    """`(used, allowed)` of the daily allocation from HubSpot's `X-HubSpot-RateLimit-Daily*`
+    or Salesforce's `Sforce-Limit-Info: api-usage=N/M`; None when the answer does not say."""
+    info = headers.get(s.SALESFORCE_LIMIT_INFO_HEADER)
+    if info is not None:
+        found = re.search(s.SALESFORCE_API_USAGE, info)
+        if found:
+            return int(found.group(1)), int(found.group(2))
+    allowed = headers.get(s.HUBSPOT_DAILY_HEADER)
+    remaining = headers.get(s.HUBSPOT_DAILY_REMAINING_HEADER)
+    if allowed is not None and remaining is not None:
+        try:
+            total, left = int(allowed), int(remaining)
+        except ValueError:
+            return None
+        return max(0, total - left), total
     return None
 
 

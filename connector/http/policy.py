@@ -119,6 +119,7 @@ class HttpPolicy:
         self._secrets: set[str] = {x for x in secrets if x}
         self._lock = threading.Lock()
         self._quota: QuotaExhausted | None = None
+        self.daily_usage: tuple[int, int] | None = None  # (used, allowed), as last reported
         self.limiters: dict[str, Limiter] = {}
         for name, rolling in settings.rolling.items():
             self.limiters[name] = RollingWindowLimiter(
@@ -290,6 +291,7 @@ class HttpPolicy:
             if verdict is None:
                 raise  # not a network or HTTP failure: a bug to see, not to retry
             return verdict
+        self._observe(result)
         status = c.status_of(result)
         if status is None or status < 400 or status in accept:
             return result  # a success body stays unread: the caller may stream it
@@ -302,6 +304,34 @@ class HttpPolicy:
         if verdict.rule.action is c.Action.PASS:
             return result
         return verdict
+
+    def _observe(self, answer: object) -> None:
+        """Track the daily allocation the answer reports; past our share, refuse further calls."""
+        headers = c.headers_of(answer)
+        usage = c.daily_usage(headers) if headers else None
+        if usage is None:
+            return
+        used, allowed = usage
+        with self._lock:
+            self.daily_usage = usage
+        share = self.settings.daily_share
+        if share is None or allowed <= 0 or used < share * allowed:
+            return
+        now = self.clock.now()
+        resets_at = self._resets_at(now)
+        quota = QuotaExhausted(
+            f"{used} of {allowed} daily API calls used: Handshake's share ({share:.0%}) is spent "
+            f"until {resets_at.isoformat()}",
+            system=self.system,
+            resets_at=resets_at,
+        )
+        with self._lock:
+            current = self._quota
+            fresh = current is None or current.resets_at is None or current.resets_at <= now
+            if fresh:
+                self._quota = quota
+        if fresh:
+            log.warning("%s", quota)
 
     def _maybe_refresh(
         self,
@@ -394,15 +424,15 @@ class HttpPolicy:
 
     def _refuse_while_exhausted(self, describe: str) -> None:
         until = self.exhausted_until
-        if until is not None:
-            raise QuotaExhausted(
-                self.redact(
-                    f"{describe or 'request'}: not sent, the daily quota is spent until "
-                    f"{until.isoformat()}"
-                ),
-                system=self.system,
-                resets_at=until,
-            )
+        if until is None:
+            return
+        with self._lock:
+            reason = self._quota.message if self._quota is not None else "daily quota spent"
+        raise QuotaExhausted(
+            self.redact(f"{describe or 'request'}: not sent: {reason}"),
+            system=self.system,
+            resets_at=until,
+        )
 
     def _should_retry(self, exc: BaseException, call: _Call) -> bool:
         if not isinstance(exc, RetriableError) or not call.is_own(exc):

@@ -88,6 +88,10 @@ DEFAULT_SAFETY_MARGIN = 0.9  # use 90 % of a documented limit: other apps share 
 # Response headers the policy reads (lower-case; every adapter lower-cases header names).
 RETRY_AFTER_HEADER = "retry-after"
 HUBSPOT_INTERVAL_HEADER = "x-hubspot-ratelimit-interval-milliseconds"
+HUBSPOT_DAILY_HEADER = "x-hubspot-ratelimit-daily"
+HUBSPOT_DAILY_REMAINING_HEADER = "x-hubspot-ratelimit-daily-remaining"
+SALESFORCE_LIMIT_INFO_HEADER = "sforce-limit-info"
+SALESFORCE_API_USAGE = r"api-usage=(\d+)/(\d+)"  # e.g. "api-usage=25/15000"
 
 # HubSpot 429 `policyName` values and what each one means for waiting.
 HUBSPOT_POLICY_DAILY = "DAILY"
@@ -135,12 +139,16 @@ class PolicySettings:
     default_limiter: str | None = None
     daily_reset_timezone: str = "UTC"
     quota_cooldown: float | None = None  # None: the quota resets at midnight in the time zone
+    # stop before the account's daily allocation is spent, e.g. 0.8: other integrations share it
+    daily_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if not 0 < self.safety_margin <= 1:
             raise ValueError("safety_margin must be in (0, 1]")
+        if self.daily_share is not None and not 0 < self.daily_share <= 1:
+            raise ValueError("daily_share must be in (0, 1]")
         known = set(self.rolling) | set(self.concurrency)
         if self.default_limiter is not None and self.default_limiter not in known:
             raise ValueError(f"default_limiter {self.default_limiter!r} is not a limiter")
