@@ -1,0 +1,106 @@
+"""`handshake sandbox serve`: run both emulated APIs with a seeded dataset until stopped.
+
+Mounted by the main CLI as `handshake sandbox`; runnable alone as
+`python -c "from connector.sandbox.cli import app; app()" serve --json`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["app", "serve"]
+
+# Mirrors the HubSpot sandbox's tier table; checked against it when the sandbox starts.
+TIERS = ("free", "starter", "professional", "enterprise", "capacity_pack")
+
+app = typer.Typer(
+    help="Run the local HubSpot and Salesforce sandbox (emulated APIs, seeded synthetic data).",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Run the local HubSpot and Salesforce sandbox (emulated APIs, seeded synthetic data)."""
+
+
+def _check_tier(value: str) -> str:
+    if value not in TIERS:
+        raise typer.BadParameter(f"unknown HubSpot tier {value!r}; one of {', '.join(TIERS)}")
+    return value
+
+
+@app.command()
+def serve(
+    contacts: Annotated[int, typer.Option(min=1, help="HubSpot contacts to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic dataset.")] = 42,
+    hubspot_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="HubSpot HTTP port (0 = any free port).")
+    ] = 0,
+    salesforce_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Salesforce HTTPS port (0 = any free port).")
+    ] = 0,
+    tier: Annotated[
+        str, typer.Option(callback=_check_tier, help=f"HubSpot rate-limit tier: {', '.join(TIERS)}.")
+    ] = "professional",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the URLs and credentials as one JSON object.")
+    ] = False,
+) -> None:
+    """Start both emulated APIs, print their URLs and credentials, serve until Ctrl-C/SIGTERM."""
+    from connector.sandbox.runtime import Sandbox  # the servers load only when serving
+
+    err = Console(stderr=True)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, _on_signal)
+    sandbox = Sandbox(contacts, seed, hubspot_port=hubspot_port,
+                      salesforce_port=salesforce_port, tier=tier)
+    try:
+        with sandbox:
+            info = sandbox.info()
+            if as_json:
+                sys.stdout.write(json.dumps(info, sort_keys=True) + "\n")
+                sys.stdout.flush()
+            else:
+                _print_table(Console(), info, sandbox)
+            err.print("Sandbox running; Ctrl-C or SIGTERM stops it.")
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            err.print("Stopping the sandbox.")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_table(console: Console, info: dict[str, dict[str, str]], sandbox: object) -> None:
+    table = Table(title="Handshake sandbox", show_lines=False)
+    table.add_column("API")
+    table.add_column("Setting")
+    table.add_column("Value", overflow="fold")
+    for api, settings in info.items():
+        for key, value in settings.items():
+            table.add_row(api, key, value)
+    console.print(table)
+    dataset = getattr(sandbox, "dataset", None)
+    if dataset is not None:
+        truth = dataset.ground_truth
+        console.print(
+            f"{len(truth.contact_ids)} live contacts, {len(truth.sales_ready)} sales-ready, "
+            f"{len(dataset.sf_users)} Salesforce users, seed {dataset.seed}, "
+            f"now {dataset.generated_at.isoformat()}"
+        )

@@ -1,0 +1,172 @@
+"""One object that runs the whole sandbox: a seeded dataset loaded into the emulated HubSpot
+portal (plain HTTP) and Salesforce org (HTTPS with a throw-away CA), on one sandbox clock.
+
+    with Sandbox(contacts=1000, seed=42) as sb:
+        sb.info()            # base URLs and credentials for the connector's config
+        sb.simulator().run(48)   # let the sales team work the Leads for two days
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connector.sandbox.base import FaultPlan, SandboxClock, ServedApp, TLSFiles, make_tls
+from connector.sandbox.dataset import SandboxDataset
+from connector.sandbox.generator import generate
+from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.salesforce import SalesforceSandbox
+from connector.sandbox.simulator import SalesTeamSimulator
+
+__all__ = [
+    "HUBSPOT_ACCESS_TOKEN",
+    "SALESFORCE_CONSUMER_KEY",
+    "SALESFORCE_CONSUMER_SECRET",
+    "SALESFORCE_PASSWORD",
+    "SALESFORCE_SECURITY_TOKEN",
+    "SALESFORCE_USERNAME",
+    "Sandbox",
+]
+
+# The sandbox's credentials: fixed, public, useless anywhere else.
+HUBSPOT_ACCESS_TOKEN = "pat-sandbox-0000"
+SALESFORCE_USERNAME = "integration@handshake.sandbox"
+SALESFORCE_PASSWORD = "sandbox-pass"
+SALESFORCE_SECURITY_TOKEN = "sandboxtoken"
+SALESFORCE_CONSUMER_KEY = "handshake-sandbox-key"
+SALESFORCE_CONSUMER_SECRET = "handshake-sandbox-secret"
+TLS_SUBDIR = "tls"
+
+
+class Sandbox:
+    """Both emulated APIs, loaded with `generate(seed, contacts, now=start)` and served on
+    loopback. `start` is the sandbox clock's start and the dataset's "now" (default: the current
+    minute, so a connector on the real clock sees fresh engagement; pass it for reproducible
+    runs). `workdir` holds the TLS files (a temporary directory if not given). Use as a
+    context manager, or call `start()` and `stop()`."""
+
+    def __init__(
+        self,
+        contacts: int = 1000,
+        seed: int = 42,
+        *,
+        hubspot_port: int = 0,
+        salesforce_port: int = 0,
+        tier: str = "professional",
+        daily_allocation: int = 100_000,
+        hubspot_faults: FaultPlan | None = None,
+        salesforce_faults: FaultPlan | None = None,
+        start: datetime | None = None,
+        workdir: str | Path | None = None,
+        frozen_clock: bool = False,
+    ) -> None:
+        self.contacts = contacts
+        self.seed = seed
+        self.hubspot_port = hubspot_port
+        self.salesforce_port = salesforce_port
+        self.tier = tier
+        self.daily_allocation = daily_allocation
+        self.hubspot_faults = hubspot_faults
+        self.salesforce_faults = salesforce_faults
+        self.start_at = (start or datetime.now(UTC).replace(second=0, microsecond=0)).astimezone(UTC)
+        self.frozen_clock = frozen_clock
+        self._workdir_arg = Path(workdir) if workdir is not None else None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._servers: list[ServedApp] = []
+        self.dataset: SandboxDataset | None = None
+        self.clock = SandboxClock(self.start_at, frozen=frozen_clock)
+        self.hubspot: HubSpotSandbox | None = None
+        self.salesforce: SalesforceSandbox | None = None
+        self.tls: TLSFiles | None = None
+        self.hubspot_url = ""
+        self.salesforce_url = ""
+
+    def start(self) -> Sandbox:
+        """Generate the dataset, load both servers and serve them; returns self."""
+        if self._servers:
+            raise RuntimeError("this sandbox is already running")
+        try:
+            workdir = self._workdir_arg
+            if workdir is None:
+                self._tempdir = tempfile.TemporaryDirectory(prefix="handshake-sandbox-")
+                workdir = Path(self._tempdir.name)
+            self.tls = make_tls(workdir / TLS_SUBDIR)
+            self.dataset = generate(self.seed, self.contacts, now=self.start_at)
+            self.hubspot = HubSpotSandbox(
+                self.clock,
+                faults=self.hubspot_faults,
+                tier=self.tier,
+                access_tokens=(HUBSPOT_ACCESS_TOKEN,),
+            )
+            self.hubspot.load(self.dataset)
+            self.salesforce = SalesforceSandbox(
+                self.clock,
+                faults=self.salesforce_faults,
+                daily_allocation=self.daily_allocation,
+                username=SALESFORCE_USERNAME,
+                password=SALESFORCE_PASSWORD,
+                security_token=SALESFORCE_SECURITY_TOKEN,
+                consumer_key=SALESFORCE_CONSUMER_KEY,
+                consumer_secret=SALESFORCE_CONSUMER_SECRET,
+            )
+            self.salesforce.load(self.dataset)
+            hubspot_server = self.hubspot.serve(port=self.hubspot_port)
+            self._servers.append(hubspot_server)
+            salesforce_server = self.salesforce.serve(port=self.salesforce_port, tls=self.tls)
+            self._servers.append(salesforce_server)
+        except BaseException:
+            self.stop()
+            raise
+        self.hubspot_url = hubspot_server.base_url
+        self.salesforce_url = salesforce_server.base_url
+        return self
+
+    def info(self) -> dict[str, dict[str, str]]:
+        """Base URLs and credentials, in the shape the connector's configuration takes."""
+        if self.tls is None or not self._servers:
+            raise RuntimeError("the sandbox is not running: call start() first")
+        return {
+            "hubspot": {
+                "base_url": self.hubspot_url,
+                "access_token": HUBSPOT_ACCESS_TOKEN,
+            },
+            "salesforce": {
+                "instance_url": self.salesforce_url,
+                "login_url": self.salesforce_url,
+                "username": SALESFORCE_USERNAME,
+                "password": SALESFORCE_PASSWORD,
+                "security_token": SALESFORCE_SECURITY_TOKEN,
+                "ca_bundle": str(self.tls.ca_bundle),
+            },
+        }
+
+    def simulator(
+        self, *, seed: int | None = None, profile: dict[str, Any] | None = None
+    ) -> SalesTeamSimulator:
+        """A sales-team simulator on this sandbox's org and clock; its actions also go to
+        `dataset.ground_truth.simulator`."""
+        if self.salesforce is None:
+            raise RuntimeError("the sandbox is not running: call start() first")
+        return SalesTeamSimulator(
+            self.salesforce.state,
+            self.clock,
+            seed=self.seed if seed is None else seed,
+            profile=profile,
+            dataset=self.dataset,
+        )
+
+    def stop(self) -> None:
+        """Stop both servers and remove the temporary directory (if the sandbox made one)."""
+        while self._servers:
+            self._servers.pop().stop()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
