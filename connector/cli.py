@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -26,8 +27,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="The state database: schema upgrades and status.", no_args_is_help=True)
+sync_app = typer.Typer(help="Run one stage of the sync once.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(sync_app, name="sync")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -164,6 +167,94 @@ def db_status(config: ConfigOption = None) -> None:
     out.print(f"schema revision: {current or 'none'} (newest: {head})")
     if current != head:
         out.print("run `handshake db upgrade` to upgrade in place")
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    out.print(f"[bold]{escape(title)}[/]")
+    for key in sorted(counts):
+        out.print(f"  {key}: {counts[key]:,}", highlight=False)
+
+
+def _run_pull(config_path: str | None, *, dry_run: bool, stage_name: str,
+              since: datetime | None = None, until: datetime | None = None,
+              full: bool = False, streams: list[str] | None = None) -> None:
+    from connector.errors import QuotaExhausted
+    from connector.progress import make_progress
+    from connector.pull import STREAMS, backfill, pull
+    from connector.wiring import open_store, pull_context
+
+    loaded = load_checked_config(config_path)
+    unknown = sorted(set(streams or []) - set(STREAMS))
+    if unknown:
+        err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}")
+        raise typer.Exit(EXIT_CONFIG)
+    store = open_store(loaded)
+    run_id = store.start_run(stage_name, trigger="backfill" if since else "manual")
+    status, error = "ok", None
+    with bind_run(run_id), make_progress() as progress:
+        ctx = pull_context(loaded, store, run_id=run_id, progress=progress, dry_run=dry_run)
+        try:
+            if since is not None:
+                counts = backfill(ctx, since, until)
+            else:
+                counts = pull(ctx, streams=streams or STREAMS, full=full)
+        except QuotaExhausted as exc:
+            status, error = "stopped", str(exc)
+            counts = ctx.counts
+            log.warning("stopped until the quota resets: %s", exc)
+        except Exception as exc:
+            status, error = "failed", str(exc)
+            store.finish_run(run_id, status=status, counts=dict(ctx.counts), error=error)
+            raise
+        finally:
+            ctx.client.close()
+    store.finish_run(run_id, status=status, counts=dict(counts), error=error)
+    _print_counts(f"{stage_name} {'(dry run: nothing stored) ' if dry_run else ''}{status}",
+                  dict(counts))
+    if error:
+        err.print(f"[yellow]{escape(error)}[/]")
+
+
+@sync_app.command("pull")
+def sync_pull(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read HubSpot, store nothing.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Reload every contact (list endpoint).")] = False,
+    stream: Annotated[
+        list[str] | None, typer.Option("--stream", help="Only these streams (repeatable).")
+    ] = None,
+) -> None:
+    """Pull contacts and engagement from HubSpot into the state store (incremental)."""
+    _run_pull(config, dry_run=dry_run, stage_name="pull", full=full, streams=stream)
+
+
+def _parse_date(value: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time")
+        raise typer.Exit(EXIT_CONFIG) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command("backfill")
+def backfill_command(
+    since: Annotated[str, typer.Option("--since", help="Start date (YYYY-MM-DD or ISO-8601).")],
+    until: Annotated[str | None, typer.Option("--until", help="End date (default: now).")] = None,
+    stage: Annotated[str, typer.Option("--stage", help="Which stage to backfill: pull.")] = "pull",
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, store nothing.")] = False,
+) -> None:
+    """Re-read a date range without moving the scheduled bookmarks (nothing is duplicated)."""
+    if stage != "pull":
+        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far")
+        raise typer.Exit(EXIT_CONFIG)
+    start = _parse_date(since, "--since")
+    end = _parse_date(until, "--until") if until else None
+    if end is not None and end <= start:
+        err.print("--until must be after --since")
+        raise typer.Exit(EXIT_CONFIG)
+    _run_pull(config, dry_run=dry_run, stage_name="backfill-pull", since=start, until=end)
 
 
 def main() -> None:

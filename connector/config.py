@@ -88,7 +88,7 @@ class HubSpotSettings(_Section):
     tier: HubSpotTier = HubSpotTier.PROFESSIONAL
     # Share of the tier's 10-second burst and daily quota Handshake may use (others share the app).
     rate_limit_share: float = Field(0.9, gt=0, le=1)
-    search_requests_per_second: float = Field(4, gt=0, le=10)
+    search_requests_per_second: int = Field(5, ge=1, le=10)
     timeout_seconds: float = Field(30, gt=0)
     max_attempts: int = Field(6, ge=1, le=20)
     # HubSpot resets the daily limit at midnight in the account's time zone.

@@ -206,11 +206,107 @@ class Store:
         with self.transaction() as s:
             s.execute(stmt)
 
-    def bookmarks(self) -> dict[str, str]:
+    def bookmarks(self, prefix: str | None = None) -> dict[str, str]:
+        """All bookmarks, or those whose stream name starts with `prefix`."""
         with self.transaction() as s:
-            return {b.stream: b.value for b in s.scalars(select(Bookmark))}
+            q = select(Bookmark)
+            if prefix:
+                q = q.where(Bookmark.stream.startswith(prefix, autoescape=True))
+            return {b.stream: b.value for b in s.scalars(q.order_by(Bookmark.stream))}
+
+    def delete_bookmark(self, stream: str, *, session: Session | None = None) -> None:
+        stmt = delete(Bookmark).where(Bookmark.stream == stream)
+        if session is not None:
+            session.execute(stmt)
+            return
+        with self.transaction() as s:
+            s.execute(stmt)
 
     # --- contacts -----------------------------------------------------------------------------
+
+    def contact_versions(self, ids: Sequence[str]) -> dict[str, tuple[datetime | None, bool, Any]]:
+        """For known ids: (HubSpot lastmodifieddate, archived, page-view counter) as stored."""
+        if not ids:
+            return {}
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived,
+                       Contact.properties).where(Contact.hubspot_id.in_(list(ids)))
+            )
+            return {
+                cid: (updated, archived, (props or {}).get("hs_analytics_num_page_views"))
+                for cid, updated, archived, props in rows
+            }
+
+    def resolve_contact_ids(self, ids: Iterable[str]) -> dict[str, str]:
+        """Known ids -> the live id they stand for (the survivor for merged-away contacts)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Contact.hubspot_id, Contact.merged_into).where(Contact.hubspot_id.in_(wanted))
+            )
+            return {cid: merged_into or cid for cid, merged_into in rows}
+
+    def contact_ids_by_email(self, emails: Iterable[str]) -> dict[str, str]:
+        """Email (lower-case) -> HubSpot id, live contacts first, then archived or merged ones
+        (the merged survivor when known)."""
+        wanted = sorted({e.lower() for e in emails if e})
+        if not wanted:
+            return {}
+        out: dict[str, str] = {}
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Contact.email, Contact.hubspot_id, Contact.archived, Contact.merged_into)
+                .where(Contact.email.in_(wanted))
+            )
+            ranked = sorted(rows, key=lambda r: (bool(r.merged_into), r.archived, r.hubspot_id))
+        for email, cid, _archived, merged_into in reversed(ranked):
+            out[email] = merged_into or cid
+        return out
+
+    def mark_archived(self, ids: Sequence[str], *, session: Session | None = None) -> int:
+        """Flag contacts HubSpot archived; their data stays for history and reports."""
+        if not ids:
+            return 0
+        stmt = (
+            update(Contact)
+            .where(Contact.hubspot_id.in_(list(ids)), Contact.archived.is_(False))
+            .values(archived=True, updated_at=self._now(), inputs_changed_at=self._now())
+        )
+        if session is not None:
+            return int(session.execute(stmt).rowcount or 0)
+        with self.transaction() as s:
+            return int(s.execute(stmt).rowcount or 0)
+
+    def mark_merged(self, survivor: str, merged_ids: Sequence[str], *, session: Session) -> int:
+        """Redirect merged-away contacts to the survivor: flag them, move their activities."""
+        merged = [m for m in merged_ids if m and m != survivor]
+        if not merged:
+            return 0
+        now = self._now()
+        session.execute(
+            self._insert(Contact)
+            .values([
+                {"hubspot_id": m, "email": None, "properties": {}, "archived": False,
+                 "merged_into": survivor, "first_seen_at": now, "updated_at": now}
+                for m in merged
+            ])
+            .on_conflict_do_nothing(index_elements=["hubspot_id"])
+        )
+        session.execute(
+            update(Contact).where(Contact.hubspot_id.in_(merged))
+            .values(merged_into=survivor, updated_at=now)
+        )
+        moved = session.execute(
+            update(Activity).where(Activity.contact_id.in_(merged)).values(contact_id=survivor)
+        ).rowcount
+        session.execute(
+            update(Contact).where(Contact.hubspot_id == survivor).values(inputs_changed_at=now)
+        )
+        return int(moved or 0)
+
 
     def upsert_contacts(
         self, records: Sequence[ContactRecord], *, session: Session | None = None

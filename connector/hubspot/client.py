@@ -1,0 +1,273 @@
+"""HubSpot over httpx, every call through the shared HTTP policy. Read-side calls for the pull.
+
+Pages are returned one at a time; callers stream them, so memory stays flat however large the
+account. Every answer carries the server's time (`Date` header): bookmarks compare server
+timestamps with server time, never with our clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from connector.clock import Clock, SystemClock
+from connector.config import Config
+from connector.hubspot import settings as hs
+from connector.http import DESCRIBE, LIMITER, HttpPolicy, make_httpx_client
+
+__all__ = ["HubSpotClient", "Page", "build_hubspot_policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of an answer: its records, the cursor to the next page, and server time."""
+
+    results: list[dict[str, Any]]
+    next_after: str | None
+    server_time: datetime | None
+    total: int | None = None
+    raw: dict[str, Any] | None = None
+
+
+def build_hubspot_policy(config: Config, clock: Clock | None = None) -> HttpPolicy:
+    """The HubSpot policy from the config: the tier's limits, scaled by the allowed share."""
+    from connector.http.settings import (
+        HUBSPOT_BURST,
+        HUBSPOT_BURST_WINDOW_SECONDS,
+        HUBSPOT_SEARCH,
+        HUBSPOT_SEARCH_WINDOW_SECONDS,
+        RollingLimit,
+        hubspot_limits,
+    )
+
+    hub = config.hubspot
+    packs = 1 if hub.tier.value == "capacity_pack" else 0
+    tier = "professional" if packs else hub.tier.value
+    return HttpPolicy.for_hubspot(
+        tier,
+        capacity_packs=packs,
+        timezone=hub.account_timezone,
+        clock=clock,
+        max_attempts=hub.max_attempts,
+        safety_margin=hub.rate_limit_share,
+        connect_timeout=min(10.0, hub.timeout_seconds),
+        read_timeout=hub.timeout_seconds,
+        rolling={
+            HUBSPOT_BURST: RollingLimit(
+                hubspot_limits(tier, packs).burst, HUBSPOT_BURST_WINDOW_SECONDS
+            ),
+            HUBSPOT_SEARCH: RollingLimit(
+                int(hub.search_requests_per_second), HUBSPOT_SEARCH_WINDOW_SECONDS
+            ),
+        },
+    )
+
+
+def _server_time(response: httpx.Response) -> datetime | None:
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class HubSpotClient:
+    """The HubSpot calls the pull makes. `transport` is the seam for tests."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        policy: HttpPolicy,
+        *,
+        api_version: str = "v3",
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock or policy.clock or SystemClock()
+        self.api_version = api_version
+        self.http = make_httpx_client(
+            policy,
+            base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            transport=transport,
+        )
+        self.calls = 0
+
+    @classmethod
+    def from_config(
+        cls, config: Config, *, clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> HubSpotClient:
+        token = config.secrets.hubspot_token
+        if token is None:
+            raise ValueError("HANDSHAKE_HUBSPOT_TOKEN is not set")
+        return cls(
+            config.hubspot.base_url,
+            token.get_secret_value(),
+            build_hubspot_policy(config, clock),
+            api_version=config.hubspot.api_version,
+            transport=transport,
+            clock=clock,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def contacts_path(self) -> str:
+        if self.api_version == "v3":
+            return hs.CONTACTS_V3
+        return hs.CONTACTS_DATED.format(version=self.api_version)
+
+    def _request(
+        self, method: str, path: str, *, params: Sequence[tuple[str, Any]] | None = None,
+        json: Any = None, limiter: str | None = None, describe: str = "",
+    ) -> tuple[dict[str, Any], datetime | None]:
+        extensions: dict[str, Any] = {DESCRIBE: describe}
+        if limiter:
+            extensions[LIMITER] = limiter
+        self.calls += 1
+        response = self.http.request(
+            method, path, params=list(params or []), json=json, extensions=extensions
+        )
+        body = response.json() if response.content else {}
+        return body, _server_time(response)
+
+    @staticmethod
+    def _next_after(body: dict[str, Any]) -> str | None:
+        nxt = (body.get("paging") or {}).get("next") or {}
+        after = nxt.get("after")
+        return str(after) if after not in (None, "") else None
+
+    # --- contacts -----------------------------------------------------------------------------
+
+    def property_chunks(self, properties: Sequence[str]) -> list[list[str]]:
+        """Split a property list so each GET stays under the URL length HubSpot accepts."""
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for name in properties:
+            cost = len(urlencode({"properties": name})) + 1
+            if chunks[-1] and size + cost > hs.MAX_QUERY_CHARS:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(name)
+            size += cost
+        return chunks
+
+    def list_contacts(
+        self, properties: Sequence[str], *, after: str | None = None, archived: bool = False
+    ) -> Page:
+        """One page of the contacts list (ordered by id), with every requested property.
+
+        When the property list is too long for one URL, the page is read with the first chunk
+        and completed by a batch read (POST) of the other properties.
+        """
+        chunks = self.property_chunks(properties)
+        params: list[tuple[str, Any]] = [("limit", hs.CONTACTS_LIST_LIMIT),
+                                         ("archived", str(archived).lower())]
+        params += [("properties", p) for p in chunks[0]]
+        if after:
+            params.append(("after", after))
+        body, when = self._request("GET", self.contacts_path, params=params,
+                                   describe="list contacts")
+        results = list(body.get("results") or [])
+        if len(chunks) > 1 and results and not archived:
+            rest = [p for chunk in chunks[1:] for p in chunk]
+            extra = self.batch_read_contacts([r["id"] for r in results], rest)
+            by_id = {r["id"]: r for r in extra}
+            for record in results:
+                record.setdefault("properties", {}).update(
+                    (by_id.get(record["id"]) or {}).get("properties") or {}
+                )
+        return Page(results, self._next_after(body), when, raw=body)
+
+    def batch_read_contacts(self, ids: Sequence[str], properties: Sequence[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), hs.BATCH_LIMIT):
+            body, _ = self._request(
+                "POST", f"{self.contacts_path}/batch/read",
+                json={"inputs": [{"id": i} for i in ids[start:start + hs.BATCH_LIMIT]],
+                      "properties": list(properties)},
+                describe="batch read contacts",
+            )
+            out.extend(body.get("results") or [])
+        return out
+
+    def search_contacts(self, body: dict[str, Any]) -> Page:
+        """One page of a contacts search (its own per-second limit applies)."""
+        answer, when = self._request(
+            "POST", f"{self.contacts_path}/search", json=body, limiter="search",
+            describe="search contacts",
+        )
+        return Page(list(answer.get("results") or []), self._next_after(answer), when,
+                    total=answer.get("total"), raw=answer)
+
+    # --- engagement ---------------------------------------------------------------------------
+
+    def email_events(self, start_ms: int, end_ms: int, *, offset: str | None = None) -> Page:
+        """Legacy email events in [start_ms, end_ms], paged by `offset` while `hasMore`."""
+        params: list[tuple[str, Any]] = [("startTimestamp", start_ms), ("endTimestamp", end_ms),
+                                         ("limit", hs.EMAIL_EVENTS_LIMIT)]
+        if offset:
+            params.append(("offset", offset))
+        body, when = self._request("GET", hs.EMAIL_EVENTS, params=params,
+                                   describe="email events")
+        nxt = str(body["offset"]) if body.get("hasMore") and body.get("offset") else None
+        return Page(list(body.get("events") or []), nxt, when, raw=body)
+
+    def forms(self, *, after: str | None = None) -> Page:
+        params: list[tuple[str, Any]] = [("limit", hs.FORMS_LIMIT)]
+        if after:
+            params.append(("after", after))
+        body, when = self._request("GET", hs.FORMS, params=params, describe="forms")
+        return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
+
+    def form_submissions(self, guid: str, *, after: str | None = None) -> Page:
+        """Submissions of one form, newest first."""
+        params: list[tuple[str, Any]] = [("limit", hs.FORM_SUBMISSIONS_LIMIT)]
+        if after:
+            params.append(("after", after))
+        body, when = self._request("GET", hs.FORM_SUBMISSIONS.format(guid=guid), params=params,
+                                   describe="form submissions")
+        return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
+
+    def page_views(self, contact_id: str, *, occurred_after: str | None = None,
+                   after: str | None = None) -> Page:
+        params: list[tuple[str, Any]] = [
+            ("objectType", "contact"), ("objectId", contact_id),
+            ("eventType", hs.PAGE_VIEW_EVENT), ("limit", hs.WEB_EVENTS_LIMIT),
+        ]
+        if occurred_after:
+            params.append(("occurredAfter", occurred_after))
+        if after:
+            params.append(("after", after))
+        body, when = self._request("GET", hs.WEB_EVENTS, params=params, describe="page views")
+        return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
+
+    def marketing_events(self, *, after: str | None = None) -> Page:
+        params: list[tuple[str, Any]] = [("limit", hs.MARKETING_EVENTS_LIMIT)]
+        if after:
+            params.append(("after", after))
+        body, when = self._request("GET", hs.MARKETING_EVENTS, params=params,
+                                   describe="marketing events")
+        return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
+
+    def participations(self, event_id: str, *, after: str | None = None) -> Page:
+        params: list[tuple[str, Any]] = [("limit", hs.PARTICIPATIONS_LIMIT)]
+        if after:
+            params.append(("after", after))
+        body, when = self._request("GET", hs.PARTICIPATIONS.format(event_id=event_id),
+                                   params=params, describe="webinar participations")
+        return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)

@@ -1,0 +1,73 @@
+"""What every pull stream shares: the context it runs in, counts, and dead-lettering."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector.clock import Clock
+from connector.errors import SkippableError
+from connector.hubspot.client import HubSpotClient, Page
+from connector.progress import NullProgress, ProgressSink
+from connector.store import Store
+
+__all__ = ["PullContext", "dump", "load"]
+
+log = logging.getLogger("connector.pull")
+STAGE = "pull"
+
+
+def dump(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def load(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        loaded = json.loads(value)
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+@dataclass
+class PullContext:
+    """Everything a stream needs; streams depend on this, not on each other."""
+
+    store: Store
+    client: HubSpotClient
+    clock: Clock
+    properties: list[str]
+    lookback: timedelta = timedelta(minutes=10)
+    run_id: str | None = None
+    progress: ProgressSink = field(default_factory=NullProgress)
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    server_now: datetime | None = None  # HubSpot's clock, from the newest answer's Date header
+
+    def saw(self, page: Page) -> Page:
+        """Note the server time of an answer; returns the page for chaining."""
+        if page.server_time is not None:
+            self.server_now = page.server_time
+        return page
+
+    def now(self) -> datetime:
+        """HubSpot's time when known (bookmarks compare with server timestamps), else ours."""
+        return self.server_now or self.clock.now()
+
+    def park(self, stream: str, err: SkippableError, payload: dict[str, Any]) -> None:
+        """Dead-letter one unusable record and count it; the stream goes on."""
+        self.counts[f"{stream}.dead_letters"] += 1
+        if self.dry_run:
+            return
+        self.store.dead_letter(
+            stage=STAGE, system="hubspot", record_key=f"{stream}:{err.record_key}",
+            reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
+            error_code="UNUSABLE_RECORD",
+        )
+        log.warning("parked %s record %s: %s", stream, err.record_key, err.message)

@@ -1,0 +1,318 @@
+"""Engagement streams: email events, form submissions, page views, webinar participations.
+
+Each normalises into `ActivityRecord`s deduplicated by (source, source id), so re-reading a
+page after a crash or a lookback never duplicates anything. Bookmarks:
+- `email_events`        {"done": ms} everything before it is stored; while a window is being
+                        read also {"start", "end", "offset"} to resume inside it.
+- `forms/<guid>`        ms of the newest submission stored for that form.
+- `page_views/<id>`     ISO time of the newest page view stored for that contact; contacts are
+                        read only while `page_views_due/<id>` says their visit counter moved.
+- `webinars/<id>`       "final" once an event's participations were read after it settled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connector.errors import SkippableError
+from connector.pull.base import PullContext, dump, load
+from connector.pull.contacts import PAGE_VIEWS_DUE
+from connector.pull.normalize import (
+    activity_from_email_event,
+    activity_from_form_submission,
+    activity_from_page_view,
+    activity_from_participation,
+    parse_time,
+)
+from connector.store import ActivityRecord
+
+__all__ = ["EmailEventsStream", "FormSubmissionsStream", "PageViewsStream", "WebinarsStream"]
+
+log = logging.getLogger("connector.pull.engagement")
+
+EMAIL_EVENTS = "email_events"
+FORMS = "forms/"
+PAGE_VIEWS = "page_views/"
+WEBINARS = "webinars/"
+# Participations change around an event (registrations before, attendance after); a week after
+# it ends they are settled and need not be read again.
+WEBINAR_SETTLED_AFTER = timedelta(days=7)
+# HubSpot records email events asynchronously: leave the newest minute for the next pull.
+EMAIL_EVENTS_SETTLE = timedelta(minutes=1)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class _Stream:
+    name = "stream"
+
+    def _known_contacts(
+        self, acts: list[ActivityRecord], payload: dict[str, Any]
+    ) -> list[ActivityRecord]:
+        """Activities re-pointed to live contacts (merged ones to their survivor); activities
+        of unknown contacts are parked."""
+        live = self.ctx.store.resolve_contact_ids(a.contact_id for a in acts)
+        kept = []
+        for act in acts:
+            target = live.get(act.contact_id)
+            if target is None:
+                self.ctx.park(self.name, SkippableError(
+                    f"{act.type} of contact {act.contact_id}, who is not a known HubSpot "
+                    "contact (pull contacts first, or the contact was deleted)",
+                    system="hubspot", record_key=act.source_id),
+                    {**payload, "contact": act.contact_id})
+                continue
+            kept.append(act if target == act.contact_id else replace(act, contact_id=target))
+        return kept
+
+    def __init__(self, ctx: PullContext) -> None:
+        self.ctx = ctx
+        self.task = ctx.progress.task(self.name)
+
+    def save(
+        self, activities: Iterable[ActivityRecord], *, bookmarks: Sequence[tuple[str, str]] = (),
+        delete: Sequence[str] = (),
+    ) -> None:
+        """Store activities and bookmarks in one transaction."""
+        acts = list(activities)
+        ctx = self.ctx
+        ctx.counts[f"{self.name}.fetched"] += len(acts)
+        ctx.progress.advance(self.task, len(acts))
+        if ctx.dry_run:
+            return
+        with ctx.store.transaction() as s:
+            ctx.counts[f"{self.name}.new"] += ctx.store.add_activities(acts, session=s)
+            for stream, value in bookmarks:
+                ctx.store.set_bookmark(stream, value, run_id=ctx.run_id, session=s)
+            for stream in delete:
+                ctx.store.delete_bookmark(stream, session=s)
+
+    def finish(self) -> None:
+        self.ctx.progress.done(self.task)
+
+
+class EmailEventsStream(_Stream):
+    """Legacy email events for the whole portal, by time window, matched to contacts by email."""
+
+    name = "email_events"
+
+    def run(self, since: datetime | None = None, until: datetime | None = None,
+            *, bookmark: bool = True) -> None:
+        ctx = self.ctx
+        state = load(ctx.store.get_bookmark(EMAIL_EVENTS)) if bookmark else {}
+        if "start" in state and "end" in state:
+            start, end, offset = int(state["start"]), int(state["end"]), state.get("offset")
+        else:
+            done = int(state["done"]) if "done" in state else None
+            begin = since or (
+                datetime.fromtimestamp(done / 1000, UTC) - ctx.lookback if done else EPOCH
+            )
+            stop = until or (ctx.now() - EMAIL_EVENTS_SETTLE)
+            start, end, offset = _ms(begin), _ms(stop), None
+        while True:
+            page = ctx.saw(ctx.client.email_events(start, end, offset=offset))
+            emails = {str(e.get("recipient") or "").lower() for e in page.results}
+            owners = ctx.store.contact_ids_by_email(emails)
+            acts: list[ActivityRecord] = []
+            for event in page.results:
+                recipient = str(event.get("recipient") or "").lower()
+                cid = owners.get(recipient)
+                try:
+                    if cid is None:
+                        raise SkippableError(
+                            f"email event for {recipient or '(no recipient)'}, who is not a "
+                            "known HubSpot contact (pull contacts first, or the contact was "
+                            "deleted)", system="hubspot", record_key=str(event.get("id")))
+                    act = activity_from_email_event(event, cid)
+                except SkippableError as err:
+                    self.ctx.park(self.name, err, event)
+                    continue
+                if act is not None:
+                    acts.append(act)
+            offset = page.next_after
+            if offset:
+                marks = [(EMAIL_EVENTS, dump({"start": start, "end": end, "offset": offset,
+                                              "done": state.get("done")}))] if bookmark else []
+                self.save(acts, bookmarks=marks)
+                continue
+            self.save(acts, bookmarks=[(EMAIL_EVENTS, dump({"done": end}))] if bookmark else [])
+            break
+        self.finish()
+
+
+class FormSubmissionsStream(_Stream):
+    """Submissions of every form, newest first, until the newest one already stored."""
+
+    name = "form_submissions"
+
+    def run(self, since: datetime | None = None, until: datetime | None = None,
+            *, bookmark: bool = True) -> None:
+        ctx = self.ctx
+        forms: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = ctx.saw(ctx.client.forms(after=after))
+            forms.extend(page.results)
+            after = page.next_after
+            if not after:
+                break
+        for form in forms:
+            self._read_form(form, since, until, bookmark)
+        self.finish()
+
+    def _read_form(self, form: dict[str, Any], since: datetime | None, until: datetime | None,
+                   bookmark: bool) -> None:
+        ctx = self.ctx
+        guid = str(form.get("id") or form.get("guid"))
+        stream = FORMS + guid
+        stored = ctx.store.get_bookmark(stream) if bookmark else None
+        floor_ms = _ms(since) if since else (int(stored) - int(ctx.lookback.total_seconds() * 1000)
+                                             if stored else None)
+        ceiling_ms = _ms(until) if until else None
+        newest = int(stored) if stored else 0
+        after: str | None = None
+        while True:
+            page = ctx.saw(ctx.client.form_submissions(guid, after=after))
+            emails = {self._email(s) for s in page.results}
+            owners = ctx.store.contact_ids_by_email(e for e in emails if e)
+            acts: list[ActivityRecord] = []
+            reached_floor = False
+            for sub in page.results:
+                submitted = int(sub.get("submittedAt") or 0)
+                if floor_ms is not None and submitted < floor_ms:
+                    reached_floor = True
+                    continue
+                if ceiling_ms is not None and submitted > ceiling_ms:
+                    continue
+                newest = max(newest, submitted)
+                email = self._email(sub)
+                cid = owners.get(email or "")
+                try:
+                    if cid is None:
+                        raise SkippableError(
+                            f"form submission by {email or '(no email field)'}, who is not a "
+                            "known HubSpot contact", system="hubspot",
+                            record_key=f"{guid}:{submitted}:{email}")
+                    acts.append(activity_from_form_submission(sub, form, cid))
+                except SkippableError as err:
+                    ctx.park(self.name, err, {"form": guid, "submission": sub})
+            after = page.next_after
+            last = reached_floor or not after
+            marks = [(stream, str(newest))] if bookmark and last and newest else []
+            self.save(acts, bookmarks=marks)
+            if last:
+                return
+
+    @staticmethod
+    def _email(submission: dict[str, Any]) -> str | None:
+        for value in submission.get("values") or []:
+            if str(value.get("name")).lower() == "email" and value.get("value"):
+                return str(value["value"]).strip().lower()
+        return None
+
+
+class PageViewsStream(_Stream):
+    """Page views of the contacts whose visit counter moved since their last read."""
+
+    name = "page_views"
+
+    def run(self, since: datetime | None = None, until: datetime | None = None,
+            *, bookmark: bool = True) -> None:
+        ctx = self.ctx
+        due = list(ctx.store.bookmarks(PAGE_VIEWS_DUE))
+        ctx.progress.advance(self.task, 0, total=None)
+        for marker in due:
+            cid = marker[len(PAGE_VIEWS_DUE):]
+            self._read_contact(cid, marker, since, until, bookmark)
+        self.finish()
+
+    def _read_contact(self, cid: str, marker: str, since: datetime | None,
+                      until: datetime | None, bookmark: bool) -> None:
+        ctx = self.ctx
+        cursor_key = PAGE_VIEWS + cid
+        stored = parse_time(ctx.store.get_bookmark(cursor_key)) if bookmark else None
+        start = since or (stored - ctx.lookback if stored else None)
+        newest = stored
+        after: str | None = None
+        while True:
+            page = ctx.saw(ctx.client.page_views(
+                cid, occurred_after=start.isoformat().replace("+00:00", "Z") if start else None,
+                after=after))
+            acts: list[ActivityRecord] = []
+            for event in page.results:
+                try:
+                    act = activity_from_page_view(event)
+                except SkippableError as err:
+                    ctx.park(self.name, err, event)
+                    continue
+                if until is not None and act.occurred_at > until:
+                    continue
+                acts.append(act)
+                newest = act.occurred_at if newest is None else max(newest, act.occurred_at)
+            acts = self._known_contacts(acts, {"contact": cid})
+            after = page.next_after
+            if after:
+                self.save(acts)
+                continue
+            marks = [(cursor_key, newest.isoformat())] if bookmark and newest else []
+            self.save(acts, bookmarks=marks, delete=[marker] if bookmark else [])
+            return
+
+
+class WebinarsStream(_Stream):
+    """Registrations and attendance of marketing events, until each event has settled."""
+
+    name = "webinars"
+
+    def run(self, since: datetime | None = None, until: datetime | None = None,
+            *, bookmark: bool = True) -> None:
+        ctx = self.ctx
+        events: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = ctx.saw(ctx.client.marketing_events(after=after))
+            events.extend(page.results)
+            after = page.next_after
+            if not after:
+                break
+        settled = ctx.store.bookmarks(WEBINARS) if bookmark else {}
+        for event in events:
+            event_id = str(event.get("objectId") or event.get("id"))
+            if settled.get(WEBINARS + event_id) == "final":
+                continue
+            end = parse_time(event.get("endDateTime") or event.get("startDateTime"))
+            if since and end and end < since:
+                continue
+            self._read_event(event, event_id, end, bookmark)
+        self.finish()
+
+    def _read_event(self, event: dict[str, Any], event_id: str, end: datetime | None,
+                    bookmark: bool) -> None:
+        ctx = self.ctx
+        after: str | None = None
+        while True:
+            page = ctx.saw(ctx.client.participations(event_id, after=after))
+            acts: list[ActivityRecord] = []
+            for part in page.results:
+                try:
+                    act = activity_from_participation(part, event)
+                except SkippableError as err:
+                    ctx.park(self.name, err, part)
+                    continue
+                if act is not None:
+                    acts.append(act)
+            acts = self._known_contacts(acts, {"event": event_id})
+            after = page.next_after
+            if after:
+                self.save(acts)
+                continue
+            final = end is not None and ctx.now() - end > WEBINAR_SETTLED_AFTER
+            self.save(acts, bookmarks=[(WEBINARS + event_id, "final")] if bookmark and final else [])
+            return

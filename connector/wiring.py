@@ -1,0 +1,37 @@
+"""Builds the pieces a command or job needs from the configuration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from connector.clock import Clock, SystemClock
+from connector.config import Config
+from connector.hubspot.client import HubSpotClient
+from connector.progress import NullProgress, ProgressSink
+from connector.pull import PullContext, needed_properties
+from connector.store import Store
+
+__all__ = ["open_store", "pull_context"]
+
+
+def open_store(config: Config, clock: Clock | None = None) -> Store:
+    """The state store, its schema upgraded in place to the newest revision."""
+    store = Store(config.state.database_url, clock=clock or SystemClock())
+    store.migrate()
+    return store
+
+
+def pull_context(
+    config: Config, store: Store, *, clock: Clock | None = None, run_id: str | None = None,
+    progress: ProgressSink | None = None, dry_run: bool = False,
+    transport: httpx.BaseTransport | None = None,
+) -> PullContext:
+    clock = clock or SystemClock()
+    client = HubSpotClient.from_config(config, clock=clock, transport=transport)
+    return PullContext(
+        store=store, client=client, clock=clock, properties=needed_properties(config),
+        lookback=timedelta(minutes=config.schedule.lookback_minutes), run_id=run_id,
+        progress=progress or NullProgress(), dry_run=dry_run,
+    )
