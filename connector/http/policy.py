@@ -345,7 +345,8 @@ class HttpPolicy:
             return False
         call.refreshed = True
         self._release(verdict)
-        log.info("%s: %s: session expired, refreshing once", self.system, self._what(verdict, call))
+        what = self.redact(self._what(verdict, call))
+        log.info("%s: %s: session expired, refreshing once", self.system, what)
         headers = self.on_session_expired()
         if headers and on_refreshed is not None:
             on_refreshed(headers)
