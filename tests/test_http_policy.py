@@ -48,6 +48,7 @@ from connector.http import (
     LimiterBusy,
     RollingWindowLimiter,
     SessionExpired,
+    api_request,
     call_sdk,
     hubspot_limits,
     make_httpx_client,
@@ -921,6 +922,30 @@ def test_sdk_calls_retry_under_the_policy_then_return_the_model(
     assert frozen.slept == [2.0]
     assert len(server.hits) == 2
     assert server.hits[0][2]["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_sdk_generic_api_request_goes_through_the_policy(frozen: FrozenClock) -> None:
+    policy = HttpPolicy.for_hubspot(clock=frozen)
+    client = make_hubspot_client(policy, TOKEN, host=HS)
+    adapter = requests_mock.Adapter()
+    events = f"{HS}/email/public/v1/events"
+    adapter.register_uri(
+        "GET",
+        events,
+        [{"status_code": 502}, {"json": {"events": [], "hasMore": False, "offset": "x"}}],
+    )
+    session = make_requests_session(policy, inner=adapter)
+    response = api_request(
+        policy,
+        client,
+        {"method": "GET", "path": "/email/public/v1/events", "qs": {"limit": 1000}},
+        session=session,
+    )
+    assert response.json()["hasMore"] is False
+    assert adapter.call_count == 2
+    assert adapter.last_request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert adapter.last_request.qs == {"limit": ["1000"]}
+    assert adapter.last_request.timeout == (10.0, 60.0)
 
 
 def test_sdk_daily_429_is_quota_exhausted(server: _Server, frozen: FrozenClock) -> None:

@@ -23,7 +23,7 @@ from connector.http.classify import (
     classify_error,
     parse_retry_after,
 )
-from connector.http.hubspot_sdk import call_sdk, make_hubspot_client, no_retries
+from connector.http.hubspot_sdk import api_request, call_sdk, make_hubspot_client, no_retries
 from connector.http.limits import ConcurrencyLimiter, Limiter, LimiterBusy, RollingWindowLimiter
 from connector.http.policy import HttpPolicy, RefreshHook, Timeouts, redact
 from connector.http.session import PolicyAdapter, make_requests_session
@@ -69,6 +69,7 @@ __all__ = [
     "Timeouts",
     "TlsError",
     "Verdict",
+    "api_request",
     "call_sdk",
     "classify_error",
     "hubspot_limits",

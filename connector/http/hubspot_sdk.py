@@ -5,6 +5,9 @@
                     describe="list contacts")
 
 `ApiException` (`.status`, `.headers`, `.body`) goes through the same table as any answer.
+The SDK's generic `client.api_request(options)` calls module-level `requests` with no timeout
+and no session; `api_request(policy, client, options)` sends the same request through a policy
+session instead (for legacy paths the typed APIs lack).
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import hubspot  # type: ignore[import-untyped]
+import requests
 from hubspot.discovery.discovery_base import DiscoveryBase  # type: ignore[import-untyped]
+from hubspot.utils.requests.http_request_builder import (  # type: ignore[import-untyped]
+    Request as SdkRequest,
+)
 from urllib3.util.retry import Retry
 
 from connector.http.policy import HttpPolicy
+from connector.http.session import make_requests_session
 
-__all__ = ["call_sdk", "make_hubspot_client", "no_retries"]
+__all__ = ["api_request", "call_sdk", "make_hubspot_client", "no_retries"]
 
 T = TypeVar("T")
 
@@ -73,6 +81,7 @@ def make_hubspot_client(
     }
     if host is not None:
         options["host"] = host.rstrip("/")
+        options["base_url"] = host.rstrip("/")  # what `client.api_request` builds URLs from
     if ssl_ca_cert is not None:
         options["ssl_ca_cert"] = ssl_ca_cert
     return hubspot.Client.create(**options)
@@ -89,3 +98,25 @@ def call_sdk(
     """`method(*args, **kwargs)` (an SDK call) under `policy`."""
     what = describe or getattr(method, "__qualname__", "hubspot call")
     return policy.execute(lambda: method(*args, **kwargs), describe=what, limiter=limiter)
+
+
+def api_request(
+    policy: HttpPolicy,
+    client: hubspot.Client,
+    options: dict[str, Any],
+    *,
+    session: requests.Session | None = None,
+) -> requests.Response:
+    """What `client.api_request(options)` sends (`method`, `path`, `qs`, `body`, auth from the
+    client), sent through a policy session with timeouts instead of bare `requests`."""
+    built = SdkRequest(client.config, options)
+    own = session is None
+    sender = session if session is not None else make_requests_session(policy)
+    try:
+        response: requests.Response = sender.request(
+            built.get_method(), built.get_url(), **built.get_options_for_sending()
+        )
+        return response
+    finally:
+        if own:
+            sender.close()
