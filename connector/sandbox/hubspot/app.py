@@ -668,11 +668,18 @@ class HubSpotSandbox:
             return _json({"results": []})
         if event_type and event_type != settings.PAGE_VIEW_EVENT_TYPE:
             return _json({"results": []})
-        sort = (_multi(request, "sort") or ["-occurredAt"])[0]
+        # newest first unless asked otherwise ("ASCENDING", "occurredAt"; "-occurredAt", "DESCENDING")
+        sort = (_multi(request, "sort") or ["DESCENDING"])[0]
+        object_id = q.get("objectId")
+        if object_id is None and q.get("objectProperty.email"):
+            found = self.state.find_by_email(q["objectProperty.email"])
+            if found is None:
+                return _json({"results": []})
+            object_id = found.id
         views = self.state.query_page_views(
-            q.get("objectId"), occurred_after=_dt_param(q.get("occurredAfter"), "occurredAfter"),
+            object_id, occurred_after=_dt_param(q.get("occurredAfter"), "occurredAfter"),
             occurred_before=_dt_param(q.get("occurredBefore"), "occurredBefore"),
-            descending=sort.startswith("-") or sort.upper().endswith("DESC"),
+            descending=sort.startswith("-") or sort.upper().startswith("DESC"),
         )
         page = views[start:start + limit]
         results = [
