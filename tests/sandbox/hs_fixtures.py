@@ -163,6 +163,13 @@ def validate_request(spec_name: str, path: str, method: str, body: Any) -> None:
     jsonschema.validate(body, _schema_for(spec_name, path, method, None))
 
 
+def validate_schema(spec_name: str, schema_name: str, body: Any) -> None:
+    """Raise unless `body` fits the named component schema of the spec."""
+    spec = _spec(spec_name)
+    jsonschema.validate(body, {**_relax({"components": spec.get("components", {})}),
+                               "$ref": f"#/components/schemas/{schema_name}"})
+
+
 def spec_path_exists(spec_name: str, path: str, method: str) -> bool:
     """Whether the official spec declares this path and method."""
     return method.lower() in _spec(spec_name)["paths"].get(path, {})
