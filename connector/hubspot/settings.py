@@ -57,6 +57,9 @@ CORE_PROPERTIES = (
     "hs_analytics_first_timestamp",
     "hs_email_optout",
     "hs_merged_object_ids",
+    "hs_additional_emails",
+    "num_conversion_events",
+    "recent_conversion_date",
     "createdate",
     "lastmodifieddate",
 )

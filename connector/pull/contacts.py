@@ -32,6 +32,7 @@ FULL = "contacts.full"
 MODIFIED = "contacts.modified"
 ARCHIVED = "contacts.archived"
 PAGE_VIEWS_DUE = "page_views_due/"
+FORMS_DUE = "forms_due"
 ARCHIVED_SWEEP_EVERY = timedelta(days=1)
 MODIFIED_PROP = "lastmodifieddate"
 
@@ -167,6 +168,7 @@ class ContactsStream:
         known = ctx.store.contact_versions([r.hubspot_id for r in records])
         changed: list[ContactRecord] = []
         due: list[str] = []
+        forms_due = False
         merges: list[tuple[str, list[str]]] = []
         for rec in records:
             before = known.get(rec.hubspot_id)
@@ -175,9 +177,13 @@ class ContactsStream:
                 continue
             changed.append(rec)
             ctx.counts["contacts.new" if before is None else "contacts.updated"] += 1
+            old = before[2] if before is not None else {}
             views = rec.properties.get("hs_analytics_num_page_views")
-            if views not in (None, "", "0") and (before is None or str(before[2]) != str(views)):
+            if views not in (None, "", "0") and str(old.get("hs_analytics_num_page_views")) != str(views):
                 due.append(rec.hubspot_id)
+            forms = rec.properties.get("num_conversion_events")
+            if forms not in (None, "", "0") and str(old.get("num_conversion_events")) != str(forms):
+                forms_due = True
             merged = str(rec.properties.get("hs_merged_object_ids") or "")
             if merged:
                 merges.append((rec.hubspot_id, [m for m in merged.split(";") if m.strip()]))
@@ -190,6 +196,8 @@ class ContactsStream:
                 ctx.store.mark_merged(survivor, merged_ids, session=s)
             for cid in due:
                 ctx.store.set_bookmark(PAGE_VIEWS_DUE + cid, "1", run_id=ctx.run_id, session=s)
+            if forms_due:
+                ctx.store.set_bookmark(FORMS_DUE, "1", run_id=ctx.run_id, session=s)
             for stream, value in ([bookmark] if bookmark else []) + list(extra_bookmarks):
                 ctx.store.set_bookmark(stream, value, run_id=ctx.run_id, session=s)
             for stream in delete_bookmarks:
@@ -254,10 +262,15 @@ class ContactsStream:
             page = ctx.saw(ctx.client.list_contacts(["email", MODIFIED_PROP], after=after,
                                                     archived=True))
             started = started or page.server_time or ctx.clock.now()
-            ids = [str(r.get("id")) for r in page.results if r.get("id")]
-            ctx.counts["contacts.archived_seen"] += len(ids)
-            if not ctx.dry_run and ids:
-                ctx.counts["contacts.archived"] += ctx.store.mark_archived(ids)
+            records = []
+            for raw in page.results:
+                try:
+                    records.append(contact_from_hubspot(raw, archived=True))
+                except SkippableError as err:
+                    ctx.park(self.name, err, raw)
+            ctx.counts["contacts.archived_seen"] += len(records)
+            if not ctx.dry_run and records:
+                ctx.counts["contacts.archived"] += ctx.store.mark_archived(records)
             after = page.next_after
             if not after:
                 break

@@ -7,7 +7,10 @@ page after a crash or a lookback never duplicates anything. Bookmarks:
 - `forms/<guid>`        ms of the newest submission stored for that form.
 - `page_views/<id>`     ISO time of the newest page view stored for that contact; contacts are
                         read only while `page_views_due/<id>` says their visit counter moved.
-- `webinars/<id>`       "final" once an event's participations were read after it settled.
+- `webinars/<id>`       the event's counters (registrants, attendees...) when last read; its
+                        participations are read again only when they move.
+- `forms_due`           set by the contacts stream when a contact's form-submission counter
+                        moved; without it (after a first complete read) forms are not polled.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from connector.errors import SkippableError
 from connector.pull.base import PullContext, dump, load
-from connector.pull.contacts import PAGE_VIEWS_DUE
+from connector.pull.contacts import FORMS_DUE, PAGE_VIEWS_DUE
 from connector.pull.normalize import (
     activity_from_email_event,
     activity_from_form_submission,
@@ -38,9 +41,6 @@ EMAIL_EVENTS = "email_events"
 FORMS = "forms/"
 PAGE_VIEWS = "page_views/"
 WEBINARS = "webinars/"
-# Participations change around an event (registrations before, attendance after); a week after
-# it ends they are settled and need not be read again.
-WEBINAR_SETTLED_AFTER = timedelta(days=7)
 # HubSpot records email events asynchronously: leave the newest minute for the next pull.
 EMAIL_EVENTS_SETTLE = timedelta(minutes=1)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -155,6 +155,11 @@ class FormSubmissionsStream(_Stream):
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:
         ctx = self.ctx
+        # Forms are read one by one; when no contact's submission counter moved since the last
+        # complete read there is nothing new, and no call is made.
+        if bookmark and ctx.store.get_bookmark(FORMS_DUE) is None and ctx.store.bookmarks(FORMS):
+            self.finish()
+            return
         forms: list[dict[str, Any]] = []
         after: str | None = None
         while True:
@@ -165,6 +170,8 @@ class FormSubmissionsStream(_Stream):
                 break
         for form in forms:
             self._read_form(form, since, until, bookmark)
+        if bookmark and not ctx.dry_run:
+            ctx.store.delete_bookmark(FORMS_DUE)
         self.finish()
 
     def _read_form(self, form: dict[str, Any], since: datetime | None, until: datetime | None,
@@ -282,18 +289,22 @@ class WebinarsStream(_Stream):
             after = page.next_after
             if not after:
                 break
-        settled = ctx.store.bookmarks(WEBINARS) if bookmark else {}
+        read = ctx.store.bookmarks(WEBINARS) if bookmark else {}
         for event in events:
             event_id = str(event.get("objectId") or event.get("id"))
-            if settled.get(WEBINARS + event_id) == "final":
+            # The event's own counters move whenever a participation is added or changes state.
+            signature = ":".join(str(event.get(k, "")) for k in
+                                 ("registrants", "attendees", "cancellations", "noShows",
+                                  "updatedAt"))
+            if read.get(WEBINARS + event_id) == signature:
                 continue
             end = parse_time(event.get("endDateTime") or event.get("startDateTime"))
             if since and end and end < since:
                 continue
-            self._read_event(event, event_id, end, bookmark)
+            self._read_event(event, event_id, signature, bookmark)
         self.finish()
 
-    def _read_event(self, event: dict[str, Any], event_id: str, end: datetime | None,
+    def _read_event(self, event: dict[str, Any], event_id: str, signature: str,
                     bookmark: bool) -> None:
         ctx = self.ctx
         after: str | None = None
@@ -313,6 +324,5 @@ class WebinarsStream(_Stream):
             if after:
                 self.save(acts)
                 continue
-            final = end is not None and ctx.now() - end > WEBINAR_SETTLED_AFTER
-            self.save(acts, bookmarks=[(WEBINARS + event_id, "final")] if bookmark and final else [])
+            self.save(acts, bookmarks=[(WEBINARS + event_id, signature)] if bookmark else [])
             return

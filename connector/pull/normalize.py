@@ -83,7 +83,7 @@ def contact_from_hubspot(raw: dict[str, Any], *, archived: bool = False) -> Cont
     created = _checked_time(cid, "createdate", props.get("createdate") or raw.get("createdAt"))
     updated = _checked_time(cid, "lastmodifieddate",
                             props.get("lastmodifieddate") or raw.get("updatedAt"))
-    for counter in ("hs_analytics_num_page_views", "hs_analytics_num_visits", "numemployees"):
+    for counter in ("hs_analytics_num_page_views", "hs_analytics_num_visits"):
         value = props.get(counter)
         if value not in (None, ""):
             try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from connector.pull.base import PullContext
@@ -32,12 +33,24 @@ STREAMS = ("contacts", *ENGAGEMENT_STREAMS)
 def pull(ctx: PullContext, *, streams: Sequence[str] = STREAMS, full: bool = False) -> Counter[str]:
     """One incremental pull (a full load on the first run, or when `full`)."""
     if "contacts" in streams:
-        ContactsStream(ctx).run(full=full)
+        with _calls(ctx, "contacts"):
+            ContactsStream(ctx).run(full=full)
     for name, stream in ENGAGEMENT_STREAMS.items():
         if name in streams:
-            stream(ctx).run()
+            with _calls(ctx, name):
+                stream(ctx).run()
     ctx.counts["hubspot.calls"] = ctx.client.calls
     return ctx.counts
+
+
+@contextmanager
+def _calls(ctx: PullContext, stream: str) -> Iterator[None]:
+    """Count the HubSpot calls a stream spends (`<stream>.calls`)."""
+    before = ctx.client.calls
+    try:
+        yield
+    finally:
+        ctx.counts[f"{stream}.calls"] += ctx.client.calls - before
 
 
 def backfill(ctx: PullContext, since: datetime, until: datetime | None) -> Counter[str]:

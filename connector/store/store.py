@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, String, cast, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -224,8 +224,10 @@ class Store:
 
     # --- contacts -----------------------------------------------------------------------------
 
-    def contact_versions(self, ids: Sequence[str]) -> dict[str, tuple[datetime | None, bool, Any]]:
-        """For known ids: (HubSpot lastmodifieddate, archived, page-view counter) as stored."""
+    def contact_versions(
+        self, ids: Sequence[str]
+    ) -> dict[str, tuple[datetime | None, bool, dict[str, Any]]]:
+        """For known ids: (HubSpot lastmodifieddate, archived, properties) as stored."""
         if not ids:
             return {}
         with self.transaction() as s:
@@ -233,10 +235,7 @@ class Store:
                 select(Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived,
                        Contact.properties).where(Contact.hubspot_id.in_(list(ids)))
             )
-            return {
-                cid: (updated, archived, (props or {}).get("hs_analytics_num_page_views"))
-                for cid, updated, archived, props in rows
-            }
+            return {cid: (updated, archived, props or {}) for cid, updated, archived, props in rows}
 
     def resolve_contact_ids(self, ids: Iterable[str]) -> dict[str, str]:
         """Known ids -> the live id they stand for (the survivor for merged-away contacts)."""
@@ -264,20 +263,55 @@ class Store:
             ranked = sorted(rows, key=lambda r: (bool(r.merged_into), r.archived, r.hubspot_id))
         for email, cid, _archived, merged_into in reversed(ranked):
             out[email] = merged_into or cid
+        missing = [e for e in wanted if e not in out]
+        if missing:
+            out.update(self._ids_by_additional_email(missing))
         return out
 
-    def mark_archived(self, ids: Sequence[str], *, session: Session | None = None) -> int:
-        """Flag contacts HubSpot archived; their data stays for history and reports."""
-        if not ids:
+    def _ids_by_additional_email(self, emails: Sequence[str]) -> dict[str, str]:
+        """A merge leaves the merged-away address in the survivor's `hs_additional_emails`."""
+        found: dict[str, str] = {}
+        with self.transaction() as s:
+            for email in emails:
+                rows = s.execute(
+                    select(Contact.hubspot_id, Contact.properties)
+                    .where(cast(Contact.properties, String).contains(email, autoescape=True),
+                           Contact.merged_into.is_(None))
+                    .order_by(Contact.archived, Contact.hubspot_id)
+                )
+                for cid, props in rows:
+                    extra = str((props or {}).get("hs_additional_emails") or "").lower()
+                    if email in [e.strip() for e in extra.split(";")]:
+                        found[email] = cid
+                        break
+        return found
+
+    def mark_archived(
+        self, records: Sequence[ContactRecord], *, session: Session | None = None
+    ) -> int:
+        """Flag contacts HubSpot archived (storing ones never seen, so their history still has
+        an owner); the data of known ones stays for history and reports."""
+        if not records:
             return 0
+        ids = [r.hubspot_id for r in records]
+        now = self._now()
+        absent = self._insert(Contact).values([
+            {"hubspot_id": r.hubspot_id, "email": r.email.lower() if r.email else None,
+             "properties": dict(r.properties), "hubspot_created_at": r.hubspot_created_at,
+             "hubspot_updated_at": r.hubspot_updated_at, "archived": True,
+             "first_seen_at": now, "updated_at": now}
+            for r in records
+        ]).on_conflict_do_nothing(index_elements=["hubspot_id"])
         stmt = (
             update(Contact)
             .where(Contact.hubspot_id.in_(list(ids)), Contact.archived.is_(False))
-            .values(archived=True, updated_at=self._now(), inputs_changed_at=self._now())
+            .values(archived=True, updated_at=now, inputs_changed_at=now)
         )
         if session is not None:
+            session.execute(absent)
             return int(session.execute(stmt).rowcount or 0)
         with self.transaction() as s:
+            s.execute(absent)
             return int(s.execute(stmt).rowcount or 0)
 
     def mark_merged(self, survivor: str, merged_ids: Sequence[str], *, session: Session) -> int:
@@ -447,12 +481,14 @@ class Store:
                 )
             )
 
-    def count_activities_by_type(self) -> dict[str, int]:
+    def count_activities_by_type(self, *, live_only: bool = False) -> dict[str, int]:
+        """Activities by type; `live_only` leaves out archived and merged-away contacts'."""
         with self.transaction() as s:
-            return {
-                t: int(n)
-                for t, n in s.execute(select(Activity.type, func.count()).group_by(Activity.type))
-            }
+            q = select(Activity.type, func.count()).group_by(Activity.type)
+            if live_only:
+                q = q.join(Contact, Contact.hubspot_id == Activity.contact_id).where(
+                    Contact.archived.is_(False), Contact.merged_into.is_(None))
+            return {t: int(n) for t, n in s.execute(q)}
 
     # --- scores and lifecycle -----------------------------------------------------------------
 
