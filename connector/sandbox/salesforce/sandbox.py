@@ -23,6 +23,12 @@ class _StartedApp(ServedApp):
     def __enter__(self) -> ServedApp:
         return self if self._thread.is_alive() else self.start()
 
+    def stop(self) -> None:
+        # uvicorn's graceful shutdown waits for idle TLS keep-alive connections that clients
+        # closed without close_notify (the 10 s join timeout each time): a sandbox need not drain
+        self._server.force_exit = True
+        super().stop()
+
 
 class SalesforceSandbox:
     """An emulated Salesforce org on loopback.
@@ -55,7 +61,7 @@ class SalesforceSandbox:
                                   stats=self.stats)
         self.app: ASGIApp = SandboxMiddleware(self.rest, faults=self.faults, stats=self.stats,
                                               render_fault=self.rest.render_fault,
-                                              route_of=route_of)
+                                              route_of=route_of, clock=clock)
         self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TLSFiles | None = None
 
