@@ -1410,6 +1410,11 @@ class _Generator:
             if c.merged_ids:
                 c.properties["hs_merged_object_ids"] = ";".join(c.merged_ids)
 
+        # Activity in time order, as the APIs keep it (and cheap to load in order).
+        email_events.sort(key=lambda e: (e.created, e.id))
+        submissions.sort(key=lambda s: (s.submitted_at, s.contact_id, s.form_guid))
+        page_views.sort(key=lambda v: (v.occurred_at, v.id))
+        participations.sort(key=lambda x: (x.occurred_at, x.contact_id, x.event_id, x.state))
         sf_records = self.salesforce_records(personas, by_id, owner_of, user_by_id)
         ground = self.ground_truth(
             personas, contacts, email_events, submissions, page_views, participations, forms,
