@@ -7,7 +7,8 @@ import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from . import settings
@@ -22,6 +23,7 @@ OPERATORS = {
 # Properties the free-text `query` looks in (contacts' default searchable properties).
 QUERY_PROPERTIES = ("firstname", "lastname", "email", "phone", "company", "website", "hs_additional_emails")
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class SearchQuery:
         return (self.filter_groups, self.sort_property, self.sort_descending, self.query)
 
 
+@lru_cache(maxsize=1 << 18)
 def to_ms(value: str) -> int | None:
     """A datetime filter or property value (epoch ms, ISO-8601, or a date) as epoch ms."""
     text = value.strip()
@@ -54,7 +57,7 @@ def to_ms(value: str) -> int | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    return (parsed - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _freeze(value: Any) -> Any:
@@ -165,8 +168,10 @@ def _tokens(text: str) -> list[str]:
     return [t for t in _TOKEN_SPLIT.split(text.lower()) if t]
 
 
+@lru_cache(maxsize=1 << 18)
 def _normalise(kind: str, raw: str | None) -> Any:
-    """A property or filter value in a comparable form for the property's type."""
+    """A property or filter value in a comparable form for the property's type (memoised:
+    a search over 100k contacts parses the same ISO timestamps on every query)."""
     if raw is None or raw == "":
         return None
     if kind in ("datetime", "date"):

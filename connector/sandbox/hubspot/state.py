@@ -28,7 +28,7 @@ from ..dataset import (
 from . import settings
 from .catalog import DEFAULT_GROUPS, default_contact_properties, property_definition
 from .errors import HubSpotApiError, not_found, validation
-from .search import SearchQuery, compile_query, sort_key
+from .search import SearchQuery, compile_query, sort_key, to_ms
 
 __all__ = ["ContactRecord", "HubSpotState", "iso", "iso_ms"]
 
@@ -50,9 +50,12 @@ def iso_ms(ms: int) -> str:
     return iso(datetime.fromtimestamp(ms / 1000, UTC))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms(dt: datetime) -> int:
-    """A datetime as epoch milliseconds (the v1 APIs' timestamps)."""
-    return int(dt.timestamp() * 1000)
+    """A datetime as epoch milliseconds (the v1 APIs' timestamps); exact, no float rounding."""
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
 @dataclass
@@ -99,6 +102,9 @@ class HubSpotState:
         }
         self.contacts: dict[str, ContactRecord] = {}
         self._live: list[int] = []
+        # live contacts by (lastmodifieddate ms, id): incremental syncs window on it
+        self._by_modified: list[tuple[int, int]] = []
+        self._modified_key: dict[str, tuple[int, int]] = {}
         self._archived: list[int] = []
         self._by_email: dict[str, str] = {}
         self._next_id = 1
@@ -123,6 +129,8 @@ class HubSpotState:
         with self.lock:
             self.contacts.clear()
             self._live.clear()
+            self._by_modified.clear()
+            self._modified_key.clear()
             self._archived.clear()
             self._by_email.clear()
             for seed in dataset.contacts:
@@ -141,7 +149,10 @@ class HubSpotState:
                 self.contacts[rec.id] = rec
                 self._next_id = max(self._next_id, int(rec.id) + 1)
             for rec in self.contacts.values():
+                if not rec.archived and not rec.merged_into:
+                    self._modified_key[rec.id] = (ms(rec.updated_at), int(rec.id))
                 self._index(rec)
+            self._by_modified = sorted(self._modified_key.values())
             self.owners = [self._owner_json(o) for o in dataset.owners]
             self.owners.sort(key=lambda o: int(o["id"]))
             self.email_events = []
@@ -186,15 +197,32 @@ class HubSpotState:
         rec.props["hs_object_id"] = rec.id
         rec.props["createdate"] = iso(rec.created_at)
         rec.props["lastmodifieddate"] = iso(rec.updated_at)
+        if rec.id in self._modified_key:
+            self._unindex_modified(rec.id)
+            self._index_modified(rec)
         email = rec.props.get("email")
         if email and "@" in email:
             rec.props["hs_email_domain"] = email.split("@", 1)[1].lower()
         if rec.merged_ids:
             rec.props["hs_merged_object_ids"] = ";".join(rec.merged_ids)
 
+    def _index_modified(self, rec: ContactRecord) -> None:
+        key = (ms(rec.updated_at), int(rec.id))
+        self._modified_key[rec.id] = key
+        bisect.insort(self._by_modified, key)
+
+    def _unindex_modified(self, contact_id: str) -> None:
+        key = self._modified_key.pop(contact_id, None)
+        if key is not None:
+            i = bisect.bisect_left(self._by_modified, key)
+            if i < len(self._by_modified) and self._by_modified[i] == key:
+                del self._by_modified[i]
+
     def _index(self, rec: ContactRecord) -> None:
         if rec.merged_into:
             return
+        if not rec.archived and rec.id not in self._modified_key:
+            self._index_modified(rec)
         target = self._archived if rec.archived else self._live
         n = int(rec.id)
         i = bisect.bisect_left(target, n)
@@ -205,6 +233,7 @@ class HubSpotState:
             self._by_email[email.lower()] = rec.id
 
     def _unindex(self, rec: ContactRecord) -> None:
+        self._unindex_modified(rec.id)
         for target in (self._live, self._archived):
             n = int(rec.id)
             i = bisect.bisect_left(target, n)
@@ -292,8 +321,49 @@ class HubSpotState:
             page = ids[q.after:q.after + q.limit]
             return [self.contacts[i] for i in page], len(ids)
 
+    def _modified_window(self, q: SearchQuery) -> tuple[int, int] | None:
+        """[lo, hi) in the lastmodifieddate index covering a one-group query that bounds and
+        sorts by lastmodifieddate (the incremental-sync shape), else None."""
+        if q.sort_property != "lastmodifieddate" or q.query or len(q.filter_groups) != 1:
+            return None
+        low, high = -(1 << 62), 1 << 62
+        bounded = False
+        for name, op, value, high_value in q.filter_groups[0]:
+            if name != "lastmodifieddate":
+                continue
+            v = to_ms(str(value)) if isinstance(value, str) else None
+            if v is None:
+                return None
+            if op in ("GTE", "EQ", "BETWEEN"):
+                low = max(low, v)
+            elif op == "GT":
+                low = max(low, v + 1)
+            if op in ("LTE", "EQ"):
+                high = min(high, v)
+            elif op == "LT":
+                high = min(high, v - 1)
+            elif op == "BETWEEN":
+                hv = to_ms(str(high_value)) if isinstance(high_value, str) else None
+                if hv is None:
+                    return None
+                high = min(high, hv)
+            bounded = bounded or op in ("GTE", "GT", "LTE", "LT", "EQ", "BETWEEN")
+        if not bounded:
+            return None
+        lo = bisect.bisect_left(self._by_modified, (low, -1))
+        hi = bisect.bisect_right(self._by_modified, (high, 1 << 62))
+        return lo, hi
+
     def _run_search(self, q: SearchQuery) -> list[str]:
         predicate = compile_query(q, self.kind_of)
+        window = self._modified_window(q)
+        if window is not None:
+            # candidates already in (lastmodifieddate, id) order: only the window is filtered
+            keys = self._by_modified[window[0]:window[1]]
+            hits = [c for c in (self.contacts[str(i)] for _, i in keys) if predicate(c.props)]
+            if q.sort_descending:
+                hits.sort(key=lambda c: (-ms(c.updated_at), int(c.id)))
+            return [c.id for c in hits]
         hits = [self.contacts[str(i)] for i in self._live]
         hits = [c for c in hits if predicate(c.props)]
         if q.sort_property:
