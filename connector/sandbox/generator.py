@@ -615,22 +615,36 @@ def contact_activities(ds: SandboxDataset) -> dict[str, list[tuple[str, str, dat
     Email events are attributed by recipient email; forms, page views and participations by
     contact id. Form kinds come from the dataset's form definitions.
     """
+    return _activities(
+        ds.contacts, ds.email_events, ds.form_submissions, ds.page_views, ds.participations,
+        ds.forms,
+    )
+
+
+def _activities(
+    contacts: Sequence[HubSpotContactSeed],
+    email_events: Sequence[EmailEventSeed],
+    submissions: Sequence[FormSubmissionSeed],
+    page_views: Sequence[PageViewSeed],
+    participations: Sequence[ParticipationSeed],
+    forms: Sequence[FormSeed],
+) -> dict[str, list[tuple[str, str, datetime]]]:
     by_email = {
         (c.properties.get("email") or "").lower(): c.id
-        for c in ds.contacts
+        for c in contacts
         if c.properties.get("email")
     }
-    kinds = {f.guid: f.kind for f in ds.forms}
-    out: dict[str, list[tuple[str, str, datetime]]] = {c.id: [] for c in ds.contacts}
-    for ev in ds.email_events:
+    kinds = {f.guid: f.kind for f in forms}
+    out: dict[str, list[tuple[str, str, datetime]]] = {c.id: [] for c in contacts}
+    for ev in email_events:
         cid = by_email.get(ev.recipient.lower())
         if cid is not None:
             out[cid].append(("email", ev.type, ev.created))
-    for sub in ds.form_submissions:
+    for sub in submissions:
         out[sub.contact_id].append(("form", kinds[sub.form_guid], sub.submitted_at))
-    for pv in ds.page_views:
+    for pv in page_views:
         out[pv.contact_id].append(("page_view", _path_of(pv.url), pv.occurred_at))
-    for part in ds.participations:
+    for part in participations:
         out[part.contact_id].append(("participation", part.state, part.occurred_at))
     return out
 
@@ -789,6 +803,7 @@ class _Generator:
         self.now_ts = now.timestamp()
         self.rng = random.Random(seed)
         self.ids = _Ids(self.rng)
+        self.emails: set[str] = set()  # every address handed out, to keep them unique
 
     # -- reference data --------------------------------------------------------------------
 
@@ -930,7 +945,7 @@ class _Generator:
             c for c in companies if c.industry in TARGET_INDUSTRIES and SIZE_POINTS[c.size] >= 20
         ]
         created = sorted(self.now_ts - rng.random() * YEAR_DAYS * DAY for _ in range(self.n))
-        emails: set[str] = set()
+        emails = self.emails
         personas: list[_Persona] = []
         for i, created_ts in enumerate(created):
             first = rng.choice(FIRST_NAMES)
@@ -1021,7 +1036,14 @@ class _Generator:
             take(merged_count, lambda p: True), take(merged_count, lambda p: True), strict=False
         ):
             survivor, away = (a, b) if personas[a].created <= personas[b].created else (b, a)
-            personas[away].merged_away = True
+            kept, gone = personas[survivor], personas[away]
+            # A duplicate of the same person under another (free-mail) address.
+            gone.merged_away = True
+            gone.first, gone.last = kept.first, kept.last
+            gone.domain_kind = "free"
+            gone.email = self.unique_email(
+                kept.first, kept.last, rng.choice(FREE_MAIL_DOMAINS), self.emails
+            )
             pairs.append((survivor, away))
         for idx in take(max(1, round(n * EXISTING_SF_CONTACT_SHARE)), lambda p: p.email):
             roll = rng.random()
@@ -1403,9 +1425,6 @@ class _Generator:
             away.merged_into = survivor.id
             survivor.merged_ids.append(away.id)
             merged[away.id] = survivor.id
-            # A duplicate of the same person: same name, another address.
-            for key in ("firstname", "lastname"):
-                away.properties[key] = survivor.properties[key]
         for c in contacts:
             if c.merged_ids:
                 c.properties["hs_merged_object_ids"] = ";".join(c.merged_ids)
@@ -1664,19 +1683,15 @@ class _Generator:
     ) -> GroundTruth:
         live = [c.id for c in contacts if not c.archived and c.merged_into is None]
         archived = [c.id for c in contacts if c.archived]
-        partial = SandboxDataset(
-            seed=self.seed, generated_at=self.now, contacts=contacts, owners=[],
-            email_events=email_events, forms=forms, form_submissions=submissions,
-            page_views=page_views, marketing_events=[], participations=participations,
-            sf_users=[], sf_records=[], ground_truth=None,  # type: ignore[arg-type]
+        activities = _activities(
+            contacts, email_events, submissions, page_views, participations, forms
         )
-        activities = contact_activities(partial)
         sales_ready = [
             c.properties["email"] or ""
             for c in contacts
             if is_sales_ready(c, activities[c.id], self.now)
         ]
-        bad = {p.contact_id: p.bad_reason for p in personas if p.bad_reason}
+        bad = {p.contact_id: p.bad_reason for p in personas if p.bad_reason is not None}
         return GroundTruth(
             contact_ids=live,
             archived_ids=archived,
@@ -1688,7 +1703,7 @@ class _Generator:
                 r.fields["Email"] for r in sf_records if r.sobject == "Contact"
             ),
             existing_sf_leads=sorted(r.fields["Email"] for r in sf_records if r.sobject == "Lead"),
-            bad_records=bad,  # type: ignore[arg-type]
+            bad_records=bad,
         )
 
 
