@@ -695,7 +695,8 @@ class SalesforceApp:
                     failed = True
                     known = record.get("Id") if isinstance(record, dict) else None
                     item: dict[str, Any] = {"success": False, "errors": err.errors}
-                    if known:
+                    # the id is echoed only when it names an existing record
+                    if known and is_valid_id(known) and self.state.lookup_any(known):
                         item = {"id": known, **item}
                     results.append(item)
             if all_or_none:
@@ -811,7 +812,9 @@ class SalesforceApp:
             return _error(405, "METHOD_NOT_ALLOWED",
                           f"HTTP Method '{request.method}' not allowed. Allowed are PATCH")
         f = obj.field(field)
-        if f is None or not (f.external_id or f.name == "Id"):
+        # collections upsert takes external ids only, never record ids (resources_composite_
+        # sobjects_collections_upsert.htm)
+        if f is None or not f.external_id:
             raise RequestError(400, "INVALID_FIELD", f"Field name provided, {field} is not an "
                                f"External ID or indexed field for {obj.name}")
         body = await self._body(request)
