@@ -65,10 +65,17 @@ def serve(
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, _on_signal)
+    # Ctrl-C and SIGTERM only set the event, so a signal during start-up still stops cleanly.
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(contacts, seed, hubspot_port=hubspot_port,
                       salesforce_port=salesforce_port, tier=tier)
     try:
+        try:
+            sandbox.start()
+        except (RuntimeError, OSError) as exc:
+            err.print(f"[red]The sandbox did not start: {exc}. Is the port taken? Pick another "
+                      "with --hubspot-port / --salesforce-port, or 0 for any free port.[/red]")
+            raise typer.Exit(1) from exc
         with sandbox:
             info = sandbox.info()
             if as_json:
@@ -77,14 +84,12 @@ def serve(
             else:
                 _print_table(Console(), info, sandbox)
             err.print("Sandbox running; Ctrl-C or SIGTERM stops it.")
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
+            while not stop.wait(0.5):
                 pass
             err.print("Stopping the sandbox.")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_table(console: Console, info: dict[str, dict[str, str]], sandbox: object) -> None:

@@ -8,6 +8,7 @@ portal (plain HTTP) and Salesforce org (HTTPS with a throw-away CA), on one sand
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,6 +88,8 @@ class Sandbox:
         """Generate the dataset, load both servers and serve them; returns self."""
         if self._servers:
             raise RuntimeError("this sandbox is already running")
+        for name, port in (("HubSpot", self.hubspot_port), ("Salesforce", self.salesforce_port)):
+            _check_port_free(name, port)
         try:
             workdir = self._workdir_arg
             if workdir is None:
@@ -166,7 +169,18 @@ class Sandbox:
             self._tempdir = None
 
     def __enter__(self) -> Sandbox:
-        return self.start()
+        return self if self._servers else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _check_port_free(name: str, port: int) -> None:
+    """Fail early and clearly on a taken port (uvicorn would only exit its thread)."""
+    if not port:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RuntimeError(f"{name} port {port} on 127.0.0.1 is taken ({exc.strerror})") from exc

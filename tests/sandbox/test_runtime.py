@@ -177,3 +177,18 @@ def test_cli_serve_prints_a_table_without_json() -> None:
     for word in ("base_url", "access_token", "instance_url", "security_token", "ca_bundle",
                  "http://127.0.0.1:", "https://127.0.0.1:", "sales-ready"):
         assert word in out
+
+
+@pytest.mark.timeout(120)
+def test_cli_reports_a_taken_port_and_exits_1() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            sandbox_cli, ["serve", "--contacts", "10", "--hubspot-port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert "did not start" in result.output and "--hubspot-port" in result.output
