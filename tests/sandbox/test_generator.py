@@ -102,6 +102,23 @@ def test_same_seed_gives_byte_identical_data_and_ground_truth() -> None:
     assert list(doc) == sorted(doc)  # canonical: keys sorted
 
 
+def test_same_bytes_across_processes_with_different_hash_seeds() -> None:
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, sys; from connector.sandbox.generator import generate, "
+            "dataset_to_json; sys.stdout.write(hashlib.sha256(dataset_to_json("
+            "generate(7, 300))).hexdigest())")
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed}).stdout
+        for hash_seed in ("1", "2")
+    }
+    assert digests == {hashlib.sha256(dataset_to_json(generate(7, 300))).hexdigest()}
+
+
 def test_different_seeds_differ() -> None:
     a = generate(7, 300)
     b = generate(8, 300)
