@@ -3,7 +3,8 @@ answered the way the real API answers them (status, body, X-HubSpot-RateLimit-* 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import httpx
@@ -21,6 +22,16 @@ RATE_HEADERS = (
     "X-HubSpot-RateLimit-Interval-Milliseconds", "X-HubSpot-RateLimit-Max",
     "X-HubSpot-RateLimit-Remaining",
 )
+
+
+def _settled(check: Callable[[], bool]) -> bool:
+    """SandboxMiddleware records a request after its response is sent: wait for it to land."""
+    deadline = time.monotonic() + 5
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _serve(sandbox: HubSpotSandbox) -> Iterator[tuple[HubSpotSandbox, ServedApp, httpx.Client]]:
@@ -98,7 +109,7 @@ def test_sdk_sees_the_429(small: tuple[HubSpotSandbox, ServedApp, httpx.Client])
         client.crm.contacts.basic_api.get_page(limit=1)
     assert err.value.status == 429
     assert "TEN_SECONDLY_ROLLING" in err.value.body
-    assert sandbox.stats.by_status[429] == 1
+    assert _settled(lambda: sandbox.stats.by_status[429] == 1)
 
 
 def test_search_has_its_own_per_second_limit_and_no_headers(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
@@ -164,6 +175,7 @@ def test_sandbox_endpoints_need_no_auth_and_are_never_limited(small: tuple[HubSp
     sandbox, srv, http = small
     for _ in range(6):
         http.get(V3)
+    assert _settled(lambda: sandbox.stats.total == 6)
     sandbox.faults.p500 = 1.0
     for _ in range(10):
         stats = httpx.get(srv.base_url + "/__sandbox__/stats")
@@ -182,4 +194,4 @@ def test_sandbox_endpoints_need_no_auth_and_are_never_limited(small: tuple[HubSp
 def test_trailing_slash_paths_answer_like_the_sdk_expects(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
     sandbox, _, http = small
     assert http.get("/crm/v3/owners/").status_code == 200
-    assert sandbox.stats.by_route["/crm/v3/owners"] == 1
+    assert _settled(lambda: sandbox.stats.by_route["/crm/v3/owners"] == 1)

@@ -8,6 +8,7 @@ query and data version, so paging one query costs one filter+sort pass, not one 
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import threading
 from collections import OrderedDict
@@ -126,6 +127,16 @@ class HubSpotState:
 
     def load(self, dataset: SandboxDataset) -> None:
         """Replace contacts and activity with a generated dataset (counters made consistent)."""
+        # hundreds of thousands of small objects: the cyclic GC only slows the bulk build down
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load(dataset)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _load(self, dataset: SandboxDataset) -> None:
         with self.lock:
             self.contacts.clear()
             self._live.clear()
@@ -144,8 +155,6 @@ class HubSpotState:
                     merged_into=seed.merged_into, merged_ids=list(seed.merged_ids),
                 )
                 self._stamp(rec)
-                created = iso(seed.created_at)
-                rec.history = {k: [(v, created, SOURCE_SEED)] for k, v in props.items()}
                 self.contacts[rec.id] = rec
                 self._next_id = max(self._next_id, int(rec.id) + 1)
             for rec in self.contacts.values():
@@ -155,17 +164,22 @@ class HubSpotState:
             self._by_modified = sorted(self._modified_key.values())
             self.owners = [self._owner_json(o) for o in dataset.owners]
             self.owners.sort(key=lambda o: int(o["id"]))
-            self.email_events = []
-            self._email_event_keys = []
-            for ev in dataset.email_events:
-                self._insert_email_event(self._email_event_json(ev))
+            events = sorted(
+                (self._email_event_json(ev) for ev in dataset.email_events),
+                key=lambda e: (int(e["created"]), str(e["id"])),
+            )
+            self.email_events = events
+            self._email_event_keys = [(int(e["created"]), str(e["id"])) for e in events]
             self.forms = {f.guid: self._form_json(f) for f in dataset.forms}
             self.form_submissions = {guid: [] for guid in self.forms}
             self._subs_by_contact = {}
             for sub in dataset.form_submissions:
                 self._insert_submission(
-                    sub.form_guid, sub.values, sub.submitted_at, sub.page_url, sub.contact_id
+                    sub.form_guid, sub.values, sub.submitted_at, sub.page_url, sub.contact_id,
+                    keep_order=False,
                 )
+            for subs in self.form_submissions.values():
+                subs.sort(key=lambda s: -s["submittedAt"])
             self.page_views = {}
             for pv in dataset.page_views:
                 self.page_views.setdefault(self.resolve_id(pv.contact_id), []).append(pv)
@@ -187,9 +201,14 @@ class HubSpotState:
             self._refresh_page_view_counters(cid, bump=bump)
         for cid in self._subs_by_contact:
             self._refresh_conversion_counters(cid, bump=bump)
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
         for ev in self.email_events:
             if ev["type"] in ("OPEN", "CLICK"):
-                self._refresh_email_dates(ev, bump=bump)
+                key = (str(ev["recipient"]).lower(), ev["type"])
+                if key not in latest or latest[key]["created"] < ev["created"]:
+                    latest[key] = ev
+        for ev in latest.values():
+            self._refresh_email_dates(ev, bump=bump)
 
     # ------------------------------------------------------------------ indexes
 
@@ -388,6 +407,13 @@ class HubSpotState:
                 names.append(always)
         return names
 
+    def history_of(self, rec: ContactRecord, name: str) -> list[tuple[str, str, str]]:
+        """A property's values, newest first; a loaded value dates from the contact's creation."""
+        if name in rec.history:
+            return rec.history[name]
+        value = rec.props.get(name)
+        return [(value, iso(rec.created_at), SOURCE_SEED)] if value else []
+
     def contact_json(
         self,
         rec: ContactRecord,
@@ -411,7 +437,7 @@ class HubSpotState:
             out["propertiesWithHistory"] = {
                 n: [
                     {"value": v, "timestamp": ts, "sourceType": src}
-                    for v, ts, src in rec.history.get(n, [])
+                    for v, ts, src in self.history_of(rec, n)
                 ]
                 for n in with_history
                 if n in self.properties
@@ -485,6 +511,8 @@ class HubSpotState:
                     del self._by_email[old.lower()]
                 if value and not rec.archived and not rec.merged_into:
                     self._by_email[value.lower()] = rec.id
+            if name not in rec.history and old:
+                rec.history[name] = self.history_of(rec, name)
             if value:
                 rec.props[name] = value
             else:
@@ -759,9 +787,8 @@ class HubSpotState:
             if self._apply(rec, props, self.clock.now(), "ANALYTICS"):
                 self._changed()
         else:
+            # loading: values as they stand, no modification recorded
             rec.props.update({k: v for k, v in props.items() if v})
-            for k, v in props.items():
-                rec.history[k] = [(v, iso(rec.updated_at), "ANALYTICS")]
 
     # ------------------------------------------------------------------ forms
 
@@ -796,7 +823,8 @@ class HubSpotState:
         }
 
     def _insert_submission(
-        self, guid: str, values: Mapping[str, str], at: datetime, page_url: str, contact_id: str | None
+        self, guid: str, values: Mapping[str, str], at: datetime, page_url: str, contact_id: str | None,
+        *, keep_order: bool = True,
     ) -> dict[str, Any]:
         if guid not in self.forms:
             raise not_found(f"Form {guid} does not exist")
@@ -810,9 +838,14 @@ class HubSpotState:
         if sub["_contact_id"]:
             self._subs_by_contact.setdefault(sub["_contact_id"], []).append(sub)
         subs = self.form_submissions.setdefault(guid, [])
+        if not keep_order:
+            subs.append(sub)
+            return sub
         # newest first, as the legacy endpoint returns them
-        keys = [-s["submittedAt"] for s in subs]
-        subs.insert(bisect.bisect_right(keys, -sub["submittedAt"]), sub)
+        i = 0
+        while i < len(subs) and subs[i]["submittedAt"] >= sub["submittedAt"]:
+            i += 1
+        subs.insert(i, sub)
         return sub
 
     def add_form_submission(
