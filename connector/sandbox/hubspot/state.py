@@ -373,9 +373,14 @@ class HubSpotState:
         hi = bisect.bisect_right(self._by_modified, (high, 1 << 62))
         return lo, hi
 
-    def _run_search(self, q: SearchQuery) -> list[str]:
+    def search_ids(self, q: SearchQuery, *, use_index: bool = True) -> list[str]:
+        """Every matching id in result order (uncached); `use_index=False` forces a full scan."""
+        with self.lock:
+            return self._run_search(q, use_index=use_index)
+
+    def _run_search(self, q: SearchQuery, *, use_index: bool = True) -> list[str]:
         predicate = compile_query(q, self.kind_of)
-        window = self._modified_window(q)
+        window = self._modified_window(q) if use_index else None
         if window is not None:
             # candidates already in (lastmodifieddate, id) order: only the window is filtered
             keys = self._by_modified[window[0]:window[1]]
