@@ -50,7 +50,8 @@ def serve(
         int, typer.Option(min=0, max=65535, help="Salesforce HTTPS port (0 = any free port).")
     ] = 0,
     tier: Annotated[
-        str, typer.Option(callback=_check_tier, help=f"HubSpot rate-limit tier: {', '.join(TIERS)}.")
+        str,
+        typer.Option(callback=_check_tier, help=f"HubSpot rate-limit tier: {', '.join(TIERS)}."),
     ] = "professional",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the URLs and credentials as one JSON object.")

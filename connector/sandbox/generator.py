@@ -411,7 +411,8 @@ STRONG_TIMEFRAMES = ("This quarter", "Within 6 months")
 
 # Forms: (kind, name, page path, asks budget/timeframe, extra fields)
 FORM_DEFS = (
-    ("whitepaper", "Whitepaper: The Lead Hand-off Playbook", "/resources/lead-handoff-playbook", False),
+    ("whitepaper", "Whitepaper: The Lead Hand-off Playbook", "/resources/lead-handoff-playbook",
+     False),
     ("case_study", "Case study: Acme Manufacturing", "/case-studies/acme-manufacturing", False),
     ("webinar", "Webinar registration", "/webinars", False),
     ("consultation", "Request a consultation", "/consultation", True),
@@ -463,6 +464,7 @@ BOUNCE_P = 0.015
 SPAMREPORT_P = 0.002
 UNSUBSCRIBE_P = 0.006
 BOUNCE_CATEGORIES = ("HARD_BOUNCE", "MAILBOX_FULL", "UNKNOWN_USER", "POLICY")
+BOUNCE_RESPONSE = "550 5.1.1 The email account that you tried to reach does not exist"
 
 SF_USERS = (  # (first, last, team, territory, active)
     ("Avery", "Collins", "SDR-NA", "NA-East", True),
@@ -1405,7 +1407,8 @@ class _Generator:
                 owner_by_email, user_by_id, owner_of,
             )
             created = _dt(p.created)
-            updated = _dt(min(self.now_ts - 60, max(p.created, last_activity) + 3600 * self.rng.random()))
+            touched = max(p.created, last_activity) + 3600 * self.rng.random()
+            updated = _dt(min(self.now_ts - 60, touched))
             props["lastmodifieddate"] = _iso_ms(updated)
             contacts.append(
                 HubSpotContactSeed(
@@ -1475,8 +1478,7 @@ class _Generator:
         if etype == "CLICK":
             url = SITE + extra_value + "?utm_source=hs_email&utm_medium=email"
         elif etype == "BOUNCE":
-            extra = {"category": extra_value, "status": "5.1.1",
-                     "response": "550 5.1.1 The email account that you tried to reach does not exist"}
+            extra = {"category": extra_value, "status": "5.1.1", "response": BOUNCE_RESPONSE}
         elif etype == "STATUSCHANGE":
             extra = {
                 "source": "SOURCE_RECIPIENT",
@@ -1545,8 +1547,10 @@ class _Generator:
             "department": p.department,
             "company": company.name if p.domain_kind != "student" else None,
             "website": company.website if p.domain_kind == "corporate" else None,
-            "phone": f"{prefix} {rng.randint(200, 989)} {rng.randint(100, 999)} {rng.randint(1000, 9999)}"
-            if rng.random() < 0.7 else None,
+            "phone": (
+                f"{prefix} {rng.randint(200, 989)} {rng.randint(100, 999)} "
+                f"{rng.randint(1000, 9999)}" if rng.random() < 0.7 else None
+            ),
             "numemployees": company.size,
             "industry": company.industry,
             "country": company.country,
@@ -1591,7 +1595,8 @@ class _Generator:
                             "FirstName": p.first,
                             "LastName": p.last,
                             "Email": p.email,
-                            "Company": p.company.name if p.domain_kind != "student" else "[not provided]",
+                            "Company": p.company.name
+                            if p.domain_kind != "student" else "[not provided]",
                             "Title": p.title,
                             "Phone": props.get("phone"),
                             "Status": status,
@@ -1649,7 +1654,8 @@ class _Generator:
             )
             if p.sf_kind in ("customer", "opportunity"):
                 won = p.sf_kind == "customer"
-                close = _dt(self.now_ts + (-rng.randint(10, 200) if won else rng.randint(10, 90)) * DAY)
+                offset_days = -rng.randint(10, 200) if won else rng.randint(10, 90)
+                close = _dt(self.now_ts + offset_days * DAY)
                 records.append(
                     SalesforceRecordSeed(
                         "Opportunity",
@@ -1657,7 +1663,8 @@ class _Generator:
                             "Id": self.ids.sf("006"),
                             "Name": f"{p.company.name} - Platform",
                             "AccountId": account_id,
-                            "StageName": "Closed Won" if won else rng.choice(SF_OPPORTUNITY_STAGES_OPEN),
+                            "StageName": "Closed Won"
+                            if won else rng.choice(SF_OPPORTUNITY_STAGES_OPEN),
                             "CloseDate": close.strftime("%Y-%m-%d"),
                             "Amount": float(rng.choice((12000, 24000, 48000, 90000, 150000))),
                             "OwnerId": owner,

@@ -71,7 +71,8 @@ class Sandbox:
         self.daily_allocation = daily_allocation
         self.hubspot_faults = hubspot_faults
         self.salesforce_faults = salesforce_faults
-        self.start_at = (start or datetime.now(UTC).replace(second=0, microsecond=0)).astimezone(UTC)
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        self.start_at = (start or minute).astimezone(UTC)
         self.frozen_clock = frozen_clock
         self._workdir_arg = Path(workdir) if workdir is not None else None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -183,4 +184,6 @@ def _check_port_free(name: str, port: int) -> None:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise RuntimeError(f"{name} port {port} on 127.0.0.1 is taken ({exc.strerror})") from exc
+            raise RuntimeError(
+                f"{name} port {port} on 127.0.0.1 is taken ({exc.strerror})"
+            ) from exc

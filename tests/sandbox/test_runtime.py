@@ -137,7 +137,8 @@ def test_cli_serve_json_prints_one_object_then_serves_until_sigterm() -> None:
                          headers={"Authorization": f"Bearer {info['hubspot']['access_token']}"})
         assert resp.status_code == 200 and resp.json()["results"]
         with httpx.Client(verify=info["salesforce"]["ca_bundle"]) as client:
-            assert client.get(info["salesforce"]["instance_url"] + "/services/data/").status_code == 200
+            versions = client.get(info["salesforce"]["instance_url"] + "/services/data/")
+            assert versions.status_code == 200
         proc.send_signal(signal.SIGTERM)
         out, _err = proc.communicate(timeout=60)
     finally:
