@@ -41,87 +41,176 @@ def tiny_dataset(contacts: int = 30, now: datetime = NOW) -> SandboxDataset:
     for i in range(contacts):
         cid = str(101 + i)
         created = now - timedelta(days=60, minutes=i)
-        seeds.append(HubSpotContactSeed(
-            id=cid,
-            properties={
-                "email": f"person{i}@example{i % 3}.com",
-                "firstname": f"First{i}",
-                "lastname": f"Last{i}",
-                "jobtitle": "VP Marketing" if i % 2 else "Engineer",
-                "company": f"Company {i % 5}",
-                "lifecyclestage": STAGES[i % 3],
-                "hs_lead_status": "NEW" if i % 4 == 0 else None,
-            },
-            created_at=created,
-            updated_at=now - timedelta(days=30) + timedelta(minutes=i),
-        ))
+        seeds.append(
+            HubSpotContactSeed(
+                id=cid,
+                properties={
+                    "email": f"person{i}@example{i % 3}.com",
+                    "firstname": f"First{i}",
+                    "lastname": f"Last{i}",
+                    "jobtitle": "VP Marketing" if i % 2 else "Engineer",
+                    "company": f"Company {i % 5}",
+                    "lifecyclestage": STAGES[i % 3],
+                    "hs_lead_status": "NEW" if i % 4 == 0 else None,
+                },
+                created_at=created,
+                updated_at=now - timedelta(days=30) + timedelta(minutes=i),
+            )
+        )
     seeds[2].archived = True
     seeds[3].merged_into = "105"
     seeds[4].merged_ids = ["104"]
     owners = [
-        HubSpotOwnerSeed(id=str(9001 + i), email=f"rep{i}@corp.example", first_name=f"Rep{i}",
-                         last_name="Seller", user_id=7001 + i, teams=["SDR-NA"] if i == 0 else [])
+        HubSpotOwnerSeed(
+            id=str(9001 + i),
+            email=f"rep{i}@corp.example",
+            first_name=f"Rep{i}",
+            last_name="Seller",
+            user_id=7001 + i,
+            teams=["SDR-NA"] if i == 0 else [],
+        )
         for i in range(3)
     ]
     events = [
-        EmailEventSeed(id=f"e{i}", recipient="person0@example0.com", type=t,
-                       created=now - timedelta(days=5, hours=-i), email_campaign_id=42,
-                       subject="Webinar invite" if t == "SENT" else None,
-                       url="https://example.com/webinar" if t == "CLICK" else None)
+        EmailEventSeed(
+            id=f"e{i}",
+            recipient="person0@example0.com",
+            type=t,
+            created=now - timedelta(days=5, hours=-i),
+            email_campaign_id=42,
+            subject="Webinar invite" if t == "SENT" else None,
+            url="https://example.com/webinar" if t == "CLICK" else None,
+        )
         for i, t in enumerate(["SENT", "DELIVERED", "OPEN", "CLICK", "OPEN"])
     ] + [
-        EmailEventSeed(id="e9", recipient="person1@example1.com", type="BOUNCE",
-                       created=now - timedelta(days=4), email_campaign_id=43,
-                       extra={"category": "HARD_BOUNCE", "status": "5.1.1"}),
+        EmailEventSeed(
+            id="e9",
+            recipient="person1@example1.com",
+            type="BOUNCE",
+            created=now - timedelta(days=4),
+            email_campaign_id=43,
+            extra={"category": "HARD_BOUNCE", "status": "5.1.1"},
+        ),
     ]
     forms = [
-        FormSeed(guid=FORM_GUID, name="Whitepaper download", kind="whitepaper", fields=[
-            {"name": "email", "label": "Email", "fieldType": "email"},
-            {"name": "firstname", "label": "First name", "fieldType": "text"},
-            {"name": "budget", "label": "Budget", "fieldType": "select",
-             "options": [{"label": "< 10k", "value": "lt10k"}, {"label": "10k+", "value": "gte10k"}]},
-        ]),
-        FormSeed(guid=FORM_GUID_2, name="Contact us", kind="contact", fields=[
-            {"name": "email", "label": "Email", "fieldType": "email"},
-            {"name": "message", "label": "Message", "fieldType": "textarea"},
-        ]),
+        FormSeed(
+            guid=FORM_GUID,
+            name="Whitepaper download",
+            kind="whitepaper",
+            fields=[
+                {"name": "email", "label": "Email", "fieldType": "email"},
+                {"name": "firstname", "label": "First name", "fieldType": "text"},
+                {
+                    "name": "budget",
+                    "label": "Budget",
+                    "fieldType": "select",
+                    "options": [
+                        {"label": "< 10k", "value": "lt10k"},
+                        {"label": "10k+", "value": "gte10k"},
+                    ],
+                },
+            ],
+        ),
+        FormSeed(
+            guid=FORM_GUID_2,
+            name="Contact us",
+            kind="contact",
+            fields=[
+                {"name": "email", "label": "Email", "fieldType": "email"},
+                {"name": "message", "label": "Message", "fieldType": "textarea"},
+            ],
+        ),
     ]
     submissions = [
-        FormSubmissionSeed(form_guid=FORM_GUID, submitted_at=now - timedelta(days=10 - i),
-                           page_url="https://example.com/whitepaper",
-                           values={"email": f"person{i}@example{i % 3}.com", "firstname": f"First{i}",
-                                   "budget": "gte10k"},
-                           contact_id=str(101 + i))
+        FormSubmissionSeed(
+            form_guid=FORM_GUID,
+            submitted_at=now - timedelta(days=10 - i),
+            page_url="https://example.com/whitepaper",
+            values={
+                "email": f"person{i}@example{i % 3}.com",
+                "firstname": f"First{i}",
+                "budget": "gte10k",
+            },
+            contact_id=str(101 + i),
+        )
         for i in range(3)
     ]
     views = [
-        PageViewSeed(id=f"pv{i}", contact_id="101", occurred_at=now - timedelta(days=3, minutes=-i * 5),
-                     url=f"https://example.com/page{i}", title=f"Page {i}", session_id="s1" if i < 3 else "s2")
+        PageViewSeed(
+            id=f"pv{i}",
+            contact_id="101",
+            occurred_at=now - timedelta(days=3, minutes=-i * 5),
+            url=f"https://example.com/page{i}",
+            title=f"Page {i}",
+            session_id="s1" if i < 3 else "s2",
+        )
         for i in range(5)
     ]
-    webinar = MarketingEventSeed(id=WEBINAR_ID, external_event_id="web-2026-10", name="October webinar",
-                                 event_type="WEBINAR", start=now - timedelta(days=20),
-                                 end=now - timedelta(days=20, hours=-1), organizer="Marketing")
+    webinar = MarketingEventSeed(
+        id=WEBINAR_ID,
+        external_event_id="web-2026-10",
+        name="October webinar",
+        event_type="WEBINAR",
+        start=now - timedelta(days=20),
+        end=now - timedelta(days=20, hours=-1),
+        organizer="Marketing",
+    )
     participations = [
-        ParticipationSeed(event_id=WEBINAR_ID, contact_id="101", state="REGISTERED",
-                          occurred_at=now - timedelta(days=25)),
-        ParticipationSeed(event_id=WEBINAR_ID, contact_id="101", state="ATTENDED",
-                          occurred_at=now - timedelta(days=20)),
-        ParticipationSeed(event_id=WEBINAR_ID, contact_id="102", state="REGISTERED",
-                          occurred_at=now - timedelta(days=24)),
-        ParticipationSeed(event_id=WEBINAR_ID, contact_id="102", state="NO_SHOW",
-                          occurred_at=now - timedelta(days=20)),
+        ParticipationSeed(
+            event_id=WEBINAR_ID,
+            contact_id="101",
+            state="REGISTERED",
+            occurred_at=now - timedelta(days=25),
+        ),
+        ParticipationSeed(
+            event_id=WEBINAR_ID,
+            contact_id="101",
+            state="ATTENDED",
+            occurred_at=now - timedelta(days=20),
+        ),
+        ParticipationSeed(
+            event_id=WEBINAR_ID,
+            contact_id="102",
+            state="REGISTERED",
+            occurred_at=now - timedelta(days=24),
+        ),
+        ParticipationSeed(
+            event_id=WEBINAR_ID,
+            contact_id="102",
+            state="NO_SHOW",
+            occurred_at=now - timedelta(days=20),
+        ),
     ]
-    truth = GroundTruth(contact_ids=[], archived_ids=["103"], merged={"104": "105"}, activities_by_type={},
-                        activities_by_contact={}, sales_ready=[], existing_sf_contacts=[],
-                        existing_sf_leads=[], bad_records={})
-    return SandboxDataset(seed=0, generated_at=now, contacts=seeds, owners=owners, email_events=events,
-                          forms=forms, form_submissions=submissions, page_views=views,
-                          marketing_events=[webinar], participations=participations, sf_users=[],
-                          sf_records=[], ground_truth=truth)
+    truth = GroundTruth(
+        contact_ids=[],
+        archived_ids=["103"],
+        merged={"104": "105"},
+        activities_by_type={},
+        activities_by_contact={},
+        sales_ready=[],
+        existing_sf_contacts=[],
+        existing_sf_leads=[],
+        bad_records={},
+    )
+    return SandboxDataset(
+        seed=0,
+        generated_at=now,
+        contacts=seeds,
+        owners=owners,
+        email_events=events,
+        forms=forms,
+        form_submissions=submissions,
+        page_views=views,
+        marketing_events=[webinar],
+        participations=participations,
+        sf_users=[],
+        sf_records=[],
+        ground_truth=truth,
+    )
 
 
 # ---------------------------------------------------------------------- spec validation
+
 
 @cache
 def _spec(name: str) -> dict[str, Any]:
@@ -166,8 +255,13 @@ def validate_request(spec_name: str, path: str, method: str, body: Any) -> None:
 def validate_schema(spec_name: str, schema_name: str, body: Any) -> None:
     """Raise unless `body` fits the named component schema of the spec."""
     spec = _spec(spec_name)
-    jsonschema.validate(body, {**_relax({"components": spec.get("components", {})}),
-                               "$ref": f"#/components/schemas/{schema_name}"})
+    jsonschema.validate(
+        body,
+        {
+            **_relax({"components": spec.get("components", {})}),
+            "$ref": f"#/components/schemas/{schema_name}",
+        },
+    )
 
 
 def spec_path_exists(spec_name: str, path: str, method: str) -> bool:

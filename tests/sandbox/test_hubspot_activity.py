@@ -21,7 +21,10 @@ from tests.sandbox.hs_fixtures import FORM_GUID, NOW, TOKEN, WEBINAR_ID, tiny_da
 
 @pytest.fixture
 def sandbox() -> HubSpotSandbox:
-    sb = HubSpotSandbox(SandboxClock(NOW, frozen=True), rate_limits=RateLimits(window_max=10_000, search_per_second=10_000))
+    sb = HubSpotSandbox(
+        SandboxClock(NOW, frozen=True),
+        rate_limits=RateLimits(window_max=10_000, search_per_second=10_000),
+    )
     sb.load(tiny_dataset())
     return sb
 
@@ -57,8 +60,14 @@ def test_email_events_filter_and_page_by_offset(http: httpx.Client) -> None:
     assert everything["hasMore"] is False
     clicks = http.get("/email/public/v1/events", params={"eventType": "CLICK"}).json()["events"]
     assert [e["url"] for e in clicks] == ["https://example.com/webinar"]
-    window = http.get("/email/public/v1/events", params={
-        "startTimestamp": _ms(5) + 1, "endTimestamp": _ms(4.5), "recipient": "person0@example0.com"}).json()
+    window = http.get(
+        "/email/public/v1/events",
+        params={
+            "startTimestamp": _ms(5) + 1,
+            "endTimestamp": _ms(4.5),
+            "recipient": "person0@example0.com",
+        },
+    ).json()
     assert [e["type"] for e in window["events"]] == ["DELIVERED", "OPEN", "CLICK", "OPEN"]
     pages, offset = [], None
     while True:
@@ -92,18 +101,31 @@ def test_forms_through_sdk(client: hubspot.Client) -> None:
     assert fields == ["email", "firstname", "budget"]
 
 
-def test_form_submissions_newest_first_paged_by_after(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
-    sandbox.state.add_form_submission(FORM_GUID, {"email": "person9@example0.com", "budget": "lt10k"},
-                                      page_url="https://example.com/whitepaper")
-    first = http.get(f"/form-integrations/v1/submissions/forms/{FORM_GUID}", params={"limit": 2}).json()
+def test_form_submissions_newest_first_paged_by_after(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
+    sandbox.state.add_form_submission(
+        FORM_GUID,
+        {"email": "person9@example0.com", "budget": "lt10k"},
+        page_url="https://example.com/whitepaper",
+    )
+    first = http.get(
+        f"/form-integrations/v1/submissions/forms/{FORM_GUID}", params={"limit": 2}
+    ).json()
     assert [s["submittedAt"] for s in first["results"]] == [int(NOW.timestamp() * 1000), _ms(8)]
-    assert first["results"][0]["values"] == [{"name": "email", "value": "person9@example0.com"},
-                                             {"name": "budget", "value": "lt10k"}]
-    nxt = http.get(f"/form-integrations/v1/submissions/forms/{FORM_GUID}",
-                   params={"limit": 2, "after": first["paging"]["next"]["after"]}).json()
+    assert first["results"][0]["values"] == [
+        {"name": "email", "value": "person9@example0.com"},
+        {"name": "budget", "value": "lt10k"},
+    ]
+    nxt = http.get(
+        f"/form-integrations/v1/submissions/forms/{FORM_GUID}",
+        params={"limit": 2, "after": first["paging"]["next"]["after"]},
+    ).json()
     assert [s["submittedAt"] for s in nxt["results"]] == [_ms(9), _ms(10)]
     assert "paging" not in nxt
-    too_many = http.get(f"/form-integrations/v1/submissions/forms/{FORM_GUID}", params={"limit": 51})
+    too_many = http.get(
+        f"/form-integrations/v1/submissions/forms/{FORM_GUID}", params={"limit": 51}
+    )
     assert too_many.status_code == 400
     assert sandbox.state.contacts["110"].props["num_conversion_events"] == "1"
     assert http.get("/form-integrations/v1/submissions/forms/nope").status_code == 404
@@ -112,13 +134,24 @@ def test_form_submissions_newest_first_paged_by_after(sandbox: HubSpotSandbox, h
 # ---------------------------------------------------------------------- web analytics
 
 
-def test_page_views_through_sdk_and_counters_consistent(client: hubspot.Client, sandbox: HubSpotSandbox) -> None:
-    events = client.events.events_api.get_page(object_type="contact", object_id=101,
-                                               event_type="e_visited_page", limit=3)
+def test_page_views_through_sdk_and_counters_consistent(
+    client: hubspot.Client, sandbox: HubSpotSandbox
+) -> None:
+    events = client.events.events_api.get_page(
+        object_type="contact", object_id=101, event_type="e_visited_page", limit=3
+    )
     assert [e.properties["hs_url"] for e in events.results] == [
-        "https://example.com/page4", "https://example.com/page3", "https://example.com/page2"]
-    rest = client.events.events_api.get_page(object_type="contact", object_id=101,
-                                             event_type="e_visited_page", limit=3, after=events.paging.next.after)
+        "https://example.com/page4",
+        "https://example.com/page3",
+        "https://example.com/page2",
+    ]
+    rest = client.events.events_api.get_page(
+        object_type="contact",
+        object_id=101,
+        event_type="e_visited_page",
+        limit=3,
+        after=events.paging.next.after,
+    )
     assert len(rest.results) == 2 and rest.paging is None
     rec = sandbox.state.contacts["101"]
     assert rec.props["hs_analytics_num_page_views"] == "5"
@@ -126,20 +159,45 @@ def test_page_views_through_sdk_and_counters_consistent(client: hubspot.Client, 
     assert rec.props["hs_analytics_last_visit_timestamp"] == "2026-10-30T12:20:00.000Z"
 
 
-def test_new_page_view_moves_counters_and_window_filters(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
+def test_new_page_view_moves_counters_and_window_filters(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
     sandbox.clock.advance(timedelta(hours=2))
     sandbox.state.add_page_view("102", "https://example.com/pricing", title="Pricing")
-    sandbox.state.add_page_view("102", "https://example.com/demo", title="Demo", at=sandbox.clock.now() + timedelta(minutes=10))
+    sandbox.state.add_page_view(
+        "102",
+        "https://example.com/demo",
+        title="Demo",
+        at=sandbox.clock.now() + timedelta(minutes=10),
+    )
     rec = sandbox.state.contacts["102"]
-    assert (rec.props["hs_analytics_num_page_views"], rec.props["hs_analytics_num_visits"]) == ("2", "1")
+    assert (rec.props["hs_analytics_num_page_views"], rec.props["hs_analytics_num_visits"]) == (
+        "2",
+        "1",
+    )
     assert rec.props["lastmodifieddate"] == "2026-11-02T14:00:00.000Z"
-    answer = http.get("/events/v3/events", params={
-        "objectType": "contact", "objectId": "102", "eventType": "e_visited_page",
-        "occurredAfter": "2026-11-02T14:05:00Z", "sort": "ASCENDING"}).json()
+    answer = http.get(
+        "/events/v3/events",
+        params={
+            "objectType": "contact",
+            "objectId": "102",
+            "eventType": "e_visited_page",
+            "occurredAfter": "2026-11-02T14:05:00Z",
+            "sort": "ASCENDING",
+        },
+    ).json()
     assert [e["properties"]["hs_url"] for e in answer["results"]] == ["https://example.com/demo"]
-    assert http.get("/events/v3/events", params={"objectType": "contact", "objectId": "102",
-                                                 "eventType": "e_form_submission"}).json()["results"] == []
-    by_email = http.get("/events/v3/events", params={"objectType": "contact", "objectProperty.email": "person1@example1.com"})
+    assert (
+        http.get(
+            "/events/v3/events",
+            params={"objectType": "contact", "objectId": "102", "eventType": "e_form_submission"},
+        ).json()["results"]
+        == []
+    )
+    by_email = http.get(
+        "/events/v3/events",
+        params={"objectType": "contact", "objectProperty.email": "person1@example1.com"},
+    )
     assert len(by_email.json()["results"]) == 2
 
 
@@ -152,21 +210,29 @@ def test_participations_by_contact_through_sdk(client: hubspot.Client) -> None:
     assert mine.total == 2
     assert sorted(p.properties.attendance_state for p in mine.results) == ["ATTENDED", "REGISTERED"]
     assert mine.results[0].associations.marketing_event.marketing_event_id == WEBINAR_ID
-    by_email = api.get_participations_breakdown_by_contact_id("person1@example1.com", state="NO_SHOW")
+    by_email = api.get_participations_breakdown_by_contact_id(
+        "person1@example1.com", state="NO_SHOW"
+    )
     assert [p.associations.contact.contact_id for p in by_email.results] == ["102"]
 
 
-def test_participations_by_event_paged_and_counted(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
+def test_participations_by_event_paged_and_counted(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
     sandbox.state.add_participation(WEBINAR_ID, "110", "REGISTERED")
     base = f"/marketing/v3/marketing-events/participations/{WEBINAR_ID}"
     first = http.get(f"{base}/breakdown", params={"limit": 3}).json()
     assert first["total"] == 5 and len(first["results"]) == 3
-    second = http.get(f"{base}/breakdown", params={"limit": 3, "after": first["paging"]["next"]["after"]}).json()
+    second = http.get(
+        f"{base}/breakdown", params={"limit": 3, "after": first["paging"]["next"]["after"]}
+    ).json()
     assert len(second["results"]) == 2
     counters = http.get(base).json()
     assert counters == {"registered": 3, "attended": 1, "cancelled": 0, "noShows": 1}
-    external = http.get("/marketing/v3/marketing-events/participations/1160452/web-2026-10/breakdown",
-                        params={"state": "ATTENDED"}).json()
+    external = http.get(
+        "/marketing/v3/marketing-events/participations/1160452/web-2026-10/breakdown",
+        params={"state": "ATTENDED"},
+    ).json()
     assert [p["associations"]["contact"]["contactId"] for p in external["results"]] == ["101"]
     event = http.get(f"/marketing/v3/marketing-events/{WEBINAR_ID}").json()
     assert event["eventName"] == "October webinar" and event["attendees"] == 1
@@ -183,35 +249,76 @@ def test_properties_through_sdk(client: hubspot.Client) -> None:
     stages = [o.value for o in every["lifecyclestage"].options]
     assert stages[:3] == ["subscriber", "lead", "marketingqualifiedlead"]
     assert "CONNECTED" in [o.value for o in every["hs_lead_status"].options]
-    created = api.create("contacts", PropertyCreate(name="handshake_score", label="Handshake score",
-                                                    type="number", field_type="number", group_name="contactinformation"))
+    created = api.create(
+        "contacts",
+        PropertyCreate(
+            name="handshake_score",
+            label="Handshake score",
+            type="number",
+            field_type="number",
+            group_name="contactinformation",
+        ),
+    )
     assert created.name == "handshake_score" and created.hubspot_defined is False
     assert api.get_by_name("contacts", "handshake_score").type == "number"
     with pytest.raises(PropertiesApiException) as err:
-        api.create("contacts", PropertyCreate(name="handshake_score", label="again", type="number",
-                                              field_type="number", group_name="contactinformation"))
+        api.create(
+            "contacts",
+            PropertyCreate(
+                name="handshake_score",
+                label="again",
+                type="number",
+                field_type="number",
+                group_name="contactinformation",
+            ),
+        )
     assert err.value.status == 409
 
 
-def test_custom_property_is_writable_and_searchable(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
-    http.post("/crm/v3/properties/contacts", json={"name": "handshake_score", "label": "Score", "type": "number",
-                                                   "fieldType": "number", "groupName": "contactinformation"})
-    assert http.patch("/crm/v3/objects/contacts/101", json={"properties": {"handshake_score": "87"}}).status_code == 200
-    body = {"filterGroups": [{"filters": [{"propertyName": "handshake_score", "operator": "GT", "value": "80"}]}]}
-    assert [c["id"] for c in http.post("/crm/v3/objects/contacts/search", json=body).json()["results"]] == ["101"]
+def test_custom_property_is_writable_and_searchable(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
+    http.post(
+        "/crm/v3/properties/contacts",
+        json={
+            "name": "handshake_score",
+            "label": "Score",
+            "type": "number",
+            "fieldType": "number",
+            "groupName": "contactinformation",
+        },
+    )
+    assert (
+        http.patch(
+            "/crm/v3/objects/contacts/101", json={"properties": {"handshake_score": "87"}}
+        ).status_code
+        == 200
+    )
+    body = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "handshake_score", "operator": "GT", "value": "80"}]}
+        ]
+    }
+    assert [
+        c["id"] for c in http.post("/crm/v3/objects/contacts/search", json=body).json()["results"]
+    ] == ["101"]
 
 
 def test_owners_through_sdk(client: hubspot.Client) -> None:
     first = client.crm.owners.owners_api.get_page(limit=2)
     rest = client.crm.owners.owners_api.get_page(limit=2, after=first.paging.next.after)
     assert [o.email for o in first.results + rest.results] == [
-        "rep0@corp.example", "rep1@corp.example", "rep2@corp.example"]
+        "rep0@corp.example",
+        "rep1@corp.example",
+        "rep2@corp.example",
+    ]
     assert client.crm.owners.owners_api.get_by_id(9002).user_id == 7002
 
 
 def test_list_memberships_through_sdk(client: hubspot.Client, sandbox: HubSpotSandbox) -> None:
-    created = client.crm.lists.lists_api.create(ListCreateRequest(name="MQL hand-off", object_type_id="0-1",
-                                                                  processing_type="MANUAL"))
+    created = client.crm.lists.lists_api.create(
+        ListCreateRequest(name="MQL hand-off", object_type_id="0-1", processing_type="MANUAL")
+    )
     list_id = created.list.list_id
     added = client.crm.lists.memberships_api.add(list_id, ["101", "102", "104", "999"])
     assert sorted(added.records_ids_added) == ["101", "102", "105"]
@@ -226,6 +333,8 @@ def test_list_memberships_through_sdk(client: hubspot.Client, sandbox: HubSpotSa
 
 
 def test_dynamic_lists_refuse_manual_memberships(http: httpx.Client) -> None:
-    made = http.post("/crm/v3/lists", json={"name": "Active", "objectTypeId": "0-1", "processingType": "DYNAMIC"}).json()
+    made = http.post(
+        "/crm/v3/lists", json={"name": "Active", "objectTypeId": "0-1", "processingType": "DYNAMIC"}
+    ).json()
     answer = http.put(f"/crm/v3/lists/{made['list']['listId']}/memberships/add", json=["101"])
     assert answer.status_code == 400 and "MANUAL or SNAPSHOT" in answer.json()["message"]

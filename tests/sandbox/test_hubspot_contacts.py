@@ -29,7 +29,10 @@ DATED = "/crm/objects/2026-03/contacts"
 @pytest.fixture
 def sandbox() -> HubSpotSandbox:
     # generous limits: these tests are about behaviour; test_hubspot_limits covers the limits
-    sb = HubSpotSandbox(SandboxClock(NOW, frozen=True), rate_limits=RateLimits(window_max=10_000, search_per_second=10_000))
+    sb = HubSpotSandbox(
+        SandboxClock(NOW, frozen=True),
+        rate_limits=RateLimits(window_max=10_000, search_per_second=10_000),
+    )
     sb.load(tiny_dataset())
     return sb
 
@@ -54,7 +57,14 @@ def http(served: ServedApp) -> Iterator[httpx.Client]:
 
 
 def _search(client: hubspot.Client, **kwargs: object) -> object:
-    body = {"filter_groups": [], "sorts": [], "properties": ["email"], "limit": 10, "after": "0", **kwargs}
+    body = {
+        "filter_groups": [],
+        "sorts": [],
+        "properties": ["email"],
+        "limit": 10,
+        "after": "0",
+        **kwargs,
+    }
     return client.crm.contacts.search_api.do_search(PublicObjectSearchRequest(**body))
 
 
@@ -67,8 +77,10 @@ def test_get_page_walks_every_live_contact_once(client: hubspot.Client) -> None:
     while True:
         page = client.crm.contacts.basic_api.get_page(limit=7, after=after, properties=["email"])
         seen += [c.id for c in page.results]
-        assert all(set(c.properties) >= {"email", "createdate", "lastmodifieddate", "hs_object_id"}
-                   for c in page.results)
+        assert all(
+            set(c.properties) >= {"email", "createdate", "lastmodifieddate", "hs_object_id"}
+            for c in page.results
+        )
         if page.paging is None:
             break
         after = page.paging.next.after
@@ -90,7 +102,14 @@ def test_get_by_id_and_by_email(client: hubspot.Client) -> None:
 
 def test_default_properties_and_iso_timestamps(http: httpx.Client) -> None:
     body = http.get(f"{V3}/101").json()
-    assert set(body["properties"]) == {"createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"}
+    assert set(body["properties"]) == {
+        "createdate",
+        "email",
+        "firstname",
+        "hs_object_id",
+        "lastmodifieddate",
+        "lastname",
+    }
     assert body["properties"]["lastmodifieddate"] == "2026-10-03T12:00:00.000Z"
     assert body["updatedAt"] == "2026-10-03T12:00:00.000Z"
     assert all(isinstance(v, str) for v in body["properties"].values())
@@ -104,7 +123,9 @@ def test_search_filters_sort_and_paging_through_sdk(client: hubspot.Client) -> N
     sorts = [{"propertyName": "lastmodifieddate", "direction": "DESCENDING"}]
     first = _search(client, filter_groups=filters, sorts=sorts, limit=4)
     ids = [c.id for c in first.results]
-    rest = _search(client, filter_groups=filters, sorts=sorts, limit=4, after=first.paging.next.after)
+    rest = _search(
+        client, filter_groups=filters, sorts=sorts, limit=4, after=first.paging.next.after
+    )
     ids += [c.id for c in rest.results]
     # i % 3 == 1 -> lead; newest lastmodifieddate first; 104 is merged away
     expected = [str(101 + i) for i in range(29, -1, -1) if i % 3 == 1 and 101 + i != 104]
@@ -112,32 +133,56 @@ def test_search_filters_sort_and_paging_through_sdk(client: hubspot.Client) -> N
     assert ids == expected[:8]
 
 
-def test_batch_read_update_upsert_through_sdk(client: hubspot.Client, sandbox: HubSpotSandbox) -> None:
+def test_batch_read_update_upsert_through_sdk(
+    client: hubspot.Client, sandbox: HubSpotSandbox
+) -> None:
     batch = client.crm.contacts.batch_api
-    read = batch.read(BatchReadInputSimplePublicObjectId(
-        inputs=[{"id": "101"}, {"id": "102"}], properties=["email"], properties_with_history=[]))
+    read = batch.read(
+        BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": "101"}, {"id": "102"}], properties=["email"], properties_with_history=[]
+        )
+    )
     assert sorted(r.id for r in read.results) == ["101", "102"]
 
-    updated = batch.update(BatchInputSimplePublicObjectBatchInput(
-        inputs=[{"id": "101", "properties": {"jobtitle": "CMO"}}]))
+    updated = batch.update(
+        BatchInputSimplePublicObjectBatchInput(
+            inputs=[{"id": "101", "properties": {"jobtitle": "CMO"}}]
+        )
+    )
     assert updated.results[0].properties["jobtitle"] == "CMO"
     assert sandbox.state.contacts["101"].props["jobtitle"] == "CMO"
 
-    upserted = batch.upsert(BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-        {"id": "person1@example1.com", "idProperty": "email", "properties": {"firstname": "Uno"}},
-        {"id": "newbie@example.org", "idProperty": "email", "properties": {"firstname": "New"}},
-    ]))
+    upserted = batch.upsert(
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                {
+                    "id": "person1@example1.com",
+                    "idProperty": "email",
+                    "properties": {"firstname": "Uno"},
+                },
+                {
+                    "id": "newbie@example.org",
+                    "idProperty": "email",
+                    "properties": {"firstname": "New"},
+                },
+            ]
+        )
+    )
     by_email = {r.properties.get("email") or r.id: r for r in upserted.results}
     assert {r.new for r in upserted.results} == {True, False}
-    new = [r for r in upserted.results if r.new][0]
+    new = next(r for r in upserted.results if r.new)
     assert sandbox.state.contacts[new.id].props["email"] == "newbie@example.org"
     assert sandbox.state.contacts["102"].props["firstname"] == "Uno"
     assert by_email
 
 
-def test_patch_bumps_lastmodifieddate_to_clock(client: hubspot.Client, sandbox: HubSpotSandbox) -> None:
+def test_patch_bumps_lastmodifieddate_to_clock(
+    client: hubspot.Client, sandbox: HubSpotSandbox
+) -> None:
     sandbox.clock.advance(timedelta(hours=1))
-    out = client.crm.contacts.basic_api.update("101", SimplePublicObjectInput(properties={"jobtitle": "CEO"}))
+    out = client.crm.contacts.basic_api.update(
+        "101", SimplePublicObjectInput(properties={"jobtitle": "CEO"})
+    )
     assert out.properties["lastmodifieddate"] == "2026-11-02T13:00:00.000Z"
     assert out.properties["jobtitle"] == "CEO"
 
@@ -153,9 +198,14 @@ def test_dated_paths_behave_like_v3(http: httpx.Client) -> None:
 # ---------------------------------------------------------------------- limits
 
 
-def test_batch_of_101_inputs_is_a_validation_error(client: hubspot.Client, http: httpx.Client) -> None:
+def test_batch_of_101_inputs_is_a_validation_error(
+    client: hubspot.Client, http: httpx.Client
+) -> None:
     inputs = [{"id": str(101 + i)} for i in range(101)]
-    raw = http.post(f"{V3}/batch/read", json={"inputs": inputs, "properties": ["email"], "propertiesWithHistory": []})
+    raw = http.post(
+        f"{V3}/batch/read",
+        json={"inputs": inputs, "properties": ["email"], "propertiesWithHistory": []},
+    )
     assert raw.status_code == 400
     body = raw.json()
     assert body["status"] == "error"
@@ -163,21 +213,30 @@ def test_batch_of_101_inputs_is_a_validation_error(client: hubspot.Client, http:
     assert body["message"].startswith("The maximum number of inputs supported in a batch is 100")
     assert body["correlationId"]
     with pytest.raises(ApiException) as err:
-        client.crm.contacts.batch_api.update(BatchInputSimplePublicObjectBatchInput(
-            inputs=[{"id": str(101 + i), "properties": {"jobtitle": "x"}} for i in range(101)]))
+        client.crm.contacts.batch_api.update(
+            BatchInputSimplePublicObjectBatchInput(
+                inputs=[{"id": str(101 + i), "properties": {"jobtitle": "x"}} for i in range(101)]
+            )
+        )
     assert err.value.status == 400
     ok = http.post(f"{V3}/batch/read", json={"inputs": inputs[:100], "properties": ["email"]})
     assert ok.status_code == 207  # 103 is archived, 131.. do not exist; 104 answers as 105
     assert ok.json()["errors"][0]["context"]["ids"] == ["103"] + [str(i) for i in range(131, 201)]
-    assert [r["id"] for r in ok.json()["results"]] == [str(i) for i in range(101, 131) if i not in (103, 104)]
+    assert [r["id"] for r in ok.json()["results"]] == [
+        str(i) for i in range(101, 131) if i not in (103, 104)
+    ]
 
 
 def test_batch_read_with_history_caps_at_50(http: httpx.Client) -> None:
     inputs = [{"id": str(101 + i)} for i in range(51)]
-    raw = http.post(f"{V3}/batch/read", json={"inputs": inputs, "propertiesWithHistory": ["lifecyclestage"]})
+    raw = http.post(
+        f"{V3}/batch/read", json={"inputs": inputs, "propertiesWithHistory": ["lifecyclestage"]}
+    )
     assert raw.status_code == 400
     assert "property histories is 50" in raw.json()["message"]
-    ok = http.post(f"{V3}/batch/read", json={"inputs": inputs[:2], "propertiesWithHistory": ["lifecyclestage"]})
+    ok = http.post(
+        f"{V3}/batch/read", json={"inputs": inputs[:2], "propertiesWithHistory": ["lifecyclestage"]}
+    )
     history = ok.json()["results"][0]["propertiesWithHistory"]["lifecyclestage"]
     assert history[0]["value"] in ("subscriber", "lead") and history[0]["sourceType"]
 
@@ -216,45 +275,102 @@ def _ids(http: httpx.Client, filters: list[dict[str, object]], **extra: object) 
 
 
 def test_search_operators(http: httpx.Client) -> None:
-    assert _ids(http, [{"propertyName": "email", "operator": "EQ", "value": "PERSON5@example2.com"}]) == ["106"]
+    assert _ids(
+        http, [{"propertyName": "email", "operator": "EQ", "value": "PERSON5@example2.com"}]
+    ) == ["106"]
     assert len(_ids(http, [{"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"}])) == 8
-    assert "101" not in _ids(http, [{"propertyName": "hs_lead_status", "operator": "NOT_HAS_PROPERTY"}])
-    assert _ids(http, [{"propertyName": "firstname", "operator": "IN", "values": ["first1", "first2"]}]) == ["102"]
-    assert "102" not in _ids(http, [{"propertyName": "firstname", "operator": "NOT_IN", "values": ["first1"]}])
-    assert _ids(http, [{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "person1*"}])[:2] == ["102", "111"]
-    assert "102" not in _ids(http, [{"propertyName": "jobtitle", "operator": "NOT_CONTAINS_TOKEN", "value": "vp"}])
-    assert _ids(http, [{"propertyName": "hs_object_id", "operator": "BETWEEN", "value": "105", "highValue": "107"}]) == ["105", "106", "107"]
-    assert _ids(http, [{"propertyName": "hs_object_id", "operator": "LT", "value": "103"}]) == ["101", "102"]
-    assert _ids(http, [{"propertyName": "hs_object_id", "operator": "GTE", "value": "129"}]) == ["129", "130"]
-    assert "101" not in _ids(http, [{"propertyName": "firstname", "operator": "NEQ", "value": "First0"}])
+    assert "101" not in _ids(
+        http, [{"propertyName": "hs_lead_status", "operator": "NOT_HAS_PROPERTY"}]
+    )
+    assert _ids(
+        http, [{"propertyName": "firstname", "operator": "IN", "values": ["first1", "first2"]}]
+    ) == ["102"]
+    assert "102" not in _ids(
+        http, [{"propertyName": "firstname", "operator": "NOT_IN", "values": ["first1"]}]
+    )
+    assert _ids(
+        http, [{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "person1*"}]
+    )[:2] == ["102", "111"]
+    assert "102" not in _ids(
+        http, [{"propertyName": "jobtitle", "operator": "NOT_CONTAINS_TOKEN", "value": "vp"}]
+    )
+    assert _ids(
+        http,
+        [
+            {
+                "propertyName": "hs_object_id",
+                "operator": "BETWEEN",
+                "value": "105",
+                "highValue": "107",
+            }
+        ],
+    ) == ["105", "106", "107"]
+    assert _ids(http, [{"propertyName": "hs_object_id", "operator": "LT", "value": "103"}]) == [
+        "101",
+        "102",
+    ]
+    assert _ids(http, [{"propertyName": "hs_object_id", "operator": "GTE", "value": "129"}]) == [
+        "129",
+        "130",
+    ]
+    assert "101" not in _ids(
+        http, [{"propertyName": "firstname", "operator": "NEQ", "value": "First0"}]
+    )
     # datetime filters take epoch milliseconds or ISO text alike
     cutoff_ms = str(int((NOW - timedelta(days=30) + timedelta(minutes=27)).timestamp() * 1000))
-    assert _ids(http, [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": cutoff_ms}]) == ["128", "129", "130"]
-    assert _ids(http, [{"propertyName": "lastmodifieddate", "operator": "GT", "value": "2026-10-03T12:27:30Z"}]) == ["129", "130"]
+    assert _ids(
+        http, [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": cutoff_ms}]
+    ) == ["128", "129", "130"]
+    assert _ids(
+        http,
+        [{"propertyName": "lastmodifieddate", "operator": "GT", "value": "2026-10-03T12:27:30Z"}],
+    ) == ["129", "130"]
 
 
 def test_filter_groups_are_or_of_ands(http: httpx.Client) -> None:
-    body = {"filterGroups": [
-        {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "First0"}]},
-        {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "First6"},
-                     {"propertyName": "company", "operator": "EQ", "value": "Company 1"}]},
-        {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "First7"},
-                     {"propertyName": "company", "operator": "EQ", "value": "Company 0"}]},
-    ]}
+    body = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "First0"}]},
+            {
+                "filters": [
+                    {"propertyName": "firstname", "operator": "EQ", "value": "First6"},
+                    {"propertyName": "company", "operator": "EQ", "value": "Company 1"},
+                ]
+            },
+            {
+                "filters": [
+                    {"propertyName": "firstname", "operator": "EQ", "value": "First7"},
+                    {"propertyName": "company", "operator": "EQ", "value": "Company 0"},
+                ]
+            },
+        ]
+    }
     answer = http.post(f"{V3}/search", json=body).json()
     assert [c["id"] for c in answer["results"]] == ["101", "107"]
 
 
-def test_equal_sort_values_page_in_stable_id_order(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
+def test_equal_sort_values_page_in_stable_id_order(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
     same = sandbox.clock.now()
     ids = [str(i) for i in range(130, 110, -1)]
     sandbox.state.touch_contacts(ids, at=same)
-    filters = [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(int(same.timestamp() * 1000))}]
+    filters = [
+        {
+            "propertyName": "lastmodifieddate",
+            "operator": "GTE",
+            "value": str(int(same.timestamp() * 1000)),
+        }
+    ]
     seen: list[str] = []
     after = "0"
     while True:
-        body = {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-                "limit": 6, "after": after}
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "limit": 6,
+            "after": after,
+        }
         page = http.post(f"{V3}/search", json=body).json()
         seen += [c["id"] for c in page["results"]]
         if "paging" not in page:
@@ -264,7 +380,12 @@ def test_equal_sort_values_page_in_stable_id_order(sandbox: HubSpotSandbox, http
 
 
 def test_search_sees_updates_between_pages(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
-    body = {"filterGroups": [{"filters": [{"propertyName": "jobtitle", "operator": "EQ", "value": "Engineer"}]}], "limit": 5}
+    body = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "jobtitle", "operator": "EQ", "value": "Engineer"}]}
+        ],
+        "limit": 5,
+    }
     before = http.post(f"{V3}/search", json=body).json()["total"]
     sandbox.state.update_contact("101", {"jobtitle": "Director"})
     assert http.post(f"{V3}/search", json=body).json()["total"] == before - 1
@@ -273,18 +394,29 @@ def test_search_sees_updates_between_pages(sandbox: HubSpotSandbox, http: httpx.
 # ---------------------------------------------------------------------- lifecycle, merge, archive
 
 
-def test_lifecycle_only_moves_forward_and_clear_then_set_goes_back(client: hubspot.Client, http: httpx.Client) -> None:
+def test_lifecycle_only_moves_forward_and_clear_then_set_goes_back(
+    client: hubspot.Client, http: httpx.Client
+) -> None:
     api = client.crm.contacts.basic_api
-    assert api.get_by_id("108", properties=["lifecyclestage"]).properties["lifecyclestage"] == "lead"
-    api.update("108", SimplePublicObjectInput(properties={"lifecyclestage": "marketingqualifiedlead"}))
+    assert (
+        api.get_by_id("108", properties=["lifecyclestage"]).properties["lifecyclestage"] == "lead"
+    )
+    api.update(
+        "108", SimplePublicObjectInput(properties={"lifecyclestage": "marketingqualifiedlead"})
+    )
     back = api.update("108", SimplePublicObjectInput(properties={"lifecyclestage": "lead"}))
     assert back.properties["lifecyclestage"] == "marketingqualifiedlead"  # ignored silently, 200
-    found = _ids(http, [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "marketingqualifiedlead"}])
+    found = _ids(
+        http,
+        [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "marketingqualifiedlead"}],
+    )
     assert "108" in found
     api.update("108", SimplePublicObjectInput(properties={"lifecyclestage": ""}))
     moved = api.update("108", SimplePublicObjectInput(properties={"lifecyclestage": "lead"}))
     assert moved.properties["lifecyclestage"] == "lead"
-    assert "108" in _ids(http, [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"}])
+    assert "108" in _ids(
+        http, [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"}]
+    )
     bad = http.patch(f"{V3}/108", json={"properties": {"lifecyclestage": "wizard"}})
     assert bad.status_code == 400 and "INVALID_OPTION" in bad.text
 
@@ -307,7 +439,10 @@ def test_archived_contacts_only_with_archived_true(http: httpx.Client) -> None:
     assert [c["id"] for c in archived] == ["103"]
     assert archived[0]["archivedAt"]
     assert http.delete(f"{V3}/110").status_code == 204
-    assert [c["id"] for c in http.get(V3, params={"archived": "true"}).json()["results"]] == ["103", "110"]
+    assert [c["id"] for c in http.get(V3, params={"archived": "true"}).json()["results"]] == [
+        "103",
+        "110",
+    ]
     assert "110" not in _ids(http, [{"propertyName": "hs_object_id", "operator": "HAS_PROPERTY"}])
 
 
@@ -317,6 +452,8 @@ def test_writes_are_validated(http: httpx.Client) -> None:
     dup = http.post(V3, json={"properties": {"email": "PERSON5@example2.com"}})
     assert dup.status_code == 409
     assert dup.json()["message"] == "Contact already exists. Existing ID: 106"
-    created = http.post(V3, json={"properties": {"email": "fresh@example.org", "lifecyclestage": "lead"}})
+    created = http.post(
+        V3, json={"properties": {"email": "fresh@example.org", "lifecyclestage": "lead"}}
+    )
     assert created.status_code == 201
     assert created.json()["properties"]["lifecyclestage"] == "lead"

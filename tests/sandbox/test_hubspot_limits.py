@@ -18,8 +18,10 @@ from tests.sandbox.hs_fixtures import NOW, TOKEN, tiny_dataset
 
 V3 = "/crm/v3/objects/contacts"
 RATE_HEADERS = (
-    "X-HubSpot-RateLimit-Daily", "X-HubSpot-RateLimit-Daily-Remaining",
-    "X-HubSpot-RateLimit-Interval-Milliseconds", "X-HubSpot-RateLimit-Max",
+    "X-HubSpot-RateLimit-Daily",
+    "X-HubSpot-RateLimit-Daily-Remaining",
+    "X-HubSpot-RateLimit-Interval-Milliseconds",
+    "X-HubSpot-RateLimit-Max",
     "X-HubSpot-RateLimit-Remaining",
 )
 
@@ -61,7 +63,9 @@ def test_tiers_carry_the_documented_limits() -> None:
         HubSpotSandbox(SandboxClock(NOW), tier="platinum")
 
 
-def test_missing_or_bad_token_is_401_with_hubspot_body(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
+def test_missing_or_bad_token_is_401_with_hubspot_body(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
     _, srv, _ = small
     for headers in ({}, {"Authorization": "Bearer pat-wrong"}, {"Authorization": "Basic abc"}):
         answer = httpx.get(srv.base_url + V3, headers=headers)
@@ -77,7 +81,9 @@ def test_missing_or_bad_token_is_401_with_hubspot_body(small: tuple[HubSpotSandb
     assert err.value.status == 401
 
 
-def test_headers_count_down_and_burst_over_window_is_429(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
+def test_headers_count_down_and_burst_over_window_is_429(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
     _, _, http = small
     remaining = []
     for _ in range(5):
@@ -112,7 +118,9 @@ def test_sdk_sees_the_429(small: tuple[HubSpotSandbox, ServedApp, httpx.Client])
     assert _settled(lambda: sandbox.stats.by_status[429] == 1)
 
 
-def test_search_has_its_own_per_second_limit_and_no_headers(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
+def test_search_has_its_own_per_second_limit_and_no_headers(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
     _, _, http = small
     first = http.post(f"{V3}/search", json={})
     second = http.post(f"{V3}/search", json={})
@@ -126,7 +134,9 @@ def test_search_has_its_own_per_second_limit_and_no_headers(small: tuple[HubSpot
     assert http.get(V3).status_code == 200
 
 
-def test_daily_budget_spent_is_429_daily_until_midnight(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
+def test_daily_budget_spent_is_429_daily_until_midnight(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
     sandbox, _, http = small
     sandbox.limiter.spend_daily(TOKEN, 49)
     last = http.get(V3)
@@ -143,8 +153,9 @@ def test_daily_budget_spent_is_429_daily_until_midnight(small: tuple[HubSpotSand
 
 def test_limits_are_per_token() -> None:
     limits = RateLimits(window_max=2, daily=100, search_per_second=5)
-    sandbox = HubSpotSandbox(SandboxClock(NOW, frozen=True), rate_limits=limits,
-                             access_tokens=(TOKEN, "pat-other"))
+    sandbox = HubSpotSandbox(
+        SandboxClock(NOW, frozen=True), rate_limits=limits, access_tokens=(TOKEN, "pat-other")
+    )
     for _, srv, http in _serve(sandbox):
         assert [http.get(V3).status_code for _ in range(3)] == [200, 200, 429]
         other = httpx.get(srv.base_url + V3, headers={"Authorization": "Bearer pat-other"})
@@ -155,7 +166,9 @@ def test_limits_are_per_token() -> None:
 
 def test_injected_faults_use_hubspot_bodies() -> None:
     faults = FaultPlan()
-    faults.schedule(r"GET /crm/v3/objects/contacts$", Fault("429"), Fault("500"), Fault("503"), None)
+    faults.schedule(
+        r"GET /crm/v3/objects/contacts$", Fault("429"), Fault("500"), Fault("503"), None
+    )
     sandbox = HubSpotSandbox(SandboxClock(NOW, frozen=True), faults=faults)
     for _, _, http in _serve(sandbox):
         r429 = http.get(V3)
@@ -171,7 +184,9 @@ def test_injected_faults_use_hubspot_bodies() -> None:
         assert sandbox.stats.by_route_status[f"{V3} 429"] == 1
 
 
-def test_sandbox_endpoints_need_no_auth_and_are_never_limited(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
+def test_sandbox_endpoints_need_no_auth_and_are_never_limited(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
     sandbox, srv, http = small
     for _ in range(6):
         http.get(V3)
@@ -186,12 +201,22 @@ def test_sandbox_endpoints_need_no_auth_and_are_never_limited(small: tuple[HubSp
     assert body["requests"]["by_status"] == {"200": 5, "429": 1}
     contacts = httpx.get(srv.base_url + "/__sandbox__/records/contacts").json()
     assert [c["id"] for c in contacts] == [str(i) for i in range(101, 111)]
-    for obj in ("email_events", "form_submissions", "page_views", "participations", "lists", "properties", "owners"):
+    for obj in (
+        "email_events",
+        "form_submissions",
+        "page_views",
+        "participations",
+        "lists",
+        "properties",
+        "owners",
+    ):
         assert httpx.get(f"{srv.base_url}/__sandbox__/records/{obj}").status_code == 200
     assert httpx.get(srv.base_url + "/__sandbox__/records/nothing").status_code == 404
 
 
-def test_trailing_slash_paths_answer_like_the_sdk_expects(small: tuple[HubSpotSandbox, ServedApp, httpx.Client]) -> None:
+def test_trailing_slash_paths_answer_like_the_sdk_expects(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
     sandbox, _, http = small
     assert http.get("/crm/v3/owners/").status_code == 200
     assert _settled(lambda: sandbox.stats.by_route["/crm/v3/owners"] == 1)

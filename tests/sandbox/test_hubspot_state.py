@@ -15,13 +15,38 @@ from connector.sandbox.hubspot.search import parse_search_request, to_ms
 from tests.sandbox.hs_fixtures import NOW, tiny_dataset
 
 
-def _window_query(op: str, value_ms: int, *, descending: bool = False, after: int = 0, extra: list[dict[str, str]] | None = None) -> object:
-    return parse_search_request({
-        "filterGroups": [{"filters": [
-            {"propertyName": "lastmodifieddate", "operator": op, "value": str(value_ms)}, *(extra or [])]}],
-        "sorts": [{"propertyName": "lastmodifieddate", "direction": "DESCENDING" if descending else "ASCENDING"}],
-        "limit": 200, "after": str(after),
-    })
+def _window_query(
+    op: str,
+    value_ms: int,
+    *,
+    descending: bool = False,
+    after: int = 0,
+    extra: list[dict[str, str]] | None = None,
+) -> object:
+    return parse_search_request(
+        {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "lastmodifieddate",
+                            "operator": op,
+                            "value": str(value_ms),
+                        },
+                        *(extra or []),
+                    ]
+                }
+            ],
+            "sorts": [
+                {
+                    "propertyName": "lastmodifieddate",
+                    "direction": "DESCENDING" if descending else "ASCENDING",
+                }
+            ],
+            "limit": 200,
+            "after": str(after),
+        }
+    )
 
 
 def _ms(state: HubSpotState, minutes_ago: int) -> int:
@@ -46,8 +71,14 @@ def test_indexed_window_search_equals_full_scan_under_mutations() -> None:
                 state.update_contact(cid, {"jobtitle": f"t{step}"})
         except HubSpotApiError:
             continue  # archived or merged away already
-    state.touch_contacts([str(i) for i in range(150, 170) if state.contacts[str(i)].merged_into is None
-                          and not state.contacts[str(i)].archived], at=NOW)
+    state.touch_contacts(
+        [
+            str(i)
+            for i in range(150, 170)
+            if state.contacts[str(i)].merged_into is None and not state.contacts[str(i)].archived
+        ],
+        at=NOW,
+    )
     extra = [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"}]
     checked = 0
     for op in ("GTE", "GT", "LTE", "LT", "EQ"):
@@ -96,7 +127,9 @@ def test_cap_is_a_400_at_state_level_too() -> None:
     state = HubSpotState(SandboxClock(NOW, frozen=True))
     state.load(tiny_dataset(5))
     q = parse_search_request({"limit": 200, "after": "10000"})
-    assert q.after == 10_000  # the app refuses it before asking the state (see test_hubspot_contacts)
+    assert (
+        q.after == 10_000
+    )  # the app refuses it before asking the state (see test_hubspot_contacts)
     with pytest.raises(HubSpotApiError):
         parse_search_request({"limit": 0})
 
@@ -111,12 +144,16 @@ def test_generated_dataset_loads_with_consistent_counters() -> None:
     assert counts["page_views"] == len(dataset.page_views)
     assert counts["form_submissions"] == len(dataset.form_submissions)
     assert counts["participations"] == len(dataset.participations)
-    assert counts["contacts"] + counts["contacts_archived"] + counts["contacts_merged"] == len(dataset.contacts)
+    assert counts["contacts"] + counts["contacts_archived"] + counts["contacts_merged"] == len(
+        dataset.contacts
+    )
     views = Counter(state.resolve_id(p.contact_id) for p in dataset.page_views)
     for cid, n in views.items():
         rec = state.contacts[cid]
         assert rec.props["hs_analytics_num_page_views"] == str(n)
-        sessions = {p.session_id for p in dataset.page_views if state.resolve_id(p.contact_id) == cid}
+        sessions = {
+            p.session_id for p in dataset.page_views if state.resolve_id(p.contact_id) == cid
+        }
         assert rec.props["hs_analytics_num_visits"] == str(len(sessions))
     for seed in dataset.contacts:
         rec = state.contacts[seed.id]
@@ -127,17 +164,26 @@ def test_page_view_counters_follow_added_views_and_merges() -> None:
     state = HubSpotState(SandboxClock(NOW, frozen=True))
     state.load(tiny_dataset(10))
     state.add_page_view("106", "https://example.com/a", at=NOW - timedelta(hours=2))
-    state.add_page_view("106", "https://example.com/b", at=NOW - timedelta(hours=2) + timedelta(minutes=10))
+    state.add_page_view(
+        "106", "https://example.com/b", at=NOW - timedelta(hours=2) + timedelta(minutes=10)
+    )
     state.add_page_view("106", "https://example.com/c", at=NOW)
     rec = state.contacts["106"]
-    assert (rec.props["hs_analytics_num_page_views"], rec.props["hs_analytics_num_visits"]) == ("3", "2")
+    assert (rec.props["hs_analytics_num_page_views"], rec.props["hs_analytics_num_visits"]) == (
+        "3",
+        "2",
+    )
     state.merge_contacts("101", "106")
     survivor = state.contacts["101"]
     assert survivor.props["hs_analytics_num_page_views"] == "8"
     assert survivor.props["hs_analytics_num_visits"] == "4"
     assert survivor.props["hs_merged_object_ids"] == "106"
-    assert [p.contact_id for p in state.query_page_views("106", occurred_after=None, occurred_before=None,
-                                                         descending=False)][:1] == ["101"]
+    assert [
+        p.contact_id
+        for p in state.query_page_views(
+            "106", occurred_after=None, occurred_before=None, descending=False
+        )
+    ][:1] == ["101"]
 
 
 def test_property_history_keeps_loaded_value_then_changes() -> None:

@@ -35,6 +35,7 @@ CONTACT_OBJECT_TYPES = ("contacts", "contact", "0-1")
 
 # ---------------------------------------------------------------------- request helpers
 
+
 def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 
@@ -46,7 +47,9 @@ async def _body(request: Request) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise validation(f"Invalid input JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise validation(
+            f"Invalid input JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
 
 
 def _multi(request: Request, name: str) -> list[str] | None:
@@ -61,7 +64,9 @@ def _bool(value: str | None) -> bool:
     return str(value).lower() == "true"
 
 
-def _int(value: str | None, name: str, default: int, *, maximum: int | None = None, minimum: int = 1) -> int:
+def _int(
+    value: str | None, name: str, default: int, *, maximum: int | None = None, minimum: int = 1
+) -> int:
     if value in (None, ""):
         return default
     try:
@@ -91,7 +96,9 @@ def _offset(value: str | None) -> int:
 def _paging(request: Request, after: str | None, **extra: str) -> dict[str, Any]:
     if after is None:
         return {}
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "after" and k not in extra]
+    params = [
+        (k, v) for k, v in request.query_params.multi_items() if k != "after" and k not in extra
+    ]
     params += [*extra.items(), ("after", after)]
     link = f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{urlencode(params)}"
     return {"paging": {"next": {"after": after, "link": link}}}
@@ -102,7 +109,9 @@ def _dt_param(value: str | None, name: str) -> int | None:
         return None
     parsed = to_ms(str(value))
     if parsed is None:
-        raise validation(f"{name} must be an ISO-8601 date-time or epoch milliseconds, was {value!r}")
+        raise validation(
+            f"{name} must be an ISO-8601 date-time or epoch milliseconds, was {value!r}"
+        )
     return parsed
 
 
@@ -187,7 +196,12 @@ class HubSpotSandbox:
 
     async def _http_error(self, request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 405:
-            return _json(error_body("VALIDATION_ERROR", f"HTTP {request.method} is not supported by this resource"), 405)
+            return _json(
+                error_body(
+                    "VALIDATION_ERROR", f"HTTP {request.method} is not supported by this resource"
+                ),
+                405,
+            )
         return _json(error_body("OBJECT_NOT_FOUND", "resource not found"), exc.status_code)
 
     async def _render_fault(self, fault: Fault, scope: Scope) -> tuple[int, dict[str, str], bytes]:
@@ -203,8 +217,16 @@ class HubSpotSandbox:
             return 429, headers, json.dumps(rate_limit_body(settings.POLICY_TEN_SECONDLY)).encode()
         if fault.kind == "503":
             body = error_body("SERVICE_UNAVAILABLE", settings.MSG_UNAVAILABLE)
-            return 503, {"Content-Type": "application/json;charset=utf-8"}, json.dumps(body).encode()
-        body = {"status": "error", "message": settings.MSG_INTERNAL, "correlationId": str(uuid.uuid4())}
+            return (
+                503,
+                {"Content-Type": "application/json;charset=utf-8"},
+                json.dumps(body).encode(),
+            )
+        body = {
+            "status": "error",
+            "message": settings.MSG_INTERNAL,
+            "correlationId": str(uuid.uuid4()),
+        }
         return 500, {"Content-Type": "application/json;charset=utf-8"}, json.dumps(body).encode()
 
     def _route_of(self, scope: Scope) -> str:
@@ -249,14 +271,30 @@ class HubSpotSandbox:
             Route(settings.OWNERS_PATH + "/{ownerId}", self.owners_get, methods=["GET"]),
             Route(settings.LISTS_PATH, self.lists_create, methods=["POST"]),
             Route(settings.LISTS_PATH, self.lists_get_many, methods=["GET"]),
-            Route(settings.LISTS_PATH + "/records/{objectTypeId}/{recordId}/memberships",
-                  self.lists_record_memberships, methods=["GET"]),
+            Route(
+                settings.LISTS_PATH + "/records/{objectTypeId}/{recordId}/memberships",
+                self.lists_record_memberships,
+                methods=["GET"],
+            ),
             Route(settings.LISTS_PATH + "/{listId}", self.lists_get, methods=["GET"]),
-            Route(settings.LISTS_PATH + "/{listId}/memberships", self.lists_memberships, methods=["GET"]),
-            Route(settings.LISTS_PATH + "/{listId}/memberships/add", self.lists_add, methods=["PUT"]),
-            Route(settings.LISTS_PATH + "/{listId}/memberships/remove", self.lists_remove, methods=["PUT"]),
-            Route(settings.LISTS_PATH + "/{listId}/memberships/add-and-remove",
-                  self.lists_add_and_remove, methods=["PUT"]),
+            Route(
+                settings.LISTS_PATH + "/{listId}/memberships",
+                self.lists_memberships,
+                methods=["GET"],
+            ),
+            Route(
+                settings.LISTS_PATH + "/{listId}/memberships/add", self.lists_add, methods=["PUT"]
+            ),
+            Route(
+                settings.LISTS_PATH + "/{listId}/memberships/remove",
+                self.lists_remove,
+                methods=["PUT"],
+            ),
+            Route(
+                settings.LISTS_PATH + "/{listId}/memberships/add-and-remove",
+                self.lists_add_and_remove,
+                methods=["PUT"],
+            ),
             Route(settings.EMAIL_EVENTS_PATH, self.email_events, methods=["GET"]),
             Route(settings.FORMS_PATH, self.forms_list, methods=["GET"]),
             Route(settings.FORMS_PATH + "/{formId}", self.forms_get, methods=["GET"]),
@@ -267,18 +305,36 @@ class HubSpotSandbox:
         ]
         me = settings.MARKETING_EVENTS_PREFIX
         routes += [
-            Route(me + "/participations/contacts/{contactIdentifier}/breakdown",
-                  self.participations_by_contact, methods=["GET"]),
-            Route(me + "/participations/{marketingEventId}/breakdown",
-                  self.participations_by_event, methods=["GET"]),
-            Route(me + "/participations/{externalAccountId}/{externalEventId}/breakdown",
-                  self.participations_by_external_event, methods=["GET"]),
-            Route(me + "/participations/{externalAccountId}/{externalEventId}",
-                  self.participation_counters_external, methods=["GET"]),
-            Route(me + "/participations/{marketingEventId}", self.participation_counters, methods=["GET"]),
+            Route(
+                me + "/participations/contacts/{contactIdentifier}/breakdown",
+                self.participations_by_contact,
+                methods=["GET"],
+            ),
+            Route(
+                me + "/participations/{marketingEventId}/breakdown",
+                self.participations_by_event,
+                methods=["GET"],
+            ),
+            Route(
+                me + "/participations/{externalAccountId}/{externalEventId}/breakdown",
+                self.participations_by_external_event,
+                methods=["GET"],
+            ),
+            Route(
+                me + "/participations/{externalAccountId}/{externalEventId}",
+                self.participation_counters_external,
+                methods=["GET"],
+            ),
+            Route(
+                me + "/participations/{marketingEventId}",
+                self.participation_counters,
+                methods=["GET"],
+            ),
             Route(me + "/{objectId}", self.marketing_events_get, methods=["GET"]),
             Route(settings.SANDBOX_PREFIX + "/stats", self.sandbox_stats, methods=["GET"]),
-            Route(settings.SANDBOX_PREFIX + "/records/{object}", self.sandbox_records, methods=["GET"]),
+            Route(
+                settings.SANDBOX_PREFIX + "/records/{object}", self.sandbox_records, methods=["GET"]
+            ),
         ]
         return routes
 
@@ -290,7 +346,9 @@ class HubSpotSandbox:
         maximum = settings.CONTACTS_PAGE_MAX_WITH_HISTORY if history else settings.CONTACTS_PAGE_MAX
         limit = _int(q.get("limit"), "limit", settings.CONTACTS_PAGE_DEFAULT, maximum=maximum)
         props = _multi(request, "properties")
-        records, nxt = self.state.page_contacts(q.get("after"), limit, archived=_bool(q.get("archived")))
+        records, nxt = self.state.page_contacts(
+            q.get("after"), limit, archived=_bool(q.get("archived"))
+        )
         with self.state.lock:
             results = [self.state.contact_json(r, props, with_history=history) for r in records]
         return _json({"results": results, **_paging(request, nxt)})
@@ -298,12 +356,15 @@ class HubSpotSandbox:
     async def contacts_get(self, request: Request) -> Response:
         q = request.query_params
         rec = self.state.get_contact(
-            request.path_params["contactId"], archived=_bool(q.get("archived")),
+            request.path_params["contactId"],
+            archived=_bool(q.get("archived")),
             id_property=q.get("idProperty"),
         )
         with self.state.lock:
             body = self.state.contact_json(
-                rec, _multi(request, "properties"), with_history=_multi(request, "propertiesWithHistory")
+                rec,
+                _multi(request, "properties"),
+                with_history=_multi(request, "propertiesWithHistory"),
             )
         return _json(body)
 
@@ -318,7 +379,10 @@ class HubSpotSandbox:
         body = await _body(request)
         props = dict((body or {}).get("properties") or {})
         rec = self.state.update_contact(
-            request.path_params["contactId"], props, validate=True, source="INTEGRATION",
+            request.path_params["contactId"],
+            props,
+            validate=True,
+            source="INTEGRATION",
             id_property=request.query_params.get("idProperty"),
         )
         with self.state.lock:
@@ -352,7 +416,9 @@ class HubSpotSandbox:
         records = records[: max(0, settings.SEARCH_RESULT_CAP - query.after)]
         with self.state.lock:
             results = [
-                self.state.contact_json(r, query.properties, defaults=settings.SEARCH_DEFAULT_PROPERTIES)
+                self.state.contact_json(
+                    r, query.properties, defaults=settings.SEARCH_DEFAULT_PROPERTIES
+                )
                 for r in records
             ]
         body: dict[str, Any] = {"total": total, "results": results}
@@ -361,20 +427,29 @@ class HubSpotSandbox:
             body["paging"] = {"next": {"after": str(nxt)}}
         return _json(body)
 
-    def _batch_envelope(self, results: list[dict[str, Any]], missing: list[str], started: datetime) -> Response:
+    def _batch_envelope(
+        self, results: list[dict[str, Any]], missing: list[str], started: datetime
+    ) -> Response:
         body: dict[str, Any] = {
-            "status": "COMPLETE", "results": results,
-            "startedAt": iso(started), "completedAt": iso(self.clock.now()),
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso(started),
+            "completedAt": iso(self.clock.now()),
         }
         if not missing:
             return _json(body)
         body["numErrors"] = 1
-        body["errors"] = [{
-            "status": "error", "category": "OBJECT_NOT_FOUND",
-            "message": "Could not get some CONTACT objects, they may be deleted or not exist. "
-                       "Check that ids are valid.",
-            "context": {"ids": missing}, "errors": [], "links": {},
-        }]
+        body["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": "Could not get some CONTACT objects, they may be deleted or not exist. "
+                "Check that ids are valid.",
+                "context": {"ids": missing},
+                "errors": [],
+                "links": {},
+            }
+        ]
         return _json(body, 207)
 
     async def contacts_batch_read(self, request: Request) -> Response:
@@ -388,7 +463,9 @@ class HubSpotSandbox:
         with self.state.lock:
             for item in inputs:
                 try:
-                    rec = self.state.get_contact(str(item.get("id")), archived=archived, id_property=id_property)
+                    rec = self.state.get_contact(
+                        str(item.get("id")), archived=archived, id_property=id_property
+                    )
                 except HubSpotApiError as exc:
                     if exc.status != 404:
                         raise
@@ -397,7 +474,11 @@ class HubSpotSandbox:
                 if rec.id in seen:
                     continue
                 seen.add(rec.id)
-                results.append(self.state.contact_json(rec, body.get("properties") or None, with_history=history))
+                results.append(
+                    self.state.contact_json(
+                        rec, body.get("properties") or None, with_history=history
+                    )
+                )
         return self._batch_envelope(results, missing, started)
 
     async def contacts_batch_update(self, request: Request) -> Response:
@@ -413,7 +494,10 @@ class HubSpotSandbox:
                 props = dict(item.get("properties") or {})
                 try:
                     rec = self.state.update_contact(
-                        str(item.get("id")), props, validate=True, source="INTEGRATION",
+                        str(item.get("id")),
+                        props,
+                        validate=True,
+                        source="INTEGRATION",
                         id_property=item.get("idProperty"),
                     )
                 except HubSpotApiError as exc:
@@ -450,15 +534,25 @@ class HubSpotSandbox:
                     if id_property == "email":
                         props.setdefault("email", key)
                     elif id_property == "hs_object_id":
-                        raise validation(f"Cannot create a contact with hs_object_id {key}; use an idProperty")
+                        raise validation(
+                            f"Cannot create a contact with hs_object_id {key}; use an idProperty"
+                        )
                     rec = self.state.create_contact(props, validate=True, source="INTEGRATION")
                     new = True
                 else:
-                    rec = self.state.update_contact(existing.id, props, validate=True, source="INTEGRATION")
+                    rec = self.state.update_contact(
+                        existing.id, props, validate=True, source="INTEGRATION"
+                    )
                     new = False
                 results.append({**self.state.contact_json(rec, list(props)), "new": new})
-        return _json({"status": "COMPLETE", "results": results,
-                      "startedAt": iso(started), "completedAt": iso(self.clock.now())})
+        return _json(
+            {
+                "status": "COMPLETE",
+                "results": results,
+                "startedAt": iso(started),
+                "completedAt": iso(self.clock.now()),
+            }
+        )
 
     async def contacts_batch_create(self, request: Request) -> Response:
         started = self.clock.now()
@@ -478,8 +572,15 @@ class HubSpotSandbox:
                 props = dict(item.get("properties") or {})
                 rec = self.state.create_contact(props, validate=True, source="INTEGRATION")
                 results.append(self.state.contact_json(rec, list(props)))
-        return _json({"status": "COMPLETE", "results": results,
-                      "startedAt": iso(started), "completedAt": iso(self.clock.now())}, 201)
+        return _json(
+            {
+                "status": "COMPLETE",
+                "results": results,
+                "startedAt": iso(started),
+                "completedAt": iso(self.clock.now()),
+            },
+            201,
+        )
 
     async def contacts_batch_archive(self, request: Request) -> Response:
         body = await _body(request)
@@ -496,7 +597,9 @@ class HubSpotSandbox:
     def _object_type(self, request: Request) -> None:
         object_type = request.path_params["objectType"]
         if object_type not in CONTACT_OBJECT_TYPES:
-            raise validation(f"Unable to infer object type from: {object_type}. The sandbox emulates contacts.")
+            raise validation(
+                f"Unable to infer object type from: {object_type}. The sandbox emulates contacts."
+            )
 
     async def properties_list(self, request: Request) -> Response:
         self._object_type(request)
@@ -529,12 +632,14 @@ class HubSpotSandbox:
 
     async def owners_list(self, request: Request) -> Response:
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.OWNERS_PAGE_DEFAULT, maximum=settings.OWNERS_PAGE_MAX)
+        limit = _int(
+            q.get("limit"), "limit", settings.OWNERS_PAGE_DEFAULT, maximum=settings.OWNERS_PAGE_MAX
+        )
         start = _offset(q.get("after"))
         owners = [] if _bool(q.get("archived")) else list(self.state.owners)
         if q.get("email"):
             owners = [o for o in owners if o["email"].lower() == q["email"].lower()]
-        page = owners[start:start + limit]
+        page = owners[start : start + limit]
         nxt = str(start + limit) if start + limit < len(owners) else None
         return _json({"results": page, **_paging(request, nxt)})
 
@@ -553,7 +658,9 @@ class HubSpotSandbox:
         missing = [k for k in ("name", "objectTypeId", "processingType") if not body.get(k)]
         if missing:
             raise validation(f"Missing required fields: {', '.join(missing)}")
-        lst = self.state.create_list(str(body["name"]), str(body["processingType"]), str(body["objectTypeId"]))
+        lst = self.state.create_list(
+            str(body["name"]), str(body["processingType"]), str(body["objectTypeId"])
+        )
         return _json({"list": self.state.list_json(lst)})
 
     async def lists_get(self, request: Request) -> Response:
@@ -568,12 +675,16 @@ class HubSpotSandbox:
     async def lists_memberships(self, request: Request) -> Response:
         lst = self.state.get_list(request.path_params["listId"])
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.LIST_MEMBERSHIPS_PAGE_DEFAULT,
-                     maximum=settings.LIST_MEMBERSHIPS_PAGE_MAX)
+        limit = _int(
+            q.get("limit"),
+            "limit",
+            settings.LIST_MEMBERSHIPS_PAGE_DEFAULT,
+            maximum=settings.LIST_MEMBERSHIPS_PAGE_MAX,
+        )
         start = _offset(q.get("after"))
         with self.state.lock:
             members = sorted(lst.members.items(), key=lambda kv: int(kv[0]))
-        page = members[start:start + limit]
+        page = members[start : start + limit]
         nxt = str(start + limit) if start + limit < len(members) else None
         results = [{"recordId": rid, "membershipTimestamp": iso(at)} for rid, at in page]
         return _json({"results": results, "total": len(members), **_paging(request, nxt)})
@@ -596,7 +707,8 @@ class HubSpotSandbox:
     async def lists_add_and_remove(self, request: Request) -> Response:
         body = await _body(request)
         return await self._change(
-            request, [str(x) for x in body.get("recordIdsToAdd") or []],
+            request,
+            [str(x) for x in body.get("recordIdsToAdd") or []],
             [str(x) for x in body.get("recordIdsToRemove") or []],
         )
 
@@ -604,9 +716,15 @@ class HubSpotSandbox:
         rid = self.state.resolve_id(request.path_params["recordId"])
         with self.state.lock:
             results = [
-                {"listId": lst.list_id, "listVersion": lst.version, "isPublicList": False,
-                 "firstAddedTimestamp": iso(lst.members[rid]), "lastAddedTimestamp": iso(lst.members[rid])}
-                for lst in self.state.lists.values() if rid in lst.members
+                {
+                    "listId": lst.list_id,
+                    "listVersion": lst.version,
+                    "isPublicList": False,
+                    "firstAddedTimestamp": iso(lst.members[rid]),
+                    "lastAddedTimestamp": iso(lst.members[rid]),
+                }
+                for lst in self.state.lists.values()
+                if rid in lst.members
             ]
         return _json({"results": results, "total": len(results)})
 
@@ -614,14 +732,22 @@ class HubSpotSandbox:
 
     async def email_events(self, request: Request) -> Response:
         q = request.query_params
-        limit = min(_int(q.get("limit"), "limit", settings.EMAIL_EVENTS_LIMIT_DEFAULT), settings.EMAIL_EVENTS_LIMIT_MAX)
+        limit = min(
+            _int(q.get("limit"), "limit", settings.EMAIL_EVENTS_LIMIT_DEFAULT),
+            settings.EMAIL_EVENTS_LIMIT_MAX,
+        )
         offset = _offset(q.get("offset"))
         start = _dt_param(q.get("startTimestamp"), "startTimestamp")
         end = _dt_param(q.get("endTimestamp"), "endTimestamp")
         campaign = q.get("campaignId")
         events, has_more = self.state.query_email_events(
-            start=start, end=end, event_type=q.get("eventType"), recipient=q.get("recipient"),
-            campaign_id=int(campaign) if campaign else None, offset=offset, limit=limit,
+            start=start,
+            end=end,
+            event_type=q.get("eventType"),
+            recipient=q.get("recipient"),
+            campaign_id=int(campaign) if campaign else None,
+            offset=offset,
+            limit=limit,
         )
         return _json({"events": events, "hasMore": has_more, "offset": str(offset + len(events))})
 
@@ -629,10 +755,12 @@ class HubSpotSandbox:
 
     async def forms_list(self, request: Request) -> Response:
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.FORMS_PAGE_DEFAULT, maximum=settings.FORMS_PAGE_MAX)
+        limit = _int(
+            q.get("limit"), "limit", settings.FORMS_PAGE_DEFAULT, maximum=settings.FORMS_PAGE_MAX
+        )
         start = _offset(q.get("after"))
         forms = [f for f in self.state.forms.values() if f["archived"] == _bool(q.get("archived"))]
-        page = forms[start:start + limit]
+        page = forms[start : start + limit]
         nxt = str(start + limit) if start + limit < len(forms) else None
         return _json({"results": page, **_paging(request, nxt)})
 
@@ -647,12 +775,19 @@ class HubSpotSandbox:
         if guid not in self.state.forms:
             raise not_found(f"Form {guid} does not exist")
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.FORM_SUBMISSIONS_LIMIT_DEFAULT,
-                     maximum=settings.FORM_SUBMISSIONS_LIMIT_MAX)
+        limit = _int(
+            q.get("limit"),
+            "limit",
+            settings.FORM_SUBMISSIONS_LIMIT_DEFAULT,
+            maximum=settings.FORM_SUBMISSIONS_LIMIT_MAX,
+        )
         start = _offset(q.get("after"))
         with self.state.lock:
             subs = self.state.form_submissions.get(guid, [])
-            page = [{k: v for k, v in s.items() if not k.startswith("_")} for s in subs[start:start + limit]]
+            page = [
+                {k: v for k, v in s.items() if not k.startswith("_")}
+                for s in subs[start : start + limit]
+            ]
             nxt = str(start + limit) if start + limit < len(subs) else None
         return _json({"results": page, **_paging(request, nxt)})
 
@@ -660,7 +795,12 @@ class HubSpotSandbox:
 
     async def web_events(self, request: Request) -> Response:
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.WEB_EVENTS_PAGE_DEFAULT, maximum=settings.WEB_EVENTS_PAGE_MAX)
+        limit = _int(
+            q.get("limit"),
+            "limit",
+            settings.WEB_EVENTS_PAGE_DEFAULT,
+            maximum=settings.WEB_EVENTS_PAGE_MAX,
+        )
         start = _offset(q.get("after"))
         object_type = q.get("objectType")
         event_type = q.get("eventType")
@@ -677,15 +817,21 @@ class HubSpotSandbox:
                 return _json({"results": []})
             object_id = found.id
         views = self.state.query_page_views(
-            object_id, occurred_after=_dt_param(q.get("occurredAfter"), "occurredAfter"),
+            object_id,
+            occurred_after=_dt_param(q.get("occurredAfter"), "occurredAfter"),
             occurred_before=_dt_param(q.get("occurredBefore"), "occurredBefore"),
             descending=sort.startswith("-") or sort.upper().startswith("DESC"),
         )
-        page = views[start:start + limit]
+        page = views[start : start + limit]
         results = [
-            {"objectType": "CONTACT", "objectId": p.contact_id, "eventType": settings.PAGE_VIEW_EVENT_TYPE,
-             "occurredAt": iso(p.occurred_at), "id": p.id,
-             "properties": {"hs_url": p.url, "hs_title": p.title, "hs_session_id": p.session_id}}
+            {
+                "objectType": "CONTACT",
+                "objectId": p.contact_id,
+                "eventType": settings.PAGE_VIEW_EVENT_TYPE,
+                "occurredAt": iso(p.occurred_at),
+                "id": p.id,
+                "properties": {"hs_url": p.url, "hs_title": p.title, "hs_session_id": p.session_id},
+            }
             for p in page
         ]
         nxt = str(start + limit) if start + limit < len(views) else None
@@ -702,18 +848,34 @@ class HubSpotSandbox:
         counts = self._counters(event_id)
         created = meta.get("createdAt") or e.start
         return {
-            "objectId": e.id, "externalEventId": e.external_event_id, "eventName": e.name,
-            "eventType": e.event_type, "startDateTime": iso(e.start), "endDateTime": iso(e.end),
-            "eventOrganizer": e.organizer, "eventDescription": "", "eventUrl": "",
-            "eventCancelled": bool(meta.get("cancelled")), "eventCompleted": e.end <= self.clock.now(),
-            "customProperties": [], "createdAt": iso(created), "updatedAt": iso(created),
+            "objectId": e.id,
+            "externalEventId": e.external_event_id,
+            "eventName": e.name,
+            "eventType": e.event_type,
+            "startDateTime": iso(e.start),
+            "endDateTime": iso(e.end),
+            "eventOrganizer": e.organizer,
+            "eventDescription": "",
+            "eventUrl": "",
+            "eventCancelled": bool(meta.get("cancelled")),
+            "eventCompleted": e.end <= self.clock.now(),
+            "customProperties": [],
+            "createdAt": iso(created),
+            "updatedAt": iso(created),
             "appInfo": {"id": str(APP_ID), "name": APP_NAME},
-            "registrants": counts["registered"], "attendees": counts["attended"],
-            "cancellations": counts["cancelled"], "noShows": counts["noShows"],
+            "registrants": counts["registered"],
+            "attendees": counts["attended"],
+            "cancellations": counts["cancelled"],
+            "noShows": counts["noShows"],
         }
 
     def _counters(self, event_id: str) -> dict[str, int]:
-        names = {"REGISTERED": "registered", "ATTENDED": "attended", "CANCELLED": "cancelled", "NO_SHOW": "noShows"}
+        names = {
+            "REGISTERED": "registered",
+            "ATTENDED": "attended",
+            "CANCELLED": "cancelled",
+            "NO_SHOW": "noShows",
+        }
         counts = dict.fromkeys(names.values(), 0)
         with self.state.lock:
             for p in self.state.participations:
@@ -723,11 +885,15 @@ class HubSpotSandbox:
 
     async def marketing_events_list(self, request: Request) -> Response:
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.MARKETING_EVENTS_PAGE_DEFAULT,
-                     maximum=settings.MARKETING_EVENTS_PAGE_MAX)
+        limit = _int(
+            q.get("limit"),
+            "limit",
+            settings.MARKETING_EVENTS_PAGE_DEFAULT,
+            maximum=settings.MARKETING_EVENTS_PAGE_MAX,
+        )
         start = _offset(q.get("after"))
         ids = sorted(self.state.marketing_events, key=lambda i: (len(i), i))
-        page = [self._event_json(i) for i in ids[start:start + limit]]
+        page = [self._event_json(i) for i in ids[start : start + limit]]
         nxt = str(start + limit) if start + limit < len(ids) else None
         return _json({"results": page, **_paging(request, nxt)})
 
@@ -740,7 +906,9 @@ class HubSpotSandbox:
     def _event_by_external(self, request: Request) -> str:
         external = request.path_params["externalEventId"]
         if request.path_params["externalAccountId"] != str(APP_ID):
-            raise not_found(f"No marketing event for account {request.path_params['externalAccountId']}")
+            raise not_found(
+                f"No marketing event for account {request.path_params['externalAccountId']}"
+            )
         for e in self.state.marketing_events.values():
             if e.external_event_id == external:
                 return e.id
@@ -748,29 +916,43 @@ class HubSpotSandbox:
 
     def _breakdown(self, request: Request, parts: list[dict[str, Any]]) -> Response:
         q = request.query_params
-        limit = _int(q.get("limit"), "limit", settings.PARTICIPATIONS_PAGE_DEFAULT,
-                     maximum=settings.PARTICIPATIONS_PAGE_MAX)
+        limit = _int(
+            q.get("limit"),
+            "limit",
+            settings.PARTICIPATIONS_PAGE_DEFAULT,
+            maximum=settings.PARTICIPATIONS_PAGE_MAX,
+        )
         start = _offset(q.get("after"))
         state = q.get("state")
         if state:
             parts = [p for p in parts if p["state"] == state.upper()]
-        page = parts[start:start + limit]
+        page = parts[start : start + limit]
         results = []
         for p in page:
             contact = self.state.contacts.get(p["contactId"])
             cprops = contact.props if contact else {}
             event = self.state.marketing_events.get(p["eventId"])
-            results.append({
-                "id": p["id"], "createdAt": iso(p["createdAt"]),
-                "properties": {"attendanceState": p["state"], "occurredAt": p["occurredAt"]},
-                "associations": {
-                    "contact": {"contactId": p["contactId"], "email": cprops.get("email", ""),
-                                "firstname": cprops.get("firstname", ""), "lastname": cprops.get("lastname", "")},
-                    "marketingEvent": {"marketingEventId": p["eventId"], "name": event.name if event else "",
-                                       "externalEventId": event.external_event_id if event else "",
-                                       "externalAccountId": str(APP_ID)},
-                },
-            })
+            results.append(
+                {
+                    "id": p["id"],
+                    "createdAt": iso(p["createdAt"]),
+                    "properties": {"attendanceState": p["state"], "occurredAt": p["occurredAt"]},
+                    "associations": {
+                        "contact": {
+                            "contactId": p["contactId"],
+                            "email": cprops.get("email", ""),
+                            "firstname": cprops.get("firstname", ""),
+                            "lastname": cprops.get("lastname", ""),
+                        },
+                        "marketingEvent": {
+                            "marketingEventId": p["eventId"],
+                            "name": event.name if event else "",
+                            "externalEventId": event.external_event_id if event else "",
+                            "externalAccountId": str(APP_ID),
+                        },
+                    },
+                }
+            )
         nxt = str(start + limit) if start + limit < len(parts) else None
         return _json({"total": len(parts), "results": results, **_paging(request, nxt)})
 
@@ -796,8 +978,11 @@ class HubSpotSandbox:
         identifier = request.query_params.get("contactIdentifier")
         cid = self._contact_identifier(identifier) if identifier else None
         with self.state.lock:
-            parts = [p for p in self.state.participations
-                     if p["eventId"] == event_id and (cid is None or p["contactId"] == cid)]
+            parts = [
+                p
+                for p in self.state.participations
+                if p["eventId"] == event_id and (cid is None or p["contactId"] == cid)
+            ]
         return self._breakdown(request, parts)
 
     async def participations_by_external_event(self, request: Request) -> Response:
@@ -859,13 +1044,23 @@ class _Gate:
         correlation = str(uuid.uuid4())
         token = _bearer(scope)
         if token is None or token not in self.sandbox.access_tokens:
-            body = {"status": "error", "message": settings.MSG_AUTH_MISSING, "correlationId": correlation,
-                    "category": "INVALID_AUTHENTICATION"}
-            await _send_json(send, 401, body, {settings.H_CORRELATION: correlation,
-                                               "x-hubspot-auth-failure": "401 Unauthorized"})
+            body = {
+                "status": "error",
+                "message": settings.MSG_AUTH_MISSING,
+                "correlationId": correlation,
+                "category": "INVALID_AUTHENTICATION",
+            }
+            await _send_json(
+                send,
+                401,
+                body,
+                {settings.H_CORRELATION: correlation, "x-hubspot-auth-failure": "401 Unauthorized"},
+            )
             return
-        is_search = scope["method"] == "POST" and path.endswith("/search") and path.startswith(
-            settings.CONTACTS_PREFIXES
+        is_search = (
+            scope["method"] == "POST"
+            and path.endswith("/search")
+            and path.startswith(settings.CONTACTS_PREFIXES)
         )
         decision = self.sandbox.limiter.check(token, is_search=is_search)
         extra = {**decision.headers, settings.H_CORRELATION: correlation}
@@ -884,10 +1079,14 @@ class _Gate:
         await self.app(scope, receive, send_with_headers)  # type: ignore[arg-type]
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> None:
     payload = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json;charset=utf-8"), (b"content-length", str(len(payload)).encode())]
+    raw = [
+        (b"content-type", b"application/json;charset=utf-8"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
-

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_GROUPS", "LIFECYCLE_STAGES", "LEAD_STATUSES", "default_contact_properties"]
+__all__ = ["DEFAULT_GROUPS", "LEAD_STATUSES", "LIFECYCLE_STAGES", "default_contact_properties"]
 
 LIFECYCLE_STAGES: tuple[tuple[str, str], ...] = (
     ("subscriber", "Subscriber"),
@@ -56,30 +56,90 @@ _STANDARD: tuple[tuple[str, str, str, str, str, bool], ...] = (
     ("numemployees", "Number of Employees", "string", "text", "contactinformation", False),
     ("annualrevenue", "Annual Revenue", "string", "text", "contactinformation", False),
     ("hs_email_domain", "Email Domain", "string", "text", "contactinformation", True),
-    ("hs_additional_emails", "Additional email addresses", "enumeration", "checkbox",
-     "contactinformation", True),
+    (
+        "hs_additional_emails",
+        "Additional email addresses",
+        "enumeration",
+        "checkbox",
+        "contactinformation",
+        True,
+    ),
     ("hubspot_owner_id", "Contact owner", "enumeration", "select", "sales_properties", False),
     ("hs_object_id", "Record ID", "number", "number", "contactinformation", True),
     ("createdate", "Create Date", "datetime", "date", "contactinformation", True),
     ("lastmodifieddate", "Last Modified Date", "datetime", "date", "contactinformation", True),
-    ("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox",
-     "contactinformation", True),
-    ("hs_analytics_num_page_views", "Number of Pageviews", "number", "number",
-     "analyticsinformation", True),
-    ("hs_analytics_num_visits", "Number of Sessions", "number", "number",
-     "analyticsinformation", True),
-    ("hs_analytics_last_visit_timestamp", "Time Last Seen", "datetime", "date",
-     "analyticsinformation", True),
-    ("hs_analytics_source", "Original Source", "enumeration", "select",
-     "analyticsinformation", True),
-    ("hs_email_last_open_date", "Last marketing email open date", "datetime", "date",
-     "emailinformation", True),
-    ("hs_email_last_click_date", "Last marketing email click date", "datetime", "date",
-     "emailinformation", True),
-    ("num_conversion_events", "Number of Form Submissions", "number", "number",
-     "conversioninformation", True),
-    ("recent_conversion_date", "Recent Conversion Date", "datetime", "date",
-     "conversioninformation", True),
+    (
+        "hs_merged_object_ids",
+        "Merged Contact IDs",
+        "enumeration",
+        "checkbox",
+        "contactinformation",
+        True,
+    ),
+    (
+        "hs_analytics_num_page_views",
+        "Number of Pageviews",
+        "number",
+        "number",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_analytics_num_visits",
+        "Number of Sessions",
+        "number",
+        "number",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_analytics_last_visit_timestamp",
+        "Time Last Seen",
+        "datetime",
+        "date",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_analytics_source",
+        "Original Source",
+        "enumeration",
+        "select",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_email_last_open_date",
+        "Last marketing email open date",
+        "datetime",
+        "date",
+        "emailinformation",
+        True,
+    ),
+    (
+        "hs_email_last_click_date",
+        "Last marketing email click date",
+        "datetime",
+        "date",
+        "emailinformation",
+        True,
+    ),
+    (
+        "num_conversion_events",
+        "Number of Form Submissions",
+        "number",
+        "number",
+        "conversioninformation",
+        True,
+    ),
+    (
+        "recent_conversion_date",
+        "Recent Conversion Date",
+        "datetime",
+        "date",
+        "conversioninformation",
+        True,
+    ),
 )
 
 _SOURCES: tuple[tuple[str, str], ...] = (
@@ -151,24 +211,46 @@ def default_contact_properties(at: str) -> dict[str, dict[str, Any]]:
     for name, label, type_, field_type, group, read_only in _STANDARD:
         options = _options(_SOURCES) if name == "hs_analytics_source" else None
         props[name] = property_definition(
-            name, label, type_, field_type, group, options=options, read_only=read_only, at=at,
+            name,
+            label,
+            type_,
+            field_type,
+            group,
+            options=options,
+            read_only=read_only,
+            at=at,
             has_unique_value=name == "email",
         )
     props["lifecyclestage"] = property_definition(
-        "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "contactinformation",
-        options=_options(LIFECYCLE_STAGES), at=at,
+        "lifecyclestage",
+        "Lifecycle Stage",
+        "enumeration",
+        "radio",
+        "contactinformation",
+        options=_options(LIFECYCLE_STAGES),
+        at=at,
         description="The qualification of contacts to sales readiness. It can be set through "
         "imports, forms, workflows, and manually on a per contact basis.",
     )
     props["hs_lead_status"] = property_definition(
-        "hs_lead_status", "Lead Status", "enumeration", "radio", "sales_properties",
-        options=_options(LEAD_STATUSES), at=at,
+        "hs_lead_status",
+        "Lead Status",
+        "enumeration",
+        "radio",
+        "sales_properties",
+        options=_options(LEAD_STATUSES),
+        at=at,
         description="The contact's sales, prospecting or outreach status",
     )
     for value, label in LIFECYCLE_STAGES:
         name = f"hs_lifecyclestage_{value}_date"
         props[name] = property_definition(
-            name, f"Became a {label} Date", "datetime", "date", "contactinformation",
-            read_only=True, at=at,
+            name,
+            f"Became a {label} Date",
+            "datetime",
+            "date",
+            "contactinformation",
+            read_only=True,
+            at=at,
         )
     return props

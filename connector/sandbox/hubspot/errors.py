@@ -35,7 +35,10 @@ class HubSpotApiError(Exception):
     def body(self) -> dict[str, Any]:
         """The JSON body HubSpot sends for this error."""
         return error_body(
-            self.category, self.message, errors=self.errors, context=self.context,
+            self.category,
+            self.message,
+            errors=self.errors,
+            context=self.context,
             sub_category=self.sub_category,
         )
 

@@ -42,7 +42,11 @@ class RateLimiter:
     """Counts requests per token against a `RateLimits` (changeable at run time)."""
 
     def __init__(
-        self, clock: SandboxClock, limits: RateLimits, *, monotonic: Callable[[], float] = time.monotonic
+        self,
+        clock: SandboxClock,
+        limits: RateLimits,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock = clock
         self.limits = limits
@@ -119,4 +123,8 @@ class RateLimiter:
         """Current counters of a token (for tests and stats)."""
         with self._lock:
             bucket = self._bucket(token)
-            return {"window": len(bucket.window), "search": len(bucket.search), "daily": bucket.daily_used}
+            return {
+                "window": len(bucket.window),
+                "search": len(bucket.search),
+                "daily": bucket.daily_used,
+            }

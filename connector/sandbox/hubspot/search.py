@@ -14,14 +14,33 @@ from typing import Any
 from . import settings
 from .errors import validation
 
-__all__ = ["SearchQuery", "parse_search_request", "to_ms", "compile_query"]
+__all__ = ["SearchQuery", "compile_query", "parse_search_request", "to_ms"]
 
 OPERATORS = {
-    "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
-    "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
+    "EQ",
+    "NEQ",
+    "LT",
+    "LTE",
+    "GT",
+    "GTE",
+    "BETWEEN",
+    "IN",
+    "NOT_IN",
+    "HAS_PROPERTY",
+    "NOT_HAS_PROPERTY",
+    "CONTAINS_TOKEN",
+    "NOT_CONTAINS_TOKEN",
 }
 # Properties the free-text `query` looks in (contacts' default searchable properties).
-QUERY_PROPERTIES = ("firstname", "lastname", "email", "phone", "company", "website", "hs_additional_emails")
+QUERY_PROPERTIES = (
+    "firstname",
+    "lastname",
+    "email",
+    "phone",
+    "company",
+    "website",
+    "hs_additional_emails",
+)
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -52,7 +71,7 @@ def to_ms(value: str) -> int | None:
     if text.lstrip("-").isdigit():
         return int(text)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
     if parsed.tzinfo is None:
@@ -187,9 +206,7 @@ def _normalise(kind: str, raw: str | None) -> Any:
 Predicate = Callable[[Mapping[str, str]], bool]
 
 
-def _compile_filter(
-    name: str, op: str, value: Any, high: Any, kind: str
-) -> Predicate:
+def _compile_filter(name: str, op: str, value: Any, high: Any, kind: str) -> Predicate:
     if op == "HAS_PROPERTY":
         return lambda props: bool(props.get(name))
     if op == "NOT_HAS_PROPERTY":
@@ -226,7 +243,9 @@ def _compile_filter(
 
         def between(props: Mapping[str, str]) -> bool:
             v = _normalise(kind, props.get(name))
-            return v is not None and target is not None and upper is not None and target <= v <= upper
+            return (
+                v is not None and target is not None and upper is not None and target <= v <= upper
+            )
 
         return between
     compare: dict[str, Callable[[Any, Any], bool]] = {

@@ -41,7 +41,14 @@ SEARCH_MAX_FILTERS_PER_GROUP = 10
 SEARCH_MAX_FILTERS_TOTAL = 25
 SEARCH_MAX_SORTS = 1
 SEARCH_QUERY_MAX_CHARS = 3000
-SEARCH_DEFAULT_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
+SEARCH_DEFAULT_PROPERTIES = (
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
+)
 LIST_DEFAULT_PROPERTIES = SEARCH_DEFAULT_PROPERTIES
 ALWAYS_RETURNED_PROPERTIES = ("createdate", "hs_object_id", "lastmodifieddate")
 SEARCH_CACHE_SIZE = 64
@@ -128,8 +135,21 @@ TIERS: dict[str, RateLimits] = {
 
 # Legacy email event types (email analytics v1 guide).
 EMAIL_EVENT_TYPES = (
-    "PROCESSED", "DROPPED", "DELIVERED", "DEFERRED", "BOUNCE", "SENT", "OPEN", "CLICK",
-    "PRINT", "FORWARD", "STATUSCHANGE", "SPAMREPORT", "SUPPRESSED", "SUPPRESSION", "UNBOUNCE",
+    "PROCESSED",
+    "DROPPED",
+    "DELIVERED",
+    "DEFERRED",
+    "BOUNCE",
+    "SENT",
+    "OPEN",
+    "CLICK",
+    "PRINT",
+    "FORWARD",
+    "STATUSCHANGE",
+    "SPAMREPORT",
+    "SUPPRESSED",
+    "SUPPRESSION",
+    "UNBOUNCE",
 )
 
 PARTICIPATION_STATES = ("REGISTERED", "ATTENDED", "CANCELLED", "NO_SHOW")

@@ -23,7 +23,6 @@ from ..dataset import (
     FormSeed,
     MarketingEventSeed,
     PageViewSeed,
-    ParticipationSeed,
     SandboxDataset,
 )
 from . import settings
@@ -149,10 +148,14 @@ class HubSpotState:
                 for name in props:
                     self._ensure_property(name)
                 rec = ContactRecord(
-                    id=str(seed.id), props=props, created_at=seed.created_at,
-                    updated_at=seed.updated_at, archived=seed.archived,
+                    id=str(seed.id),
+                    props=props,
+                    created_at=seed.created_at,
+                    updated_at=seed.updated_at,
+                    archived=seed.archived,
                     archived_at=seed.updated_at if seed.archived else None,
-                    merged_into=seed.merged_into, merged_ids=list(seed.merged_ids),
+                    merged_into=seed.merged_into,
+                    merged_ids=list(seed.merged_ids),
                 )
                 self._stamp(rec)
                 self.contacts[rec.id] = rec
@@ -175,7 +178,11 @@ class HubSpotState:
             self._subs_by_contact = {}
             for sub in dataset.form_submissions:
                 self._insert_submission(
-                    sub.form_guid, sub.values, sub.submitted_at, sub.page_url, sub.contact_id,
+                    sub.form_guid,
+                    sub.values,
+                    sub.submitted_at,
+                    sub.page_url,
+                    sub.contact_id,
                     keep_order=False,
                 )
             for subs in self.form_submissions.values():
@@ -269,8 +276,13 @@ class HubSpotState:
     def _ensure_property(self, name: str) -> None:
         if name not in self.properties:
             self.properties[name] = property_definition(
-                name, name.replace("_", " ").title(), "string", "text", "contactinformation",
-                hubspot_defined=False, at=iso(self.clock.now()),
+                name,
+                name.replace("_", " ").title(),
+                "string",
+                "text",
+                "contactinformation",
+                hubspot_defined=False,
+                at=iso(self.clock.now()),
             )
 
     # ------------------------------------------------------------------ contacts: reads
@@ -289,7 +301,9 @@ class HubSpotState:
             cid = str(self.contacts[cid].merged_into)
         return cid
 
-    def get_contact(self, contact_id: str, *, archived: bool = False, id_property: str | None = None) -> ContactRecord:
+    def get_contact(
+        self, contact_id: str, *, archived: bool = False, id_property: str | None = None
+    ) -> ContactRecord:
         """A contact by id (following merges) or by a unique property; 404 otherwise."""
         with self.lock:
             if id_property and id_property != "hs_object_id":
@@ -311,7 +325,9 @@ class HubSpotState:
             cid = self._by_email.get(email.lower())
             return self.contacts.get(cid) if cid else None
 
-    def page_contacts(self, after: str | None, limit: int, *, archived: bool) -> tuple[list[ContactRecord], str | None]:
+    def page_contacts(
+        self, after: str | None, limit: int, *, archived: bool
+    ) -> tuple[list[ContactRecord], str | None]:
         """One page of the id-ordered contact list and the next cursor."""
         with self.lock:
             ids = self._archived if archived else self._live
@@ -321,7 +337,7 @@ class HubSpotState:
                     start = bisect.bisect_left(ids, int(after))
                 except ValueError:
                     raise validation(f"Invalid after cursor: {after}") from None
-            chunk = ids[start:start + limit]
+            chunk = ids[start : start + limit]
             nxt = str(ids[start + limit]) if start + limit < len(ids) else None
             return [self.contacts[str(i)] for i in chunk], nxt
 
@@ -337,7 +353,7 @@ class HubSpotState:
                     self._search_cache.popitem(last=False)
             else:
                 self._search_cache.move_to_end(key)
-            page = ids[q.after:q.after + q.limit]
+            page = ids[q.after : q.after + q.limit]
             return [self.contacts[i] for i in page], len(ids)
 
     def _modified_window(self, q: SearchQuery) -> tuple[int, int] | None:
@@ -383,7 +399,7 @@ class HubSpotState:
         window = self._modified_window(q) if use_index else None
         if window is not None:
             # candidates already in (lastmodifieddate, id) order: only the window is filtered
-            keys = self._by_modified[window[0]:window[1]]
+            keys = self._by_modified[window[0] : window[1]]
             hits = [c for c in (self.contacts[str(i)] for _, i in keys) if predicate(c.props)]
             if q.sort_descending:
                 hits.sort(key=lambda c: (-ms(c.updated_at), int(c.id)))
@@ -456,12 +472,24 @@ class HubSpotState:
         for name, value in props.items():
             prop = self.properties.get(name)
             if prop is None:
-                bad.append({"isValid": False, "message": f'Property "{name}" does not exist',
-                            "error": "PROPERTY_DOESNT_EXIST", "name": name})
+                bad.append(
+                    {
+                        "isValid": False,
+                        "message": f'Property "{name}" does not exist',
+                        "error": "PROPERTY_DOESNT_EXIST",
+                        "name": name,
+                    }
+                )
                 continue
             if prop["modificationMetadata"]["readOnlyValue"]:
-                bad.append({"isValid": False, "message": f"{name} is a read only property; its value cannot be set.",
-                            "error": "READ_ONLY_VALUE", "name": name})
+                bad.append(
+                    {
+                        "isValid": False,
+                        "message": f"{name} is a read only property; its value cannot be set.",
+                        "error": "READ_ONLY_VALUE",
+                        "name": name,
+                    }
+                )
                 continue
             if prop["type"] == "enumeration" and prop["options"] and value not in (None, ""):
                 allowed = [o["value"] for o in prop["options"]]
@@ -471,16 +499,29 @@ class HubSpotState:
                     values = [str(value)]
                 for v in values:
                     if v not in allowed:
-                        bad.append({
-                            "isValid": False,
-                            "message": f"{v} was not one of the allowed options: "
-                            + ", ".join(f"[label: {o['label']!r} value: {o['value']!r}]" for o in prop["options"]),
-                            "error": "INVALID_OPTION", "name": name,
-                        })
+                        bad.append(
+                            {
+                                "isValid": False,
+                                "message": f"{v} was not one of the allowed options: "
+                                + ", ".join(
+                                    f"[label: {o['label']!r} value: {o['value']!r}]"
+                                    for o in prop["options"]
+                                ),
+                                "error": "INVALID_OPTION",
+                                "name": name,
+                            }
+                        )
         if bad:
             raise validation(
                 "Property values were not valid: " + json.dumps(bad),
-                errors=[{"message": b["message"], "code": b["error"], "context": {"propertyName": [b["name"]]}} for b in bad],
+                errors=[
+                    {
+                        "message": b["message"],
+                        "code": b["error"],
+                        "context": {"propertyName": [b["name"]]},
+                    }
+                    for b in bad
+                ],
             )
 
     def check_email_free(self, email: str | None, own_id: str | None) -> None:
@@ -493,9 +534,14 @@ class HubSpotState:
     def _stage_order(self) -> dict[str, int]:
         prop = self.properties.get(settings.LIFECYCLE_PROPERTY)
         options = prop["options"] if prop else []
-        return {o["value"]: i for i, o in enumerate(sorted(options, key=lambda o: o.get("displayOrder", 0)))}
+        return {
+            o["value"]: i
+            for i, o in enumerate(sorted(options, key=lambda o: o.get("displayOrder", 0)))
+        }
 
-    def _apply(self, rec: ContactRecord, props: Mapping[str, Any], at: datetime, source: str) -> bool:
+    def _apply(
+        self, rec: ContactRecord, props: Mapping[str, Any], at: datetime, source: str
+    ) -> bool:
         """Set properties; lifecycle stage only moves forward (silently kept otherwise)."""
         changed = False
         stamp = iso(at)
@@ -506,7 +552,12 @@ class HubSpotState:
             if name == settings.LIFECYCLE_PROPERTY and value:
                 order = self._stage_order()
                 current = rec.props.get(name)
-                if current and current in order and value in order and order[value] < order[current]:
+                if (
+                    current
+                    and current in order
+                    and value in order
+                    and order[value] < order[current]
+                ):
                     continue
             old = rec.props.get(name)
             if (old or "") == value:
@@ -534,7 +585,11 @@ class HubSpotState:
         return changed
 
     def create_contact(
-        self, props: Mapping[str, Any], *, at: datetime | None = None, validate: bool = False,
+        self,
+        props: Mapping[str, Any],
+        *,
+        at: datetime | None = None,
+        validate: bool = False,
         source: str = SOURCE_SANDBOX,
     ) -> ContactRecord:
         """A new contact (next numeric id). `validate` applies the API's property checks."""
@@ -556,8 +611,14 @@ class HubSpotState:
             return rec
 
     def update_contact(
-        self, contact_id: str, props: Mapping[str, Any], *, at: datetime | None = None,
-        validate: bool = False, source: str = SOURCE_SANDBOX, id_property: str | None = None,
+        self,
+        contact_id: str,
+        props: Mapping[str, Any],
+        *,
+        at: datetime | None = None,
+        validate: bool = False,
+        source: str = SOURCE_SANDBOX,
+        id_property: str | None = None,
     ) -> ContactRecord:
         """Update a live contact; bumps lastmodifieddate to the clock (or `at`) when a value changes."""
         with self.lock:
@@ -573,7 +634,11 @@ class HubSpotState:
             return rec
 
     def touch_contacts(
-        self, ids: Iterable[str], props: Mapping[str, Any] | None = None, *, at: datetime | None = None
+        self,
+        ids: Iterable[str],
+        props: Mapping[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
     ) -> list[ContactRecord]:
         """Mark many contacts modified at one instant (default: now), optionally setting props."""
         with self.lock:
@@ -610,13 +675,26 @@ class HubSpotState:
             if primary.id == merged.id:
                 raise validation("Cannot merge a contact into itself")
             self._unindex(merged)
-            fill = {k: v for k, v in merged.props.items()
-                    if k not in primary.props and k not in ("hs_object_id", "createdate", "lastmodifieddate", "email", "hs_merged_object_ids")}
+            fill = {
+                k: v
+                for k, v in merged.props.items()
+                if k not in primary.props
+                and k
+                not in (
+                    "hs_object_id",
+                    "createdate",
+                    "lastmodifieddate",
+                    "email",
+                    "hs_merged_object_ids",
+                )
+            }
             now = self.clock.now()
             self._apply(primary, fill, now, "MERGE")
             extra = merged.props.get("email")
             if extra:
-                emails = [e for e in (primary.props.get("hs_additional_emails") or "").split(";") if e]
+                emails = [
+                    e for e in (primary.props.get("hs_additional_emails") or "").split(";") if e
+                ]
                 if extra not in emails:
                     emails.append(extra)
                 primary.props["hs_additional_emails"] = ";".join(emails)
@@ -649,28 +727,41 @@ class HubSpotState:
     def create_property(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """A custom contact property (409 when the name exists)."""
         with self.lock:
-            missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+            missing = [
+                k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+            ]
             if missing:
                 raise validation(f"Missing required fields: {', '.join(missing)}")
             name = str(body["name"])
             if name in self.properties:
                 raise HubSpotApiError(
-                    409, "OBJECT_ALREADY_EXISTS",
+                    409,
+                    "OBJECT_ALREADY_EXISTS",
                     f"Object already exists: A property named '{name}' already exists.",
                     sub_category="PropertyValidationError.PROPERTY_EXISTS",
                 )
             if body["groupName"] not in self.property_groups:
                 raise validation(f"Property group {body['groupName']} does not exist")
             options = [
-                {"label": o.get("label", o.get("value")), "value": o.get("value"),
-                 "displayOrder": o.get("displayOrder", i), "hidden": bool(o.get("hidden", False)),
-                 "description": o.get("description", "")}
+                {
+                    "label": o.get("label", o.get("value")),
+                    "value": o.get("value"),
+                    "displayOrder": o.get("displayOrder", i),
+                    "hidden": bool(o.get("hidden", False)),
+                    "description": o.get("description", ""),
+                }
                 for i, o in enumerate(body.get("options") or [])
             ]
             prop = property_definition(
-                name, str(body["label"]), str(body["type"]), str(body["fieldType"]),
-                str(body["groupName"]), options=options, hubspot_defined=False,
-                at=iso(self.clock.now()), description=str(body.get("description") or ""),
+                name,
+                str(body["label"]),
+                str(body["type"]),
+                str(body["fieldType"]),
+                str(body["groupName"]),
+                options=options,
+                hubspot_defined=False,
+                at=iso(self.clock.now()),
+                description=str(body.get("description") or ""),
                 display_order=int(body.get("displayOrder", -1)),
                 has_unique_value=bool(body.get("hasUniqueValue", False)),
             )
@@ -684,9 +775,15 @@ class HubSpotState:
             if not name or not body.get("label"):
                 raise validation("Missing required fields: name, label")
             if name in self.property_groups:
-                raise HubSpotApiError(409, "OBJECT_ALREADY_EXISTS", f"Object already exists: property group {name}")
-            group = {"name": name, "label": str(body["label"]),
-                     "displayOrder": int(body.get("displayOrder", -1)), "archived": False}
+                raise HubSpotApiError(
+                    409, "OBJECT_ALREADY_EXISTS", f"Object already exists: property group {name}"
+                )
+            group = {
+                "name": name,
+                "label": str(body["label"]),
+                "displayOrder": int(body.get("displayOrder", -1)),
+                "archived": False,
+            }
             self.property_groups[name] = group
             return group
 
@@ -695,10 +792,19 @@ class HubSpotState:
     def _owner_json(self, o: Any) -> dict[str, Any]:
         at = iso(self.clock.now() - timedelta(days=365))
         return {
-            "id": str(o.id), "email": o.email, "firstName": o.first_name, "lastName": o.last_name,
-            "userId": int(o.user_id), "userIdIncludingInactive": int(o.user_id), "type": "PERSON",
-            "createdAt": at, "updatedAt": at, "archived": False,
-            "teams": [{"id": str(1000 + i), "name": t, "primary": i == 0} for i, t in enumerate(o.teams)],
+            "id": str(o.id),
+            "email": o.email,
+            "firstName": o.first_name,
+            "lastName": o.last_name,
+            "userId": int(o.user_id),
+            "userIdIncludingInactive": int(o.user_id),
+            "type": "PERSON",
+            "createdAt": at,
+            "updatedAt": at,
+            "archived": False,
+            "teams": [
+                {"id": str(1000 + i), "name": t, "primary": i == 0} for i, t in enumerate(o.teams)
+            ],
         }
 
     # ------------------------------------------------------------------ email events
@@ -706,8 +812,13 @@ class HubSpotState:
     def _email_event_json(self, ev: EmailEventSeed) -> dict[str, Any]:
         created = ms(ev.created)
         out: dict[str, Any] = {
-            "id": ev.id, "created": created, "type": ev.type, "recipient": ev.recipient,
-            "portalId": self.portal_id, "appId": APP_ID, "appName": APP_NAME,
+            "id": ev.id,
+            "created": created,
+            "type": ev.type,
+            "recipient": ev.recipient,
+            "portalId": self.portal_id,
+            "appId": APP_ID,
+            "appName": APP_NAME,
             "emailCampaignId": int(ev.email_campaign_id),
             "sentBy": {"id": f"sent-{ev.email_campaign_id}-{ev.recipient}", "created": created},
         }
@@ -734,13 +845,24 @@ class HubSpotState:
         self.email_events.insert(i, event)
 
     def query_email_events(
-        self, *, start: int | None, end: int | None, event_type: str | None,
-        recipient: str | None, campaign_id: int | None, offset: int, limit: int,
+        self,
+        *,
+        start: int | None,
+        end: int | None,
+        event_type: str | None,
+        recipient: str | None,
+        campaign_id: int | None,
+        offset: int,
+        limit: int,
     ) -> tuple[list[dict[str, Any]], bool]:
         """Events in created order within [start, end] matching the filters, from `offset`."""
         with self.lock:
             lo = 0 if start is None else bisect.bisect_left(self._email_event_keys, (start, ""))
-            hi = len(self.email_events) if end is None else bisect.bisect_right(self._email_event_keys, (end, "\uffff"))
+            hi = (
+                len(self.email_events)
+                if end is None
+                else bisect.bisect_right(self._email_event_keys, (end, "\uffff"))
+            )
             out: list[dict[str, Any]] = []
             seen = 0
             for ev in self.email_events[lo:hi]:
@@ -758,17 +880,29 @@ class HubSpotState:
             return out, False
 
     def add_email_event(
-        self, recipient: str, type_: str, *, created: datetime | None = None,
-        email_campaign_id: int = 1, subject: str | None = None, url: str | None = None,
-        event_id: str | None = None, **extra: Any,
+        self,
+        recipient: str,
+        type_: str,
+        *,
+        created: datetime | None = None,
+        email_campaign_id: int = 1,
+        subject: str | None = None,
+        url: str | None = None,
+        event_id: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Record a marketing email event; OPEN/CLICK move the contact's last open/click date."""
         with self.lock:
             when = created or self.clock.now()
             seed = EmailEventSeed(
-                id=event_id or f"ev-{len(self.email_events) + 1}-{ms(when)}", recipient=recipient,
-                type=type_.upper(), created=when, email_campaign_id=email_campaign_id,
-                subject=subject, url=url, extra=dict(extra),
+                id=event_id or f"ev-{len(self.email_events) + 1}-{ms(when)}",
+                recipient=recipient,
+                type=type_.upper(),
+                created=when,
+                email_campaign_id=email_campaign_id,
+                subject=subject,
+                url=url,
+                extra=dict(extra),
             )
             event = self._email_event_json(seed)
             self._insert_email_event(event)
@@ -800,27 +934,47 @@ class HubSpotState:
     def _form_json(self, f: FormSeed) -> dict[str, Any]:
         at = iso(self.clock.now() - timedelta(days=400))
         return {
-            "id": f.guid, "name": f.name, "formType": "hubspot", "createdAt": at, "updatedAt": at,
+            "id": f.guid,
+            "name": f.name,
+            "formType": "hubspot",
+            "createdAt": at,
+            "updatedAt": at,
             "archived": False,
             "fieldGroups": [
                 {"groupType": "default_group", "richTextType": "text", "fields": [_form_field(fd)]}
                 for fd in f.fields
             ],
             "configuration": {
-                "language": "en", "cloneable": True, "postSubmitAction": {"type": "thank_you", "value": ""},
-                "editable": True, "archivable": True, "recaptchaEnabled": False,
-                "notifyContactOwner": False, "notifyRecipients": [],
-                "createNewContactForNewEmail": False, "prePopulateKnownValues": True,
-                "allowLinkToResetKnownValues": False, "lifecycleStages": [],
+                "language": "en",
+                "cloneable": True,
+                "postSubmitAction": {"type": "thank_you", "value": ""},
+                "editable": True,
+                "archivable": True,
+                "recaptchaEnabled": False,
+                "notifyContactOwner": False,
+                "notifyRecipients": [],
+                "createNewContactForNewEmail": False,
+                "prePopulateKnownValues": True,
+                "allowLinkToResetKnownValues": False,
+                "lifecycleStages": [],
             },
             "displayOptions": {
-                "renderRawHtml": False, "theme": "default_style", "submitButtonText": "Submit",
+                "renderRawHtml": False,
+                "theme": "default_style",
+                "submitButtonText": "Submit",
                 "style": {
-                    "fontFamily": "arial, helvetica, sans-serif", "backgroundWidth": "100%",
-                    "labelTextColor": "#33475b", "labelTextSize": "14px", "helpTextColor": "#7C98B6",
-                    "helpTextSize": "11px", "legalConsentTextColor": "#33475b",
-                    "legalConsentTextSize": "14px", "submitColor": "#ff7a59",
-                    "submitAlignment": "left", "submitFontColor": "#ffffff", "submitSize": "12px",
+                    "fontFamily": "arial, helvetica, sans-serif",
+                    "backgroundWidth": "100%",
+                    "labelTextColor": "#33475b",
+                    "labelTextSize": "14px",
+                    "helpTextColor": "#7C98B6",
+                    "helpTextSize": "11px",
+                    "legalConsentTextColor": "#33475b",
+                    "legalConsentTextSize": "14px",
+                    "submitColor": "#ff7a59",
+                    "submitAlignment": "left",
+                    "submitFontColor": "#ffffff",
+                    "submitSize": "12px",
                 },
                 "cssClass": "",
             },
@@ -828,20 +982,27 @@ class HubSpotState:
         }
 
     def _insert_submission(
-        self, guid: str, values: Mapping[str, str], at: datetime, page_url: str, contact_id: str | None,
-        *, keep_order: bool = True,
+        self,
+        guid: str,
+        values: Mapping[str, str],
+        at: datetime,
+        page_url: str,
+        contact_id: str | None,
+        *,
+        keep_order: bool = True,
     ) -> dict[str, Any]:
         if guid not in self.forms:
             raise not_found(f"Form {guid} does not exist")
-        sub = {
+        owner = self.resolve_id(contact_id) if contact_id else None
+        sub: dict[str, Any] = {
             "conversionId": f"{guid[:8]}-{ms(at)}-{len(self.form_submissions.get(guid, []))}",
             "submittedAt": ms(at),
             "values": [{"name": k, "value": str(v)} for k, v in values.items()],
             "pageUrl": page_url,
-            "_contact_id": self.resolve_id(contact_id) if contact_id else None,
+            "_contact_id": owner,
         }
-        if sub["_contact_id"]:
-            self._subs_by_contact.setdefault(sub["_contact_id"], []).append(sub)
+        if owner:
+            self._subs_by_contact.setdefault(owner, []).append(sub)
         subs = self.form_submissions.setdefault(guid, [])
         if not keep_order:
             subs.append(sub)
@@ -854,15 +1015,22 @@ class HubSpotState:
         return sub
 
     def add_form_submission(
-        self, form_guid: str, values: Mapping[str, str], *, at: datetime | None = None,
-        page_url: str = "", contact_id: str | None = None,
+        self,
+        form_guid: str,
+        values: Mapping[str, str],
+        *,
+        at: datetime | None = None,
+        page_url: str = "",
+        contact_id: str | None = None,
     ) -> dict[str, Any]:
         """Record a form submission; the contact's conversion counters move."""
         with self.lock:
             if contact_id is None and values.get("email"):
                 found = self._by_email.get(str(values["email"]).lower())
                 contact_id = found
-            sub = self._insert_submission(form_guid, values, at or self.clock.now(), page_url, contact_id)
+            sub = self._insert_submission(
+                form_guid, values, at or self.clock.now(), page_url, contact_id
+            )
             if sub["_contact_id"]:
                 self._refresh_conversion_counters(sub["_contact_id"], bump=True)
             return sub
@@ -875,14 +1043,23 @@ class HubSpotState:
         if not mine:
             return
         latest = max(s["submittedAt"] for s in mine)
-        self._set_derived(rec, {"num_conversion_events": str(len(mine)),
-                                "recent_conversion_date": iso_ms(latest)}, bump=bump)
+        self._set_derived(
+            rec,
+            {"num_conversion_events": str(len(mine)), "recent_conversion_date": iso_ms(latest)},
+            bump=bump,
+        )
 
     # ------------------------------------------------------------------ web analytics
 
     def add_page_view(
-        self, contact_id: str, url: str, *, title: str = "", at: datetime | None = None,
-        session_id: str | None = None, event_id: str | None = None,
+        self,
+        contact_id: str,
+        url: str,
+        *,
+        title: str = "",
+        at: datetime | None = None,
+        session_id: str | None = None,
+        event_id: str | None = None,
     ) -> PageViewSeed:
         """Record an e_visited_page event; the contact's analytics counters move."""
         with self.lock:
@@ -899,8 +1076,12 @@ class HubSpotState:
                 else:
                     session_id = f"s-{cid}-{ms(when)}"
             pv = PageViewSeed(
-                id=event_id or f"pv-{cid}-{ms(when)}-{len(views)}", contact_id=cid,
-                occurred_at=when, url=url, title=title, session_id=session_id,
+                id=event_id or f"pv-{cid}-{ms(when)}-{len(views)}",
+                contact_id=cid,
+                occurred_at=when,
+                url=url,
+                title=title,
+                session_id=session_id,
             )
             keys = [(p.occurred_at, p.id) for p in views]
             views.insert(bisect.bisect_right(keys, (pv.occurred_at, pv.id)), pv)
@@ -912,14 +1093,22 @@ class HubSpotState:
         views = self.page_views.get(contact_id) or []
         if rec is None or not views:
             return
-        self._set_derived(rec, {
-            "hs_analytics_num_page_views": str(len(views)),
-            "hs_analytics_num_visits": str(len({p.session_id for p in views})),
-            "hs_analytics_last_visit_timestamp": iso(max(p.occurred_at for p in views)),
-        }, bump=bump)
+        self._set_derived(
+            rec,
+            {
+                "hs_analytics_num_page_views": str(len(views)),
+                "hs_analytics_num_visits": str(len({p.session_id for p in views})),
+                "hs_analytics_last_visit_timestamp": iso(max(p.occurred_at for p in views)),
+            },
+            bump=bump,
+        )
 
     def query_page_views(
-        self, contact_id: str | None, *, occurred_after: int | None, occurred_before: int | None,
+        self,
+        contact_id: str | None,
+        *,
+        occurred_after: int | None,
+        occurred_before: int | None,
         descending: bool,
     ) -> list[PageViewSeed]:
         """Page views of a contact (or all), within the window, by occurrence time."""
@@ -927,8 +1116,10 @@ class HubSpotState:
             if contact_id is not None:
                 views = list(self.page_views.get(self.resolve_id(contact_id), []))
             else:
-                views = sorted((p for vs in self.page_views.values() for p in vs),
-                               key=lambda p: (p.occurred_at, p.id))
+                views = sorted(
+                    (p for vs in self.page_views.values() for p in vs),
+                    key=lambda p: (p.occurred_at, p.id),
+                )
             if occurred_after is not None:
                 views = [p for p in views if ms(p.occurred_at) >= occurred_after]
             if occurred_before is not None:
@@ -939,9 +1130,13 @@ class HubSpotState:
 
     # ------------------------------------------------------------------ marketing events
 
-    def _insert_participation(self, event_id: str, contact_id: str, state: str, at: datetime) -> dict[str, Any]:
+    def _insert_participation(
+        self, event_id: str, contact_id: str, state: str, at: datetime
+    ) -> dict[str, Any]:
         if state not in settings.PARTICIPATION_STATES:
-            raise validation(f"Unknown attendance state {state}; one of {', '.join(settings.PARTICIPATION_STATES)}")
+            raise validation(
+                f"Unknown attendance state {state}; one of {', '.join(settings.PARTICIPATION_STATES)}"
+            )
         part = {
             "id": str(len(self.participations) + 1),
             "eventId": str(event_id),
@@ -966,7 +1161,10 @@ class HubSpotState:
         """Register a marketing event (webinar)."""
         with self.lock:
             self.marketing_events[event.id] = event
-            self.marketing_event_meta[event.id] = {"createdAt": self.clock.now(), "cancelled": False}
+            self.marketing_event_meta[event.id] = {
+                "createdAt": self.clock.now(),
+                "cancelled": False,
+            }
 
     # ------------------------------------------------------------------ lists
 
@@ -974,12 +1172,18 @@ class HubSpotState:
         """A contact list; only MANUAL and SNAPSHOT lists take explicit memberships."""
         with self.lock:
             if object_type_id != "0-1":
-                raise validation(f"Unsupported objectTypeId {object_type_id}; the sandbox holds contacts (0-1)")
+                raise validation(
+                    f"Unsupported objectTypeId {object_type_id}; the sandbox holds contacts (0-1)"
+                )
             if processing_type not in ("MANUAL", "SNAPSHOT", "DYNAMIC"):
                 raise validation(f"Invalid processingType {processing_type}")
             if any(lst.name == name for lst in self.lists.values()):
-                raise HubSpotApiError(400, "VALIDATION_ERROR", f"A list named '{name}' already exists.",
-                                      sub_category="ILS.LIST_NAME_ALREADY_EXISTS")
+                raise HubSpotApiError(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"A list named '{name}' already exists.",
+                    sub_category="ILS.LIST_NAME_ALREADY_EXISTS",
+                )
             now = self.clock.now()
             lst = ListRecord(str(self._next_list_id), name, processing_type, now, now)
             self._next_list_id += 1
@@ -993,7 +1197,9 @@ class HubSpotState:
             raise not_found(f"List {list_id} does not exist")
         return lst
 
-    def change_memberships(self, list_id: str, add: Iterable[str], remove: Iterable[str]) -> dict[str, list[str]]:
+    def change_memberships(
+        self, list_id: str, add: Iterable[str], remove: Iterable[str]
+    ) -> dict[str, list[str]]:
         """Add/remove record ids; answers `MembershipsUpdateResponse`."""
         with self.lock:
             lst = self.get_list(list_id)
@@ -1023,15 +1229,24 @@ class HubSpotState:
             if added or removed:
                 lst.updated_at = now
                 lst.version += 1
-            return {"recordsIdsAdded": added, "recordIdsRemoved": removed, "recordIdsMissing": missing}
+            return {
+                "recordsIdsAdded": added,
+                "recordIdsRemoved": removed,
+                "recordIdsMissing": missing,
+            }
 
     def list_json(self, lst: ListRecord) -> dict[str, Any]:
         """`PublicObjectList`."""
         return {
-            "listId": lst.list_id, "listVersion": lst.version, "name": lst.name,
-            "objectTypeId": "0-1", "processingStatus": "COMPLETE",
-            "processingType": lst.processing_type, "size": len(lst.members),
-            "createdAt": iso(lst.created_at), "updatedAt": iso(lst.updated_at),
+            "listId": lst.list_id,
+            "listVersion": lst.version,
+            "name": lst.name,
+            "objectTypeId": "0-1",
+            "processingStatus": "COMPLETE",
+            "processingType": lst.processing_type,
+            "size": len(lst.members),
+            "createdAt": iso(lst.created_at),
+            "updatedAt": iso(lst.updated_at),
             "filtersUpdatedAt": iso(lst.created_at),
         }
 
@@ -1060,24 +1275,41 @@ class HubSpotState:
         with self.lock:
             if obj == "contacts":
                 return [
-                    {"id": c.id, "properties": dict(c.props), "createdAt": iso(c.created_at),
-                     "updatedAt": iso(c.updated_at), "archived": c.archived,
-                     "mergedInto": c.merged_into, "mergedIds": list(c.merged_ids)}
+                    {
+                        "id": c.id,
+                        "properties": dict(c.props),
+                        "createdAt": iso(c.created_at),
+                        "updatedAt": iso(c.updated_at),
+                        "archived": c.archived,
+                        "mergedInto": c.merged_into,
+                        "mergedIds": list(c.merged_ids),
+                    }
                     for c in sorted(self.contacts.values(), key=lambda c: int(c.id))
                 ]
             if obj == "email_events":
                 return list(self.email_events)
             if obj == "form_submissions":
                 return [
-                    {"formGuid": guid, "contactId": s["_contact_id"],
-                     **{k: v for k, v in s.items() if not k.startswith("_")}}
-                    for guid, subs in self.form_submissions.items() for s in subs
+                    {
+                        "formGuid": guid,
+                        "contactId": s["_contact_id"],
+                        **{k: v for k, v in s.items() if not k.startswith("_")},
+                    }
+                    for guid, subs in self.form_submissions.items()
+                    for s in subs
                 ]
             if obj == "page_views":
                 return [
-                    {"id": p.id, "contactId": p.contact_id, "occurredAt": iso(p.occurred_at),
-                     "url": p.url, "title": p.title, "sessionId": p.session_id}
-                    for views in self.page_views.values() for p in views
+                    {
+                        "id": p.id,
+                        "contactId": p.contact_id,
+                        "occurredAt": iso(p.occurred_at),
+                        "url": p.url,
+                        "title": p.title,
+                        "sessionId": p.session_id,
+                    }
+                    for views in self.page_views.values()
+                    for p in views
                 ]
             if obj == "participations":
                 return [
@@ -1097,21 +1329,39 @@ class HubSpotState:
                 return list(self.forms.values())
             if obj == "marketing_events":
                 return [
-                    {"id": e.id, "externalEventId": e.external_event_id, "name": e.name,
-                     "eventType": e.event_type, "start": iso(e.start), "end": iso(e.end),
-                     "organizer": e.organizer}
+                    {
+                        "id": e.id,
+                        "externalEventId": e.external_event_id,
+                        "name": e.name,
+                        "eventType": e.event_type,
+                        "start": iso(e.start),
+                        "end": iso(e.end),
+                        "organizer": e.organizer,
+                    }
                     for e in self.marketing_events.values()
                 ]
             return None
 
 
 _FIELD_TYPES = {
-    "email": "email", "text": "single_line_text", "string": "single_line_text",
-    "single_line_text": "single_line_text", "textarea": "multi_line_text",
-    "multi_line_text": "multi_line_text", "select": "dropdown", "dropdown": "dropdown",
-    "radio": "radio", "checkbox": "multiple_checkboxes", "multiple_checkboxes": "multiple_checkboxes",
-    "phone": "phone", "phonenumber": "phone", "number": "number", "booleancheckbox": "single_checkbox",
-    "single_checkbox": "single_checkbox", "date": "datepicker", "datepicker": "datepicker",
+    "email": "email",
+    "text": "single_line_text",
+    "string": "single_line_text",
+    "single_line_text": "single_line_text",
+    "textarea": "multi_line_text",
+    "multi_line_text": "multi_line_text",
+    "select": "dropdown",
+    "dropdown": "dropdown",
+    "radio": "radio",
+    "checkbox": "multiple_checkboxes",
+    "multiple_checkboxes": "multiple_checkboxes",
+    "phone": "phone",
+    "phonenumber": "phone",
+    "number": "number",
+    "booleancheckbox": "single_checkbox",
+    "single_checkbox": "single_checkbox",
+    "date": "datepicker",
+    "datepicker": "datepicker",
 }
 
 
@@ -1120,9 +1370,13 @@ def _form_field(fd: Mapping[str, Any]) -> dict[str, Any]:
     ftype = _FIELD_TYPES.get(str(fd.get("fieldType", "text")).lower(), "single_line_text")
     name = str(fd.get("name"))
     out: dict[str, Any] = {
-        "objectTypeId": "0-1", "name": name, "label": str(fd.get("label", name)),
-        "required": bool(fd.get("required", name == "email")), "hidden": False,
-        "fieldType": ftype, "dependentFields": [],
+        "objectTypeId": "0-1",
+        "name": name,
+        "label": str(fd.get("label", name)),
+        "required": bool(fd.get("required", name == "email")),
+        "hidden": False,
+        "fieldType": ftype,
+        "dependentFields": [],
     }
     if ftype == "email":
         out["validation"] = {"blockedEmailDomains": [], "useDefaultBlockList": False}
@@ -1132,8 +1386,11 @@ def _form_field(fd: Mapping[str, Any]) -> dict[str, Any]:
     if ftype in ("dropdown", "radio", "multiple_checkboxes"):
         opts = fd.get("options") or []
         out["options"] = [
-            {"label": str(o.get("label", o.get("value")) if isinstance(o, dict) else o),
-             "value": str(o.get("value") if isinstance(o, dict) else o), "displayOrder": i}
+            {
+                "label": str(o.get("label", o.get("value")) if isinstance(o, dict) else o),
+                "value": str(o.get("value") if isinstance(o, dict) else o),
+                "displayOrder": i,
+            }
             for i, o in enumerate(opts)
         ]
         out["defaultValues"] = []
