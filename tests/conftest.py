@@ -13,6 +13,8 @@ import pytest
 from connector.clock import FrozenClock
 from connector.store import Store
 
+pytest.register_assert_rewrite("tests.pull.helpers")
+
 POSTGRES_URL = os.environ.get(
     "HANDSHAKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -39,7 +39,13 @@ class PolicyTransport(httpx.BaseTransport):
         describe = f"{describe} ({target})" if describe else target
 
         def send() -> httpx.Response:
-            return self.inner.handle_request(request)
+            response = self.inner.handle_request(request)
+            # Read the body under the policy: a connection dropped mid-body is retried too.
+            try:
+                response.read()
+            finally:
+                response.close()
+            return response
 
         def refreshed(headers: Mapping[str, str]) -> None:
             request.headers.update(headers)

@@ -81,14 +81,14 @@ def search_windows(
             fresh = []
             for raw in page.results:
                 when = _modified_at(raw)
-                if when == cursor and str(raw.get("id")) in seen_at_cursor:
-                    continue
-                fresh.append(raw)
                 if when is not None:
                     if newest is None or when > newest:
                         newest, ids_at_newest = when, {str(raw.get("id"))}
                     elif when == newest:
                         ids_at_newest.add(str(raw.get("id")))
+                if when == cursor and str(raw.get("id")) in seen_at_cursor:
+                    continue
+                fresh.append(raw)
             yield fresh, newest
             after = page.next_after
             if not after:

@@ -1,0 +1,110 @@
+"""Shared pieces of the pull tests: config for a running sandbox, store snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from connector.clock import Clock
+from connector.config import Config, HubSpotSettings, SalesforceSettings, Secrets, StateSettings
+from connector.hubspot.client import HubSpotClient, build_hubspot_policy
+from connector.pull import PullContext, needed_properties
+from connector.sandbox import Sandbox
+from connector.store import Activity, Contact, DeadLetter, Store
+
+
+def sandbox_config(sb: Sandbox, db: Path) -> Config:
+    info = sb.info()
+    config = Config(
+        hubspot=HubSpotSettings(base_url=info["hubspot"]["base_url"]),
+        salesforce=SalesforceSettings(instance_url=info["salesforce"]["instance_url"]),
+        state=StateSettings(database_url=f"sqlite:///{db}"),
+    )
+    return config.model_copy(
+        update={"secrets": Secrets(hubspot_token=info["hubspot"]["access_token"])}  # type: ignore[arg-type]
+    )
+
+
+def sandbox_toml(sb: Sandbox, db: Path) -> str:
+    info = sb.info()
+    return f"""
+[hubspot]
+base_url = "{info['hubspot']['base_url']}"
+[salesforce]
+instance_url = "{info['salesforce']['instance_url']}"
+[state]
+database_url = "sqlite:///{db}"
+"""
+
+
+def unthrottle(sb: Sandbox) -> None:
+    """Lift the sandbox's rate limits: tests of sync logic need not wait for HubSpot's pace
+    (the limits themselves are tested in tests/sandbox and tests/test_http_policy.py)."""
+    from connector.sandbox.hubspot.settings import RateLimits
+
+    assert sb.hubspot is not None
+    sb.hubspot.limiter.configure(RateLimits(window_max=1_000_000, daily=100_000_000,
+                                            search_per_second=100_000))
+
+
+def context(config: Config, store: Store, *, policy_clock: Clock | None = None,
+            fast: bool = True, **overrides: Any) -> PullContext:
+    """A pull context; `policy_clock` (e.g. a FrozenClock) makes retry waits instant, and
+    `fast` lifts the client-side limiters to match `unthrottle`."""
+    policy = build_hubspot_policy(config, policy_clock)
+    if fast:
+        from connector.http.settings import RollingLimit
+
+        overrides.setdefault("rolling", {"burst": RollingLimit(1_000_000, 10.0),
+                                         "search": RollingLimit(100_000, 1.0)})
+    if overrides:
+        from connector.http import HttpPolicy
+
+        policy = HttpPolicy(policy.settings.with_(**overrides), policy.table, clock=policy_clock)
+    assert config.secrets.hubspot_token is not None
+    client = HubSpotClient(config.hubspot.base_url, config.secrets.hubspot_token.get_secret_value(),
+                           policy)
+    from connector.clock import SystemClock
+
+    return PullContext(store=store, client=client, clock=SystemClock(),
+                       properties=needed_properties(config))
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """What a pull stored, minus what legitimately differs between runs (times, attempts)."""
+    with store.transaction() as s:
+        contacts = {
+            c.hubspot_id: (c.email, c.archived, c.merged_into, c.hubspot_updated_at,
+                           tuple(sorted(c.properties.items())))
+            for c in s.scalars(select(Contact))
+        }
+        activities = {
+            (a.source, a.source_id): (a.contact_id, a.type, a.occurred_at, a.title, a.url)
+            for a in s.scalars(select(Activity))
+        }
+        dead = {(d.stage, d.record_key, d.status, d.reason) for d in s.scalars(select(DeadLetter))}
+    return {"contacts": contacts, "activities": activities, "dead_letters": dead,
+            "bookmark_keys": set(store.bookmarks())}
+
+
+def assert_matches_ground_truth(store: Store, sb: Sandbox) -> None:
+    assert sb.dataset is not None
+    gt = sb.dataset.ground_truth
+    live = {c.hubspot_id for c in store.iter_contacts()}
+    assert live == set(gt.contact_ids) - set(gt.bad_records)
+    with store.transaction() as s:
+        archived = {c.hubspot_id for c in s.scalars(select(Contact).where(Contact.archived))}
+        merged = {c.hubspot_id: c.merged_into for c in
+                  s.scalars(select(Contact).where(Contact.merged_into.is_not(None)))}
+    assert archived == set(gt.archived_ids)
+    assert merged == gt.merged
+    assert store.count_activities_by_type(live_only=True) == {
+        k: v for k, v in gt.activities_by_type.items() if v}
+    by_contact: dict[str, int] = {}
+    with store.transaction() as s:
+        for a in s.scalars(select(Activity.contact_id)):
+            by_contact[a] = by_contact.get(a, 0) + 1
+    expected = {k: v for k, v in gt.activities_by_contact.items() if k in live and v}
+    assert {k: v for k, v in by_contact.items() if k in live} == expected
