@@ -88,6 +88,7 @@ def test_task_subtype_is_createable_but_not_updateable(sf_env: SFEnv) -> None:
     assert stored is not None
     assert stored["IsClosed"] is True and stored["Priority"] == "Normal"
     assert stored["CompletedDateTime"] == "2026-03-02T09:00:00.000+0000"
+    assert sf_env.sandbox.state.get("Lead", LEAD_ID)["LastActivityDate"] == "2026-03-01"
     answer = sf_env.call("PATCH", f"/sobjects/Task/{task['id']}", json={"TaskSubtype": "Call"})
     assert answer.status_code == 400
     assert answer.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"

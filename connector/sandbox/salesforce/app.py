@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import settings, soql
 from .ids import IdFactory, is_valid_id
-from .schema import OBJECTS, describe_global, describe_object, object_def
+from .schema import describe_global, describe_object, object_def
 from .state import RecordError, RequestError, SalesforceState, format_datetime, parse_datetime
 
 __all__ = ["AuthConfig", "SalesforceApp", "route_of"]
@@ -72,10 +72,10 @@ def route_of(scope: Scope) -> str:
         rest = m.group("rest") or "/"
         for pattern, name in _COMPILED:
             if pattern.match(rest):
-                return f"/services/data/vXX.X{name if name != '/' else ''}"
-        return "/services/data/vXX.X/<unknown>"
+                return f"{settings.DATA_ROOT}/vXX.X{name if name != '/' else ''}"
+        return f"{settings.DATA_ROOT}/vXX.X/<unknown>"
     if settings.SOAP_LOGIN_RE.match(path):
-        return "/services/Soap/u/XX.X"
+        return f"{settings.SOAP_PARTNER_ROOT}/XX.X"
     return path
 
 
@@ -224,7 +224,7 @@ class SalesforceApp:
             return await self._soap_login(request, soap.group("version"))
         if path.rstrip("/") == settings.DATA_ROOT and request.method == "GET":
             return _json([
-                {"label": label, "url": f"{settings.DATA_ROOT}/v{v}", "version": v}
+                {"label": label, "url": settings.data_path(v), "version": v}
                 for v, label in settings.VERSION_LABELS.items()])
         m = settings.DATA_PREFIX_RE.match(path)
         if not m or float(m.group("version")) < settings.MIN_API_VERSION:
@@ -260,7 +260,7 @@ class SalesforceApp:
         token = self.issue_session(user_id)
         base = f"{request.url.scheme}://{request.url.netloc}"
         issued = str(int(time.time() * 1000))
-        identity = f"{base}/id/{settings.ORG_ID}/{user_id}"
+        identity = f"{base}{settings.IDENTITY_ROOT}/{settings.ORG_ID}/{user_id}"
         signature = base64.b64encode(hmac.new(self.auth.consumer_secret.encode(),
                                               (identity + issued).encode(),
                                               hashlib.sha256).digest()).decode()
@@ -375,7 +375,7 @@ class SalesforceApp:
         return obj
 
     async def _r_(self, request: Request, version: str) -> Response:
-        base = f"/services/data/v{version}"
+        base = settings.data_path(version)
         return _json({"limits": f"{base}/limits", "sobjects": f"{base}/sobjects",
                       "query": f"{base}/query", "queryAll": f"{base}/queryAll",
                       "composite": f"{base}/composite"})
@@ -431,7 +431,8 @@ class SalesforceApp:
             body: dict[str, Any] = {"totalSize": cursor.total, "done": end >= len(cursor.rows)}
             if not body["done"]:
                 endpoint = "queryAll" if include_deleted else "query"
-                body["nextRecordsUrl"] = f"/services/data/v{version}/{endpoint}/{locator}-{end}"
+                body["nextRecordsUrl"] = (
+                    f"{settings.data_path(version)}/{endpoint}/{locator}-{end}")
             else:
                 del self._cursors[locator]
             body["records"] = cursor.rows[pos:end]
@@ -853,9 +854,10 @@ def _soap_login_ok(base: str, version: str, token: str, user: dict[str, Any]) ->
         '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
         'xmlns="urn:partner.soap.sforce.com" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse>'
-        f"<result><metadataServerUrl>{base}/services/Soap/m/{version}/{org}</metadataServerUrl>"
+        f"<result><metadataServerUrl>{base}{settings.SOAP_METADATA_ROOT}/{version}/{org}"
+        "</metadataServerUrl>"
         "<passwordExpired>false</passwordExpired><sandbox>true</sandbox>"
-        f"<serverUrl>{base}/services/Soap/u/{version}/{org}</serverUrl>"
+        f"<serverUrl>{base}{settings.SOAP_PARTNER_ROOT}/{version}/{org}</serverUrl>"
         f"<sessionId>{token}</sessionId><userId>{user['Id']}</userId>"
         f"<userInfo><organizationId>{org}</organizationId>"
         f"<userEmail>{user['Email']}</userEmail><userFullName>{user['Name']}</userFullName>"

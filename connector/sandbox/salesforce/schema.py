@@ -214,6 +214,7 @@ _ACCOUNT = _obj("Account", "Account", "Accounts", [
     _f("AnnualRevenue", "currency"),
     _f("NumberOfEmployees", "int", label="Employees"),
     _f("Description", "textarea", length=32000),
+    _f("LastActivityDate", "date", createable=False, updateable=False),
 ])
 
 _OPPORTUNITY = _obj("Opportunity", "Opportunity", "Opportunities", [
@@ -370,7 +371,7 @@ def picklist_entries(values: list[str], default: str | None) -> list[dict[str, A
 
 
 def _urls(version: str, name: str) -> dict[str, str]:
-    base = f"/services/data/v{version}/sobjects/{name}"
+    base = f"{settings.data_path(version)}/sobjects/{name}"
     return {
         "compactLayouts": f"{base}/describe/compactLayouts",
         "rowTemplate": f"{base}/{{ID}}",

@@ -28,6 +28,9 @@ VERSION_LABELS: dict[str, str] = {
 OAUTH_TOKEN_PATH = "/services/oauth2/token"
 SOAP_LOGIN_RE = re.compile(r"^/services/Soap/u/(?P<version>\d+\.\d)/?$")
 DATA_ROOT = "/services/data"
+SOAP_PARTNER_ROOT = "/services/Soap/u"
+SOAP_METADATA_ROOT = "/services/Soap/m"
+IDENTITY_ROOT = "/id"
 DATA_PREFIX_RE = re.compile(r"^/services/data/v(?P<version>\d+\.\d)(?P<rest>/.*)?$")
 SANDBOX_PREFIX = "/__sandbox__"
 ORG_ID = "00D5g000004SBXAEA4"
@@ -65,6 +68,7 @@ QUERY_DEFAULT_BATCH = 2000
 QUERY_MIN_BATCH = 200
 QUERY_MAX_BATCH = 2000
 QUERY_LOCATOR_IDLE_SECONDS = 15 * 60
+QUERY_MAX_OFFSET = 2000
 UPDATED_MAX_DAYS = 30
 DELETED_MAX_DAYS = 15
 REPLICATION_MAX_IDS = 600_000
@@ -143,3 +147,8 @@ KEY_PREFIXES: dict[str, str] = {
     "LeadStatus": "01J",
 }
 QUERY_LOCATOR_PREFIX = "01g"
+
+
+def data_path(version: str) -> str:
+    """The REST root of one API version, e.g. "/services/data/v62.0"."""
+    return f"{DATA_ROOT}/v{version}"

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
+from . import settings
 from .schema import FieldDef, ObjectDef, object_def
 from .state import RequestError, SalesforceState, parse_datetime
 
@@ -206,9 +207,9 @@ class _Parser:
         if self.is_kw("OFFSET"):
             self.take()
             offset = self.integer()
-            if offset > 2000:
+            if offset > settings.QUERY_MAX_OFFSET:
                 raise RequestError(400, "NUMBER_OUTSIDE_VALID_RANGE",
-                                   f"Maximum SOQL offset allowed is 2000")
+                                   f"Maximum SOQL offset allowed is {settings.QUERY_MAX_OFFSET}")
         tok = self.peek()
         if tok.kind != "eof":
             raise self.error(tok, f"unexpected token: '{tok.text}'")

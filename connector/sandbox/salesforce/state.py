@@ -229,12 +229,12 @@ class SalesforceState:
     def _obj(self, sobject: str) -> ObjectDef:
         obj = object_def(sobject)
         if obj is None:
-            raise RequestError(404, "NOT_FOUND", f"The requested resource does not exist")
+            raise RequestError(404, "NOT_FOUND", settings.MSG_NOT_FOUND)
         return obj
 
     def attributes(self, sobject: str, record_id: str) -> dict[str, str]:
         return {"type": sobject,
-                "url": f"/services/data/v{self.api_version}/sobjects/{sobject}/{record_id}"}
+                "url": f"{settings.data_path(self.api_version)}/sobjects/{sobject}/{record_id}"}
 
     def _copy(self, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
         return {"attributes": self.attributes(sobject, record["Id"]), **record}
@@ -350,6 +350,7 @@ class SalesforceState:
             self._apply_defaults(obj, values)
             record_id = self._ids.new(obj.name)
             self._raw_insert(obj.name, record_id, values, user, format_datetime(self.clock.now()))
+            self._touch_activity(obj, self._data[obj.name][record_id])
             return record_id
 
     def update(self, sobject: str, id: str, fields: dict[str, Any], *,
@@ -369,6 +370,22 @@ class SalesforceState:
             if obj.name == "Lead" and auto_assign:
                 values["OwnerId"] = self._assign(values.get("Country", record.get("Country")))
             self._write(obj, record, values, as_user_id or self.integration_user_id)
+            self._touch_activity(obj, record)
+
+    def _touch_activity(self, obj: ObjectDef, activity: dict[str, Any]) -> None:
+        """LastActivityDate of the Who/What record: the later of the latest event date and the
+        latest closed task's due date (object_reference, Lead.LastActivityDate)."""
+        if obj.name not in ("Task", "Event") or (obj.name == "Task" and not activity["IsClosed"]):
+            return
+        when = activity.get("ActivityDate") or (
+            activity.get("StartDateTime") or format_datetime(self.clock.now()))[:10]
+        for ref in (activity.get("WhoId"), activity.get("WhatId")):
+            found = self.lookup_any(ref) if ref else None
+            if found and "LastActivityDate" in OBJECTS[found[0]].fields:
+                target = found[1]
+                if not target.get("LastActivityDate") or target["LastActivityDate"] < when:
+                    self._remember(found[0], target["Id"])
+                    target["LastActivityDate"] = when
 
     def delete(self, sobject: str, id: str) -> None:
         """Move a record to the recycle bin (IsDeleted; still visible to queryAll)."""
