@@ -338,3 +338,22 @@ def test_dynamic_lists_refuse_manual_memberships(http: httpx.Client) -> None:
     ).json()
     answer = http.put(f"/crm/v3/lists/{made['list']['listId']}/memberships/add", json=["101"])
     assert answer.status_code == 400 and "MANUAL or SNAPSHOT" in answer.json()["message"]
+
+
+def test_form_submission_creates_or_updates_the_contact(sandbox: HubSpotSandbox) -> None:
+    state = sandbox.state
+    sub = state.add_form_submission(
+        FORM_GUID, {"email": "brand.new@example.org", "firstname": "Brand", "budget": "gte10k"}
+    )
+    rec = state.find_by_email("brand.new@example.org")
+    assert rec is not None and sub["_contact_id"] == rec.id
+    assert rec.props["lifecyclestage"] == "lead"
+    assert rec.props["firstname"] == "Brand"
+    assert rec.props["num_conversion_events"] == "1"
+    assert "budget" not in rec.props  # not a contact property of this portal
+    sandbox.clock.advance(timedelta(minutes=1))
+    state.add_form_submission(FORM_GUID, {"email": "person1@example1.com", "firstname": "Renamed"})
+    known = state.contacts["102"]
+    assert known.props["firstname"] == "Renamed"
+    assert known.props["lastmodifieddate"] == "2026-11-02T12:01:00.000Z"
+    assert known.props["lifecyclestage"] == "lead"  # a form never moves a stage back

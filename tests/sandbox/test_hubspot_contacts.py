@@ -457,3 +457,11 @@ def test_writes_are_validated(http: httpx.Client) -> None:
     )
     assert created.status_code == 201
     assert created.json()["properties"]["lifecyclestage"] == "lead"
+
+
+def test_forced_update_moves_stage_back_like_a_ui_user(sandbox: HubSpotSandbox) -> None:
+    state = sandbox.state
+    state.update_contact("109", {"lifecyclestage": "lead"})
+    assert state.contacts["109"].props["lifecyclestage"] == "marketingqualifiedlead"
+    state.update_contact("109", {"lifecyclestage": "lead"}, force=True)
+    assert state.contacts["109"].props["lifecyclestage"] == "lead"

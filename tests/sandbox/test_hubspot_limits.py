@@ -220,3 +220,15 @@ def test_trailing_slash_paths_answer_like_the_sdk_expects(
     sandbox, _, http = small
     assert http.get("/crm/v3/owners/").status_code == 200
     assert _settled(lambda: sandbox.stats.by_route["/crm/v3/owners"] == 1)
+
+
+def test_injected_429_on_search_looks_like_the_search_limit() -> None:
+    faults = FaultPlan()
+    faults.schedule(r"POST /crm/v3/objects/contacts/search", Fault("429"))
+    sandbox = HubSpotSandbox(SandboxClock(NOW, frozen=True), faults=faults)
+    for _, _, http in _serve(sandbox):
+        answer = http.post(f"{V3}/search", json={})
+        assert answer.status_code == 429
+        assert answer.json()["policyName"] == "SECONDLY"
+        assert not any(h.lower().startswith("x-hubspot-ratelimit") for h in answer.headers)
+        assert http.post(f"{V3}/search", json={}).status_code == 200

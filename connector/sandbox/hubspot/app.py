@@ -205,6 +205,14 @@ class HubSpotSandbox:
         return _json(error_body("OBJECT_NOT_FOUND", "resource not found"), exc.status_code)
 
     async def _render_fault(self, fault: Fault, scope: Scope) -> tuple[int, dict[str, str], bytes]:
+        if fault.kind == "429" and _is_search(scope["method"], _normalise_path(scope["path"])):
+            # search has its own per-second limit and its answers carry no rate-limit headers
+            body = rate_limit_body(settings.POLICY_SECONDLY)
+            return (
+                429,
+                {"Content-Type": "application/json;charset=utf-8"},
+                json.dumps(body).encode(),
+            )
         if fault.kind == "429":
             limits = self.limiter.limits
             headers = {
@@ -1014,6 +1022,15 @@ def _normalise_path(path: str) -> str:
     return path.rstrip("/") if len(path) > 1 and path.endswith("/") else path
 
 
+def _is_search(method: str, path: str) -> bool:
+    """Whether a request is a CRM search (its own rate limit, no rate-limit headers)."""
+    return (
+        method == "POST"
+        and path.endswith("/search")
+        and path.startswith(settings.CONTACTS_PREFIXES)
+    )
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -1057,11 +1074,7 @@ class _Gate:
                 {settings.H_CORRELATION: correlation, "x-hubspot-auth-failure": "401 Unauthorized"},
             )
             return
-        is_search = (
-            scope["method"] == "POST"
-            and path.endswith("/search")
-            and path.startswith(settings.CONTACTS_PREFIXES)
-        )
+        is_search = _is_search(scope["method"], path)
         decision = self.sandbox.limiter.check(token, is_search=is_search)
         extra = {**decision.headers, settings.H_CORRELATION: correlation}
         if decision.policy is not None:

@@ -154,3 +154,5 @@ EMAIL_EVENT_TYPES = (
 
 PARTICIPATION_STATES = ("REGISTERED", "ATTENDED", "CANCELLED", "NO_SHOW")
 LIFECYCLE_PROPERTY = "lifecyclestage"
+# the stage a new contact from a form submission gets (HubSpot's default form setting)
+FORM_DEFAULT_STAGE = "lead"

@@ -540,16 +540,23 @@ class HubSpotState:
         }
 
     def _apply(
-        self, rec: ContactRecord, props: Mapping[str, Any], at: datetime, source: str
+        self,
+        rec: ContactRecord,
+        props: Mapping[str, Any],
+        at: datetime,
+        source: str,
+        *,
+        force: bool = False,
     ) -> bool:
-        """Set properties; lifecycle stage only moves forward (silently kept otherwise)."""
+        """Set properties; lifecycle stage only moves forward (silently kept otherwise) unless
+        `force` (a user editing the record in HubSpot's UI may set any stage)."""
         changed = False
         stamp = iso(at)
         for name, raw in props.items():
             value = "" if raw is None else str(raw)
             if name in ("hs_object_id", "createdate", "lastmodifieddate"):
                 continue
-            if name == settings.LIFECYCLE_PROPERTY and value:
+            if name == settings.LIFECYCLE_PROPERTY and value and not force:
                 order = self._stage_order()
                 current = rec.props.get(name)
                 if (
@@ -619,8 +626,10 @@ class HubSpotState:
         validate: bool = False,
         source: str = SOURCE_SANDBOX,
         id_property: str | None = None,
+        force: bool = False,
     ) -> ContactRecord:
-        """Update a live contact; bumps lastmodifieddate to the clock (or `at`) when a value changes."""
+        """Update a live contact; bumps lastmodifieddate to the clock (or `at`) when a value
+        changes. `force` lets a test move the lifecycle stage back as a UI user could."""
         with self.lock:
             rec = self.get_contact(contact_id, id_property=id_property)
             if validate:
@@ -629,7 +638,7 @@ class HubSpotState:
             else:
                 for name in props:
                     self._ensure_property(name)
-            if self._apply(rec, props, at or self.clock.now(), source):
+            if self._apply(rec, props, at or self.clock.now(), source, force=force):
                 self._changed()
             return rec
 
@@ -1023,14 +1032,33 @@ class HubSpotState:
         page_url: str = "",
         contact_id: str | None = None,
     ) -> dict[str, Any]:
-        """Record a form submission; the contact's conversion counters move."""
+        """Record a form submission as HubSpot processes one: the submitted values of contact
+        properties update the contact (created, as a lead, when the email is new) and its
+        conversion counters move."""
         with self.lock:
+            when = at or self.clock.now()
+            if form_guid not in self.forms:
+                raise not_found(f"Form {form_guid} does not exist")
+            known = {
+                k: str(v)
+                for k, v in values.items()
+                if k in self.properties
+                and not self.properties[k]["modificationMetadata"]["readOnlyValue"]
+                and k != settings.LIFECYCLE_PROPERTY
+            }
             if contact_id is None and values.get("email"):
                 found = self._by_email.get(str(values["email"]).lower())
+                if found is None:
+                    created = self.create_contact(
+                        {**known, settings.LIFECYCLE_PROPERTY: settings.FORM_DEFAULT_STAGE},
+                        at=when,
+                        source="FORM",
+                    )
+                    found = created.id
+                elif known:
+                    self.update_contact(found, known, at=when, source="FORM")
                 contact_id = found
-            sub = self._insert_submission(
-                form_guid, values, at or self.clock.now(), page_url, contact_id
-            )
+            sub = self._insert_submission(form_guid, values, when, page_url, contact_id)
             if sub["_contact_id"]:
                 self._refresh_conversion_counters(sub["_contact_id"], bump=True)
             return sub
