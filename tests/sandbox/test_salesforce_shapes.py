@@ -289,6 +289,13 @@ def test_query_shape_with_relationships(sf_env: SFEnv) -> None:
     assert row["Account"]["attributes"]["type"] == "Account"
     assert row["Account"]["attributes"]["url"].endswith(ACCOUNT_ID)
     assert row["Owner"]["Email"] == "nina@acme.test"
+    assert row["Owner"]["attributes"]["type"] == "User"  # Contact.OwnerId: User only
+    lead_row = sf_env.call("GET", "/query", params={
+        "q": "SELECT Owner.Name FROM Lead"}).json()["records"][0]
+    # Lead.OwnerId is polymorphic (User or queue): read through the Name object
+    assert lead_row["Owner"]["attributes"]["type"] == "Name"
+    assert lead_row["Owner"]["attributes"]["url"].endswith(f"/sobjects/User/{USER_EMEA}")
+    assert lead_row["Owner"]["Name"] == "Emma Meyer"
     count = sf_env.call("GET", "/query", params={"q": "SELECT COUNT() FROM Lead"}).json()
     assert count == {"totalSize": 1, "done": True, "records": []}
     null_rel = sf_env.call("GET", "/query", params={

@@ -77,7 +77,7 @@ def _label(name: str) -> str:
     return out
 
 
-def _system(has_owner: bool) -> list[FieldDef]:
+def _system(has_owner: bool, owner_refs: tuple[str, ...]) -> list[FieldDef]:
     fields = [
         _f("Id", "id", length=18, nillable=False, createable=False, updateable=False,
            defaulted_on_create=True, label="Record ID"),
@@ -96,7 +96,7 @@ def _system(has_owner: bool) -> list[FieldDef]:
     ]
     if has_owner:
         fields.append(_f("OwnerId", "reference", length=18, nillable=False,
-                         defaulted_on_create=True, reference_to=("Group", "User"),
+                         defaulted_on_create=True, reference_to=owner_refs,
                          label="Owner ID"))
     return fields
 
@@ -128,8 +128,8 @@ ACCOUNT_TYPES = ("Prospect", "Customer - Direct", "Customer - Channel",
 
 
 def _obj(name: str, label: str, plural: str, fields: list[FieldDef], *, has_owner: bool = True,
-         createable: bool = True) -> ObjectDef:
-    all_fields = _system(has_owner) + fields
+         createable: bool = True, owner_refs: tuple[str, ...] = ("User",)) -> ObjectDef:
+    all_fields = _system(has_owner, owner_refs) + fields
     by_name = {f.name: f for f in all_fields}
     return ObjectDef(name=name, label=label, label_plural=plural, fields=by_name,
                      createable=createable, updateable=createable, deletable=createable,
@@ -178,7 +178,7 @@ _LEAD = _obj("Lead", "Lead", "Leads", [
        label="Handshake ID"),
     _f("Reason_Not_Converted__c", "picklist", length=255, picklist=NOT_CONVERTED_REASONS,
        restricted=True, custom=True, label="Reason Not Converted"),
-])
+], owner_refs=("Group", "User"))  # leads may sit in a queue
 
 _CONTACT = _obj("Contact", "Contact", "Contacts", [
     _f("AccountId", "reference", length=18, reference_to=("Account",)),

@@ -557,7 +557,10 @@ def _put(state: SalesforceState, sobject: str, record: dict[str, Any], path: lis
         out.setdefault(rel_name, None)
         return
     target, child = hit
-    nested = out.get(rel_name) or {"attributes": state.attributes(target, child["Id"])}
+    attributes = state.attributes(target, child["Id"])
+    if len(rel.reference_to) > 1:
+        attributes["type"] = "Name"  # polymorphic lookups are read through the Name object
+    nested = out.get(rel_name) or {"attributes": attributes}
     out[rel_name] = nested
     if path[1] in child:
         _put(state, target, child, path[1:], nested)
