@@ -38,32 +38,65 @@ LEAD_ID = to_18("00Q5g0000Bob001")
 def tiny_dataset() -> SandboxDataset:
     """Four reps in three regions, one Account with a Contact, one open Lead."""
     users = [
-        SalesforceUserSeed(USER_NA, "nina@acme.test", "nina@acme.test", "Nina", "East",
-                           "NA-East", "SDR-NA"),
-        SalesforceUserSeed(USER_NA2, "will@acme.test", "will@acme.test", "Will", "West",
-                           "NA-West", "SDR-NA"),
-        SalesforceUserSeed(USER_EMEA, "emma@acme.test", "emma@acme.test", "Emma", "Meyer",
-                           "EMEA", "SDR-EMEA"),
-        SalesforceUserSeed(USER_APAC, "aki@acme.test", "aki@acme.test", "Aki", "Tanaka",
-                           "APAC", "SDR-APAC"),
+        SalesforceUserSeed(
+            USER_NA, "nina@acme.test", "nina@acme.test", "Nina", "East", "NA-East", "SDR-NA"
+        ),
+        SalesforceUserSeed(
+            USER_NA2, "will@acme.test", "will@acme.test", "Will", "West", "NA-West", "SDR-NA"
+        ),
+        SalesforceUserSeed(
+            USER_EMEA, "emma@acme.test", "emma@acme.test", "Emma", "Meyer", "EMEA", "SDR-EMEA"
+        ),
+        SalesforceUserSeed(
+            USER_APAC, "aki@acme.test", "aki@acme.test", "Aki", "Tanaka", "APAC", "SDR-APAC"
+        ),
     ]
     records = [
-        SalesforceRecordSeed("Account", {"Id": ACCOUNT_ID, "Name": "Acme Corp",
-                                         "OwnerId": USER_NA}),
-        SalesforceRecordSeed("Contact", {"Id": CONTACT_ID, "FirstName": "Jane",
-                                         "LastName": "Doe", "Email": "jane@acme.test",
-                                         "AccountId": ACCOUNT_ID, "OwnerId": USER_NA}),
-        SalesforceRecordSeed("Lead", {"Id": LEAD_ID, "FirstName": "Bob", "LastName": "Stone",
-                                      "Company": "Stone Ltd", "Email": "bob@stone.test",
-                                      "Status": "Working - Contacted", "Country": "UK",
-                                      "OwnerId": USER_EMEA,
-                                      "CreatedDate": datetime(2026, 2, 1, tzinfo=UTC)}),
+        SalesforceRecordSeed(
+            "Account", {"Id": ACCOUNT_ID, "Name": "Acme Corp", "OwnerId": USER_NA}
+        ),
+        SalesforceRecordSeed(
+            "Contact",
+            {
+                "Id": CONTACT_ID,
+                "FirstName": "Jane",
+                "LastName": "Doe",
+                "Email": "jane@acme.test",
+                "AccountId": ACCOUNT_ID,
+                "OwnerId": USER_NA,
+            },
+        ),
+        SalesforceRecordSeed(
+            "Lead",
+            {
+                "Id": LEAD_ID,
+                "FirstName": "Bob",
+                "LastName": "Stone",
+                "Company": "Stone Ltd",
+                "Email": "bob@stone.test",
+                "Status": "Working - Contacted",
+                "Country": "UK",
+                "OwnerId": USER_EMEA,
+                "CreatedDate": datetime(2026, 2, 1, tzinfo=UTC),
+            },
+        ),
     ]
     truth = GroundTruth([], [], {}, {}, {}, [], ["jane@acme.test"], ["bob@stone.test"], {})
-    return SandboxDataset(seed=1, generated_at=START, contacts=[], owners=[], email_events=[],
-                          forms=[], form_submissions=[], page_views=[], marketing_events=[],
-                          participations=[], sf_users=users, sf_records=records,
-                          ground_truth=truth)
+    return SandboxDataset(
+        seed=1,
+        generated_at=START,
+        contacts=[],
+        owners=[],
+        email_events=[],
+        forms=[],
+        form_submissions=[],
+        page_views=[],
+        marketing_events=[],
+        participations=[],
+        sf_users=users,
+        sf_records=records,
+        ground_truth=truth,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -101,17 +134,26 @@ class SFEnv:
 
     def sf(self, **kwargs: Any) -> Salesforce:
         """simple-salesforce logged in with username, password and security token."""
-        return Salesforce(username=USERNAME, password=PASSWORD, security_token=TOKEN,
-                          session=self.session(), version="62.0", **kwargs)
+        return Salesforce(
+            username=USERNAME,
+            password=PASSWORD,
+            security_token=TOKEN,
+            session=self.session(),
+            version="62.0",
+            **kwargs,
+        )
 
     def url(self, path: str, version: str = "62.0") -> str:
         return f"{self.base_url}/services/data/v{version}{path}"
 
-    def call(self, method: str, path: str, *, token: str | None = None,
-             **kwargs: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
         """One REST call with the fixed session (or `token`)."""
-        headers = {"Authorization": f"Bearer {token or self.sandbox.session_id}",
-                   **kwargs.pop("headers", {})}
+        headers = {
+            "Authorization": f"Bearer {token or self.sandbox.session_id}",
+            **kwargs.pop("headers", {}),
+        }
         if not self.sessions:
             self.session()
         return self.sessions[0].request(method, self.url(path), headers=headers, **kwargs)

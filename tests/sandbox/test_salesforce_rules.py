@@ -28,10 +28,18 @@ from .sf_fixtures import (
 __all__ = ["sf_env", "sf_tls"]
 
 
-def _create(env: SFEnv, *records: dict[str, Any], headers: dict[str, str] | None = None,
-            all_or_none: bool = False) -> list[dict[str, Any]]:
-    answer = env.call("POST", "/composite/sobjects", headers=headers or {},
-                      json={"allOrNone": all_or_none, "records": list(records)})
+def _create(
+    env: SFEnv,
+    *records: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    all_or_none: bool = False,
+) -> list[dict[str, Any]]:
+    answer = env.call(
+        "POST",
+        "/composite/sobjects",
+        headers=headers or {},
+        json={"allOrNone": all_or_none, "records": list(records)},
+    )
     assert answer.status_code == 200, answer.text
     return list(answer.json())
 
@@ -58,32 +66,54 @@ def test_per_record_validation_codes(sf_env: SFEnv) -> None:
         {"attributes": {"type": "Task"}, "Subject": "Call", "WhoId": CONTACT_ID},
         _lead(Reason_Not_Converted__c="Because"),
     )
-    assert results[0]["errors"] == [{
-        "statusCode": "STRING_TOO_LONG",
-        "message": f"Company: data value too large: {'x' * 200} (max length=255)",
-        "fields": ["Company"]}]
-    assert results[1]["errors"] == [{"statusCode": "INVALID_EMAIL_ADDRESS",
-                                     "message": "Email: invalid email address: not-an-email",
-                                     "fields": ["Email"]}]
-    assert results[2]["errors"] == [{
-        "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-        "message": "Status: bad value for restricted picklist field: Hot Prospect",
-        "fields": ["Status"]}]
+    assert results[0]["errors"] == [
+        {
+            "statusCode": "STRING_TOO_LONG",
+            "message": f"Company: data value too large: {'x' * 200} (max length=255)",
+            "fields": ["Company"],
+        }
+    ]
+    assert results[1]["errors"] == [
+        {
+            "statusCode": "INVALID_EMAIL_ADDRESS",
+            "message": "Email: invalid email address: not-an-email",
+            "fields": ["Email"],
+        }
+    ]
+    assert results[2]["errors"] == [
+        {
+            "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "message": "Status: bad value for restricted picklist field: Hot Prospect",
+            "fields": ["Status"],
+        }
+    ]
     assert _codes(results[3]) == ["INVALID_FIELD"]
     assert _codes(results[4]) == ["INVALID_FIELD_FOR_INSERT_UPDATE"]
     assert results[4]["errors"][0]["fields"] == ["IsDeleted"]
-    assert results[5]["errors"] == [{"statusCode": "MALFORMED_ID",
-                                     "message": "Contact/Lead ID: id value of incorrect type: "
-                                                "garbage", "fields": ["WhoId"]}]
+    assert results[5]["errors"] == [
+        {
+            "statusCode": "MALFORMED_ID",
+            "message": "Contact/Lead ID: id value of incorrect type: garbage",
+            "fields": ["WhoId"],
+        }
+    ]
     assert _codes(results[6]) == ["INVALID_CROSS_REFERENCE_KEY"]
     assert results[7]["success"] is True
     assert _codes(results[8]) == ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
 
 
 def test_task_subtype_is_createable_but_not_updateable(sf_env: SFEnv) -> None:
-    task = _create(sf_env, {"attributes": {"type": "Task"}, "Subject": "Email sent",
-                            "TaskSubtype": "Email", "WhoId": LEAD_ID, "Status": "Completed",
-                            "ActivityDate": "2026-03-01"})[0]
+    task = _create(
+        sf_env,
+        {
+            "attributes": {"type": "Task"},
+            "Subject": "Email sent",
+            "TaskSubtype": "Email",
+            "WhoId": LEAD_ID,
+            "Status": "Completed",
+            "ActivityDate": "2026-03-01",
+        },
+    )[0]
     stored = sf_env.sandbox.state.get("Task", task["id"])
     assert stored is not None
     assert stored["IsClosed"] is True and stored["Priority"] == "Normal"
@@ -113,25 +143,30 @@ def test_duplicate_rule_blocks_lead_matching_a_contact_email(sf_env: SFEnv) -> N
     assert match["entityType"] == "Contact" and match["size"] == 1
     assert match["matchRecords"][0]["record"]["Id"] == CONTACT_ID
     assert match["matchRecords"][0]["matchConfidence"] == 100.0
-    single = sf_env.call("POST", "/sobjects/Lead",
-                         json={"LastName": "L", "Company": "C", "Email": "bob@stone.test"})
+    single = sf_env.call(
+        "POST", "/sobjects/Lead", json={"LastName": "L", "Company": "C", "Email": "bob@stone.test"}
+    )
     assert single.status_code == 400
     assert single.json()[0]["errorCode"] == "DUPLICATES_DETECTED"
     assert single.json()[0]["duplicateResult"]["matchResults"][0]["entityType"] == "Lead"
 
 
 def test_duplicate_rule_header_allow_save(sf_env: SFEnv) -> None:
-    result = _create(sf_env, _lead(Email="jane@acme.test"),
-                     headers={"Sforce-Duplicate-Rule-Header": "allowSave=true; "
-                              "includeRecordDetails=true; runAsCurrentUser=true"})[0]
+    result = _create(
+        sf_env,
+        _lead(Email="jane@acme.test"),
+        headers={
+            "Sforce-Duplicate-Rule-Header": "allowSave=true; "
+            "includeRecordDetails=true; runAsCurrentUser=true"
+        },
+    )[0]
     assert result["success"] is True
     assert len(sf_env.sandbox.state.find("Lead", Email="jane@acme.test")) == 1
 
 
 def test_duplicate_rule_on_update_and_converted_leads_do_not_match(sf_env: SFEnv) -> None:
     other = _create(sf_env, _lead(Email="carl@x.test"))[0]
-    clash = sf_env.call("PATCH", f"/sobjects/Lead/{other['id']}",
-                        json={"Email": "bob@stone.test"})
+    clash = sf_env.call("PATCH", f"/sobjects/Lead/{other['id']}", json={"Email": "bob@stone.test"})
     assert clash.status_code == 400 and clash.json()[0]["errorCode"] == "DUPLICATES_DETECTED"
     sf_env.sandbox.state.convert_lead(LEAD_ID)
     fresh = _create(sf_env, _lead(Email="bob@stone.test", LastName="Again"))
@@ -140,25 +175,38 @@ def test_duplicate_rule_on_update_and_converted_leads_do_not_match(sf_env: SFEnv
 
 
 def test_assignment_rule_by_country(sf_env: SFEnv) -> None:
-    results = _create(sf_env, _lead(Country="United States"), _lead(Country="US"),
-                      _lead(Country="US"), _lead(Country="Germany"), _lead(Country="Japan"),
-                      _lead(Country="Atlantis"), _lead())
+    results = _create(
+        sf_env,
+        _lead(Country="United States"),
+        _lead(Country="US"),
+        _lead(Country="US"),
+        _lead(Country="Germany"),
+        _lead(Country="Japan"),
+        _lead(Country="Atlantis"),
+        _lead(),
+    )
     owners = [sf_env.sandbox.state.get("Lead", r["id"])["OwnerId"] for r in results]
     queue = sf_env.sandbox.state.queue_id
-    assert owners[:3] == sorted([USER_NA, USER_NA2]) + [sorted([USER_NA, USER_NA2])[0]]
+    first, second = sorted([USER_NA, USER_NA2])  # round robin in user-id order
+    assert owners[:3] == [first, second, first]
     assert owners[3:] == [USER_EMEA, USER_APAC, queue, queue]
     assert queue.startswith("00G")
 
 
 def test_auto_assign_false_keeps_the_explicit_owner(sf_env: SFEnv) -> None:
-    kept = _create(sf_env, _lead(Country="Japan", OwnerId=USER_NA),
-                   headers={"Sforce-Auto-Assign": "FALSE"})[0]
+    kept = _create(
+        sf_env, _lead(Country="Japan", OwnerId=USER_NA), headers={"Sforce-Auto-Assign": "FALSE"}
+    )[0]
     assert sf_env.sandbox.state.get("Lead", kept["id"])["OwnerId"] == USER_NA
     overridden = _create(sf_env, _lead(Country="Japan", OwnerId=USER_NA))[0]
     assert sf_env.sandbox.state.get("Lead", overridden["id"])["OwnerId"] == USER_APAC
     # an update without the header re-runs the rule; with "false" the owner stays
-    sf_env.call("PATCH", f"/sobjects/Lead/{kept['id']}", json={"Title": "A"},
-                headers={"Sforce-Auto-Assign": "false"})
+    sf_env.call(
+        "PATCH",
+        f"/sobjects/Lead/{kept['id']}",
+        json={"Title": "A"},
+        headers={"Sforce-Auto-Assign": "false"},
+    )
     assert sf_env.sandbox.state.get("Lead", kept["id"])["OwnerId"] == USER_NA
     sf_env.call("PATCH", f"/sobjects/Lead/{kept['id']}", json={"Title": "B"})
     assert sf_env.sandbox.state.get("Lead", kept["id"])["OwnerId"] == USER_APAC
@@ -167,23 +215,54 @@ def test_auto_assign_false_keeps_the_explicit_owner(sf_env: SFEnv) -> None:
 def test_all_or_none_rolls_everything_back(sf_env: SFEnv) -> None:
     before = sf_env.sandbox.state.counts()
     title_before = sf_env.sandbox.state.get("Lead", LEAD_ID)["Title"]
-    answer = sf_env.call("POST", "/composite/sobjects", json={"allOrNone": True, "records": [
-        _lead(LastName="Good"), {"attributes": {"type": "Account"}, "Name": "Fine"},
-        _lead(LastName=None)]})
-    rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-              "message": "Record rolled back because not all records were valid and the "
-                         "request was using AllOrNone header", "fields": []}
+    answer = sf_env.call(
+        "POST",
+        "/composite/sobjects",
+        json={
+            "allOrNone": True,
+            "records": [
+                _lead(LastName="Good"),
+                {"attributes": {"type": "Account"}, "Name": "Fine"},
+                _lead(LastName=None),
+            ],
+        },
+    )
+    rolled = {
+        "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "message": "Record rolled back because not all records were valid and the "
+        "request was using AllOrNone header",
+        "fields": [],
+    }
     assert answer.json() == [
-        {"success": False, "errors": [rolled]}, {"success": False, "errors": [rolled]},
-        {"success": False, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING",
-                                       "message": "Required fields are missing: [LastName]",
-                                       "fields": ["LastName"]}]}]
+        {"success": False, "errors": [rolled]},
+        {"success": False, "errors": [rolled]},
+        {
+            "success": False,
+            "errors": [
+                {
+                    "statusCode": "REQUIRED_FIELD_MISSING",
+                    "message": "Required fields are missing: [LastName]",
+                    "fields": ["LastName"],
+                }
+            ],
+        },
+    ]
     assert sf_env.sandbox.state.counts() == before
-    updates = sf_env.call("PATCH", "/composite/sobjects", json={"allOrNone": True, "records": [
-        {"attributes": {"type": "Lead"}, "Id": LEAD_ID, "Title": "Changed"},
-        {"attributes": {"type": "Lead"}, "Id": LEAD_ID, "Email": "bad"}]})
+    updates = sf_env.call(
+        "PATCH",
+        "/composite/sobjects",
+        json={
+            "allOrNone": True,
+            "records": [
+                {"attributes": {"type": "Lead"}, "Id": LEAD_ID, "Title": "Changed"},
+                {"attributes": {"type": "Lead"}, "Id": LEAD_ID, "Email": "bad"},
+            ],
+        },
+    )
     assert [r["errors"][0]["statusCode"] for r in updates.json()] == [
-        "ALL_OR_NONE_OPERATION_ROLLED_BACK", "INVALID_EMAIL_ADDRESS"]
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "INVALID_EMAIL_ADDRESS",
+    ]
     assert updates.json()[0]["id"] == LEAD_ID
     assert sf_env.sandbox.state.get("Lead", LEAD_ID)["Title"] == title_before
     assert sf_env.sandbox.state.find("Lead", Email="bob@stone.test")  # index restored
@@ -201,9 +280,11 @@ def test_convert_lead(sf_env: SFEnv) -> None:
     lead = state.get("Lead", LEAD_ID)
     assert lead["IsConverted"] is True and lead["Status"] == "Closed - Converted"
     assert lead["ConvertedDate"] == "2026-03-02"
-    assert (lead["ConvertedAccountId"], lead["ConvertedContactId"],
-            lead["ConvertedOpportunityId"]) == (ids["accountId"], ids["contactId"],
-                                                ids["opportunityId"])
+    assert (
+        lead["ConvertedAccountId"],
+        lead["ConvertedContactId"],
+        lead["ConvertedOpportunityId"],
+    ) == (ids["accountId"], ids["contactId"], ids["opportunityId"])
     contact = state.get("Contact", ids["contactId"])
     assert contact["Email"] == "bob@stone.test" and contact["AccountId"] == ids["accountId"]
     assert contact["OwnerId"] == USER_EMEA
@@ -216,8 +297,11 @@ def test_convert_lead(sf_env: SFEnv) -> None:
     assert refused.json()[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
     with pytest.raises(RecordError):
         state.convert_lead(LEAD_ID)
-    rows = sf_env.call("GET", "/query", params={
-        "q": "SELECT ConvertedOpportunity.Name FROM Lead WHERE IsConverted = true"}).json()
+    rows = sf_env.call(
+        "GET",
+        "/query",
+        params={"q": "SELECT ConvertedOpportunity.Name FROM Lead WHERE IsConverted = true"},
+    ).json()
     assert rows["records"][0]["ConvertedOpportunity"]["Name"] == "Stone - New Business"
 
 
@@ -226,19 +310,27 @@ def test_convert_lead_into_existing_records_without_opportunity() -> None:
     account = state.insert("Account", {"Name": "Acme"})
     contact = state.insert("Contact", {"LastName": "Doe", "AccountId": account})
     lead = state.insert("Lead", {"LastName": "Doe", "Company": "Acme"})
-    ids = state.convert_lead(lead, create_opportunity=False, account_id=account,
-                             contact_id=contact)
+    ids = state.convert_lead(lead, create_opportunity=False, account_id=account, contact_id=contact)
     assert ids == {"accountId": account, "contactId": contact, "opportunityId": None}
     assert state.counts()["Opportunity"] == 0
     with pytest.raises(RecordError):
-        state.convert_lead(state.insert("Lead", {"LastName": "X", "Company": "Y"}),
-                           converted_status="Working - Contacted")
+        state.convert_lead(
+            state.insert("Lead", {"LastName": "X", "Company": "Y"}),
+            converted_status="Working - Contacted",
+        )
 
 
 def test_state_api_for_the_simulator() -> None:
     state = SalesforceState(SandboxClock(START, frozen=True))
-    rep = state.add_user(id=None, username="rep@x.test", email="rep@x.test", first_name="R",
-                         last_name="Ep", territory="EMEA", team="SDR-EMEA")
+    rep = state.add_user(
+        id=None,
+        username="rep@x.test",
+        email="rep@x.test",
+        first_name="R",
+        last_name="Ep",
+        territory="EMEA",
+        team="SDR-EMEA",
+    )
     lead = state.insert("Lead", {"LastName": "A", "Company": "B", "Email": "a@b.test"})
     state.update("Lead", lead, {"Status": "Working - Contacted"}, as_user_id=rep)
     stored = state.get("Lead", lead)
@@ -248,8 +340,7 @@ def test_state_api_for_the_simulator() -> None:
     records = state.records("Lead")
     records[0]["Status"] = "mutated"
     assert state.get("Lead", lead)["Status"] == "Working - Contacted"  # copies
-    assert {u["Username"] for u in state.users()} == {"integration@handshake.sandbox",
-                                                      "rep@x.test"}
+    assert {u["Username"] for u in state.users()} == {"integration@handshake.sandbox", "rep@x.test"}
 
 
 class _NoScan(dict[str, Any]):
@@ -264,17 +355,28 @@ class _NoScan(dict[str, Any]):
 def test_collection_upsert_uses_indexes_not_scans(sf_env: SFEnv) -> None:
     state = sf_env.sandbox.state
     for n in range(5000):
-        state.load_record("Lead", {"LastName": f"Bulk{n}", "Company": "Big",
-                                   "Email": f"bulk{n}@big.test",
-                                   "Handshake_Id__c": f"hs-{n}"})
+        state.load_record(
+            "Lead",
+            {
+                "LastName": f"Bulk{n}",
+                "Company": "Big",
+                "Email": f"bulk{n}@big.test",
+                "Handshake_Id__c": f"hs-{n}",
+            },
+        )
     for name in ("Lead", "Contact"):
         state._data[name] = _NoScan(state._data[name])
-    records = [_lead(Handshake_Id__c=f"hs-{n}", Title="Updated", Email=f"bulk{n}@big.test")
-               for n in range(100)]
+    records = [
+        _lead(Handshake_Id__c=f"hs-{n}", Title="Updated", Email=f"bulk{n}@big.test")
+        for n in range(100)
+    ]
     records += [_lead(Handshake_Id__c=f"new-{n}", Email=f"new{n}@big.test") for n in range(100)]
     started = time.perf_counter()
-    answer = sf_env.call("PATCH", "/composite/sobjects/Lead/Handshake_Id__c",
-                         json={"allOrNone": False, "records": records})
+    answer = sf_env.call(
+        "PATCH",
+        "/composite/sobjects/Lead/Handshake_Id__c",
+        json={"allOrNone": False, "records": records},
+    )
     elapsed_ms = (time.perf_counter() - started) * 1000
     results = answer.json()
     assert answer.status_code == 200, answer.text

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from connector.sandbox.base import SandboxClock
-from connector.sandbox.salesforce import RequestError, SalesforceState
-from connector.sandbox.salesforce import soql
+from connector.sandbox.salesforce import RequestError, SalesforceState, soql
 
 from .sf_fixtures import START
 
@@ -18,12 +17,24 @@ from .sf_fixtures import START
 def state() -> SalesforceState:
     clock = SandboxClock(START, frozen=True)
     org = SalesforceState(clock)
-    rows = [("Ann", "Alpha", "ann@a.test", 10, "US"), ("Bob", "Beta", "bob@b.test", None, "UK"),
-            ("Cy", "O'Hara", "cy@c.test", 250, None), ("Di", "Delta_1", None, 40, "US")]
+    rows = [
+        ("Ann", "Alpha", "ann@a.test", 10, "US"),
+        ("Bob", "Beta", "bob@b.test", None, "UK"),
+        ("Cy", "O'Hara", "cy@c.test", 250, None),
+        ("Di", "Delta_1", None, 40, "US"),
+    ]
     for first, last, email, employees, country in rows:
-        org.insert("Lead", {"FirstName": first, "LastName": last, "Company": f"{last} Co",
-                            "Email": email, "NumberOfEmployees": employees,
-                            "Country": country})
+        org.insert(
+            "Lead",
+            {
+                "FirstName": first,
+                "LastName": last,
+                "Company": f"{last} Co",
+                "Email": email,
+                "NumberOfEmployees": employees,
+                "Country": country,
+            },
+        )
         clock.advance(timedelta(days=1))
     return org
 
@@ -34,8 +45,9 @@ def _run(state: SalesforceState, text: str, deleted: bool = False) -> list[Any]:
 
 
 def _names(state: SalesforceState, where: str, order: str = "ORDER BY FirstName") -> list[str]:
-    return [r["FirstName"] for r in _run(state, f"SELECT FirstName FROM Lead WHERE {where} "
-                                                f"{order}")]
+    return [
+        r["FirstName"] for r in _run(state, f"SELECT FirstName FROM Lead WHERE {where} {order}")
+    ]
 
 
 def test_comparisons_and_boolean_logic(state: SalesforceState) -> None:
@@ -44,8 +56,7 @@ def test_comparisons_and_boolean_logic(state: SalesforceState) -> None:
     assert _names(state, "NumberOfEmployees < 40") == ["Ann"]  # null never compares
     assert _names(state, "Country = 'us' OR Country = 'UK'") == ["Ann", "Bob", "Di"]
     assert _names(state, "NOT Country = 'US'") == ["Bob", "Cy"]
-    assert _names(state, "(Country = 'US' OR Email = null) AND NOT (FirstName = 'Ann')") == [
-        "Di"]
+    assert _names(state, "(Country = 'US' OR Email = null) AND NOT (FirstName = 'Ann')") == ["Di"]
     assert _names(state, "Country != 'US'") == ["Bob", "Cy"]
     assert _names(state, "Country <> null") == ["Ann", "Bob", "Di"]
 
@@ -76,9 +87,15 @@ def test_order_limit_offset_nulls(state: SalesforceState) -> None:
     assert [r["FirstName"] for r in _run(state, base)] == ["Bob", "Ann", "Di", "Cy"]
     assert [r["FirstName"] for r in _run(state, base + " DESC")] == ["Cy", "Di", "Ann", "Bob"]
     assert [r["FirstName"] for r in _run(state, base + " ASC NULLS LAST")] == [
-        "Ann", "Di", "Cy", "Bob"]
-    assert [r["FirstName"] for r in _run(state, base + " DESC NULLS FIRST LIMIT 2 OFFSET 1")
-            ] == ["Cy", "Di"]
+        "Ann",
+        "Di",
+        "Cy",
+        "Bob",
+    ]
+    assert [r["FirstName"] for r in _run(state, base + " DESC NULLS FIRST LIMIT 2 OFFSET 1")] == [
+        "Cy",
+        "Di",
+    ]
     two_keys = "SELECT FirstName FROM Lead ORDER BY Country DESC, FirstName DESC"
     assert [r["FirstName"] for r in _run(state, two_keys)] == ["Di", "Ann", "Bob", "Cy"]
 
@@ -86,13 +103,18 @@ def test_order_limit_offset_nulls(state: SalesforceState) -> None:
 def test_count_and_query_all(state: SalesforceState) -> None:
     lead = state.find("Lead", FirstName="Ann")[0]["Id"]
     state.delete("Lead", lead)
-    assert soql.execute(state, soql.parse("SELECT COUNT() FROM Lead"),
-                        include_deleted=False) == (3, [])
-    assert soql.execute(state, soql.parse("select count() from lead"),
-                        include_deleted=True) == (4, [])
+    assert soql.execute(state, soql.parse("SELECT COUNT() FROM Lead"), include_deleted=False) == (
+        3,
+        [],
+    )
+    assert soql.execute(state, soql.parse("select count() from lead"), include_deleted=True) == (
+        4,
+        [],
+    )
     assert _names(state, "IsDeleted = true", "") == []
-    assert [r["Id"] for r in _run(state, "SELECT Id FROM Lead WHERE IsDeleted = true",
-                                  deleted=True)] == [lead]
+    assert [
+        r["Id"] for r in _run(state, "SELECT Id FROM Lead WHERE IsDeleted = true", deleted=True)
+    ] == [lead]
 
 
 def test_field_names_are_case_insensitive_and_canonical(state: SalesforceState) -> None:
@@ -100,21 +122,24 @@ def test_field_names_are_case_insensitive_and_canonical(state: SalesforceState) 
     assert row["FirstName"] == "Ann" and row["Owner"]["Name"] == "Unassigned Leads"
 
 
-@pytest.mark.parametrize("text,code", [
-    ("SELECT Id FROM Lead WHERE CreatedDate > 2026-03-01T00:00:00.000001Z", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Lead WHERE CreatedDate > 2026-03-01T00:00:00", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Lead WHERE CreatedDate > 2026-03-01", "INVALID_FIELD"),
-    ("SELECT Id FROM Lead WHERE CreatedDate > '2026-03-01T00:00:00Z'", "INVALID_FIELD"),
-    ("SELECT Id FROM Lead WHERE", "MALFORMED_QUERY"),
-    ("SELECT FROM Lead", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Lead LIMIT ten", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Lead WHERE Name = 'x' extra", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Lead WHERE Name ~ 'x'", "MALFORMED_QUERY"),
-    ("SELECT Shoe FROM Lead", "INVALID_FIELD"),
-    ("SELECT Shoe.Name FROM Lead", "INVALID_FIELD"),
-    ("SELECT Id FROM Lead WHERE CreatedDate = LAST_N_WEEKS:2", "MALFORMED_QUERY"),
-    ("SELECT Id FROM Nothing", "INVALID_TYPE"),
-])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ("SELECT Id FROM Lead WHERE CreatedDate > 2026-03-01T00:00:00.000001Z", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Lead WHERE CreatedDate > 2026-03-01T00:00:00", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Lead WHERE CreatedDate > 2026-03-01", "INVALID_FIELD"),
+        ("SELECT Id FROM Lead WHERE CreatedDate > '2026-03-01T00:00:00Z'", "INVALID_FIELD"),
+        ("SELECT Id FROM Lead WHERE", "MALFORMED_QUERY"),
+        ("SELECT FROM Lead", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Lead LIMIT ten", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Lead WHERE Name = 'x' extra", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Lead WHERE Name ~ 'x'", "MALFORMED_QUERY"),
+        ("SELECT Shoe FROM Lead", "INVALID_FIELD"),
+        ("SELECT Shoe.Name FROM Lead", "INVALID_FIELD"),
+        ("SELECT Id FROM Lead WHERE CreatedDate = LAST_N_WEEKS:2", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Nothing", "INVALID_TYPE"),
+    ],
+)
 def test_errors(text: str, code: str) -> None:
     with pytest.raises(RequestError) as info:
         soql.parse(text)

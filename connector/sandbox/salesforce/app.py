@@ -80,8 +80,12 @@ def route_of(scope: Scope) -> str:
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status_code=status, headers=headers,
-                    media_type="application/json;charset=UTF-8")
+    return Response(
+        json.dumps(body),
+        status_code=status,
+        headers=headers,
+        media_type="application/json;charset=UTF-8",
+    )
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -118,8 +122,9 @@ def _allow_save(request: Request) -> bool:
 class SalesforceApp:
     """ASGI app of the emulated org."""
 
-    def __init__(self, state: SalesforceState, auth: AuthConfig, *, daily_allocation: int,
-                 stats: Any) -> None:
+    def __init__(
+        self, state: SalesforceState, auth: AuthConfig, *, daily_allocation: int, stats: Any
+    ) -> None:
         self.state = state
         self.auth = auth
         self.daily_allocation = daily_allocation
@@ -137,8 +142,9 @@ class SalesforceApp:
         """A new valid session id (access token)."""
         token = f"{settings.ORG_ID[:15]}!AQ{secrets.token_urlsafe(72)[:96]}"
         with self._lock:
-            self._sessions[token] = _Session(user_id or self.state.integration_user_id,
-                                             self.state.clock.now(), pinned)
+            self._sessions[token] = _Session(
+                user_id or self.state.integration_user_id, self.state.clock.now(), pinned
+            )
         return token
 
     def expire_sessions(self) -> None:
@@ -185,8 +191,7 @@ class SalesforceApp:
             return True
 
     def _limit_header(self) -> dict[str, str]:
-        return {settings.LIMIT_INFO_HEADER:
-                f"api-usage={self.api_usage()}/{self.daily_allocation}"}
+        return {settings.LIMIT_INFO_HEADER: f"api-usage={self.api_usage()}/{self.daily_allocation}"}
 
     # ----------------------------------------------------------------- faults
     async def render_fault(self, fault: Any, scope: Scope) -> tuple[int, dict[str, str], bytes]:
@@ -194,7 +199,9 @@ class SalesforceApp:
         "429" kind renders as the over-concurrency 403 (or 503 SERVER_UNAVAILABLE)."""
         headers = {"content-type": "application/json;charset=UTF-8"}
         if fault.kind == "429" and self.throttle_style == "concurrency":
-            body = [{"message": settings.MSG_CONCURRENT_LIMIT, "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+            body = [
+                {"message": settings.MSG_CONCURRENT_LIMIT, "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+            ]
             return 403, headers, json.dumps(body).encode()
         if fault.kind == "500":
             body = [{"message": settings.MSG_UNKNOWN_EXCEPTION, "errorCode": "UNKNOWN_EXCEPTION"}]
@@ -223,16 +230,21 @@ class SalesforceApp:
         if soap and request.method == "POST":
             return await self._soap_login(request, soap.group("version"))
         if path.rstrip("/") == settings.DATA_ROOT and request.method == "GET":
-            return _json([
-                {"label": label, "url": settings.data_path(v), "version": v}
-                for v, label in settings.VERSION_LABELS.items()])
+            return _json(
+                [
+                    {"label": label, "url": settings.data_path(v), "version": v}
+                    for v, label in settings.VERSION_LABELS.items()
+                ]
+            )
         m = settings.DATA_PREFIX_RE.match(path)
         if not m or float(m.group("version")) < settings.MIN_API_VERSION:
             return _error(404, "NOT_FOUND", settings.MSG_NOT_FOUND)
         if self._session(request) is None:
-            return _json([{"message": settings.MSG_SESSION_INVALID,
-                           "errorCode": "INVALID_SESSION_ID"}], 401,
-                         {"WWW-Authenticate": 'Token'})
+            return _json(
+                [{"message": settings.MSG_SESSION_INVALID, "errorCode": "INVALID_SESSION_ID"}],
+                401,
+                {"WWW-Authenticate": "Token"},
+            )
         if not self._count_call():
             response = _error(403, "REQUEST_LIMIT_EXCEEDED", settings.MSG_REQUEST_LIMIT)
         else:
@@ -241,15 +253,21 @@ class SalesforceApp:
             except RequestError as err:
                 response = _json(err.body(), err.status)
         response.headers[settings.LIMIT_INFO_HEADER] = (
-            f"api-usage={self.api_usage()}/{self.daily_allocation}")
+            f"api-usage={self.api_usage()}/{self.daily_allocation}"
+        )
         return response
 
     # ----------------------------------------------------------------- /__sandbox__
     def _sandbox_route(self, request: Request, path: str) -> Response:
-        rest = path[len(settings.SANDBOX_PREFIX):]
+        rest = path[len(settings.SANDBOX_PREFIX) :]
         if rest.rstrip("/") == "/stats":
-            return _json({"requests": self.stats.snapshot(), "records": self.state.counts(),
-                          "api_usage": self.api_usage()})
+            return _json(
+                {
+                    "requests": self.stats.snapshot(),
+                    "records": self.state.counts(),
+                    "api_usage": self.api_usage(),
+                }
+            )
         m = re.match(r"^/records/(\w+)/?$", rest)
         if m and object_def(m.group(1)):
             return _json(self.state.records(m.group(1)))
@@ -261,17 +279,24 @@ class SalesforceApp:
         base = f"{request.url.scheme}://{request.url.netloc}"
         issued = str(int(time.time() * 1000))
         identity = f"{base}{settings.IDENTITY_ROOT}/{settings.ORG_ID}/{user_id}"
-        signature = base64.b64encode(hmac.new(self.auth.consumer_secret.encode(),
-                                              (identity + issued).encode(),
-                                              hashlib.sha256).digest()).decode()
-        return {"access_token": token, "instance_url": base, "id": identity,
-                "token_type": "Bearer", "issued_at": issued, "signature": signature}
+        signature = base64.b64encode(
+            hmac.new(
+                self.auth.consumer_secret.encode(), (identity + issued).encode(), hashlib.sha256
+            ).digest()
+        ).decode()
+        return {
+            "access_token": token,
+            "instance_url": base,
+            "id": identity,
+            "token_type": "Bearer",
+            "issued_at": issued,
+            "signature": signature,
+        }
 
     def _user_by_username(self, username: str | None) -> dict[str, Any] | None:
         if not username:
             return None
-        return next((u for u in self.state.find("User", Username=username) if u["IsActive"]),
-                    None)
+        return next((u for u in self.state.find("User", Username=username) if u["IsActive"]), None)
 
     async def _oauth_token(self, request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
@@ -287,8 +312,11 @@ class SalesforceApp:
                 return oauth_error("invalid_client", "invalid client credentials")
             user = self._user_by_username(form.get("username"))
             secret = self.auth.password + self.auth.security_token
-            if user is None or form.get("username") != self.auth.username \
-                    or form.get("password") != secret:
+            if (
+                user is None
+                or form.get("username") != self.auth.username
+                or form.get("password") != secret
+            ):
                 return oauth_error("invalid_grant", "authentication failure")
             return _json(self._token_body(request, user["Id"]))
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
@@ -296,10 +324,13 @@ class SalesforceApp:
                 return oauth_error("invalid_grant", "invalid assertion")
             base = f"{request.url.scheme}://{request.url.netloc}"
             try:
-                claims = jwt.decode(form.get("assertion", ""), self.auth.jwt_public_key_pem,
-                                    algorithms=["RS256"],
-                                    audience=[*settings.JWT_AUDIENCES, base],
-                                    options={"require": ["iss", "sub", "aud", "exp"]})
+                claims = jwt.decode(
+                    form.get("assertion", ""),
+                    self.auth.jwt_public_key_pem,
+                    algorithms=["RS256"],
+                    audience=[*settings.JWT_AUDIENCES, base],
+                    options={"require": ["iss", "sub", "aud", "exp"]},
+                )
             except jwt.ExpiredSignatureError:
                 return oauth_error("invalid_grant", "expired authorization code")
             except jwt.InvalidAudienceError:
@@ -340,14 +371,21 @@ class SalesforceApp:
         except ElementTree.ParseError:
             pass
         user = self._user_by_username(username)
-        if user is None or username != self.auth.username \
-                or password != self.auth.password + self.auth.security_token:
-            return Response(_soap_fault("INVALID_LOGIN", settings.SOAP_INVALID_LOGIN),
-                            status_code=500, media_type="text/xml;charset=UTF-8")
+        if (
+            user is None
+            or username != self.auth.username
+            or password != self.auth.password + self.auth.security_token
+        ):
+            return Response(
+                _soap_fault("INVALID_LOGIN", settings.SOAP_INVALID_LOGIN),
+                status_code=500,
+                media_type="text/xml;charset=UTF-8",
+            )
         token = self.issue_session(user["Id"])
         base = f"{request.url.scheme}://{request.url.netloc}"
-        return Response(_soap_login_ok(base, version, token, user),
-                        media_type="text/xml;charset=UTF-8")
+        return Response(
+            _soap_login_ok(base, version, token, user), media_type="text/xml;charset=UTF-8"
+        )
 
     # ----------------------------------------------------------------- REST dispatch
     async def _rest(self, request: Request, version: str, rest: str) -> Response:
@@ -356,7 +394,8 @@ class SalesforceApp:
             if m:
                 handler = getattr(self, "_r_" + re.sub(r"\W+", "_", name).strip("_"), None)
                 if handler is not None:
-                    return await handler(request, version, **m.groupdict())
+                    response: Response = await handler(request, version, **m.groupdict())
+                    return response
         return _error(404, "NOT_FOUND", settings.MSG_NOT_FOUND)
 
     async def _body(self, request: Request) -> Any:
@@ -364,9 +403,11 @@ class SalesforceApp:
         try:
             return json.loads(raw) if raw else {}
         except json.JSONDecodeError as exc:
-            raise RequestError(400, "JSON_PARSER_ERROR",
-                               f"Unexpected character at [line:{exc.lineno}, "
-                               f"column:{exc.colno}]") from exc
+            raise RequestError(
+                400,
+                "JSON_PARSER_ERROR",
+                f"Unexpected character at [line:{exc.lineno}, column:{exc.colno}]",
+            ) from exc
 
     def _obj(self, sobject: str) -> Any:
         obj = object_def(sobject)
@@ -376,23 +417,33 @@ class SalesforceApp:
 
     async def _r_(self, request: Request, version: str) -> Response:
         base = settings.data_path(version)
-        return _json({"limits": f"{base}/limits", "sobjects": f"{base}/sobjects",
-                      "query": f"{base}/query", "queryAll": f"{base}/queryAll",
-                      "composite": f"{base}/composite"})
+        return _json(
+            {
+                "limits": f"{base}/limits",
+                "sobjects": f"{base}/sobjects",
+                "query": f"{base}/query",
+                "queryAll": f"{base}/queryAll",
+                "composite": f"{base}/composite",
+            }
+        )
 
     async def _r_limits(self, request: Request, version: str) -> Response:
         used = self.api_usage()
-        return _json({
-            "DailyApiRequests": {"Max": self.daily_allocation,
-                                 "Remaining": max(self.daily_allocation - used, 0)},
-            "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
-            "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-            "DataStorageMB": {"Max": 1024, "Remaining": 1024},
-            "FileStorageMB": {"Max": 1024, "Remaining": 1024},
-            "HourlyTimeBasedWorkflow": {"Max": 1000, "Remaining": 1000},
-        })
+        return _json(
+            {
+                "DailyApiRequests": {
+                    "Max": self.daily_allocation,
+                    "Remaining": max(self.daily_allocation - used, 0),
+                },
+                "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+                "DataStorageMB": {"Max": 1024, "Remaining": 1024},
+                "FileStorageMB": {"Max": 1024, "Remaining": 1024},
+                "HourlyTimeBasedWorkflow": {"Max": 1000, "Remaining": 1000},
+            }
+        )
 
     # -- query
     def _batch_size(self, request: Request) -> int:
@@ -431,8 +482,7 @@ class SalesforceApp:
             body: dict[str, Any] = {"totalSize": cursor.total, "done": end >= len(cursor.rows)}
             if not body["done"]:
                 endpoint = "queryAll" if include_deleted else "query"
-                body["nextRecordsUrl"] = (
-                    f"{settings.data_path(version)}/{endpoint}/{locator}-{end}")
+                body["nextRecordsUrl"] = f"{settings.data_path(version)}/{endpoint}/{locator}-{end}"
             else:
                 del self._cursors[locator]
             body["records"] = cursor.rows[pos:end]
@@ -453,8 +503,7 @@ class SalesforceApp:
     async def _r_query_locator(self, request: Request, version: str, locator: str) -> Response:
         return await self._locator_page(version, locator, False)
 
-    async def _r_queryAll_locator(self, request: Request, version: str,
-                                  locator: str) -> Response:
+    async def _r_queryAll_locator(self, request: Request, version: str, locator: str) -> Response:
         return await self._locator_page(version, locator, True)
 
     # -- describe
@@ -462,12 +511,16 @@ class SalesforceApp:
         return _json(describe_global(version))
 
     def _describe(self, obj: Any, version: str) -> dict[str, Any]:
-        picklists = {f.name: self.state.picklist_values(obj, f) for f in obj.fields.values()
-                     if f.type in ("picklist", "combobox")}
+        picklists = {
+            f.name: self.state.picklist_values(obj, f)
+            for f in obj.fields.values()
+            if f.type in ("picklist", "combobox")
+        }
         return describe_object(obj, version, picklists)
 
-    async def _r_sobjects_sobject_describe(self, request: Request, version: str,
-                                           sobject: str) -> Response:
+    async def _r_sobjects_sobject_describe(
+        self, request: Request, version: str, sobject: str
+    ) -> Response:
         return _json(self._describe(self._obj(sobject), version))
 
     # -- single records
@@ -478,18 +531,28 @@ class SalesforceApp:
             describe.pop("fields")
             return _json({"objectDescribe": describe, "recentItems": []})
         if request.method != "POST":
-            return _error(405, "METHOD_NOT_ALLOWED",
-                          f"HTTP Method '{request.method}' not allowed. Allowed are GET,POST")
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are GET,POST",
+            )
         body = await self._body(request)
         if not isinstance(body, dict):
-            raise RequestError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of "
-                               f"{obj.name} from START_ARRAY value")
+            raise RequestError(
+                400,
+                "JSON_PARSER_ERROR",
+                f"Cannot deserialize instance of {obj.name} from START_ARRAY value",
+            )
         self.state.check_types(obj.name, body)
         try:
             record_id = self.state.insert(
-                obj.name, body, auto_assign=_header_flag(request, settings.AUTO_ASSIGN_HEADER,
-                                                         True) if obj.name == "Lead" else None,
-                allow_duplicates=_allow_save(request))
+                obj.name,
+                body,
+                auto_assign=_header_flag(request, settings.AUTO_ASSIGN_HEADER, True)
+                if obj.name == "Lead"
+                else None,
+                allow_duplicates=_allow_save(request),
+            )
         except RecordError as err:
             return _record_error_response(err)
         return _json({"id": record_id, "success": True, "errors": []}, 201)
@@ -502,9 +565,11 @@ class SalesforceApp:
         for part in raw.split(","):
             f = obj.field(part.strip())
             if f is None:
-                raise RequestError(400, "INVALID_FIELD",
-                                   f"No such column '{part.strip()}' on sobject of type "
-                                   f"{obj.name}")
+                raise RequestError(
+                    400,
+                    "INVALID_FIELD",
+                    f"No such column '{part.strip()}' on sobject of type {obj.name}",
+                )
             names.append(f.name)
         return names
 
@@ -513,14 +578,18 @@ class SalesforceApp:
             return record
         return {"attributes": record["attributes"], **{n: record[n] for n in fields}}
 
-    async def _r_sobjects_sobject_id(self, request: Request, version: str, sobject: str,
-                                     id: str) -> Response:
+    async def _r_sobjects_sobject_id(
+        self, request: Request, version: str, sobject: str, id: str
+    ) -> Response:
         obj = self._obj(sobject)
         found = self.state.lookup_any(id) if is_valid_id(id) else None
         if found is None or found[0] != obj.name:
             if not is_valid_id(id) and request.method == "GET":
-                return _error(404, "NOT_FOUND", "Provided external ID field does not exist or "
-                              f"is not accessible: {id}")
+                return _error(
+                    404,
+                    "NOT_FOUND",
+                    f"Provided external ID field does not exist or is not accessible: {id}",
+                )
             return _error(404, "NOT_FOUND", settings.MSG_NOT_FOUND)
         if found[1]["IsDeleted"]:
             return _error(404, "ENTITY_IS_DELETED", "entity is deleted")
@@ -533,10 +602,14 @@ class SalesforceApp:
             body = await self._body(request)
             self.state.check_types(obj.name, body)
             try:
-                self.state.update(obj.name, record_id, body,
-                                  auto_assign=obj.name == "Lead" and _header_flag(
-                                      request, settings.AUTO_ASSIGN_HEADER, True),
-                                  allow_duplicates=_allow_save(request))
+                self.state.update(
+                    obj.name,
+                    record_id,
+                    body,
+                    auto_assign=obj.name == "Lead"
+                    and _header_flag(request, settings.AUTO_ASSIGN_HEADER, True),
+                    allow_duplicates=_allow_save(request),
+                )
             except RecordError as err:
                 return _record_error_response(err)
             return Response(status_code=204)
@@ -546,18 +619,25 @@ class SalesforceApp:
             except RecordError as err:
                 return _record_error_response(err)
             return Response(status_code=204)
-        return _error(405, "METHOD_NOT_ALLOWED",
-                      f"HTTP Method '{request.method}' not allowed. Allowed are GET,PATCH,DELETE")
+        return _error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"HTTP Method '{request.method}' not allowed. Allowed are GET,PATCH,DELETE",
+        )
 
     def _external_field(self, obj: Any, field: str) -> str:
         f = obj.field(field)
         if f is None or not (f.external_id or f.name == "Id"):
-            raise RequestError(404, "NOT_FOUND", "Provided external ID field does not exist or "
-                               f"is not accessible: {field}")
+            raise RequestError(
+                404,
+                "NOT_FOUND",
+                f"Provided external ID field does not exist or is not accessible: {field}",
+            )
         return str(f.name)
 
-    async def _r_sobjects_sobject_field_value(self, request: Request, version: str, sobject: str,
-                                              field: str, value: str) -> Response:
+    async def _r_sobjects_sobject_field_value(
+        self, request: Request, version: str, sobject: str, field: str, value: str
+    ) -> Response:
         obj = self._obj(sobject)
         ext = self._external_field(obj, field)
         if ext == "Id":
@@ -576,14 +656,19 @@ class SalesforceApp:
             self.state.delete(obj.name, existing)
             return Response(status_code=204)
         if request.method not in ("PATCH", "POST"):
-            return _error(405, "METHOD_NOT_ALLOWED",
-                          f"HTTP Method '{request.method}' not allowed. Allowed are "
-                          "GET,PATCH,DELETE")
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are GET,PATCH,DELETE",
+            )
         body = await self._body(request)
         if ext in {k for k in body} and str(body[ext]) != value:
-            return _error(400, "INVALID_FIELD",
-                          f"The value of the external ID field in the body ({body[ext]}) must "
-                          f"match the value in the URL ({value})")
+            return _error(
+                400,
+                "INVALID_FIELD",
+                f"The value of the external ID field in the body ({body[ext]}) must "
+                f"match the value in the URL ({value})",
+            )
         self.state.check_types(obj.name, body)
         try:
             result = self._upsert_one(request, obj, ext, value, body)
@@ -591,45 +676,64 @@ class SalesforceApp:
             return _record_error_response(err)
         return _json(result, 201 if result["created"] else 200)
 
-    def _upsert_one(self, request: Request, obj: Any, ext: str, value: str,
-                    body: dict[str, Any]) -> dict[str, Any]:
+    def _upsert_one(
+        self, request: Request, obj: Any, ext: str, value: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         fields = {k: v for k, v in body.items() if k not in ("attributes", ext)}
-        existing = (self.state.find_by_external_id(obj.name, ext, value) if ext != "Id"
-                    else (value if self.state.get(obj.name, value) else None))
+        existing = (
+            self.state.find_by_external_id(obj.name, ext, value)
+            if ext != "Id"
+            else (value if self.state.get(obj.name, value) else None)
+        )
         allow = _allow_save(request)
         assign = _header_flag(request, settings.AUTO_ASSIGN_HEADER, True)
         if existing:
-            self.state.update(obj.name, existing, fields, auto_assign=obj.name == "Lead" and assign,
-                              allow_duplicates=allow)
+            self.state.update(
+                obj.name,
+                existing,
+                fields,
+                auto_assign=obj.name == "Lead" and assign,
+                allow_duplicates=allow,
+            )
             return {"id": existing, "success": True, "errors": [], "created": False}
         if ext == "Id":
             raise RecordError.one("NOT_FOUND", settings.MSG_NOT_FOUND)
-        new_id = self.state.insert(obj.name, {**fields, ext: value},
-                                   auto_assign=assign if obj.name == "Lead" else None,
-                                   allow_duplicates=allow)
+        new_id = self.state.insert(
+            obj.name,
+            {**fields, ext: value},
+            auto_assign=assign if obj.name == "Lead" else None,
+            allow_duplicates=allow,
+        )
         return {"id": new_id, "success": True, "errors": [], "created": True}
 
-    async def _r_sobjects_sobject_updated(self, request: Request, version: str,
-                                          sobject: str) -> Response:
+    async def _r_sobjects_sobject_updated(
+        self, request: Request, version: str, sobject: str
+    ) -> Response:
         obj = self._obj(sobject)
         start, end = self._window(request, settings.UPDATED_MAX_DAYS)
         ids = self.state.updated_ids(obj.name, start, end)
         if len(ids) > settings.REPLICATION_MAX_IDS:
-            return _error(400, "EXCEEDED_ID_LIMIT", "record limit reached. Use a smaller "
-                          "date range")
+            return _error(
+                400, "EXCEEDED_ID_LIMIT", "record limit reached. Use a smaller date range"
+            )
         return _json({"ids": ids, "latestDateCovered": format_datetime(end)})
 
-    async def _r_sobjects_sobject_deleted(self, request: Request, version: str,
-                                          sobject: str) -> Response:
+    async def _r_sobjects_sobject_deleted(
+        self, request: Request, version: str, sobject: str
+    ) -> Response:
         obj = self._obj(sobject)
         start, end = self._window(request, settings.DELETED_MAX_DAYS)
         deleted = self.state.deletions(obj.name, start, end)
         earliest = self.state.earliest_deletion() or start
-        return _json({
-            "deletedRecords": [{"id": i, "deletedDate": format_datetime(w)} for i, w in deleted],
-            "earliestDateAvailable": format_datetime(earliest),
-            "latestDateCovered": format_datetime(end),
-        })
+        return _json(
+            {
+                "deletedRecords": [
+                    {"id": i, "deletedDate": format_datetime(w)} for i, w in deleted
+                ],
+                "earliestDateAvailable": format_datetime(earliest),
+                "latestDateCovered": format_datetime(end),
+            }
+        )
 
     def _window(self, request: Request, max_days: int) -> tuple[datetime, datetime]:
         def parse(name: str) -> datetime:
@@ -640,24 +744,30 @@ class SalesforceApp:
                 # an unencoded "+" in the offset arrives as a space
                 return parse_datetime(raw.replace(" ", "+")).replace(second=0, microsecond=0)
             except ValueError as exc:
-                raise RequestError(400, "INVALID_DATE_FORMAT",
-                                   f"Unable to parse {name} date: {raw}") from exc
+                raise RequestError(
+                    400, "INVALID_DATE_FORMAT", f"Unable to parse {name} date: {raw}"
+                ) from exc
 
         start, end = parse("start"), parse("end")
         now = self.state.clock.now()
         if start > end:
             raise RequestError(400, "INVALID_REPLICATION_DATE", "EndDate before StartDate")
         if start < now - timedelta(days=max_days):
-            raise RequestError(400, "INVALID_REPLICATION_DATE",
-                               f"startDate cannot be more than {max_days} days ago")
+            raise RequestError(
+                400,
+                "INVALID_REPLICATION_DATE",
+                f"startDate cannot be more than {max_days} days ago",
+            )
         return start, min(end, now.replace(second=0, microsecond=0))
 
     # -- sObject Collections
     def _collection_records(self, body: Any) -> tuple[list[Any], bool]:
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise RequestError(400, "JSON_PARSER_ERROR",
-                               "Cannot deserialize instance of records: a records array is "
-                               "required")
+            raise RequestError(
+                400,
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize instance of records: a records array is required",
+            )
         records = body["records"]
         if len(records) > settings.COLLECTION_MAX_RECORDS:
             raise RequestError(400, "EXCEEDED_ID_LIMIT", settings.MSG_COLLECTION_LIMIT)
@@ -668,8 +778,7 @@ class SalesforceApp:
             raise RequestError(400, "JSON_PARSER_ERROR", "Each record must be an object")
         declared = (record.get("attributes") or {}).get("type")
         if fixed is not None and declared and object_def(declared) is not object_def(fixed):
-            raise RecordError.one("INVALID_TYPE", f"Record type {declared} does not match "
-                                  f"{fixed}")
+            raise RecordError.one("INVALID_TYPE", f"Record type {declared} does not match {fixed}")
         name = fixed or declared
         if not name:
             raise RecordError.one("INVALID_TYPE", "Must send a concrete entity type.")
@@ -703,14 +812,23 @@ class SalesforceApp:
             if all_or_none:
                 if failed:
                     self.state.rollback()
-                    rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                              "message": settings.MSG_ROLLED_BACK, "fields": []}
+                    rolled = {
+                        "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                        "message": settings.MSG_ROLLED_BACK,
+                        "fields": [],
+                    }
                     results = [
-                        r if not r["success"] else {
-                            **({"id": rec["Id"]} if isinstance(rec, dict) and rec.get("Id")
-                               else {}),
-                            "success": False, "errors": [rolled]}
-                        for r, rec in zip(results, records)]
+                        r
+                        if not r["success"]
+                        else {
+                            **(
+                                {"id": rec["Id"]} if isinstance(rec, dict) and rec.get("Id") else {}
+                            ),
+                            "success": False,
+                            "errors": [rolled],
+                        }
+                        for r, rec in zip(results, records)
+                    ]
                 else:
                     self.state.commit()
         return _json(results)
@@ -728,10 +846,14 @@ class SalesforceApp:
                 record_id = record["Id"]
                 found = self.state.lookup_any(record_id) if is_valid_id(record_id) else None
                 if found is None:
-                    raise RecordError.one("MALFORMED_ID" if not is_valid_id(record_id) else
-                                          "INVALID_CROSS_REFERENCE_KEY",
-                                          f"malformed id {record_id}" if not is_valid_id(
-                                              record_id) else "invalid cross reference id")
+                    raise RecordError.one(
+                        "MALFORMED_ID"
+                        if not is_valid_id(record_id)
+                        else "INVALID_CROSS_REFERENCE_KEY",
+                        f"malformed id {record_id}"
+                        if not is_valid_id(record_id)
+                        else "invalid cross reference id",
+                    )
                 self.state.delete(found[0], record_id)
                 return {"id": found[1]["Id"], "success": True, "errors": []}
 
@@ -739,41 +861,62 @@ class SalesforceApp:
         body = await self._body(request)
         records, all_or_none = self._collection_records(body)
         if request.method == "POST":
+
             def create(record: dict[str, Any]) -> dict[str, Any]:
                 name = self._record_type(record)
                 if record.get("Id"):
-                    raise RecordError.one("INVALID_FIELD_FOR_INSERT_UPDATE",
-                                          "cannot specify Id in an insert call", ["Id"])
-                new_id = self.state.insert(name, record,
-                                           auto_assign=assign if name == "Lead" else None,
-                                           allow_duplicates=allow)
+                    raise RecordError.one(
+                        "INVALID_FIELD_FOR_INSERT_UPDATE",
+                        "cannot specify Id in an insert call",
+                        ["Id"],
+                    )
+                new_id = self.state.insert(
+                    name,
+                    record,
+                    auto_assign=assign if name == "Lead" else None,
+                    allow_duplicates=allow,
+                )
                 return {"id": new_id, "success": True, "errors": []}
 
             return self._run_collection(records, all_or_none, create)
         if request.method == "PATCH":
+
             def update(record: dict[str, Any]) -> dict[str, Any]:
                 name = self._record_type(record)
                 record_id = record.get("Id")
                 if not record_id:
-                    raise RecordError.one("MISSING_ARGUMENT", "Id not specified in an update "
-                                          "call", [])
+                    raise RecordError.one(
+                        "MISSING_ARGUMENT", "Id not specified in an update call", []
+                    )
                 found = self.state.lookup_any(record_id) if is_valid_id(record_id) else None
                 if found is None or found[0] != name:
-                    raise RecordError.one("MALFORMED_ID" if found is None and not
-                                          is_valid_id(record_id) else "INVALID_CROSS_REFERENCE_KEY",
-                                          f"malformed id {record_id}" if not is_valid_id(
-                                              record_id) else "invalid cross reference id")
-                self.state.update(name, found[1]["Id"], record,
-                                  auto_assign=name == "Lead" and assign, allow_duplicates=allow)
+                    raise RecordError.one(
+                        "MALFORMED_ID"
+                        if found is None and not is_valid_id(record_id)
+                        else "INVALID_CROSS_REFERENCE_KEY",
+                        f"malformed id {record_id}"
+                        if not is_valid_id(record_id)
+                        else "invalid cross reference id",
+                    )
+                self.state.update(
+                    name,
+                    found[1]["Id"],
+                    record,
+                    auto_assign=name == "Lead" and assign,
+                    allow_duplicates=allow,
+                )
                 return {"id": found[1]["Id"], "success": True, "errors": []}
 
             return self._run_collection(records, all_or_none, update)
-        return _error(405, "METHOD_NOT_ALLOWED",
-                      f"HTTP Method '{request.method}' not allowed. Allowed are "
-                      "POST,PATCH,DELETE")
+        return _error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH,DELETE",
+        )
 
-    async def _r_composite_sobjects_sobject(self, request: Request, version: str,
-                                            sobject: str) -> Response:
+    async def _r_composite_sobjects_sobject(
+        self, request: Request, version: str, sobject: str
+    ) -> Response:
         obj = self._obj(sobject)
         if request.method == "GET":
             ids = [i for i in request.query_params.get("ids", "").split(",") if i]
@@ -785,39 +928,59 @@ class SalesforceApp:
             limit = settings.COLLECTION_RETRIEVE_POST_MAX
             fields_raw = ",".join(body.get("fields") or [])
         else:
-            return _error(405, "METHOD_NOT_ALLOWED",
-                          f"HTTP Method '{request.method}' not allowed. Allowed are GET,POST")
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are GET,POST",
+            )
         if not ids or not fields_raw:
             raise RequestError(400, "MISSING_ARGUMENT", "ids and fields are required")
         if len(ids) > limit:
-            raise RequestError(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot "
-                               f"submit more than {limit} records into this call")
+            raise RequestError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {limit} records into this call",
+            )
         fields = []
         for name in fields_raw.split(","):
             f = obj.field(name.strip())
             if f is None:
-                raise RequestError(400, "INVALID_FIELD", f"No such column '{name.strip()}' on "
-                                   f"sobject of type {obj.name}")
+                raise RequestError(
+                    400,
+                    "INVALID_FIELD",
+                    f"No such column '{name.strip()}' on sobject of type {obj.name}",
+                )
             fields.append(f.name)
         out: list[Any] = []
         for record_id in ids:
             record = self.state.get(obj.name, record_id) if is_valid_id(record_id) else None
-            out.append(None if record is None else
-                       {"attributes": record["attributes"], **{n: record[n] for n in fields}})
+            out.append(
+                None
+                if record is None
+                else {"attributes": record["attributes"], **{n: record[n] for n in fields}}
+            )
         return _json(out)
 
-    async def _r_composite_sobjects_sobject_field(self, request: Request, version: str,
-                                                  sobject: str, field: str) -> Response:
+    async def _r_composite_sobjects_sobject_field(
+        self, request: Request, version: str, sobject: str, field: str
+    ) -> Response:
         obj = self._obj(sobject)
         if request.method != "PATCH":
-            return _error(405, "METHOD_NOT_ALLOWED",
-                          f"HTTP Method '{request.method}' not allowed. Allowed are PATCH")
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are PATCH",
+            )
         f = obj.field(field)
         # collections upsert takes external ids only, never record ids (resources_composite_
         # sobjects_collections_upsert.htm)
         if f is None or not f.external_id:
-            raise RequestError(400, "INVALID_FIELD", f"Field name provided, {field} is not an "
-                               f"External ID or indexed field for {obj.name}")
+            raise RequestError(
+                400,
+                "INVALID_FIELD",
+                f"Field name provided, {field} is not an "
+                f"External ID or indexed field for {obj.name}",
+            )
         body = await self._body(request)
         records, all_or_none = self._collection_records(body)
 
@@ -826,10 +989,10 @@ class SalesforceApp:
             key = next((k for k in record if k.lower() == f.name.lower()), None)
             value = record.get(key) if key else None
             if value in (None, ""):
-                raise RecordError.one("MISSING_ARGUMENT",
-                                      f"{f.name} not specified", [])
-            return self._upsert_one(request, obj, f.name, str(value),
-                                    {k: v for k, v in record.items() if k != key})
+                raise RecordError.one("MISSING_ARGUMENT", f"{f.name} not specified", [])
+            return self._upsert_one(
+                request, obj, f.name, str(value), {k: v for k, v in record.items() if k != key}
+            )
 
         return self._run_collection(records, all_or_none, upsert)
 

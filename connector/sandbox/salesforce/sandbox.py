@@ -7,7 +7,15 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from ..base import FaultPlan, RequestStats, SandboxClock, SandboxMiddleware, ServedApp, TLSFiles, make_tls
+from ..base import (
+    FaultPlan,
+    RequestStats,
+    SandboxClock,
+    SandboxMiddleware,
+    ServedApp,
+    TLSFiles,
+    make_tls,
+)
 from ..dataset import SandboxDataset
 from . import settings
 from .app import AuthConfig, SalesforceApp, route_of
@@ -38,30 +46,46 @@ class SalesforceSandbox:
     logins and end after `session_ttl_seconds` of inactivity on the sandbox clock.
     """
 
-    def __init__(self, clock: SandboxClock, *, faults: FaultPlan | None = None,
-                 api_version: str = settings.DEFAULT_API_VERSION,
-                 daily_allocation: int = settings.DEFAULT_DAILY_ALLOCATION,
-                 username: str = "integration@handshake.sandbox", password: str = "sandbox-pass",
-                 security_token: str = "sandboxtoken", consumer_key: str = "handshake-sandbox-key",
-                 jwt_public_key_pem: bytes | None = None,
-                 session_ttl_seconds: int = settings.SESSION_TTL_SECONDS,
-                 consumer_secret: str = "handshake-sandbox-secret") -> None:
+    def __init__(
+        self,
+        clock: SandboxClock,
+        *,
+        faults: FaultPlan | None = None,
+        api_version: str = settings.DEFAULT_API_VERSION,
+        daily_allocation: int = settings.DEFAULT_DAILY_ALLOCATION,
+        username: str = "integration@handshake.sandbox",
+        password: str = "sandbox-pass",
+        security_token: str = "sandboxtoken",
+        consumer_key: str = "handshake-sandbox-key",
+        jwt_public_key_pem: bytes | None = None,
+        session_ttl_seconds: int = settings.SESSION_TTL_SECONDS,
+        consumer_secret: str = "handshake-sandbox-secret",
+    ) -> None:
         self.clock = clock
         self.api_version = api_version
         self.faults = faults or FaultPlan()
         self.stats = RequestStats()
-        self.state = SalesforceState(clock, api_version=api_version,
-                                     integration_username=username)
-        self.auth = AuthConfig(username=username, password=password,
-                               security_token=security_token, consumer_key=consumer_key,
-                               consumer_secret=consumer_secret,
-                               jwt_public_key_pem=jwt_public_key_pem,
-                               session_ttl_seconds=session_ttl_seconds)
-        self.rest = SalesforceApp(self.state, self.auth, daily_allocation=daily_allocation,
-                                  stats=self.stats)
-        self.app: ASGIApp = SandboxMiddleware(self.rest, faults=self.faults, stats=self.stats,
-                                              render_fault=self.rest.render_fault,
-                                              route_of=route_of, clock=clock)
+        self.state = SalesforceState(clock, api_version=api_version, integration_username=username)
+        self.auth = AuthConfig(
+            username=username,
+            password=password,
+            security_token=security_token,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            jwt_public_key_pem=jwt_public_key_pem,
+            session_ttl_seconds=session_ttl_seconds,
+        )
+        self.rest = SalesforceApp(
+            self.state, self.auth, daily_allocation=daily_allocation, stats=self.stats
+        )
+        self.app: ASGIApp = SandboxMiddleware(
+            self.rest,
+            faults=self.faults,
+            stats=self.stats,
+            render_fault=self.rest.render_fault,
+            route_of=route_of,
+            clock=clock,
+        )
         self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TLSFiles | None = None
 
@@ -90,10 +114,16 @@ class SalesforceSandbox:
         """Load the dataset's users (with territories) and existing Accounts, Contacts and
         Leads (loaded as they are: no validation, duplicate or assignment rule runs)."""
         for user in dataset.sf_users:
-            self.state.add_user(id=user.id, username=user.username, email=user.email,
-                                first_name=user.first_name, last_name=user.last_name,
-                                territory=user.territory, team=user.team,
-                                is_active=user.is_active)
+            self.state.add_user(
+                id=user.id,
+                username=user.username,
+                email=user.email,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                territory=user.territory,
+                team=user.team,
+                is_active=user.is_active,
+            )
         order = {"Account": 0, "Contact": 1, "Lead": 2}
         for seed in sorted(dataset.sf_records, key=lambda r: order.get(r.sobject, 3)):
             self.state.load_record(seed.sobject, dict(seed.fields))

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import settings
 
-__all__ = ["FieldDef", "ObjectDef", "OBJECTS", "describe_object", "describe_global"]
+__all__ = ["OBJECTS", "FieldDef", "ObjectDef", "describe_global", "describe_object"]
 
 
 @dataclass(frozen=True)
@@ -79,232 +79,559 @@ def _label(name: str) -> str:
 
 def _system(has_owner: bool, owner_refs: tuple[str, ...]) -> list[FieldDef]:
     fields = [
-        _f("Id", "id", length=18, nillable=False, createable=False, updateable=False,
-           defaulted_on_create=True, label="Record ID"),
-        _f("IsDeleted", "boolean", nillable=False, createable=False, updateable=False,
-           defaulted_on_create=True, label="Deleted"),
-        _f("CreatedDate", "datetime", nillable=False, createable=False, updateable=False,
-           defaulted_on_create=True),
-        _f("CreatedById", "reference", length=18, nillable=False, createable=False,
-           updateable=False, defaulted_on_create=True, reference_to=("User",)),
-        _f("LastModifiedDate", "datetime", nillable=False, createable=False, updateable=False,
-           defaulted_on_create=True),
-        _f("LastModifiedById", "reference", length=18, nillable=False, createable=False,
-           updateable=False, defaulted_on_create=True, reference_to=("User",)),
-        _f("SystemModstamp", "datetime", nillable=False, createable=False, updateable=False,
-           defaulted_on_create=True, label="System Modstamp"),
+        _f(
+            "Id",
+            "id",
+            length=18,
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            label="Record ID",
+        ),
+        _f(
+            "IsDeleted",
+            "boolean",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            label="Deleted",
+        ),
+        _f(
+            "CreatedDate",
+            "datetime",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+        ),
+        _f(
+            "CreatedById",
+            "reference",
+            length=18,
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            reference_to=("User",),
+        ),
+        _f(
+            "LastModifiedDate",
+            "datetime",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+        ),
+        _f(
+            "LastModifiedById",
+            "reference",
+            length=18,
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            reference_to=("User",),
+        ),
+        _f(
+            "SystemModstamp",
+            "datetime",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            label="System Modstamp",
+        ),
     ]
     if has_owner:
-        fields.append(_f("OwnerId", "reference", length=18, nillable=False,
-                         defaulted_on_create=True, reference_to=owner_refs,
-                         label="Owner ID"))
+        fields.append(
+            _f(
+                "OwnerId",
+                "reference",
+                length=18,
+                nillable=False,
+                defaulted_on_create=True,
+                reference_to=owner_refs,
+                label="Owner ID",
+            )
+        )
     return fields
 
 
-LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other",
-                "Webinar", "Content Download", "Marketing Automation")
-INDUSTRIES = ("Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals",
-              "Communications", "Construction", "Consulting", "Education", "Electronics",
-              "Energy", "Engineering", "Entertainment", "Environmental", "Finance",
-              "Food & Beverage", "Government", "Healthcare", "Hospitality", "Insurance",
-              "Machinery", "Manufacturing", "Media", "Not For Profit", "Recreation", "Retail",
-              "Shipping", "Technology", "Telecommunications", "Transportation", "Utilities",
-              "Other")
+LEAD_SOURCES = (
+    "Web",
+    "Phone Inquiry",
+    "Partner Referral",
+    "Purchased List",
+    "Other",
+    "Webinar",
+    "Content Download",
+    "Marketing Automation",
+)
+INDUSTRIES = (
+    "Agriculture",
+    "Apparel",
+    "Banking",
+    "Biotechnology",
+    "Chemicals",
+    "Communications",
+    "Construction",
+    "Consulting",
+    "Education",
+    "Electronics",
+    "Energy",
+    "Engineering",
+    "Entertainment",
+    "Environmental",
+    "Finance",
+    "Food & Beverage",
+    "Government",
+    "Healthcare",
+    "Hospitality",
+    "Insurance",
+    "Machinery",
+    "Manufacturing",
+    "Media",
+    "Not For Profit",
+    "Recreation",
+    "Retail",
+    "Shipping",
+    "Technology",
+    "Telecommunications",
+    "Transportation",
+    "Utilities",
+    "Other",
+)
 RATINGS = ("Hot", "Warm", "Cold")
-NOT_CONVERTED_REASONS = ("No Budget", "No Authority", "No Need", "Bad Timing", "Competitor",
-                         "Unresponsive", "Bad Contact Data", "Not a Fit", "Duplicate")
-TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else",
-                 "Deferred")
+NOT_CONVERTED_REASONS = (
+    "No Budget",
+    "No Authority",
+    "No Need",
+    "Bad Timing",
+    "Competitor",
+    "Unresponsive",
+    "Bad Contact Data",
+    "Not a Fit",
+    "Duplicate",
+)
+TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
 TASK_PRIORITIES = ("High", "Normal", "Low")
 ACTIVITY_TYPES = ("Call", "Email", "Meeting", "Other")
 TASK_SUBTYPES = ("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn")
 EVENT_SUBTYPES = ("Event",)
-OPP_STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
-              "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote",
-              "Negotiation/Review", "Closed Won", "Closed Lost")
-ACCOUNT_TYPES = ("Prospect", "Customer - Direct", "Customer - Channel",
-                 "Channel Partner / Reseller", "Installation Partner", "Technology Partner",
-                 "Other")
+OPP_STAGES = (
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Id. Decision Makers",
+    "Perception Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+)
+ACCOUNT_TYPES = (
+    "Prospect",
+    "Customer - Direct",
+    "Customer - Channel",
+    "Channel Partner / Reseller",
+    "Installation Partner",
+    "Technology Partner",
+    "Other",
+)
 
 
-def _obj(name: str, label: str, plural: str, fields: list[FieldDef], *, has_owner: bool = True,
-         createable: bool = True, owner_refs: tuple[str, ...] = ("User",)) -> ObjectDef:
+def _obj(
+    name: str,
+    label: str,
+    plural: str,
+    fields: list[FieldDef],
+    *,
+    has_owner: bool = True,
+    createable: bool = True,
+    owner_refs: tuple[str, ...] = ("User",),
+) -> ObjectDef:
     all_fields = _system(has_owner, owner_refs) + fields
     by_name = {f.name: f for f in all_fields}
-    return ObjectDef(name=name, label=label, label_plural=plural, fields=by_name,
-                     createable=createable, updateable=createable, deletable=createable,
-                     has_owner=has_owner, lower={n.lower(): n for n in by_name})
+    return ObjectDef(
+        name=name,
+        label=label,
+        label_plural=plural,
+        fields=by_name,
+        createable=createable,
+        updateable=createable,
+        deletable=createable,
+        has_owner=has_owner,
+        lower={n.lower(): n for n in by_name},
+    )
 
 
-_LEAD = _obj("Lead", "Lead", "Leads", [
-    _f("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
-    _f("FirstName", "string", length=40),
-    _f("LastName", "string", length=80, nillable=False),
-    _f("Name", "string", length=121, createable=False, updateable=False, label="Full Name"),
-    _f("Title", "string", length=128),
-    _f("Company", "string", length=255, nillable=False),
-    _f("Email", "email", length=80),
-    _f("Phone", "phone", length=40),
-    _f("MobilePhone", "phone", length=40),
-    _f("Website", "url", length=255),
-    _f("Street", "textarea", length=255),
-    _f("City", "string", length=40),
-    _f("State", "string", length=80, label="State/Province"),
-    _f("PostalCode", "string", length=20, label="Zip/Postal Code"),
-    _f("Country", "string", length=80),
-    _f("Description", "textarea", length=32000),
-    _f("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
-    _f("Status", "picklist", length=255, nillable=False, defaulted_on_create=True,
-       restricted=True),
-    _f("Industry", "picklist", length=255, picklist=INDUSTRIES),
-    _f("Rating", "picklist", length=255, picklist=RATINGS),
-    _f("AnnualRevenue", "currency"),
-    _f("NumberOfEmployees", "int", label="Employees"),
-    _f("HasOptedOutOfEmail", "boolean", nillable=False, defaulted_on_create=True,
-       label="Email Opt Out"),
-    _f("IsConverted", "boolean", nillable=False, defaulted_on_create=True, updateable=False,
-       label="Converted"),
-    _f("ConvertedDate", "date", createable=False, updateable=False),
-    _f("ConvertedAccountId", "reference", length=18, createable=False, updateable=False,
-       reference_to=("Account",)),
-    _f("ConvertedContactId", "reference", length=18, createable=False, updateable=False,
-       reference_to=("Contact",)),
-    _f("ConvertedOpportunityId", "reference", length=18, createable=False, updateable=False,
-       reference_to=("Opportunity",)),
-    _f("IsUnreadByOwner", "boolean", nillable=False, defaulted_on_create=True,
-       label="Unread By Owner"),
-    _f("LastActivityDate", "date", createable=False, updateable=False),
-    _f("Handshake_Id__c", "string", length=64, external_id=True, unique=True, custom=True,
-       label="Handshake ID"),
-    _f("Reason_Not_Converted__c", "picklist", length=255, picklist=NOT_CONVERTED_REASONS,
-       restricted=True, custom=True, label="Reason Not Converted"),
-], owner_refs=("Group", "User"))  # leads may sit in a queue
+_LEAD = _obj(
+    "Lead",
+    "Lead",
+    "Leads",
+    [
+        _f("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
+        _f("FirstName", "string", length=40),
+        _f("LastName", "string", length=80, nillable=False),
+        _f("Name", "string", length=121, createable=False, updateable=False, label="Full Name"),
+        _f("Title", "string", length=128),
+        _f("Company", "string", length=255, nillable=False),
+        _f("Email", "email", length=80),
+        _f("Phone", "phone", length=40),
+        _f("MobilePhone", "phone", length=40),
+        _f("Website", "url", length=255),
+        _f("Street", "textarea", length=255),
+        _f("City", "string", length=40),
+        _f("State", "string", length=80, label="State/Province"),
+        _f("PostalCode", "string", length=20, label="Zip/Postal Code"),
+        _f("Country", "string", length=80),
+        _f("Description", "textarea", length=32000),
+        _f("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
+        _f(
+            "Status",
+            "picklist",
+            length=255,
+            nillable=False,
+            defaulted_on_create=True,
+            restricted=True,
+        ),
+        _f("Industry", "picklist", length=255, picklist=INDUSTRIES),
+        _f("Rating", "picklist", length=255, picklist=RATINGS),
+        _f("AnnualRevenue", "currency"),
+        _f("NumberOfEmployees", "int", label="Employees"),
+        _f(
+            "HasOptedOutOfEmail",
+            "boolean",
+            nillable=False,
+            defaulted_on_create=True,
+            label="Email Opt Out",
+        ),
+        _f(
+            "IsConverted",
+            "boolean",
+            nillable=False,
+            defaulted_on_create=True,
+            updateable=False,
+            label="Converted",
+        ),
+        _f("ConvertedDate", "date", createable=False, updateable=False),
+        _f(
+            "ConvertedAccountId",
+            "reference",
+            length=18,
+            createable=False,
+            updateable=False,
+            reference_to=("Account",),
+        ),
+        _f(
+            "ConvertedContactId",
+            "reference",
+            length=18,
+            createable=False,
+            updateable=False,
+            reference_to=("Contact",),
+        ),
+        _f(
+            "ConvertedOpportunityId",
+            "reference",
+            length=18,
+            createable=False,
+            updateable=False,
+            reference_to=("Opportunity",),
+        ),
+        _f(
+            "IsUnreadByOwner",
+            "boolean",
+            nillable=False,
+            defaulted_on_create=True,
+            label="Unread By Owner",
+        ),
+        _f("LastActivityDate", "date", createable=False, updateable=False),
+        _f(
+            "Handshake_Id__c",
+            "string",
+            length=64,
+            external_id=True,
+            unique=True,
+            custom=True,
+            label="Handshake ID",
+        ),
+        _f(
+            "Reason_Not_Converted__c",
+            "picklist",
+            length=255,
+            picklist=NOT_CONVERTED_REASONS,
+            restricted=True,
+            custom=True,
+            label="Reason Not Converted",
+        ),
+    ],
+    owner_refs=("Group", "User"),
+)  # leads may sit in a queue
 
-_CONTACT = _obj("Contact", "Contact", "Contacts", [
-    _f("AccountId", "reference", length=18, reference_to=("Account",)),
-    _f("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
-    _f("FirstName", "string", length=40),
-    _f("LastName", "string", length=80, nillable=False),
-    _f("Name", "string", length=121, createable=False, updateable=False, label="Full Name"),
-    _f("Title", "string", length=128),
-    _f("Email", "email", length=80),
-    _f("Phone", "phone", length=40),
-    _f("MobilePhone", "phone", length=40),
-    _f("MailingCity", "string", length=40),
-    _f("MailingState", "string", length=80),
-    _f("MailingCountry", "string", length=80),
-    _f("Description", "textarea", length=32000),
-    _f("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
-    _f("HasOptedOutOfEmail", "boolean", nillable=False, defaulted_on_create=True,
-       label="Email Opt Out"),
-    _f("LastActivityDate", "date", createable=False, updateable=False),
-    _f("Handshake_Id__c", "string", length=64, external_id=True, unique=True, custom=True,
-       label="Handshake ID"),
-])
+_CONTACT = _obj(
+    "Contact",
+    "Contact",
+    "Contacts",
+    [
+        _f("AccountId", "reference", length=18, reference_to=("Account",)),
+        _f("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
+        _f("FirstName", "string", length=40),
+        _f("LastName", "string", length=80, nillable=False),
+        _f("Name", "string", length=121, createable=False, updateable=False, label="Full Name"),
+        _f("Title", "string", length=128),
+        _f("Email", "email", length=80),
+        _f("Phone", "phone", length=40),
+        _f("MobilePhone", "phone", length=40),
+        _f("MailingCity", "string", length=40),
+        _f("MailingState", "string", length=80),
+        _f("MailingCountry", "string", length=80),
+        _f("Description", "textarea", length=32000),
+        _f("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
+        _f(
+            "HasOptedOutOfEmail",
+            "boolean",
+            nillable=False,
+            defaulted_on_create=True,
+            label="Email Opt Out",
+        ),
+        _f("LastActivityDate", "date", createable=False, updateable=False),
+        _f(
+            "Handshake_Id__c",
+            "string",
+            length=64,
+            external_id=True,
+            unique=True,
+            custom=True,
+            label="Handshake ID",
+        ),
+    ],
+)
 
-_ACCOUNT = _obj("Account", "Account", "Accounts", [
-    _f("Name", "string", length=255, nillable=False, label="Account Name"),
-    _f("Type", "picklist", length=255, picklist=ACCOUNT_TYPES, label="Account Type"),
-    _f("Industry", "picklist", length=255, picklist=INDUSTRIES),
-    _f("Website", "url", length=255),
-    _f("Phone", "phone", length=40),
-    _f("BillingCity", "string", length=40),
-    _f("BillingState", "string", length=80),
-    _f("BillingCountry", "string", length=80),
-    _f("AnnualRevenue", "currency"),
-    _f("NumberOfEmployees", "int", label="Employees"),
-    _f("Description", "textarea", length=32000),
-    _f("LastActivityDate", "date", createable=False, updateable=False),
-])
+_ACCOUNT = _obj(
+    "Account",
+    "Account",
+    "Accounts",
+    [
+        _f("Name", "string", length=255, nillable=False, label="Account Name"),
+        _f("Type", "picklist", length=255, picklist=ACCOUNT_TYPES, label="Account Type"),
+        _f("Industry", "picklist", length=255, picklist=INDUSTRIES),
+        _f("Website", "url", length=255),
+        _f("Phone", "phone", length=40),
+        _f("BillingCity", "string", length=40),
+        _f("BillingState", "string", length=80),
+        _f("BillingCountry", "string", length=80),
+        _f("AnnualRevenue", "currency"),
+        _f("NumberOfEmployees", "int", label="Employees"),
+        _f("Description", "textarea", length=32000),
+        _f("LastActivityDate", "date", createable=False, updateable=False),
+    ],
+)
 
-_OPPORTUNITY = _obj("Opportunity", "Opportunity", "Opportunities", [
-    _f("AccountId", "reference", length=18, reference_to=("Account",)),
-    _f("Name", "string", length=120, nillable=False),
-    _f("StageName", "picklist", length=255, nillable=False, picklist=OPP_STAGES,
-       restricted=True, label="Stage"),
-    _f("CloseDate", "date", nillable=False),
-    _f("Amount", "currency"),
-    _f("Probability", "percent"),
-    _f("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
-    _f("Type", "picklist", length=255,
-       picklist=("Existing Customer - Upgrade", "Existing Customer - Replacement",
-                 "Existing Customer - Downgrade", "New Customer"), label="Opportunity Type"),
-    _f("IsClosed", "boolean", nillable=False, createable=False, updateable=False,
-       defaulted_on_create=True, label="Closed"),
-    _f("IsWon", "boolean", nillable=False, createable=False, updateable=False,
-       defaulted_on_create=True, label="Won"),
-    _f("Description", "textarea", length=32000),
-])
+_OPPORTUNITY = _obj(
+    "Opportunity",
+    "Opportunity",
+    "Opportunities",
+    [
+        _f("AccountId", "reference", length=18, reference_to=("Account",)),
+        _f("Name", "string", length=120, nillable=False),
+        _f(
+            "StageName",
+            "picklist",
+            length=255,
+            nillable=False,
+            picklist=OPP_STAGES,
+            restricted=True,
+            label="Stage",
+        ),
+        _f("CloseDate", "date", nillable=False),
+        _f("Amount", "currency"),
+        _f("Probability", "percent"),
+        _f("LeadSource", "picklist", length=255, picklist=LEAD_SOURCES),
+        _f(
+            "Type",
+            "picklist",
+            length=255,
+            picklist=(
+                "Existing Customer - Upgrade",
+                "Existing Customer - Replacement",
+                "Existing Customer - Downgrade",
+                "New Customer",
+            ),
+            label="Opportunity Type",
+        ),
+        _f(
+            "IsClosed",
+            "boolean",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            label="Closed",
+        ),
+        _f(
+            "IsWon",
+            "boolean",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            label="Won",
+        ),
+        _f("Description", "textarea", length=32000),
+    ],
+)
 
 _ACTIVITY_COMMON = [
     _f("WhoId", "reference", length=18, reference_to=("Contact", "Lead"), label="Name ID"),
-    _f("WhatId", "reference", length=18, reference_to=("Account", "Opportunity"),
-       label="Related To ID"),
-    _f("Subject", "combobox", length=255, picklist=("Call", "Send Letter", "Send Quote",
-                                                   "Other")),
+    _f(
+        "WhatId",
+        "reference",
+        length=18,
+        reference_to=("Account", "Opportunity"),
+        label="Related To ID",
+    ),
+    _f("Subject", "combobox", length=255, picklist=("Call", "Send Letter", "Send Quote", "Other")),
     _f("Description", "textarea", length=32000),
     _f("Type", "picklist", length=255, picklist=ACTIVITY_TYPES),
 ]
 
-_TASK = _obj("Task", "Task", "Tasks", _ACTIVITY_COMMON + [
-    _f("ActivityDate", "date", label="Due Date Only"),
-    _f("Status", "picklist", length=255, nillable=False, defaulted_on_create=True,
-       picklist=TASK_STATUSES, default_value="Not Started", restricted=True),
-    _f("Priority", "picklist", length=255, nillable=False, defaulted_on_create=True,
-       picklist=TASK_PRIORITIES, default_value="Normal", restricted=True),
-    _f("TaskSubtype", "picklist", length=255, updateable=False, picklist=TASK_SUBTYPES,
-       restricted=True),
-    _f("IsClosed", "boolean", nillable=False, createable=False, updateable=False,
-       defaulted_on_create=True, label="Closed"),
-    _f("CompletedDateTime", "datetime", createable=False, updateable=False),
-    _f("CallDurationInSeconds", "int", label="Call Duration"),
-    _f("CallType", "picklist", length=255, picklist=("Internal", "Inbound", "Outbound"),
-       restricted=True),
-    _f("CallDisposition", "string", length=255, label="Call Result"),
-])
+_TASK = _obj(
+    "Task",
+    "Task",
+    "Tasks",
+    _ACTIVITY_COMMON
+    + [
+        _f("ActivityDate", "date", label="Due Date Only"),
+        _f(
+            "Status",
+            "picklist",
+            length=255,
+            nillable=False,
+            defaulted_on_create=True,
+            picklist=TASK_STATUSES,
+            default_value="Not Started",
+            restricted=True,
+        ),
+        _f(
+            "Priority",
+            "picklist",
+            length=255,
+            nillable=False,
+            defaulted_on_create=True,
+            picklist=TASK_PRIORITIES,
+            default_value="Normal",
+            restricted=True,
+        ),
+        _f(
+            "TaskSubtype",
+            "picklist",
+            length=255,
+            updateable=False,
+            picklist=TASK_SUBTYPES,
+            restricted=True,
+        ),
+        _f(
+            "IsClosed",
+            "boolean",
+            nillable=False,
+            createable=False,
+            updateable=False,
+            defaulted_on_create=True,
+            label="Closed",
+        ),
+        _f("CompletedDateTime", "datetime", createable=False, updateable=False),
+        _f("CallDurationInSeconds", "int", label="Call Duration"),
+        _f(
+            "CallType",
+            "picklist",
+            length=255,
+            picklist=("Internal", "Inbound", "Outbound"),
+            restricted=True,
+        ),
+        _f("CallDisposition", "string", length=255, label="Call Result"),
+    ],
+)
 
-_EVENT = _obj("Event", "Event", "Events", _ACTIVITY_COMMON + [
-    _f("StartDateTime", "datetime", label="Start"),
-    _f("EndDateTime", "datetime", label="End"),
-    _f("ActivityDateTime", "datetime", label="Due Date Time"),
-    _f("ActivityDate", "date", label="Due Date Only"),
-    _f("DurationInMinutes", "int", label="Duration"),
-    _f("Location", "string", length=255),
-    _f("EventSubtype", "picklist", length=255, updateable=False, picklist=EVENT_SUBTYPES,
-       restricted=True),
-])
+_EVENT = _obj(
+    "Event",
+    "Event",
+    "Events",
+    _ACTIVITY_COMMON
+    + [
+        _f("StartDateTime", "datetime", label="Start"),
+        _f("EndDateTime", "datetime", label="End"),
+        _f("ActivityDateTime", "datetime", label="Due Date Time"),
+        _f("ActivityDate", "date", label="Due Date Only"),
+        _f("DurationInMinutes", "int", label="Duration"),
+        _f("Location", "string", length=255),
+        _f(
+            "EventSubtype",
+            "picklist",
+            length=255,
+            updateable=False,
+            picklist=EVENT_SUBTYPES,
+            restricted=True,
+        ),
+    ],
+)
 
-_USER = _obj("User", "User", "Users", [
-    _f("Username", "string", length=80, nillable=False, unique=True),
-    _f("Email", "email", length=128, nillable=False),
-    _f("FirstName", "string", length=40),
-    _f("LastName", "string", length=80, nillable=False),
-    _f("Name", "string", length=121, createable=False, updateable=False, label="Full Name"),
-    _f("Alias", "string", length=8, nillable=False),
-    _f("IsActive", "boolean", nillable=False, defaulted_on_create=True, label="Active"),
-    _f("Department", "string", length=80),
-    _f("Division", "string", length=80),
-    _f("Territory__c", "string", length=80, custom=True, label="Territory"),
-], has_owner=False, createable=False)
+_USER = _obj(
+    "User",
+    "User",
+    "Users",
+    [
+        _f("Username", "string", length=80, nillable=False, unique=True),
+        _f("Email", "email", length=128, nillable=False),
+        _f("FirstName", "string", length=40),
+        _f("LastName", "string", length=80, nillable=False),
+        _f("Name", "string", length=121, createable=False, updateable=False, label="Full Name"),
+        _f("Alias", "string", length=8, nillable=False),
+        _f("IsActive", "boolean", nillable=False, defaulted_on_create=True, label="Active"),
+        _f("Department", "string", length=80),
+        _f("Division", "string", length=80),
+        _f("Territory__c", "string", length=80, custom=True, label="Territory"),
+    ],
+    has_owner=False,
+    createable=False,
+)
 
-_LEAD_STATUS = _obj("LeadStatus", "Lead Status Value", "Lead Status Values", [
-    _f("MasterLabel", "string", length=255, nillable=False, label="Master Label"),
-    _f("ApiName", "string", length=255, nillable=False),
-    _f("SortOrder", "int"),
-    _f("IsDefault", "boolean", nillable=False, defaulted_on_create=True, label="Is Default"),
-    _f("IsConverted", "boolean", nillable=False, defaulted_on_create=True,
-       label="Is Converted"),
-], has_owner=False, createable=False)
+_LEAD_STATUS = _obj(
+    "LeadStatus",
+    "Lead Status Value",
+    "Lead Status Values",
+    [
+        _f("MasterLabel", "string", length=255, nillable=False, label="Master Label"),
+        _f("ApiName", "string", length=255, nillable=False),
+        _f("SortOrder", "int"),
+        _f("IsDefault", "boolean", nillable=False, defaulted_on_create=True, label="Is Default"),
+        _f(
+            "IsConverted", "boolean", nillable=False, defaulted_on_create=True, label="Is Converted"
+        ),
+    ],
+    has_owner=False,
+    createable=False,
+)
 
-_GROUP = _obj("Group", "Group", "Groups", [
-    _f("Name", "string", length=40, nillable=False),
-    _f("DeveloperName", "string", length=80),
-    _f("Type", "picklist", length=255, nillable=False, picklist=("Queue", "Regular")),
-    _f("Email", "email", length=255),
-])
+_GROUP = _obj(
+    "Group",
+    "Group",
+    "Groups",
+    [
+        _f("Name", "string", length=40, nillable=False),
+        _f("DeveloperName", "string", length=80),
+        _f("Type", "picklist", length=255, nillable=False, picklist=("Queue", "Regular")),
+        _f("Email", "email", length=255),
+    ],
+)
 
-OBJECTS: dict[str, ObjectDef] = {o.name: o for o in (
-    _LEAD, _CONTACT, _ACCOUNT, _OPPORTUNITY, _TASK, _EVENT, _USER, _LEAD_STATUS, _GROUP)}
+OBJECTS: dict[str, ObjectDef] = {
+    o.name: o
+    for o in (_LEAD, _CONTACT, _ACCOUNT, _OPPORTUNITY, _TASK, _EVENT, _USER, _LEAD_STATUS, _GROUP)
+}
 OBJECTS_LOWER: dict[str, str] = {name.lower(): name for name in OBJECTS}
 
 
@@ -316,16 +643,31 @@ def object_def(name: str) -> ObjectDef | None:
 
 def _soap_type(f: FieldDef) -> str:
     return {
-        "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean",
-        "datetime": "xsd:dateTime", "date": "xsd:date", "double": "xsd:double",
-        "currency": "xsd:double", "percent": "xsd:double", "int": "xsd:int",
+        "id": "tns:ID",
+        "reference": "tns:ID",
+        "boolean": "xsd:boolean",
+        "datetime": "xsd:dateTime",
+        "date": "xsd:date",
+        "double": "xsd:double",
+        "currency": "xsd:double",
+        "percent": "xsd:double",
+        "int": "xsd:int",
     }.get(f.type, "xsd:string")
 
 
 def describe_field(f: FieldDef, picklist_values: list[dict[str, Any]]) -> dict[str, Any]:
     """One entry of `fields` in a describe answer."""
-    is_text = f.type in ("string", "textarea", "email", "phone", "url", "picklist", "combobox",
-                         "id", "reference")
+    is_text = f.type in (
+        "string",
+        "textarea",
+        "email",
+        "phone",
+        "url",
+        "picklist",
+        "combobox",
+        "id",
+        "reference",
+    )
     return {
         "aggregatable": f.type != "textarea",
         "autoNumber": False,
@@ -381,8 +723,9 @@ def _urls(version: str, name: str) -> dict[str, str]:
     }
 
 
-def describe_object(obj: ObjectDef, version: str,
-                    picklists: dict[str, tuple[list[str], str | None]]) -> dict[str, Any]:
+def describe_object(
+    obj: ObjectDef, version: str, picklists: dict[str, tuple[list[str], str | None]]
+) -> dict[str, Any]:
     """The `/sobjects/{name}/describe` answer. `picklists` gives values and default per field."""
     fields = []
     for f in obj.fields.values():
@@ -396,8 +739,10 @@ def describe_object(obj: ObjectDef, version: str,
         "namedLayoutInfos": [],
         "networkScopeFieldName": None,
         "recordTypeInfos": [],
-        "supportedScopes": [{"label": "All " + obj.label_plural.lower(), "name": "everything"},
-                            {"label": "My " + obj.label_plural.lower(), "name": "mine"}],
+        "supportedScopes": [
+            {"label": "All " + obj.label_plural.lower(), "name": "everything"},
+            {"label": "My " + obj.label_plural.lower(), "name": "mine"},
+        ],
     }
 
 

@@ -18,10 +18,22 @@ import re
 DEFAULT_API_VERSION = "62.0"
 MIN_API_VERSION = 50.0
 VERSION_LABELS: dict[str, str] = {
-    "50.0": "Winter '21", "51.0": "Spring '21", "52.0": "Summer '21", "53.0": "Winter '22",
-    "54.0": "Spring '22", "55.0": "Summer '22", "56.0": "Winter '23", "57.0": "Spring '23",
-    "58.0": "Summer '23", "59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24",
-    "62.0": "Winter '25", "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26",
+    "50.0": "Winter '21",
+    "51.0": "Spring '21",
+    "52.0": "Summer '21",
+    "53.0": "Winter '22",
+    "54.0": "Spring '22",
+    "55.0": "Summer '22",
+    "56.0": "Winter '23",
+    "57.0": "Spring '23",
+    "58.0": "Summer '23",
+    "59.0": "Winter '24",
+    "60.0": "Spring '24",
+    "61.0": "Summer '24",
+    "62.0": "Winter '25",
+    "63.0": "Spring '25",
+    "64.0": "Summer '25",
+    "65.0": "Winter '26",
 }
 
 # Paths ---------------------------------------------------------------------------------------
@@ -50,12 +62,16 @@ ROUTES: list[tuple[str, str]] = [
     (r"^/sobjects/(?P<sobject>\w+)/updated/?$", "/sobjects/{sobject}/updated"),
     (r"^/sobjects/(?P<sobject>\w+)/deleted/?$", "/sobjects/{sobject}/deleted"),
     (r"^/sobjects/(?P<sobject>\w+)/(?P<id>[^/]+)/?$", "/sobjects/{sobject}/{id}"),
-    (r"^/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?$",
-     "/sobjects/{sobject}/{field}/{value}"),
+    (
+        r"^/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?$",
+        "/sobjects/{sobject}/{field}/{value}",
+    ),
     (r"^/composite/sobjects/?$", "/composite/sobjects"),
     (r"^/composite/sobjects/(?P<sobject>\w+)/?$", "/composite/sobjects/{sobject}"),
-    (r"^/composite/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/?$",
-     "/composite/sobjects/{sobject}/{field}"),
+    (
+        r"^/composite/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/?$",
+        "/composite/sobjects/{sobject}/{field}",
+    ),
 ]
 
 # Limits --------------------------------------------------------------------------------------
@@ -106,7 +122,10 @@ SOAP_INVALID_LOGIN = "Invalid username, password, security token; or user locked
 DUPLICATE_RULES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "Lead": (
         "Standard_Rule_for_Leads_with_Duplicate_Contacts",
-        [("Lead", "Standard_Lead_Match_Rule_v1_0"), ("Contact", "Standard_Contact_Match_Rule_v1_1")],
+        [
+            ("Lead", "Standard_Lead_Match_Rule_v1_0"),
+            ("Contact", "Standard_Contact_Match_Rule_v1_1"),
+        ],
     ),
     "Contact": (
         "Standard_Contact_Duplicate_Rule",
@@ -118,20 +137,106 @@ DUPLICATE_RULES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 # whose territory starts with it, in turn; anything else goes to the queue below.
 UNASSIGNED_QUEUE_NAME = "Unassigned Leads"
 COUNTRY_REGIONS: dict[str, str] = {
-    **{c: "NA" for c in ("us", "usa", "united states", "united states of america", "canada",
-                         "ca", "mexico", "mx")},
-    **{c: "EMEA" for c in ("uk", "gb", "united kingdom", "great britain", "ireland", "ie",
-                           "france", "fr", "germany", "de", "spain", "es", "italy", "it",
-                           "netherlands", "nl", "belgium", "be", "sweden", "se", "norway", "no",
-                           "denmark", "dk", "finland", "fi", "switzerland", "ch", "austria",
-                           "at", "poland", "pl", "portugal", "pt", "israel", "il",
-                           "united arab emirates", "ae", "south africa", "za", "nigeria",
-                           "ng", "kenya", "ke", "egypt", "eg", "saudi arabia", "sa")},
-    **{c: "APAC" for c in ("australia", "au", "new zealand", "nz", "japan", "jp", "china",
-                           "cn", "india", "in", "singapore", "sg", "south korea", "kr",
-                           "korea", "hong kong", "hk", "indonesia", "id", "philippines", "ph",
-                           "vietnam", "vn", "thailand", "th", "malaysia", "my", "taiwan",
-                           "tw")},
+    **{
+        c: "NA"
+        for c in (
+            "us",
+            "usa",
+            "united states",
+            "united states of america",
+            "canada",
+            "ca",
+            "mexico",
+            "mx",
+        )
+    },
+    **{
+        c: "EMEA"
+        for c in (
+            "uk",
+            "gb",
+            "united kingdom",
+            "great britain",
+            "ireland",
+            "ie",
+            "france",
+            "fr",
+            "germany",
+            "de",
+            "spain",
+            "es",
+            "italy",
+            "it",
+            "netherlands",
+            "nl",
+            "belgium",
+            "be",
+            "sweden",
+            "se",
+            "norway",
+            "no",
+            "denmark",
+            "dk",
+            "finland",
+            "fi",
+            "switzerland",
+            "ch",
+            "austria",
+            "at",
+            "poland",
+            "pl",
+            "portugal",
+            "pt",
+            "israel",
+            "il",
+            "united arab emirates",
+            "ae",
+            "south africa",
+            "za",
+            "nigeria",
+            "ng",
+            "kenya",
+            "ke",
+            "egypt",
+            "eg",
+            "saudi arabia",
+            "sa",
+        )
+    },
+    **{
+        c: "APAC"
+        for c in (
+            "australia",
+            "au",
+            "new zealand",
+            "nz",
+            "japan",
+            "jp",
+            "china",
+            "cn",
+            "india",
+            "in",
+            "singapore",
+            "sg",
+            "south korea",
+            "kr",
+            "korea",
+            "hong kong",
+            "hk",
+            "indonesia",
+            "id",
+            "philippines",
+            "ph",
+            "vietnam",
+            "vn",
+            "thailand",
+            "th",
+            "malaysia",
+            "my",
+            "taiwan",
+            "tw",
+        )
+    },
 }
 
 # Key prefixes of the emulated objects (first 3 characters of an id)

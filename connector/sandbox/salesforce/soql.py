@@ -22,7 +22,7 @@ from . import settings
 from .schema import FieldDef, ObjectDef, object_def
 from .state import RequestError, SalesforceState, parse_datetime
 
-__all__ = ["Query", "parse", "execute"]
+__all__ = ["Query", "execute", "parse"]
 
 _TOKEN_RE = re.compile(
     r"""
@@ -40,12 +40,49 @@ _TOKEN_RE = re.compile(
     re.VERBOSE,
 )
 _DATETIME_OK = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})$")
-_KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc",
-             "desc", "nulls", "first", "last", "limit", "offset", "null", "true", "false",
-             "includes", "excludes", "group", "having", "with", "for", "using"}
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'",
-            "\\": "\\", "_": "\\_", "%": "\\%"}
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:\d{2})$"
+)
+_KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "in",
+    "like",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "nulls",
+    "first",
+    "last",
+    "limit",
+    "offset",
+    "null",
+    "true",
+    "false",
+    "includes",
+    "excludes",
+    "group",
+    "having",
+    "with",
+    "for",
+    "using",
+}
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "b": "\b",
+    "f": "\f",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "_": "\\_",
+    "%": "\\%",
+}
 
 
 @dataclass
@@ -82,13 +119,15 @@ class Query:
 
 def _malformed(text: str, pos: int, detail: str) -> RequestError:
     col = pos + 1
-    return RequestError(400, "MALFORMED_QUERY",
-                        f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{col}\n{detail}")
+    return RequestError(
+        400, "MALFORMED_QUERY", f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{col}\n{detail}"
+    )
 
 
 def _invalid_field(text: str, pos: int, detail: str) -> RequestError:
-    return RequestError(400, "INVALID_FIELD",
-                        f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{pos + 1}\n{detail}")
+    return RequestError(
+        400, "INVALID_FIELD", f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{pos + 1}\n{detail}"
+    )
 
 
 def _tokenize(text: str) -> list[_Tok]:
@@ -98,12 +137,18 @@ def _tokenize(text: str) -> list[_Tok]:
         if kind == "ws":
             continue
         if kind == "bad":
-            raise _malformed(text, m.start(), f"line 1:{m.start()} no viable alternative at "
-                                              f"character '{m.group()}'")
+            raise _malformed(
+                text,
+                m.start(),
+                f"line 1:{m.start()} no viable alternative at character '{m.group()}'",
+            )
         if kind == "datetime" and not _DATETIME_OK.match(m.group()):
-            raise _malformed(text, m.start(),
-                             f"line 1:{m.start()} no viable alternative at character "
-                             f"'{m.group()[19:20] or ' '}'")
+            raise _malformed(
+                text,
+                m.start(),
+                f"line 1:{m.start()} no viable alternative at character "
+                f"'{m.group()[19:20] or ' '}'",
+            )
         tokens.append(_Tok(kind, m.group(), m.start()))
     tokens.append(_Tok("eof", "", len(text)))
     return tokens
@@ -161,12 +206,16 @@ class _Parser:
         tok = self.take()
         obj = object_def(tok.text) if tok.kind == "word" else None
         if obj is None:
-            raise RequestError(400, "INVALID_TYPE", f"\n{self.text}\n{' ' * tok.pos}^\n"
-                               f"ERROR at Row:1:Column:{tok.pos + 1}\nsObject type "
-                               f"'{tok.text}' is not supported. If you are attempting to use a "
-                               "custom object, be sure to append the '__c' after the entity "
-                               "name. Please reference your WSDL or the describe call for the "
-                               "appropriate names.")
+            raise RequestError(
+                400,
+                "INVALID_TYPE",
+                f"\n{self.text}\n{' ' * tok.pos}^\n"
+                f"ERROR at Row:1:Column:{tok.pos + 1}\nsObject type "
+                f"'{tok.text}' is not supported. If you are attempting to use a "
+                "custom object, be sure to append the '__c' after the entity "
+                "name. Please reference your WSDL or the describe call for the "
+                "appropriate names.",
+            )
         if count and fields:
             raise self.error(self.toks[1], "COUNT() cannot be combined with other fields")
         self.obj = obj
@@ -208,8 +257,11 @@ class _Parser:
             self.take()
             offset = self.integer()
             if offset > settings.QUERY_MAX_OFFSET:
-                raise RequestError(400, "NUMBER_OUTSIDE_VALID_RANGE",
-                                   f"Maximum SOQL offset allowed is {settings.QUERY_MAX_OFFSET}")
+                raise RequestError(
+                    400,
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"Maximum SOQL offset allowed is {settings.QUERY_MAX_OFFSET}",
+                )
         tok = self.peek()
         if tok.kind != "eof":
             raise self.error(tok, f"unexpected token: '{tok.text}'")
@@ -234,26 +286,38 @@ class _Parser:
                 f = obj.field(part)
                 if f is None:
                     raise _invalid_field(
-                        self.text, pos,
+                        self.text,
+                        pos,
                         f"No such column '{part}' on entity '{obj.name}'. If you are attempting "
                         "to use a custom field, be sure to append the '__c' after the custom "
                         "field name. Please reference your WSDL or the describe call for the "
-                        "appropriate names.")
+                        "appropriate names.",
+                    )
                 out.append(f.name)
             else:
-                rel = next((f for f in obj.fields.values()
-                            if f.relationship_name and f.relationship_name.lower() == part.lower()),
-                           None)
+                rel = next(
+                    (
+                        f
+                        for f in obj.fields.values()
+                        if f.relationship_name and f.relationship_name.lower() == part.lower()
+                    ),
+                    None,
+                )
                 if rel is None:
                     raise _invalid_field(
-                        self.text, pos,
+                        self.text,
+                        pos,
                         f"Didn't understand relationship '{part}' in field path. If you are "
                         "attempting to use a custom relationship, be sure to append the '__r' "
                         "after the custom relationship name. Please reference your WSDL or the "
-                        "describe call for the appropriate names.")
+                        "describe call for the appropriate names.",
+                    )
                 out.append(rel.name)
-                target = "User" if len(rel.reference_to) > 1 and "User" in rel.reference_to \
+                target = (
+                    "User"
+                    if len(rel.reference_to) > 1 and "User" in rel.reference_to
                     else rel.reference_to[0]
+                )
                 obj = object_def(target)
         return out
 
@@ -330,10 +394,12 @@ class _Parser:
         if tok.kind == "string":
             if temporal:
                 raise _invalid_field(
-                    self.text, tok.pos,
+                    self.text,
+                    tok.pos,
                     f"value of filter criterion for field '{field_tok.text}' must be of type "
                     f"{'dateTime' if f.type == 'datetime' else 'date'} and should not be "
-                    "enclosed in quotes")
+                    "enclosed in quotes",
+                )
             return _unescape(tok.text[1:-1], like)
         if tok.kind == "word" and tok.upper == "NULL":
             return None
@@ -343,17 +409,23 @@ class _Parser:
             return float(tok.text) if "." in tok.text else int(tok.text)
         if tok.kind == "datetime":
             if f.type != "datetime":
-                raise _invalid_field(self.text, tok.pos,
-                                     f"value of filter criterion for field '{field_tok.text}' "
-                                     f"must be of type {_kind(f)} and should not be enclosed "
-                                     "in quotes")
+                raise _invalid_field(
+                    self.text,
+                    tok.pos,
+                    f"value of filter criterion for field '{field_tok.text}' "
+                    f"must be of type {_kind(f)} and should not be enclosed "
+                    "in quotes",
+                )
             return parse_datetime(tok.text)
         if tok.kind == "date":
             if f.type != "date":
-                raise _invalid_field(self.text, tok.pos,
-                                     f"value of filter criterion for field '{field_tok.text}' "
-                                     f"must be of type {_kind(f)} and should not be enclosed "
-                                     "in quotes")
+                raise _invalid_field(
+                    self.text,
+                    tok.pos,
+                    f"value of filter criterion for field '{field_tok.text}' "
+                    f"must be of type {_kind(f)} and should not be enclosed "
+                    "in quotes",
+                )
             return date.fromisoformat(tok.text)
         if tok.kind in ("word", "dateliteral") and temporal:
             return _DateRange(tok.text.upper(), f.type, tok, self)
@@ -362,7 +434,8 @@ class _Parser:
 
 def _kind(f: FieldDef) -> str:
     return {"datetime": "dateTime", "date": "date", "boolean": "boolean"}.get(
-        f.type, "double" if f.type in ("int", "double", "currency", "percent") else "string")
+        f.type, "double" if f.type in ("int", "double", "currency", "percent") else "string"
+    )
 
 
 def _unescape(body: str, like: bool) -> str:
@@ -426,8 +499,9 @@ def _typed(f: FieldDef, raw: Any) -> Any:
     return raw
 
 
-def _resolve(state: SalesforceState, sobject: str, record: dict[str, Any],
-             path: list[str]) -> tuple[FieldDef | None, Any]:
+def _resolve(
+    state: SalesforceState, sobject: str, record: dict[str, Any], path: list[str]
+) -> tuple[FieldDef | None, Any]:
     obj = object_def(sobject)
     current: dict[str, Any] | None = record
     f: FieldDef | None = None
@@ -471,8 +545,16 @@ def _compare(f: FieldDef | None, stored: Any, op: str, wanted: Any, today: date)
         if f.type == "datetime":
             value = value.astimezone(UTC).date()
         inside = start <= value < end
-        return {"=": inside, "!=": not inside, "<": value < start, "<=": value < end,
-                ">": value >= end, ">=": value >= start}.get(op, False)
+        return bool(
+            {
+                "=": inside,
+                "!=": not inside,
+                "<": value < start,
+                "<=": value < end,
+                ">": value >= end,
+                ">=": value >= start,
+            }.get(op, False)
+        )
     if op in ("in", "not in"):
         hit = any(_eq(value, w) for w in wanted)
         return hit if op == "in" else (not hit and value is not None)
@@ -487,8 +569,14 @@ def _compare(f: FieldDef | None, stored: Any, op: str, wanted: Any, today: date)
     if isinstance(value, str) and isinstance(wanted, str):
         value, wanted = value.lower(), wanted.lower()
     try:
-        return {"<": value < wanted, "<=": value <= wanted, ">": value > wanted,
-                ">=": value >= wanted}[op]
+        return bool(
+            {
+                "<": value < wanted,
+                "<=": value <= wanted,
+                ">": value > wanted,
+                ">=": value >= wanted,
+            }[op]
+        )
     except TypeError:
         return False
 
@@ -501,8 +589,9 @@ def _eq(value: Any, wanted: Any) -> bool:
     return bool(value == wanted)
 
 
-def _matches(state: SalesforceState, q: Query, record: dict[str, Any], cond: Cond,
-             today: date) -> bool:
+def _matches(
+    state: SalesforceState, q: Query, record: dict[str, Any], cond: Cond, today: date
+) -> bool:
     if cond.op == "and":
         return all(_matches(state, q, record, c, today) for c in cond.parts)
     if cond.op == "or":
@@ -514,7 +603,7 @@ def _matches(state: SalesforceState, q: Query, record: dict[str, Any], cond: Con
 
 
 class _SortKey:
-    __slots__ = ("values", "order")
+    __slots__ = ("order", "values")
 
     def __init__(self, values: list[Any], order: list[tuple[list[str], bool, bool]]) -> None:
         self.values = values
@@ -530,20 +619,26 @@ class _SortKey:
                 a, b = a.lower(), b.lower()
                 if a == b:
                     continue
-            return (a > b) if desc else (a < b)
+            return bool((a > b) if desc else (a < b))
         return False
 
 
-def _project(state: SalesforceState, sobject: str, record: dict[str, Any],
-             paths: list[list[str]]) -> dict[str, Any]:
+def _project(
+    state: SalesforceState, sobject: str, record: dict[str, Any], paths: list[list[str]]
+) -> dict[str, Any]:
     out: dict[str, Any] = {"attributes": state.attributes(sobject, record["Id"])}
     for path in paths:
         _put(state, sobject, record, path, out)
     return out
 
 
-def _put(state: SalesforceState, sobject: str, record: dict[str, Any], path: list[str],
-         out: dict[str, Any]) -> None:
+def _put(
+    state: SalesforceState,
+    sobject: str,
+    record: dict[str, Any],
+    path: list[str],
+    out: dict[str, Any],
+) -> None:
     if len(path) == 1:
         out[path[0]] = record.get(path[0])
         return
@@ -571,18 +666,23 @@ def _put(state: SalesforceState, sobject: str, record: dict[str, Any], path: lis
 def execute(state: SalesforceState, q: Query, *, include_deleted: bool) -> tuple[int, list[Any]]:
     """Run a parsed query: (totalSize, projected records); COUNT() gives (n, [])."""
     today = state.clock.now().astimezone(UTC).date()
-    rows = [r for r in state.raw_records(q.sobject)
-            if (include_deleted or not r["IsDeleted"])
-            and (q.where is None or _matches(state, q, r, q.where, today))]
+    rows = [
+        r
+        for r in state.raw_records(q.sobject)
+        if (include_deleted or not r["IsDeleted"])
+        and (q.where is None or _matches(state, q, r, q.where, today))
+    ]
     if q.order:
+
         def key(r: dict[str, Any]) -> _SortKey:
             vals = []
             for path, _, _ in q.order:
                 f, stored = _resolve(state, q.sobject, r, path)
                 vals.append(_typed(f, stored) if f else None)
             return _SortKey(vals, q.order)
+
         rows.sort(key=key)
-    rows = rows[q.offset:]
+    rows = rows[q.offset :]
     if q.limit is not None:
         rows = rows[: q.limit]
     if q.count:

@@ -27,8 +27,10 @@ from .schema import OBJECTS, FieldDef, ObjectDef, object_def
 
 __all__ = ["RecordError", "RequestError", "SalesforceState", "format_datetime", "parse_datetime"]
 
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "picklist", "combobox"}
 _NUMBER_TYPES = {"int", "double", "currency", "percent"}
@@ -95,8 +97,13 @@ class SalesforceState:
     """The org's data. Records are flat dicts of JSON-ready values keyed by field API name;
     every read returns copies with `attributes` as the REST API shows them."""
 
-    def __init__(self, clock: Any, *, api_version: str = settings.DEFAULT_API_VERSION,
-                 integration_username: str = "integration@handshake.sandbox") -> None:
+    def __init__(
+        self,
+        clock: Any,
+        *,
+        api_version: str = settings.DEFAULT_API_VERSION,
+        integration_username: str = "integration@handshake.sandbox",
+    ) -> None:
         self.clock = clock
         self.api_version = api_version
         self._lock = threading.RLock()
@@ -117,34 +124,82 @@ class SalesforceState:
     def _seed_system(self, username: str) -> str:
         user_id = self._ids.new("User")
         now = format_datetime(self.clock.now())
-        self._raw_insert("User", user_id, {
-            "Username": username, "Email": username, "FirstName": "Integration",
-            "LastName": "User", "Alias": "integ", "IsActive": True, "Department": "Integration",
-        }, user_id, now)
+        self._raw_insert(
+            "User",
+            user_id,
+            {
+                "Username": username,
+                "Email": username,
+                "FirstName": "Integration",
+                "LastName": "User",
+                "Alias": "integ",
+                "IsActive": True,
+                "Department": "Integration",
+            },
+            user_id,
+            now,
+        )
         self.queue_id = self._ids.new("Group")
-        self._raw_insert("Group", self.queue_id, {
-            "Name": settings.UNASSIGNED_QUEUE_NAME, "DeveloperName": "Unassigned_Leads",
-            "Type": "Queue", "OwnerId": user_id,
-        }, user_id, now)
+        self._raw_insert(
+            "Group",
+            self.queue_id,
+            {
+                "Name": settings.UNASSIGNED_QUEUE_NAME,
+                "DeveloperName": "Unassigned_Leads",
+                "Type": "Queue",
+                "OwnerId": user_id,
+            },
+            user_id,
+            now,
+        )
         for order, (label, is_default, converted) in enumerate(_DEFAULT_LEAD_STATUSES, 1):
-            self._raw_insert("LeadStatus", self._ids.new("LeadStatus"), {
-                "MasterLabel": label, "ApiName": label, "SortOrder": order,
-                "IsDefault": is_default, "IsConverted": converted,
-            }, user_id, now)
+            self._raw_insert(
+                "LeadStatus",
+                self._ids.new("LeadStatus"),
+                {
+                    "MasterLabel": label,
+                    "ApiName": label,
+                    "SortOrder": order,
+                    "IsDefault": is_default,
+                    "IsConverted": converted,
+                },
+                user_id,
+                now,
+            )
         return user_id
 
-    def add_user(self, *, id: str | None, username: str, email: str, first_name: str,
-                 last_name: str, territory: str | None, team: str | None,
-                 is_active: bool = True) -> str:
+    def add_user(
+        self,
+        *,
+        id: str | None,
+        username: str,
+        email: str,
+        first_name: str,
+        last_name: str,
+        territory: str | None,
+        team: str | None,
+        is_active: bool = True,
+    ) -> str:
         """Add a sales user (the dataset's users; users are not createable over the API)."""
         with self._lock:
             user_id = id or self._ids.new("User")
-            self._raw_insert("User", user_id, {
-                "Username": username, "Email": email, "FirstName": first_name,
-                "LastName": last_name, "Alias": (first_name[:1] + last_name)[:8].lower(),
-                "IsActive": is_active, "Department": team, "Division": territory,
-                "Territory__c": territory,
-            }, self.integration_user_id, format_datetime(self.clock.now()))
+            self._raw_insert(
+                "User",
+                user_id,
+                {
+                    "Username": username,
+                    "Email": email,
+                    "FirstName": first_name,
+                    "LastName": last_name,
+                    "Alias": (first_name[:1] + last_name)[:8].lower(),
+                    "IsActive": is_active,
+                    "Department": team,
+                    "Division": territory,
+                    "Territory__c": territory,
+                },
+                self.integration_user_id,
+                format_datetime(self.clock.now()),
+            )
             return user_id
 
     def load_record(self, sobject: str, fields: dict[str, Any]) -> str:
@@ -157,9 +212,13 @@ class SalesforceState:
             if obj.has_owner and not values.get("OwnerId"):
                 values["OwnerId"] = self.integration_user_id
             now = format_datetime(self.clock.now())
-            self._raw_insert(obj.name, record_id, values,
-                             values.get("CreatedById") or self.integration_user_id,
-                             values.get("CreatedDate") or now)
+            self._raw_insert(
+                obj.name,
+                record_id,
+                values,
+                values.get("CreatedById") or self.integration_user_id,
+                values.get("CreatedDate") or now,
+            )
             return str(record_id)
 
     def begin(self) -> None:
@@ -204,8 +263,9 @@ class SalesforceState:
             if f is not None:
                 self._coerce(f, raw)
 
-    def _raw_insert(self, sobject: str, record_id: str, values: dict[str, Any], by: str,
-                    created: str) -> None:
+    def _raw_insert(
+        self, sobject: str, record_id: str, values: dict[str, Any], by: str, created: str
+    ) -> None:
         obj = OBJECTS[sobject]
         self._remember(sobject, record_id)
         record: dict[str, Any] = {name: None for name in obj.fields}
@@ -233,8 +293,10 @@ class SalesforceState:
         return obj
 
     def attributes(self, sobject: str, record_id: str) -> dict[str, str]:
-        return {"type": sobject,
-                "url": f"{settings.data_path(self.api_version)}/sobjects/{sobject}/{record_id}"}
+        return {
+            "type": sobject,
+            "url": f"{settings.data_path(self.api_version)}/sobjects/{sobject}/{record_id}",
+        }
 
     def _copy(self, sobject: str, record: dict[str, Any]) -> dict[str, Any]:
         return {"attributes": self.attributes(sobject, record["Id"]), **record}
@@ -243,8 +305,11 @@ class SalesforceState:
         """Copies of every live record of `sobject` (deleted ones too if asked)."""
         obj = self._obj(sobject)
         with self._lock:
-            return [self._copy(obj.name, r) for r in self._data[obj.name].values()
-                    if include_deleted or not r["IsDeleted"]]
+            return [
+                self._copy(obj.name, r)
+                for r in self._data[obj.name].values()
+                if include_deleted or not r["IsDeleted"]
+            ]
 
     def raw_records(self, sobject: str) -> list[dict[str, Any]]:
         """The stored records themselves, deleted included (for the query engine: read only)."""
@@ -306,45 +371,63 @@ class SalesforceState:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return {name: sum(1 for r in recs.values() if not r["IsDeleted"])
-                    for name, recs in self._data.items()}
+            return {
+                name: sum(1 for r in recs.values() if not r["IsDeleted"])
+                for name, recs in self._data.items()
+            }
 
     def updated_ids(self, sobject: str, start: datetime, end: datetime) -> list[str]:
         obj = self._obj(sobject)
         with self._lock:
-            return [r["Id"] for r in self._data[obj.name].values()
-                    if not r["IsDeleted"] and start <= parse_datetime(r["SystemModstamp"]) < end]
+            return [
+                r["Id"]
+                for r in self._data[obj.name].values()
+                if not r["IsDeleted"] and start <= parse_datetime(r["SystemModstamp"]) < end
+            ]
 
     def deletions(self, sobject: str, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
         obj = self._obj(sobject)
         with self._lock:
-            return [(d.id, d.when) for d in self._deletions
-                    if d.sobject == obj.name and start <= d.when < end
-                    and self._data[obj.name][d.id]["IsDeleted"]]
+            return [
+                (d.id, d.when)
+                for d in self._deletions
+                if d.sobject == obj.name
+                and start <= d.when < end
+                and self._data[obj.name][d.id]["IsDeleted"]
+            ]
 
     def earliest_deletion(self) -> datetime | None:
         with self._lock:
             return min((d.when for d in self._deletions), default=None)
 
     # ----------------------------------------------------------------- writes
-    def insert(self, sobject: str, fields: dict[str, Any], *, as_user_id: str | None = None,
-               auto_assign: bool | None = None, allow_duplicates: bool = False) -> str:
+    def insert(
+        self,
+        sobject: str,
+        fields: dict[str, Any],
+        *,
+        as_user_id: str | None = None,
+        auto_assign: bool | None = None,
+        allow_duplicates: bool = False,
+    ) -> str:
         """Create a record after the org's validation, duplicate and assignment rules; raises
         RecordError. Lead assignment runs when `auto_assign` is true, or (None) when no OwnerId
         is given."""
         obj = self._obj(sobject)
         if not obj.createable:
-            raise RecordError.one("INVALID_TYPE_FOR_OPERATION",
-                                  f"entity type {obj.name} does not support insert")
+            raise RecordError.one(
+                "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support insert"
+            )
         with self._lock:
             values = self._validate(obj, fields, existing=None)
             self._check_unique(obj, values, None)
             if not allow_duplicates:
                 self._check_duplicates(obj, values, None)
             user = as_user_id or self.integration_user_id
-            if obj.name == "Lead":
-                if auto_assign or (auto_assign is None and not values.get("OwnerId")):
-                    values["OwnerId"] = self._assign(values.get("Country"))
+            if obj.name == "Lead" and (
+                auto_assign or (auto_assign is None and not values.get("OwnerId"))
+            ):
+                values["OwnerId"] = self._assign(values.get("Country"))
             if obj.has_owner and not values.get("OwnerId"):
                 values["OwnerId"] = user
             self._apply_defaults(obj, values)
@@ -353,16 +436,24 @@ class SalesforceState:
             self._touch_activity(obj, self._data[obj.name][record_id])
             return record_id
 
-    def update(self, sobject: str, id: str, fields: dict[str, Any], *,
-               as_user_id: str | None = None, auto_assign: bool = False,
-               allow_duplicates: bool = False) -> None:
+    def update(
+        self,
+        sobject: str,
+        id: str,
+        fields: dict[str, Any],
+        *,
+        as_user_id: str | None = None,
+        auto_assign: bool = False,
+        allow_duplicates: bool = False,
+    ) -> None:
         """Update a live record (same rules as insert; assignment only if `auto_assign`)."""
         obj = self._obj(sobject)
         with self._lock:
             record = self._live(obj, id)
             if obj.name == "Lead" and record["IsConverted"]:
-                raise RecordError.one("CANNOT_UPDATE_CONVERTED_LEAD",
-                                      "cannot reference converted lead", [])
+                raise RecordError.one(
+                    "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", []
+                )
             values = self._validate(obj, fields, existing=record)
             self._check_unique(obj, values, record["Id"])
             if not allow_duplicates:
@@ -377,8 +468,10 @@ class SalesforceState:
         latest closed task's due date (object_reference, Lead.LastActivityDate)."""
         if obj.name not in ("Task", "Event") or (obj.name == "Task" and not activity["IsClosed"]):
             return
-        when = activity.get("ActivityDate") or (
-            activity.get("StartDateTime") or format_datetime(self.clock.now()))[:10]
+        when = (
+            activity.get("ActivityDate")
+            or (activity.get("StartDateTime") or format_datetime(self.clock.now()))[:10]
+        )
         for ref in (activity.get("WhoId"), activity.get("WhatId")):
             found = self.lookup_any(ref) if ref else None
             if found and "LastActivityDate" in OBJECTS[found[0]].fields:
@@ -393,8 +486,9 @@ class SalesforceState:
         with self._lock:
             record = self._live(obj, id)
             if not obj.deletable:
-                raise RecordError.one("INVALID_TYPE_FOR_OPERATION",
-                                      f"entity type {obj.name} does not support delete")
+                raise RecordError.one(
+                    "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support delete"
+                )
             self._remember(obj.name, record["Id"])
             self._index_remove(obj.name, record)
             now = self.clock.now()
@@ -402,10 +496,17 @@ class SalesforceState:
             record["SystemModstamp"] = format_datetime(now)
             self._deletions.append(_Deletion(obj.name, record["Id"], now))
 
-    def convert_lead(self, lead_id: str, *, converted_status: str = "Closed - Converted",
-                     create_opportunity: bool = True, opportunity_name: str | None = None,
-                     account_id: str | None = None, contact_id: str | None = None,
-                     as_user_id: str | None = None) -> dict[str, str | None]:
+    def convert_lead(
+        self,
+        lead_id: str,
+        *,
+        converted_status: str = "Closed - Converted",
+        create_opportunity: bool = True,
+        opportunity_name: str | None = None,
+        account_id: str | None = None,
+        contact_id: str | None = None,
+        as_user_id: str | None = None,
+    ) -> dict[str, str | None]:
         """Convert a Lead as LeadConvert does: create (or reuse) the Account and Contact,
         optionally an Opportunity, and mark the Lead converted."""
         with self._lock:
@@ -415,46 +516,82 @@ class SalesforceState:
             statuses = {s["MasterLabel"]: s for s in self.lead_statuses()}
             status = statuses.get(converted_status)
             if status is None or not status["IsConverted"]:
-                raise RecordError.one("INVALID_STATUS",
-                                      f"invalid convertedStatus: {converted_status}")
+                raise RecordError.one(
+                    "INVALID_STATUS", f"invalid convertedStatus: {converted_status}"
+                )
             user = as_user_id or self.integration_user_id
             owner = lead["OwnerId"] if str(lead["OwnerId"]).startswith("005") else user
             if account_id is None:
-                account_id = self.insert("Account", {
-                    "Name": lead["Company"], "Industry": lead["Industry"],
-                    "Website": lead["Website"], "BillingCountry": lead["Country"],
-                    "BillingState": lead["State"], "BillingCity": lead["City"],
-                    "NumberOfEmployees": lead["NumberOfEmployees"], "OwnerId": owner,
-                }, as_user_id=user)
+                account_id = self.insert(
+                    "Account",
+                    {
+                        "Name": lead["Company"],
+                        "Industry": lead["Industry"],
+                        "Website": lead["Website"],
+                        "BillingCountry": lead["Country"],
+                        "BillingState": lead["State"],
+                        "BillingCity": lead["City"],
+                        "NumberOfEmployees": lead["NumberOfEmployees"],
+                        "OwnerId": owner,
+                    },
+                    as_user_id=user,
+                )
             else:
                 self._live(OBJECTS["Account"], account_id)
             if contact_id is None:
-                contact_id = self.insert("Contact", {
-                    "AccountId": account_id, "FirstName": lead["FirstName"],
-                    "LastName": lead["LastName"], "Email": lead["Email"], "Title": lead["Title"],
-                    "Phone": lead["Phone"], "LeadSource": lead["LeadSource"],
-                    "MailingCountry": lead["Country"], "MailingState": lead["State"],
-                    "MailingCity": lead["City"], "OwnerId": owner,
-                }, as_user_id=user, allow_duplicates=True)
+                contact_id = self.insert(
+                    "Contact",
+                    {
+                        "AccountId": account_id,
+                        "FirstName": lead["FirstName"],
+                        "LastName": lead["LastName"],
+                        "Email": lead["Email"],
+                        "Title": lead["Title"],
+                        "Phone": lead["Phone"],
+                        "LeadSource": lead["LeadSource"],
+                        "MailingCountry": lead["Country"],
+                        "MailingState": lead["State"],
+                        "MailingCity": lead["City"],
+                        "OwnerId": owner,
+                    },
+                    as_user_id=user,
+                    allow_duplicates=True,
+                )
             else:
                 self._live(OBJECTS["Contact"], contact_id)
             opportunity_id = None
             if create_opportunity:
                 today = self.clock.now().astimezone(UTC).date()
-                opportunity_id = self.insert("Opportunity", {
-                    "Name": opportunity_name or f"{lead['Company']}-",
-                    "AccountId": account_id, "StageName": "Prospecting",
-                    "CloseDate": (today + timedelta(days=30)).isoformat(),
-                    "LeadSource": lead["LeadSource"], "OwnerId": owner,
-                }, as_user_id=user)
-            self._write(OBJECTS["Lead"], lead, {
-                "IsConverted": True, "Status": converted_status,
-                "ConvertedDate": self.clock.now().astimezone(UTC).date().isoformat(),
-                "ConvertedAccountId": account_id, "ConvertedContactId": contact_id,
-                "ConvertedOpportunityId": opportunity_id,
-            }, user)
-            return {"accountId": account_id, "contactId": contact_id,
-                    "opportunityId": opportunity_id}
+                opportunity_id = self.insert(
+                    "Opportunity",
+                    {
+                        "Name": opportunity_name or f"{lead['Company']}-",
+                        "AccountId": account_id,
+                        "StageName": "Prospecting",
+                        "CloseDate": (today + timedelta(days=30)).isoformat(),
+                        "LeadSource": lead["LeadSource"],
+                        "OwnerId": owner,
+                    },
+                    as_user_id=user,
+                )
+            self._write(
+                OBJECTS["Lead"],
+                lead,
+                {
+                    "IsConverted": True,
+                    "Status": converted_status,
+                    "ConvertedDate": self.clock.now().astimezone(UTC).date().isoformat(),
+                    "ConvertedAccountId": account_id,
+                    "ConvertedContactId": contact_id,
+                    "ConvertedOpportunityId": opportunity_id,
+                },
+                user,
+            )
+            return {
+                "accountId": account_id,
+                "contactId": contact_id,
+                "opportunityId": opportunity_id,
+            }
 
     # ----------------------------------------------------------------- internals
     def _live(self, obj: ObjectDef, record_id: str) -> dict[str, Any]:
@@ -462,12 +599,15 @@ class SalesforceState:
         if record is None or record["IsDeleted"]:
             if not is_valid_id(record_id):
                 raise RecordError.one("MALFORMED_ID", f"malformed id {record_id}")
-            raise RecordError.one("ENTITY_IS_DELETED" if record else "INVALID_CROSS_REFERENCE_KEY",
-                                  "entity is deleted" if record else "invalid cross reference id")
+            raise RecordError.one(
+                "ENTITY_IS_DELETED" if record else "INVALID_CROSS_REFERENCE_KEY",
+                "entity is deleted" if record else "invalid cross reference id",
+            )
         return record
 
-    def _write(self, obj: ObjectDef, record: dict[str, Any], values: dict[str, Any],
-               user: str) -> None:
+    def _write(
+        self, obj: ObjectDef, record: dict[str, Any], values: dict[str, Any], user: str
+    ) -> None:
         self._remember(obj.name, record["Id"])
         self._index_remove(obj.name, record)
         record.update(values)
@@ -481,8 +621,9 @@ class SalesforceState:
     def _derive(self, obj: ObjectDef, record: dict[str, Any]) -> None:
         """Fields the org computes: Name, IsClosed/IsWon, CompletedDateTime."""
         if "Name" in obj.fields and obj.name in ("Lead", "Contact", "User"):
-            record["Name"] = " ".join(p for p in (record.get("FirstName"),
-                                                  record.get("LastName")) if p)
+            record["Name"] = " ".join(
+                p for p in (record.get("FirstName"), record.get("LastName")) if p
+            )
         if obj.name == "Task":
             closed = record.get("Status") == "Completed"
             if closed and not record.get("IsClosed"):
@@ -513,7 +654,10 @@ class SalesforceState:
         if sobject in self._email and record.get("Email"):
             self._email[sobject].get(record["Email"].lower(), set()).discard(record["Id"])
         for name, index in self._ext[sobject].items():
-            if record.get(name) is not None and index.get(str(record[name]).lower()) == record["Id"]:
+            if (
+                record.get(name) is not None
+                and index.get(str(record[name]).lower()) == record["Id"]
+            ):
                 del index[str(record[name]).lower()]
 
     def picklist_values(self, obj: ObjectDef, f: FieldDef) -> tuple[list[str], str | None]:
@@ -523,8 +667,9 @@ class SalesforceState:
             return [s["MasterLabel"] for s in statuses], default
         return list(f.picklist), f.default_value
 
-    def _validate(self, obj: ObjectDef, fields: dict[str, Any],
-                  existing: dict[str, Any] | None) -> dict[str, Any]:
+    def _validate(
+        self, obj: ObjectDef, fields: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
         creating = existing is None
         values: dict[str, Any] = {}
         not_writable: list[str] = []
@@ -534,8 +679,9 @@ class SalesforceState:
                 continue
             f = obj.field(key)
             if f is None:
-                raise RecordError.one("INVALID_FIELD",
-                                      f"No such column '{key}' on sobject of type {obj.name}")
+                raise RecordError.one(
+                    "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
+                )
             if not (f.createable if creating else f.updateable):
                 not_writable.append(f.name)
                 continue
@@ -545,15 +691,23 @@ class SalesforceState:
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
                 f"Unable to create/update fields: {', '.join(not_writable)}. Please check the "
                 "security settings of this field and verify that it is read/write for your "
-                "profile or permission set.", not_writable)
+                "profile or permission set.",
+                not_writable,
+            )
         merged = {**(existing or {}), **values}
-        missing = [f.name for f in obj.fields.values()
-                   if f.required and merged.get(f.name) in (None, "")
-                   and (creating or f.name in values)]
+        missing = [
+            f.name
+            for f in obj.fields.values()
+            if f.required and merged.get(f.name) in (None, "") and (creating or f.name in values)
+        ]
         if missing:
-            errors.append({"statusCode": "REQUIRED_FIELD_MISSING",
-                           "message": f"Required fields are missing: [{', '.join(missing)}]",
-                           "fields": missing})
+            errors.append(
+                {
+                    "statusCode": "REQUIRED_FIELD_MISSING",
+                    "message": f"Required fields are missing: [{', '.join(missing)}]",
+                    "fields": missing,
+                }
+            )
         for name, value in values.items():
             if value is None:
                 continue
@@ -588,36 +742,50 @@ class SalesforceState:
         elif f.type == "date":
             if isinstance(raw, str):
                 try:
-                    return (date.fromisoformat(raw) if _DATE_RE.match(raw)
-                            else parse_datetime(raw).date()).isoformat()
+                    return (
+                        date.fromisoformat(raw)
+                        if _DATE_RE.match(raw)
+                        else parse_datetime(raw).date()
+                    ).isoformat()
                 except ValueError:
                     pass
-        elif f.type == "datetime":
-            if isinstance(raw, str):
-                try:
-                    return format_datetime(parse_datetime(raw))
-                except ValueError:
-                    pass
+        elif f.type == "datetime" and isinstance(raw, str):
+            try:
+                return format_datetime(parse_datetime(raw))
+            except ValueError:
+                pass
         kind = {"date": "date", "datetime": "datetime", "boolean": "boolean"}.get(
-            f.type, "double" if f.type in _NUMBER_TYPES else "String")
-        raise RequestError(400, "JSON_PARSER_ERROR",
-                           f"Cannot deserialize instance of {kind} from VALUE_STRING value "
-                           f"{raw} or request may be missing a required field")
+            f.type, "double" if f.type in _NUMBER_TYPES else "String"
+        )
+        raise RequestError(
+            400,
+            "JSON_PARSER_ERROR",
+            f"Cannot deserialize instance of {kind} from VALUE_STRING value "
+            f"{raw} or request may be missing a required field",
+        )
 
     def _check_value(self, obj: ObjectDef, f: FieldDef, value: Any) -> dict[str, Any] | None:
         if f.type in _TEXT_TYPES and f.length and len(value) > f.length:
-            return {"statusCode": "STRING_TOO_LONG",
-                    "message": f"{f.label}: data value too large: {value[:200]} "
-                               f"(max length={f.length})", "fields": [f.name]}
+            return {
+                "statusCode": "STRING_TOO_LONG",
+                "message": f"{f.label}: data value too large: {value[:200]} "
+                f"(max length={f.length})",
+                "fields": [f.name],
+            }
         if f.type == "email" and not _EMAIL_RE.match(value):
-            return {"statusCode": "INVALID_EMAIL_ADDRESS",
-                    "message": f"{f.label}: invalid email address: {value}", "fields": [f.name]}
+            return {
+                "statusCode": "INVALID_EMAIL_ADDRESS",
+                "message": f"{f.label}: invalid email address: {value}",
+                "fields": [f.name],
+            }
         if f.type == "picklist" and f.restricted:
             allowed, _ = self.picklist_values(obj, f)
             if value not in allowed:
-                return {"statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                        "message": f"{f.label}: bad value for restricted picklist field: {value}",
-                        "fields": [f.name]}
+                return {
+                    "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    "message": f"{f.label}: bad value for restricted picklist field: {value}",
+                    "fields": [f.name],
+                }
         if f.type == "reference":
             return self._check_reference(f, value)
         return None
@@ -626,16 +794,24 @@ class SalesforceState:
         targets = {settings.KEY_PREFIXES[t] for t in f.reference_to if t in settings.KEY_PREFIXES}
         if not is_valid_id(value) or value[:3] not in targets:
             label = "/".join(f.reference_to) + " ID" if len(f.reference_to) > 1 else f.label
-            return {"statusCode": "MALFORMED_ID",
-                    "message": f"{label}: id value of incorrect type: {value}",
-                    "fields": [f.name]}
+            return {
+                "statusCode": "MALFORMED_ID",
+                "message": f"{label}: id value of incorrect type: {value}",
+                "fields": [f.name],
+            }
         found = self.lookup_any(value)
         if found is None or found[1]["IsDeleted"]:
-            return {"statusCode": "INVALID_CROSS_REFERENCE_KEY",
-                    "message": "invalid cross reference id", "fields": [f.name]}
+            return {
+                "statusCode": "INVALID_CROSS_REFERENCE_KEY",
+                "message": "invalid cross reference id",
+                "fields": [f.name],
+            }
         if f.name == "OwnerId" and found[0] == "User" and not found[1]["IsActive"]:
-            return {"statusCode": "INACTIVE_OWNER_OR_USER",
-                    "message": "operation performed with inactive user", "fields": [f.name]}
+            return {
+                "statusCode": "INACTIVE_OWNER_OR_USER",
+                "message": "operation performed with inactive user",
+                "fields": [f.name],
+            }
         return None
 
     def _check_unique(self, obj: ObjectDef, values: dict[str, Any], self_id: str | None) -> None:
@@ -648,10 +824,12 @@ class SalesforceState:
                 raise RecordError.one(
                     "DUPLICATE_VALUE",
                     f"duplicate value found: {name} duplicates value on record with id: {hit}",
-                    [])
+                    [],
+                )
 
-    def _check_duplicates(self, obj: ObjectDef, values: dict[str, Any],
-                          self_id: str | None) -> None:
+    def _check_duplicates(
+        self, obj: ObjectDef, values: dict[str, Any], self_id: str | None
+    ) -> None:
         rule = settings.DUPLICATE_RULES.get(obj.name)
         email = values.get("Email")
         if rule is None or not email:
@@ -659,44 +837,61 @@ class SalesforceState:
         rule_name, matchers = rule
         results = []
         for target, match_rule in matchers:
-            hits = [i for i in sorted(self._email[target].get(email.lower(), ()))
-                    if i != self_id and not self._data[target][i].get("IsConverted")]
+            hits = [
+                i
+                for i in sorted(self._email[target].get(email.lower(), ()))
+                if i != self_id and not self._data[target][i].get("IsConverted")
+            ]
             if hits:
-                results.append({
-                    "entityType": target,
-                    "errors": [],
-                    "matchEngine": "ExactMatchEngine",
-                    "matchRecords": [{
-                        "additionalInformation": [],
-                        "fieldDiffs": [],
-                        "matchConfidence": 100.0,
-                        "record": {"attributes": self.attributes(target, i), "Id": i},
-                    } for i in hits],
-                    "rule": match_rule,
-                    "size": len(hits),
-                    "success": True,
-                })
+                results.append(
+                    {
+                        "entityType": target,
+                        "errors": [],
+                        "matchEngine": "ExactMatchEngine",
+                        "matchRecords": [
+                            {
+                                "additionalInformation": [],
+                                "fieldDiffs": [],
+                                "matchConfidence": 100.0,
+                                "record": {"attributes": self.attributes(target, i), "Id": i},
+                            }
+                            for i in hits
+                        ],
+                        "rule": match_rule,
+                        "size": len(hits),
+                        "success": True,
+                    }
+                )
         if results:
-            raise RecordError([{
-                "statusCode": "DUPLICATES_DETECTED",
-                "message": settings.MSG_DUPLICATE,
-                "fields": [],
-                "duplicateResult": {
-                    "allowSave": True,
-                    "duplicateRule": rule_name,
-                    "duplicateRuleEntityType": obj.name,
-                    "errorMessage": settings.MSG_DUPLICATE_RULE,
-                    "matchResults": results,
-                },
-            }])
+            raise RecordError(
+                [
+                    {
+                        "statusCode": "DUPLICATES_DETECTED",
+                        "message": settings.MSG_DUPLICATE,
+                        "fields": [],
+                        "duplicateResult": {
+                            "allowSave": True,
+                            "duplicateRule": rule_name,
+                            "duplicateRuleEntityType": obj.name,
+                            "errorMessage": settings.MSG_DUPLICATE_RULE,
+                            "matchResults": results,
+                        },
+                    }
+                ]
+            )
 
     def _assign(self, country: Any) -> str:
         region = settings.COUNTRY_REGIONS.get(str(country or "").strip().lower())
         if region is None:
             return self.queue_id
-        users = sorted((u for u in self._data["User"].values()
-                        if u["IsActive"] and str(u.get("Territory__c") or "").startswith(region)),
-                       key=lambda u: u["Id"])
+        users = sorted(
+            (
+                u
+                for u in self._data["User"].values()
+                if u["IsActive"] and str(u.get("Territory__c") or "").startswith(region)
+            ),
+            key=lambda u: u["Id"],
+        )
         if not users:
             return self.queue_id
         turn = self._round_robin.get(region, 0)
