@@ -357,3 +357,37 @@ def test_form_submission_creates_or_updates_the_contact(sandbox: HubSpotSandbox)
     assert known.props["firstname"] == "Renamed"
     assert known.props["lastmodifieddate"] == "2026-11-02T12:01:00.000Z"
     assert known.props["lifecyclestage"] == "lead"  # a form never moves a stage back
+
+
+def test_cursors_do_not_shift_when_new_activity_arrives(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
+    url = f"/form-integrations/v1/submissions/forms/{FORM_GUID}"
+    first = http.get(url, params={"limit": 2}).json()
+    sandbox.state.add_form_submission(FORM_GUID, {"email": "late@example.org"})
+    rest = http.get(url, params={"limit": 2, "after": first["paging"]["next"]["after"]}).json()
+    served = [s["submittedAt"] for s in first["results"] + rest["results"]]
+    assert served == [_ms(8), _ms(9), _ms(10)]  # the late one belongs to a fresh read
+    views = {"objectType": "contact", "objectId": "101", "eventType": "e_visited_page", "limit": 2}
+    page = http.get("/events/v3/events", params=views).json()
+    sandbox.state.add_page_view("101", "https://example.com/new")
+    nxt = http.get("/events/v3/events", params={**views, "after": page["paging"]["next"]["after"]})
+    urls = [e["properties"]["hs_url"] for e in page["results"] + nxt.json()["results"]]
+    assert urls == [f"https://example.com/page{i}" for i in (4, 3, 2, 1)]
+    assert http.get("/events/v3/events", params={**views, "after": "%%%"}).status_code == 400
+
+
+def test_unsubscribe_sets_email_optout(sandbox: HubSpotSandbox, http: httpx.Client) -> None:
+    assert "hs_email_optout" not in sandbox.state.contacts["103"].props
+    sandbox.state.add_email_event(
+        "person4@example1.com",
+        "STATUSCHANGE",
+        source="SOURCE_RECIPIENT",
+        portalSubscriptionStatus="UNSUBSCRIBED",
+        subscriptions=[{"id": 1, "status": "UNSUBSCRIBED"}],
+    )
+    body = http.get("/crm/v3/objects/contacts/105", params={"properties": "hs_email_optout"})
+    assert body.json()["properties"]["hs_email_optout"] == "true"
+    optout = http.get("/crm/v3/properties/contacts/hs_email_optout").json()
+    assert optout["type"] == "bool"
+    assert [o["value"] for o in optout["options"]] == ["true", "false"]

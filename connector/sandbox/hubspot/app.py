@@ -4,6 +4,7 @@ shared `SandboxMiddleware` (fault injection + statistics)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from .errors import HubSpotApiError, error_body, not_found, rate_limit_body, val
 from .ratelimit import RateLimiter
 from .search import parse_search_request, to_ms
 from .settings import RateLimits
-from .state import APP_ID, APP_NAME, ContactRecord, HubSpotState, iso
+from .state import APP_ID, APP_NAME, ContactRecord, HubSpotState, iso, ms
 
 __all__ = ["HubSpotSandbox"]
 
@@ -91,6 +92,26 @@ def _offset(value: str | None) -> int:
     if number < 0:
         raise validation(f"Invalid paging cursor: {value!r}")
     return number
+
+
+def _encode_cursor(when_ms: int, item_id: str) -> str:
+    """An opaque keyset cursor (HubSpot's `after` tokens are opaque base64 too)."""
+    return base64.urlsafe_b64encode(f"{when_ms}:{item_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: str | None) -> tuple[int, str] | None:
+    if value in (None, ""):
+        return None
+    try:
+        text = base64.urlsafe_b64decode(str(value) + "=" * (-len(str(value)) % 4)).decode()
+        when, _, item = text.partition(":")
+        return int(when), item
+    except (ValueError, UnicodeDecodeError):
+        raise validation(f"Invalid paging cursor: {value!r}") from None
+
+
+def _sub_key(sub: dict[str, Any]) -> tuple[int, str]:
+    return int(sub["submittedAt"]), str(sub["conversionId"])
 
 
 def _paging(request: Request, after: str | None, **extra: str) -> dict[str, Any]:
@@ -789,14 +810,19 @@ class HubSpotSandbox:
             settings.FORM_SUBMISSIONS_LIMIT_DEFAULT,
             maximum=settings.FORM_SUBMISSIONS_LIMIT_MAX,
         )
-        start = _offset(q.get("after"))
+        cursor = _decode_cursor(q.get("after"))
         with self.state.lock:
             subs = self.state.form_submissions.get(guid, [])
-            page = [
-                {k: v for k, v in s.items() if not k.startswith("_")}
-                for s in subs[start : start + limit]
-            ]
-            nxt = str(start + limit) if start + limit < len(subs) else None
+            # newest first; the cursor is the last (submittedAt, conversionId) served, so
+            # submissions arriving while a client pages do not shift its pages
+            start = 0
+            if cursor is not None:
+                while start < len(subs) and _sub_key(subs[start]) >= cursor:
+                    start += 1
+            chunk = subs[start : start + limit]
+            page = [{k: v for k, v in s.items() if not k.startswith("_")} for s in chunk]
+            more = start + limit < len(subs)
+            nxt = _encode_cursor(*_sub_key(chunk[-1])) if more and chunk else None
         return _json({"results": page, **_paging(request, nxt)})
 
     # ------------------------------------------------------------------ web analytics
@@ -809,7 +835,8 @@ class HubSpotSandbox:
             settings.WEB_EVENTS_PAGE_DEFAULT,
             maximum=settings.WEB_EVENTS_PAGE_MAX,
         )
-        start = _offset(q.get("after"))
+        cursor = _decode_cursor(q.get("after"))
+        start = 0
         object_type = q.get("objectType")
         event_type = q.get("eventType")
         if object_type and object_type not in CONTACT_OBJECT_TYPES:
@@ -818,6 +845,7 @@ class HubSpotSandbox:
             return _json({"results": []})
         # newest first unless asked otherwise ("ASCENDING", "occurredAt"; "-occurredAt", "DESCENDING")
         sort = (_multi(request, "sort") or ["DESCENDING"])[0]
+        descending = sort.startswith("-") or sort.upper().startswith("DESC")
         object_id = q.get("objectId")
         if object_id is None and q.get("objectProperty.email"):
             found = self.state.find_by_email(q["objectProperty.email"])
@@ -828,8 +856,14 @@ class HubSpotSandbox:
             object_id,
             occurred_after=_dt_param(q.get("occurredAfter"), "occurredAfter"),
             occurred_before=_dt_param(q.get("occurredBefore"), "occurredBefore"),
-            descending=sort.startswith("-") or sort.upper().startswith("DESC"),
+            descending=descending,
         )
+        if cursor is not None:
+            keys = [(ms(p.occurred_at), p.id) for p in views]
+            start = next(
+                (i for i, k in enumerate(keys) if (k < cursor if descending else k > cursor)),
+                len(views),
+            )
         page = views[start : start + limit]
         results = [
             {
@@ -842,7 +876,8 @@ class HubSpotSandbox:
             }
             for p in page
         ]
-        nxt = str(start + limit) if start + limit < len(views) else None
+        more = start + limit < len(views)
+        nxt = _encode_cursor(ms(page[-1].occurred_at), page[-1].id) if more and page else None
         return _json({"results": results, **_paging(request, nxt)})
 
     async def web_event_types(self, request: Request) -> Response:

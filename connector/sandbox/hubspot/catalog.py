@@ -100,6 +100,57 @@ _STANDARD: tuple[tuple[str, str, str, str, str, bool], ...] = (
         "analyticsinformation",
         True,
     ),
+    ("address", "Street Address", "string", "text", "contactinformation", False),
+    ("zip", "Postal Code", "string", "text", "contactinformation", False),
+    ("mobilephone", "Mobile Phone Number", "string", "phonenumber", "contactinformation", False),
+    (
+        "hs_analytics_source_data_1",
+        "Original Source Drill-Down 1",
+        "string",
+        "text",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_analytics_source_data_2",
+        "Original Source Drill-Down 2",
+        "string",
+        "text",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_analytics_first_timestamp",
+        "Time First Seen",
+        "datetime",
+        "date",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_analytics_first_visit_timestamp",
+        "Time of First Session",
+        "datetime",
+        "date",
+        "analyticsinformation",
+        True,
+    ),
+    (
+        "hs_email_optout",
+        "Unsubscribed from all email",
+        "bool",
+        "booleancheckbox",
+        "emailinformation",
+        True,
+    ),
+    (
+        "notes_last_contacted",
+        "Last Contacted",
+        "datetime",
+        "date",
+        "sales_properties",
+        True,
+    ),
     (
         "hs_analytics_source",
         "Original Source",
@@ -210,6 +261,8 @@ def default_contact_properties(at: str) -> dict[str, dict[str, Any]]:
     props: dict[str, dict[str, Any]] = {}
     for name, label, type_, field_type, group, read_only in _STANDARD:
         options = _options(_SOURCES) if name == "hs_analytics_source" else None
+        if type_ == "bool":
+            options = _options((("true", "Yes"), ("false", "No")))
         props[name] = property_definition(
             name,
             label,

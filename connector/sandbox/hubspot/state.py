@@ -186,7 +186,7 @@ class HubSpotState:
                     keep_order=False,
                 )
             for subs in self.form_submissions.values():
-                subs.sort(key=lambda s: -s["submittedAt"])
+                subs.sort(key=lambda s: (s["submittedAt"], s["conversionId"]), reverse=True)
             self.page_views = {}
             for pv in dataset.page_views:
                 self.page_views.setdefault(self.resolve_id(pv.contact_id), []).append(pv)
@@ -210,6 +210,8 @@ class HubSpotState:
             self._refresh_conversion_counters(cid, bump=bump)
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         for ev in self.email_events:
+            if _unsubscribes(ev):
+                self._refresh_email_dates(ev, bump=bump)
             if ev["type"] in ("OPEN", "CLICK"):
                 key = (str(ev["recipient"]).lower(), ev["type"])
                 if key not in latest or latest[key]["created"] < ev["created"]:
@@ -915,7 +917,7 @@ class HubSpotState:
             )
             event = self._email_event_json(seed)
             self._insert_email_event(event)
-            if event["type"] in ("OPEN", "CLICK"):
+            if event["type"] in ("OPEN", "CLICK") or _unsubscribes(event):
                 self._refresh_email_dates(event, bump=True)
             return event
 
@@ -924,6 +926,10 @@ class HubSpotState:
         if cid is None:
             return
         rec = self.contacts[cid]
+        if _unsubscribes(event):
+            if rec.props.get("hs_email_optout") != "true":
+                self._set_derived(rec, {"hs_email_optout": "true"}, bump=bump)
+            return
         name = "hs_email_last_open_date" if event["type"] == "OPEN" else "hs_email_last_click_date"
         value = iso_ms(int(event["created"]))
         current = rec.props.get(name)
@@ -1017,8 +1023,9 @@ class HubSpotState:
             subs.append(sub)
             return sub
         # newest first, as the legacy endpoint returns them
+        key = (sub["submittedAt"], sub["conversionId"])
         i = 0
-        while i < len(subs) and subs[i]["submittedAt"] >= sub["submittedAt"]:
+        while i < len(subs) and (subs[i]["submittedAt"], subs[i]["conversionId"]) > key:
             i += 1
         subs.insert(i, sub)
         return sub
@@ -1369,6 +1376,14 @@ class HubSpotState:
                     for e in self.marketing_events.values()
                 ]
             return None
+
+
+def _unsubscribes(event: Mapping[str, Any]) -> bool:
+    """A STATUSCHANGE that unsubscribes the recipient from all email."""
+    return (
+        event.get("type") == "STATUSCHANGE"
+        and event.get("portalSubscriptionStatus") == "UNSUBSCRIBED"
+    )
 
 
 _FIELD_TYPES = {
