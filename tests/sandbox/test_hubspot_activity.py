@@ -391,3 +391,9 @@ def test_unsubscribe_sets_email_optout(sandbox: HubSpotSandbox, http: httpx.Clie
     optout = http.get("/crm/v3/properties/contacts/hs_email_optout").json()
     assert optout["type"] == "bool"
     assert [o["value"] for o in optout["options"]] == ["true", "false"]
+
+
+def test_email_event_type_filter_is_case_sensitive(http: httpx.Client) -> None:
+    opens = http.get("/email/public/v1/events", params={"eventType": "OPEN"}).json()["events"]
+    assert [e["id"] for e in opens] == ["e2", "e4"]
+    assert http.get("/email/public/v1/events", params={"eventType": "open"}).json()["events"] == []

@@ -465,3 +465,15 @@ def test_forced_update_moves_stage_back_like_a_ui_user(sandbox: HubSpotSandbox) 
     assert state.contacts["109"].props["lifecyclestage"] == "marketingqualifiedlead"
     state.update_contact("109", {"lifecyclestage": "lead"}, force=True)
     assert state.contacts["109"].props["lifecyclestage"] == "lead"
+
+
+def test_free_text_query_matches_token_prefixes(http: httpx.Client) -> None:
+    body = {"query": "first2", "limit": 50, "sorts": ["hs_object_id"]}
+    ids = [c["id"] for c in http.post(f"{V3}/search", json=body).json()["results"]]
+    # First20..First29; First2 is contact 103, which is archived
+    assert ids == [str(i) for i in range(121, 131)]
+    both = {"query": "first2 example0", "limit": 50}
+    emails = [
+        c["properties"]["email"] for c in http.post(f"{V3}/search", json=both).json()["results"]
+    ]
+    assert emails and all(e.endswith("@example0.com") for e in emails)

@@ -877,7 +877,7 @@ class HubSpotState:
             out: list[dict[str, Any]] = []
             seen = 0
             for ev in self.email_events[lo:hi]:
-                if event_type and ev["type"] != event_type.upper():
+                if event_type and ev["type"] != event_type:  # case-sensitive, as documented
                     continue
                 if recipient and ev["recipient"].lower() != recipient.lower():
                     continue
