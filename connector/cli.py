@@ -32,6 +32,15 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(sync_app, name="sync")
 
+
+def _mount_sandbox() -> None:
+    from connector.sandbox.cli import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox", help="Local emulations of HubSpot and Salesforce.")
+
+
+_mount_sandbox()
+
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 log = get_logger("cli")

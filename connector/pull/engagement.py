@@ -233,9 +233,19 @@ class PageViewsStream(_Stream):
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:
         ctx = self.ctx
-        due = list(ctx.store.bookmarks(PAGE_VIEWS_DUE))
-        ctx.progress.advance(self.task, 0, total=None)
-        for marker in due:
+        if not bookmark and since is not None:
+            # A backfill re-reads every contact that visited since `since`.
+            for contact in ctx.store.iter_contacts():
+                last = contact.properties.get("hs_analytics_last_visit_timestamp")
+                try:
+                    visited = parse_time(last)
+                except ValueError:
+                    visited = None
+                if visited is not None and visited >= since:
+                    self._read_contact(contact.hubspot_id, "", since, until, bookmark)
+            self.finish()
+            return
+        for marker in list(ctx.store.bookmarks(PAGE_VIEWS_DUE)):
             cid = marker[len(PAGE_VIEWS_DUE):]
             self._read_contact(cid, marker, since, until, bookmark)
         self.finish()

@@ -1,0 +1,95 @@
+"""`handshake sync pull` and `handshake backfill` as an admin runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.sandbox import Sandbox
+from connector.store import Store
+from tests.pull.helpers import sandbox_toml, unthrottle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Sandbox:
+    with Sandbox(contacts=80, seed=21) as sb:
+        unthrottle(sb)
+        sb.clock.advance(timedelta(hours=1))
+        yield sb
+
+
+def cli(sb: Sandbox, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "HANDSHAKE_HUBSPOT_TOKEN": sb.info()["hubspot"]["access_token"],
+           "HANDSHAKE_SF_USERNAME": "u", "HANDSHAKE_SF_PASSWORD": "p",
+           "HANDSHAKE_SF_SECURITY_TOKEN": "t", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "connector.cli", *args, "-c", str(config)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_dry_run_stores_nothing_then_pull_stores_with_progress_lines(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = tmp_path / "h.toml"
+    config.write_text(sandbox_toml(sandbox, tmp_path / "s.db"))
+    dry = cli(sandbox, config, "sync", "pull", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "dry run: nothing stored" in dry.stdout
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    assert store.count_contacts() == 0
+    assert store.bookmarks() == {}
+
+    real = cli(sandbox, config, "sync", "pull")
+    assert real.returncode == 0, real.stderr
+    # Not a terminal: plain progress lines with counts and rates, one per stream at least.
+    for stream in ("contacts", "email_events", "page_views"):
+        assert any(line.split("connector.progress: ")[-1].startswith(f"{stream}: ")
+                   and "/s" in line and "done in" in line for line in real.stderr.splitlines()), real.stderr
+    assert "contacts.new" in real.stdout
+    assert store.count_contacts() > 0
+    run_rows = store.bookmarks()
+    assert "contacts.modified" in run_rows
+
+
+def test_bad_records_are_parked_and_the_rest_goes_on(sandbox: Sandbox, tmp_path: Path) -> None:
+    hub = sandbox.hubspot
+    assert hub is not None
+    bad = hub.state.create_contact({"email": "odd@acme-corp.com", "lastname": "Odd",
+                                    "hs_analytics_num_page_views": "many"})
+    config = tmp_path / "h.toml"
+    config.write_text(sandbox_toml(sandbox, tmp_path / "s.db"))
+    result = cli(sandbox, config, "sync", "pull", "--stream", "contacts")
+    assert result.returncode == 0, result.stderr
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    parked = {d.record_key: d for d in store.dead_letters()}
+    assert f"contacts:{bad.id}" in parked
+    letter = parked[f"contacts:{bad.id}"]
+    assert "hs_analytics_num_page_views should be a number" in letter.reason
+    assert letter.actor == "data"
+    assert store.count_contacts() >= 70
+
+
+def test_backfill_rereads_a_range_without_duplicates_or_moving_bookmarks(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = tmp_path / "h.toml"
+    config.write_text(sandbox_toml(sandbox, tmp_path / "s.db"))
+    assert cli(sandbox, config, "sync", "pull").returncode == 0
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    before_marks = store.bookmarks()
+    before_acts = store.count_activities_by_type()
+    since = (sandbox.clock.now() - timedelta(days=400)).date().isoformat()
+    result = cli(sandbox, config, "backfill", "--since", since, "--stage", "pull")
+    assert result.returncode == 0, result.stderr
+    fetched = {line.split(":")[0].strip(): int(line.split(":")[1].replace(",", ""))
+               for line in result.stdout.splitlines() if line.startswith("  ")}
+    for stream in ("contacts", "email_events", "form_submissions", "page_views", "webinars"):
+        assert fetched.get(f"{stream}.fetched", 0) > 0, (stream, result.stdout)
+        assert fetched.get(f"{stream}.new", 0) == 0
+    assert store.count_activities_by_type() == before_acts
+    assert store.bookmarks() == before_marks
+    bad = cli(sandbox, config, "backfill", "--since", "last tuesday", "--stage", "pull")
+    assert bad.returncode == 2 and "not a date" in bad.stderr
