@@ -1,5 +1,22 @@
-"""The emulated HubSpot API (contacts, properties, owners, lists, legacy email events and
-form submissions, web analytics events, marketing events), served by `HubSpotSandbox`."""
+"""The emulated HubSpot API, served by `HubSpotSandbox` over plain HTTP on loopback.
+
+    sandbox = HubSpotSandbox(SandboxClock(), tier="professional")
+    sandbox.load(generate(seed, contacts))
+    server = sandbox.serve()            # started; server.base_url, server.stop()
+    client = hubspot.Client.create(access_token="pat-sandbox-0000", host=server.base_url)
+
+Emulated (paths and limits in `settings`): contacts on the v3 and 2026-03 paths (list, get,
+search, batch read/create/update/upsert/archive, merge, PATCH, DELETE), contact properties and
+groups, owners, MANUAL/SNAPSHOT list memberships, legacy email events and form submissions,
+forms v3, web-analytics page views (events v3), marketing events and participations.
+Bearer-token auth, per-token limits (10-second rolling window, search per second, daily budget
+reset at the sandbox clock's midnight) and HubSpot's error and 429 bodies and headers.
+
+Choices where HubSpot documents no exact behaviour: the 10,000-cap error message (its status
+and category are documented); `limit` above a documented maximum answers 400 rather than
+being capped (legacy email events cap silently); web analytics is not gated to Enterprise.
+`HubSpotState` holds the data and the mutators tests and benchmarks use.
+"""
 
 from __future__ import annotations
 
