@@ -46,16 +46,14 @@ pricing page views in the last two weeks; (b) a demo request, several pricing/de
 a registration for the upcoming webinar in the last week or so.
 
 Other generated facts: a few contacts archived, a few merged pairs (the survivor lists the
-merged id), a few live bad records without engagement (`ground_truth.bad_records`: no email, an
-invalid email, a company name too long for Salesforce), HubSpot owners are the Salesforce
-users (same emails), some contact emails are already Salesforce Contacts (with Accounts, some with
-Opportunities) or open Leads. `ground_truth.activities_by_type` counts normalised types
+merged id), a few live bad records without email or engagement (`ground_truth.bad_records`),
+HubSpot owners are the Salesforce users (same emails), some contact emails are already
+Salesforce Contacts (with Accounts, some with Opportunities) or open Leads. `ground_truth.activities_by_type` counts normalised types
 (ACTIVITY_TYPES) for live contacts only.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import uuid
@@ -214,12 +212,8 @@ TARGET_PERSONA_SHARE = 0.30
 ARCHIVED_SHARE = 0.02
 MERGED_PAIR_SHARE = 0.004
 BAD_RECORD_SHARE = 0.004
-# What is wrong with a bad record (ground_truth.bad_records values), in turn.
+# What is wrong with a bad record (ground_truth.bad_records values).
 BAD_NO_EMAIL = "no email"
-BAD_INVALID_EMAIL = "invalid email"
-BAD_LONG_COMPANY = "company name longer than 255 characters"
-BAD_KINDS = (BAD_NO_EMAIL, BAD_INVALID_EMAIL, BAD_LONG_COMPANY)
-LONG_COMPANY_LENGTH = 300
 EXISTING_SF_CONTACT_SHARE = 0.04
 EXISTING_SF_LEAD_SHARE = 0.04
 RANDOM_OWNER_SHARE = 0.08
@@ -1005,20 +999,6 @@ class _Generator:
             )
         return personas
 
-    def spoil(self, p: _Persona, reason: str) -> None:
-        """Make `p` a bad record of the given kind (no engagement is generated for it)."""
-        p.bad_reason = reason
-        if reason == BAD_NO_EMAIL:
-            p.email = None
-        elif reason == BAD_INVALID_EMAIL:
-            # A typo'd address with no top-level domain, as imports and old forms leave them.
-            host = p.company.domain.split(".", 1)[0]
-            p.email = self.unique_email(p.first, p.last, host, self.emails)
-        else:
-            filler = " International Holdings and Subsidiaries"
-            name = (p.company.name + filler * 10)[:LONG_COMPANY_LENGTH]
-            p.company = dataclasses.replace(p.company, name=name)
-
     def unique_email(self, first: str, last: str, domain: str, used: set[str]) -> str:
         local = _ascii_slug(first) + "." + _ascii_slug(last)
         candidate = f"{local}@{domain}"
@@ -1049,8 +1029,9 @@ class _Generator:
                     chosen.append(idx)
             return chosen
 
-        for k, idx in enumerate(take(max(1, round(n * BAD_RECORD_SHARE)), lambda p: True)):
-            self.spoil(personas[idx], BAD_KINDS[k % len(BAD_KINDS)])
+        for idx in take(max(1, round(n * BAD_RECORD_SHARE)), lambda p: True):
+            personas[idx].bad_reason = BAD_NO_EMAIL
+            personas[idx].email = None
         for idx in take(max(1, round(n * ARCHIVED_SHARE)), lambda p: True):
             personas[idx].archived = True
         pairs: list[tuple[int, int]] = []

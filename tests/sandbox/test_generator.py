@@ -293,19 +293,11 @@ def test_archived_merged_and_bad_records(ds: SandboxDataset) -> None:
         assert by_id[survivor].properties["lastname"] == by_id[away].properties["lastname"]
     everyone = {c.id for c in ds.contacts}
     assert set(gt.contact_ids) == everyone - set(gt.archived_ids) - set(gt.merged)
-    reasons = Counter(gt.bad_records.values())
-    assert set(reasons) == {"no email", "invalid email", "company name longer than 255 characters"}
+    assert gt.bad_records
     for cid, reason in gt.bad_records.items():
-        props = by_id[cid].properties
+        assert reason == "no email" and by_id[cid].properties["email"] is None
         assert cid in gt.contact_ids  # live, so a sync meets them
         assert gt.activities_by_contact[cid] == 0
-        if reason == "no email":
-            assert props["email"] is None
-        elif reason == "invalid email":
-            domain = (props["email"] or "").split("@")[1]
-            assert "." not in domain
-        else:
-            assert len(props["company"] or "") > 255
     ids = [int(c.id) for c in ds.contacts]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     emails = [c.properties["email"] for c in ds.contacts if c.properties["email"]]
