@@ -184,44 +184,28 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
         out.print(f"  {key}: {counts[key]:,}", highlight=False)
 
 
-def _run_pull(config_path: str | None, *, dry_run: bool, stage_name: str,
-              since: datetime | None = None, until: datetime | None = None,
-              full: bool = False, streams: list[str] | None = None) -> None:
-    from connector.errors import QuotaExhausted
+def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None = None,
+              until: datetime | None = None, full: bool = False,
+              streams: list[str] | None = None) -> None:
     from connector.progress import make_progress
-    from connector.pull import STREAMS, backfill, pull
-    from connector.wiring import open_store, pull_context
+    from connector.pull import STREAMS
+    from connector.stages import run_pull_stage
 
     loaded = load_checked_config(config_path)
     unknown = sorted(set(streams or []) - set(STREAMS))
     if unknown:
         err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}")
         raise typer.Exit(EXIT_CONFIG)
-    store = open_store(loaded)
-    run_id = store.start_run(stage_name, trigger="backfill" if since else "manual")
-    status, error = "ok", None
-    with bind_run(run_id), make_progress() as progress:
-        ctx = pull_context(loaded, store, run_id=run_id, progress=progress, dry_run=dry_run)
-        try:
-            if since is not None:
-                counts = backfill(ctx, since, until)
-            else:
-                counts = pull(ctx, streams=streams or STREAMS, full=full)
-        except QuotaExhausted as exc:
-            status, error = "stopped", str(exc)
-            counts = ctx.counts
-            log.warning("stopped until the quota resets: %s", exc)
-        except Exception as exc:
-            status, error = "failed", str(exc)
-            store.finish_run(run_id, status=status, counts=dict(ctx.counts), error=error)
-            raise
-        finally:
-            ctx.client.close()
-    store.finish_run(run_id, status=status, counts=dict(counts), error=error)
-    _print_counts(f"{stage_name} {'(dry run: nothing stored) ' if dry_run else ''}{status}",
-                  dict(counts))
-    if error:
-        err.print(f"[yellow]{escape(error)}[/]")
+    with make_progress() as progress:
+        result = run_pull_stage(
+            loaded, trigger="backfill" if since else "manual", dry_run=dry_run, full=full,
+            streams=streams or STREAMS, since=since, until=until, progress=progress,
+        )
+    title = "backfill" if since else "pull"
+    _print_counts(f"{title} {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
+                  dict(result.counts))
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
 
 
 @sync_app.command("pull")
@@ -234,7 +218,7 @@ def sync_pull(
     ] = None,
 ) -> None:
     """Pull contacts and engagement from HubSpot into the state store (incremental)."""
-    _run_pull(config, dry_run=dry_run, stage_name="pull", full=full, streams=stream)
+    _run_pull(config, dry_run=dry_run, full=full, streams=stream)
 
 
 def _parse_date(value: str, option: str) -> datetime:
@@ -263,7 +247,7 @@ def backfill_command(
     if end is not None and end <= start:
         err.print("--until must be after --since")
         raise typer.Exit(EXIT_CONFIG)
-    _run_pull(config, dry_run=dry_run, stage_name="backfill-pull", since=start, until=end)
+    _run_pull(config, dry_run=dry_run, since=start, until=end)
 
 
 def main() -> None:
