@@ -383,3 +383,19 @@ def test_collection_upsert_uses_indexes_not_scans(sf_env: SFEnv) -> None:
     assert [r["created"] for r in results] == [False] * 100 + [True] * 100
     assert all(r["success"] for r in results)
     print(f"200-record collection upsert over 5,000 leads: {elapsed_ms:.1f} ms")
+    # a SOQL filter pinning an indexed field reads the index, not the table
+    found = sf_env.call(
+        "GET",
+        "/query",
+        params={
+            "q": "SELECT Id, Title FROM Lead WHERE Email IN ('bulk7@big.test', 'BULK8@big.test') "
+            "AND Title = 'Updated' ORDER BY Email"
+        },
+    ).json()
+    assert [r["Id"] for r in found["records"]] == [
+        state.find_by_external_id("Lead", "Handshake_Id__c", f"hs-{n}") for n in (7, 8)
+    ]
+    by_ext = sf_env.call(
+        "GET", "/query", params={"q": "SELECT Id FROM Lead WHERE Handshake_Id__c = 'new-3'"}
+    ).json()
+    assert by_ext["totalSize"] == 1

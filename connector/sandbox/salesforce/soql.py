@@ -13,13 +13,15 @@ precision is MALFORMED_QUERY, as the real parser answers.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from typing import Any
 
 from . import settings
-from .schema import FieldDef, ObjectDef, object_def
+from .schema import OBJECTS, FieldDef, ObjectDef, object_def
 from .state import RequestError, SalesforceState, parse_datetime
 
 __all__ = ["Query", "execute", "parse"]
@@ -489,20 +491,27 @@ def parse(text: str) -> Query:
 
 
 # ------------------------------------------------------------------------------ evaluation
+# stored values repeat from query to query: parse each distinct string once
+_parse_dt = functools.lru_cache(maxsize=1 << 19)(parse_datetime)
+_parse_date = functools.lru_cache(maxsize=1 << 16)(date.fromisoformat)
+
+
 def _typed(f: FieldDef, raw: Any) -> Any:
     if raw is None:
         return None
     if f.type == "datetime":
-        return parse_datetime(raw)
+        return _parse_dt(raw)
     if f.type == "date":
-        return date.fromisoformat(raw)
+        return _parse_date(raw)
     return raw
 
 
 def _resolve(
     state: SalesforceState, sobject: str, record: dict[str, Any], path: list[str]
 ) -> tuple[FieldDef | None, Any]:
-    obj = object_def(sobject)
+    obj = OBJECTS.get(sobject) or object_def(sobject)
+    if len(path) == 1 and obj is not None:
+        return obj.fields.get(path[0]), record.get(path[0])
     current: dict[str, Any] | None = record
     f: FieldDef | None = None
     for n, part in enumerate(path):
@@ -589,38 +598,59 @@ def _eq(value: Any, wanted: Any) -> bool:
     return bool(value == wanted)
 
 
-def _matches(
-    state: SalesforceState, q: Query, record: dict[str, Any], cond: Cond, today: date
-) -> bool:
-    if cond.op == "and":
-        return all(_matches(state, q, record, c, today) for c in cond.parts)
-    if cond.op == "or":
-        return any(_matches(state, q, record, c, today) for c in cond.parts)
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _compile(state: SalesforceState, sobject: str, cond: Cond, today: date) -> Predicate:
+    """A filter as nested closures: field definitions are looked up once, not per row."""
+    if cond.op in ("and", "or"):
+        parts = [_compile(state, sobject, c, today) for c in cond.parts]
+        if cond.op == "and":
+            return lambda r: all(p(r) for p in parts)
+        return lambda r: any(p(r) for p in parts)
     if cond.op == "not":
-        return not _matches(state, q, record, cond.parts[0], today)
-    f, stored = _resolve(state, q.sobject, record, cond.path)
-    return _compare(f, stored, cond.cmp, cond.value, today)
+        inner = _compile(state, sobject, cond.parts[0], today)
+        return lambda r: not inner(r)
+    path, op, value = cond.path, cond.cmp, cond.value
+    obj = OBJECTS[sobject]
+    if len(path) == 1:
+        f = obj.fields[path[0]]
+        name = path[0]
+        return lambda r: _compare(f, r.get(name), op, value, today)
+
+    def related(r: dict[str, Any]) -> bool:
+        f_rel, stored = _resolve(state, sobject, r, path)
+        return _compare(f_rel, stored, op, value, today)
+
+    return related
 
 
-class _SortKey:
-    __slots__ = ("order", "values")
+def _sort(
+    state: SalesforceState,
+    sobject: str,
+    rows: list[dict[str, Any]],
+    order: list[tuple[list[str], bool, bool]],
+) -> None:
+    """ORDER BY as stable passes from the last key to the first; text compares without case;
+    nulls go first or last as asked, whatever the direction."""
+    for path, desc, nulls_first in reversed(order):
+        # with reverse=True the higher rank comes first, so the null rank flips with desc
+        null_rank = int(nulls_first == desc)
+        value_rank = 1 - null_rank
 
-    def __init__(self, values: list[Any], order: list[tuple[list[str], bool, bool]]) -> None:
-        self.values = values
-        self.order = order
+        def key(
+            r: dict[str, Any],
+            path: list[str] = path,
+            nulls: int = null_rank,
+            values: int = value_rank,
+        ) -> tuple[int, Any]:
+            f, stored = _resolve(state, sobject, r, path)
+            value = _typed(f, stored) if f is not None else None
+            if value is None:
+                return (nulls, None)
+            return (values, value.lower() if isinstance(value, str) else value)
 
-    def __lt__(self, other: _SortKey) -> bool:
-        for (path, desc, nulls_first), a, b in zip(self.order, self.values, other.values):
-            if a == b:
-                continue
-            if a is None or b is None:
-                return (a is None) == nulls_first
-            if isinstance(a, str) and isinstance(b, str):
-                a, b = a.lower(), b.lower()
-                if a == b:
-                    continue
-            return bool((a > b) if desc else (a < b))
-        return False
+        rows.sort(key=key, reverse=desc)
 
 
 def _project(
@@ -663,25 +693,39 @@ def _put(
         nested[path[1]] = None
 
 
+def _indexed(
+    state: SalesforceState, q: Query, cond: Cond | None, include_deleted: bool
+) -> list[dict[str, Any]] | None:
+    """Rows from an index when the filter pins an indexed field (Id, Email, external ids)
+    with = or IN, alone or inside an AND; None when every row must be read."""
+    if cond is None:
+        return None
+    if cond.op == "and":
+        for part in cond.parts:
+            rows = _indexed(state, q, part, include_deleted)
+            if rows is not None:
+                return rows
+        return None
+    if cond.op != "cmp" or len(cond.path) != 1 or cond.cmp not in ("=", "in"):
+        return None
+    values = cond.value if cond.cmp == "in" else [cond.value]
+    if any(not isinstance(v, str) for v in values):
+        return None
+    return state.indexed_rows(q.sobject, cond.path[0], values, include_deleted=include_deleted)
+
+
 def execute(state: SalesforceState, q: Query, *, include_deleted: bool) -> tuple[int, list[Any]]:
     """Run a parsed query: (totalSize, projected records); COUNT() gives (n, [])."""
     today = state.clock.now().astimezone(UTC).date()
+    candidates = _indexed(state, q, q.where, include_deleted)
+    keep = _compile(state, q.sobject, q.where, today) if q.where is not None else None
     rows = [
         r
-        for r in state.raw_records(q.sobject)
-        if (include_deleted or not r["IsDeleted"])
-        and (q.where is None or _matches(state, q, r, q.where, today))
+        for r in (state.raw_records(q.sobject) if candidates is None else candidates)
+        if (include_deleted or not r["IsDeleted"]) and (keep is None or keep(r))
     ]
     if q.order:
-
-        def key(r: dict[str, Any]) -> _SortKey:
-            vals = []
-            for path, _, _ in q.order:
-                f, stored = _resolve(state, q.sobject, r, path)
-                vals.append(_typed(f, stored) if f else None)
-            return _SortKey(vals, q.order)
-
-        rows.sort(key=key)
+        _sort(state, q.sobject, rows, q.order)
     rows = rows[q.offset :]
     if q.limit is not None:
         rows = rows[: q.limit]

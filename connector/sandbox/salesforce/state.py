@@ -358,6 +358,28 @@ class SalesforceState:
                     out.append(self._copy(obj.name, r))
             return out
 
+    def indexed_rows(
+        self, sobject: str, field: str, values: list[str], *, include_deleted: bool
+    ) -> list[dict[str, Any]] | None:
+        """Stored records (read only) whose `field` is one of `values`, from an index; None
+        when `field` has no index usable here. Callers still apply the full filter."""
+        obj = self._obj(sobject)
+        with self._lock:
+            table = self._data[obj.name]
+            if field == "Id":
+                found = (table.get(_to_18(v)) for v in values if is_valid_id(v))
+                return [r for r in found if r is not None]
+            if include_deleted:
+                return None  # the Email and external-id indexes hold live records only
+            if field == "Email" and obj.name in self._email:
+                ids = set().union(*(self._email[obj.name].get(v.lower(), ()) for v in values))
+                return [table[i] for i in sorted(ids)]
+            index = self._ext[obj.name].get(field)
+            if index is not None:
+                hits = {index.get(v.lower()) for v in values} - {None}
+                return [table[i] for i in sorted(h for h in hits if h)]
+            return None
+
     def find_by_external_id(self, sobject: str, field: str, value: str) -> str | None:
         with self._lock:
             return self._ext[sobject].get(field, {}).get(str(value).lower())
