@@ -167,6 +167,16 @@ def test_injected_throttle_renders_as_salesforce_over_concurrency(sf_env: SFEnv)
     assert sf_env.call("GET", "/limits").status_code == 200
 
 
+def test_injected_throttle_can_render_as_server_unavailable(sf_env: SFEnv) -> None:
+    sf_env.sandbox.throttle_style = "unavailable"
+    sf_env.sandbox.faults.schedule(r"GET .*/limits", Fault("429"))
+    answer = sf_env.call("GET", "/limits")
+    assert answer.status_code == 503
+    assert answer.json() == [
+        {"message": "Server temporarily unavailable", "errorCode": "SERVER_UNAVAILABLE"}
+    ]
+
+
 def test_invalid_query_locator(sf_env: SFEnv) -> None:
     answer = sf_env.call("GET", "/query/01g5g0000000099AAA-2000")
     assert answer.status_code == 400

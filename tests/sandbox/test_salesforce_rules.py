@@ -124,6 +124,31 @@ def test_task_subtype_is_createable_but_not_updateable(sf_env: SFEnv) -> None:
     assert answer.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
 
 
+def test_event_needs_a_start_and_a_length(sf_env: SFEnv) -> None:
+    missing, ok = _create(
+        sf_env,
+        {"attributes": {"type": "Event"}, "Subject": "Demo", "WhoId": LEAD_ID},
+        {
+            "attributes": {"type": "Event"},
+            "Subject": "Demo",
+            "WhoId": LEAD_ID,
+            "StartDateTime": "2026-03-01T15:00:00Z",
+            "DurationInMinutes": 30,
+        },
+    )
+    assert missing["errors"] == [
+        {
+            "statusCode": "REQUIRED_FIELD_MISSING",
+            "message": "Required fields are missing: [ActivityDateTime, DurationInMinutes]",
+            "fields": ["ActivityDateTime", "DurationInMinutes"],
+        }
+    ]
+    event = sf_env.sandbox.state.get("Event", ok["id"])
+    assert event["EndDateTime"] == "2026-03-01T15:30:00.000+0000"
+    assert event["ActivityDate"] == "2026-03-01"
+    assert sf_env.sandbox.state.get("Lead", LEAD_ID)["LastActivityDate"] == "2026-03-01"
+
+
 def test_external_id_is_unique(sf_env: SFEnv) -> None:
     first, second = _create(sf_env, _lead(Handshake_Id__c="dup"), _lead(Handshake_Id__c="DUP"))
     assert first["success"] is True

@@ -102,6 +102,18 @@ class SalesforceSandbox:
     def daily_allocation(self, value: int) -> None:
         self.rest.daily_allocation = value
 
+    @property
+    def throttle_style(self) -> str:
+        """How an injected "429" fault renders: "concurrency" (403 REQUEST_LIMIT_EXCEEDED,
+        ConcurrentPerOrgLongTxn, the default) or "unavailable" (503 SERVER_UNAVAILABLE)."""
+        return self.rest.throttle_style
+
+    @throttle_style.setter
+    def throttle_style(self, value: str) -> None:
+        if value not in ("concurrency", "unavailable"):
+            raise ValueError(f"throttle_style must be 'concurrency' or 'unavailable': {value!r}")
+        self.rest.throttle_style = value
+
     def api_usage(self) -> int:
         """API calls counted in the rolling 24 hours."""
         return self.rest.api_usage()

@@ -641,7 +641,7 @@ class SalesforceState:
         self._index_add(obj.name, record)
 
     def _derive(self, obj: ObjectDef, record: dict[str, Any]) -> None:
-        """Fields the org computes: Name, IsClosed/IsWon, CompletedDateTime."""
+        """Fields the org computes: Name, IsClosed/IsWon, CompletedDateTime, Event times."""
         if "Name" in obj.fields and obj.name in ("Lead", "Contact", "User"):
             record["Name"] = " ".join(
                 p for p in (record.get("FirstName"), record.get("LastName")) if p
@@ -651,6 +651,18 @@ class SalesforceState:
             if closed and not record.get("IsClosed"):
                 record["CompletedDateTime"] = format_datetime(self.clock.now())
             record["IsClosed"] = closed
+        if obj.name == "Event":
+            start = record.get("StartDateTime") or record.get("ActivityDateTime")
+            if start:
+                record["StartDateTime"] = record["ActivityDateTime"] = start
+                record["ActivityDate"] = start[:10]
+                begin = parse_datetime(start)
+                if record.get("EndDateTime"):
+                    length = parse_datetime(record["EndDateTime"]) - begin
+                    record["DurationInMinutes"] = int(length.total_seconds() // 60)
+                elif record.get("DurationInMinutes") is not None:
+                    end = begin + timedelta(minutes=int(record["DurationInMinutes"]))
+                    record["EndDateTime"] = format_datetime(end)
         if obj.name == "Opportunity":
             record["IsClosed"] = record.get("StageName") in ("Closed Won", "Closed Lost")
             record["IsWon"] = record.get("StageName") == "Closed Won"
@@ -722,6 +734,13 @@ class SalesforceState:
             for f in obj.fields.values()
             if f.required and merged.get(f.name) in (None, "") and (creating or f.name in values)
         ]
+        if obj.name == "Event":
+            # an Event needs a start and a length: ActivityDateTime or StartDateTime, and
+            # DurationInMinutes or EndDateTime (object_reference, Event)
+            if not (merged.get("StartDateTime") or merged.get("ActivityDateTime")):
+                missing.append("ActivityDateTime")
+            if merged.get("DurationInMinutes") is None and not merged.get("EndDateTime"):
+                missing.append("DurationInMinutes")
         if missing:
             errors.append(
                 {
