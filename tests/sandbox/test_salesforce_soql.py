@@ -144,3 +144,23 @@ def test_errors(text: str, code: str) -> None:
     with pytest.raises(RequestError) as info:
         soql.parse(text)
     assert info.value.code == code and info.value.status == 400
+
+
+def test_polymorphic_lookups_read_through_the_name_object(state: SalesforceState) -> None:
+    lead = state.find("Lead", FirstName="Ann")[0]["Id"]
+    state.insert("Task", {"Subject": "Call", "WhoId": lead, "Status": "Completed"})
+    row = _run(
+        state,
+        "SELECT Who.Name, Who.Type, Who.Email, Owner.Name FROM Task "
+        "WHERE Who.Type = 'Lead' AND Who.Email LIKE 'ann%'",
+    )[0]
+    assert row["Who"]["attributes"]["type"] == "Name"
+    assert row["Who"]["Type"] == "Lead" and row["Who"]["Name"] == "Ann Alpha"
+    assert row["Who"]["Email"] == "ann@a.test"
+    assert row["Owner"]["attributes"]["type"] == "User"  # Task.OwnerId: User only
+    owner = _run(state, "SELECT Owner.Type FROM Lead WHERE FirstName = 'Ann'")[0]
+    assert owner["Owner"] == {"attributes": owner["Owner"]["attributes"], "Type": "Group"}
+    assert _run(state, "SELECT Id FROM Task WHERE Who.Type = 'Contact'") == []
+    with pytest.raises(RequestError) as info:
+        soql.parse("SELECT Who.Company FROM Task")  # not a Name field
+    assert info.value.code == "INVALID_FIELD"

@@ -628,11 +628,45 @@ _GROUP = _obj(
     ],
 )
 
+# Polymorphic lookups (Lead.Owner, Task.Who, Task.What) are read through the Name object,
+# which offers only these fields; Type is the record's sObject name.
+NAME_OBJECT = ObjectDef(
+    name="Name",
+    label="Name",
+    label_plural="Names",
+    fields={
+        f.name: f
+        for f in (
+            _f("Id", "id", length=18),
+            _f("Name", "string", length=255),
+            _f("FirstName", "string", length=40),
+            _f("LastName", "string", length=80),
+            _f("Email", "email", length=80),
+            _f("Phone", "phone", length=40),
+            _f("Title", "string", length=128),
+            _f("Alias", "string", length=8),
+            _f("Username", "string", length=80),
+            _f("IsActive", "boolean"),
+            _f("Type", "picklist", length=40),
+        )
+    },
+    createable=False,
+    has_owner=False,
+)
+NAME_OBJECT.lower.update({n.lower(): n for n in NAME_OBJECT.fields})
+
 OBJECTS: dict[str, ObjectDef] = {
     o.name: o
     for o in (_LEAD, _CONTACT, _ACCOUNT, _OPPORTUNITY, _TASK, _EVENT, _USER, _LEAD_STATUS, _GROUP)
 }
 OBJECTS_LOWER: dict[str, str] = {name.lower(): name for name in OBJECTS}
+
+
+def relationship_target(rel: FieldDef) -> ObjectDef | None:
+    """The object a relationship reads: the Name object when the lookup is polymorphic."""
+    if len(rel.reference_to) > 1:
+        return NAME_OBJECT
+    return OBJECTS.get(rel.reference_to[0])
 
 
 def object_def(name: str) -> ObjectDef | None:

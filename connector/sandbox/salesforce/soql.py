@@ -21,7 +21,7 @@ from datetime import UTC, date, timedelta
 from typing import Any
 
 from . import settings
-from .schema import OBJECTS, FieldDef, ObjectDef, object_def
+from .schema import NAME_OBJECT, OBJECTS, FieldDef, ObjectDef, object_def, relationship_target
 from .state import RequestError, SalesforceState, parse_datetime
 
 __all__ = ["Query", "execute", "parse"]
@@ -315,12 +315,15 @@ class _Parser:
                         "describe call for the appropriate names.",
                     )
                 out.append(rel.name)
-                target = (
-                    "User"
-                    if len(rel.reference_to) > 1 and "User" in rel.reference_to
-                    else rel.reference_to[0]
-                )
-                obj = object_def(target)
+                obj = relationship_target(rel)
+                if obj is None or (obj is NAME_OBJECT and n < len(path) - 2):
+                    raise _invalid_field(
+                        self.text,
+                        pos,
+                        f"Didn't understand relationship '{path[n + 1]}' in "
+                        "field path. Please reference your WSDL or the describe call for the "
+                        "appropriate names.",
+                    )
         return out
 
     def parse_or(self) -> Cond:
@@ -385,8 +388,7 @@ class _Parser:
             assert obj is not None
             f = obj.fields[part]
             if f.type == "reference" and part != path[-1]:
-                target = "User" if "User" in f.reference_to else f.reference_to[0]
-                obj = object_def(target)
+                obj = relationship_target(f)
         assert f is not None
         return f
 
@@ -513,19 +515,22 @@ def _resolve(
     if len(path) == 1 and obj is not None:
         return obj.fields.get(path[0]), record.get(path[0])
     current: dict[str, Any] | None = record
+    current_type = sobject
     f: FieldDef | None = None
     for n, part in enumerate(path):
         if current is None or obj is None:
             return f, None
         f = obj.fields.get(part)
-        value = current.get(part)
         if n == len(path) - 1:
-            return f, value
+            if obj is NAME_OBJECT and part == "Type":
+                return f, current_type
+            return f, current.get(part)
+        value = current.get(part)
         hit = state.lookup_any(value) if value else None
-        if hit is None:
+        if hit is None or f is None:
             return f, None
-        obj = object_def(hit[0])
-        current = hit[1]
+        obj = relationship_target(f)
+        current_type, current = hit
     return f, None
 
 
@@ -687,7 +692,9 @@ def _put(
         attributes["type"] = "Name"  # polymorphic lookups are read through the Name object
     nested = out.get(rel_name) or {"attributes": attributes}
     out[rel_name] = nested
-    if path[1] in child:
+    if len(rel.reference_to) > 1 and path[1] == "Type":
+        nested["Type"] = target
+    elif path[1] in child:
         _put(state, target, child, path[1:], nested)
     else:
         nested[path[1]] = None
