@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import jwt
 import pytest
 import requests
@@ -12,7 +14,17 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 
 from connector.sandbox.base import TLSFiles
 
-from .sf_fixtures import LEAD_ID, PASSWORD, TOKEN, USERNAME, SFEnv, make_env, sf_env, sf_tls
+from .sf_fixtures import (
+    LEAD_ID,
+    PASSWORD,
+    START,
+    TOKEN,
+    USERNAME,
+    SFEnv,
+    make_env,
+    sf_env,
+    sf_tls,
+)
 
 __all__ = ["sf_env", "sf_tls"]
 
@@ -161,26 +173,38 @@ def test_expired_session_is_renewed_by_simple_salesforce(sf_env: SFEnv) -> None:
 
 
 def test_session_id_and_instance_url_after_an_oauth_token_call(sf_env: SFEnv) -> None:
-    token = requests.post(
-        f"{sf_env.base_url}/services/oauth2/token",
-        verify=sf_env.ca,
-        data={
-            "grant_type": "password",
-            "client_id": "handshake-sandbox-key",
-            "client_secret": "handshake-sandbox-secret",
-            "username": USERNAME,
-            "password": PASSWORD + TOKEN,
-        },
-    ).json()
-    session = sf_env.session()
-    session.verify = sf_env.ca
-    sf = Salesforce(
-        instance_url=token["instance_url"],
-        session_id=token["access_token"],
-        session=session,
-        version="62.0",
-    )
-    assert sf.Lead.get(LEAD_ID)["Email"] == "bob@stone.test"
+    with requests.Session() as session:
+        # requests lets REQUESTS_CA_BUNDLE in the environment override session.verify
+        session.trust_env = False
+        session.verify = sf_env.ca
+        token = session.post(
+            f"{sf_env.base_url}/services/oauth2/token",
+            data={
+                "grant_type": "password",
+                "client_id": "handshake-sandbox-key",
+                "client_secret": "handshake-sandbox-secret",
+                "username": USERNAME,
+                "password": PASSWORD + TOKEN,
+            },
+        ).json()
+        sf = Salesforce(
+            instance_url=token["instance_url"],
+            session_id=token["access_token"],
+            session=session,
+            version="62.0",
+        )
+        assert sf.Lead.get(LEAD_ID)["Email"] == "bob@stone.test"
+
+
+def test_updated_and_deleted_through_simple_salesforce(sf_env: SFEnv) -> None:
+    sf = sf_env.sf()
+    created = sf.Lead.create({"LastName": "Rep", "Company": "R"})["id"]
+    sf.Lead.delete(LEAD_ID)
+    sf_env.clock.advance(timedelta(minutes=5))
+    start, end = START - timedelta(days=1), sf_env.clock.now()
+    assert sf.Lead.updated(start, end)["ids"] == [created]
+    deleted = sf.Lead.deleted(start, end)
+    assert [d["id"] for d in deleted["deletedRecords"]] == [LEAD_ID]
 
 
 def test_fixed_session_id(sf_env: SFEnv) -> None:

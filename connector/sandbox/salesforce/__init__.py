@@ -23,13 +23,26 @@ Pointing simple-salesforce 1.12 at it (it builds every login URL as
        token = requests.post(f"{served.base_url}/services/oauth2/token", data={...},
                              verify=ca).json()
        session = requests.Session(); session.verify = str(ca)
+       session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides session.verify
        sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
                        session=session)
 
    or simply `session_id=sandbox.session_id` (a fixed session, valid until
    `expire_sessions()`).
 
+`salesforce_session` pins the CA in its adapter, so it verifies with the sandbox CA even
+when REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE are set in the environment.
+
 Routes: see `settings.ROUTES`; rules (duplicate, assignment) in `state`; SOQL in `soql`.
+Injected "429" faults render as Salesforce throttles REST: 403 REQUEST_LIMIT_EXCEEDED
+"ConcurrentPerOrgLongTxn Limit exceeded." (or 503 SERVER_UNAVAILABLE with
+`sandbox.throttle_style = "unavailable"`); the spent daily allocation is 403
+REQUEST_LIMIT_EXCEEDED "TotalRequests Limit exceeded.".
+
+Not emulated: Bulk API 1.0/2.0, the generic /composite and /composite/batch resources,
+aggregate SOQL (GROUP BY, COUNT(field)), semi-joins and child subqueries, and a REST lead
+conversion (the real REST API has none: conversion is the SOAP `convertLead()` call; the
+simulator converts through `SalesforceState.convert_lead`).
 """
 
 from __future__ import annotations
