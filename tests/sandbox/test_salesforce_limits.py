@@ -200,6 +200,21 @@ def test_query_locator_expires_after_15_idle_minutes(sf_env: SFEnv) -> None:
         headers={"Authorization": f"Bearer {sf_env.sandbox.session_id}"},
     )
     assert later.status_code == 400 and later.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+    assert sf_env.sandbox.rest.open_cursors() == 0
+    sf_env.call(
+        "GET",
+        "/query",
+        params={"q": "SELECT Id FROM Lead"},
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    )
+    sf_env.clock.advance(timedelta(minutes=16))
+    sf_env.call(
+        "GET",
+        "/query",
+        params={"q": "SELECT Id FROM Lead"},
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    )
+    assert sf_env.sandbox.rest.open_cursors() == 1  # the abandoned one was pruned
 
 
 def test_updated_window_is_30_days_and_deleted_15(sf_env: SFEnv) -> None:

@@ -175,6 +175,11 @@ class SalesforceApp:
         while self._usage and self._usage[0] <= horizon:
             self._usage.popleft()
 
+    def open_cursors(self) -> int:
+        """Query cursors still held (not exhausted, not yet pruned)."""
+        with self._lock:
+            return len(self._cursors)
+
     def api_usage(self) -> int:
         """Calls counted in the rolling 24 hours of the sandbox clock."""
         with self._lock:
@@ -465,8 +470,13 @@ class SalesforceApp:
         if len(rows) <= batch:
             return _json({"totalSize": total, "done": True, "records": rows})
         locator = self._locators.new_raw(settings.QUERY_LOCATOR_PREFIX)
+        now = self.state.clock.now()
+        idle = timedelta(seconds=settings.QUERY_LOCATOR_IDLE_SECONDS)
         with self._lock:
-            self._cursors[locator] = _Cursor(rows, batch, total, self.state.clock.now())
+            # abandoned cursors expire as the real ones do, and free their rows
+            for stale in [k for k, c in self._cursors.items() if now - c.last_used > idle]:
+                del self._cursors[stale]
+            self._cursors[locator] = _Cursor(rows, batch, total, now)
         return self._page(version, include_deleted, locator, 0)
 
     def _page(self, version: str, include_deleted: bool, locator: str, pos: int) -> Response:
