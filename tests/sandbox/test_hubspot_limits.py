@@ -232,3 +232,20 @@ def test_injected_429_on_search_looks_like_the_search_limit() -> None:
         assert answer.json()["policyName"] == "SECONDLY"
         assert not any(h.lower().startswith("x-hubspot-ratelimit") for h in answer.headers)
         assert http.post(f"{V3}/search", json={}).status_code == 200
+
+
+def test_date_header_is_the_sandbox_clock_on_every_answer() -> None:
+    faults = FaultPlan()
+    faults.schedule(r"GET /crm/v3/owners$", Fault("503"))
+    sandbox = HubSpotSandbox(SandboxClock(NOW, frozen=True), faults=faults)
+    for _, srv, http in _serve(sandbox):
+        sandbox.clock.advance(timedelta(days=3, hours=1))
+        answers = [
+            http.get(V3),
+            http.get("/crm/v3/owners"),
+            httpx.get(srv.base_url + V3),
+            httpx.get(srv.base_url + "/__sandbox__/stats"),
+        ]
+        assert [a.status_code for a in answers] == [200, 503, 401, 200]
+        for answer in answers:
+            assert answer.headers.get_list("date") == ["Thu, 05 Nov 2026 13:00:00 GMT"]

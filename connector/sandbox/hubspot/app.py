@@ -8,7 +8,8 @@ import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..base import Fault, FaultPlan, RequestStats, SandboxClock, SandboxMiddleware, ServedApp
 from ..dataset import SandboxDataset
@@ -188,12 +189,15 @@ class HubSpotSandbox:
                 HTTPException: self._http_error,  # type: ignore[dict-item]
             },
         )
-        self.app: ASGIApp = SandboxMiddleware(
-            _Gate(self.router, self),
-            faults=self.faults,
-            stats=self.stats,
-            render_fault=self._render_fault,
-            route_of=self._route_of,
+        self.app: ASGIApp = _DateHeader(
+            SandboxMiddleware(
+                _Gate(self.router, self),
+                faults=self.faults,
+                stats=self.stats,
+                render_fault=self._render_fault,
+                route_of=self._route_of,
+            ),
+            clock,
         )
 
     # ------------------------------------------------------------------ public
@@ -204,7 +208,11 @@ class HubSpotSandbox:
 
     def serve(self, port: int = 0) -> ServedApp:
         """Start the app on 127.0.0.1 over plain HTTP; stop it with `.stop()` or `with`."""
-        return ServedApp(self.app, port=port).start()
+        served = ServedApp(self.app, port=port)
+        # HubSpot's Date header is HubSpot's clock, here the sandbox clock (clients read it as
+        # the server's "now"); the app writes it, so uvicorn must not add a wall-clock one too
+        served._server.config.date_header = False
+        return served.start()
 
     def set_rate_limits(self, limits: RateLimits) -> None:
         """Change the per-token limits at run time (tests lower them to exceed them fast)."""
@@ -1125,6 +1133,28 @@ class _Gate:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)  # type: ignore[arg-type]
+
+
+class _DateHeader:
+    """Writes the Date header of every answer from the sandbox clock (RFC 7231 format)."""
+
+    def __init__(self, app: ASGIApp, clock: SandboxClock) -> None:
+        self.app = app
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_date(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                stamp = format_datetime(self.clock.now().astimezone(UTC), usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_date)
 
 
 async def _send_json(
