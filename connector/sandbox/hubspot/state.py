@@ -648,7 +648,6 @@ class HubSpotState:
         self,
         ids: Iterable[str],
         props: Mapping[str, Any] | None = None,
-        *,
         at: datetime | None = None,
     ) -> list[ContactRecord]:
         """Mark many contacts modified at one instant (default: now), optionally setting props."""
