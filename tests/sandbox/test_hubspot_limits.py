@@ -249,3 +249,15 @@ def test_date_header_is_the_sandbox_clock_on_every_answer() -> None:
         assert [a.status_code for a in answers] == [200, 503, 401, 200]
         for answer in answers:
             assert answer.headers.get_list("date") == ["Thu, 05 Nov 2026 13:00:00 GMT"]
+
+
+def test_overlong_request_target_is_414(
+    small: tuple[HubSpotSandbox, ServedApp, httpx.Client],
+) -> None:
+    _, _, http = small
+    names = ",".join(f"custom_property_{i:04d}" for i in range(400))  # about 8.8 KB
+    too_long = http.get(V3, params={"properties": names})
+    assert too_long.status_code == 414
+    assert "414 Request-URI Too Large" in too_long.text
+    fits = http.get(V3, params={"properties": names[:6000]})
+    assert fits.status_code == 200

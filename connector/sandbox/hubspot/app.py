@@ -1101,6 +1101,21 @@ class _Gate:
         if path.startswith(settings.SANDBOX_PREFIX):
             await self.app(scope, receive, send)
             return
+        target = len(scope.get("raw_path") or path) + len(scope.get("query_string") or b"") + 1
+        if target > settings.URL_MAX_CHARS:
+            payload = settings.MSG_URI_TOO_LONG.encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 414,
+                    "headers": [
+                        (b"content-type", b"text/html"),
+                        (b"content-length", str(len(payload)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": payload})
+            return
         correlation = str(uuid.uuid4())
         token = _bearer(scope)
         if token is None or token not in self.sandbox.access_tokens:
