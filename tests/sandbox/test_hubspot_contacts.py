@@ -477,3 +477,16 @@ def test_free_text_query_matches_token_prefixes(http: httpx.Client) -> None:
         c["properties"]["email"] for c in http.post(f"{V3}/search", json=both).json()["results"]
     ]
     assert emails and all(e.endswith("@example0.com") for e in emails)
+
+
+def test_batch_update_with_duplicate_ids_is_rejected_whole(
+    http: httpx.Client, sandbox: HubSpotSandbox
+) -> None:
+    inputs = [
+        {"id": "101", "properties": {"jobtitle": "A"}},
+        {"id": "101", "properties": {"jobtitle": "B"}},
+    ]
+    answer = http.post(f"{V3}/batch/update", json={"inputs": inputs})
+    assert answer.status_code == 400
+    assert "Duplicate IDs" in answer.json()["message"]
+    assert sandbox.state.contacts["101"].props["jobtitle"] == "Engineer"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -149,8 +150,7 @@ def _batch_inputs(body: Any, *, with_history: bool = False) -> list[dict[str, An
 
 
 def _no_duplicates(ids: list[str]) -> None:
-    seen: set[str] = set()
-    dup = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    dup = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dup:
         raise validation(f"Duplicate IDs found in batch input: {dup}. IDs must be unique")
 
@@ -1142,12 +1142,12 @@ class _Gate:
             return
         raw_extra = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": list(message.get("headers", [])) + raw_extra}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)  # type: ignore[arg-type]
+        await self.app(scope, receive, send_with_headers)
 
 
 class _DateHeader:
