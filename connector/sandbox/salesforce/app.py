@@ -104,6 +104,8 @@ def _record_error_response(err: RecordError, status: int = 400) -> Response:
 
 
 def _header_flag(request: Request, name: str, default: bool) -> bool:
+    """A TRUE/FALSE header, case-insensitive; absent means `default` (Sforce-Auto-Assign is
+    TRUE when absent, and an AssignmentRule id also runs the rule: headers_autoassign.htm)."""
     value = request.headers.get(name)
     if value is None:
         return default
