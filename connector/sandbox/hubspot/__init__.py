@@ -10,7 +10,8 @@ search, batch read/create/update/upsert/archive, merge, PATCH, DELETE), contact 
 groups, owners, MANUAL/SNAPSHOT list memberships, legacy email events and form submissions,
 forms v3, web-analytics page views (events v3), marketing events and participations.
 Bearer-token auth, per-token limits (10-second rolling window, search per second, daily budget
-reset at the sandbox clock's midnight) and HubSpot's error and 429 bodies and headers.
+reset at the sandbox clock's midnight) and HubSpot's error and 429 bodies and headers; a 414
+for request targets over 8,192 characters; every answer's Date header is the sandbox clock.
 
 Choices where HubSpot documents no exact behaviour: the 10,000-cap error message (its status
 and category are documented); `limit` above a documented maximum answers 400 rather than

@@ -207,7 +207,8 @@ class HubSpotSandbox:
         self.state.load(dataset)
 
     def serve(self, port: int = 0) -> ServedApp:
-        """Start the app on 127.0.0.1 over plain HTTP; stop it with `.stop()` or `with`."""
+        """Start the app on 127.0.0.1 over plain HTTP and return the running server; stop it
+        with `.stop()` (it is already started: do not enter it with `with`)."""
         served = ServedApp(self.app, port=port)
         # HubSpot's Date header is HubSpot's clock, here the sandbox clock (clients read it as
         # the server's "now"); the app writes it, so uvicorn must not add a wall-clock one too
