@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -12,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceMalformedRequest
 
-from connector.sandbox.base import TLSFiles
+from connector.sandbox.base import TLSFiles, make_tls
+from connector.sandbox.salesforce import salesforce_session
 
 from .sf_fixtures import (
     LEAD_ID,
@@ -42,6 +44,17 @@ def test_tls_is_verified_against_the_sandbox_ca(sf_env: SFEnv) -> None:
         with pytest.raises(requests.exceptions.SSLError):
             plain.get(f"{sf_env.base_url}/services/data/")
         assert plain.get(f"{sf_env.base_url}/services/data/", verify=sf_env.ca).status_code == 200
+
+
+def test_routing_session_rejects_a_server_signed_by_another_ca(
+    sf_env: SFEnv, tmp_path: Path
+) -> None:
+    stranger = make_tls(tmp_path / "other-ca")
+    with (
+        salesforce_session(sf_env.base_url, stranger.ca_bundle) as session,
+        pytest.raises(requests.exceptions.SSLError),
+    ):
+        session.get("https://login.salesforce.com/services/data/")
 
 
 def test_bad_password_is_refused_with_the_soap_fault(sf_env: SFEnv) -> None:

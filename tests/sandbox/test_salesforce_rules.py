@@ -424,3 +424,31 @@ def test_collection_upsert_uses_indexes_not_scans(sf_env: SFEnv) -> None:
         "GET", "/query", params={"q": "SELECT Id FROM Lead WHERE Handshake_Id__c = 'new-3'"}
     ).json()
     assert by_ext["totalSize"] == 1
+
+
+@pytest.mark.slow
+def test_collection_upsert_at_100k_leads_uses_indexes_not_scans(sf_env: SFEnv) -> None:
+    state = sf_env.sandbox.state
+    for n in range(100_000):
+        state.load_record(
+            "Lead",
+            {
+                "LastName": f"Big{n}",
+                "Company": "Big",
+                "Email": f"big{n}@big.test",
+                "Handshake_Id__c": f"big-{n}",
+            },
+        )
+    for name in ("Lead", "Contact"):
+        state._data[name] = _NoScan(state._data[name])
+    records = [
+        _lead(Handshake_Id__c=f"big-{n * 499}", Email=f"big{n * 499}@big.test", Title="Seen")
+        for n in range(200)
+    ]
+    started = time.perf_counter()
+    answer = sf_env.call(
+        "PATCH", "/composite/sobjects/Lead/Handshake_Id__c", json={"records": records}
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    assert [r["created"] for r in answer.json()] == [False] * 200
+    print(f"200-record collection upsert over 100,000 leads: {elapsed_ms:.1f} ms")
