@@ -183,8 +183,8 @@ class SandboxMiddleware:
         clock: SandboxClock | None = None,
     ) -> None:
         self.app = app
-        # With a clock, the `Date` header tells the sandbox's time (clients read server time
-        # from it), and uvicorn's own wall-clock Date header is switched off by ServedApp.
+        # With a clock, the `Date` header tells the sandbox's time (clients read it as the
+        # server's "now"); serve such an app with `ServedApp(..., date_header=False)`.
         self.clock = clock
         self.faults = faults
         self.stats = stats
@@ -286,13 +286,17 @@ def _free_port() -> int:
 class ServedApp:
     """Runs an ASGI app with uvicorn on 127.0.0.1 in a daemon thread.
 
-    Use as a context manager or call `start()`/`stop()`. Port 0 picks a free port.
+    Use as a context manager or call `start()`/`stop()`; entering one already started does not
+    start it again. Port 0 picks a free port. `date_header=False` when the app writes its own
+    `Date` (an emulated server's clock, which clients read as the server's "now").
     """
 
-    def __init__(self, app: ASGIApp, *, port: int = 0, tls: TLSFiles | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, port: int = 0, tls: TLSFiles | None = None,
+        date_header: bool = True,
+    ) -> None:
         self.port = port or _free_port()
         self.tls = tls
-        own_date = isinstance(app, SandboxMiddleware) and app.clock is not None
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -301,7 +305,7 @@ class ServedApp:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
-            date_header=not own_date,
+            date_header=date_header,
             ssl_certfile=str(tls.cert_file) if tls else None,
             ssl_keyfile=str(tls.key_file) if tls else None,
         )
@@ -323,11 +327,14 @@ class ServedApp:
         return self
 
     def stop(self) -> None:
+        # A sandbox need not drain: graceful shutdown would wait for idle keep-alive (TLS)
+        # connections that clients left open.
         self._server.should_exit = True
+        self._server.force_exit = True
         self._thread.join(timeout=10)
 
     def __enter__(self) -> ServedApp:
-        return self.start()
+        return self if self._thread.is_alive() else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

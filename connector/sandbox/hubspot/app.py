@@ -208,12 +208,10 @@ class HubSpotSandbox:
 
     def serve(self, port: int = 0) -> ServedApp:
         """Start the app on 127.0.0.1 over plain HTTP and return the running server; stop it
-        with `.stop()` (it is already started: do not enter it with `with`)."""
-        served = ServedApp(self.app, port=port)
+        with `.stop()` (or leave a `with` block entered on it)."""
         # HubSpot's Date header is HubSpot's clock, here the sandbox clock (clients read it as
         # the server's "now"); the app writes it, so uvicorn must not add a wall-clock one too
-        served._server.config.date_header = False
-        return served.start()
+        return ServedApp(self.app, port=port, date_header=False).start()
 
     def set_rate_limits(self, limits: RateLimits) -> None:
         """Change the per-token limits at run time (tests lower them to exceed them fast)."""

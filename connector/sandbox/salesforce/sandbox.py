@@ -24,20 +24,6 @@ from .state import SalesforceState
 __all__ = ["SalesforceSandbox"]
 
 
-class _StartedApp(ServedApp):
-    """A ServedApp already started by `serve()`; entering it as a context manager does not
-    start it twice (leaving it stops it)."""
-
-    def __enter__(self) -> ServedApp:
-        return self if self._thread.is_alive() else self.start()
-
-    def stop(self) -> None:
-        # uvicorn's graceful shutdown waits for idle TLS keep-alive connections that clients
-        # closed without close_notify (the 10 s join timeout each time): a sandbox need not drain
-        self._server.force_exit = True
-        super().stop()
-
-
 class SalesforceSandbox:
     """An emulated Salesforce org on loopback.
 
@@ -147,7 +133,7 @@ class SalesforceSandbox:
             self._tls_dir = tempfile.TemporaryDirectory(prefix="sf-sandbox-tls-")
             tls = make_tls(Path(self._tls_dir.name))
         self.tls = tls
-        return _StartedApp(self.app, port=port, tls=tls).start()
+        return ServedApp(self.app, port=port, tls=tls, date_header=False).start()
 
     def expire_sessions(self) -> None:
         """End every session: the next call with an old one gets 401 INVALID_SESSION_ID."""
