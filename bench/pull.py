@@ -5,7 +5,9 @@
 Prints, per size: contacts/s, activities/s, HubSpot calls per 1,000 contacts, that figure
 divided by the minimum the API allows for the same data (target <= 1.05), the time HubSpot's
 Professional tier (190 calls / 10 s) would need for those calls, and the pull process's peak
-RSS. With --compare, the memory of two sizes is compared (pages are streamed: it should stay
+RSS. Then it checks the store against the ground truth, runs an immediate second pull (calls
+per stream, records stored), changes 500 contacts in the sandbox and pulls again (contacts
+fetched). With --compare, the memory of two sizes is compared (pages are streamed: it should stay
 flat). The sandbox runs in its own process with its rate limits lifted, so the figures measure
 Handshake, not the sandbox or HubSpot's pace; the calls are counted, the pace is computed.
 """
@@ -21,21 +23,33 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# The dataset's "now", fixed so this process can regenerate the very same data to check against.
+START = "2026-11-01T00:00:00+00:00"
 SERVE = """
 import json, sys, time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+START = datetime.fromisoformat("START_AT")
 from connector.sandbox import Sandbox
 from connector.sandbox.hubspot.settings import RateLimits
-sb = Sandbox(contacts=int(sys.argv[1]), seed=int(sys.argv[2])).start()
+sb = Sandbox(contacts=int(sys.argv[1]), seed=int(sys.argv[2]), start=START).start()
 sb.hubspot.limiter.configure(RateLimits(window_max=10**9, daily=10**9, search_per_second=10**6))
 sb.clock.advance(timedelta(hours=1))
 print(json.dumps(sb.info()), flush=True)
-sys.stdin.read()
+for line in sys.stdin:
+    if line.startswith("touch"):
+        n = int(line.split()[1])
+        gt = sb.dataset.ground_truth
+        ids = sorted(set(gt.contact_ids) - set(gt.bad_records))[:n]
+        sb.clock.advance(timedelta(hours=1))
+        sb.hubspot.state.touch_contacts(ids, {"jobtitle": "Head of Revenue Operations"})
+        print("ok", flush=True)
 """
 
 
@@ -44,12 +58,15 @@ def minimum_calls(contacts: int, seed: int) -> tuple[int, int]:
     from connector.hubspot import settings as hs
     from connector.sandbox.generator import generate
 
-    ds = generate(seed, contacts)
+    ds = generate(seed, contacts, now=datetime.fromisoformat(START))
     gt = ds.ground_truth
     listed = len(gt.contact_ids)
     subs = Counter(s.form_guid for s in ds.form_submissions)
     views = Counter(v.contact_id for v in ds.page_views)
     parts = Counter(p.event_id for p in ds.participations)
+    # Page views are read for the contacts a correct sync keeps (live ones with an email).
+    wanted = set(gt.contact_ids) - set(gt.bad_records)
+    views = Counter({cid: n for cid, n in views.items() if cid in wanted})
     total = (
         math.ceil(listed / hs.CONTACTS_LIST_LIMIT)
         + max(1, math.ceil(len(gt.archived_ids) / hs.CONTACTS_LIST_LIMIT))
@@ -64,7 +81,7 @@ def minimum_calls(contacts: int, seed: int) -> tuple[int, int]:
     return total, listed
 
 
-def worker(info_json: str, db: str) -> None:
+def worker(info_json: str, db: str, stage: str = "first") -> None:
     """Runs one first pull in this process and prints its figures as JSON."""
     import resource
 
@@ -101,19 +118,40 @@ def worker(info_json: str, db: str) -> None:
         "activities": activities,
         "calls": ctx.client.calls,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "counts": dict(counts),
+        "stage": stage,
     }))
 
 
-def run_size(contacts: int, seed: int) -> dict[str, float]:
-    serve = subprocess.Popen([sys.executable, "-c", SERVE, str(contacts), str(seed)], cwd=ROOT,
+def _pull(info: str, db: str, stage: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--worker", info, db, stage],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def run_size(contacts: int, seed: int, *, checks: bool) -> dict[str, Any]:
+    from connector.sandbox.generator import generate
+    from connector.sandbox.verify import pull_differences
+    from connector.store import Store
+
+    serve = subprocess.Popen([sys.executable, "-c", SERVE.replace("START_AT", START), str(contacts), str(seed)], cwd=ROOT,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert serve.stdout is not None and serve.stdin is not None
     try:
-        assert serve.stdout is not None
         info = serve.stdout.readline()
         with tempfile.TemporaryDirectory() as tmp:
-            out = subprocess.run([sys.executable, __file__, "--worker", info, os.path.join(tmp, "s.db")],
-                                 cwd=ROOT, capture_output=True, text=True, check=True)
-        figures = json.loads(out.stdout.strip().splitlines()[-1])
+            db = os.path.join(tmp, "s.db")
+            figures = _pull(info, db, "first")
+            if checks:
+                store = Store(f"sqlite:///{db}")
+                figures["differences"] = pull_differences(
+                    store, generate(seed, contacts, now=datetime.fromisoformat(START)))
+                store.close()
+                figures["second"] = _pull(info, db, "second")["counts"]
+                serve.stdin.write("touch 500\n")
+                serve.stdin.flush()
+                assert serve.stdout.readline().strip() == "ok"
+                figures["third"] = _pull(info, db, "after 500 changes")["counts"]
     finally:
         serve.kill()
         serve.wait()
@@ -135,6 +173,18 @@ def report(contacts: int, f: dict[str, float]) -> None:
     print(f"  hubspot_professional_pace_minutes: {f['calls'] / 17.1 / 60:.1f}")
     print(f"  pull_seconds: {f['seconds']:.1f}")
     print(f"  peak_rss_mb: {f['peak_rss_mb']:.0f}")
+    if "differences" in f:
+        diffs = f["differences"]
+        print(f"  first_pull_equals_ground_truth: {'yes' if not diffs else 'NO: ' + '; '.join(diffs)}")
+        second = f["second"]
+        streams = ("contacts", "email_events", "form_submissions", "page_views", "webinars")
+        calls = ", ".join(f"{s} {second.get(s + '.calls', 0)}" for s in streams)
+        stored = sum(v for k, v in second.items() if k.endswith((".new", ".updated")))
+        print(f"  second_pull_calls_per_stream: {calls} (target <= 3 each)")
+        print(f"  second_pull_records_stored: {stored}")
+        third = f["third"]
+        print(f"  after_500_changes_contacts_fetched: {third.get('contacts.fetched', 0)} "
+              f"(updated {third.get('contacts.updated', 0)})")
 
 
 def main() -> None:
@@ -142,15 +192,15 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=25_000)
     parser.add_argument("--compare", type=int, default=0, help="a second size, for memory")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
-    first = run_size(args.contacts, args.seed)
+    first = run_size(args.contacts, args.seed, checks=True)
     report(args.contacts, first)
     if args.compare:
-        second = run_size(args.compare, args.seed)
+        second = run_size(args.compare, args.seed, checks=False)
         report(args.compare, second)
         print(f"peak_rss_ratio_{args.compare}_to_{args.contacts}: "
               f"{second['peak_rss_mb'] / first['peak_rss_mb']:.2f} "
