@@ -131,7 +131,7 @@ class HubSpotClient:
             return hs.CONTACTS_V3
         return hs.CONTACTS_DATED.format(version=self.api_version)
 
-    def _request(
+    def request(
         self, method: str, path: str, *, params: Sequence[tuple[str, Any]] | None = None,
         json: Any = None, limiter: str | None = None, describe: str = "",
     ) -> tuple[dict[str, Any], datetime | None]:
@@ -180,7 +180,7 @@ class HubSpotClient:
         params += [("properties", p) for p in chunks[0]]
         if after:
             params.append(("after", after))
-        body, when = self._request("GET", self.contacts_path, params=params,
+        body, when = self.request("GET", self.contacts_path, params=params,
                                    describe="list contacts")
         results = list(body.get("results") or [])
         if len(chunks) > 1 and results and not archived:
@@ -196,7 +196,7 @@ class HubSpotClient:
     def batch_read_contacts(self, ids: Sequence[str], properties: Sequence[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for start in range(0, len(ids), hs.BATCH_LIMIT):
-            body, _ = self._request(
+            body, _ = self.request(
                 "POST", f"{self.contacts_path}/batch/read",
                 json={"inputs": [{"id": i} for i in ids[start:start + hs.BATCH_LIMIT]],
                       "properties": list(properties)},
@@ -207,7 +207,7 @@ class HubSpotClient:
 
     def search_contacts(self, body: dict[str, Any]) -> Page:
         """One page of a contacts search (its own per-second limit applies)."""
-        answer, when = self._request(
+        answer, when = self.request(
             "POST", f"{self.contacts_path}/search", json=body, limiter="search",
             describe="search contacts",
         )
@@ -222,7 +222,7 @@ class HubSpotClient:
                                          ("limit", hs.EMAIL_EVENTS_LIMIT)]
         if offset:
             params.append(("offset", offset))
-        body, when = self._request("GET", hs.EMAIL_EVENTS, params=params,
+        body, when = self.request("GET", hs.EMAIL_EVENTS, params=params,
                                    describe="email events")
         nxt = str(body["offset"]) if body.get("hasMore") and body.get("offset") else None
         return Page(list(body.get("events") or []), nxt, when, raw=body)
@@ -231,7 +231,7 @@ class HubSpotClient:
         params: list[tuple[str, Any]] = [("limit", hs.FORMS_LIMIT)]
         if after:
             params.append(("after", after))
-        body, when = self._request("GET", hs.FORMS, params=params, describe="forms")
+        body, when = self.request("GET", hs.FORMS, params=params, describe="forms")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
 
     def form_submissions(self, guid: str, *, after: str | None = None) -> Page:
@@ -239,7 +239,7 @@ class HubSpotClient:
         params: list[tuple[str, Any]] = [("limit", hs.FORM_SUBMISSIONS_LIMIT)]
         if after:
             params.append(("after", after))
-        body, when = self._request("GET", hs.FORM_SUBMISSIONS.format(guid=guid), params=params,
+        body, when = self.request("GET", hs.FORM_SUBMISSIONS.format(guid=guid), params=params,
                                    describe="form submissions")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
 
@@ -253,14 +253,14 @@ class HubSpotClient:
             params.append(("occurredAfter", occurred_after))
         if after:
             params.append(("after", after))
-        body, when = self._request("GET", hs.WEB_EVENTS, params=params, describe="page views")
+        body, when = self.request("GET", hs.WEB_EVENTS, params=params, describe="page views")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
 
     def marketing_events(self, *, after: str | None = None) -> Page:
         params: list[tuple[str, Any]] = [("limit", hs.MARKETING_EVENTS_LIMIT)]
         if after:
             params.append(("after", after))
-        body, when = self._request("GET", hs.MARKETING_EVENTS, params=params,
+        body, when = self.request("GET", hs.MARKETING_EVENTS, params=params,
                                    describe="marketing events")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
 
@@ -268,6 +268,6 @@ class HubSpotClient:
         params: list[tuple[str, Any]] = [("limit", hs.PARTICIPATIONS_LIMIT)]
         if after:
             params.append(("after", after))
-        body, when = self._request("GET", hs.PARTICIPATIONS.format(event_id=event_id),
+        body, when = self.request("GET", hs.PARTICIPATIONS.format(event_id=event_id),
                                    params=params, describe="webinar participations")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
