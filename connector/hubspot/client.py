@@ -18,8 +18,8 @@ import httpx
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.hubspot import settings as hs
 from connector.http import DESCRIBE, LIMITER, HttpPolicy, make_httpx_client
+from connector.hubspot import settings as hs
 
 __all__ = ["HubSpotClient", "Page", "build_hubspot_policy"]
 

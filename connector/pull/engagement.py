@@ -16,8 +16,8 @@ page after a crash or a lookback never duplicates anything. Bookmarks:
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 

@@ -51,7 +51,7 @@ def worked() -> tuple[SalesforceState, list[dict[str, Any]], list[dict[str, Any]
 
 def test_most_leads_are_followed_up_within_24_hours(worked: Any) -> None:
     state, first, _ = worked
-    created = {l["Email"]: START for l in state.records("Lead")}
+    created = {lead["Email"]: START for lead in state.records("Lead")}
     first_touch: dict[str, datetime] = {}
     for e in first:
         if e["action"] in ("call", "email"):
@@ -72,7 +72,7 @@ def test_attempts_are_completed_tasks_on_the_lead(worked: Any) -> None:
     attempts = [e for e in first + later if e["action"] in ("call", "email")]
     tasks = {t["Id"]: t for t in state.records("Task")}
     assert len(tasks) == len(attempts)
-    leads = {l["Id"]: l for l in state.records("Lead")}
+    leads = {lead["Id"]: lead for lead in state.records("Lead")}
     for e in attempts:
         task = tasks[e["task_id"]]
         assert task["WhoId"] == e["lead_id"] and task["OwnerId"] == e["owner_id"]
@@ -94,8 +94,8 @@ def test_outcomes_cover_working_converted_and_closed(worked: Any) -> None:
     log = first + later
     actions = Counter(e["action"] for e in log)
     assert actions["convert"] >= 20 and actions["disqualify"] >= 20
-    leads = {l["Email"]: l for l in state.records("Lead")}
-    statuses = Counter(l["Status"] for l in leads.values())
+    leads = {lead["Email"]: lead for lead in state.records("Lead")}
+    statuses = Counter(lead["Status"] for lead in leads.values())
     assert statuses["Working - Contacted"] > 0 and statuses["Open - Not Contacted"] > 0
     for e in log:
         lead = leads[e["email"]]

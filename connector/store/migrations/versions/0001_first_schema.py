@@ -2,7 +2,7 @@
 write ledger, dead letters, sales outcomes, SLA timers.
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from __future__ import annotations
