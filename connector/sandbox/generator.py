@@ -77,6 +77,7 @@ from connector.sandbox.dataset import (
     SalesforceUserSeed,
     SandboxDataset,
 )
+from connector.sandbox.salesforce.ids import base62, to_18
 
 __all__ = [
     "ACTIVITY_TYPES",
@@ -514,8 +515,6 @@ SF_INDUSTRIES = {  # HubSpot industry text -> Salesforce Industry picklist value
 SF_OPEN_LEAD_STATUSES = (("Open - Not Contacted", 70), ("Working - Contacted", 30))
 SF_OPPORTUNITY_STAGES_OPEN = ("Qualification", "Needs Analysis", "Proposal/Price Quote")
 
-_SF_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SF_CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _SF_SEED_POD = "Hs"  # seeded records carry this pod segment, unlike ids the server mints
 
 DAY = 86400.0
@@ -756,20 +755,7 @@ class _Ids:
 def salesforce_id(prefix: str, number: int, pod: str = _SF_SEED_POD) -> str:
     """An 18-character Salesforce-style id: 3-char key prefix, 2-char pod, 10-char base-62
     number, and the 3-char case-checksum suffix the real API appends."""
-    digits = []
-    n = number
-    for _ in range(10):
-        n, r = divmod(n, 62)
-        digits.append(_SF_ID_CHARS[r])
-    id15 = prefix + pod + "".join(reversed(digits))
-    suffix = ""
-    for chunk in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[chunk * 5 : chunk * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        suffix += _SF_CHECKSUM_CHARS[bits]
-    return id15 + suffix
+    return to_18(prefix + pod + base62(number, 10))
 
 
 def _pick(rng: random.Random, weighted: Sequence[tuple[Any, int]]) -> Any:

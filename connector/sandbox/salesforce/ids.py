@@ -9,7 +9,7 @@ import threading
 
 from . import settings
 
-__all__ = ["IdFactory", "is_valid_id", "prefix_of", "to_18"]
+__all__ = ["IdFactory", "base62", "is_valid_id", "prefix_of", "to_18"]
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -49,18 +49,16 @@ class IdFactory:
         self._lock = threading.Lock()
 
     def new(self, sobject: str) -> str:
-        prefix = settings.KEY_PREFIXES[sobject]
-        with self._lock:
-            n = next(self._counters.setdefault(prefix, itertools.count(1)))
-        return to_18(prefix + self._pod + _base62(n, 15 - len(prefix) - len(self._pod)))
+        return self.new_raw(settings.KEY_PREFIXES[sobject])
 
     def new_raw(self, prefix: str) -> str:
         with self._lock:
             n = next(self._counters.setdefault(prefix, itertools.count(1)))
-        return to_18(prefix + self._pod + _base62(n, 15 - len(prefix) - len(self._pod)))
+        return to_18(prefix + self._pod + base62(n, 15 - len(prefix) - len(self._pod)))
 
 
-def _base62(n: int, width: int) -> str:
+def base62(n: int, width: int) -> str:
+    """`n` in base 62 (Salesforce's id alphabet), left-padded with zeros to `width`."""
     digits = []
     while n:
         n, r = divmod(n, 62)
