@@ -16,12 +16,13 @@ page after a crash or a lookback never duplicates anything. Bookmarks:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.errors import SkippableError
+from connector.hubspot.client import Page
 from connector.pull.base import PullContext, dump, load
 from connector.pull.contacts import FORMS_DUE, PAGE_VIEWS_DUE
 from connector.pull.normalize import (
@@ -97,6 +98,17 @@ class _Stream:
     def finish(self) -> None:
         self.ctx.progress.done(self.task)
 
+    def _every_page(self, fetch: Callable[..., Page]) -> list[dict[str, Any]]:
+        """All records of a short listing (forms, marketing events), page after page."""
+        records: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = self.ctx.saw(fetch(after=after))
+            records.extend(page.results)
+            after = page.next_after
+            if not after:
+                return records
+
 
 class EmailEventsStream(_Stream):
     """Legacy email events for the whole portal, by time window, matched to contacts by email."""
@@ -160,15 +172,7 @@ class FormSubmissionsStream(_Stream):
         if bookmark and ctx.store.get_bookmark(FORMS_DUE) is None and ctx.store.bookmarks(FORMS):
             self.finish()
             return
-        forms: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            page = ctx.saw(ctx.client.forms(after=after))
-            forms.extend(page.results)
-            after = page.next_after
-            if not after:
-                break
-        for form in forms:
+        for form in self._every_page(ctx.client.forms):
             self._read_form(form, since, until, bookmark)
         if bookmark and not ctx.dry_run:
             ctx.store.delete_bookmark(FORMS_DUE)
@@ -291,14 +295,7 @@ class WebinarsStream(_Stream):
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:
         ctx = self.ctx
-        events: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            page = ctx.saw(ctx.client.marketing_events(after=after))
-            events.extend(page.results)
-            after = page.next_after
-            if not after:
-                break
+        events = self._every_page(ctx.client.marketing_events)
         read = ctx.store.bookmarks(WEBINARS) if bookmark else {}
         for event in events:
             event_id = str(event.get("objectId") or event.get("id"))
