@@ -130,3 +130,17 @@ def test_twelve_thousand_contacts_modified_in_one_second_are_all_pulled(tmp_path
         assert counts["contacts.new"] == 12_000
         live = {c.hubspot_id for c in store.iter_contacts()}
         assert set(created) <= live
+
+
+def test_date_versioned_api_paths_pull_the_same(tmp_path: Path) -> None:
+    with Sandbox(contacts=120, seed=4) as sb:
+        unthrottle(sb)
+        sb.clock.advance(timedelta(hours=1))
+        config = sandbox_config(sb, tmp_path / "s.db")
+        config = config.model_copy(update={"hubspot": config.hubspot.model_copy(
+            update={"api_version": "2026-03"})})
+        store = new_store(tmp_path)
+        ctx = context(config, store)
+        assert ctx.client.contacts_path == "/crm/objects/2026-03/contacts"
+        pull(ctx)
+        assert_matches_ground_truth(store, sb)
