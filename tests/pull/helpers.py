@@ -66,7 +66,7 @@ def context(config: Config, store: Store, *, policy_clock: Clock | None = None,
         policy = HttpPolicy(policy.settings.with_(**overrides), policy.table, clock=policy_clock)
     assert config.secrets.hubspot_token is not None
     client = HubSpotClient(config.hubspot.base_url, config.secrets.hubspot_token.get_secret_value(),
-                           policy)
+                           policy, api_version=config.hubspot.api_version)
     from connector.clock import SystemClock
 
     return PullContext(store=store, client=client, clock=SystemClock(),
