@@ -1,0 +1,457 @@
+"""The scoring engine: pure functions from a contact and its activities to a fit grade, an
+interest score and an explanation (every contributing rule, its points, and the activity behind
+it). No I/O and no clock: `now` is an argument, so tests pin decay and expiry exactly.
+
+    engine = Engine(load_model("mappings/scoring.toml"))
+    result = engine.score(contact, activities, now)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from connector.scoring.model import Condition, InterestRule, ScoringModel, TrackCondition
+
+__all__ = [
+    "ActivityLike",
+    "ContactLike",
+    "Engine",
+    "FitContribution",
+    "FitResult",
+    "InterestContribution",
+    "ScoreResult",
+    "email_domain",
+    "url_path",
+]
+
+DAY_SECONDS = 86400.0
+REASONS_SHOWN = 5  # contributions named in the one-line reasons text
+
+
+class ContactLike(Protocol):
+    """What the engine reads of a contact (the store's `Contact` fits)."""
+
+    hubspot_id: str
+    email: str | None
+    properties: Mapping[str, Any]
+    lifecycle_stage: str | None
+    hubspot_created_at: datetime | None
+
+
+class ActivityLike(Protocol):
+    """What the engine reads of an activity (the store's `Activity` fits)."""
+
+    id: int
+    type: str
+    occurred_at: datetime
+    title: str | None
+    url: str | None
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FitContribution:
+    rule: str
+    field: str
+    value: str
+    points: float
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    points: float
+    grade: str
+    contributions: tuple[FitContribution, ...]
+    disqualified_by: str | None = None  # the disqualifier's name and reason
+
+
+@dataclass(frozen=True, slots=True)
+class InterestContribution:
+    rule: str
+    activity_id: int
+    activity_type: str
+    occurred_at: datetime
+    label: str  # the form, page or email behind it
+    points: float  # as the rule gives them
+    decayed: float  # what they are worth now
+    high_intent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    contact_id: str
+    fit: FitResult
+    interest: float  # 0..cap, rounded to 0.01
+    raw_interest: float  # the decayed sum before the cap
+    contributions: tuple[InterestContribution, ...]  # biggest first
+    capped: tuple[str, ...]  # rules whose caps cut points
+    expired: bool
+    last_engagement_at: datetime | None
+    is_mql: bool
+    mql_reason: str
+    nurture_track: str
+    scored_at: datetime
+    model_version: str
+    stage: str | None = None
+
+    def reasons_text(self, limit: int = REASONS_SHOWN) -> str:
+        """One line for a HubSpot property: grade, score and the biggest contributions."""
+        parts = [f"Grade {self.fit.grade} ({self.fit.points:g} fit pts)",
+                 f"interest {self.interest:g}"]
+        if self.fit.disqualified_by:
+            parts.append(f"disqualified: {self.fit.disqualified_by}")
+        if self.expired:
+            parts.append("expired: no recent engagement")
+        by_rule: dict[str, float] = {}
+        for c in self.contributions:
+            by_rule[c.rule] = by_rule.get(c.rule, 0.0) + c.decayed
+        top = sorted(by_rule.items(), key=lambda kv: -abs(kv[1]))[:limit]
+        parts += [f"{rule} {value:+.1f}" for rule, value in top]
+        return "; ".join(parts)
+
+    def explanation(self) -> dict[str, Any]:
+        """JSON-able explanation stored with the score."""
+        return {
+            "fit": {
+                "points": self.fit.points,
+                "grade": self.fit.grade,
+                "disqualified_by": self.fit.disqualified_by,
+                "rules": [[c.rule, c.field, c.value, c.points] for c in self.fit.contributions],
+            },
+            "interest": {
+                "score": self.interest,
+                "raw": round(self.raw_interest, 4),
+                "expired": self.expired,
+                "last_engagement_at": (self.last_engagement_at.isoformat()
+                                       if self.last_engagement_at else None),
+                "capped": list(self.capped),
+                "rules": [
+                    [c.rule, c.activity_id, c.activity_type, c.occurred_at.isoformat(), c.label,
+                     c.points, round(c.decayed, 4)]
+                    for c in self.contributions
+                ],
+            },
+            "mql": {"is_mql": self.is_mql, "reason": self.mql_reason},
+            "nurture_track": self.nurture_track,
+        }
+
+
+def email_domain(email: str | None) -> str | None:
+    """The lower-case domain of an address, or None."""
+    if not email or "@" not in email:
+        return None
+    return email.rsplit("@", 1)[1].strip().lower() or None
+
+
+def url_path(url: str | None) -> str | None:
+    """The path of a URL without query or fragment ("/pricing" of https://x.com/pricing?a=1)."""
+    if not url:
+        return None
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    path = rest[slash:] if slash >= 0 else "/"
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+Predicate = Callable[[Any], bool]
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def compile_condition(cond: Condition) -> Predicate:
+    """A fast predicate for one condition; absent values match only `present = false`."""
+    if cond.always:
+        return lambda value: True
+    if cond.present is not None:
+        want = cond.present
+        return lambda value: (not _absent(value)) == want
+    if cond.equals is not None:
+        target = cond.equals
+        if isinstance(target, bool):
+            return lambda value: (value is True or str(value).lower() == "true") == target
+        if isinstance(target, float | int):
+            number = float(target)
+            return lambda value: _number(value) == number
+        text = str(target)
+        return lambda value: not _absent(value) and str(value) == text
+    if cond.in_ is not None:
+        members = frozenset(cond.in_)
+        return lambda value: not _absent(value) and str(value) in members
+    if cond.not_in is not None:
+        excluded = frozenset(cond.not_in)
+        return lambda value: not _absent(value) and str(value) not in excluded
+    if cond.regex is not None:
+        search = re.compile(cond.regex).search
+        return lambda value: not _absent(value) and search(str(value)) is not None
+    low = -math.inf if cond.min is None else cond.min
+    high = math.inf if cond.max is None else cond.max
+
+    def in_range(value: Any) -> bool:
+        number = _number(value)
+        return number is not None and low <= number <= high
+
+    return in_range
+
+
+def _number(value: Any) -> float | None:
+    if _absent(value) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _contact_value(contact: ContactLike, prop: str | None, derived: str | None) -> Any:
+    if derived == "email_domain":
+        return email_domain(contact.email or contact.properties.get("email"))
+    return contact.properties.get(prop or "")
+
+
+def _attribute_getter(attribute: str | None) -> Callable[[ActivityLike], Any]:
+    if attribute is None:
+        return lambda a: None
+    if attribute == "form_name":
+        return lambda a: (a.details or {}).get("form_name") or a.title
+    if attribute == "form_id":
+        return lambda a: (a.details or {}).get("form_id")
+    if attribute == "url":
+        return lambda a: a.url
+    if attribute == "path":
+        return lambda a: url_path(a.url)
+    if attribute == "title":
+        return lambda a: a.title
+    head, key = attribute.split(".", 1)
+    if head == "values":
+        return lambda a: ((a.details or {}).get("values") or {}).get(key)
+    return lambda a: (a.details or {}).get(key)
+
+
+def _label(activity: ActivityLike) -> str:
+    details = activity.details or {}
+    if activity.type == "form_submission":
+        return str(details.get("form_name") or activity.title or "form")
+    if activity.type == "page_view":
+        return str(url_path(activity.url) or activity.title or "page")
+    return str(activity.title or activity.url or activity.type)
+
+
+@dataclass(slots=True)
+class _InterestRuleC:
+    index: int
+    rule: InterestRule
+    getter: Callable[[ActivityLike], Any]
+    test: Predicate
+    always: bool
+    half_life: float
+    hits: list[tuple[ActivityLike, float]] = field(default_factory=list)
+
+
+class Engine:
+    """A scoring model compiled for speed; `score` is pure and thread-safe."""
+
+    def __init__(self, model: ScoringModel) -> None:
+        self.model = model
+        self.fit_rules = [
+            (r, compile_condition(r), r.property, r.derived) for r in model.fit.rules
+        ]
+        self.disqualifiers = [
+            (d, compile_condition(d), d.property, d.derived) for d in model.fit.disqualifiers
+        ]
+        self.grades = sorted(model.fit.grades.items(), key=lambda kv: -kv[1])
+        self.interest_rules: list[InterestRule] = list(model.interest.rules)
+        self.by_kind: dict[str, list[tuple[int, str | None, Callable[[ActivityLike], Any],
+                                           Predicate, bool]]] = {}
+        for i, rule in enumerate(self.interest_rules):
+            entry = (i, rule.group, _attribute_getter(rule.attribute), compile_condition(rule),
+                     bool(rule.always))
+            for kind in rule.activity:
+                self.by_kind.setdefault(kind, []).append(entry)
+        self.tracks = [
+            (t.name, [(c, compile_condition(c)) for c in t.when]) for t in model.nurture.tracks
+        ]
+        self.not_scored = frozenset(model.lifecycle.not_scored)
+
+    # --- fit ------------------------------------------------------------------------------
+
+    def fit(self, contact: ContactLike) -> FitResult:
+        """Fit points, grade and the rules behind them."""
+        points = 0.0
+        used_groups: set[str] = set()
+        contributions: list[FitContribution] = []
+        for rule, test, prop, derived in self.fit_rules:
+            if rule.group is not None and rule.group in used_groups:
+                continue
+            value = None if rule.always else _contact_value(contact, prop, derived)
+            if test(value):
+                if rule.group is not None:
+                    used_groups.add(rule.group)
+                points += rule.points
+                contributions.append(FitContribution(
+                    rule.name, rule.field_name or "(any)", "" if value is None else str(value),
+                    rule.points))
+        for disq, test, prop, derived in self.disqualifiers:
+            if test(_contact_value(contact, prop, derived)):
+                return FitResult(points, "F", tuple(contributions), f"{disq.name}: {disq.reason}")
+        for grade, minimum in self.grades:
+            if points >= minimum:
+                return FitResult(points, grade, tuple(contributions))
+        return FitResult(points, "F", tuple(contributions))
+
+    # --- interest -------------------------------------------------------------------------
+
+    def interest(
+        self, activities: Iterable[ActivityLike], now: datetime
+    ) -> tuple[float, float, list[InterestContribution], list[str], datetime | None]:
+        """(score, raw decayed sum, contributions, capped rules, last engagement time)."""
+        hits: dict[int, list[ActivityLike]] = {}
+        by_kind = self.by_kind
+        for activity in activities:
+            rules = by_kind.get(activity.type)
+            if not rules:
+                continue
+            used: set[str] | None = None
+            for index, group, getter, test, always in rules:
+                if group is not None and used is not None and group in used:
+                    continue
+                if always or test(getter(activity)):
+                    hits.setdefault(index, []).append(activity)
+                    if group is not None:
+                        used = used or set()
+                        used.add(group)
+        section = self.model.interest
+        now_ts = now.timestamp()
+        total = 0.0
+        contributions: list[InterestContribution] = []
+        capped: list[str] = []
+        last: datetime | None = None
+        for index, matched in hits.items():
+            rule = self.interest_rules[index]
+            if rule.points == 0:
+                continue
+            matched.sort(key=lambda a: a.occurred_at, reverse=True)
+            if rule.max_count is not None and len(matched) > rule.max_count:
+                matched = matched[: rule.max_count]
+                capped.append(rule.name)
+            accepted = self._period_budget(rule, matched, capped)
+            half_life = (rule.half_life_days or section.half_life_days) * DAY_SECONDS
+            rule_total = 0.0
+            rule_items: list[InterestContribution] = []
+            for activity, points in accepted:
+                if rule.decay:
+                    age = max(0.0, now_ts - activity.occurred_at.timestamp())
+                    worth = points * 0.5 ** (age / half_life)
+                else:
+                    worth = points
+                rule_total += worth
+                rule_items.append(InterestContribution(
+                    rule.name, activity.id, activity.type, activity.occurred_at, _label(activity),
+                    points, worth, rule.high_intent))
+                if points > 0 and (last is None or activity.occurred_at > last):
+                    last = activity.occurred_at
+            if rule.max_points is not None and rule_total > rule.max_points:
+                scale = rule.max_points / rule_total
+                rule_items = [_scaled(c, scale) for c in rule_items]
+                rule_total = rule.max_points
+                capped.append(rule.name)
+            total += rule_total
+            contributions.extend(rule_items)
+        contributions.sort(key=lambda c: (-abs(c.decayed), -c.occurred_at.timestamp()))
+        score = round(min(section.cap, max(0.0, total)), 2)
+        return score, total, contributions, capped, last
+
+    @staticmethod
+    def _period_budget(
+        rule: InterestRule, matched: Sequence[ActivityLike], capped: list[str]
+    ) -> list[tuple[ActivityLike, float]]:
+        """Points each activity keeps under the rule's per-period budget (oldest first)."""
+        if rule.period_days is None or rule.max_points_per_period is None:
+            return [(a, rule.points) for a in matched]
+        window = rule.period_days * DAY_SECONDS
+        budget = rule.max_points_per_period
+        out: list[tuple[ActivityLike, float]] = []
+        kept: list[tuple[float, float]] = []  # (time, points) inside the rolling window
+        cut = False
+        for activity in sorted(matched, key=lambda a: a.occurred_at):
+            ts = activity.occurred_at.timestamp()
+            kept = [(t, p) for t, p in kept if ts - t < window]
+            room = budget - sum(p for _, p in kept)
+            points = max(0.0, min(rule.points, room)) if rule.points > 0 else rule.points
+            if points != rule.points:
+                cut = True
+            if points:
+                kept.append((ts, points))
+                out.append((activity, points))
+        if cut:
+            capped.append(rule.name)
+        return out
+
+    # --- the whole result -----------------------------------------------------------------
+
+    def score(
+        self, contact: ContactLike, activities: Iterable[ActivityLike], now: datetime
+    ) -> ScoreResult:
+        """Fit, interest, expiry, MQL decision and nurture track of one contact at `now`."""
+        fit = self.fit(contact)
+        score, raw, contributions, capped, last = self.interest(activities, now)
+        section = self.model.interest
+        expired = False
+        if section.expire_after_days > 0:
+            since = last or contact.hubspot_created_at
+            if since is not None and (now - since).total_seconds() > (
+                section.expire_after_days * DAY_SECONDS
+            ):
+                expired = True
+                score = 0.0
+        stage = contact.lifecycle_stage or contact.properties.get("lifecyclestage") or None
+        is_mql, reason = self._mql(fit, score, stage, contact)
+        track = "" if is_mql else self._track(contact, fit, score, expired)
+        return ScoreResult(
+            contact_id=contact.hubspot_id, fit=fit, interest=score, raw_interest=raw,
+            contributions=tuple(contributions), capped=tuple(dict.fromkeys(capped)),
+            expired=expired, last_engagement_at=last, is_mql=is_mql, mql_reason=reason,
+            nurture_track=track, scored_at=now, model_version=self.model.version, stage=stage,
+        )
+
+    def _mql(
+        self, fit: FitResult, score: float, stage: str | None, contact: ContactLike
+    ) -> tuple[bool, str]:
+        if not (contact.email or contact.properties.get("email")):
+            return False, "no email address"
+        if stage in self.not_scored:
+            return False, f"lifecycle stage {stage} is owned by sales"
+        threshold = self.model.mql.thresholds.get(fit.grade)
+        if threshold is None:
+            why = f" ({fit.disqualified_by})" if fit.disqualified_by else ""
+            return False, f"grade {fit.grade} never qualifies{why}"
+        if score >= threshold:
+            return True, f"grade {fit.grade} with interest {score:g} >= {threshold:g}"
+        return False, f"grade {fit.grade} needs interest {threshold:g}, has {score:g}"
+
+    def _track(self, contact: ContactLike, fit: FitResult, score: float, expired: bool) -> str:
+        results = {"grade": fit.grade, "interest": score, "expired": expired,
+                   "fit_points": fit.points}
+        for name, conditions in self.tracks:
+            if all(test(_track_value(c, contact, results)) for c, test in conditions):
+                return name
+        return self.model.nurture.default
+
+
+def _track_value(cond: TrackCondition, contact: ContactLike, results: Mapping[str, Any]) -> Any:
+    if cond.always:
+        return None
+    if cond.result is not None:
+        return results[cond.result]
+    return _contact_value(contact, cond.property, cond.derived)
+
+
+def _scaled(c: InterestContribution, scale: float) -> InterestContribution:
+    return InterestContribution(c.rule, c.activity_id, c.activity_type, c.occurred_at, c.label,
+                                c.points, c.decayed * scale, c.high_intent)
