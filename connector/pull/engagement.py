@@ -249,7 +249,7 @@ class PageViewsStream(_Stream):
                     self._read_contact(contact.hubspot_id, "", since, until, bookmark)
             self.finish()
             return
-        for marker in list(ctx.store.bookmarks(PAGE_VIEWS_DUE)):
+        for marker in ctx.store.iter_bookmark_streams(PAGE_VIEWS_DUE):
             cid = marker[len(PAGE_VIEWS_DUE):]
             self._read_contact(cid, marker, since, until, bookmark)
         self.finish()

@@ -29,7 +29,6 @@ from connector.clock import Clock, SystemClock
 from connector.errors import Actor
 from connector.store.models import (
     Activity,
-    Base,
     Bookmark,
     Contact,
     DeadLetter,
@@ -213,6 +212,23 @@ class Store:
             if prefix:
                 q = q.where(Bookmark.stream.startswith(prefix, autoescape=True))
             return {b.stream: b.value for b in s.scalars(q.order_by(Bookmark.stream))}
+
+    def iter_bookmark_streams(self, prefix: str, *, batch: int = 500) -> Iterator[str]:
+        """Names of the bookmarks starting with `prefix`, in order, read `batch` at a time
+        (there may be one per contact)."""
+        last = ""
+        while True:
+            with self.transaction() as s:
+                names = list(s.scalars(
+                    select(Bookmark.stream)
+                    .where(Bookmark.stream.startswith(prefix, autoescape=True),
+                           Bookmark.stream > last)
+                    .order_by(Bookmark.stream).limit(batch)
+                ))
+            if not names:
+                return
+            yield from names
+            last = names[-1]
 
     def delete_bookmark(self, stream: str, *, session: Session | None = None) -> None:
         stmt = delete(Bookmark).where(Bookmark.stream == stream)
@@ -759,3 +775,104 @@ class Store:
         with self.transaction() as s:
             s.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
 
+
+    # --- scoring (bulk reads and writes for the score stage) ----------------------------------
+
+    def contacts_to_score(
+        self, *, stale_before: datetime | None = None, everyone: bool = False, batch: int = 1000,
+    ) -> Iterator[list[Contact]]:
+        """Live contacts to (re)score, by id, a batch at a time: never scored, inputs changed
+        since their latest score, or (with `stale_before`) scored before it, for decay and
+        expiry. `everyone` yields every live contact."""
+        latest = (
+            select(Score.contact_id, func.max(Score.scored_at).label("last"))
+            .group_by(Score.contact_id)
+            .subquery()
+        )
+        last = ""
+        while True:
+            with self.transaction() as s:
+                q = (
+                    select(Contact)
+                    .outerjoin(latest, latest.c.contact_id == Contact.hubspot_id)
+                    .where(Contact.hubspot_id > last, Contact.archived.is_(False),
+                           Contact.merged_into.is_(None))
+                )
+                if not everyone:
+                    due = latest.c.last.is_(None) | (Contact.inputs_changed_at > latest.c.last)
+                    if stale_before is not None:
+                        due = due | (latest.c.last < stale_before)
+                    q = q.where(due)
+                rows = list(s.scalars(q.order_by(Contact.hubspot_id).limit(batch)))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].hubspot_id
+
+    def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Activity]]:
+        """Activities of many contacts in one query, oldest first, by contact id."""
+        out: dict[str, list[Activity]] = {cid: [] for cid in contact_ids}
+        if not contact_ids:
+            return out
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(Activity)
+                .where(Activity.contact_id.in_(list(contact_ids)))
+                .order_by(Activity.contact_id, Activity.occurred_at, Activity.id)
+            )
+            for row in rows:
+                out[row.contact_id].append(row)
+        return out
+
+    def latest_scores(self, contact_ids: Sequence[str]) -> dict[str, Score]:
+        """The newest score of each given contact that has one."""
+        if not contact_ids:
+            return {}
+        out: dict[str, Score] = {}
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(Score)
+                .where(Score.contact_id.in_(list(contact_ids)))
+                .order_by(Score.contact_id, Score.scored_at, Score.id)
+            )
+            for row in rows:
+                out[row.contact_id] = row
+        return out
+
+    def transitions_for_many(
+        self, contact_ids: Sequence[str]
+    ) -> dict[str, list[LifecycleTransition]]:
+        """Lifecycle transitions of many contacts, oldest first, by contact id."""
+        out: dict[str, list[LifecycleTransition]] = {cid: [] for cid in contact_ids}
+        if not contact_ids:
+            return out
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(LifecycleTransition)
+                .where(LifecycleTransition.contact_id.in_(list(contact_ids)))
+                .order_by(LifecycleTransition.at, LifecycleTransition.id)
+            )
+            for row in rows:
+                out[row.contact_id].append(row)
+        return out
+
+    def add_transitions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record many transitions `{contact_id, from_stage, to_stage, at, reason, run_id}` in
+        one transaction, moving each contact's stored stage to its last `to_stage`."""
+        if not rows:
+            return
+        with self.transaction() as s:
+            s.execute(self._insert(LifecycleTransition).values([dict(r) for r in rows]))
+            final = {r["contact_id"]: r["to_stage"] for r in rows}
+            for contact_id, stage in final.items():
+                s.execute(update(Contact).where(Contact.hubspot_id == contact_id)
+                          .values(lifecycle_stage=stage))
+
+    def get_contact_by_email(self, email: str) -> Contact | None:
+        """The live contact with this address (case-insensitive), else any stored one."""
+        with self.transaction() as s:
+            rows = list(s.scalars(
+                select(Contact).where(Contact.email == email.strip().lower())
+                .order_by(Contact.archived, Contact.merged_into.is_not(None), Contact.hubspot_id)
+            ))
+            return rows[0] if rows else None

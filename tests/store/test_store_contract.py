@@ -241,3 +241,12 @@ def test_sqlite_uses_wal(backend_store: Store) -> None:
         pytest.skip("WAL is a SQLite setting")
     with backend_store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_bookmark_streams_are_read_in_batches(store: Store) -> None:
+    for i in range(7):
+        store.set_bookmark(f"page_views_due/{i}", "1")
+    store.set_bookmark("page_views/3", "x")
+    store.set_bookmark("page_views_due_x", "not a marker of the prefix")
+    names = list(store.iter_bookmark_streams("page_views_due/", batch=3))
+    assert names == [f"page_views_due/{i}" for i in range(7)]
