@@ -288,6 +288,20 @@ def test_daily_429_stops_the_stream_until_midnight_in_the_account_time_zone(
     assert route.call_count == 2
 
 
+def test_requests_daily_429_stops_at_once(hs_policy: HttpPolicy, frozen: FrozenClock) -> None:
+    adapter = requests_mock.Adapter()
+    adapter.register_uri("GET", CONTACTS, status_code=429, json=rate_limit_body("DAILY"))
+    session = sf_session(hs_policy, adapter)
+    with pytest.raises(QuotaExhausted) as caught:
+        session.get(CONTACTS)
+    assert adapter.call_count == 1
+    assert frozen.slept == []
+    assert caught.value.resets_at == datetime(2026, 11, 3, 5, 0, tzinfo=UTC)
+    with pytest.raises(QuotaExhausted):
+        session.get(CONTACTS)
+    assert adapter.call_count == 1  # nothing is sent until the reset
+
+
 def test_daily_reset_time_zone_is_a_parameter(frozen: FrozenClock) -> None:
     policy = HttpPolicy.for_hubspot(clock=frozen, timezone="UTC")
     with pytest.raises(QuotaExhausted) as caught:
