@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import httpx
+
+from connector.clock import Clock, SystemClock
 from connector.config import Config
 from connector.errors import QuotaExhausted
 from connector.logs import bind_run
@@ -16,7 +19,7 @@ from connector.progress import NullProgress, ProgressSink
 from connector.pull import STREAMS, backfill, pull
 from connector.wiring import open_store, pull_context
 
-__all__ = ["StageResult", "run_pull_stage"]
+__all__ = ["StageResult", "run_pull_stage", "run_score_stage"]
 
 log = logging.getLogger("connector.stages")
 
@@ -57,6 +60,54 @@ def run_pull_stage(
         finally:
             ctx.client.close()
             result.counts = ctx.counts
+    store.finish_run(run_id, status=result.status, counts=dict(result.counts), error=result.error)
+    store.close()
+    return result
+
+
+def run_score_stage(
+    config: Config, *, trigger: str = "manual", dry_run: bool = False, everyone: bool = False,
+    write_back: bool = True, clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> StageResult:
+    """Score the contacts that are due, record scores and lifecycle decisions, and write the
+    changed values back to HubSpot. `dry_run` computes everything and stores or sends nothing.
+    A bad scoring file raises `ConfigError` before anything runs."""
+    from connector.hubspot.client import HubSpotClient
+    from connector.hubspot.write import HubSpotWriter, plan_updates
+    from connector.scoring import Engine, load_model
+    from connector.scoring.runner import score_contacts
+
+    clock = clock or SystemClock()
+    model = load_model(config.mapping_path("scoring"))
+    engine = Engine(model)
+    store = open_store(config, clock)
+    run_id = store.start_run("score", trigger=trigger)
+    result = StageResult(run_id, "ok")
+    with bind_run(run_id):
+        try:
+            run = score_contacts(store, engine, clock.now(), run_id=run_id, dry_run=dry_run,
+                                 everyone=everyone)
+            result.counts.update(run.counts)
+            if write_back and not dry_run and run.results:
+                client = HubSpotClient.from_config(config, clock=clock, transport=transport)
+                try:
+                    writer = HubSpotWriter(client, store, model.writeback,
+                                           contacts_path=client.contacts_path, run_id=run_id)
+                    writer.ensure_properties()
+                    updates = plan_updates(run.contacts.values(), run.results, run.mql_at, run.decisions,
+                                           model.writeback, model.lifecycle)
+                    writer.push(updates)
+                    result.counts.update({f"hubspot.{k}": v for k, v in writer.counts.items()})
+                finally:
+                    client.close()
+        except QuotaExhausted as exc:
+            result.status, result.error = "stopped", str(exc)
+            log.warning("stopped until the quota resets: %s", exc)
+        except Exception as exc:
+            store.finish_run(run_id, status="failed", counts=dict(result.counts), error=str(exc))
+            store.close()
+            raise
     store.finish_run(run_id, status=result.status, counts=dict(result.counts), error=result.error)
     store.close()
     return result

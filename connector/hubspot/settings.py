@@ -63,3 +63,9 @@ CORE_PROPERTIES = (
     "createdate",
     "lastmodifieddate",
 )
+
+# Write-back (scores, grades, lifecycle stage) to contacts.
+CONTACTS_BATCH_UPDATE = "/batch/update"  # appended to the contacts path
+WRITE_BATCH_LIMIT = BATCH_LIMIT  # more inputs answer 400 VALIDATION_ERROR
+# HubSpot datetime properties take ISO-8601 UTC with milliseconds (or epoch ms).
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"

@@ -42,6 +42,7 @@ __all__ = [
     "WritebackSection",
     "load_model",
     "parse_model",
+    "property_problems",
 ]
 
 # Normalised activity types the pull stores (connector/pull/normalize.py).
@@ -142,7 +143,7 @@ class Condition(_Strict):
 class _OnField(Condition):
     """A condition on a contact property or a derived field."""
 
-    property: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
+    property: str | None = Field(None, pattern=r"^[a-z0-9_]+$")
     derived: Literal["email_domain"] | None = None
 
     @model_validator(mode="after")
@@ -323,7 +324,7 @@ class LifecycleSection(_Strict):
 class TrackCondition(Condition):
     """A condition on a property, a derived field or a scoring result (grade, interest...)."""
 
-    property: str | None = Field(None, pattern=r"^[A-Za-z0-9_]+$")
+    property: str | None = Field(None, pattern=r"^[a-z0-9_]+$")
     derived: Literal["email_domain"] | None = None
     result: Literal["grade", "interest", "expired", "fit_points"] | None = None
 
@@ -398,7 +399,8 @@ _FIXES = {
     "greater_than_equal": "use a larger number",
     "less_than_equal": "use a smaller number (points go from -100 to 100)",
     "greater_than": "use a positive number",
-    "string_pattern_mismatch": "use lower-case letters, digits and underscores",
+    "string_pattern_mismatch": "use the property's internal name: lower-case letters, digits, "
+                               "underscores (Settings > Properties > the property > internal name)",
     "literal_error": "use one of the allowed values",
     "too_short": "add at least one entry",
 }
@@ -525,3 +527,25 @@ def load_model(path: str | Path) -> ScoringModel:
             "point [mappings] scoring in the config at a scoring.toml (copy the shipped one)",
         )]) from None
     return parse_model(text, file)
+
+
+def property_problems(
+    model: ScoringModel, text: str, known: set[str], file: str = "scoring.toml"
+) -> list[ConfigProblem]:
+    """Properties the model tests that HubSpot does not have (checked live by
+    `handshake mappings check --live`), each with its line."""
+    lines = KeyLines(text)
+    problems = []
+    where: list[tuple[tuple[str | int, ...], str | None]] = []
+    where += [(("fit", "rules", i, "property"), r.property) for i, r in enumerate(model.fit.rules)]
+    where += [(("fit", "disqualifiers", i, "property"), d.property)
+              for i, d in enumerate(model.fit.disqualifiers)]
+    for i, track in enumerate(model.nurture.tracks):
+        where += [(("nurture", "tracks", i, "when"), c.property) for c in track.when]
+    for loc, name in where:
+        if name and name not in known:
+            problems.append(ConfigProblem(
+                file, _display(loc), f"HubSpot has no contact property {name!r}",
+                "use an existing property's internal name, or create the property in HubSpot",
+                lines.line_of(loc)))
+    return problems

@@ -1,0 +1,190 @@
+"""Write-back to HubSpot: score, grade, reasons, MQL date, nurture track and lifecycle stage,
+into custom contact properties Handshake creates when missing.
+
+Only values that differ from what HubSpot holds are sent, in batches of at most 100; the
+lifecycle stage only ever moves forward (HubSpot refuses to move it back without clearing it
+first, and sales owns the later stages). Each contact's write goes through the write ledger,
+so a run repeated after a crash sends nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from connector.errors import RecordRejected, RequestFailed
+from connector.hubspot import settings as hs
+from connector.scoring.engine import ScoreResult
+from connector.scoring.lifecycle import Decision
+from connector.scoring.model import LifecycleSection, WritebackSection
+from connector.store import Store
+
+__all__ = ["ContactUpdate", "HubSpotWriter", "RequestSender", "plan_updates",
+           "property_definitions"]
+
+LIFECYCLE_PROPERTY = "lifecyclestage"
+GRADE_OPTIONS = ("A", "B", "C", "D", "F")
+REASONS_MAX_CHARS = 1000  # a readable single line in the HubSpot sidebar
+
+
+class RequestSender(Protocol):
+    """The one method of `HubSpotClient` the writer uses (tests may pass a fake)."""
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                describe: str = "") -> tuple[dict[str, Any], datetime | None]: ...
+
+
+class _ContactProps(Protocol):
+    hubspot_id: str
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactUpdate:
+    contact_id: str
+    properties: dict[str, str]
+
+
+def property_definitions(wb: WritebackSection) -> list[dict[str, Any]]:
+    """The custom contact properties Handshake writes, as the properties API creates them."""
+    base = {"groupName": wb.group, "formField": False}
+    return [
+        {**base, "name": wb.score.hubspot_property, "label": wb.score.label, "type": "number",
+         "fieldType": "number", "description": "Interest score 0-100 computed by Handshake"},
+        {**base, "name": wb.grade.hubspot_property, "label": wb.grade.label,
+         "type": "enumeration", "fieldType": "select",
+         "description": "Fit grade A-F computed by Handshake",
+         "options": [{"label": g, "value": g, "displayOrder": i}
+                     for i, g in enumerate(GRADE_OPTIONS)]},
+        {**base, "name": wb.reasons.hubspot_property, "label": wb.reasons.label,
+         "type": "string", "fieldType": "textarea",
+         "description": "Why the contact has this score (Handshake)"},
+        {**base, "name": wb.mql_at.hubspot_property, "label": wb.mql_at.label,
+         "type": "datetime", "fieldType": "date",
+         "description": "When Handshake made the contact a marketing-qualified lead"},
+        {**base, "name": wb.nurture_track.hubspot_property, "label": wb.nurture_track.label,
+         "type": "string", "fieldType": "text",
+         "description": "Nurture track chosen by Handshake (enrol workflows on it)"},
+    ]
+
+
+def _datetime(value: datetime) -> str:
+    return value.astimezone(UTC).strftime(hs.DATETIME_FORMAT)
+
+
+def _same(current: Any, wanted: str) -> bool:
+    if current is None:
+        return wanted == ""
+    text = str(current)
+    if text == wanted:
+        return True
+    try:
+        return float(text) == float(wanted)
+    except ValueError:
+        return False
+
+
+def plan_updates(
+    contacts: Iterable[_ContactProps],
+    results: Mapping[str, ScoreResult],
+    mql_at: Mapping[str, datetime],
+    decisions: Sequence[Decision],
+    wb: WritebackSection,
+    lifecycle: LifecycleSection,
+) -> list[ContactUpdate]:
+    """Per contact, the properties whose value differs from what HubSpot holds."""
+    targets = {d.contact_id: d.to_stage for d in decisions if d.kind in ("lead", "mql")}
+    order = {stage: i for i, stage in enumerate(lifecycle.order)}
+    out: list[ContactUpdate] = []
+    for contact in contacts:
+        result = results.get(contact.hubspot_id)
+        if result is None:
+            continue
+        wanted = {
+            wb.score.hubspot_property: f"{result.interest:g}",
+            wb.grade.hubspot_property: result.fit.grade,
+            wb.reasons.hubspot_property: result.reasons_text()[:REASONS_MAX_CHARS],
+            wb.nurture_track.hubspot_property: result.nurture_track,
+        }
+        when = mql_at.get(contact.hubspot_id)
+        if when is not None:
+            wanted[wb.mql_at.hubspot_property] = _datetime(when)
+        target = targets.get(contact.hubspot_id)
+        if wb.write_lifecycle_stage and target:
+            current = contact.properties.get(LIFECYCLE_PROPERTY) or ""
+            if order.get(target, -1) > order.get(current, -1):
+                wanted[LIFECYCLE_PROPERTY] = target
+        changed = {k: v for k, v in wanted.items() if not _same(contact.properties.get(k), v)}
+        if changed:
+            out.append(ContactUpdate(contact.hubspot_id, changed))
+    return out
+
+
+class HubSpotWriter:
+    """Creates the custom properties once, then sends contact updates in batches."""
+
+    def __init__(self, client: RequestSender, store: Store, wb: WritebackSection, *,
+                 contacts_path: str = hs.CONTACTS_V3, run_id: str | None = None) -> None:
+        self.client = client
+        self.store = store
+        self.wb = wb
+        self.contacts_path = contacts_path
+        self.run_id = run_id
+        self.counts: Counter[str] = Counter()
+
+    def ensure_properties(self) -> list[str]:
+        """Create the write-back properties HubSpot lacks; returns the names created."""
+        body, _ = self.client.request("GET", hs.PROPERTIES, describe="list contact properties")
+        existing = {p.get("name") for p in body.get("results") or []}
+        created = []
+        for definition in property_definitions(self.wb):
+            if definition["name"] in existing:
+                continue
+            try:
+                self.client.request("POST", hs.PROPERTIES, json=definition,
+                                    describe=f"create property {definition['name']}")
+            except RecordRejected:
+                continue  # created meanwhile by another instance: that is what we wanted
+            created.append(definition["name"])
+        self.counts["properties.created"] += len(created)
+        return created
+
+    def push(self, updates: Sequence[ContactUpdate]) -> Counter[str]:
+        """Send the updates ≤ 100 a request; a contact whose same values were already written
+        (the ledger says so) is skipped."""
+        due: list[tuple[str, ContactUpdate]] = []
+        for update in updates:
+            key = f"hubspot:score:{update.contact_id}"
+            entry = self.store.claim_write(key, system="hubspot", operation="update",
+                                           target="contact", payload=update.properties,
+                                           run_id=self.run_id)
+            if entry is None:
+                self.counts["contacts.unchanged"] += 1
+                continue
+            due.append((key, update))
+        path = self.contacts_path + hs.CONTACTS_BATCH_UPDATE
+        for start in range(0, len(due), hs.WRITE_BATCH_LIMIT):
+            chunk = due[start : start + hs.WRITE_BATCH_LIMIT]
+            payload = {"inputs": [{"id": u.contact_id, "properties": u.properties}
+                                  for _, u in chunk]}
+            try:
+                self.client.request("POST", path, json=payload,
+                                    describe=f"update {len(chunk)} contacts' scores")
+            except (RequestFailed, RecordRejected) as exc:
+                for key, update in chunk:
+                    self.store.complete_write(key, ok=False)
+                    self.store.dead_letter(
+                        stage="score", system="hubspot", record_key=f"contacts:{update.contact_id}",
+                        reason=f"score write-back refused: {exc}", actor="admin",
+                        payload=update.properties,
+                    )
+                self.counts["contacts.failed"] += len(chunk)
+                continue
+            for key, update in chunk:
+                self.store.complete_write(key, remote_id=update.contact_id)
+            self.counts["contacts.updated"] += len(chunk)
+            self.counts["requests"] += 1
+        return self.counts

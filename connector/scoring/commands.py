@@ -1,0 +1,143 @@
+"""Command functions for the `handshake` CLI (mounted by connector/cli.py):
+
+    handshake sync score [--dry-run] [--all]
+    handshake score explain EMAIL [--at TIME]
+    handshake mappings check [--live]
+
+Plain typer-compatible functions; a bad scoring file exits 2 with every problem listed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from connector.errors import ConfigError
+
+__all__ = ["mappings_check", "score_explain", "sync_score"]
+
+EXIT_CONFIG = 2
+EXIT_NOT_FOUND = 1
+
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", "-c", help="Config file (default: ./handshake.toml).")
+]
+
+
+def _cli() -> ModuleType:
+    # Imported late: connector.cli mounts these functions, so importing it at module load
+    # would be circular.
+    from connector import cli
+
+    return cli
+
+
+def sync_score(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Score, store and send nothing.")]
+    = False,
+    everyone: Annotated[bool, typer.Option("--all", help="Re-score every live contact.")] = False,
+) -> None:
+    """Score contacts whose inputs changed (and yesterday's scores, which decay), record MQL
+    decisions, and write changed values back to HubSpot."""
+    from connector.stages import run_score_stage
+
+    cli = _cli()
+    loaded = cli.load_checked_config(config)
+    try:
+        result = run_score_stage(loaded, dry_run=dry_run, everyone=everyone)
+    except ConfigError as exc:
+        cli.report_config_error(exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+    title = f"score {'(dry run: nothing stored or sent) ' if dry_run else ''}{result.status}"
+    cli.out.print(f"[bold]{escape(title)}[/]")
+    for key in sorted(result.counts):
+        cli.out.print(f"  {key}: {result.counts[key]:,}", highlight=False)
+    if result.error:
+        cli.err.print(f"[yellow]{escape(result.error)}[/]")
+
+
+def score_explain(
+    email: Annotated[str, typer.Argument(help="The contact's email address.")],
+    config: ConfigOption = None,
+    at: Annotated[str | None, typer.Option("--at", help="Score as of this ISO-8601 time "
+                                           "(default: now).")] = None,
+) -> None:
+    """Show how a contact's score is made: fit rules, interest by rule and the actions behind
+    them, the MQL verdict and the lifecycle history."""
+    from connector.scoring import Engine, load_model
+    from connector.scoring.explain import render_explanation
+    from connector.store import Store
+
+    cli = _cli()
+    loaded = cli.load_checked_config(config, require_secrets=False)
+    path = loaded.mapping_path("scoring")
+    try:
+        model = load_model(path)
+    except ConfigError as exc:
+        cli.report_config_error(exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+    now = datetime.now(UTC)
+    if at:
+        try:
+            parsed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            cli.err.print(f"--at: {at!r} is not an ISO-8601 time")
+            raise typer.Exit(EXIT_CONFIG) from None
+        now = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    store = Store(loaded.state.database_url)
+    try:
+        contact = store.get_contact_by_email(email)
+        if contact is None:
+            cli.err.print(f"no contact with email {escape(email)} in the state store "
+                          f"(run `handshake sync pull` first?)")
+            raise typer.Exit(EXIT_NOT_FOUND)
+        activities = store.activities_for(contact.hubspot_id)
+        transitions = store.transitions_for(contact.hubspot_id)
+    finally:
+        store.close()
+    result = Engine(model).score(contact, activities, now)
+    text = render_explanation(contact, result, transitions, model_file=str(path))
+    for line in text.splitlines():
+        cli.out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def mappings_check(
+    config: ConfigOption = None,
+    live: Annotated[bool, typer.Option("--live", help="Also check the properties named exist "
+                                       "in HubSpot (one API call).")] = False,
+) -> None:
+    """Validate scoring.toml; exit 2 listing every problem by file, line and key."""
+    from connector.scoring.model import load_model, property_problems
+
+    cli = _cli()
+    loaded = cli.load_checked_config(config, require_secrets=live)
+    path = loaded.mapping_path("scoring")
+    try:
+        model = load_model(path)
+    except ConfigError as exc:
+        cli.report_config_error(exc)
+        raise typer.Exit(EXIT_CONFIG) from None
+    if live:
+        from connector.hubspot import settings as hs
+        from connector.hubspot.client import HubSpotClient
+
+        client = HubSpotClient.from_config(loaded)
+        try:
+            body, _ = client.request("GET", hs.PROPERTIES, describe="list contact properties")
+        finally:
+            client.close()
+        known = {str(p.get("name")) for p in body.get("results") or []}
+        problems = property_problems(model, Path(path).read_text(encoding="utf-8"), known,
+                                     str(path))
+        if problems:
+            cli.report_config_error(ConfigError(problems))
+            raise typer.Exit(EXIT_CONFIG)
+    cli.out.print(f"[green]✓[/] {escape(str(path))}: scoring model is valid "
+                  f"({len(model.fit.rules)} fit rules, {len(model.interest.rules)} interest "
+                  f"rules, {len(model.nurture.tracks)} nurture tracks)")

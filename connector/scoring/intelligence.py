@@ -1,0 +1,236 @@
+"""Lead intelligence: what a rep needs to know about an MQL, as structured data and as text that
+fits a Salesforce long text field (32,000 characters), most useful first.
+
+`summarize(contact, activities, result, now)` is pure; `render_text(summary)` lays it out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connector.scoring.engine import ActivityLike, ContactLike, ScoreResult, email_domain, url_path
+
+__all__ = ["MAX_TEXT_CHARS", "LeadSummary", "render_text", "summarize"]
+
+MAX_TEXT_CHARS = 32_000  # Salesforce Lead.Description / long text area
+TOP_PAGES = 15
+RECENT_HIGH_INTENT = 8
+EMAIL_TYPES = ("email_sent", "email_delivered", "email_open", "email_click", "email_bounce",
+               "email_spamreport", "email_unsubscribe")
+WEBINAR_TYPES = ("webinar_registered", "webinar_attended", "webinar_no_show",
+                 "webinar_cancelled")
+PROFILE_PROPERTIES = ("jobtitle", "seniority", "department", "company", "industry",
+                      "numemployees", "phone", "country", "state", "city", "website")
+# Domains a person picks for themselves; a lead on one is less verified.
+FREE_MAIL_HINTS = ("gmail.", "yahoo.", "outlook.", "hotmail.", "icloud.", "aol.", "proton.",
+                   "gmx.")
+
+
+@dataclass
+class LeadSummary:
+    contact_id: str
+    name: str
+    email: str
+    headline: str
+    grade: str
+    fit_points: float
+    interest: float
+    mql_reason: str
+    profile: dict[str, str]
+    verification: dict[str, Any]
+    source: dict[str, Any]
+    pages: dict[str, Any]
+    content: list[dict[str, Any]]
+    email_engagement: dict[str, Any]
+    webinars: list[dict[str, Any]]
+    explanation: dict[str, Any]
+    high_intent: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def _day(when: datetime | None) -> str:
+    return when.date().isoformat() if when else "-"
+
+
+def _verification(contact: ContactLike, activities: Sequence[ActivityLike]) -> dict[str, Any]:
+    props = contact.properties
+    domain = email_domain(contact.email) or ""
+    types = Counter(a.type for a in activities)
+    hard_bounce = any(a.type == "email_bounce" and (a.details or {}).get("category") ==
+                      "HARD_BOUNCE" for a in activities)
+    checks = {
+        "corporate email": bool(domain) and not domain.startswith(FREE_MAIL_HINTS),
+        "email delivered": types["email_delivered"] > 0 and not hard_bounce,
+        "email engaged (opened or clicked)": types["email_open"] + types["email_click"] > 0,
+        "filled a form": types["form_submission"] > 0,
+        "phone given": bool(props.get("phone")),
+    }
+    passed = sum(checks.values())
+    level = "high" if passed >= 4 else "medium" if passed >= 2 else "low"
+    return {"level": level, "checks": checks, "hard_bounce": hard_bounce,
+            "opted_out": str(props.get("hs_email_optout") or "").lower() == "true"}
+
+
+def summarize(
+    contact: ContactLike, activities: Sequence[ActivityLike], result: ScoreResult,
+    now: datetime, *, mql_at: datetime | None = None,
+) -> LeadSummary:
+    """The structured hand-off summary of one contact."""
+    props = contact.properties
+    name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p) or (
+        contact.email or contact.hubspot_id)
+    profile = {k: str(props[k]) for k in PROFILE_PROPERTIES if props.get(k)}
+    headline = ", ".join(p for p in (props.get("jobtitle"), props.get("company")) if p)
+
+    created = contact.hubspot_created_at
+    nurture_end = mql_at or now
+    source = {
+        "original_source": props.get("hs_analytics_source") or "unknown",
+        "source_detail": props.get("hs_analytics_source_data_1") or "",
+        "created": _day(created),
+        "days_in_nurture": (nurture_end - created).days if created else None,
+        "lifecycle_stage": result.stage or "",
+    }
+
+    views = [a for a in activities if a.type == "page_view"]
+    per_page: dict[str, dict[str, Any]] = {}
+    for a in views:
+        path = url_path(a.url) or a.title or "?"
+        entry = per_page.setdefault(path, {"path": path, "title": a.title or "", "views": 0,
+                                           "last": a.occurred_at})
+        entry["views"] += 1
+        entry["last"] = max(entry["last"], a.occurred_at)
+    top = sorted(per_page.values(), key=lambda e: (-e["views"], -e["last"].timestamp()))
+    pages = {
+        "total_views": len(views),
+        "distinct_pages": len(per_page),
+        "last_visit": _day(max((a.occurred_at for a in views), default=None)),
+        "top": [{**e, "last": _day(e["last"])} for e in top[:TOP_PAGES]],
+    }
+
+    content = [
+        {"form": (a.details or {}).get("form_name") or a.title or "form",
+         "date": _day(a.occurred_at),
+         "answers": {k: v for k, v in ((a.details or {}).get("values") or {}).items()
+                     if k not in ("email", "firstname", "lastname") and v not in (None, "")}}
+        for a in sorted((a for a in activities if a.type == "form_submission"),
+                        key=lambda a: a.occurred_at, reverse=True)
+    ]
+
+    counts = Counter(a.type for a in activities if a.type in EMAIL_TYPES)
+    last_of = {t: max((a.occurred_at for a in activities if a.type == t), default=None)
+               for t in ("email_sent", "email_open", "email_click")}
+    engagement = {
+        "sent": counts["email_sent"], "delivered": counts["email_delivered"],
+        "opened": counts["email_open"], "clicked": counts["email_click"],
+        "bounced": counts["email_bounce"], "unsubscribed": counts["email_unsubscribe"],
+        "spam_reports": counts["email_spamreport"],
+        "last_sent": _day(last_of["email_sent"]), "last_open": _day(last_of["email_open"]),
+        "last_click": _day(last_of["email_click"]),
+    }
+
+    webinars = [
+        {"webinar": a.title or "webinar", "state": a.type.removeprefix("webinar_"),
+         "date": _day(a.occurred_at)}
+        for a in sorted((a for a in activities if a.type in WEBINAR_TYPES),
+                        key=lambda a: a.occurred_at, reverse=True)
+    ]
+
+    high = sorted((c for c in result.contributions if c.high_intent and c.points > 0),
+                  key=lambda c: c.occurred_at, reverse=True)[:RECENT_HIGH_INTENT]
+    high_intent = [{"action": c.rule, "what": c.label, "date": _day(c.occurred_at),
+                    "points_now": round(c.decayed, 1)} for c in high]
+
+    return LeadSummary(
+        contact_id=contact.hubspot_id, name=name, email=contact.email or "", headline=headline,
+        grade=result.fit.grade, fit_points=result.fit.points, interest=result.interest,
+        mql_reason=result.mql_reason, profile=profile,
+        verification=_verification(contact, activities), source=source, pages=pages,
+        content=content, email_engagement=engagement, webinars=webinars, explanation=result.explanation(),
+        high_intent=high_intent,
+    )
+
+
+def _section(title: str, lines: Sequence[str]) -> list[str]:
+    return [f"== {title} ==", *lines, ""] if lines else []
+
+
+def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
+    """The summary as plain text, most useful first, never longer than `limit` characters."""
+    s = summary
+    head = [
+        f"{s.name} <{s.email}>" + (f" - {s.headline}" if s.headline else ""),
+        f"Fit grade {s.grade} ({s.fit_points:g} pts), interest {s.interest:g}/100. "
+        f"{s.mql_reason}.",
+        "",
+    ]
+    recent = [f"- {h['date']}  {h['action']}: {h['what']} (+{h['points_now']:g} now)"
+              for h in s.high_intent]
+    answers = []
+    for c in s.content:
+        if c["answers"]:
+            shown = "; ".join(f"{k}: {v}" for k, v in c["answers"].items())
+            answers.append(f"- {c['date']}  {c['form']}: {shown}")
+    fit_rules = s.explanation["fit"]["rules"]
+    why = ["Fit: " + ", ".join(f"{r[0]} {r[3]:+g}" for r in fit_rules if r[3])]
+    if s.explanation["fit"]["disqualified_by"]:
+        why.append(f"Disqualified: {s.explanation['fit']['disqualified_by']}")
+    by_rule: dict[str, list[float]] = {}
+    for rule in s.explanation["interest"]["rules"]:
+        agg = by_rule.setdefault(rule[0], [0, 0.0])
+        agg[0] += 1
+        agg[1] += rule[6]
+    why += [f"- {name}: {int(n)}x, {total:+.1f} now"
+            for name, (n, total) in sorted(by_rule.items(), key=lambda kv: -abs(kv[1][1]))]
+    v = s.verification
+    who = [f"Data verification: {v['level']} ("
+           + ", ".join(f"{k} {'yes' if ok else 'no'}" for k, ok in v["checks"].items()) + ")"]
+    if v["opted_out"]:
+        who.append("Opted out of marketing email.")
+    who += [f"{k}: {val}" for k, val in s.profile.items()]
+    src = s.source
+    origin = [f"Original source: {src['original_source']}"
+              + (f" ({src['source_detail']})" if src["source_detail"] else ""),
+              f"Created {src['created']}; {src['days_in_nurture']} days in nurture"]
+    p = s.pages
+    pages = [f"{p['total_views']} page views on {p['distinct_pages']} pages, last visit "
+             f"{p['last_visit']}"]
+    pages += [f"- {e['path']} ({e['title']}): {e['views']}x, last {e['last']}" for e in p["top"]]
+    content = [f"- {c['date']}  {c['form']}" for c in s.content]
+    e = s.email_engagement
+    emails = [f"Sent {e['sent']}, delivered {e['delivered']}, opened {e['opened']}, clicked "
+              f"{e['clicked']}, bounced {e['bounced']}, unsubscribed {e['unsubscribed']}; last "
+              f"open {e['last_open']}, last click {e['last_click']}"]
+    webinars = [f"- {w['date']}  {w['webinar']}: {w['state']}" for w in s.webinars]
+
+    parts = [
+        head,
+        _section("Recent high-intent actions", recent),
+        _section("What they told us", answers),
+        _section("Why this score", why),
+        _section("Who they are", who),
+        _section("Source and nurture", origin),
+        _section("Pages viewed", pages),
+        _section("Content consumed", content),
+        _section("Email engagement", emails),
+        _section("Webinars", webinars),
+    ]
+    text = "\n".join(line for part in parts for line in part).rstrip() + "\n"
+    if len(text) <= limit:
+        return text
+    marker = "\n... (truncated to fit the field)\n"
+    return text[: limit - len(marker)].rsplit("\n", 1)[0] + marker
+
+
+def summary_for(contact: ContactLike, activities: Sequence[ActivityLike], result: ScoreResult,
+                now: datetime, mql_at: datetime | None = None) -> Mapping[str, Any]:
+    """Structured summary plus its text, ready to store or push."""
+    summary = summarize(contact, activities, result, now, mql_at=mql_at)
+    return {"summary": summary.as_dict(), "text": render_text(summary)}

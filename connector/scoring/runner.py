@@ -1,0 +1,81 @@
+"""Scoring over the store: re-score only contacts whose inputs changed since their last score,
+plus those whose score is older than a day (decay and expiry move with time), record scores and
+lifecycle decisions, and collect what HubSpot must be told."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from connector.scoring.engine import Engine, ScoreResult
+from connector.scoring.lifecycle import Decision, decide, mql_time
+from connector.store import Contact, Store
+
+__all__ = ["RESCORE_AFTER", "ScoreRun", "score_contacts"]
+
+# Interest fades daily: a score older than this is recomputed even if nothing changed.
+RESCORE_AFTER = timedelta(days=1)
+
+
+@dataclass
+class ScoreRun:
+    """What one scoring pass did."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    results: dict[str, ScoreResult] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    mql_at: dict[str, datetime] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+
+
+def score_contacts(
+    store: Store, engine: Engine, now: datetime, *, run_id: str | None = None,
+    dry_run: bool = False, everyone: bool = False, keep_results: bool = True,
+    batch: int = 1000, on_batch: Callable[[int], None] | None = None,
+) -> ScoreRun:
+    """Score the contacts that are due at `now`; store scores and transitions unless `dry_run`."""
+    run = ScoreRun()
+    section = engine.model.lifecycle
+    for contacts in store.contacts_to_score(stale_before=now - RESCORE_AFTER,
+                                            everyone=everyone, batch=batch):
+        ids = [c.hubspot_id for c in contacts]
+        activities = store.activities_for_many(ids)
+        transitions = store.transitions_for_many(ids)
+        score_rows = []
+        decisions: list[Decision] = []
+        for contact in contacts:
+            acts = activities[contact.hubspot_id]
+            result = engine.score(contact, acts, now)
+            run.counts["scored"] += 1
+            run.counts[f"grade.{result.fit.grade}"] += 1
+            if result.is_mql:
+                run.counts["mql"] += 1
+            if result.expired:
+                run.counts["expired"] += 1
+            history = transitions[contact.hubspot_id]
+            decision = decide(result, acts, history, section)
+            if decision is not None:
+                decisions.append(decision)
+                run.counts[f"transition.{decision.kind}"] += 1
+            became = decision.at if decision is not None and decision.kind == "mql" else None
+            when = became or mql_time(history, section)
+            if when is not None:
+                run.mql_at[contact.hubspot_id] = when
+            score_rows.append({
+                "contact_id": contact.hubspot_id, "scored_at": now, "interest": result.interest,
+                "fit_grade": result.fit.grade, "fit_points": result.fit.points,
+                "is_mql": result.is_mql, "model_version": result.model_version,
+                "explanation": result.explanation(),
+            })
+            if keep_results:
+                run.results[contact.hubspot_id] = result
+                run.contacts[contact.hubspot_id] = contact
+        run.decisions.extend(decisions)
+        if not dry_run:
+            store.add_scores(score_rows)
+            store.add_transitions([d.as_row(run_id) for d in decisions])
+        if on_batch is not None:
+            on_batch(len(contacts))
+    return run
