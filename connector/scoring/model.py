@@ -351,6 +351,13 @@ class NurtureSection(_Strict):
     tracks: list[NurtureTrack] = []
     default: str = Field("", pattern=r"^[a-z0-9_\-]*$")
 
+    @model_validator(mode="after")
+    def _default_is_a_track(self) -> NurtureSection:
+        names = [t.name for t in self.tracks]
+        if self.default and self.default not in names:
+            raise ValueError(f"nurture.default {self.default!r} is not a track name")
+        return self
+
 
 class WritebackProperty(_Strict):
     hubspot_property: str = Field(pattern=HUBSPOT_NAME)
@@ -382,13 +389,6 @@ class ScoringModel(_Strict):
     writeback: WritebackSection = WritebackSection()
     version: str = Field("", exclude=True)
     source: str = Field("", exclude=True)
-
-    @model_validator(mode="after")
-    def _cross(self) -> ScoringModel:
-        names = [t.name for t in self.nurture.tracks]
-        if self.nurture.default and self.nurture.default not in names:
-            raise ValueError(f"nurture.default {self.nurture.default!r} is not a track name")
-        return self
 
 
 # --- loading -----------------------------------------------------------------------------------
