@@ -105,17 +105,17 @@ def load_checked_config(config: str | None = None, *, require_secrets: bool = Tr
     """Load the config for a command; on problems print them all and exit 2."""
     path = resolve_config_path(config or state.config_path)
     try:
-        config = load_config(path, require_secrets=require_secrets)
+        loaded = load_config(path, require_secrets=require_secrets)
     except ConfigError as exc:
         report_config_error(exc)
         raise typer.Exit(EXIT_CONFIG) from None
-    register_secrets(config.secrets.values())
+    register_secrets(loaded.secrets.values())
     setup_logging(
-        level=(state.log_level or config.logging.level).upper(),
-        json_lines=state.log_json or config.logging.json_lines,
-        file=config.logging.file or None,
+        level=(state.log_level or loaded.logging.level).upper(),
+        json_lines=state.log_json or loaded.logging.json_lines,
+        file=loaded.logging.file or None,
     )
-    return config
+    return loaded
 
 
 @config_app.command("check")

@@ -95,6 +95,11 @@ class _Stream:
             for stream in delete:
                 ctx.store.delete_bookmark(stream, session=s)
 
+    def run(self, since: datetime | None = None, until: datetime | None = None,
+            *, bookmark: bool = True) -> None:
+        """Read the stream: from its bookmarks, or the range [since, until] without them."""
+        raise NotImplementedError
+
     def finish(self) -> None:
         self.ctx.progress.done(self.task)
 

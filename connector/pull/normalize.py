@@ -111,7 +111,7 @@ def activity_from_email_event(event: dict[str, Any], contact_id: str) -> Activit
     occurred = _checked_time(key, "created", event.get("created"))
     if not key or occurred is None:
         raise _bad(key or "(no id)", "email event without id or time")
-    details = {k: event[k] for k in ("emailCampaignId", "sentBy", "category", "status",
+    details: dict[str, Any] = {k: event[k] for k in ("emailCampaignId", "sentBy", "category", "status",
                                      "response", "subscriptions", "portalSubscriptionStatus",
                                      "browser", "location", "deviceType") if k in event}
     return ActivityRecord(

@@ -278,7 +278,8 @@ class Store:
             )
             ranked = sorted(rows, key=lambda r: (bool(r.merged_into), r.archived, r.hubspot_id))
         for email, cid, _archived, merged_into in reversed(ranked):
-            out[email] = merged_into or cid
+            if email:
+                out[email] = merged_into or cid
         missing = [e for e in wanted if e not in out]
         if missing:
             out.update(self._ids_by_additional_email(missing))
