@@ -1,0 +1,623 @@
+"""Salesforce over simple-salesforce, every call through the shared HTTP policy and the
+allocation governor. The only module (besides the sandbox) that imports simple-salesforce.
+
+    client = SalesforceClient.from_config(config)
+    found = client.match_emails(["ada@example.com", ...])      # batched SOQL, escaped
+    results = client.upsert("Lead", records, auto_assign=False)  # 200 a call, in order
+    client.calls                                               # REST calls this run
+
+What it gives the push engine: `describe` (cached per run), `lead_statuses` (read from the
+LeadStatus object), matching by email and by external id, and sObject Collections writes
+whose per-record failures come back classified (`WriteResult.rejection`) while the rest of the
+batch succeeds. A whole-call failure raises the policy's error; a spent share raises
+`QuotaExhausted` before anything is sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self, TypeVar
+from urllib.parse import quote_plus
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.format import format_soql, quote_soql_value
+
+from connector.clock import Clock, SystemClock
+from connector.config import Config
+from connector.errors import RequestFailed
+from connector.http import HttpPolicy, make_requests_session
+from connector.http.settings import SALESFORCE_SYSTEM
+from connector.salesforce import settings as ss
+from connector.salesforce.auth import (
+    Credentials,
+    Login,
+    PinnedCAAdapter,
+    credentials_from_config,
+    login,
+)
+from connector.salesforce.errors import (
+    DuplicateMatch,
+    SalesforceRecordRejected,
+    classify_record_errors,
+)
+from connector.salesforce.governor import AllocationGovernor
+
+__all__ = [
+    "ContactMatch",
+    "EmailMatches",
+    "ExternalIdMatches",
+    "LeadMatch",
+    "LeadStatus",
+    "SalesforceClient",
+    "WriteResult",
+    "build_salesforce_policy",
+]
+
+T = TypeVar("T")
+
+
+# --- what the client returns ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LeadStatus:
+    """One value of the Lead Status picklist, as the LeadStatus object defines it."""
+
+    label: str
+    api_name: str
+    sort_order: int | None
+    is_default: bool
+    is_converted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContactMatch:
+    """An existing Contact."""
+
+    id: str
+    email: str | None
+    owner_id: str | None
+    account_id: str | None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadMatch:
+    """An existing Lead, open or converted (then `converted_contact_id` says where it went)."""
+
+    id: str
+    email: str | None
+    owner_id: str | None
+    status: str | None
+    is_converted: bool
+    converted_contact_id: str | None = None
+    converted_account_id: str | None = None
+    external_id: str | None = None
+
+
+def _without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "attributes"}
+
+
+def _key(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass
+class EmailMatches:
+    """Existing records by email (lower-case keys): Contacts, open Leads, converted Leads."""
+
+    contacts: dict[str, list[ContactMatch]] = field(default_factory=dict)
+    open_leads: dict[str, list[LeadMatch]] = field(default_factory=dict)
+    converted_leads: dict[str, list[LeadMatch]] = field(default_factory=dict)
+
+    def contacts_for(self, email: str) -> list[ContactMatch]:
+        """Contacts with this email (any case)."""
+        return self.contacts.get(_key(email), [])
+
+    def open_leads_for(self, email: str) -> list[LeadMatch]:
+        """Unconverted Leads with this email."""
+        return self.open_leads.get(_key(email), [])
+
+    def converted_leads_for(self, email: str) -> list[LeadMatch]:
+        """Converted Leads with this email."""
+        return self.converted_leads.get(_key(email), [])
+
+
+@dataclass
+class ExternalIdMatches:
+    """Existing Leads and Contacts by the external-id field's value."""
+
+    leads: dict[str, LeadMatch] = field(default_factory=dict)
+    contacts: dict[str, ContactMatch] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one input record of a collection call, at its input `index`."""
+
+    index: int
+    key: str | None  # the external id value or Id sent, to tell records apart in reports
+    id: str | None
+    success: bool
+    created: bool | None = None
+    rejection: SalesforceRecordRejected | None = None
+
+    @property
+    def duplicates(self) -> tuple[DuplicateMatch, ...]:
+        """Records a duplicate rule matched (link to them instead of duplicating)."""
+        return self.rejection.duplicates if self.rejection is not None else ()
+
+
+# --- construction -----------------------------------------------------------------------
+
+
+def build_salesforce_policy(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    on_session_expired: Callable[[], Mapping[str, str] | None] | None = None,
+) -> HttpPolicy:
+    """The Salesforce policy from the config: concurrency cap, attempts and timeouts.
+
+    The daily share is not the policy's business here: the `AllocationGovernor` counts
+    Handshake's own calls, which the org-wide header alone cannot tell.
+    """
+    sf = config.salesforce
+    return HttpPolicy.for_salesforce(
+        max_concurrent=sf.max_concurrent_requests,
+        clock=clock,
+        on_session_expired=on_session_expired,
+        secrets=config.secrets.values(),
+        max_attempts=sf.max_attempts,
+        connect_timeout=min(10.0, sf.timeout_seconds),
+        read_timeout=sf.timeout_seconds,
+        write_timeout=sf.timeout_seconds,
+    )
+
+
+class SalesforceClient:
+    """The Salesforce calls the push makes. One instance per run: `describe` answers and
+    `calls` are per run."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        policy: HttpPolicy,
+        *,
+        governor: AllocationGovernor,
+        ca_bundle: str = "",
+        external_id_field: str = "Handshake_Id__c",
+    ) -> None:
+        self.credentials = credentials
+        self.policy = policy
+        self.governor = governor
+        self.external_id_field = external_id_field
+        self.calls = 0
+        self.calls_by_kind: Counter[str] = Counter()
+        self.logins = 0
+        self._lock = threading.Lock()
+        self._describes: dict[str, dict[str, Any]] = {}
+        self._lead_statuses: list[LeadStatus] | None = None
+        if credentials.renewable:
+            policy.on_session_expired = self._refresh
+        # logins go through their own plain session, each wrapped in one policy call
+        self._login_http = requests.Session()
+        self._login_http.mount("https://", PinnedCAAdapter(ca_bundle))
+        self._login_http.mount("http://", PinnedCAAdapter(ca_bundle))
+        self.http = make_requests_session(
+            policy, verify=ca_bundle or True, inner=PinnedCAAdapter(ca_bundle)
+        )
+        self.http.hooks["response"].append(self._observe)
+        first = self._login()
+        self.sf = Salesforce(
+            session_id=first.session_id,
+            instance_url=first.instance_url,
+            version=credentials.api_version,
+            session=self.http,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        history: Iterable[datetime] = (),
+    ) -> SalesforceClient:
+        """A logged-in client for the configured org. `history` is Handshake's call times
+        of earlier runs (`client.governor.history()`), so the share holds across runs."""
+        credentials = credentials_from_config(config)
+        sf = config.salesforce
+        clock = clock or SystemClock()
+        return cls(
+            credentials,
+            build_salesforce_policy(config, clock=clock),
+            governor=AllocationGovernor(sf.daily_allocation_share, clock=clock, history=history),
+            ca_bundle=sf.ca_bundle,
+            external_id_field=sf.external_id_field,
+        )
+
+    def close(self) -> None:
+        """Close both HTTP sessions."""
+        self.http.close()
+        self._login_http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _login(self) -> Login:
+        with self._lock:
+            self.logins += 1
+        return login(self.credentials, self.policy, self._login_http)
+
+    def _refresh(self) -> Mapping[str, str]:
+        """The policy's session-expired hook: log in again, tell simple-salesforce, and give
+        the re-sent request its new Authorization header."""
+        fresh = self._login()
+        bearer = f"Bearer {fresh.session_id}"
+        self.sf.session_id = fresh.session_id
+        self.sf.headers["Authorization"] = bearer
+        return {"Authorization": bearer}
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.governor.observe(response.headers)
+
+    def _call(self, kind: str, what: str, send: Callable[[], T]) -> T:
+        """One REST call: refused before sending when the share is spent, then counted."""
+        self.governor.check(what=what)
+        with self._lock:
+            self.calls += 1
+            self.calls_by_kind[kind] += 1
+        self.governor.record_call()
+        try:
+            return send()
+        except SalesforceError as exc:
+            # only a status the policy let through (none today) lands here; keep it redacted
+            raise RequestFailed(
+                self.policy.redact(f"{what}: HTTP {exc.status}: {exc.content!r}"),
+                system=SALESFORCE_SYSTEM,
+                status=exc.status,
+            ) from None
+
+    @property
+    def write_calls(self) -> int:
+        """Collection calls (create, update, upsert) made this run."""
+        return self.calls_by_kind["write"]
+
+    # --- describe ---------------------------------------------------------------------------
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """The object's describe, read once per client (run)."""
+        cached = self._describes.get(sobject.lower())
+        if cached is not None:
+            return cached
+        answer = self._call(
+            "describe",
+            f"describe {sobject}",
+            lambda: self.sf.restful(ss.DESCRIBE.format(sobject=sobject)),
+        )
+        described: dict[str, Any] = dict(answer or {})
+        self._describes[sobject.lower()] = described
+        return described
+
+    def fields(self, sobject: str) -> dict[str, dict[str, Any]]:
+        """The object's fields by API name (from the cached describe)."""
+        return {f["name"]: f for f in self.describe(sobject).get("fields", [])}
+
+    def lead_statuses(self) -> list[LeadStatus]:
+        """The Lead Status values from the LeadStatus object, in their sort order (read once)."""
+        if self._lead_statuses is None:
+            soql = (
+                f"SELECT {', '.join(ss.LEAD_STATUS_FIELDS)} FROM {ss.LEAD_STATUS} "
+                "ORDER BY SortOrder"
+            )
+            self._lead_statuses = [
+                LeadStatus(
+                    label=row["MasterLabel"],
+                    api_name=row.get("ApiName") or row["MasterLabel"],
+                    sort_order=row.get("SortOrder"),
+                    is_default=bool(row.get("IsDefault")),
+                    is_converted=bool(row.get("IsConverted")),
+                )
+                for row in self.query(soql, what="lead statuses")
+            ]
+        return list(self._lead_statuses)
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def query(self, soql: str, *, what: str = "query") -> Iterator[dict[str, Any]]:
+        """Every row of a SOQL query, page after page by `nextRecordsUrl` (one call a page)."""
+        page = self._call("query", what, lambda: self.sf.query(soql))
+        while True:
+            for row in page.get("records") or []:
+                yield {k: v for k, v in row.items() if k != "attributes"}
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            page = self._call("query", f"{what} (next page)", self._more(next_url))
+
+    def _more(self, next_url: str) -> Callable[[], Any]:
+        return lambda: self.sf.query_more(next_url, identifier_is_url=True)
+
+    def _chunks(self, head: str, values: Sequence[str]) -> Iterator[list[str]]:
+        """`values` split so `head + IN (...)` stays under the URI and SOQL limits."""
+        prefix = f"/services/data/v{self.credentials.api_version}/{ss.QUERY}/?q="
+        base = len(prefix) + len(quote_plus(head + " IN ()"))
+        chunk: list[str] = []
+        size = base
+        for value in values:
+            cost = len(quote_plus(quote_soql_value(value))) + len(quote_plus(","))
+            if chunk and (size + cost > ss.MAX_QUERY_URI_CHARS):
+                yield chunk
+                chunk, size = [], base
+            chunk.append(value)
+            size += cost
+        if chunk:
+            yield chunk
+
+    def _match_query(
+        self, sobject: str, fields: Sequence[str], where: str, values: Sequence[str]
+    ) -> Iterator[dict[str, Any]]:
+        select = list(dict.fromkeys([*fields, self.external_id_field]))
+        head = f"SELECT {', '.join(select)} FROM {sobject} WHERE {where}"
+        for chunk in self._chunks(head, values):
+            soql = format_soql(head + " IN {values}", values=chunk)
+            yield from self.query(soql, what=f"match {sobject} by {where}")
+
+    def _contact(self, row: Mapping[str, Any]) -> ContactMatch:
+        return ContactMatch(
+            id=row["Id"],
+            email=row.get("Email"),
+            owner_id=row.get("OwnerId"),
+            account_id=row.get("AccountId"),
+            external_id=row.get(self.external_id_field),
+        )
+
+    def _lead(self, row: Mapping[str, Any]) -> LeadMatch:
+        return LeadMatch(
+            id=row["Id"],
+            email=row.get("Email"),
+            owner_id=row.get("OwnerId"),
+            status=row.get("Status"),
+            is_converted=bool(row.get("IsConverted")),
+            converted_contact_id=row.get("ConvertedContactId"),
+            converted_account_id=row.get("ConvertedAccountId"),
+            external_id=row.get(self.external_id_field),
+        )
+
+    def match_emails(self, emails: Iterable[str]) -> EmailMatches:
+        """Existing Contacts, open Leads and converted Leads for these emails.
+
+        Two queries per chunk of emails (Contact, Lead), values escaped by `format_soql`.
+        Emails are compared without case, as Salesforce does; an address longer than the
+        Email field cannot be stored, so it is not asked for.
+        """
+        wanted = list(
+            dict.fromkeys(
+                _key(e) for e in emails if e and e.strip() and len(e.strip()) <= ss.EMAIL_MAX_LENGTH
+            )
+        )
+        found = EmailMatches()
+        if not wanted:
+            return found
+        for row in self._match_query(ss.CONTACT, ss.CONTACT_MATCH_FIELDS, ss.EMAIL, wanted):
+            contact = self._contact(row)
+            if contact.email:
+                found.contacts.setdefault(_key(contact.email), []).append(contact)
+        for row in self._match_query(ss.LEAD, ss.LEAD_MATCH_FIELDS, ss.EMAIL, wanted):
+            lead = self._lead(row)
+            if not lead.email:
+                continue
+            bucket = found.converted_leads if lead.is_converted else found.open_leads
+            bucket.setdefault(_key(lead.email), []).append(lead)
+        return found
+
+    def match_external_ids(self, values: Iterable[str]) -> ExternalIdMatches:
+        """Existing Leads and Contacts whose external-id field holds one of `values`."""
+        wanted = list(dict.fromkeys(str(v) for v in values if v))
+        found = ExternalIdMatches()
+        if not wanted:
+            return found
+        ext = self.external_id_field
+        for row in self._match_query(ss.LEAD, ss.LEAD_MATCH_FIELDS, ext, wanted):
+            if row.get(ext):
+                found.leads[str(row[ext])] = self._lead(row)
+        for row in self._match_query(ss.CONTACT, ss.CONTACT_MATCH_FIELDS, ext, wanted):
+            if row.get(ext):
+                found.contacts[str(row[ext])] = self._contact(row)
+        return found
+
+    # --- writes -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _headers(auto_assign: bool, allow_duplicates: bool) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if not auto_assign:
+            headers[ss.AUTO_ASSIGN_HEADER] = "FALSE"  # Handshake set the owners itself
+        if allow_duplicates:
+            headers[ss.DUPLICATE_RULE_HEADER] = "allowSave=true"
+        return headers
+
+    def _send(
+        self, path: str, method: str, body: Any, headers: Mapping[str, str]
+    ) -> Callable[[], Any]:
+        return lambda: self.sf.restful(path, method=method, json=body, headers=dict(headers))
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        key_field: str,
+        headers: Mapping[str, str],
+    ) -> Iterator[list[WriteResult]]:
+        for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS):
+            batch = records[start : start + ss.COLLECTION_MAX_RECORDS]
+            body = {
+                "allOrNone": False,
+                "records": [
+                    {"attributes": {"type": sobject}, **_without_attributes(r)} for r in batch
+                ],
+            }
+            what = f"{method} {len(batch)} {sobject} records"
+            answer = self._call("write", what, self._send(path, method, body, headers))
+            if not isinstance(answer, list) or len(answer) != len(batch):
+                raise RequestFailed(
+                    f"{what}: Salesforce answered {len(answer or [])} results for "
+                    f"{len(batch)} records",
+                    system=SALESFORCE_SYSTEM,
+                )
+            out: list[WriteResult] = []
+            for offset, (record, result) in enumerate(zip(batch, answer, strict=True)):
+                key = record.get(key_field)
+                key_text = str(key) if key not in (None, "") else None
+                if result.get("success"):
+                    out.append(
+                        WriteResult(
+                            start + offset,
+                            key_text,
+                            result.get("id"),
+                            True,
+                            result.get("created"),
+                        )
+                    )
+                    continue
+                rejection = classify_record_errors(
+                    result.get("errors"), sobject=sobject, record_key=key_text
+                )
+                out.append(
+                    WriteResult(start + offset, key_text, result.get("id"), False, None, rejection)
+                )
+            yield out
+
+    def upsert_batches(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        external_id_field: str | None = None,
+        *,
+        auto_assign: bool = True,
+        allow_duplicates: bool = False,
+    ) -> Iterator[list[WriteResult]]:
+        """Upsert by external id, one collection call per 200 records, yielding each call's
+        results so the caller can record them before the next call is made."""
+        ext = external_id_field or self.external_id_field
+        path = ss.COLLECTIONS_UPSERT.format(sobject=sobject, field=ext)
+        yield from self._write(
+            "PATCH", path, sobject, records, ext, self._headers(auto_assign, allow_duplicates)
+        )
+
+    def upsert(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        external_id_field: str | None = None,
+        *,
+        auto_assign: bool = True,
+        allow_duplicates: bool = False,
+    ) -> list[WriteResult]:
+        """Upsert by external id (`PATCH /composite/sobjects/{SObject}/{Field}`), 200 records
+        a call, `allOrNone` false; one result per input record, in order.
+
+        `auto_assign=False` sends `Sforce-Auto-Assign: FALSE` (owners set by Handshake);
+        `allow_duplicates=True` saves past a duplicate rule's alert.
+        """
+        return [
+            result
+            for batch in self.upsert_batches(
+                sobject,
+                records,
+                external_id_field,
+                auto_assign=auto_assign,
+                allow_duplicates=allow_duplicates,
+            )
+            for result in batch
+        ]
+
+    def create_batches(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        auto_assign: bool = True,
+        allow_duplicates: bool = False,
+    ) -> Iterator[list[WriteResult]]:
+        """Create, one collection call per 200 records, yielding each call's results (record
+        them before the next call: a create sent twice makes two records)."""
+        yield from self._write(
+            "POST",
+            ss.COLLECTIONS,
+            sobject,
+            records,
+            ss.ID,
+            self._headers(auto_assign, allow_duplicates),
+        )
+
+    def create(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        auto_assign: bool = True,
+        allow_duplicates: bool = False,
+    ) -> list[WriteResult]:
+        """Create through `POST /composite/sobjects` (Tasks: no external id), 200 a call."""
+        return [
+            r
+            for batch in self.create_batches(
+                sobject, records, auto_assign=auto_assign, allow_duplicates=allow_duplicates
+            )
+            for r in batch
+        ]
+
+    def update_batches(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        auto_assign: bool = True,
+        allow_duplicates: bool = False,
+    ) -> Iterator[list[WriteResult]]:
+        """Update by Id, one collection call per 200 records, yielding each call's results."""
+        yield from self._write(
+            "PATCH",
+            ss.COLLECTIONS,
+            sobject,
+            records,
+            ss.ID,
+            self._headers(auto_assign, allow_duplicates),
+        )
+
+    def update(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        auto_assign: bool = True,
+        allow_duplicates: bool = False,
+    ) -> list[WriteResult]:
+        """Update through `PATCH /composite/sobjects` (each record carries its Id), 200 a
+        call."""
+        return [
+            r
+            for batch in self.update_batches(
+                sobject, records, auto_assign=auto_assign, allow_duplicates=allow_duplicates
+            )
+            for r in batch
+        ]
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient({self.credentials!r}, calls={self.calls})"

@@ -1,0 +1,314 @@
+"""Per-record errors of sObject Collections answers, classified by who must act.
+
+A collection call answers 200 with one result per record; a failed one carries
+`errors: [{"statusCode", "message", "fields"[, "duplicateResult"]}]`. The HTTP policy never
+sees those (the call succeeded), so this module reads them:
+
+    RecordRejected (connector.errors)
+    └── SalesforceRecordRejected   code, fields, errors, duplicates, retriable
+        actor ADMIN  a mapping, validation rule, picklist, field permission or routing is wrong
+        actor DATA   the record itself is wrong (invalid email, missing value, duplicate)
+        actor WAIT   nobody: the record was rolled back or locked; send it again later
+
+`REJECTIONS` is the table from status code to actor, reason and fix; an unknown code goes to
+an admin, because nobody knows yet what it means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connector.errors import Actor, RecordRejected
+from connector.http.settings import SALESFORCE_SYSTEM
+
+__all__ = [
+    "REJECTIONS",
+    "DuplicateMatch",
+    "FieldError",
+    "Rejection",
+    "SalesforceRecordRejected",
+    "classify_record_errors",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One error Salesforce reported for one record."""
+
+    code: str
+    message: str
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateMatch:
+    """A record a duplicate rule matched: link to it instead of creating another."""
+
+    sobject: str
+    id: str
+    rule: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """What a status code means for Handshake: who acts, why, and how to fix it."""
+
+    actor: Actor
+    why: str
+    fix: str
+    retriable: bool = False
+
+
+_MAPPING = "mappings/fields.toml"
+_ROUTING = "mappings/routing.toml"
+
+REJECTIONS: Mapping[str, Rejection] = {
+    # --- an admin must change a mapping or the org -------------------------------------------
+    "INVALID_FIELD": Rejection(
+        Actor.ADMIN,
+        "a mapped field does not exist on the object",
+        f"correct the field name in {_MAPPING} (see `handshake mappings check --live`)",
+    ),
+    "INVALID_FIELD_FOR_INSERT_UPDATE": Rejection(
+        Actor.ADMIN,
+        "a mapped field is not writable by the integration user",
+        "grant edit access to the field (profile or permission set) or unmap it",
+    ),
+    "INVALID_FIELD_WHEN_USING_TEMPLATE": Rejection(
+        Actor.ADMIN, "a mapped field cannot be written", f"unmap the field in {_MAPPING}"
+    ),
+    "INVALID_TYPE_ON_FIELD_IN_RECORD": Rejection(
+        Actor.ADMIN,
+        "a mapped value does not fit the field's type",
+        f"add a transform to the field's type in {_MAPPING}",
+    ),
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": Rejection(
+        Actor.ADMIN,
+        "a validation rule in Salesforce refused the record",
+        "adjust the validation rule or map the values it requires",
+    ),
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": Rejection(
+        Actor.ADMIN,
+        "a value is not allowed by a restricted picklist",
+        f"add a value map for the field in {_MAPPING} or add the value to the picklist",
+    ),
+    "STRING_TOO_LONG": Rejection(
+        Actor.ADMIN,
+        "a value is longer than the field allows",
+        f"add a truncate transform for the field in {_MAPPING}",
+    ),
+    "INACTIVE_OWNER_OR_USER": Rejection(
+        Actor.ADMIN,
+        "the owner is an inactive user",
+        f"replace the inactive user in {_ROUTING}",
+    ),
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": Rejection(
+        Actor.ADMIN,
+        "the integration user cannot see a referenced record",
+        "share the referenced records with the integration user",
+    ),
+    "INSUFFICIENT_ACCESS_OR_READONLY": Rejection(
+        Actor.ADMIN,
+        "the integration user may not edit the record",
+        "grant the integration user edit access",
+    ),
+    "CANNOT_EXECUTE_FLOW_TRIGGER": Rejection(
+        Actor.ADMIN,
+        "a flow or trigger in Salesforce failed on the record",
+        "fix the flow named in the message",
+    ),
+    "FIELD_INTEGRITY_EXCEPTION": Rejection(
+        Actor.ADMIN,
+        "a value breaks a field's integrity rule",
+        f"check the mapping of the fields named in {_MAPPING}",
+    ),
+    "INVALID_TYPE": Rejection(
+        Actor.ADMIN, "the object type is not valid here", "check the object name used"
+    ),
+    # --- the record itself is wrong ------------------------------------------------------
+    "REQUIRED_FIELD_MISSING": Rejection(
+        Actor.DATA,
+        "a required value is missing",
+        f"fill the value in HubSpot, or give the field a default in {_MAPPING}",
+    ),
+    "INVALID_EMAIL_ADDRESS": Rejection(
+        Actor.DATA, "the email address is not valid", "correct the email address in HubSpot"
+    ),
+    "NUMBER_OUTSIDE_VALID_RANGE": Rejection(
+        Actor.DATA, "a number is out of the field's range", "correct the value in HubSpot"
+    ),
+    "MALFORMED_ID": Rejection(
+        Actor.DATA, "a reference is not a valid Salesforce id", "correct the referenced id"
+    ),
+    "INVALID_CROSS_REFERENCE_KEY": Rejection(
+        Actor.DATA,
+        "a referenced record does not exist (deleted or merged)",
+        "re-match the record; the referenced record is gone",
+    ),
+    "ENTITY_IS_DELETED": Rejection(
+        Actor.DATA, "the record was deleted in Salesforce", "re-match the record"
+    ),
+    "CANNOT_UPDATE_CONVERTED_LEAD": Rejection(
+        Actor.DATA,
+        "the Lead was converted in the meantime",
+        "re-match: the activity belongs to the converted Contact",
+    ),
+    "DUPLICATE_VALUE": Rejection(
+        Actor.DATA,
+        "a unique field (the external id) already names another record",
+        "link the records or clear the duplicate value",
+    ),
+    "DUPLICATES_DETECTED": Rejection(
+        Actor.DATA,
+        "a duplicate rule matched existing records",
+        "link to the matched record instead of creating another",
+    ),
+    "MISSING_ARGUMENT": Rejection(
+        Actor.DATA, "the record lacks its key", "give the record its external id or Id"
+    ),
+    # --- nobody: send it again ------------------------------------------------------------
+    "ALL_OR_NONE_OPERATION_ROLLED_BACK": Rejection(
+        Actor.WAIT, "rolled back with the other records of the call", "send it again", True
+    ),
+    "UNABLE_TO_LOCK_ROW": Rejection(
+        Actor.WAIT, "another process held the record", "send it again later", True
+    ),
+    "REQUEST_RUNNING_TOO_LONG": Rejection(
+        Actor.WAIT, "Salesforce timed out on the record", "send it again later", True
+    ),
+}
+
+_UNKNOWN = Rejection(
+    Actor.ADMIN,
+    "Salesforce refused the record for a reason Handshake does not know",
+    "read the message and the Salesforce setup it names",
+)
+# which of several errors on one record decides who must act: an admin's fix first
+_ACTOR_ORDER = {Actor.ADMIN: 0, Actor.DATA: 1, Actor.WAIT: 2}
+
+
+class SalesforceRecordRejected(RecordRejected):
+    """Salesforce refused one record of a collection call.
+
+    `code` is the deciding status code (all are in `errors`), `fields` the fields named,
+    `duplicates` the records a duplicate rule matched, `retriable` whether sending the same
+    record again later may succeed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        errors: Sequence[FieldError],
+        actor: Actor,
+        record_key: str | None = None,
+        duplicates: Sequence[DuplicateMatch] = (),
+        retriable: bool = False,
+        fix: str = "",
+    ) -> None:
+        self.code = code
+        self.errors = tuple(errors)
+        self.fields = tuple(dict.fromkeys(f for e in self.errors for f in e.fields))
+        self.duplicates = tuple(duplicates)
+        self.retriable = retriable
+        self.fix = fix
+        super().__init__(
+            message,
+            system=SALESFORCE_SYSTEM,
+            record_key=record_key,
+            actor=actor,
+            details={
+                "codes": [e.code for e in self.errors],
+                "fields": list(self.fields),
+                "errors": [
+                    {"code": e.code, "message": e.message, "fields": list(e.fields)}
+                    for e in self.errors
+                ],
+                "duplicates": [{"sobject": d.sobject, "id": d.id} for d in self.duplicates],
+                "fix": fix,
+            },
+        )
+
+
+def _field_errors(raw: Any) -> list[FieldError]:
+    out: list[FieldError] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        code = str(item.get("statusCode") or item.get("errorCode") or "UNKNOWN")
+        fields = item.get("fields") or []
+        out.append(
+            FieldError(
+                code,
+                str(item.get("message") or ""),
+                tuple(str(f) for f in fields if isinstance(f, str)),
+            )
+        )
+    return out
+
+
+def _duplicates(raw: Any) -> list[DuplicateMatch]:
+    """The matched records of every `duplicateResult` in a record's errors, in order."""
+    out: list[DuplicateMatch] = []
+    seen: set[str] = set()
+    for item in raw if isinstance(raw, list) else []:
+        result = item.get("duplicateResult") if isinstance(item, Mapping) else None
+        if not isinstance(result, Mapping):
+            continue
+        for match in result.get("matchResults") or []:
+            if not isinstance(match, Mapping):
+                continue
+            sobject = str(match.get("entityType") or "")
+            rule = str(match.get("rule") or "")
+            for record in match.get("matchRecords") or []:
+                found = record.get("record") if isinstance(record, Mapping) else None
+                if not isinstance(found, Mapping):
+                    continue
+                record_id = found.get("Id")
+                if isinstance(record_id, str) and record_id not in seen:
+                    seen.add(record_id)
+                    kind = (found.get("attributes") or {}).get("type") or sobject
+                    out.append(DuplicateMatch(str(kind), record_id, rule))
+    return out
+
+
+def classify_record_errors(
+    raw_errors: Any, *, sobject: str, record_key: str | None = None
+) -> SalesforceRecordRejected:
+    """The classified rejection of one record from its `errors` list in a collection result.
+
+    The error whose code needs an admin decides over data errors, data over waiting: if a
+    mapping is wrong too, fixing the data alone would not help.
+    """
+    errors = _field_errors(raw_errors) or [FieldError("UNKNOWN", "no error detail given")]
+    ranked = sorted(errors, key=lambda e: _ACTOR_ORDER[REJECTIONS.get(e.code, _UNKNOWN).actor])
+    lead = ranked[0]
+    rejection = REJECTIONS.get(lead.code, _UNKNOWN)
+    actor = rejection.actor
+    fix = rejection.fix
+    if lead.code in ("MALFORMED_ID", "INVALID_CROSS_REFERENCE_KEY") and "OwnerId" in lead.fields:
+        # a bad owner comes from routing, not from the record
+        actor = Actor.ADMIN
+        fix = f"correct the owner in {_ROUTING}"
+    retriable = all(REJECTIONS.get(e.code, _UNKNOWN).retriable for e in errors)
+    where = f"{sobject} {record_key}" if record_key else sobject
+    fields = tuple(dict.fromkeys(f for e in errors for f in e.fields))
+    named = f" [{', '.join(fields)}]" if fields else ""
+    codes = ", ".join(dict.fromkeys(e.code for e in errors))
+    message = (
+        f"{where}: {codes}{named}: {rejection.why}: {'; '.join(e.message for e in errors)}. "
+        f"Fix: {fix}"
+    )
+    return SalesforceRecordRejected(
+        message,
+        code=lead.code,
+        errors=errors,
+        actor=actor,
+        record_key=record_key,
+        duplicates=_duplicates(raw_errors),
+        retriable=retriable,
+        fix=fix,
+    )

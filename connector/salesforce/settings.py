@@ -1,0 +1,79 @@
+"""Every Salesforce path, limit, header and field name the adapter uses, in one place.
+
+Sources (checked while writing this module):
+- REST API Developer Guide, https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
+  - sObject Collections create/update (`/composite/sobjects`) and upsert by external id
+    (`PATCH /composite/sobjects/{SObject}/{ExternalIdField}`): at most 200 records a call,
+    `allOrNone` false by default, one result per record in order.
+  - Query: `nextRecordsUrl` pages of up to 2,000 rows.
+  - Headers: `Sforce-Limit-Info: api-usage=N/M[, per-app-api-usage=N/M(appName=...)]`
+    (headers_api_usage.htm), `Sforce-Auto-Assign` (TRUE when absent, headers_autoassign.htm),
+    `Sforce-Duplicate-Rule-Header: allowSave=true; includeRecordDetails=false;
+    runAsCurrentUser=false` (headers_duplicaterules.htm).
+- Request size: URI plus headers at most 16,384 bytes, else 431 / 414 (Salesforce Help
+  article 000386264); SOQL statements at most 100,000 characters, each string in a WHERE
+  clause at most 4,000 (Salesforce limits cheat sheet, SOQL and SOSL limits).
+- OAuth 2.0: token endpoint `/services/oauth2/token`; JWT bearer `aud` is
+  https://login.salesforce.com (production) or https://test.salesforce.com (sandboxes);
+  the assertion expires within 3 minutes. SOAP partner login `/services/Soap/u/{version}`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+# --- paths (relative to the REST root `/services/data/vNN.N/`) --------------------------------
+DESCRIBE = "sobjects/{sobject}/describe"
+QUERY = "query"
+COLLECTIONS = "composite/sobjects"
+COLLECTIONS_UPSERT = "composite/sobjects/{sobject}/{field}"
+LIMITS = "limits"
+
+# --- login paths (relative to the login URL) --------------------------------------------------
+OAUTH_TOKEN = "/services/oauth2/token"
+SOAP_LOGIN = "/services/Soap/u/{version}"
+SOAP_NS = "urn:partner.soap.sforce.com"
+SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+JWT_LIFETIME = timedelta(minutes=3)
+JWT_AUDIENCE_PRODUCTION = "https://login.salesforce.com"
+JWT_AUDIENCE_SANDBOX = "https://test.salesforce.com"
+SALESFORCE_HOST_SUFFIX = ".salesforce.com"
+
+# --- limits -------------------------------------------------------------------------------
+COLLECTION_MAX_RECORDS = 200
+QUERY_MAX_BATCH = 2000
+MAX_SOQL_CHARS = 100_000
+MAX_WHERE_STRING_CHARS = 4000
+MAX_URI_BYTES = 16_384  # URI plus headers; past it Salesforce answers 431 or 414
+# our budget for the path and encoded query string: room is left for the headers
+MAX_QUERY_URI_CHARS = 12_000
+EMAIL_MAX_LENGTH = 80  # Lead.Email / Contact.Email: a longer address cannot be stored
+DAILY_WINDOW = timedelta(hours=24)  # the API allocation is a rolling 24 hours
+
+# --- headers ------------------------------------------------------------------------------
+LIMIT_INFO_HEADER = "Sforce-Limit-Info"
+AUTO_ASSIGN_HEADER = "Sforce-Auto-Assign"
+DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
+QUERY_OPTIONS_HEADER = "Sforce-Query-Options"
+API_USAGE_RE = r"(?<![\w-])api-usage=(\d+)/(\d+)"
+PER_APP_USAGE_RE = r"per-app-api-usage=(\d+)/(\d+)"
+
+# --- objects and fields -------------------------------------------------------------------
+LEAD = "Lead"
+CONTACT = "Contact"
+TASK = "Task"
+LEAD_STATUS = "LeadStatus"
+EMAIL = "Email"
+ID = "Id"
+CONTACT_MATCH_FIELDS = ("Id", "Email", "OwnerId", "AccountId")
+LEAD_MATCH_FIELDS = (
+    "Id",
+    "Email",
+    "OwnerId",
+    "Status",
+    "IsConverted",
+    "ConvertedContactId",
+    "ConvertedAccountId",
+)
+LEAD_STATUS_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsDefault", "IsConverted")
