@@ -29,7 +29,12 @@ from connector.salesforce.errors import (
     SalesforceRecordRejected,
     classify_record_errors,
 )
-from connector.salesforce.governor import AllocationGovernor, Usage, parse_limit_info
+from connector.salesforce.governor import (
+    AllocationGovernor,
+    GovernorSnapshot,
+    Usage,
+    parse_limit_info,
+)
 
 __all__ = [
     "REJECTIONS",
@@ -40,6 +45,7 @@ __all__ = [
     "EmailMatches",
     "ExternalIdMatches",
     "FieldError",
+    "GovernorSnapshot",
     "LeadMatch",
     "LeadStatus",
     "Login",

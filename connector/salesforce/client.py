@@ -19,7 +19,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Self, TypeVar
 from urllib.parse import quote_plus
 
@@ -46,7 +45,7 @@ from connector.salesforce.errors import (
     SalesforceRecordRejected,
     classify_record_errors,
 )
-from connector.salesforce.governor import AllocationGovernor
+from connector.salesforce.governor import AllocationGovernor, GovernorSnapshot
 
 __all__ = [
     "ContactMatch",
@@ -229,17 +228,17 @@ class SalesforceClient:
         config: Config,
         *,
         clock: Clock | None = None,
-        history: Iterable[datetime] = (),
+        snapshot: GovernorSnapshot | None = None,
     ) -> SalesforceClient:
-        """A logged-in client for the configured org. `history` is Handshake's call times
-        of earlier runs (`client.governor.history()`), so the share holds across runs."""
+        """A logged-in client for the configured org. `snapshot` is the previous run's
+        `client.governor.snapshot()`, so Handshake's share holds across runs."""
         credentials = credentials_from_config(config)
         sf = config.salesforce
         clock = clock or SystemClock()
         return cls(
             credentials,
             build_salesforce_policy(config, clock=clock),
-            governor=AllocationGovernor(sf.daily_allocation_share, clock=clock, history=history),
+            governor=AllocationGovernor(sf.daily_allocation_share, clock=clock, snapshot=snapshot),
             ca_bundle=sf.ca_bundle,
             external_id_field=sf.external_id_field,
         )

@@ -8,9 +8,10 @@ Handshake may use `share * M` calls in any 24 hours, and never more than the org
     allowance = min(floor(share * M) - Handshake's calls in the last 24 h,  M - N)
 
 Handshake's own calls are the per-app figure when Salesforce reports one, otherwise the calls
-this governor counted: pass the `history` of the previous runs (`governor.history()`, stored by
-the caller) so a new process knows what the earlier ones spent. Before the first answer the
-allocation is unknown and one call is allowed to learn it.
+this governor counted. A new run starts from the previous run's `snapshot()` (stored by the
+caller: the call times of the last 24 hours and the allocation last seen), so the share holds
+across runs and a spent share refuses the very first call. Without a snapshot the allocation is
+unknown until the first answer, and that one call is allowed to learn it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import math
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from connector.clock import Clock, SystemClock
 from connector.errors import QuotaExhausted
 from connector.http.settings import SALESFORCE_SYSTEM
 from connector.salesforce import settings as ss
 
-__all__ = ["AllocationGovernor", "Usage", "parse_limit_info"]
+__all__ = ["AllocationGovernor", "GovernorSnapshot", "Usage", "parse_limit_info"]
 
 _API_USAGE = re.compile(ss.API_USAGE_RE)
 _PER_APP = re.compile(ss.PER_APP_USAGE_RE)
@@ -42,6 +44,27 @@ class Usage:
     allowed: int
     app_used: int | None = None
     app_allowed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GovernorSnapshot:
+    """What the next run needs: Handshake's call times in the window and the allocation."""
+
+    calls: tuple[datetime, ...] = ()
+    allowed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form, for the state store."""
+        return {"calls": [c.isoformat() for c in self.calls], "allowed": self.allowed}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GovernorSnapshot:
+        """The snapshot `to_json` wrote."""
+        allowed = data.get("allowed")
+        return cls(
+            tuple(datetime.fromisoformat(c) for c in data.get("calls") or ()),
+            int(allowed) if allowed is not None else None,
+        )
 
 
 def parse_limit_info(value: str | None) -> Usage | None:
@@ -68,14 +91,15 @@ class AllocationGovernor:
         share: float,
         *,
         clock: Clock | None = None,
-        history: Iterable[datetime] = (),
+        snapshot: GovernorSnapshot | None = None,
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.share = share
         self.clock: Clock = clock or SystemClock()
         self.usage: Usage | None = None
-        self._calls: deque[datetime] = deque(sorted(history))
+        self._allowed = snapshot.allowed if snapshot is not None else None
+        self._calls: deque[datetime] = deque(sorted(snapshot.calls) if snapshot else ())
         self._lock = threading.Lock()
 
     # --- what the client reports ---------------------------------------------------------
@@ -94,6 +118,7 @@ class AllocationGovernor:
         if usage is not None:
             with self._lock:
                 self.usage = usage
+                self._allowed = usage.allowed
 
     # --- what the client asks ------------------------------------------------------------
 
@@ -106,22 +131,25 @@ class AllocationGovernor:
             return len(self._calls)
 
     def budget(self) -> int | None:
-        """Calls Handshake may make in any 24 hours; None until an answer told the allocation."""
-        usage = self.usage
-        if usage is None:
+        """Calls Handshake may make in any 24 hours; None while the allocation is unknown."""
+        usage, allowed = self.usage, self._allowed
+        if allowed is None:
             return None
-        budget = math.floor(self.share * usage.allowed)
-        if usage.app_allowed is not None:
+        budget = math.floor(self.share * allowed)
+        if usage is not None and usage.app_allowed is not None:
             budget = min(budget, usage.app_allowed)
         return budget
 
     def allowance(self) -> int | None:
         """Calls Handshake may still make now; None while the allocation is unknown."""
-        usage = self.usage
         budget = self.budget()
-        if usage is None or budget is None:
+        if budget is None:
             return None
-        return max(0, min(budget - self.own_calls(), usage.allowed - usage.used))
+        left = budget - self.own_calls()
+        usage = self.usage
+        if usage is not None:
+            left = min(left, usage.allowed - usage.used)  # the org's own ceiling
+        return max(0, left)
 
     def check(self, calls: int = 1, *, what: str = "request") -> None:
         """Raise `QuotaExhausted` (nothing is sent) unless `calls` more calls are allowed."""
@@ -131,10 +159,11 @@ class AllocationGovernor:
         resets_at = self.resets_at()
         usage = self.usage
         org = f"; the org has used {usage.used} of {usage.allowed}" if usage else ""
+        when = f"; resumes at {resets_at.isoformat()}" if resets_at else ""
         raise QuotaExhausted(
             f"{what}: not sent: Handshake's share ({self.share:.0%}) of the daily API "
             f"allocation is spent ({self.own_calls()} of {self.budget()} calls in the last "
-            f"24 hours{org}); resumes when older calls age out",
+            f"24 hours{org}){when}",
             system=SALESFORCE_SYSTEM,
             resets_at=resets_at,
         )
@@ -146,10 +175,14 @@ class AllocationGovernor:
             return self._calls[0] + ss.DAILY_WINDOW if self._calls else None
 
     def history(self) -> list[datetime]:
-        """The times of Handshake's calls in the last 24 hours, for the next run."""
+        """The times of Handshake's calls in the last 24 hours."""
         with self._lock:
             self._prune()
             return list(self._calls)
+
+    def snapshot(self) -> GovernorSnapshot:
+        """What the next run's governor starts from (store it after each run)."""
+        return GovernorSnapshot(tuple(self.history()), self._allowed)
 
     def _prune(self) -> None:
         horizon = self.clock.now() - ss.DAILY_WINDOW
