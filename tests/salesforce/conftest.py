@@ -17,8 +17,8 @@ from connector.config import (
     SalesforceSettings,
     Secrets,
 )
-from connector.sandbox import Sandbox
 from connector.salesforce import GovernorSnapshot, SalesforceClient
+from connector.sandbox import Sandbox
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
