@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.errors import Actor
+from connector.errors import Actor, RequestFailed
 from connector.salesforce import SalesforceClient, SalesforceRecordRejected
-from connector.sandbox import Sandbox
+from connector.sandbox import Fault, Sandbox
 
-from .conftest import make_client
+from .conftest import SandboxTime, make_client
 
 EMEA_REP = "005Hs0000000005IAA"
 NA_REP = "005Hs0000000001IAA"
@@ -208,3 +208,37 @@ def test_a_converted_lead_cannot_be_updated_and_says_so(
     assert result.rejection is not None
     assert result.rejection.code == "CANNOT_UPDATE_CONVERTED_LEAD"
     assert "re-match" in result.rejection.fix
+
+
+def test_throttled_and_failed_calls_are_retried_under_the_policy(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    sandbox.salesforce.faults.schedule(
+        r"PATCH /services/data/v62\.0/composite/sobjects/Lead/Handshake_Id__c",
+        Fault("503"),
+        Fault("429"),
+    )
+    try:
+        results = client.upsert("Lead", [_lead("retry-1"), _lead("retry-2")])
+    finally:
+        sandbox.salesforce.faults.clear()
+    assert [r.success for r in results] == [True, True]
+    assert client.write_calls == 1  # one logical call, sent three times
+    clock = client.policy.clock
+    assert isinstance(clock, SandboxTime) and len(clock.slept) == 2  # two back-offs
+    stored = [
+        x
+        for x in sandbox.salesforce.state.records("Lead")
+        if x.get("Handshake_Id__c") in ("retry-1", "retry-2")
+    ]
+    assert len(stored) == 2
+
+
+def test_a_refused_call_raises_the_policy_error_without_the_session(
+    client: SalesforceClient,
+) -> None:
+    with pytest.raises(RequestFailed) as err:
+        client.upsert("Lead", [_lead("bad-field")], external_id_field="LastName")
+    text = f"{err.value} {err.value.body}"
+    assert "INVALID_FIELD" in text and err.value.status == 400
+    assert client.sf.session_id not in text
