@@ -8,12 +8,13 @@ it). No I/O and no clock: `now` is an argument, so tests pin decay and expiry ex
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from connector.scoring.model import Condition, InterestRule, ScoringModel, TrackCondition
 
@@ -54,8 +55,7 @@ class ActivityLike(Protocol):
     details: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class FitContribution:
+class FitContribution(NamedTuple):
     rule: str
     field: str
     value: str
@@ -70,8 +70,7 @@ class FitResult:
     disqualified_by: str | None = None  # the disqualifier's name and reason
 
 
-@dataclass(frozen=True, slots=True)
-class InterestContribution:
+class InterestContribution(NamedTuple):
     rule: str
     activity_id: int
     activity_type: str
@@ -82,13 +81,12 @@ class InterestContribution:
     high_intent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreResult:
     contact_id: str
     fit: FitResult
     interest: float  # 0..cap, rounded to 0.01
     raw_interest: float  # the decayed sum before the cap
-    contributions: tuple[InterestContribution, ...]  # biggest first
     capped: tuple[str, ...]  # rules whose caps cut points
     expired: bool
     last_engagement_at: datetime | None
@@ -98,6 +96,23 @@ class ScoreResult:
     scored_at: datetime
     model_version: str
     stage: str | None = None
+    # (rule, activity, points, decayed) per counted activity; contributions are built from
+    # them only when asked, so scoring stays fast.
+    hits: list[tuple[InterestRule, Any, float, float]] = field(default_factory=list, repr=False)
+    _contributions: tuple[InterestContribution, ...] | None = field(default=None, repr=False)
+
+    @property
+    def contributions(self) -> tuple[InterestContribution, ...]:
+        """Every counted activity with its rule and points, biggest first."""
+        if self._contributions is None:
+            items = [
+                InterestContribution(rule.name, activity.id, activity.type, activity.occurred_at,
+                                     _label(activity), points, worth, rule.high_intent)
+                for rule, activity, points, worth in self.hits
+            ]
+            items.sort(key=lambda c: (-abs(c.decayed), -c.occurred_at.timestamp()))
+            self._contributions = tuple(items)
+        return self._contributions
 
     def reasons_text(self, limit: int = REASONS_SHOWN) -> str:
         """One line for a HubSpot property: grade, score and the biggest contributions."""
@@ -148,6 +163,7 @@ def email_domain(email: str | None) -> str | None:
     return email.rsplit("@", 1)[1].strip().lower() or None
 
 
+@functools.lru_cache(maxsize=8192)
 def url_path(url: str | None) -> str | None:
     """The path of a URL without query or fragment ("/pricing" of https://x.com/pricing?a=1)."""
     if not url:
@@ -180,16 +196,17 @@ def compile_condition(cond: Condition) -> Predicate:
             number = float(target)
             return lambda value: _number(value) == number
         text = str(target)
-        return lambda value: not _absent(value) and str(value) == text
+        return lambda value: value is not None and str(value) == text
     if cond.in_ is not None:
         members = frozenset(cond.in_)
-        return lambda value: not _absent(value) and str(value) in members
+        return lambda value: value is not None and value != "" and str(value) in members
     if cond.not_in is not None:
         excluded = frozenset(cond.not_in)
-        return lambda value: not _absent(value) and str(value) not in excluded
+        return lambda value: value is not None and value != "" and str(value) not in excluded
     if cond.regex is not None:
         search = re.compile(cond.regex).search
-        return lambda value: not _absent(value) and search(str(value)) is not None
+        return lambda value: (value is not None and value != ""
+                              and search(str(value)) is not None)
     low = -math.inf if cond.min is None else cond.min
     high = math.inf if cond.max is None else cond.max
 
@@ -243,17 +260,6 @@ def _label(activity: ActivityLike) -> str:
     return str(activity.title or activity.url or activity.type)
 
 
-@dataclass(slots=True)
-class _InterestRuleC:
-    index: int
-    rule: InterestRule
-    getter: Callable[[ActivityLike], Any]
-    test: Predicate
-    always: bool
-    half_life: float
-    hits: list[tuple[ActivityLike, float]] = field(default_factory=list)
-
-
 class Engine:
     """A scoring model compiled for speed; `score` is pure and thread-safe."""
 
@@ -267,11 +273,22 @@ class Engine:
         ]
         self.grades = sorted(model.fit.grades.items(), key=lambda kv: -kv[1])
         self.interest_rules: list[InterestRule] = list(model.interest.rules)
+        # exp(-age * rate) == 0.5 ** (age / half_life); 0 when a rule does not decay.
+        self.decay_rates = [
+            (math.log(2) / ((r.half_life_days or model.interest.half_life_days) * DAY_SECONDS)
+             if r.decay else 0.0)
+            for r in self.interest_rules
+        ]
         self.by_kind: dict[str, list[tuple[int, str | None, Callable[[ActivityLike], Any],
-                                           Predicate, bool]]] = {}
+                                           Predicate, bool, bool, float]]] = {}
         for i, rule in enumerate(self.interest_rules):
+            if rule.points == 0 and rule.group is None:
+                continue  # counts nothing and shadows nothing
+            # "simple" rules (no caps) are counted as activities stream by; others at the end.
+            simple = (rule.max_count is None and rule.period_days is None
+                      and rule.max_points is None)
             entry = (i, rule.group, _attribute_getter(rule.attribute), compile_condition(rule),
-                     bool(rule.always))
+                     bool(rule.always), simple, rule.points)
             for kind in rule.activity:
                 self.by_kind.setdefault(kind, []).append(entry)
         self.tracks = [
@@ -283,22 +300,28 @@ class Engine:
 
     def fit(self, contact: ContactLike) -> FitResult:
         """Fit points, grade and the rules behind them."""
+        props = contact.properties
+        domain = email_domain(contact.email or props.get("email"))
         points = 0.0
-        used_groups: set[str] = set()
+        used_groups: set[str] | None = None
         contributions: list[FitContribution] = []
         for rule, test, prop, derived in self.fit_rules:
-            if rule.group is not None and rule.group in used_groups:
+            group = rule.group
+            if used_groups is not None and group in used_groups:
                 continue
-            value = None if rule.always else _contact_value(contact, prop, derived)
+            value = None if rule.always else domain if derived else props.get(prop or "")
             if test(value):
-                if rule.group is not None:
-                    used_groups.add(rule.group)
+                if group is not None:
+                    if used_groups is None:
+                        used_groups = {group}
+                    else:
+                        used_groups.add(group)
                 points += rule.points
                 contributions.append(FitContribution(
                     rule.name, rule.field_name or "(any)", "" if value is None else str(value),
                     rule.points))
         for disq, test, prop, derived in self.disqualifiers:
-            if test(_contact_value(contact, prop, derived)):
+            if test(domain if derived else props.get(prop or "")):
                 return FitResult(points, "F", tuple(contributions), f"{disq.name}: {disq.reason}")
         for grade, minimum in self.grades:
             if points >= minimum:
@@ -309,63 +332,75 @@ class Engine:
 
     def interest(
         self, activities: Iterable[ActivityLike], now: datetime
-    ) -> tuple[float, float, list[InterestContribution], list[str], datetime | None]:
-        """(score, raw decayed sum, contributions, capped rules, last engagement time)."""
-        hits: dict[int, list[ActivityLike]] = {}
+    ) -> tuple[float, float, list[tuple[InterestRule, Any, float, float]], list[str],
+               datetime | None]:
+        """(score, raw decayed sum, hits (rule, activity, points, decayed), capped rules,
+        last engagement time)."""
+        deferred: dict[int, list[ActivityLike]] = {}  # rules with caps: counted at the end
         by_kind = self.by_kind
+        rules_of = self.interest_rules
+        rates = self.decay_rates
+        now_ts = now.timestamp()
+        exp = math.exp
+        total = 0.0
+        out: list[tuple[InterestRule, Any, float, float]] = []
+        last: datetime | None = None
         for activity in activities:
-            rules = by_kind.get(activity.type)
-            if not rules:
+            entries = by_kind.get(activity.type)
+            if entries is None:
                 continue
             used: set[str] | None = None
-            for index, group, getter, test, always in rules:
-                if group is not None and used is not None and group in used:
+            for index, group, getter, test, always, simple, points in entries:
+                if used is not None and group in used:
                     continue
                 if always or test(getter(activity)):
-                    hits.setdefault(index, []).append(activity)
                     if group is not None:
-                        used = used or set()
-                        used.add(group)
-        section = self.model.interest
-        now_ts = now.timestamp()
-        total = 0.0
-        contributions: list[InterestContribution] = []
+                        if used is None:
+                            used = {group}
+                        else:
+                            used.add(group)
+                    if points == 0:
+                        continue
+                    if not simple:
+                        deferred.setdefault(index, []).append(activity)
+                        continue
+                    occurred = activity.occurred_at
+                    rate = rates[index]
+                    age = now_ts - occurred.timestamp() if rate else 0.0
+                    worth = points * exp(-age * rate) if age > 0 else points
+                    total += worth
+                    out.append((rules_of[index], activity, points, worth))
+                    if points > 0 and (last is None or occurred > last):
+                        last = occurred
         capped: list[str] = []
-        last: datetime | None = None
-        for index, matched in hits.items():
-            rule = self.interest_rules[index]
-            if rule.points == 0:
-                continue
-            matched.sort(key=lambda a: a.occurred_at, reverse=True)
+        for index, matched in deferred.items():
+            rule, rate = rules_of[index], rates[index]
             if rule.max_count is not None and len(matched) > rule.max_count:
+                matched.sort(key=_occurred, reverse=True)
                 matched = matched[: rule.max_count]
                 capped.append(rule.name)
-            accepted = self._period_budget(rule, matched, capped)
-            half_life = (rule.half_life_days or section.half_life_days) * DAY_SECONDS
+            if rule.period_days is not None:
+                accepted = self._period_budget(rule, matched, capped)
+            else:
+                accepted = [(a, rule.points) for a in matched]
             rule_total = 0.0
-            rule_items: list[InterestContribution] = []
+            start = len(out)
             for activity, points in accepted:
-                if rule.decay:
-                    age = max(0.0, now_ts - activity.occurred_at.timestamp())
-                    worth = points * 0.5 ** (age / half_life)
-                else:
-                    worth = points
+                occurred = activity.occurred_at
+                age = now_ts - occurred.timestamp() if rate else 0.0
+                worth = points * exp(-age * rate) if age > 0 else points
                 rule_total += worth
-                rule_items.append(InterestContribution(
-                    rule.name, activity.id, activity.type, activity.occurred_at, _label(activity),
-                    points, worth, rule.high_intent))
-                if points > 0 and (last is None or activity.occurred_at > last):
-                    last = activity.occurred_at
+                out.append((rule, activity, points, worth))
+                if points > 0 and (last is None or occurred > last):
+                    last = occurred
             if rule.max_points is not None and rule_total > rule.max_points:
                 scale = rule.max_points / rule_total
-                rule_items = [_scaled(c, scale) for c in rule_items]
+                out[start:] = [(r, a, p, w * scale) for r, a, p, w in out[start:]]
                 rule_total = rule.max_points
                 capped.append(rule.name)
             total += rule_total
-            contributions.extend(rule_items)
-        contributions.sort(key=lambda c: (-abs(c.decayed), -c.occurred_at.timestamp()))
-        score = round(min(section.cap, max(0.0, total)), 2)
-        return score, total, contributions, capped, last
+        score = round(min(self.model.interest.cap, max(0.0, total)), 2)
+        return score, total, out, capped, last
 
     @staticmethod
     def _period_budget(
@@ -400,7 +435,7 @@ class Engine:
     ) -> ScoreResult:
         """Fit, interest, expiry, MQL decision and nurture track of one contact at `now`."""
         fit = self.fit(contact)
-        score, raw, contributions, capped, last = self.interest(activities, now)
+        score, raw, hits, capped, last = self.interest(activities, now)
         section = self.model.interest
         expired = False
         if section.expire_after_days > 0:
@@ -415,7 +450,7 @@ class Engine:
         track = "" if is_mql else self._track(contact, fit, score, expired)
         return ScoreResult(
             contact_id=contact.hubspot_id, fit=fit, interest=score, raw_interest=raw,
-            contributions=tuple(contributions), capped=tuple(dict.fromkeys(capped)),
+            capped=tuple(dict.fromkeys(capped)), hits=hits,
             expired=expired, last_engagement_at=last, is_mql=is_mql, mql_reason=reason,
             nurture_track=track, scored_at=now, model_version=self.model.version, stage=stage,
         )
@@ -452,6 +487,5 @@ def _track_value(cond: TrackCondition, contact: ContactLike, results: Mapping[st
     return _contact_value(contact, cond.property, cond.derived)
 
 
-def _scaled(c: InterestContribution, scale: float) -> InterestContribution:
-    return InterestContribution(c.rule, c.activity_id, c.activity_type, c.occurred_at, c.label,
-                                c.points, c.decayed * scale, c.high_intent)
+def _occurred(activity: ActivityLike) -> datetime:
+    return activity.occurred_at
