@@ -202,6 +202,8 @@ class SalesforceClient:
         self.calls_by_kind: Counter[str] = Counter()
         self.logins = 0
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._sent_with = threading.local()  # the session id this thread's call went out with
         self._describes: dict[str, dict[str, Any]] = {}
         self._lead_statuses: list[LeadStatus] | None = None
         if credentials.renewable:
@@ -263,12 +265,16 @@ class SalesforceClient:
 
     def _refresh(self) -> Mapping[str, str]:
         """The policy's session-expired hook: log in again, tell simple-salesforce, and give
-        the re-sent request its new Authorization header."""
-        fresh = self._login()
-        bearer = f"Bearer {fresh.session_id}"
-        self.sf.session_id = fresh.session_id
-        self.sf.headers["Authorization"] = bearer
-        return {"Authorization": bearer}
+        the re-sent request its new Authorization header. Threads that hit the expiry together
+        log in once: a call sent with a session another thread already renewed takes the new
+        one."""
+        with self._refresh_lock:
+            if getattr(self._sent_with, "session", None) == self.sf.session_id:
+                fresh = self._login()
+                self.sf.session_id = fresh.session_id
+                self.sf.headers["Authorization"] = f"Bearer {fresh.session_id}"
+            self._sent_with.session = self.sf.session_id
+            return {"Authorization": f"Bearer {self.sf.session_id}"}
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.governor.observe(response.headers)
@@ -280,6 +286,7 @@ class SalesforceClient:
             self.calls += 1
             self.calls_by_kind[kind] += 1
         self.governor.record_call()
+        self._sent_with.session = self.sf.session_id
         try:
             return send()
         except SalesforceError as exc:

@@ -4,6 +4,7 @@ of every error, repr and log line."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 from connector.config import SalesforceAuth
 from connector.errors import AuthError, ConfigError
 from connector.http import SessionExpired
+from connector.salesforce.auth import _jwt_audience
 from connector.sandbox import Sandbox
 from connector.sandbox.runtime import SALESFORCE_CONSUMER_KEY, SALESFORCE_CONSUMER_SECRET
 
@@ -151,3 +153,28 @@ def test_client_and_credentials_reprs_hold_no_secret(sandbox: Sandbox) -> None:
         shown = f"{client!r} {client.credentials!r}"
         for secret in (info["password"], info["security_token"], client.sf.session_id):
             assert secret not in shown
+
+
+def test_threads_hitting_an_expired_session_together_log_in_once(sandbox: Sandbox) -> None:
+    with make_client(sandbox) as client:
+        client.describe("Lead")
+        sandbox.salesforce.expire_sessions()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            counts = list(pool.map(lambda _: _lead_count(client), range(8)))
+        assert len(set(counts)) == 1
+        assert client.logins == 2  # one renewal for every call that met the expired session
+        assert client.calls == 9
+
+
+@pytest.mark.parametrize(
+    ("login_url", "audience"),
+    [
+        ("https://login.salesforce.com", "https://login.salesforce.com"),
+        ("https://acme.my.salesforce.com", "https://login.salesforce.com"),
+        ("https://test.salesforce.com", "https://test.salesforce.com"),
+        ("https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+    ],
+)
+def test_the_jwt_audience_follows_the_login_url(login_url: str, audience: str) -> None:
+    assert _jwt_audience(login_url) == audience
