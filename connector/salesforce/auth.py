@@ -43,8 +43,8 @@ class PinnedCAAdapter(HTTPAdapter):
     `verify`; a configured CA bundle must win, so it is pinned here.
     """
 
-    def __init__(self, ca_bundle: str = "") -> None:
-        super().__init__(max_retries=0)
+    def __init__(self, ca_bundle: str = "", *, pool_maxsize: int = 10) -> None:
+        super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
         self.ca_bundle = ca_bundle
 
     def send(

@@ -212,11 +212,17 @@ class SalesforceClient:
         self._login_http = requests.Session()
         self._login_http.mount("https://", PinnedCAAdapter(ca_bundle))
         self._login_http.mount("http://", PinnedCAAdapter(ca_bundle))
+        # one pooled connection per request the concurrency cap lets through
+        pool = max(policy.settings.concurrency.values(), default=10)
         self.http = make_requests_session(
-            policy, verify=ca_bundle or True, inner=PinnedCAAdapter(ca_bundle)
+            policy, verify=ca_bundle or True, inner=PinnedCAAdapter(ca_bundle, pool_maxsize=pool)
         )
         self.http.hooks["response"].append(self._observe)
-        first = self._login()
+        try:
+            first = self._login()
+        except BaseException:
+            self.close()
+            raise
         self.sf = Salesforce(
             session_id=first.session_id,
             instance_url=first.instance_url,
@@ -358,18 +364,24 @@ class SalesforceClient:
         return lambda: self.sf.query_more(next_url, identifier_is_url=True)
 
     def _chunks(self, head: str, values: Sequence[str]) -> Iterator[list[str]]:
-        """`values` split so `head + IN (...)` stays under the URI and SOQL limits."""
+        """`values` split so `head + IN (...)` stays under the URI and SOQL length limits."""
         prefix = f"/services/data/v{self.credentials.api_version}/{ss.QUERY}/?q="
-        base = len(prefix) + len(quote_plus(head + " IN ()"))
+        base_uri = len(prefix) + len(quote_plus(head + " IN ()"))
+        base_soql = len(head + " IN ()")
         chunk: list[str] = []
-        size = base
+        uri, soql = base_uri, base_soql
         for value in values:
-            cost = len(quote_plus(quote_soql_value(value))) + len(quote_plus(","))
-            if chunk and (size + cost > ss.MAX_QUERY_URI_CHARS):
+            quoted = quote_soql_value(value)
+            uri_cost = len(quote_plus(quoted)) + len(quote_plus(","))
+            soql_cost = len(quoted) + 1
+            if chunk and (
+                uri + uri_cost > ss.MAX_QUERY_URI_CHARS or soql + soql_cost > ss.MAX_SOQL_CHARS
+            ):
                 yield chunk
-                chunk, size = [], base
+                chunk, uri, soql = [], base_uri, base_soql
             chunk.append(value)
-            size += cost
+            uri += uri_cost
+            soql += soql_cost
         if chunk:
             yield chunk
 

@@ -11,8 +11,8 @@ Sources (checked while writing this module):
     `Sforce-Duplicate-Rule-Header: allowSave=true; includeRecordDetails=false;
     runAsCurrentUser=false` (headers_duplicaterules.htm).
 - Request size: URI plus headers at most 16,384 bytes, else 431 / 414 (Salesforce Help
-  article 000386264); SOQL statements at most 100,000 characters, each string in a WHERE
-  clause at most 4,000 (Salesforce limits cheat sheet, SOQL and SOSL limits).
+  article 000386264); SOQL statements at most 100,000 characters (Salesforce limits cheat
+  sheet, SOQL and SOSL limits).
 - OAuth 2.0: token endpoint `/services/oauth2/token`; JWT bearer `aud` is
   https://login.salesforce.com (production) or https://test.salesforce.com (sandboxes);
   the assertion expires within 3 minutes. SOAP partner login `/services/Soap/u/{version}`.
@@ -27,7 +27,6 @@ DESCRIBE = "sobjects/{sobject}/describe"
 QUERY = "query"
 COLLECTIONS = "composite/sobjects"
 COLLECTIONS_UPSERT = "composite/sobjects/{sobject}/{field}"
-LIMITS = "limits"
 
 # --- login paths (relative to the login URL) --------------------------------------------------
 OAUTH_TOKEN = "/services/oauth2/token"
@@ -44,10 +43,9 @@ SALESFORCE_HOST_SUFFIX = ".salesforce.com"
 COLLECTION_MAX_RECORDS = 200
 QUERY_MAX_BATCH = 2000
 MAX_SOQL_CHARS = 100_000
-MAX_WHERE_STRING_CHARS = 4000
 MAX_URI_BYTES = 16_384  # URI plus headers; past it Salesforce answers 431 or 414
-# our budget for the path and encoded query string: room is left for the headers
-MAX_QUERY_URI_CHARS = 12_000
+HEADERS_ROOM = 4_384  # our headers are far smaller; the rest of the 16 KB is the URI's
+MAX_QUERY_URI_CHARS = MAX_URI_BYTES - HEADERS_ROOM  # path plus encoded query string
 EMAIL_MAX_LENGTH = 80  # Lead.Email / Contact.Email: a longer address cannot be stored
 DAILY_WINDOW = timedelta(hours=24)  # the API allocation is a rolling 24 hours
 
@@ -55,7 +53,6 @@ DAILY_WINDOW = timedelta(hours=24)  # the API allocation is a rolling 24 hours
 LIMIT_INFO_HEADER = "Sforce-Limit-Info"
 AUTO_ASSIGN_HEADER = "Sforce-Auto-Assign"
 DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
-QUERY_OPTIONS_HEADER = "Sforce-Query-Options"
 API_USAGE_RE = r"(?<![\w-])api-usage=(\d+)/(\d+)"
 PER_APP_USAGE_RE = r"per-app-api-usage=(\d+)/(\d+)"
 
