@@ -161,3 +161,15 @@ def test_describe_is_cached_per_client(sandbox: Sandbox, client: SalesforceClien
     with make_client(sandbox) as fresh:
         fresh.describe("Lead")
         assert fresh.calls == 1  # a new run reads it again
+
+
+def test_a_thousand_emails_take_few_queries_the_server_accepts(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    emails = [f"person{n:04d}.surname@example-company.test" for n in range(1000)]
+    lead = _load(sandbox, "Lead", LastName="T", Company="T", Email=emails[-1])
+    found = client.match_emails(emails)
+    assert [x.id for x in found.open_leads_for(emails[-1])] == [lead]
+    chunks = client.calls // 2
+    assert 2 <= chunks <= 6  # about 12,000 URI characters a query, not one query per email
+    assert client.calls == 2 * chunks
