@@ -37,10 +37,13 @@ __all__ = ["Credentials", "Login", "PinnedCAAdapter", "credentials_from_config",
 
 
 class PinnedCAAdapter(HTTPAdapter):
-    """A plain requests adapter (no urllib3 retries) that always verifies with `ca_bundle`.
+    """A plain requests adapter (no urllib3 retries) that always verifies with `ca_bundle` and
+    reads the whole body before returning.
 
     requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment override a session's
-    `verify`; a configured CA bundle must win, so it is pinned here.
+    `verify`; a configured CA bundle must win, so it is pinned here. requests reads a body only
+    after the adapter returned, outside the policy around it; reading it here makes a
+    connection dropped mid-body a transport error the policy retries.
     """
 
     def __init__(self, ca_bundle: str = "", *, pool_maxsize: int = 10) -> None:
@@ -56,8 +59,9 @@ class PinnedCAAdapter(HTTPAdapter):
         cert: str | tuple[str, str] | None = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
-        """Send with the pinned CA bundle (when one is configured)."""
-        return super().send(
+        """Send with the pinned CA bundle (when one is configured); read the body unless the
+        caller streams it."""
+        response = super().send(
             request,
             stream=stream,
             timeout=timeout,
@@ -65,6 +69,9 @@ class PinnedCAAdapter(HTTPAdapter):
             cert=cert,
             proxies=proxies,
         )
+        if not stream:
+            response.content  # noqa: B018 - the read itself is the point
+        return response
 
 
 @dataclass(frozen=True)

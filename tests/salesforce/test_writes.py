@@ -242,3 +242,22 @@ def test_a_refused_call_raises_the_policy_error_without_the_session(
     text = f"{err.value} {err.value.body}"
     assert "INVALID_FIELD" in text and err.value.status == 400
     assert client.sf.session_id not in text
+
+
+def test_a_connection_dropped_mid_body_is_retried(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    sandbox.salesforce.faults.schedule(r"GET /services/data/v62\.0/query", Fault("drop"))
+    sandbox.salesforce.faults.schedule(
+        r"PATCH /services/data/v62\.0/composite/sobjects/Lead/Handshake_Id__c", Fault("drop")
+    )
+    try:
+        found = client.match_emails(["drop-1@writes.test"])
+        results = client.upsert("Lead", [_lead("drop-1")])
+    finally:
+        sandbox.salesforce.faults.clear()
+    assert not found.open_leads and not found.contacts
+    assert results[0].success and results[0].created
+    assert client.calls == 3
+    clock = client.policy.clock
+    assert isinstance(clock, SandboxTime) and len(clock.slept) == 2
