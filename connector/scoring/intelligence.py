@@ -18,6 +18,8 @@ __all__ = ["MAX_TEXT_CHARS", "LeadSummary", "render_text", "summarize"]
 
 MAX_TEXT_CHARS = 32_000  # Salesforce Lead.Description / long text area
 TOP_PAGES = 15
+SECTION_LINES = 25  # per list section, so one long list cannot push the others out
+ANSWER_CHARS = 200  # a form answer shown in the text
 RECENT_HIGH_INTENT = 8
 EMAIL_TYPES = ("email_sent", "email_delivered", "email_open", "email_click", "email_bounce",
                "email_spamreport", "email_unsubscribe")
@@ -158,8 +160,19 @@ def summarize(
     )
 
 
-def _section(title: str, lines: Sequence[str]) -> list[str]:
-    return [f"== {title} ==", *lines, ""] if lines else []
+def _section(title: str, lines: Sequence[str], keep: int = 0) -> list[str]:
+    """A titled block; lines after the first `keep` (when > 0 of a longer list) are counted."""
+    if not lines:
+        return []
+    shown = list(lines)
+    if keep and len(shown) > keep:
+        shown = [*shown[:keep], f"... and {len(lines) - keep} more"]
+    return [f"== {title} ==", *shown, ""]
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= ANSWER_CHARS else text[: ANSWER_CHARS - 1] + "…"
 
 
 def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
@@ -176,7 +189,7 @@ def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
     answers = []
     for c in s.content:
         if c["answers"]:
-            shown = "; ".join(f"{k}: {v}" for k, v in c["answers"].items())
+            shown = "; ".join(f"{k}: {_short(v)}" for k, v in c["answers"].items())
             answers.append(f"- {c['date']}  {c['form']}: {shown}")
     fit_rules = s.explanation["fit"]["rules"]
     why = ["Fit: " + ", ".join(f"{r[0]} {r[3]:+g}" for r in fit_rules if r[3])]
@@ -213,14 +226,14 @@ def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
     parts = [
         head,
         _section("Recent high-intent actions", recent),
-        _section("What they told us", answers),
+        _section("What they told us", answers, SECTION_LINES),
         _section("Why this score", why),
         _section("Who they are", who),
         _section("Source and nurture", origin),
         _section("Pages viewed", pages),
-        _section("Content consumed", content),
+        _section("Content consumed", content, SECTION_LINES),
         _section("Email engagement", emails),
-        _section("Webinars", webinars),
+        _section("Webinars", webinars, SECTION_LINES),
     ]
     text = "\n".join(line for part in parts for line in part).rstrip() + "\n"
     if len(text) <= limit:

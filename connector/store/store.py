@@ -810,14 +810,17 @@ class Store:
             yield rows
             last = rows[-1].hubspot_id
 
-    def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Activity]]:
-        """Activities of many contacts in one query, oldest first, by contact id."""
-        out: dict[str, list[Activity]] = {cid: [] for cid in contact_ids}
+    def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Activities of many contacts in one query, oldest first, by contact id: read-only
+        rows with the `Activity` attributes (no ORM objects: scoring reads tens of thousands)."""
+        out: dict[str, list[Any]] = {cid: [] for cid in contact_ids}
         if not contact_ids:
             return out
         with self.transaction() as s:
-            rows = s.scalars(
-                select(Activity)
+            rows = s.execute(
+                select(Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
+                       Activity.title, Activity.url, Activity.details, Activity.source,
+                       Activity.source_id)
                 .where(Activity.contact_id.in_(list(contact_ids)))
                 .order_by(Activity.contact_id, Activity.occurred_at, Activity.id)
             )
@@ -865,8 +868,11 @@ class Store:
         with self.transaction() as s:
             s.execute(self._insert(LifecycleTransition).values([dict(r) for r in rows]))
             final = {r["contact_id"]: r["to_stage"] for r in rows}
+            by_stage: dict[str, list[str]] = {}
             for contact_id, stage in final.items():
-                s.execute(update(Contact).where(Contact.hubspot_id == contact_id)
+                by_stage.setdefault(stage, []).append(contact_id)
+            for stage, ids in by_stage.items():
+                s.execute(update(Contact).where(Contact.hubspot_id.in_(ids))
                           .values(lifecycle_stage=stage))
 
     def get_contact_by_email(self, email: str) -> Contact | None:
