@@ -23,10 +23,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connector.clock import FrozenClock  # noqa: E402
-from connector.scoring import Engine, load_model  # noqa: E402
-from connector.scoring.runner import score_contacts  # noqa: E402
-from connector.store import ActivityRecord, ContactRecord, Store  # noqa: E402
+from connector.clock import FrozenClock
+from connector.scoring import Engine, load_model
+from connector.scoring.runner import score_contacts
+from connector.store import ActivityRecord, ContactRecord, Store
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 ROUNDS = 3

@@ -38,8 +38,10 @@ class RequestSender(Protocol):
 
 
 class _ContactProps(Protocol):
-    hubspot_id: str
-    properties: Mapping[str, Any]
+    @property
+    def hubspot_id(self) -> str: ...
+    @property
+    def properties(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ def score_explain(
     now = datetime.now(UTC)
     if at:
         try:
-            parsed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(at)
         except ValueError:
             cli.err.print(f"--at: {at!r} is not an ISO-8601 time")
             raise typer.Exit(EXIT_CONFIG) from None

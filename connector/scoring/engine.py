@@ -37,22 +37,33 @@ REASONS_SHOWN = 5  # contributions named in the one-line reasons text
 class ContactLike(Protocol):
     """What the engine reads of a contact (the store's `Contact` fits)."""
 
-    hubspot_id: str
-    email: str | None
-    properties: Mapping[str, Any]
-    lifecycle_stage: str | None
-    hubspot_created_at: datetime | None
+    @property
+    def hubspot_id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def properties(self) -> Mapping[str, Any]: ...
+    @property
+    def lifecycle_stage(self) -> str | None: ...
+    @property
+    def hubspot_created_at(self) -> datetime | None: ...
 
 
 class ActivityLike(Protocol):
-    """What the engine reads of an activity (the store's `Activity` fits)."""
+    """What the engine reads of an activity (the store's `Activity` and its rows fit)."""
 
-    id: int
-    type: str
-    occurred_at: datetime
-    title: str | None
-    url: str | None
-    details: Mapping[str, Any]
+    @property
+    def id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def details(self) -> Mapping[str, Any]: ...
 
 
 class FitContribution(NamedTuple):

@@ -31,9 +31,9 @@ def render_explanation(
     if result.nurture_track:
         lines.append(f"Nurture track: {result.nurture_track}")
     lines += ["", f"FIT: {fit.points:g} points -> grade {fit.grade}"]
-    for c in fit.contributions:
-        shown = f" = {c.value}" if c.value else ""
-        lines.append(f"  {c.points:+6g}  {c.rule}  ({c.field}{shown})")
+    for f in fit.contributions:
+        shown = f" = {f.value}" if f.value else ""
+        lines.append(f"  {f.points:+6g}  {f.rule}  ({f.field}{shown})")
     if fit.disqualified_by:
         lines.append(f"  disqualified: {fit.disqualified_by} (grade F whatever the points)")
     lines += ["", f"INTEREST: {result.interest:g} / 100"

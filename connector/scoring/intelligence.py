@@ -180,8 +180,8 @@ def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
     s = summary
     head = [
         f"{s.name} <{s.email}>" + (f" - {s.headline}" if s.headline else ""),
-        f"Fit grade {s.grade} ({s.fit_points:g} pts), interest {s.interest:g}/100. "
-        f"{s.mql_reason}.",
+        (f"Fit grade {s.grade} ({s.fit_points:g} pts), interest {s.interest:g}/100. "
+         f"{s.mql_reason}."),
         "",
     ]
     recent = [f"- {h['date']}  {h['action']}: {h['what']} (+{h['points_now']:g} now)"
@@ -213,14 +213,14 @@ def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
               + (f" ({src['source_detail']})" if src["source_detail"] else ""),
               f"Created {src['created']}; {src['days_in_nurture']} days in nurture"]
     p = s.pages
-    pages = [f"{p['total_views']} page views on {p['distinct_pages']} pages, last visit "
-             f"{p['last_visit']}"]
+    pages = [(f"{p['total_views']} page views on {p['distinct_pages']} pages, last visit "
+              f"{p['last_visit']}")]
     pages += [f"- {e['path']} ({e['title']}): {e['views']}x, last {e['last']}" for e in p["top"]]
     content = [f"- {c['date']}  {c['form']}" for c in s.content]
     e = s.email_engagement
-    emails = [f"Sent {e['sent']}, delivered {e['delivered']}, opened {e['opened']}, clicked "
-              f"{e['clicked']}, bounced {e['bounced']}, unsubscribed {e['unsubscribed']}; last "
-              f"open {e['last_open']}, last click {e['last_click']}"]
+    emails = [(f"Sent {e['sent']}, delivered {e['delivered']}, opened {e['opened']}, clicked "
+               f"{e['clicked']}, bounced {e['bounced']}, unsubscribed {e['unsubscribed']}; last "
+               f"open {e['last_open']}, last click {e['last_click']}")]
     webinars = [f"- {w['date']}  {w['webinar']}: {w['state']}" for w in s.webinars]
 
     parts = [

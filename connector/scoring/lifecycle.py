@@ -20,10 +20,14 @@ EXPIRED_PREFIX = "expired:"
 
 
 class TransitionLike(Protocol):
-    from_stage: str | None
-    to_stage: str
-    at: datetime
-    reason: str
+    @property
+    def from_stage(self) -> str | None: ...
+    @property
+    def to_stage(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def reason(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import itertools
 import re
 import tomllib
 from collections.abc import Sequence
@@ -194,7 +195,7 @@ class FitSection(_Strict):
         if missing:
             raise ValueError(f"missing minimum points for grade(s) {', '.join(missing)}")
         steps = [value[g] for g in GRADED]
-        if any(a <= b for a, b in zip(steps, steps[1:], strict=False)):
+        if any(a <= b for a, b in itertools.pairwise(steps)):
             raise ValueError("grade minimums must fall strictly from A to D")
         return value
 
@@ -294,7 +295,7 @@ class MqlSection(_Strict):
         if bad:
             raise ValueError(f"threshold(s) for {', '.join(bad)} must be between 0 and 100")
         ordered = [self.thresholds[g] for g in GRADES if g in self.thresholds]
-        if any(a > b for a, b in zip(ordered, ordered[1:], strict=False)):
+        if any(a > b for a, b in itertools.pairwise(ordered)):
             raise ValueError("a better grade may not need more interest than a worse one")
         return self
 
@@ -417,7 +418,7 @@ def _fix(kind: str, msg: str) -> str:
         return "keep exactly one of equals, in, not_in, regex, min/max, present, always"
     if kind in _FIXES:
         return _FIXES[kind]
-    if kind.endswith("_type") or kind.endswith("_parsing"):
+    if kind.endswith(("_type", "_parsing")):
         return "use a value of the expected type"
     return "see the comments in the shipped mappings/scoring.toml"
 
@@ -446,9 +447,11 @@ def _clean_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
 def _raw_path_exists(raw: Any, loc: Sequence[str | int]) -> bool:
     node = raw
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                return False
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
             return False

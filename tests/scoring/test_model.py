@@ -19,8 +19,8 @@ MARKER = "# <- here"
 
 def expectations(path: Path) -> tuple[str, str, int | None]:
     text = path.read_text(encoding="utf-8")
-    key = re.search(r"^# .*expect-key: (.+)$", text, re.M)
-    problem = re.search(r"^# expect-problem: (.+)$", text, re.M)
+    key = re.search(r"^# .*expect-key: (.+)$", text, re.MULTILINE)
+    problem = re.search(r"^# expect-problem: (.+)$", text, re.MULTILINE)
     assert key and problem, f"{path.name} lacks its expectation header"
     lines = [i for i, line in enumerate(text.splitlines(), start=1) if MARKER in line]
     return key.group(1).strip(), problem.group(1).strip(), lines[0] if lines else None
