@@ -27,6 +27,8 @@ WEBINAR_TYPES = ("webinar_registered", "webinar_attended", "webinar_no_show",
                  "webinar_cancelled")
 PROFILE_PROPERTIES = ("jobtitle", "seniority", "department", "company", "industry",
                       "numemployees", "phone", "country", "state", "city", "website")
+# Form fields that only repeat the profile: the summary shows them once, under "Who they are".
+ANSWERS_KNOWN = frozenset(("email", "firstname", "lastname", *PROFILE_PROPERTIES))
 # Domains a person picks for themselves; a lead on one is less verified.
 FREE_MAIL_HINTS = ("gmail.", "yahoo.", "outlook.", "hotmail.", "icloud.", "aol.", "proton.",
                    "gmx.")
@@ -121,7 +123,7 @@ def summarize(
         {"form": (a.details or {}).get("form_name") or a.title or "form",
          "date": _day(a.occurred_at),
          "answers": {k: v for k, v in ((a.details or {}).get("values") or {}).items()
-                     if k not in ("email", "firstname", "lastname") and v not in (None, "")}}
+                     if k not in ANSWERS_KNOWN and v not in (None, "")}}
         for a in sorted((a for a in activities if a.type == "form_submission"),
                         key=lambda a: a.occurred_at, reverse=True)
     ]
