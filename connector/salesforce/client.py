@@ -287,11 +287,10 @@ class SalesforceClient:
 
     def _call(self, kind: str, what: str, send: Callable[[], T]) -> T:
         """One REST call: refused before sending when the share is spent, then counted."""
-        self.governor.check(what=what)
+        self.governor.take(what=what)
         with self._lock:
             self.calls += 1
             self.calls_by_kind[kind] += 1
-        self.governor.record_call()
         self._sent_with.session = self.sf.session_id
         try:
             return send()

@@ -100,7 +100,7 @@ class AllocationGovernor:
         self.usage: Usage | None = None
         self._allowed = snapshot.allowed if snapshot is not None else None
         self._calls: deque[datetime] = deque(sorted(snapshot.calls) if snapshot else ())
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `take` checks and counts as one step
 
     # --- what the client reports ---------------------------------------------------------
 
@@ -167,6 +167,13 @@ class AllocationGovernor:
             system=SALESFORCE_SYSTEM,
             resets_at=resets_at,
         )
+
+    def take(self, *, what: str = "request") -> None:
+        """Check and count one call as one step, so threads cannot overshoot the share
+        together; raises `QuotaExhausted` (the call is not counted) when it is spent."""
+        with self._lock:
+            self.check(what=what)
+            self.record_call()
 
     def resets_at(self) -> datetime | None:
         """When the oldest counted call ages out of the 24-hour window (None if none)."""

@@ -4,6 +4,7 @@ sending, and a run the next day (sandbox clock 24 h on) proceeds."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,3 +131,19 @@ def test_other_integrations_usage_lowers_the_allowance(small: Sandbox) -> None:
         _spend_until_refused(client)
         assert client.calls == 3  # the org had 3 calls left, below Handshake's 10
     assert small.salesforce.api_usage() == ALLOCATION
+
+
+def test_threads_cannot_overshoot_the_share_together() -> None:
+    clock = FrozenClock(datetime(2026, 11, 2, tzinfo=UTC))
+    governor = AllocationGovernor(0.1, clock=clock, snapshot=GovernorSnapshot((), 100))
+    refused: list[QuotaExhausted] = []
+
+    def take(_: int) -> None:
+        try:
+            governor.take(what="query")
+        except QuotaExhausted as exc:
+            refused.append(exc)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(take, range(40)))
+    assert governor.own_calls() == 10 and len(refused) == 30
