@@ -33,13 +33,21 @@ app.add_typer(db_app, name="db")
 app.add_typer(sync_app, name="sync")
 
 
-def _mount_sandbox() -> None:
+def _mount_commands() -> None:
     from connector.sandbox.cli import app as sandbox_app
+    from connector.scoring.commands import mappings_check, score_explain, sync_score
 
+    score_app = typer.Typer(help="How a contact is scored, explained.", no_args_is_help=True)
+    mappings_app = typer.Typer(help="The admin-edited mapping files.", no_args_is_help=True)
+    app.add_typer(score_app, name="score")
+    app.add_typer(mappings_app, name="mappings")
     app.add_typer(sandbox_app, name="sandbox", help="Local emulations of HubSpot and Salesforce.")
+    sync_app.command("score")(sync_score)
+    score_app.command("explain")(score_explain)
+    mappings_app.command("check")(mappings_check)
 
 
-_mount_sandbox()
+_mount_commands()
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
