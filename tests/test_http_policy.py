@@ -1068,3 +1068,56 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Mon, 02 Nov 2026 11:00:00 GMT", now) == 0.0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+def test_requests_body_dropped_mid_read_is_retried(sf_policy: HttpPolicy, frozen: FrozenClock) -> None:
+    import io
+
+    import urllib3
+
+    class Truncated(requests.adapters.BaseAdapter):
+        """First answer dies mid-body (like a dropped connection); the second is whole."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:
+            self.calls += 1
+            body = b'{"records": [{"Id": "00Q1"}]}'
+            raw = urllib3.HTTPResponse(
+                body=io.BytesIO(body[:10] if self.calls == 1 else body),
+                headers={"Content-Length": str(len(body))}, status=200, preload_content=False,
+                enforce_content_length=True,
+            )
+            response = requests.adapters.HTTPAdapter().build_response(request, raw)
+            return response
+
+        def close(self) -> None:
+            return None
+
+    inner = Truncated()
+    session = make_requests_session(sf_policy, inner=inner)
+    response = session.get(f"{SF}/services/data/v62.0/query")
+    assert response.json() == {"records": [{"Id": "00Q1"}]}
+    assert inner.calls == 2
+
+
+def test_configured_ca_bundle_beats_the_environment(monkeypatch: pytest.MonkeyPatch, sf_policy: HttpPolicy) -> None:
+    seen: list[Any] = []
+
+    class Recorder(requests.adapters.BaseAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            seen.append(kwargs.get("verify"))
+            response = requests.Response()
+            response.status_code = 200
+            response._content = b"{}"
+            return response
+
+        def close(self) -> None:
+            return None
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/somewhere-else.pem")
+    session = make_requests_session(sf_policy, inner=Recorder(), verify="/opt/sandbox-ca.pem")
+    session.get(f"{SF}/services/data/")
+    assert seen == ["/opt/sandbox-ca.pem"]

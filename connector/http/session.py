@@ -32,11 +32,15 @@ class PolicyAdapter(HTTPAdapter):
         inner: requests.adapters.BaseAdapter | None = None,
         limiter: str | None = None,
         pool_maxsize: int = 10,
+        verify: bool | str | None = None,
     ) -> None:
         super().__init__(max_retries=0, pool_maxsize=pool_maxsize)
         self.policy = policy
         self.inner = inner
         self.limiter = limiter
+        # requests lets REQUESTS_CA_BUNDLE override a session's `verify`; a CA bundle the
+        # admin configured must win, so the adapter applies it itself.
+        self.verify = verify
 
     def send(
         self,
@@ -50,12 +54,14 @@ class PolicyAdapter(HTTPAdapter):
         """Send `request` with limiters, classification, retries and a timeout."""
         if timeout is None:
             timeout = self.policy.timeouts.pair()
+        if self.verify is not None:
+            verify = self.verify
         path = request.path_url.split("?", 1)[0]
         describe = f"{request.method} {path}"
 
         def send() -> requests.Response:
             if self.inner is not None:
-                return self.inner.send(
+                response = self.inner.send(
                     request,
                     stream=stream,
                     timeout=timeout,
@@ -63,15 +69,20 @@ class PolicyAdapter(HTTPAdapter):
                     cert=cert,
                     proxies=proxies,
                 )
-            return HTTPAdapter.send(
-                self,
-                request,
-                stream=stream,
-                timeout=timeout,
-                verify=verify,
-                cert=cert,
-                proxies=proxies,
-            )
+            else:
+                response = HTTPAdapter.send(
+                    self,
+                    request,
+                    stream=stream,
+                    timeout=timeout,
+                    verify=verify,
+                    cert=cert,
+                    proxies=proxies,
+                )
+            if not stream:
+                # Read the body under the policy: a connection dropped mid-body is retried too.
+                _ = response.content
+            return response
 
         def refreshed(headers: Mapping[str, str]) -> None:
             request.headers.update(headers)
@@ -98,7 +109,8 @@ def make_requests_session(
     """A `requests.Session` with a `PolicyAdapter` on http:// and https:// (pass it to
     `simple_salesforce.Salesforce(session=...)`)."""
     session = requests.Session()
-    adapter = PolicyAdapter(policy, inner=inner, limiter=limiter)
+    adapter = PolicyAdapter(policy, inner=inner, limiter=limiter,
+                            verify=None if verify is True else verify)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.verify = verify
