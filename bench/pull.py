@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,30 +53,11 @@ for line in sys.stdin:
 
 def minimum_calls(contacts: int, seed: int) -> tuple[int, int]:
     """(fewest HubSpot calls a first pull of this dataset can make, live contacts)."""
-    from connector.hubspot import settings as hs
     from connector.sandbox.generator import generate
+    from connector.sandbox.verify import minimum_pull_calls
 
     ds = generate(seed, contacts, now=datetime.fromisoformat(START))
-    gt = ds.ground_truth
-    listed = len(gt.contact_ids)
-    subs = Counter(s.form_guid for s in ds.form_submissions)
-    views = Counter(v.contact_id for v in ds.page_views)
-    parts = Counter(p.event_id for p in ds.participations)
-    # Page views are read for the contacts a correct sync keeps (live ones with an email).
-    wanted = set(gt.contact_ids) - set(gt.bad_records)
-    views = Counter({cid: n for cid, n in views.items() if cid in wanted})
-    total = (
-        math.ceil(listed / hs.CONTACTS_LIST_LIMIT)
-        + max(1, math.ceil(len(gt.archived_ids) / hs.CONTACTS_LIST_LIMIT))
-        + max(1, math.ceil(len(ds.email_events) / hs.EMAIL_EVENTS_LIMIT))
-        + max(1, math.ceil(len(ds.forms) / hs.FORMS_LIMIT))
-        + sum(max(1, math.ceil(subs[f.guid] / hs.FORM_SUBMISSIONS_LIMIT)) for f in ds.forms)
-        + sum(math.ceil(n / hs.WEB_EVENTS_LIMIT) for n in views.values())
-        + max(1, math.ceil(len(ds.marketing_events) / hs.MARKETING_EVENTS_LIMIT))
-        + sum(max(1, math.ceil(parts[e.id] / hs.PARTICIPATIONS_LIMIT))
-              for e in ds.marketing_events)
-    )
-    return total, listed
+    return minimum_pull_calls(ds), len(ds.ground_truth.contact_ids)
 
 
 def worker(info_json: str, db: str, stage: str = "first") -> None:

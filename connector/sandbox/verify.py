@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from sqlalchemy import select
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from connector.sandbox.dataset import SandboxDataset
 from connector.store import Activity, Contact, Store
 
-__all__ = ["pull_differences"]
+__all__ = ["minimum_pull_calls", "pull_differences"]
 
 
 def _diff(name: str, got: object, want: object) -> list[str]:
@@ -42,3 +43,27 @@ def pull_differences(store: Store, dataset: SandboxDataset) -> list[str]:
         problems.append(f"activities per contact differ for {len(wrong)} contacts "
                         f"(e.g. {sorted(wrong)[:5]})")
     return problems
+
+
+def minimum_pull_calls(dataset: SandboxDataset) -> int:
+    """The fewest HubSpot calls a first pull of this dataset can make, page sizes being the
+    documented maxima (list 100, email events 1,000, submissions 50, web events 100...)."""
+    from connector.hubspot import settings as hs
+
+    gt = dataset.ground_truth
+    subs = Counter(s.form_guid for s in dataset.form_submissions)
+    parts = Counter(p.event_id for p in dataset.participations)
+    # Page views are read for the contacts a correct sync keeps (live ones with an email).
+    wanted = set(gt.contact_ids) - set(gt.bad_records)
+    views = Counter(v.contact_id for v in dataset.page_views if v.contact_id in wanted)
+    return (
+        math.ceil(len(gt.contact_ids) / hs.CONTACTS_LIST_LIMIT)
+        + max(1, math.ceil(len(gt.archived_ids) / hs.CONTACTS_LIST_LIMIT))
+        + max(1, math.ceil(len(dataset.email_events) / hs.EMAIL_EVENTS_LIMIT))
+        + max(1, math.ceil(len(dataset.forms) / hs.FORMS_LIMIT))
+        + sum(max(1, math.ceil(subs[f.guid] / hs.FORM_SUBMISSIONS_LIMIT)) for f in dataset.forms)
+        + sum(math.ceil(n / hs.WEB_EVENTS_LIMIT) for n in views.values())
+        + max(1, math.ceil(len(dataset.marketing_events) / hs.MARKETING_EVENTS_LIMIT))
+        + sum(max(1, math.ceil(parts[e.id] / hs.PARTICIPATIONS_LIMIT))
+              for e in dataset.marketing_events)
+    )
