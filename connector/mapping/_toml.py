@@ -1,0 +1,142 @@
+"""Reading an admin-edited mapping file: TOML syntax, pydantic validation and cross-entry checks,
+every problem reported at once with file, line and key (the house style of scoring.toml)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from connector.errors import ConfigError, ConfigProblem
+from connector.scoring.toml_lines import KeyLines
+
+__all__ = ["Check", "Loc", "Strict", "display", "parse", "read_text", "suggest"]
+
+Loc = tuple[str | int, ...]
+# A cross-entry problem: where, what, how to fix, and optionally the key whose line to show
+# (a missing section has no line of its own).
+Check = tuple[Loc, str, str] | tuple[Loc, str, str, Loc]
+M = TypeVar("M", bound=BaseModel)
+
+# Segments pydantic adds to an error location for a union member or a validator; no TOML keys.
+_TAG = re.compile(r"^(str|int|float|bool|none|[a-z\-]+\[.*\]|[a-z]+-[a-z\-]+.*)$")
+
+
+class Strict(BaseModel):
+    """Base of every mapping-file model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def display(loc: Sequence[str | int]) -> str:
+    """A key path as an admin reads it: `fields[3].map`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = part if re.fullmatch(r"[A-Za-z0-9_\-]+", part) else f'"{part}"'
+            out += ("." if out else "") + text
+    return out
+
+
+def suggest(word: str, known: Iterable[str]) -> str:
+    """`did you mean 'x'? ` when a known word is close, else nothing."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return isinstance(part, str) and part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _clean(raw: Any, loc: Sequence[str | int]) -> Loc:
+    """Keep the parts of an error location that are keys of the file (or the missing last one)."""
+    out: list[str | int] = []
+    node: Any = raw
+    for i, part in enumerate(loc):
+        if _has(node, part):
+            node = node[part]
+        elif isinstance(part, str) and _TAG.match(part):
+            continue
+        else:
+            node = None
+            if i < len(loc) - 1 and isinstance(part, str) and part[:1].isupper() and \
+                    isinstance(loc[i + 1], str):
+                continue  # a union member's class name ("Member") before its field
+        out.append(part)
+    return tuple(out)
+
+
+def read_text(path: Path, what: str, config_key: str) -> str:
+    """The file's text; a missing file is one clear problem."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(
+            str(path), "(file)", f"{what} file not found",
+            f"point [mappings] {config_key} in the config at a {Path(path).name} "
+            f"(copy the shipped mappings/{config_key}.toml)",
+        )]) from None
+
+
+def parse(
+    text: str,
+    file: str,
+    model: type[M],
+    fix: Callable[[str, str, Loc], str],
+    semantic: Callable[[dict[str, Any]], Sequence[Check]],
+    unknown: Callable[[Loc], str] = lambda loc: "unknown key",
+) -> tuple[M, KeyLines]:
+    """Validate `text` against `model`, then run `semantic` (checks across entries) on the raw
+    table; raise `ConfigError` with every problem, sorted by line."""
+    lines = KeyLines(text)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError([ConfigProblem(file, "(syntax)", f"not valid TOML: {exc}",
+                                         "fix the TOML syntax",
+                                         int(match.group(1)) if match else None)]) from None
+    problems: list[ConfigProblem] = []
+    parsed: M | None = None
+    try:
+        parsed = model.model_validate(raw)
+    except ValidationError as exc:
+        by_key: dict[Loc, list[dict[str, Any]]] = {}
+        for err in exc.errors(include_url=False, include_input=False):
+            by_key.setdefault(_clean(raw, err["loc"]), []).append(dict(err))
+        for loc, errs in by_key.items():
+            kinds = [str(e["type"]) for e in errs]
+            if len(errs) > 1 and all(k.endswith(("_type", "_parsing")) for k in kinds):
+                msg, kind = "wrong type of value", "type"
+            else:
+                kind = kinds[0]
+                msg = str(errs[0]["msg"]).removeprefix("Value error, ")
+                if kind == "extra_forbidden":
+                    msg = unknown(loc)
+                elif kind == "missing":
+                    msg = "required key is missing"
+            problems.append(ConfigProblem(file, display(loc), msg, fix(kind, msg, loc),
+                                          lines.line_of(loc)))
+    try:
+        checks = list(semantic(raw))
+    except (AttributeError, TypeError, KeyError):
+        checks = []  # the shape is already wrong and reported above
+    for check in checks:
+        loc, msg, how = check[0], check[1], check[2]
+        line_loc = check[3] if len(check) > 3 else loc
+        problems.append(ConfigProblem(file, display(loc), msg, how, lines.line_of(line_loc)))
+    if problems or parsed is None:
+        unique: dict[str, ConfigProblem] = {}
+        for p in problems:
+            unique.setdefault(f"{p.key}|{p.problem}", p)
+        raise ConfigError(sorted(unique.values(), key=lambda p: (p.line or 0, p.key)))
+    return parsed, lines
