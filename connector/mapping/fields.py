@@ -301,8 +301,12 @@ class FieldMap:
             rules.setdefault(name, "salesforce_unless_blank")
             placeholders.add(name)
             fixed.append(f"defaulted {name} to {value!r} ({why})")
-        if self.sobject.lower() == "lead" and "email" not in {k.lower() for k in values} and email:
-            values["Email"] = email
+        # A Lead is matched by its email: it carries the contact's address unless told not to.
+        email_rule = next((r for r in self.spec.fields if r.salesforce.lower() == "email"), None)
+        wanted = email_rule is None or email_rule.sync != "none"
+        if self.sobject.lower() == "lead" and wanted and email and \
+                "email" not in {k.lower() for k in values}:
+            values[email_rule.salesforce if email_rule else "Email"] = email
             rules.setdefault("Email", "hubspot")
         return MappedRecord(values, fixed, rules, frozenset(placeholders))
 
@@ -351,7 +355,9 @@ class FieldMap:
                               f"and nothing fills it"),
                               (f"add a [[fields]] entry for {name}, or list it in "
                               f"[required.fields]")))
-        return [ConfigProblem(file, display(loc), msg, how, self.lines.line_of(loc))
+        # A problem of a section the file leaves out is shown at the `sobject` line.
+        return [ConfigProblem(file, display(loc), msg, how,
+                              self.lines.line_of(loc) or self.lines.line_of(("sobject",)))
                 for loc, msg, how in found]
 
 

@@ -370,3 +370,13 @@ def test_shipped_map_fits_the_sandbox_org_and_portal() -> None:
         mapped = fm.lead_values({"hs_analytics_source": option}, email="a@acme.com",
                                 hubspot_id="1", describe=sf_fields)
         assert mapped.values["LeadSource"] in sources
+
+
+def test_the_lead_carries_the_contacts_email_unless_told_not_to() -> None:
+    unmapped = one('salesforce = "Title"\nhubspot = "jobtitle"')
+    assert value(unmapped, {}, "Email", email="ada@acme.com") == "ada@acme.com"
+    blank = one('salesforce = "Email"\nhubspot = "work_email"')
+    assert value(blank, {"work_email": ""}, "Email", email="ada@acme.com") == "ada@acme.com"
+    assert value(blank, {"work_email": "a@work.com"}, "Email") == "a@work.com"
+    off = one('salesforce = "Email"\nhubspot = "email"\nsync = "none"')
+    assert value(off, {}, "Email", email="ada@acme.com") is None
