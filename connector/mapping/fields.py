@@ -298,7 +298,8 @@ class FieldMap:
             if limit and len(value) > limit:
                 value = value[:limit]
             values[name] = value
-            rules.setdefault(name, "salesforce_unless_blank")
+            if rules.get(name, "none") == "none":
+                rules[name] = "salesforce"  # a stand-in is written when the record is created
             placeholders.add(name)
             fixed.append(f"defaulted {name} to {value!r} ({why})")
         # A Lead is matched by its email: it carries the contact's address unless told not to.

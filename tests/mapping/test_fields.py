@@ -380,3 +380,11 @@ def test_the_lead_carries_the_contacts_email_unless_told_not_to() -> None:
     assert value(blank, {"work_email": "a@work.com"}, "Email") == "a@work.com"
     off = one('salesforce = "Email"\nhubspot = "email"\nsync = "none"')
     assert value(off, {}, "Email", email="ada@acme.com") is None
+
+
+def test_a_required_field_set_to_none_still_gets_its_stand_in_on_create() -> None:
+    fm = parse_fields('[[fields]]\nsalesforce = "Company"\nhubspot = "company"\nsync = "none"\n')
+    record = fm.lead_values({"company": "Acme"}, email="ada@acme.com", hubspot_id="1")
+    assert record.changes(None)["Company"] == "acme.com"
+    assert "Company" not in record.changes({"Company": "Acme Inc", "LastName": "x",
+                                            "Email": "ada@acme.com"})
