@@ -9,7 +9,7 @@ transformed on the way, and which system wins when both hold a value (the sync r
     record.changes(current_salesforce_values, hubspot_modified=..., salesforce_modified=...)
 
 Transforms run in one fixed order: join -> trim -> replace -> case -> matches -> date -> map ->
-default -> (with describe) type, picklist and length -> truncate. Required fields (LastName and
+default -> (with describe) type and picklist -> truncate. Required fields (LastName and
 Company on a Lead) always get a value. Everything here is pure: no I/O besides reading the file.
 """
 
