@@ -258,6 +258,70 @@ def backfill_command(
     _run_pull(config, dry_run=dry_run, since=start, until=end)
 
 
+@app.command("demo")
+def demo_command(
+    contacts: Annotated[int, typer.Option("--contacts", min=10, help="Contacts to generate.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """A full sync cycle against the bundled sandbox: pull, score and push, then a summary."""
+    from connector.demo import run_demo
+
+    with bind_run():
+        if not as_json:
+            err.print(f"Starting the sandbox with {contacts:,} contacts (seed {seed})...")
+        summary = run_demo(contacts=contacts, seed=seed)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    rows = [
+        ("contacts pulled", summary["contacts"]),
+        ("activities pulled", summary["activities"]),
+        ("MQLs (ground truth: sales-ready)", f"{summary['mqls']} ({summary['sales_ready_in_ground_truth']})"),
+        ("Leads created / updated", f"{summary['leads_created']} / {summary['leads_updated']}"),
+        ("linked to existing records", summary["linked_to_existing"]),
+        ("Tasks created", summary["tasks_created"]),
+        ("dead letters", summary["dead_letters"]),
+    ]
+    for system in ("hubspot", "salesforce"):
+        calls, minimum = summary["api_calls"][system], summary["minimum_calls"][system]
+        ratio = f"{calls / minimum:.2f}x minimum" if minimum else "-"
+        rows.append((f"{system} API calls", f"{calls} ({ratio})"))
+    for label, value in rows:
+        out.print(f"  {label:<34} {value}", highlight=False)
+
+
+dlq_app = typer.Typer(help="Dead letters: records parked with the reason and who must act.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    config: ConfigOption = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="Only this stage.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """List the open dead letters: stage, record, who must act, why, attempts."""
+    from connector.store import Store
+
+    loaded = load_checked_config(config, require_secrets=False)
+    store = Store(loaded.state.database_url)
+    letters = store.dead_letters(stage=stage)
+    store.close()
+    for d in letters:
+        row = {"id": d.id, "stage": d.stage, "system": d.system, "record": d.record_key,
+               "actor": d.actor, "code": d.error_code, "reason": d.reason,
+               "attempts": d.attempts, "last_seen": d.last_seen_at.isoformat()}
+        if as_json:
+            sys.stdout.write(json.dumps(row) + "\n")
+        else:
+            out.print(f"#{d.id} [{d.stage}] {d.record_key} — {d.actor} must act: {escape(d.reason)}"
+                      f" (code {d.error_code or '-'}, {d.attempts} attempt(s))", highlight=False)
+    if not as_json:
+        out.print(f"{len(letters)} open dead letter(s)")
+
+
 def main() -> None:
     """Console-script entry point: admin-facing errors become messages and exit codes."""
     try:

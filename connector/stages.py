@@ -3,6 +3,7 @@ every log line, and a clean stop when a daily quota is spent. Used by the CLI an
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -108,6 +109,53 @@ def run_score_stage(
             store.finish_run(run_id, status="failed", counts=dict(result.counts), error=str(exc))
             store.close()
             raise
+    store.finish_run(run_id, status=result.status, counts=dict(result.counts), error=result.error)
+    store.close()
+    return result
+
+
+GOVERNOR_BOOKMARK = "salesforce.governor"
+
+
+def run_push_stage(
+    config: Config, *, trigger: str = "manual", dry_run: bool = False,
+    clock: Clock | None = None,
+) -> StageResult:
+    """Hand the MQLs to Salesforce once. Stops cleanly (status "stopped") when Handshake's
+    share of the Salesforce allocation is spent; the next cycle resumes where it stopped."""
+    from connector.mapping import load_fields, load_routing
+    from connector.push.engine import PushContext, push
+    from connector.salesforce import SalesforceClient
+    from connector.salesforce.governor import GovernorSnapshot
+    from connector.scoring import Engine, load_model
+
+    clock = clock or SystemClock()
+    fields = load_fields(config.mapping_path("fields"))
+    routing = load_routing(config.mapping_path("routing"))
+    engine = Engine(load_model(config.mapping_path("scoring")))
+    store = open_store(config, clock)
+    run_id = store.start_run("push", trigger=trigger)
+    result = StageResult(run_id, "ok")
+    saved = store.get_bookmark(GOVERNOR_BOOKMARK)
+    snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
+    with bind_run(run_id):
+        sf = SalesforceClient.from_config(config, clock=clock, snapshot=snapshot)
+        ctx = PushContext(store=store, sf=sf, fields=fields, routing=routing, engine=engine,
+                          clock=clock, external_id_field=config.salesforce.external_id_field,
+                          run_id=run_id, dry_run=dry_run)
+        try:
+            push(ctx)
+        except QuotaExhausted as exc:
+            result.status, result.error = "stopped", str(exc)
+            log.warning("stopped at Handshake's share of the Salesforce allocation: %s", exc)
+        except Exception as exc:
+            store.finish_run(run_id, status="failed", counts=dict(ctx.counts), error=str(exc))
+            raise
+        finally:
+            result.counts = ctx.counts
+            store.set_bookmark(GOVERNOR_BOOKMARK, json.dumps(sf.governor.snapshot().to_json()),
+                              run_id=run_id)
+            sf.close()
     store.finish_run(run_id, status=result.status, counts=dict(result.counts), error=result.error)
     store.close()
     return result

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, ConfigProblem
 
 __all__ = ["mappings_check", "score_explain", "sync_score"]
 
@@ -109,23 +109,36 @@ def score_explain(
 
 def mappings_check(
     config: ConfigOption = None,
-    live: Annotated[bool, typer.Option("--live", help="Also check the properties named exist "
-                                       "in HubSpot (one API call).")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Also check against HubSpot's properties "
+                                       "and Salesforce's describe and users.")] = False,
 ) -> None:
-    """Validate scoring.toml; exit 2 listing every problem by file, line and key."""
+    """Validate scoring.toml, fields.toml and routing.toml; exit 2 listing every problem by
+    file, line and key."""
+    from connector.mapping import fields as fields_file
+    from connector.mapping import load_fields, load_routing
+    from connector.mapping import routing as routing_file
     from connector.scoring.model import load_model, property_problems
 
     cli = _cli()
     loaded = cli.load_checked_config(config, require_secrets=live)
-    path = loaded.mapping_path("scoring")
+    paths = {name: loaded.mapping_path(name) for name in ("scoring", "fields", "routing")}
+    problems: list[ConfigProblem] = []
+    model = None
     try:
-        model = load_model(path)
+        model = load_model(paths["scoring"])
     except ConfigError as exc:
-        cli.report_config_error(exc)
-        raise typer.Exit(EXIT_CONFIG) from None
+        problems.extend(exc.problems)
+    problems.extend(fields_file.problems_of(paths["fields"]))
+    problems.extend(routing_file.problems_of(paths["routing"]))
+    if problems:
+        cli.report_config_error(ConfigError(problems))
+        raise typer.Exit(EXIT_CONFIG)
+    assert model is not None
+    fields_map, routing = load_fields(paths["fields"]), load_routing(paths["routing"])
     if live:
         from connector.hubspot import settings as hs
         from connector.hubspot.client import HubSpotClient
+        from connector.salesforce import SalesforceClient
 
         client = HubSpotClient.from_config(loaded)
         try:
@@ -133,11 +146,22 @@ def mappings_check(
         finally:
             client.close()
         known = {str(p.get("name")) for p in body.get("results") or []}
-        problems = property_problems(model, Path(path).read_text(encoding="utf-8"), known,
-                                     str(path))
+        problems.extend(property_problems(
+            model, Path(paths["scoring"]).read_text(encoding="utf-8"), known,
+            str(paths["scoring"])))
+        with SalesforceClient.from_config(loaded) as sf:
+            problems.extend(fields_map.live_problems(sf.fields(fields_map.sobject), known,
+                                                     str(paths["fields"])))
+            users = list(sf.query("SELECT Id, Email, Username, Name, IsActive FROM User",
+                                  what="users"))
+            problems.extend(routing.live_problems(users, str(paths["routing"])))
         if problems:
             cli.report_config_error(ConfigError(problems))
             raise typer.Exit(EXIT_CONFIG)
-    cli.out.print(f"[green]✓[/] {escape(str(path))}: scoring model is valid "
+    cli.out.print(f"[green]✓[/] {escape(str(paths['scoring']))}: scoring model is valid "
                   f"({len(model.fit.rules)} fit rules, {len(model.interest.rules)} interest "
                   f"rules, {len(model.nurture.tracks)} nurture tracks)")
+    cli.out.print(f"[green]✓[/] {escape(str(paths['fields']))}: "
+                  f"{len(fields_map.rules)} field mappings are valid")
+    cli.out.print(f"[green]✓[/] {escape(str(paths['routing']))}: routing is valid "
+                  f"(mode {routing.mode})")

@@ -618,6 +618,15 @@ class Store:
         with self.transaction() as s:
             return s.get(WriteLedgerEntry, key)
 
+    def ledger_entries(self, prefix: str, *, status: str | None = None) -> list[WriteLedgerEntry]:
+        """Ledger entries whose key starts with `prefix` (e.g. every digest of one contact)."""
+        with self.transaction() as s:
+            q = select(WriteLedgerEntry).where(
+                WriteLedgerEntry.key.startswith(prefix, autoescape=True))
+            if status:
+                q = q.where(WriteLedgerEntry.status == status)
+            return list(s.scalars(q.order_by(WriteLedgerEntry.key)))
+
     def pending_writes(self, system: str | None = None) -> list[WriteLedgerEntry]:
         with self.transaction() as s:
             q = select(WriteLedgerEntry).where(WriteLedgerEntry.status == "pending")

@@ -93,3 +93,17 @@ def test_backfill_rereads_a_range_without_duplicates_or_moving_bookmarks(sandbox
     assert store.bookmarks() == before_marks
     bad = cli(sandbox, config, "backfill", "--since", "last tuesday", "--stage", "pull")
     assert bad.returncode == 2 and "not a date" in bad.stderr
+
+
+def test_dlq_list_shows_who_must_act(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = tmp_path / "h.toml"
+    config.write_text(sandbox_toml(sandbox, tmp_path / "s.db"))
+    assert cli(sandbox, config, "sync", "pull", "--stream", "contacts").returncode == 0
+    listing = cli(sandbox, config, "dlq", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "data must act" in listing.stdout and "no email address" in listing.stdout
+    as_json = cli(sandbox, config, "dlq", "list", "--json")
+    import json
+
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert rows and all(r["actor"] == "data" and r["stage"] == "pull" for r in rows)

@@ -1,0 +1,324 @@
+"""Push: the hand-off of every MQL to Salesforce, exactly once, with the context to act.
+
+Per batch of MQLs (200, one collection call):
+1. match by email in batched SOQL: an existing Contact gets no Lead (its owner is told with a
+   hand-off Task on the Contact); an open Lead is updated; a converted Lead follows its Contact;
+   otherwise a Lead is created (upsert by the external-id field, so a retry never duplicates);
+2. field values from `mappings/fields.toml`, owner from `mappings/routing.toml`;
+3. every write is claimed in the write ledger first and completed after: a record whose values
+   did not change is not written again; a DUPLICATES_DETECTED answer links to the matched record;
+   any other refusal is a dead letter saying who must act;
+4. one hand-off Task per MQL (the lead-intelligence summary, due at the first-touch SLA) and a
+   digest Task of the activities not sent yet, each written once (ledger; no Task external id).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from connector.clock import Clock
+from connector.errors import Actor
+from connector.store import Contact, Store
+
+__all__ = ["PushContext", "push"]
+
+log = logging.getLogger("connector.push")
+
+STAGE = "push"
+BATCH = 200
+FIRST_TOUCH_SLA = timedelta(hours=24)
+WORKED_SLA = timedelta(hours=48)
+SUBJECT_MAX = 255
+DESCRIPTION_MAX = 32_000
+# Fields never copied onto an existing Lead: sales owns them once the Lead exists.
+UPDATE_SKIPS_RULES = {"salesforce", "salesforce_unless_blank", "none"}
+
+
+@dataclass
+class PushContext:
+    """What the push needs; adapters and mapping files come in, nothing is built here."""
+
+    store: Store
+    sf: Any  # connector.salesforce.SalesforceClient
+    fields: Any  # connector.mapping.FieldMap
+    routing: Any  # connector.mapping.Routing
+    engine: Any  # connector.scoring.Engine (for the hand-off summary)
+    clock: Clock
+    external_id_field: str = "Handshake_Id__c"
+    run_id: str | None = None
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
+
+
+@dataclass
+class _Plan:
+    contact: Contact
+    action: str  # create | update | link_contact | link_converted
+    values: dict[str, Any]
+    sf_id: str | None = None
+    owner_id: str | None = None
+    why: str = ""
+    # What the ledger compares: the mapped HubSpot values, whatever the action, so a Lead
+    # created in one run and found as an open Lead in the next is not written again.
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
+    """Live contacts whose newest score makes them an MQL, `size` at a time."""
+    chunk: list[Contact] = []
+    page: list[Contact] = []
+    for contact in store.iter_contacts(batch=1000):
+        page.append(contact)
+        if len(page) == 1000:
+            chunk.extend(_mqls(store, page))
+            page = []
+        while len(chunk) >= size:
+            yield chunk[:size]
+            chunk = chunk[size:]
+    chunk.extend(_mqls(store, page))
+    while chunk:
+        yield chunk[:size]
+        chunk = chunk[size:]
+
+
+def _mqls(store: Store, contacts: Sequence[Contact]) -> list[Contact]:
+    scores = store.latest_scores([c.hubspot_id for c in contacts])
+    return [c for c in contacts if c.email and (s := scores.get(c.hubspot_id)) and s.is_mql]
+
+
+def push(ctx: PushContext) -> Counter[str]:
+    """Hand every MQL over; returns counts (leads created/updated, tasks, dead letters...)."""
+    describe = ctx.sf.fields("Lead")
+    users = list(ctx.sf.query(
+        "SELECT Id, Email, Name, IsActive FROM User WHERE IsActive = true", what="users"))
+    for batch in _mql_batches(ctx.store):
+        plans = _plan(ctx, batch, describe, users)
+        handed = _write_leads(ctx, plans, users)
+        _write_tasks(ctx, handed)
+    ctx.counts["salesforce.calls"] = ctx.sf.calls
+    return ctx.counts
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any],
+          users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
+    matches = ctx.sf.match_emails([c.email for c in batch if c.email])
+    plans: list[_Plan] = []
+    for contact in batch:
+        email = contact.email or ""
+        mapped = ctx.fields.lead_values(contact.properties, email=email,
+                                        hubspot_id=contact.hubspot_id, describe=describe)
+        values = dict(mapped.values)
+        values[ctx.external_id_field] = contact.hubspot_id
+        existing_contacts = matches.contacts_for(email)
+        open_leads = matches.open_leads_for(email)
+        converted = matches.converted_leads_for(email)
+        if existing_contacts:
+            sf_contact = existing_contacts[0]
+            plans.append(_Plan(contact, "link_contact", {}, sf_contact.id, sf_contact.owner_id,
+                               "the email is already a Salesforce Contact"))
+        elif open_leads:
+            lead = open_leads[0]
+            update = {k: v for k, v in values.items()
+                      if mapped.rules.get(k) not in UPDATE_SKIPS_RULES}
+            update["Id"] = lead.id
+            plans.append(_Plan(contact, "update", update, lead.id, lead.owner_id,
+                               "an open Lead has this email", payload=values))
+        elif converted and converted[0].converted_contact_id:
+            lead = converted[0]
+            plans.append(_Plan(contact, "link_converted", {}, lead.converted_contact_id,
+                               None, "the Lead was converted: its Contact takes over"))
+        else:
+            plans.append(_Plan(contact, "create", values, None, None, "new MQL",
+                               payload=dict(values)))
+    return plans
+
+
+# --- writing Leads --------------------------------------------------------------------------
+
+
+def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]]) -> None:
+    """Owner of a new Lead, by `mappings/routing.toml` (only for Leads about to be created, so
+    the round-robin pointers move once per Lead)."""
+    assignment = ctx.routing.assign(plan.contact.properties, users=users, store=ctx.store,
+                                    owner_email=None)
+    plan.owner_id = assignment.owner_id
+    plan.why = assignment.reason or plan.why
+    if assignment.owner_id and not assignment.use_assignment_rules:
+        plan.values["OwnerId"] = assignment.owner_id
+
+
+def _write_leads(ctx: PushContext, plans: list[_Plan],
+                 users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
+    """Write what changed; returns the plans whose contact now stands in Salesforce."""
+    store, counts = ctx.store, ctx.counts
+    handed: list[_Plan] = []
+    creates: list[_Plan] = []
+    updates: list[_Plan] = []
+    for plan in plans:
+        hid = plan.contact.hubspot_id
+        if plan.action in ("link_contact", "link_converted"):
+            if not ctx.dry_run:
+                store.link(hid, "Contact", str(plan.sf_id), how="matched" if
+                           plan.action == "link_contact" else "converted")
+            counts[f"leads.{plan.action}"] += 1
+            handed.append(plan)
+            continue
+        key = f"sf:lead:{hid}"
+        if plan.action == "create":
+            before = store.ledger_entry(key)
+            if before is None or before.status != "done":
+                _route(ctx, plan, users)
+        if ctx.dry_run:
+            ctx.planned.append({"contact": hid, "action": plan.action, "values": plan.values,
+                                "why": plan.why})
+            counts[f"leads.would_{plan.action}"] += 1
+            continue
+        entry = store.claim_write(key, system="salesforce", operation=plan.action, target="Lead",
+                                  payload=plan.payload, run_id=ctx.run_id)
+        if entry is None:
+            counts["leads.unchanged"] += 1
+            link = store.linked(hid)
+            if link is not None:
+                plan.sf_id = link.sf_id
+                handed.append(plan)
+            continue
+        (creates if plan.action == "create" else updates).append(plan)
+
+    for kind, group in (("create", creates), ("update", updates)):
+        if not group:
+            continue
+        records = [p.values for p in group]
+        if kind == "create":
+            auto = not any("OwnerId" in r for r in records)
+            batches = ctx.sf.upsert_batches("Lead", records, ctx.external_id_field,
+                                            auto_assign=auto)
+        else:
+            batches = ctx.sf.update_batches("Lead", records, auto_assign=False)
+        for results in batches:
+            for result in results:
+                plan = group[result.index]
+                _settle(ctx, plan, result, kind)
+                if plan.sf_id:
+                    handed.append(plan)
+    return handed
+
+
+def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
+    store, counts = ctx.store, ctx.counts
+    hid = plan.contact.hubspot_id
+    key = f"sf:lead:{hid}"
+    if result.success:
+        plan.sf_id = result.id
+        store.link(hid, "Lead", result.id, how="created" if result.created else "updated")
+        store.complete_write(key, remote_id=result.id)
+        store.resolve_dead_letters(stage=STAGE, record_keys=[hid])
+        counts["leads.created" if result.created else "leads.updated"] += 1
+        return
+    duplicates = result.duplicates
+    if duplicates:
+        match = duplicates[0]
+        plan.sf_id = match.id
+        store.link(hid, match.sobject, match.id, how="duplicate_rule")
+        store.complete_write(key, remote_id=match.id)
+        counts["leads.linked_duplicate"] += 1
+        return
+    rejection = result.rejection
+    store.complete_write(key, ok=False)
+    store.dead_letter(
+        stage=STAGE, system="salesforce", record_key=hid,
+        reason=str(rejection.message if rejection else "refused"),
+        actor=rejection.actor if rejection else Actor.ADMIN,
+        payload={"action": kind, "values": plan.values,
+                 "fix": getattr(rejection, "fix", "")},
+        error_code=getattr(rejection, "code", "") or "",
+    )
+    counts["leads.dead_letters"] += 1
+
+
+# --- Tasks -------------------------------------------------------------------------------
+
+
+def _write_tasks(ctx: PushContext, handed: list[_Plan]) -> None:
+    """The hand-off Task (once per MQL) and the digest of activities not sent yet."""
+    if ctx.dry_run or not handed:
+        return
+    store = ctx.store
+    now = ctx.clock.now()
+    ids = [p.contact.hubspot_id for p in handed]
+    activities = store.activities_for_many(ids)
+    tasks: list[tuple[str, dict[str, Any], str]] = []  # (ledger key, record, payload id)
+    for plan in handed:
+        hid = plan.contact.hubspot_id
+        acts = activities.get(hid, [])
+        who = plan.sf_id
+        owner = plan.owner_id
+        handoff_key = f"sf:task:handoff:{hid}"
+        entry = store.claim_write(handoff_key, system="salesforce", operation="create",
+                                  target="Task", payload={"who": who}, run_id=ctx.run_id)
+        if entry is not None:
+            result = ctx.engine.score(plan.contact, acts, now)
+            from connector.scoring.intelligence import render_text, summarize
+
+            text = render_text(summarize(plan.contact, acts, result, now), limit=DESCRIPTION_MAX)
+            record = {
+                "WhoId": who, "Subject": f"Handshake hand-off: {plan.why or 'new MQL'}"[:SUBJECT_MAX],
+                "Description": text, "Status": "Not Started", "Priority": "High",
+                "ActivityDate": (now + FIRST_TOUCH_SLA).date().isoformat(),
+            }
+            if owner:
+                record["OwnerId"] = owner
+            tasks.append((handoff_key, record, "handoff"))
+            store.open_sla_timer(hubspot_id=hid, sf_id=str(who), owner_id=owner, assigned_at=now,
+                                 first_touch_due=now + FIRST_TOUCH_SLA,
+                                 worked_due=now + WORKED_SLA)
+        if acts:
+            # One digest Task per batch of new activities, keyed by the newest it carries.
+            prefix = f"sf:task:digest:{hid}:"
+            done = store.ledger_entries(prefix, status="done")
+            since = max((int(e.key[len(prefix):]) for e in done), default=0)
+            fresh = [a for a in acts if a.id > since]
+            newest = max((a.id for a in fresh), default=0)
+            digest_key = f"{prefix}{newest:012d}"
+            if fresh and store.claim_write(digest_key, system="salesforce", operation="create",
+                                           target="Task", payload={"who": who},
+                                           run_id=ctx.run_id):
+                lines = [f"{a.occurred_at:%Y-%m-%d %H:%M} {a.type}: {a.title or a.url or ''}"
+                         for a in sorted(fresh, key=lambda a: a.occurred_at, reverse=True)]
+                record = {
+                    "WhoId": who, "Status": "Completed", "Priority": "Normal",
+                    "Subject": f"Marketing activity: {len(fresh)} new "
+                               f"(to {max(a.occurred_at for a in fresh):%Y-%m-%d})",
+                    "Description": "\n".join(lines)[:DESCRIPTION_MAX],
+                    "ActivityDate": now.date().isoformat(),
+                }
+                if owner:
+                    record["OwnerId"] = owner
+                tasks.append((digest_key, record, "digest"))
+    if not tasks:
+        return
+    records = [t[1] for t in tasks]
+    for results in ctx.sf.create_batches("Task", records):
+        for result in results:
+            key, record, marker = tasks[result.index]
+            if result.success:
+                store.complete_write(key, remote_id=result.id)
+                ctx.counts["tasks.handoff" if marker == "handoff" else "tasks.activity"] += 1
+            else:
+                store.complete_write(key, ok=False)
+                rejection = result.rejection
+                store.dead_letter(stage=STAGE, system="salesforce", record_key=key,
+                                  reason=str(rejection.message if rejection else "refused"),
+                                  actor=rejection.actor if rejection else Actor.ADMIN,
+                                  payload={"task": record},
+                                  error_code=getattr(rejection, "code", "") or "")
+                ctx.counts["tasks.dead_letters"] += 1
+

@@ -1,0 +1,119 @@
+"""Push against the sandbox: every MQL reaches Salesforce exactly once, matched and routed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.demo import MAPPINGS_DIR, _config
+from connector.mapping import load_routing
+from connector.pull import pull
+from connector.sandbox import Sandbox
+from connector.stages import run_push_stage, run_score_stage
+from connector.store import Store
+from connector.wiring import open_store
+from tests.pull.helpers import context, unthrottle
+
+
+@pytest.fixture(scope="module")
+def cycle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sandbox, object, dict]:
+    folder = tmp_path_factory.mktemp("push")
+    with Sandbox(contacts=800, seed=42, workdir=folder / "sb") as sb:
+        unthrottle(sb)
+        sb.clock.advance(timedelta(hours=1))
+        config = _config(sb.info(), folder / "state.db")
+        store = open_store(config)
+        pull(context(config, store))
+        run_score_stage(config)
+        before = {r["Id"] for r in sb.salesforce.state.records("Lead")}  # type: ignore[union-attr]
+        first = run_push_stage(config)
+        yield sb, config, {"first": first, "leads_before": before}
+
+
+def test_leads_are_exactly_the_mqls_with_no_duplicates(cycle: tuple) -> None:
+    sb, config, seen = cycle
+    state = sb.salesforce.state
+    gt = sb.dataset.ground_truth
+    leads = state.records("Lead")
+    emails = Counter((r.get("Email") or "").lower() for r in leads)
+    assert [e for e, n in emails.items() if n > 1 and e] == []
+    contact_emails = {(r.get("Email") or "").lower() for r in state.records("Contact")}
+    ours = {(r.get("Email") or "").lower() for r in leads if r.get("Handshake_Id__c")}
+    assert not (ours & contact_emails)
+    sales_ready = {e.lower() for e in gt.sales_ready}
+    # every sales-ready email is a Lead carrying our id, or an existing Contact
+    assert sales_ready <= ours | contact_emails
+    assert ours <= sales_ready
+
+
+def test_each_handed_off_lead_has_one_handoff_task_owned_by_its_routed_rep(cycle: tuple) -> None:
+    sb, config, seen = cycle
+    state = sb.salesforce.state
+    tasks = state.records("Task")
+    handoffs = Counter(t["WhoId"] for t in tasks if t["Subject"].startswith("Handshake hand-off"))
+    store = Store(config.state.database_url)
+    linked = [store.linked(c.hubspot_id) for c in store.iter_contacts()]
+    linked_ids = {l.sf_id for l in linked if l is not None}
+    assert set(handoffs) == linked_ids
+    assert set(handoffs.values()) == {1}
+    routing = load_routing(MAPPINGS_DIR / "routing.toml")
+    assert routing.mode in ("handshake", "assignment_rules")
+    new_leads = [r for r in state.records("Lead") if r["Id"] not in seen["leads_before"]]
+    assert new_leads and all(r.get("OwnerId") for r in new_leads)
+
+
+def test_running_again_writes_nothing(cycle: tuple) -> None:
+    sb, config, seen = cycle
+    stats = sb.salesforce.stats
+    tasks_before = len(sb.salesforce.state.records("Task"))
+    for _ in range(3):
+        again = run_push_stage(config)
+        written = {k: v for k, v in again.counts.items()
+                   if k.startswith(("leads.created", "leads.updated", "tasks.")) and v}
+        assert written == {}
+    assert len(sb.salesforce.state.records("Task")) == tasks_before
+    assert stats is not None
+
+
+def test_mappings_check_live_against_the_sandbox(cycle: tuple, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    sb, _config_obj, _seen = cycle
+    info = sb.info()
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(f"""
+[hubspot]
+base_url = "{info['hubspot']['base_url']}"
+[salesforce]
+instance_url = "{info['salesforce']['instance_url']}"
+login_url = "{info['salesforce']['login_url']}"
+ca_bundle = "{info['salesforce']['ca_bundle']}"
+[mappings]
+fields = "{MAPPINGS_DIR / 'fields.toml'}"
+scoring = "{MAPPINGS_DIR / 'scoring.toml'}"
+routing = "{MAPPINGS_DIR / 'routing.toml'}"
+""")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
+           "HANDSHAKE_HUBSPOT_TOKEN": info["hubspot"]["access_token"],
+           "HANDSHAKE_SF_USERNAME": info["salesforce"]["username"],
+           "HANDSHAKE_SF_PASSWORD": info["salesforce"]["password"],
+           "HANDSHAKE_SF_SECURITY_TOKEN": info["salesforce"]["security_token"]}
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "mappings", "check", "--live",
+                             "-c", str(cfg)], capture_output=True, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "field mappings are valid" in result.stdout
+    broken = tmp_path / "fields.toml"
+    broken.write_text((MAPPINGS_DIR / "fields.toml").read_text().replace(
+        'salesforce = "Title"', 'salesforce = "Titel"'))
+    cfg.write_text(cfg.read_text().replace(str(MAPPINGS_DIR / "fields.toml"), str(broken)))
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "mappings", "check", "--live",
+                             "-c", str(cfg)], capture_output=True, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert result.returncode == 2
+    assert "Titel" in result.stderr
