@@ -382,7 +382,9 @@ class Store:
             }
             for r in records
         ]
-        stmt = self._insert(Contact).values(rows)
+        # One statement executed for many rows ("insertmanyvalues"): a multi-row VALUES per batch
+        # size would put a large compiled statement in the cache for every size seen.
+        stmt = self._insert(Contact)
         ex = stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=["hubspot_id"],
@@ -400,9 +402,9 @@ class Store:
         )
         stmt = stmt.returning(Contact.hubspot_id)
         if session is not None:
-            return len(list(session.scalars(stmt)))
+            return len(list(session.scalars(stmt, rows)))
         with self.transaction() as s:
-            return len(list(s.scalars(stmt)))
+            return len(list(s.scalars(stmt, rows)))
 
     def get_contact(self, hubspot_id: str) -> Contact | None:
         with self.transaction() as s:
@@ -470,10 +472,10 @@ class Store:
 
         # RETURNING yields one row per inserted activity; count them while collecting contacts.
         def insert(s: Session) -> int:
-            stmt = self._insert(Activity).values(rows).on_conflict_do_nothing(
+            stmt = self._insert(Activity).on_conflict_do_nothing(
                 index_elements=["source", "source_id"]
             ).returning(Activity.contact_id)
-            inserted = list(s.scalars(stmt))
+            inserted = list(s.scalars(stmt, rows))
             touched = set(inserted)
             if touched:
                 s.execute(
