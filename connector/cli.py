@@ -229,6 +229,28 @@ def sync_pull(
     _run_pull(config, dry_run=dry_run, full=full, streams=stream)
 
 
+@sync_app.command("push")
+def sync_push(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be written, field "
+                                          "by field; write nothing.")] = False,
+) -> None:
+    """Hand the MQLs to Salesforce: match, map, route, write Leads and Tasks once each."""
+    from connector.stages import run_push_stage
+
+    loaded = load_checked_config(config)
+    result = run_push_stage(loaded, dry_run=dry_run)
+    for plan in result.planned:
+        out.print(f"[bold]{plan['action']}[/] Lead for HubSpot contact {plan['contact']} "
+                  f"({escape(str(plan['why']))})", highlight=False)
+        for name, value in sorted(plan["values"].items()):
+            out.print(f"    {name} = {escape(repr(value))}", highlight=False)
+    _print_counts(f"push {'(dry run: nothing written) ' if dry_run else ''}{result.status}",
+                  dict(result.counts))
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
+
+
 def _parse_date(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -31,6 +32,7 @@ class StageResult:
     status: str  # ok | stopped (quota: resumes next cycle) | failed
     counts: Counter[str] = field(default_factory=Counter)
     error: str | None = None
+    planned: list[dict[str, Any]] = field(default_factory=list)  # dry runs: what would be written
 
 
 def run_pull_stage(
@@ -153,6 +155,7 @@ def run_push_stage(
             raise
         finally:
             result.counts = ctx.counts
+            result.planned = ctx.planned
             store.set_bookmark(GOVERNOR_BOOKMARK, json.dumps(sf.governor.snapshot().to_json()),
                               run_id=run_id)
             sf.close()

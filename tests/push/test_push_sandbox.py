@@ -117,3 +117,48 @@ routing = "{MAPPINGS_DIR / 'routing.toml'}"
                             cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert result.returncode == 2
     assert "Titel" in result.stderr
+
+
+def test_sync_push_dry_run_shows_fields_and_writes_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with Sandbox(contacts=300, seed=42, workdir=tmp_path / "sb") as sb:
+        unthrottle(sb)
+        sb.clock.advance(timedelta(hours=1))
+        config = _config(sb.info(), tmp_path / "state.db")
+        store = open_store(config)
+        pull(context(config, store))
+        run_score_stage(config)
+        info = sb.info()
+        cfg = tmp_path / "h.toml"
+        cfg.write_text(f"""
+[hubspot]
+base_url = "{info['hubspot']['base_url']}"
+[salesforce]
+instance_url = "{info['salesforce']['instance_url']}"
+login_url = "{info['salesforce']['login_url']}"
+ca_bundle = "{info['salesforce']['ca_bundle']}"
+[state]
+database_url = "sqlite:///{tmp_path / 'state.db'}"
+[mappings]
+fields = "{MAPPINGS_DIR / 'fields.toml'}"
+scoring = "{MAPPINGS_DIR / 'scoring.toml'}"
+routing = "{MAPPINGS_DIR / 'routing.toml'}"
+""")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
+               "HANDSHAKE_HUBSPOT_TOKEN": info["hubspot"]["access_token"],
+               "HANDSHAKE_SF_USERNAME": info["salesforce"]["username"],
+               "HANDSHAKE_SF_PASSWORD": info["salesforce"]["password"],
+               "HANDSHAKE_SF_SECURITY_TOKEN": info["salesforce"]["security_token"]}
+        leads_before = len(sb.salesforce.state.records("Lead"))  # type: ignore[union-attr]
+        result = subprocess.run([sys.executable, "-m", "connector.cli", "sync", "push",
+                                 "--dry-run", "-c", str(cfg)], capture_output=True, text=True,
+                                env=env, cwd=Path(__file__).resolve().parents[2], timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "create Lead for HubSpot contact" in result.stdout
+        assert "LastName = " in result.stdout and "Handshake_Id__c = " in result.stdout
+        assert len(sb.salesforce.state.records("Lead")) == leads_before  # type: ignore[union-attr]
+        assert Store(config.state.database_url).linked(
+            next(iter(store.iter_contacts())).hubspot_id) is None
