@@ -162,3 +162,27 @@ routing = "{MAPPINGS_DIR / 'routing.toml'}"
         assert len(sb.salesforce.state.records("Lead")) == leads_before  # type: ignore[union-attr]
         assert Store(config.state.database_url).linked(
             next(iter(store.iter_contacts())).hubspot_id) is None
+
+
+def test_fifty_changed_contacts_are_updated_in_one_call(cycle: tuple) -> None:
+    sb, config, _seen = cycle
+    store = Store(config.state.database_url)
+    ours = [c.hubspot_id for c in store.iter_contacts()
+            if (link := store.linked(c.hubspot_id)) is not None and link.sf_object == "Lead"]
+    changed = ours[:50]
+    assert len(changed) == 50
+    sb.clock.advance(timedelta(minutes=30))
+    sb.hubspot.state.touch_contacts(changed, {"jobtitle": "Chief Growth Officer"})
+    pull(context(config, store))
+    run_score_stage(config)
+    calls_before = sb.salesforce.stats.snapshot()["by_route"]
+    result = run_push_stage(config)
+    assert result.counts["leads.updated"] == 50
+    assert result.counts.get("leads.created", 0) == 0
+    after = sb.salesforce.stats.snapshot()["by_route"]
+    writes = {route: after[route] - calls_before.get(route, 0) for route in after
+              if "composite/sobjects" in route and after[route] != calls_before.get(route, 0)}
+    assert sum(writes.values()) == 1, writes
+    titles = {r["Handshake_Id__c"]: r.get("Title") for r in sb.salesforce.state.records("Lead")
+              if r.get("Handshake_Id__c")}
+    assert all(titles[c] == "Chief Growth Officer" for c in changed)
