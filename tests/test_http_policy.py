@@ -1121,3 +1121,11 @@ def test_configured_ca_bundle_beats_the_environment(monkeypatch: pytest.MonkeyPa
     session = make_requests_session(sf_policy, inner=Recorder(), verify="/opt/sandbox-ca.pem")
     session.get(f"{SF}/services/data/")
     assert seen == ["/opt/sandbox-ca.pem"]
+
+
+def test_one_letter_secrets_do_not_garble_messages(frozen: FrozenClock) -> None:
+    policy = HttpPolicy.for_hubspot(clock=frozen, secrets=["t"])
+    policy.add_secret("p")
+    policy.add_secret("real-secret-value")
+    assert policy.redact("Connection to host failed: real-secret-value") == (
+        "Connection to host failed: ***")

@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("connector.http")
 
+MIN_SECRET_CHARS = 4
+
 RefreshHook = Callable[[], Mapping[str, str] | None]
 """Refreshes a session; may return headers (e.g. a new Authorization) for the re-sent request."""
 
@@ -116,7 +118,7 @@ class HttpPolicy:
         self.clock: Clock = clock or SystemClock()
         self.on_session_expired = on_session_expired
         self._random = random or Random()
-        self._secrets: set[str] = {x for x in secrets if x}
+        self._secrets: set[str] = {x for x in secrets if len(x or "") >= MIN_SECRET_CHARS}
         self._lock = threading.Lock()
         self._quota: QuotaExhausted | None = None
         self.daily_usage: tuple[int, int] | None = None  # (used, allowed), as last reported
@@ -190,8 +192,11 @@ class HttpPolicy:
         return Timeouts(st.connect_timeout, st.read_timeout, st.write_timeout, st.pool_timeout)
 
     def add_secret(self, secret: str) -> None:
-        """Register a value (token, password) that must never appear in an error message."""
-        if secret:
+        """Register a value (token, password) that must never appear in an error message.
+
+        Values shorter than MIN_SECRET_CHARS are not masked: masking every "t" of a message
+        hides nothing and makes the message unreadable (real credentials are much longer)."""
+        if len(secret or "") >= MIN_SECRET_CHARS:
             with self._lock:
                 self._secrets.add(secret)
 

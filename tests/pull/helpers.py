@@ -35,9 +35,20 @@ def sandbox_toml(sb: Sandbox, db: Path) -> str:
 base_url = "{info['hubspot']['base_url']}"
 [salesforce]
 instance_url = "{info['salesforce']['instance_url']}"
+login_url = "{info['salesforce']['login_url']}"
+ca_bundle = "{info['salesforce']['ca_bundle']}"
 [state]
 database_url = "sqlite:///{db}"
 """
+
+
+def sandbox_env(sb: Sandbox) -> dict[str, str]:
+    """The secrets of the sandbox, as the environment variables Handshake reads."""
+    info = sb.info()
+    return {"HANDSHAKE_HUBSPOT_TOKEN": info["hubspot"]["access_token"],
+            "HANDSHAKE_SF_USERNAME": info["salesforce"]["username"],
+            "HANDSHAKE_SF_PASSWORD": info["salesforce"]["password"],
+            "HANDSHAKE_SF_SECURITY_TOKEN": info["salesforce"]["security_token"]}
 
 
 def unthrottle(sb: Sandbox) -> None:

@@ -24,7 +24,7 @@ from connector.scoring.intelligence import MAX_TEXT_CHARS, render_text, summariz
 from connector.scoring.runner import score_contacts
 from connector.stages import run_score_stage
 from connector.store import Store
-from tests.pull.helpers import context, sandbox_config, sandbox_toml, unthrottle
+from tests.pull.helpers import context, sandbox_config, sandbox_env, sandbox_toml, unthrottle
 from tests.scoring.helpers import DEFAULT_MODEL, model_with
 
 CONTACTS = 2000
@@ -51,7 +51,10 @@ def pulled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pulled]:
         store.migrate()
         pull(context(config, store))
         toml = tmp / "handshake.toml"
-        toml.write_text(sandbox_toml(sb, db) + f'[mappings]\nscoring = "{DEFAULT_MODEL}"\n')
+        shipped = DEFAULT_MODEL.parent
+        toml.write_text(sandbox_toml(sb, db) + f'[mappings]\nscoring = "{DEFAULT_MODEL}"\n'
+                        f'fields = "{shipped / "fields.toml"}"\n'
+                        f'routing = "{shipped / "routing.toml"}"\n')
         yield Pulled(sb, config, store, toml)
         store.close()
 
@@ -175,9 +178,7 @@ def test_mappings_check_and_dry_run_commands(pulled: Pulled, tmp_path: Path) -> 
     refused = CliRunner().invoke(app(), ["check", "-c", str(broken)])
     assert refused.exit_code == 2
     assert "interest.rules[0].regex" in refused.output
-    env = {"HANDSHAKE_HUBSPOT_TOKEN": pulled.sb.info()["hubspot"]["access_token"],
-           "HANDSHAKE_SF_USERNAME": "u", "HANDSHAKE_SF_PASSWORD": "p",
-           "HANDSHAKE_SF_SECURITY_TOKEN": "t", "COLUMNS": "200"}
+    env = {**sandbox_env(pulled.sb), "COLUMNS": "200"}
     dry = CliRunner().invoke(app(), ["score", "-c", str(broken), "--dry-run"], env=env)
     assert dry.exit_code == 2
     live = CliRunner().invoke(app(), ["check", "-c", str(pulled.toml), "--live"], env=env)
