@@ -15,7 +15,14 @@ from connector.sandbox import Sandbox
 from connector.stages import run_push_stage, run_score_stage
 from connector.store import Store
 from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from tests.pull.helpers import context, sandbox_env, sandbox_toml, unthrottle
+
+
+def push_toml(sb: Sandbox, db: Path) -> str:
+    """A config file for the sandbox with the shipped mapping files."""
+    return sandbox_toml(sb, db) + "[mappings]\n" + "".join(
+        f'{name} = "{MAPPINGS_DIR / (name + ".toml")}"\n'
+        for name in ("fields", "scoring", "routing"))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def test_each_handed_off_lead_has_one_handoff_task_owned_by_its_routed_rep(cycle
     handoffs = Counter(t["WhoId"] for t in tasks if t["Subject"].startswith("Handshake hand-off"))
     store = Store(config.state.database_url)
     linked = [store.linked(c.hubspot_id) for c in store.iter_contacts()]
-    linked_ids = {l.sf_id for l in linked if l is not None}
+    linked_ids = {link.sf_id for link in linked if link is not None}
     assert set(handoffs) == linked_ids
     assert set(handoffs.values()) == {1}
     routing = load_routing(MAPPINGS_DIR / "routing.toml")
@@ -83,26 +90,10 @@ def test_mappings_check_live_against_the_sandbox(cycle: tuple, tmp_path: Path) -
     import subprocess
     import sys
 
-    sb, _config_obj, _seen = cycle
-    info = sb.info()
+    sb, config, _seen = cycle
     cfg = tmp_path / "h.toml"
-    cfg.write_text(f"""
-[hubspot]
-base_url = "{info['hubspot']['base_url']}"
-[salesforce]
-instance_url = "{info['salesforce']['instance_url']}"
-login_url = "{info['salesforce']['login_url']}"
-ca_bundle = "{info['salesforce']['ca_bundle']}"
-[mappings]
-fields = "{MAPPINGS_DIR / 'fields.toml'}"
-scoring = "{MAPPINGS_DIR / 'scoring.toml'}"
-routing = "{MAPPINGS_DIR / 'routing.toml'}"
-""")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
-           "HANDSHAKE_HUBSPOT_TOKEN": info["hubspot"]["access_token"],
-           "HANDSHAKE_SF_USERNAME": info["salesforce"]["username"],
-           "HANDSHAKE_SF_PASSWORD": info["salesforce"]["password"],
-           "HANDSHAKE_SF_SECURITY_TOKEN": info["salesforce"]["security_token"]}
+    cfg.write_text(push_toml(sb, tmp_path / "unused.db"))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200", **sandbox_env(sb)}
     result = subprocess.run([sys.executable, "-m", "connector.cli", "mappings", "check", "--live",
                              "-c", str(cfg)], capture_output=True, text=True, env=env,
                             cwd=Path(__file__).resolve().parents[2], timeout=120)
@@ -131,27 +122,10 @@ def test_sync_push_dry_run_shows_fields_and_writes_nothing(tmp_path: Path) -> No
         store = open_store(config)
         pull(context(config, store))
         run_score_stage(config)
-        info = sb.info()
         cfg = tmp_path / "h.toml"
-        cfg.write_text(f"""
-[hubspot]
-base_url = "{info['hubspot']['base_url']}"
-[salesforce]
-instance_url = "{info['salesforce']['instance_url']}"
-login_url = "{info['salesforce']['login_url']}"
-ca_bundle = "{info['salesforce']['ca_bundle']}"
-[state]
-database_url = "sqlite:///{tmp_path / 'state.db'}"
-[mappings]
-fields = "{MAPPINGS_DIR / 'fields.toml'}"
-scoring = "{MAPPINGS_DIR / 'scoring.toml'}"
-routing = "{MAPPINGS_DIR / 'routing.toml'}"
-""")
+        cfg.write_text(push_toml(sb, tmp_path / "state.db"))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
-               "HANDSHAKE_HUBSPOT_TOKEN": info["hubspot"]["access_token"],
-               "HANDSHAKE_SF_USERNAME": info["salesforce"]["username"],
-               "HANDSHAKE_SF_PASSWORD": info["salesforce"]["password"],
-               "HANDSHAKE_SF_SECURITY_TOKEN": info["salesforce"]["security_token"]}
+               **sandbox_env(sb)}
         leads_before = len(sb.salesforce.state.records("Lead"))  # type: ignore[union-attr]
         result = subprocess.run([sys.executable, "-m", "connector.cli", "sync", "push",
                                  "--dry-run", "-c", str(cfg)], capture_output=True, text=True,
