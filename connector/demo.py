@@ -90,7 +90,6 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             tasks = sb.salesforce.state.records("Task")
             mqls = sum(1 for c in store.iter_contacts()
                        if (s := store.latest_score(c.hubspot_id)) is not None and s.is_mql)
-            written = (pushed.counts.get("leads.created", 0) + pushed.counts.get("leads.updated", 0))
             task_count = (pushed.counts.get("tasks.handoff", 0)
                           + pushed.counts.get("tasks.activity", 0))
             summary = {
