@@ -344,6 +344,22 @@ def dlq_list(
         out.print(f"{len(letters)} open dead letter(s)")
 
 
+@dlq_app.command("retry")
+def dlq_retry(
+    config: ConfigOption = None,
+    ids: Annotated[list[int] | None, typer.Option("--id", help="Only this dead letter "
+                                                  "(repeatable).")] = None,
+) -> None:
+    """Try dead letters again once their cause is fixed (mapping corrected, data repaired)."""
+    from connector.stages import retry_dead_letters
+
+    loaded = load_checked_config(config)
+    with bind_run():
+        outcome = retry_dead_letters(loaded, ids or ())
+    out.print(f"{outcome.get('selected', 0)} dead letter(s) retried: "
+              f"{outcome.get('resolved', 0)} resolved, {outcome.get('still_open', 0)} still open")
+
+
 def main() -> None:
     """Console-script entry point: admin-facing errors become messages and exit codes."""
     try:

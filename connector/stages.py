@@ -162,3 +162,46 @@ def run_push_stage(
     store.finish_run(run_id, status=result.status, counts=dict(result.counts), error=result.error)
     store.close()
     return result
+
+
+def retry_dead_letters(config: Config, ids: Sequence[int] = ()) -> dict[str, int]:
+    """Try the open dead letters again (all, or those with the given ids), after an admin fixed
+    the mapping or the data: parked HubSpot contacts are read again; parked pushes run through
+    the push stage, which retries every write the ledger marks failed. Returns what happened."""
+    from connector.errors import SkippableError
+    from connector.pull.normalize import contact_from_hubspot
+    from connector.pull.properties import needed_properties
+
+    store = open_store(config)
+    letters = [d for d in store.dead_letters() if not ids or d.id in ids]
+    outcome: Counter[str] = Counter(selected=len(letters))
+    contacts = [d for d in letters if d.stage == "pull" and d.record_key.startswith("contacts:")]
+    if contacts:
+        from connector.hubspot.client import HubSpotClient
+
+        client = HubSpotClient.from_config(config)
+        try:
+            raws = client.batch_read_contacts(
+                [d.record_key.split(":", 1)[1] for d in contacts], needed_properties(config))
+        finally:
+            client.close()
+        fixed = []
+        for raw in raws:
+            try:
+                fixed.append(contact_from_hubspot(raw))
+            except SkippableError as err:
+                store.dead_letter(stage="pull", system="hubspot",
+                                  record_key=f"contacts:{err.record_key}", reason=err.message,
+                                  actor=err.actor)
+        store.upsert_contacts(fixed)
+        outcome["resolved"] += store.resolve_dead_letters(
+            stage="pull", record_keys=[f"contacts:{c.hubspot_id}" for c in fixed])
+    pushes = [d for d in letters if d.stage == "push"]
+    if pushes:
+        before = {d.id for d in store.dead_letters(stage="push")}
+        run_push_stage(config, trigger="dlq-retry")
+        after = {d.id for d in store.dead_letters(stage="push")}
+        outcome["resolved"] += len({d.id for d in pushes} & (before - after))
+    outcome["still_open"] = len([d for d in store.dead_letters() if not ids or d.id in ids])
+    store.close()
+    return dict(outcome)
