@@ -160,3 +160,27 @@ def test_fifty_changed_contacts_are_updated_in_one_call(cycle: tuple) -> None:
     titles = {r["Handshake_Id__c"]: r.get("Title") for r in sb.salesforce.state.records("Lead")
               if r.get("Handshake_Id__c")}
     assert all(titles[c] == "Chief Growth Officer" for c in changed)
+
+
+def test_every_new_lead_is_owned_by_a_member_of_the_team_its_routing_rule_gives(
+        cycle: tuple) -> None:
+    sb, config, seen = cycle
+    routing = load_routing(MAPPINGS_DIR / "routing.toml")
+    users = sb.salesforce.state.records("User")
+    by_key = {str(u.get(k) or "").lower(): u["Id"] for u in users for k in ("Email", "Username")}
+    by_key.update({u["Id"].lower(): u["Id"] for u in users})
+    store = Store(config.state.database_url)
+    checked = 0
+    for lead in sb.salesforce.state.records("Lead"):
+        hid = lead.get("Handshake_Id__c")
+        if not hid or lead["Id"] in seen["leads_before"]:
+            continue
+        contact = store.get_contact(hid)
+        expected = routing.assign(contact.properties, users=users, store=None)  # type: ignore[union-attr]
+        if expected.team is None:
+            assert lead["OwnerId"] == expected.owner_id or expected.queue is not None
+        else:
+            members = {by_key.get(m.user.lower()) for m in routing.spec.teams[expected.team].members}
+            assert lead["OwnerId"] in members, (hid, expected.reason)
+        checked += 1
+    assert checked > 20
