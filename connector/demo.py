@@ -108,7 +108,8 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                 "minimum_calls": {
                     # the pull's minimum, plus the score write-back's: reading the property
                     # list, one call per property created, one per 100 contacts updated
-                    "hubspot": minimum_pull_calls(sb.dataset) + 1
+                    # (+1 for the owners read the push routes HubSpot owners with)
+                    "hubspot": minimum_pull_calls(sb.dataset) + 1 + 1
                     + scored.counts.get("hubspot.properties.created", 0)
                     + math.ceil(scored.counts.get("hubspot.contacts.updated", 0) / 100),
                     # describe + users, two matching queries per 200 MQLs, then the writes

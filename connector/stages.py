@@ -141,10 +141,18 @@ def run_push_stage(
     saved = store.get_bookmark(GOVERNOR_BOOKMARK)
     snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
     with bind_run(run_id):
+        from connector.hubspot.client import HubSpotClient
+
+        # A Lead goes to its HubSpot owner's Salesforce user when routing.toml prefers it.
+        hubspot = HubSpotClient.from_config(config, clock=clock)
+        try:
+            owner_emails = hubspot.owner_emails() if routing.spec.prefer_hubspot_owner else {}
+        finally:
+            hubspot.close()
         sf = SalesforceClient.from_config(config, clock=clock, snapshot=snapshot)
         ctx = PushContext(store=store, sf=sf, fields=fields, routing=routing, engine=engine,
                           clock=clock, external_id_field=config.salesforce.external_id_field,
-                          run_id=run_id, dry_run=dry_run)
+                          run_id=run_id, dry_run=dry_run, owner_emails=owner_emails)
         try:
             push(ctx)
         except QuotaExhausted as exc:

@@ -256,6 +256,22 @@ class HubSpotClient:
         body, when = self.request("GET", hs.WEB_EVENTS, params=params, describe="page views")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
 
+    def owner_emails(self) -> dict[str, str]:
+        """HubSpot owner id -> email, for routing a Lead to its HubSpot owner in Salesforce."""
+        out: dict[str, str] = {}
+        after: str | None = None
+        while True:
+            params: list[tuple[str, Any]] = [("limit", hs.OWNERS_LIMIT)]
+            if after:
+                params.append(("after", after))
+            body, _ = self.request("GET", hs.OWNERS, params=params, describe="owners")
+            for owner in body.get("results") or []:
+                if owner.get("id") and owner.get("email"):
+                    out[str(owner["id"])] = str(owner["email"]).lower()
+            after = self._next_after(body)
+            if not after:
+                return out
+
     def marketing_events(self, *, after: str | None = None) -> Page:
         params: list[tuple[str, Any]] = [("limit", hs.MARKETING_EVENTS_LIMIT)]
         if after:

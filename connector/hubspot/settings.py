@@ -13,6 +13,7 @@ WEB_EVENTS_LIMIT = 100
 MARKETING_EVENTS_LIMIT = 100
 PARTICIPATIONS_LIMIT = 100
 BATCH_LIMIT = 100
+OWNERS_LIMIT = 100
 
 # A GET query string beyond this many characters risks 414 at HubSpot's edge: chunk properties.
 MAX_QUERY_CHARS = 6000

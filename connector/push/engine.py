@@ -52,6 +52,7 @@ class PushContext:
     external_id_field: str = "Handshake_Id__c"
     run_id: str | None = None
     dry_run: bool = False
+    owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
     counts: Counter[str] = field(default_factory=Counter)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
 
@@ -148,8 +149,9 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
 def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]]) -> None:
     """Owner of a new Lead, by `mappings/routing.toml` (only for Leads about to be created, so
     the round-robin pointers move once per Lead)."""
+    owner = str(plan.contact.properties.get("hubspot_owner_id") or "")
     assignment = ctx.routing.assign(plan.contact.properties, users=users, store=ctx.store,
-                                    owner_email=None)
+                                    owner_email=ctx.owner_emails.get(owner))
     plan.owner_id = assignment.owner_id
     plan.why = assignment.reason or plan.why
     if assignment.owner_id and not assignment.use_assignment_rules:
