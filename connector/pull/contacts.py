@@ -253,7 +253,8 @@ class ContactsStream:
     def archived_sweep(self, *, force: bool = False) -> None:
         """Flag contacts HubSpot archived (list with archived=true), at most once a day."""
         ctx = self.ctx
-        last = parse_time(ctx.store.get_bookmark(ARCHIVED)) if ctx.store.get_bookmark(ARCHIVED) else None
+        mark = ctx.store.get_bookmark(ARCHIVED)
+        last = parse_time(mark) if mark else None
         if not force and last is not None and ctx.now() - last < ARCHIVED_SWEEP_EVERY:
             return
         after: str | None = None
