@@ -192,6 +192,8 @@ class RoutingFile(Strict):
     teams: dict[str, Team] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     fallback: Fallback | None = None
+    # Lead Status values that no longer count against a rep's capacity (converted Leads never do).
+    closed_statuses: list[str] = Field(default_factory=lambda: ["Closed - Not Converted"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,24 @@ class Routing:
     def fallback_queue(self) -> str | None:
         """The fallback queue's name, for the caller to resolve to its Group id."""
         return self.spec.fallback.queue if self.spec.fallback else None
+
+    @property
+    def closed_statuses(self) -> list[str]:
+        """Lead Status values that free a rep's capacity."""
+        return list(self.spec.closed_statuses)
+
+    def capped_users(self, users: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Salesforce ids of the active team members who have a capacity cap: the users whose
+        open Leads the caller counts for `assign(load=...)`."""
+        by_key, by_id = _users(users)
+        ids: list[str] = []
+        for team in self.spec.teams.values():
+            for member in team.members:
+                cap = member.capacity if member.capacity is not None else team.capacity
+                user = _resolve(member.user, by_key, by_id)
+                if cap is not None and user is not None and user.active:
+                    ids.append(user.id)
+        return list(dict.fromkeys(ids))
 
     def hubspot_properties(self) -> list[str]:
         """Every HubSpot property the rules read."""
@@ -492,7 +512,7 @@ def _fix(kind: str, msg: str, loc: Loc) -> str:
                    f"{', '.join(CONDITIONS)}"
         known = ("mode", "prefer_hubspot_owner", "properties", "regions", "segments", "teams",
                  "rules", "fallback", "members", "capacity", "description", "queue", "user",
-                 "owner_id", "property", "groups")
+                 "owner_id", "property", "groups", "closed_statuses")
         return f"{suggest(word, known)}remove the key or check its spelling against the " \
                f"shipped routing.toml"
     if "fallback" in msg:

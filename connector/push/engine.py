@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from simple_salesforce.format import format_soql
+
 from connector.clock import Clock
 from connector.errors import Actor
 from connector.store import Contact, Store
@@ -55,6 +57,10 @@ class PushContext:
     owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
     counts: Counter[str] = field(default_factory=Counter)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
+    # Open Leads per capped rep (read once a run, grown as Leads are assigned) and Lead queues
+    # by name, for routing's capacity caps and fallback queue.
+    load: Counter[str] = field(default_factory=Counter)
+    queues: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +104,7 @@ def push(ctx: PushContext) -> Counter[str]:
     describe = ctx.sf.fields("Lead")
     users = list(ctx.sf.query(
         "SELECT Id, Email, Name, IsActive FROM User WHERE IsActive = true", what="users"))
+    _routing_state(ctx, users)
     for batch in _mql_batches(ctx.store):
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users)
@@ -143,6 +150,23 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
     return plans
 
 
+def _routing_state(ctx: PushContext, users: Sequence[Mapping[str, Any]]) -> None:
+    """What routing needs from Salesforce once a run: capped reps' open Leads (one aggregate
+    query) and the fallback queue's id."""
+    if ctx.routing.mode != "handshake":
+        return
+    capped = ctx.routing.capped_users(users)
+    if capped:
+        ctx.load.update(ctx.sf.open_leads_by_owner(
+            capped, closed_statuses=ctx.routing.closed_statuses))
+    name = ctx.routing.fallback_queue
+    if name and name not in ctx.queues:
+        soql = format_soql("SELECT Id, Name, DeveloperName FROM Group WHERE Type = 'Queue' "
+                           "AND (Name = {n} OR DeveloperName = {n})", n=name)
+        for row in ctx.sf.query(soql, what="fallback queue"):
+            ctx.queues[name] = row["Id"]
+
+
 # --- writing Leads --------------------------------------------------------------------------
 
 
@@ -151,8 +175,11 @@ def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]]) ->
     the round-robin pointers move once per Lead)."""
     owner = str(plan.contact.properties.get("hubspot_owner_id") or "")
     assignment = ctx.routing.assign(plan.contact.properties, users=users, store=ctx.store,
-                                    owner_email=ctx.owner_emails.get(owner))
+                                    owner_email=ctx.owner_emails.get(owner), load=ctx.load,
+                                    queues=ctx.queues)
     plan.owner_id = assignment.owner_id
+    if assignment.owner_id:
+        ctx.load[assignment.owner_id] += 1
     plan.why = assignment.reason or plan.why
     if assignment.owner_id and not assignment.use_assignment_rules:
         plan.values["OwnerId"] = assignment.owner_id

@@ -414,6 +414,25 @@ class SalesforceClient:
             external_id=row.get(self.external_id_field),
         )
 
+    def open_leads_by_owner(
+        self, owner_ids: Iterable[str], *, closed_statuses: Sequence[str] = ()
+    ) -> dict[str, int]:
+        """How many open Leads each of these users owns (not converted, Status not closed):
+        the load routing's capacity caps are measured against. One aggregate query a chunk."""
+        ids = sorted({i for i in owner_ids if i})
+        if not ids:
+            return {}
+        where = f"{ss.LEAD} WHERE IsConverted = false"
+        if closed_statuses:
+            where += " AND " + format_soql("Status NOT IN {s}", s=list(closed_statuses))
+        head = f"SELECT OwnerId, COUNT(Id) n FROM {where} AND OwnerId"
+        load: dict[str, int] = {}
+        for chunk in self._chunks(head, ids):
+            soql = format_soql(head + " IN {ids}", ids=chunk) + " GROUP BY OwnerId"
+            for row in self.query(soql, what="open Leads by owner"):
+                load[row["OwnerId"]] = int(row.get("n") or 0)
+        return load
+
     def match_emails(self, emails: Iterable[str]) -> EmailMatches:
         """Existing Contacts, open Leads and converted Leads for these emails.
 

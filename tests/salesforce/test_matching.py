@@ -173,3 +173,26 @@ def test_a_thousand_emails_take_few_queries_the_server_accepts(
     chunks = client.calls // 2
     assert 2 <= chunks <= 6  # about 12,000 URI characters a query, not one query per email
     assert client.calls == 2 * chunks
+
+
+def test_open_leads_are_counted_per_owner_in_one_aggregate_query(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    state = sandbox.salesforce.state
+    rep = state.add_user(id=None, username="capacity.rep@sandbox.test", email="capacity.rep@sandbox.test",
+                         first_name="Cap", last_name="Rep", territory=None, team=None)
+    other = state.add_user(id=None, username="capacity.two@sandbox.test",
+                           email="capacity.two@sandbox.test", first_name="Cap", last_name="Two", territory=None, team=None)
+    for n in range(3):
+        _load(sandbox, "Lead", LastName=f"Open {n}", Company="Cap Co", OwnerId=rep,
+              Status="Open - Not Contacted")
+    _load(sandbox, "Lead", LastName="Closed", Company="Cap Co", OwnerId=rep,
+          Status="Closed - Not Converted")
+    _load(sandbox, "Lead", LastName="Other", Company="Cap Co", OwnerId=other,
+          Status="Working - Contacted")
+    calls = client.calls
+    load = client.open_leads_by_owner([rep, other, "005000000000000AAA"],
+                                      closed_statuses=["Closed - Not Converted"])
+    assert load == {rep: 3, other: 1}
+    assert client.calls - calls == 1
+    assert client.open_leads_by_owner([]) == {}

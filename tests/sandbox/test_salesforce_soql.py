@@ -164,3 +164,16 @@ def test_polymorphic_lookups_read_through_the_name_object(state: SalesforceState
     with pytest.raises(RequestError) as info:
         soql.parse("SELECT Who.Company FROM Task")  # not a Name field
     assert info.value.code == "INVALID_FIELD"
+
+
+def test_count_grouped_by_a_field_answers_aggregate_results(state: SalesforceState) -> None:
+    rows = {r["Country"]: r for r in _run(state, "SELECT Country, COUNT(Id) FROM Lead GROUP BY Country")}
+    assert set(rows) == {"US", "UK", None}
+    assert all(r["attributes"] == {"type": "AggregateResult"} for r in rows.values())
+    assert {k: r["expr0"] for k, r in rows.items()} == {"US": 2, "UK": 1, None: 1}
+    # COUNT(field) counts non-null values; an alias names the column
+    assert _run(state, "SELECT COUNT(Email) n FROM Lead") == [
+        {"attributes": {"type": "AggregateResult"}, "n": 3}]
+    assert _run(state, "SELECT COUNT(Id) FROM Lead WHERE Country = 'US'")[0]["expr0"] == 2
+    with pytest.raises(RequestError, match="grouped or aggregated"):
+        soql.parse("SELECT Country, LastName, COUNT(Id) FROM Lead GROUP BY Country")

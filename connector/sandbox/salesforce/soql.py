@@ -117,6 +117,9 @@ class Query:
     limit: int | None
     offset: int
     text: str
+    # COUNT(field) [alias] columns and the GROUP BY fields they are counted over
+    aggregates: list[tuple[list[str], str]] = field(default_factory=list)
+    group_by: list[list[str]] = field(default_factory=list)
 
 
 def _malformed(text: str, pos: int, detail: str) -> RequestError:
@@ -187,6 +190,7 @@ class _Parser:
         fields: list[list[str]] = []
         field_pos: list[int] = []
         count = False
+        counted: list[tuple[list[str], int, str]] = []  # COUNT(field): path, position, alias
         while True:
             tok = self.take()
             if tok.kind != "word" or tok.text.lower() in _KEYWORDS:
@@ -194,9 +198,18 @@ class _Parser:
             if tok.upper == "COUNT" and self.peek().text == "(":
                 self.take()
                 if self.peek().text != ")":
-                    raise self.error(self.peek(), "COUNT(field) needs GROUP BY; use COUNT()")
-                self.take()
-                count = True
+                    arg = self.take()
+                    if arg.kind != "word" or self.peek().text != ")":
+                        raise self.error(arg, f"unexpected token: '{arg.text or '<EOF>'}'")
+                    self.take()
+                    alias = f"expr{len(counted)}"
+                    nxt = self.peek()
+                    if nxt.kind == "word" and nxt.text.lower() not in _KEYWORDS:
+                        alias = self.take().text
+                    counted.append((arg.text.split("."), arg.pos, alias))
+                else:
+                    self.take()
+                    count = True
             else:
                 fields.append(tok.text.split("."))
                 field_pos.append(tok.pos)
@@ -218,14 +231,35 @@ class _Parser:
                 "name. Please reference your WSDL or the describe call for the "
                 "appropriate names.",
             )
-        if count and fields:
+        if count and (fields or counted):
             raise self.error(self.toks[1], "COUNT() cannot be combined with other fields")
         self.obj = obj
         resolved = [self.resolve(p, pos) for p, pos in zip(fields, field_pos)]
+        aggregates = [(self.resolve(p, pos), alias) for p, pos, alias in counted]
         where = None
         if self.is_kw("WHERE"):
             self.take()
             where = self.parse_or()
+        group_by: list[list[str]] = []
+        if self.is_kw("GROUP"):
+            self.take()
+            self.expect_kw("BY")
+            while True:
+                tok = self.take()
+                if tok.kind != "word":
+                    raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
+                group_by.append(self.resolve(tok.text.split("."), tok.pos))
+                if self.peek().text == ",":
+                    self.take()
+                    continue
+                break
+        # Documented rule: with GROUP BY every selected field is grouped or aggregated.
+        for path, pos in zip(resolved, field_pos):
+            if (aggregates or group_by) and path not in group_by:
+                raise self.error(self.toks[0], f"Field must be grouped or aggregated: "
+                                               f"{'.'.join(path)}")
+        if group_by and not aggregates and not resolved:
+            raise self.error(self.toks[0], "GROUP BY needs a selected field or an aggregate")
         order: list[tuple[list[str], bool, bool]] = []
         if self.is_kw("ORDER"):
             self.take()
@@ -267,7 +301,8 @@ class _Parser:
         tok = self.peek()
         if tok.kind != "eof":
             raise self.error(tok, f"unexpected token: '{tok.text}'")
-        return Query(obj.name, resolved, count, where, order, limit, offset, self.text)
+        return Query(obj.name, resolved, count, where, order, limit, offset, self.text,
+                     aggregates, group_by)
 
     def integer(self) -> int:
         tok = self.take()
@@ -731,6 +766,8 @@ def execute(state: SalesforceState, q: Query, *, include_deleted: bool) -> tuple
         for r in (state.raw_records(q.sobject) if candidates is None else candidates)
         if (include_deleted or not r["IsDeleted"]) and (keep is None or keep(r))
     ]
+    if q.aggregates or q.group_by:
+        return _aggregate(state, q, rows)
     if q.order:
         _sort(state, q.sobject, rows, q.order)
     rows = rows[q.offset :]
@@ -739,3 +776,29 @@ def execute(state: SalesforceState, q: Query, *, include_deleted: bool) -> tuple
     if q.count:
         return len(rows), []
     return len(rows), [_project(state, q.sobject, r, q.fields) for r in rows]
+
+
+def _aggregate(state: SalesforceState, q: Query, rows: list[dict[str, Any]]) -> tuple[int, list[Any]]:
+    """COUNT(field) over GROUP BY groups, answered as AggregateResult rows: an unaliased
+    aggregate is named expr0, expr1... (SOQL and SOSL reference, "Using Aliases with GROUP BY")."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        key = tuple(_project(state, q.sobject, r, [p]).get(p[0]) if len(p) > 1
+                    else r.get(p[0]) for p in q.group_by)
+        groups.setdefault(key, []).append(r)
+    if not q.group_by:
+        groups = {(): rows}
+    out: list[dict[str, Any]] = []
+    for key, members in groups.items():
+        row: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
+        for path, value in zip(q.group_by, key):
+            row[path[-1]] = value.get(path[-1]) if isinstance(value, dict) else value
+        for path, alias in q.aggregates:
+            row[alias] = sum(1 for m in members
+                             if (_project(state, q.sobject, m, [path]).get(path[0])
+                                 if len(path) > 1 else m.get(path[0])) is not None)
+        out.append(row)
+    out = out[q.offset :]
+    if q.limit is not None:
+        out = out[: q.limit]
+    return len(out), out
