@@ -309,8 +309,13 @@ def demo_command(
         calls, minimum = summary["api_calls"][system], summary["minimum_calls"][system]
         ratio = f"{calls / minimum:.2f}x minimum" if minimum else "-"
         rows.append((f"{system} API calls", f"{calls} ({ratio})"))
+    checks = summary.get("checks") or []
+    rows.append(("hand-off checked against the truth", "all correct" if not checks
+                 else f"{len(checks)} problems"))
     for label, value in rows:
         out.print(f"  {label:<34} {value}", highlight=False)
+    for problem in checks:
+        out.print(f"  - {problem}", highlight=False)
 
 
 dlq_app = typer.Typer(help="Dead letters: records parked with the reason and who must act.",

@@ -53,7 +53,8 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     from connector.pull import pull
     from connector.sandbox import Sandbox
     from connector.sandbox.hubspot.settings import RateLimits
-    from connector.sandbox.verify import minimum_pull_calls
+    from connector.mapping import load_routing
+    from connector.sandbox.verify import handoff_differences, minimum_pull_calls
     from connector.stages import run_push_stage, run_score_stage
     from connector.store import Store
     from connector.wiring import open_store, pull_context
@@ -80,6 +81,11 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             pulled = pull(ctx)
             ctx.client.close()
             scored = run_score_stage(config)
+            leads_before = {r["Id"] for r in sb.salesforce.state.records("Lead")}
+            routing = load_routing(config.mapping_path("routing"))
+            routing_reads = (routing.mode == "handshake") * (
+                bool(routing.capped_users(sb.salesforce.state.records("User")))
+                + bool(routing.fallback_queue))
             pushed = run_push_stage(config)
 
             store = Store(config.state.database_url)
@@ -112,13 +118,20 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                     "hubspot": minimum_pull_calls(sb.dataset) + 1 + 1
                     + scored.counts.get("hubspot.properties.created", 0)
                     + math.ceil(scored.counts.get("hubspot.contacts.updated", 0) / 100),
-                    # describe + users, two matching queries per 200 MQLs, then the writes
-                    "salesforce": 2 + 2 * math.ceil(mqls / 200)
+                    # describe + users (+ reps' open Leads and the fallback queue when routing
+                    # caps capacity or names a queue), two matching queries per 200 MQLs, then
+                    # the writes
+                    "salesforce": 2 + routing_reads + 2 * math.ceil(mqls / 200)
                     + math.ceil(pushed.counts.get("leads.created", 0) / 200)
                     + math.ceil(pushed.counts.get("leads.updated", 0) / 200)
                     + math.ceil(task_count / 200),
                 },
                 "salesforce_records": {"leads": len(leads), "tasks": len(tasks)},
+                # the hand-off checked against the ground truth and routing.toml ([] = correct)
+                "checks": handoff_differences(store, sb.dataset, sb.salesforce.state,
+                                              routing,
+                                              external_id_field=config.salesforce.external_id_field,
+                                              leads_before=leads_before),
                 "stages": {"pull": "ok", "score": scored.status, "push": pushed.status},
                 "counts": {"pull": _plain(pulled), "score": _plain(scored.counts),
                            "push": _plain(pushed.counts)},

@@ -185,6 +185,12 @@ def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]]) ->
         plan.values["OwnerId"] = assignment.owner_id
 
 
+def _owner_inactive(plan: _Plan, active: set[str]) -> bool:
+    """The matched record's owner is a user who is not active (queues own records too)."""
+    owner = plan.owner_id or ""
+    return plan.action != "create" and owner.startswith("005") and owner not in active
+
+
 def _write_leads(ctx: PushContext, plans: list[_Plan],
                  users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
     """Write what changed; returns the plans whose contact now stands in Salesforce."""
@@ -192,8 +198,17 @@ def _write_leads(ctx: PushContext, plans: list[_Plan],
     handed: list[_Plan] = []
     creates: list[_Plan] = []
     updates: list[_Plan] = []
+    active = {str(u.get("Id")) for u in users}
     for plan in plans:
         hid = plan.contact.hubspot_id
+        if _owner_inactive(plan, active):
+            # Nobody works a record whose owner left: the Lead is re-routed (a Contact keeps
+            # its owner; the hand-off Task goes to the routed rep).
+            gone = plan.owner_id
+            _route(ctx, plan, users)
+            plan.why = f"its owner {gone} is an inactive user; {plan.why}"
+            if plan.action != "update":
+                plan.values.pop("OwnerId", None)
         if plan.action in ("link_contact", "link_converted"):
             if not ctx.dry_run:
                 store.link(hid, "Contact", str(plan.sf_id), how="matched" if
@@ -303,7 +318,7 @@ def _write_tasks(ctx: PushContext, handed: list[_Plan]) -> None:
                 "Description": text, "Status": "Not Started", "Priority": "High",
                 "ActivityDate": (now + FIRST_TOUCH_SLA).date().isoformat(),
             }
-            if owner:
+            if owner and owner.startswith("005"):  # a Task cannot be owned by a queue
                 record["OwnerId"] = owner
             tasks.append((handoff_key, record, "handoff"))
             store.open_sla_timer(hubspot_id=hid, sf_id=str(who), owner_id=owner, assigned_at=now,
@@ -329,7 +344,7 @@ def _write_tasks(ctx: PushContext, handed: list[_Plan]) -> None:
                     "Description": "\n".join(lines)[:DESCRIPTION_MAX],
                     "ActivityDate": now.date().isoformat(),
                 }
-                if owner:
+                if owner and owner.startswith("005"):
                     record["OwnerId"] = owner
                 tasks.append((digest_key, record, "digest"))
     if not tasks:

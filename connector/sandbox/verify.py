@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import select
 
 from connector.sandbox.dataset import SandboxDataset
 from connector.store import Activity, Contact, Store
 
-__all__ = ["minimum_pull_calls", "pull_differences"]
+__all__ = ["handoff_differences", "minimum_pull_calls", "pull_differences"]
 
 
 def _diff(name: str, got: object, want: object) -> list[str]:
@@ -67,3 +68,82 @@ def minimum_pull_calls(dataset: SandboxDataset) -> int:
         + sum(max(1, math.ceil(parts[e.id] / hs.PARTICIPATIONS_LIMIT))
               for e in dataset.marketing_events)
     )
+
+
+def handoff_differences(store: Store, dataset: SandboxDataset, sf_state: Any,
+                        routing: Any, *, external_id_field: str = "Handshake_Id__c",
+                        leads_before: set[str] | None = None) -> list[str]:
+    """Every way Salesforce differs from a correct hand-off of the stored MQLs ([] = none).
+
+    Checks: the Leads carrying Handshake's id are exactly the sales-ready emails that are not
+    already Contacts; no two Leads share an email; no Lead of ours is a Contact's email; every
+    new Lead's owner is one routing.toml allows (its team's member, the HubSpot owner's user or
+    the fallback); one hand-off Task per handed-off record; the activity Tasks carry each stored
+    activity of each handed-off contact exactly once.
+    """
+    problems: list[str] = []
+    gt = dataset.ground_truth
+    leads = sf_state.records("Lead")
+    contacts = {(r.get("Email") or "").lower() for r in sf_state.records("Contact")}
+    contacts.discard("")
+    ours = [r for r in leads if r.get(external_id_field)]
+    our_emails = Counter((r.get("Email") or "").lower() for r in ours)
+    want = {e.lower() for e in gt.sales_ready} - contacts
+    # converted Leads hand over to their Contact: their emails are Contacts now
+    if set(our_emails) != want:
+        extra, missing = set(our_emails) - want, want - set(our_emails)
+        problems.append(f"Leads with Handshake's id: {len(extra)} not sales-ready, "
+                        f"{len(missing)} sales-ready missing (e.g. {sorted(extra ^ missing)[:3]})")
+    shared = sorted(e for e, n in Counter((r.get("Email") or "").lower() for r in leads
+                                          if not r.get("IsConverted")).items() if e and n > 1)
+    problems += _diff("emails on two open Leads", shared, [])
+    problems += _diff("Handshake Leads whose email is a Contact",
+                      sorted(set(our_emails) & contacts), [])
+
+    users = sf_state.records("User")
+    by_key = {str(u.get(k) or "").lower(): u["Id"] for u in users for k in ("Email", "Username")}
+    queues = {g["Id"] for g in sf_state.records("Group") if g.get("Type") == "Queue"}
+    owners = {o.id: o.email.lower() for o in dataset.owners}
+    wrong_owner = []
+    for lead in ours:
+        if leads_before is not None and lead["Id"] in leads_before:
+            continue  # an existing Lead keeps the owner sales gave it
+        contact = store.get_contact(lead[external_id_field])
+        if contact is None:
+            wrong_owner.append(lead["Id"])
+            continue
+        owner_email = owners.get(str(contact.properties.get("hubspot_owner_id") or ""))
+        expected = routing.assign(contact.properties, users=users, store=None,
+                                  owner_email=owner_email)
+        if expected.team is not None:
+            allowed = {by_key.get(m.user.lower()) for m in routing.spec.teams[expected.team].members}
+        elif expected.use_assignment_rules:
+            continue
+        else:
+            allowed = {expected.owner_id}
+        # a team at capacity hands over to the fallback queue
+        if lead["OwnerId"] not in allowed and lead["OwnerId"] not in queues:
+            wrong_owner.append(lead["Id"])
+    problems += _diff("Leads whose owner routing.toml does not give", wrong_owner[:5], [])
+
+    linked = {c.hubspot_id: link for c in store.iter_contacts()
+              if (link := store.linked(c.hubspot_id)) is not None}
+    tasks = sf_state.records("Task")
+    handoffs = Counter(t.get("WhoId") for t in tasks
+                       if str(t.get("Subject") or "").startswith("Handshake hand-off"))
+    want_who = Counter({link.sf_id: 1 for link in linked.values()})
+    problems += _diff("hand-off Tasks per handed-off record",
+                      sorted((k, v) for k, v in handoffs.items() if want_who.get(k) != v)[:5], [])
+    problems += _diff("handed-off records without a hand-off Task",
+                      sorted(set(want_who) - set(handoffs))[:5], [])
+    lines: Counter[str] = Counter()
+    for t in tasks:
+        if str(t.get("Subject") or "").startswith("Marketing activity"):
+            lines[t.get("WhoId")] += len([x for x in str(t.get("Description") or "").splitlines()
+                                          if x.strip()])
+    activities = store.activities_for_many(list(linked))
+    off = sorted(hid for hid, link in linked.items()
+                 if lines.get(link.sf_id, 0) != len(activities.get(hid, [])))
+    problems += _diff("handed-off contacts whose activity Tasks differ from the stored "
+                      "activities", off[:5], [])
+    return problems

@@ -26,6 +26,17 @@ def test_every_mql_reaches_salesforce_once(demo: dict) -> None:
     handed = demo["leads_created"] + demo["leads_updated"] + demo["linked_to_existing"]
     assert handed == demo["mqls"]
     assert demo["tasks_created"] >= demo["mqls"]  # a hand-off Task each, plus activity digests
+    assert demo["checks"] == []
+
+
+def test_demo_with_5000_contacts_hands_off_exactly_the_ground_truth(tmp_path: Path) -> None:
+    """Issue #6's acceptance: Leads = the ground truth's MQLs, no two Leads share an email, no
+    Lead for a Contact's email, owners as routing gives, hand-off Tasks = handed-off records,
+    activity Tasks = stored activities (each checked by `handoff_differences`)."""
+    summary = run_demo(contacts=5000, seed=7, workdir=tmp_path)
+    assert summary["stages"] == {"pull": "ok", "score": "ok", "push": "ok"}
+    assert summary["mqls"] == summary["sales_ready_in_ground_truth"] > 250
+    assert summary["checks"] == []
 
 
 def test_demo_json_command(tmp_path: Path) -> None:
