@@ -727,7 +727,7 @@ def test_safety_margin_and_tier_table(frozen: FrozenClock) -> None:
     assert hubspot_limits("starter").daily == 250_000
     assert hubspot_limits("enterprise").daily == 1_000_000
     assert hubspot_limits("professional", capacity_packs=2).burst == 250
-    assert hubspot_limits("professional", capacity_packs=2).daily == 2_650_000
+    assert hubspot_limits("professional", capacity_packs=2).daily == 2_625_000
     policy = HttpPolicy.for_hubspot("professional", clock=frozen)
     burst = policy.limiter("burst")
     assert isinstance(burst, RollingWindowLimiter)

@@ -65,11 +65,13 @@ class HubSpotLimits:
     daily: int
 
 
+# developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines (2026-11): Professional
+# is 625,000 a day (the 2023 changelog's 650,000 is out of date), as the sandbox answers.
 HUBSPOT_TIERS: Mapping[str, HubSpotLimits] = MappingProxyType(
     {
         "free": HubSpotLimits(burst=100, daily=250_000),
         "starter": HubSpotLimits(burst=100, daily=250_000),
-        "professional": HubSpotLimits(burst=190, daily=650_000),
+        "professional": HubSpotLimits(burst=190, daily=625_000),
         "enterprise": HubSpotLimits(burst=190, daily=1_000_000),
     }
 )
