@@ -10,7 +10,9 @@ What it gives the push engine: `describe` (cached per run), `lead_statuses` (rea
 LeadStatus object), matching by email and by external id, and sObject Collections writes
 whose per-record failures come back classified (`WriteResult.rejection`) while the rest of the
 batch succeeds. A whole-call failure raises the policy's error; a spent share raises
-`QuotaExhausted` before anything is sent.
+`QuotaExhausted` before anything is sent. Once an object's describe is read, a record naming a
+field the object lacks is refused without being sent (INVALID_FIELD, as Salesforce answers it),
+since Salesforce would refuse the whole call of 200 over it.
 """
 
 from __future__ import annotations
@@ -102,6 +104,21 @@ class LeadMatch:
 
 def _without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "attributes"}
+
+
+def _unknown_columns(sobject: str, names: Sequence[str]) -> dict[str, Any]:
+    """The answer Salesforce gives for columns the object lacks, as one record's result."""
+    return {
+        "success": False,
+        "errors": [
+            {
+                "statusCode": "INVALID_FIELD",
+                "message": f"No such column '{name}' on sobject of type {sobject}",
+                "fields": [name],
+            }
+            for name in names
+        ],
+    }
 
 
 def _key(email: str) -> str:
@@ -500,24 +517,41 @@ class SalesforceClient:
         key_field: str,
         headers: Mapping[str, str],
     ) -> Iterator[list[WriteResult]]:
+        described = self._describes.get(sobject.lower())
+        known = {f["name"].lower() for f in described.get("fields", [])} if described else None
         for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS):
             batch = records[start : start + ss.COLLECTION_MAX_RECORDS]
+            # A column the object lacks fails the whole call of 200: such a record is refused
+            # here, with the answer Salesforce gives, and the rest go.
+            unknown = {
+                i: [k for k in r if k != "attributes" and k.lower() not in known]
+                for i, r in enumerate(batch)
+            } if known is not None else {}
+            refused = {i: names for i, names in unknown.items() if names}
+            sent = [r for i, r in enumerate(batch) if i not in refused]
             body = {
                 "allOrNone": False,
                 "records": [
-                    {"attributes": {"type": sobject}, **_without_attributes(r)} for r in batch
+                    {"attributes": {"type": sobject}, **_without_attributes(r)} for r in sent
                 ],
             }
-            what = f"{method} {len(batch)} {sobject} records"
-            answer = self._call("write", what, self._send(path, method, body, headers))
-            if not isinstance(answer, list) or len(answer) != len(batch):
+            what = f"{method} {len(sent)} {sobject} records"
+            answer = (
+                self._call("write", what, self._send(path, method, body, headers)) if sent else []
+            )
+            if not isinstance(answer, list) or len(answer) != len(sent):
                 raise RequestFailed(
                     f"{what}: Salesforce answered {len(answer or [])} results for "
-                    f"{len(batch)} records",
+                    f"{len(sent)} records",
                     system=SALESFORCE_SYSTEM,
                 )
+            answers = iter(answer)
+            results = [
+                _unknown_columns(sobject, refused[i]) if i in refused else next(answers)
+                for i in range(len(batch))
+            ]
             out: list[WriteResult] = []
-            for offset, (record, result) in enumerate(zip(batch, answer, strict=True)):
+            for offset, (record, result) in enumerate(zip(batch, results, strict=True)):
                 key = record.get(key_field)
                 key_text = str(key) if key not in (None, "") else None
                 if result.get("success"):

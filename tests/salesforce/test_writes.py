@@ -261,3 +261,24 @@ def test_a_connection_dropped_mid_body_is_retried(
     assert client.calls == 3
     clock = client.policy.clock
     assert isinstance(clock, SandboxTime) and len(clock.slept) == 2
+
+
+def test_a_record_naming_a_field_the_describe_lacks_is_refused_alone(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    # Salesforce refuses a whole collection call over one unknown column; once the describe
+    # is read, the client refuses that record itself and sends the others.
+    client.fields("Lead")
+    records = [_lead("col-ok-1"), _lead("col-typo", MobilPhone="+1 415 555 0100"),
+               _lead("col-ok-2")]
+    results = client.upsert("Lead", records, auto_assign=False)
+    assert client.write_calls == 1
+    assert [r.success for r in results] == [True, False, True]
+    typo = results[1].rejection
+    assert typo is not None and (typo.code, typo.actor, typo.fields) == (
+        "INVALID_FIELD", Actor.ADMIN, ("MobilPhone",))
+    assert "No such column 'MobilPhone' on sobject of type Lead" in str(typo)
+    keys = {x.get("Handshake_Id__c") for x in sandbox.salesforce.state.records("Lead")}
+    assert {"col-ok-1", "col-ok-2"} <= keys and "col-typo" not in keys
+    only_bad = client.upsert("Lead", [_lead("col-typo", MobilPhone="1")], auto_assign=False)
+    assert client.write_calls == 1 and only_bad[0].rejection is not None  # nothing was sent

@@ -3,6 +3,7 @@ rollbacks, lead conversion, and indexed writes (no scan of all records per recor
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from connector.sandbox.base import SandboxClock
 from connector.sandbox.salesforce import RecordError, SalesforceState
+from connector.sandbox.salesforce.state import ValidationRule
 from connector.sandbox.salesforce.ids import to_18
 
 from .sf_fixtures import (
@@ -59,7 +61,7 @@ def test_per_record_validation_codes(sf_env: SFEnv) -> None:
         _lead(Company="x" * 256),
         _lead(Email="not-an-email"),
         _lead(Status="Hot Prospect"),
-        _lead(Favourite_Colour__c="blue"),
+        _lead(Purchase_Timeframe__c="ASAP"),
         _lead(IsDeleted=True),
         {"attributes": {"type": "Task"}, "Subject": "Call", "WhoId": "garbage"},
         {"attributes": {"type": "Task"}, "Subject": "Call", "WhoId": missing_who},
@@ -87,7 +89,13 @@ def test_per_record_validation_codes(sf_env: SFEnv) -> None:
             "fields": ["Status"],
         }
     ]
-    assert _codes(results[3]) == ["INVALID_FIELD"]
+    assert results[3]["errors"] == [
+        {
+            "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "message": "Purchase Timeframe: bad value for restricted picklist field: ASAP",
+            "fields": ["Purchase_Timeframe__c"],
+        }
+    ]
     assert _codes(results[4]) == ["INVALID_FIELD_FOR_INSERT_UPDATE"]
     assert results[4]["errors"][0]["fields"] == ["IsDeleted"]
     assert results[5]["errors"] == [
@@ -100,6 +108,94 @@ def test_per_record_validation_codes(sf_env: SFEnv) -> None:
     assert _codes(results[6]) == ["INVALID_CROSS_REFERENCE_KEY"]
     assert results[7]["success"] is True
     assert _codes(results[8]) == ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
+
+
+def test_an_unknown_column_refuses_the_whole_collection_call(sf_env: SFEnv) -> None:
+    before = sf_env.sandbox.state.counts()
+    for method, path, records in (
+        ("POST", "/composite/sobjects", [_lead(), _lead(Favourite_Colour__c="blue")]),
+        ("PATCH", "/composite/sobjects/Lead/Handshake_Id__c",
+         [_lead(Handshake_Id__c="u-1"), _lead(Handshake_Id__c="u-2", Favourite_Colour__c="x")]),
+    ):
+        answer = sf_env.call(method, path, json={"records": records})
+        assert answer.status_code == 400
+        assert answer.json() == [
+            {
+                "message": "No such column 'Favourite_Colour__c' on sobject of type Lead",
+                "errorCode": "INVALID_FIELD",
+            }
+        ]
+    assert sf_env.sandbox.state.counts() == before  # not even the good record was saved
+
+
+def test_a_date_field_takes_iso_dates_and_refuses_text_for_the_whole_call(
+    sf_env: SFEnv,
+) -> None:
+    saved = _create(sf_env, _lead(Webinar_Date__c="2026-03-03"))[0]
+    assert sf_env.sandbox.state.get("Lead", saved["id"])["Webinar_Date__c"] == "2026-03-03"
+    answer = sf_env.call(
+        "POST",
+        "/composite/sobjects",
+        json={"records": [_lead(), _lead(Webinar_Date__c="3rd of March")]},
+    )
+    assert answer.status_code == 400 and answer.json()[0]["errorCode"] == "JSON_PARSER_ERROR"
+
+
+def test_validation_rules_refuse_with_their_message_at_their_field(sf_env: SFEnv) -> None:
+    state = sf_env.sandbox.state
+    state.add_validation_rule(ValidationRule(
+        "Lead", "Phone_format",
+        lambda r: bool(r.get("Phone")) and not re.fullmatch(r"[+0-9 ().-]{7,}", r["Phone"]),
+        "Phone must be a phone number, e.g. +1 415 555 0100", "Phone"))
+    state.add_validation_rule(ValidationRule(
+        "Lead", "No_test_leads", lambda r: "test" in str(r.get("Company") or "").lower(),
+        "Test leads are not allowed"))
+    good, bad, both = _create(
+        sf_env,
+        _lead(Phone="+1 415 555 0100"),
+        _lead(Phone="call after 5pm"),
+        _lead(Phone="n/a", Company="Test Co"),
+    )
+    assert good["success"] is True
+    assert bad["errors"] == [
+        {
+            "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "message": "Phone must be a phone number, e.g. +1 415 555 0100",
+            "fields": ["Phone"],
+        }
+    ]
+    assert [(e["statusCode"], e["fields"]) for e in both["errors"]] == [
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", ["Phone"]),
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", []),
+    ]
+    # system validation answers first; the rule sees the record as it would be saved
+    long_company = _create(sf_env, _lead(Company="test " * 60))[0]
+    assert _codes(long_company) == ["STRING_TOO_LONG"]
+    update = sf_env.call("PATCH", f"/sobjects/Lead/{good['id']}", json={"Company": "A test"})
+    assert update.json()[0]["errorCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+
+
+def test_lead_name_matching_finds_a_namesake_lead_with_another_email(sf_env: SFEnv) -> None:
+    state = sf_env.sandbox.state
+    # off by default: only the email is compared
+    assert _create(sf_env, _lead(FirstName="Bob", LastName="Stone", Company="Stone Ltd",
+                                 Email="bob.stone@new.test"))[0]["success"] is True
+    state.lead_name_matching = True
+    result = _create(sf_env, _lead(FirstName="BOB", LastName="stone", Company="Stone Ltd ",
+                                   Email="robert@stone.test"))[0]
+    assert _codes(result) == ["DUPLICATES_DETECTED"]
+    match = result["errors"][0]["duplicateResult"]["matchResults"][0]
+    assert match["entityType"] == "Lead" and match["rule"] == "Standard_Lead_Match_Rule_v1_0"
+    assert {m["record"]["Id"] for m in match["matchRecords"]} >= {LEAD_ID}
+    # a blank part never matches, and a converted Lead no longer does
+    assert _create(sf_env, _lead(FirstName=None, LastName="Stone", Company="Stone Ltd"))[0][
+        "success"] is True
+    state.convert_lead(LEAD_ID)
+    again = _create(sf_env, _lead(FirstName="Bob", LastName="Stone", Company="Stone Ltd",
+                                  Email="third@stone.test"))[0]
+    ids = {m["record"]["Id"] for m in again["errors"][0]["duplicateResult"]["matchResults"][0][
+        "matchRecords"]}
+    assert LEAD_ID not in ids and len(ids) == 1  # the namesake made while matching was off
 
 
 def test_task_subtype_is_createable_but_not_updateable(sf_env: SFEnv) -> None:

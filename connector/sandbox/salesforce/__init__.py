@@ -50,7 +50,7 @@ from __future__ import annotations
 from .app import SalesforceApp
 from .routing import SalesforceRoutingAdapter, salesforce_session
 from .sandbox import SalesforceSandbox
-from .state import RecordError, RequestError, SalesforceState
+from .state import RecordError, RequestError, SalesforceState, ValidationRule
 
 __all__ = [
     "RecordError",
@@ -59,5 +59,6 @@ __all__ = [
     "SalesforceRoutingAdapter",
     "SalesforceSandbox",
     "SalesforceState",
+    "ValidationRule",
     "salesforce_session",
 ]

@@ -806,6 +806,7 @@ class SalesforceApp:
                 if isinstance(record, dict):
                     declared = (record.get("attributes") or {}).get("type")
                     if declared and object_def(declared):
+                        self.state.check_columns(declared, record)
                         self.state.check_types(declared, record)
             if all_or_none:
                 self.state.begin()

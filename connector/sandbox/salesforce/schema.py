@@ -204,6 +204,9 @@ INDUSTRIES = (
     "Other",
 )
 RATINGS = ("Hot", "Warm", "Cold")
+# Custom Lead fields an org adds for marketing's hand-off: the buying timeframe a form asked
+# (restricted: reports group by it) and the date of the webinar that brought the lead.
+PURCHASE_TIMEFRAMES = ("Just researching", "Within a year", "Within 6 months", "This quarter")
 NOT_CONVERTED_REASONS = (
     "No Budget",
     "No Authority",
@@ -368,6 +371,16 @@ _LEAD = _obj(
             custom=True,
             label="Reason Not Converted",
         ),
+        _f(
+            "Purchase_Timeframe__c",
+            "picklist",
+            length=255,
+            picklist=PURCHASE_TIMEFRAMES,
+            restricted=True,
+            custom=True,
+            label="Purchase Timeframe",
+        ),
+        _f("Webinar_Date__c", "date", custom=True, label="Webinar Date"),
     ],
     owner_refs=("Group", "User"),
 )  # leads may sit in a queue

@@ -6,6 +6,13 @@ Rules emulated (documented here because a real org configures them in Setup):
   or of a Contact, and a Contact whose Email equals another Contact's, is a duplicate. The rule
   action is "Allow" with an alert, which the API enforces as a block unless the request sends
   `Sforce-Duplicate-Rule-Header: allowSave=true` (so `duplicateResult.allowSave` is true).
+- The Standard Lead Matching Rule also matches a Lead whose FirstName, LastName and Company
+  (case-insensitive, none blank) equal those of a live, unconverted Lead, when
+  `lead_name_matching` is on (off by default: generated data may hold namesakes).
+- Validation rules: none by default; `add_validation_rule` defines one as an admin would in
+  Setup. They run after the system checks (required, length, email, picklist) and before the
+  duplicate rule; every rule that refuses is reported, each as
+  FIELD_CUSTOM_VALIDATION_EXCEPTION at its error location (a field, or none: top of page).
 - Lead assignment rule: the Lead's Country (names or ISO codes, see settings.COUNTRY_REGIONS)
   picks a region NA / EMEA / APAC; active users whose territory starts with that region get the
   leads in turn (round robin, ordered by user id); any other country, or a region without
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,7 +32,14 @@ from . import settings
 from .ids import IdFactory, is_valid_id
 from .schema import OBJECTS, FieldDef, ObjectDef, object_def
 
-__all__ = ["RecordError", "RequestError", "SalesforceState", "format_datetime", "parse_datetime"]
+__all__ = [
+    "RecordError",
+    "RequestError",
+    "SalesforceState",
+    "ValidationRule",
+    "format_datetime",
+    "parse_datetime",
+]
 
 _EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -86,6 +100,21 @@ def parse_datetime(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class ValidationRule:
+    """A validation rule as an admin writes it in Setup: when `refuses(record)` is true (the
+    error condition formula, given the record as it would be saved) the save fails with
+    `message`, shown at `field` (None: at the top of the page, so `fields` is empty).
+    Answer shape: `{"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": ...,
+    "fields": ["Phone"]}` (https://github.com/jsforce/jsforce/issues/861)."""
+
+    sobject: str
+    name: str
+    refuses: Callable[[Mapping[str, Any]], bool]
+    message: str
+    field: str | None = None
+
+
 @dataclass
 class _Deletion:
     sobject: str
@@ -111,6 +140,9 @@ class SalesforceState:
         self._data: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in OBJECTS}
         self._by_id: dict[str, str] = {}  # id -> sobject, for every live or deleted record
         self._email: dict[str, dict[str, set[str]]] = {"Lead": {}, "Contact": {}}
+        self._lead_names: dict[tuple[str, str, str], set[str]] = {}
+        self.lead_name_matching = False
+        self.validation_rules: list[ValidationRule] = []
         self._ext: dict[str, dict[str, dict[str, str]]] = {
             o.name: {f.name: {} for f in o.fields.values() if f.external_id or f.unique}
             for o in OBJECTS.values()
@@ -202,6 +234,12 @@ class SalesforceState:
             )
             return user_id
 
+    def add_validation_rule(self, rule: ValidationRule) -> None:
+        """Activate a validation rule (Setup > Object Manager > Validation Rules)."""
+        self._obj(rule.sobject)
+        with self._lock:
+            self.validation_rules.append(rule)
+
     def load_record(self, sobject: str, fields: dict[str, Any]) -> str:
         """Load an existing record as is (keeps its Id and system fields when given); no
         validation, duplicate or assignment rule runs."""
@@ -253,6 +291,18 @@ class SalesforceState:
         if self._undo is not None:
             before = self._data[sobject].get(record_id)
             self._undo.append((sobject, record_id, dict(before) if before else None))
+
+    def check_columns(self, sobject: str, fields: dict[str, Any]) -> None:
+        """Refuse the whole request when a record names a field the object lacks: the API
+        deserializes every record before saving any, as it does for a value of the wrong
+        type, so one unknown column fails a collection call of 200 (400 INVALID_FIELD,
+        the answer of the one-record resource too)."""
+        obj = self._obj(sobject)
+        for key in fields:
+            if key != "attributes" and obj.field(key) is None:
+                raise RequestError(
+                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
+                )
 
     def check_types(self, sobject: str, fields: dict[str, Any]) -> None:
         """Deserialize every known field as the API does before any record is processed;
@@ -442,6 +492,7 @@ class SalesforceState:
             )
         with self._lock:
             values = self._validate(obj, fields, existing=None)
+            self._check_rules(obj, values)
             self._check_unique(obj, values, None)
             if not allow_duplicates:
                 self._check_duplicates(obj, values, None)
@@ -477,6 +528,7 @@ class SalesforceState:
                     "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", []
                 )
             values = self._validate(obj, fields, existing=record)
+            self._check_rules(obj, {**record, **values})
             self._check_unique(obj, values, record["Id"])
             if not allow_duplicates:
                 self._check_duplicates(obj, {**record, **values}, record["Id"])
@@ -680,6 +732,9 @@ class SalesforceState:
             return
         if sobject in self._email and record.get("Email"):
             self._email[sobject].setdefault(record["Email"].lower(), set()).add(record["Id"])
+        name = _name_key(record) if sobject == "Lead" else None
+        if name is not None:
+            self._lead_names.setdefault(name, set()).add(record["Id"])
         for name, index in self._ext[sobject].items():
             if record.get(name) is not None:
                 index[str(record[name]).lower()] = record["Id"]
@@ -687,6 +742,9 @@ class SalesforceState:
     def _index_remove(self, sobject: str, record: dict[str, Any]) -> None:
         if sobject in self._email and record.get("Email"):
             self._email[sobject].get(record["Email"].lower(), set()).discard(record["Id"])
+        name = _name_key(record) if sobject == "Lead" else None
+        if name is not None:
+            self._lead_names.get(name, set()).discard(record["Id"])
         for name, index in self._ext[sobject].items():
             if (
                 record.get(name) is not None
@@ -855,6 +913,20 @@ class SalesforceState:
             }
         return None
 
+    def _check_rules(self, obj: ObjectDef, record: Mapping[str, Any]) -> None:
+        """The active validation rules of the object, against the record as it would be saved."""
+        errors = [
+            {
+                "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                "message": rule.message,
+                "fields": [rule.field] if rule.field else [],
+            }
+            for rule in self.validation_rules
+            if rule.sobject == obj.name and rule.refuses(record)
+        ]
+        if errors:
+            raise RecordError(errors)
+
     def _check_unique(self, obj: ObjectDef, values: dict[str, Any], self_id: str | None) -> None:
         for name, index in self._ext[obj.name].items():
             value = values.get(name)
@@ -873,14 +945,18 @@ class SalesforceState:
     ) -> None:
         rule = settings.DUPLICATE_RULES.get(obj.name)
         email = values.get("Email")
-        if rule is None or not email:
+        name = _name_key(values) if obj.name == "Lead" and self.lead_name_matching else None
+        if rule is None or not (email or name):
             return
         rule_name, matchers = rule
         results = []
         for target, match_rule in matchers:
+            found = set(self._email[target].get(email.lower(), ())) if email else set()
+            if target == "Lead" and name is not None:
+                found |= self._lead_names.get(name, set())
             hits = [
                 i
-                for i in sorted(self._email[target].get(email.lower(), ()))
+                for i in sorted(found)
                 if i != self_id and not self._data[target][i].get("IsConverted")
             ]
             if hits:
@@ -938,6 +1014,14 @@ class SalesforceState:
         turn = self._round_robin.get(region, 0)
         self._round_robin[region] = turn + 1
         return str(users[turn % len(users)]["Id"])
+
+
+def _name_key(record: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """FirstName, LastName and Company as the name matching compares them; None if one is
+    blank (a blank field never matches)."""
+    parts = tuple(str(record.get(f) or "").strip().lower() for f in ("FirstName", "LastName",
+                                                                      "Company"))
+    return (parts[0], parts[1], parts[2]) if all(parts) else None
 
 
 def _to_18(record_id: str) -> str:
