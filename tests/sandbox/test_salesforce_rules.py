@@ -11,8 +11,8 @@ import pytest
 
 from connector.sandbox.base import SandboxClock
 from connector.sandbox.salesforce import RecordError, SalesforceState
-from connector.sandbox.salesforce.state import ValidationRule
 from connector.sandbox.salesforce.ids import to_18
+from connector.sandbox.salesforce.state import ValidationRule
 
 from .sf_fixtures import (
     CONTACT_ID,
@@ -270,6 +270,18 @@ def test_duplicate_rule_blocks_lead_matching_a_contact_email(sf_env: SFEnv) -> N
     assert single.status_code == 400
     assert single.json()[0]["errorCode"] == "DUPLICATES_DETECTED"
     assert single.json()[0]["duplicateResult"]["matchResults"][0]["entityType"] == "Lead"
+
+
+def test_records_of_one_call_are_not_compared_to_each_other(sf_env: SFEnv) -> None:
+    # Salesforce Help, Duplicate Rules: "records within the same save aren't compared to each
+    # other; they are only compared with records already in Salesforce"
+    twins = _create(sf_env, _lead(Email="twin@x.test"), _lead(Email="TWIN@x.test"))
+    assert [r["success"] for r in twins] == [True, True]
+    third = _create(sf_env, _lead(Email="twin@x.test"))[0]
+    assert _codes(third) == ["DUPLICATES_DETECTED"]
+    ids = {m["record"]["Id"] for m in third["errors"][0]["duplicateResult"]["matchResults"][0][
+        "matchRecords"]}
+    assert ids == {r["id"] for r in twins}
 
 
 def test_duplicate_rule_header_allow_save(sf_env: SFEnv) -> None:

@@ -811,17 +811,21 @@ class SalesforceApp:
             if all_or_none:
                 self.state.begin()
             failed = False
-            for record in records:
-                try:
-                    results.append(op(record))
-                except RecordError as err:
-                    failed = True
-                    known = record.get("Id") if isinstance(record, dict) else None
-                    item: dict[str, Any] = {"success": False, "errors": err.errors}
-                    # the id is echoed only when it names an existing record
-                    if known and is_valid_id(known) and self.state.lookup_any(known):
-                        item = {"id": known, **item}
-                    results.append(item)
+            self.state.begin_save()  # the records of one call are not each other's duplicates
+            try:
+                for record in records:
+                    try:
+                        results.append(op(record))
+                    except RecordError as err:
+                        failed = True
+                        known = record.get("Id") if isinstance(record, dict) else None
+                        item: dict[str, Any] = {"success": False, "errors": err.errors}
+                        # the id is echoed only when it names an existing record
+                        if known and is_valid_id(known) and self.state.lookup_any(known):
+                            item = {"id": known, **item}
+                        results.append(item)
+            finally:
+                self.state.end_save()
             if all_or_none:
                 if failed:
                     self.state.rollback()

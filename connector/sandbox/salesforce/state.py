@@ -6,6 +6,9 @@ Rules emulated (documented here because a real org configures them in Setup):
   or of a Contact, and a Contact whose Email equals another Contact's, is a duplicate. The rule
   action is "Allow" with an alert, which the API enforces as a block unless the request sends
   `Sforce-Duplicate-Rule-Header: allowSave=true` (so `duplicateResult.allowSave` is true).
+- Records saved in one call are compared only with records already in the org, never with
+  each other ("records within the same save aren't compared to each other", Salesforce Help,
+  Duplicate Rules; `begin_save`/`end_save` bracket a collection call).
 - The Standard Lead Matching Rule also matches a Lead whose FirstName, LastName and Company
   (case-insensitive, none blank) equal those of a live, unconverted Lead, when
   `lead_name_matching` is on (off by default: generated data may hold namesakes).
@@ -143,6 +146,7 @@ class SalesforceState:
         self._lead_names: dict[tuple[str, str, str], set[str]] = {}
         self.lead_name_matching = False
         self.validation_rules: list[ValidationRule] = []
+        self._saving: set[str] | None = None  # ids written by the collection call under way
         self._ext: dict[str, dict[str, dict[str, str]]] = {
             o.name: {f.name: {} for f in o.fields.values() if f.external_id or f.unique}
             for o in OBJECTS.values()
@@ -258,6 +262,14 @@ class SalesforceState:
                 values.get("CreatedDate") or now,
             )
             return str(record_id)
+
+    def begin_save(self) -> None:
+        """Start one save (a collection call): its records are not compared to each other by
+        the duplicate rule. The caller holds `lock` until `end_save`."""
+        self._saving = set()
+
+    def end_save(self) -> None:
+        self._saving = None
 
     def begin(self) -> None:
         """Start recording an undo log (the caller holds `lock` until commit/rollback)."""
@@ -505,6 +517,8 @@ class SalesforceState:
                 values["OwnerId"] = user
             self._apply_defaults(obj, values)
             record_id = self._ids.new(obj.name)
+            if self._saving is not None:
+                self._saving.add(record_id)
             self._raw_insert(obj.name, record_id, values, user, format_datetime(self.clock.now()))
             self._touch_activity(obj, self._data[obj.name][record_id])
             return record_id
@@ -534,6 +548,8 @@ class SalesforceState:
                 self._check_duplicates(obj, {**record, **values}, record["Id"])
             if obj.name == "Lead" and auto_assign:
                 values["OwnerId"] = self._assign(values.get("Country", record.get("Country")))
+            if self._saving is not None:
+                self._saving.add(record["Id"])
             self._write(obj, record, values, as_user_id or self.integration_user_id)
             self._touch_activity(obj, record)
 
@@ -954,10 +970,13 @@ class SalesforceState:
             found = set(self._email[target].get(email.lower(), ())) if email else set()
             if target == "Lead" and name is not None:
                 found |= self._lead_names.get(name, set())
+            same_save = self._saving or set()
             hits = [
                 i
                 for i in sorted(found)
-                if i != self_id and not self._data[target][i].get("IsConverted")
+                if i != self_id
+                and i not in same_save
+                and not self._data[target][i].get("IsConverted")
             ]
             if hits:
                 results.append(
