@@ -9,8 +9,11 @@ transformed on the way, and which system wins when both hold a value (the sync r
     record.changes(current_salesforce_values, hubspot_modified=..., salesforce_modified=...)
 
 Transforms run in one fixed order: join -> trim -> replace -> case -> matches -> date -> map ->
-default -> (with describe) type and picklist -> truncate. Required fields (LastName and
-Company on a Lead) always get a value. Everything here is pure: no I/O besides reading the file.
+default -> (with describe) type and picklist -> truncate. `trim` also drops control
+characters. With describe, a value the field's type cannot take (text in a number, an
+unparseable date) is left out and recorded in `fixed`, never sent: Salesforce would refuse
+the whole call of 200 over it. Required fields (LastName and Company on a Lead) always get a
+value. Everything here is pure: no I/O besides reading the file.
 """
 
 from __future__ import annotations
@@ -250,6 +253,15 @@ class FieldMap:
                 seen.setdefault(name, None)
         return list(seen)
 
+    def sources(self) -> dict[str, list[str]]:
+        """Salesforce field -> the HubSpot properties its entry reads (a Lead's Email: the
+        contact's email, mapped or not), for reasons that say where a refused value came
+        from."""
+        out = {r.salesforce: list(r.hubspot) for r in self.spec.fields if r.hubspot}
+        if self.sobject.lower() == "lead" and "email" not in {k.lower() for k in out}:
+            out["Email"] = ["email"]
+        return out
+
     def salesforce_fields(self) -> list[str]:
         """Every Salesforce field the map may write, required ones included."""
         names = [r.salesforce for r in self.spec.fields]
@@ -372,11 +384,11 @@ def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | 
     parts = [_text(props.get(h)) for h in rule.hubspot]
     if len(parts) > 1:
         sep = " " if rule.join is None else rule.join
-        value: Any = sep.join(p.strip() if rule.trim else p for p in parts if p.strip())
+        value: Any = sep.join(_trim(p) if rule.trim else p for p in parts if _trim(p))
     else:
         value = parts[0] if parts else ""
     if rule.trim:
-        value = value.strip()
+        value = _trim(value)
     if value and rule.replace is not None:
         value = re.sub(rule.replace.pattern, rule.replace.with_, value)
     if value and rule.case is not None:
@@ -394,6 +406,23 @@ def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | 
         value = _fit(value, rule, meta, fixed)
     if isinstance(value, str) and value:
         value = _cut(value, rule, meta, fixed)
+    return value
+
+
+# Control characters other than tab and line breaks: invisible in Salesforce, they break
+# exports, reports and matching (a NUL, a bell, an escape pasted from another tool).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What `str.strip` leaves at the ends: zero-width spaces and joiners, the byte-order mark.
+_INVISIBLE_ENDS = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def _trim(value: str) -> str:
+    """Drop control characters and strip spaces (and invisible characters) at both ends."""
+    value = _CONTROL.sub("", value)
+    previous = None
+    while previous != value:
+        previous = value
+        value = value.strip().strip(_INVISIBLE_ENDS)
     return value
 
 
@@ -477,7 +506,32 @@ def _fit(value: Any, rule: FieldRule, meta: Mapping[str, Any], fixed: list[str])
         return None
     if kind in _PICKLIST_TYPES:
         return _picklist(_text(value), rule, meta, fixed)
+    if kind in _DATE_TYPES and rule.date is None:
+        return _as_date(_text(value), kind, name, fixed)
     return value
+
+
+def _as_date(value: str, kind: str, name: str, fixed: list[str]) -> str | None:
+    """A value for a date or datetime field whose entry has no `date` transform: an ISO date
+    or datetime, or epoch milliseconds, in Salesforce's format; anything else is dropped
+    (Salesforce would refuse the whole call of 200 over it: JSON_PARSER_ERROR)."""
+    text = value.strip()
+    when: datetime | None = None
+    if re.fullmatch(r"\d{11,14}", text):
+        when = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            when = None
+    if when is None:
+        fixed.append(f"dropped {name} {_short(value)}: not a date (write it as YYYY-MM-DD, or "
+                     f"add date = \"iso\" or \"epoch_ms\" to the entry)")
+        return None
+    if kind == "date":
+        return when.date().isoformat()  # the day as written, in its own offset
+    when = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def _picklist_values(meta: Mapping[str, Any]) -> list[str]:

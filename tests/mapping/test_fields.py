@@ -36,6 +36,17 @@ def test_trim_is_on_by_default_and_can_be_turned_off() -> None:
                  {"jobtitle": "  CTO  "}, "Title") == "  CTO  "
 
 
+def test_trim_drops_control_characters_and_invisible_ends() -> None:
+    fm = one('salesforce = "Company"\nhubspot = "company"')
+    assert value(fm, {"company": "\u200b \tAcme\x07 Corp\x1b\x00 \ufeff"}, "Company") == \
+        "Acme Corp"
+    street = one('salesforce = "Description"\nhubspot = "message"')
+    assert value(street, {"message": " line one\nline\ttwo\x0c "}, "Description") == \
+        "line one\nline\ttwo"  # tabs and line breaks are text
+    joined = one('salesforce = "Description"\nhubspot = ["city", "state"]\njoin = ", "')
+    assert value(joined, {"city": "\x07 ", "state": " Ohio "}, "Description") == "Ohio"
+
+
 @pytest.mark.parametrize(("case", "expected"), [("lower", "ada@acme.com"),
                                                 ("upper", "ADA@ACME.COM"),
                                                 ("title", "Ada@Acme.Com")])
@@ -127,6 +138,20 @@ def test_dates_from_epoch_ms_and_iso_to_salesforce_formats() -> None:
                                hubspot_id="1")
     assert "Last_Form_Date__c" not in record.values
     assert any("not a epoch_ms date" in f for f in record.fixed)
+
+
+def test_a_date_field_without_a_date_transform_takes_iso_and_epoch_ms_only() -> None:
+    fm = parse_fields('[[fields]]\nsalesforce = "First_Seen__c"\nhubspot = "first_seen"\n'
+                      '[[fields]]\nsalesforce = "Last_Form_Date__c"\nhubspot = "last_form"\n')
+    ms = str(int(datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC).timestamp() * 1000))
+    record = fm.lead_values({"first_seen": "2026-03-04T23:30:00-02:00", "last_form": ms},
+                            email="a@b.com", hubspot_id="1", describe=DESCRIBE)
+    assert record.values["First_Seen__c"] == "2026-03-04"  # the day as written
+    assert record.values["Last_Form_Date__c"] == "2026-03-04T05:06:07.000Z"
+    bad = fm.lead_values({"first_seen": "3rd of March", "last_form": "soon"},
+                         email="a@b.com", hubspot_id="1", describe=DESCRIBE)
+    assert "First_Seen__c" not in bad.values and "Last_Form_Date__c" not in bad.values
+    assert any(f.startswith("dropped First_Seen__c '3rd of March': not a date") for f in bad.fixed)
 
 
 def test_numbers_and_booleans_follow_the_described_type() -> None:
