@@ -566,7 +566,7 @@ class SalesforceClient:
                     )
                     continue
                 rejection = classify_record_errors(
-                    result.get("errors"), sobject=sobject, record_key=key_text
+                    result.get("errors"), sobject=sobject, record_key=key_text, values=record
                 )
                 out.append(
                     WriteResult(start + offset, key_text, result.get("id"), False, None, rejection)

@@ -11,7 +11,11 @@ sees those (the call succeeded), so this module reads them:
         actor WAIT   nobody: the record was rolled back or locked; send it again later
 
 `REJECTIONS` is the table from status code to actor, reason and fix; an unknown code goes to
-an admin, because nobody knows yet what it means.
+an admin, because nobody knows yet what it means. A fix may name `{fields}`: the fields
+Salesforce named, as `Lead.Phone`. The reason reads, for an admin:
+
+    Lead.Phone = 'call after 5pm' (HubSpot phone): a validation rule in Salesforce refused
+    the value (FIELD_CUSTOM_VALIDATION_EXCEPTION: Phone must be ...) — fix: ...
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ REJECTIONS: Mapping[str, Rejection] = {
     "INVALID_FIELD": Rejection(
         Actor.ADMIN,
         "a mapped field does not exist on the object",
-        f"correct the field name in {_MAPPING} (see `handshake mappings check --live`)",
+        f"correct or remove the [[fields]] entry for {{fields}} in {_MAPPING} (`handshake "
+        f"mappings check --live` lists the object's fields), then run `handshake dlq retry`",
     ),
     "INVALID_FIELD_FOR_INSERT_UPDATE": Rejection(
         Actor.ADMIN,
@@ -82,22 +87,27 @@ REJECTIONS: Mapping[str, Rejection] = {
     "INVALID_TYPE_ON_FIELD_IN_RECORD": Rejection(
         Actor.ADMIN,
         "a mapped value does not fit the field's type",
-        f"add a transform to the field's type in {_MAPPING}",
+        f"transform {{fields}} to the field's type in {_MAPPING} (a `map`, `date` or "
+        f"`matches`), then run `handshake dlq retry`",
     ),
     "FIELD_CUSTOM_VALIDATION_EXCEPTION": Rejection(
         Actor.ADMIN,
         "a validation rule in Salesforce refused the record",
-        "adjust the validation rule or map the values it requires",
+        f"make the value pass the rule: transform {{fields}} in {_MAPPING} (e.g. `matches` "
+        f"leaves out what the rule refuses) or relax the rule in Salesforce, then run "
+        f"`handshake dlq retry`; or correct the value in HubSpot",
     ),
     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST": Rejection(
         Actor.ADMIN,
         "a value is not allowed by a restricted picklist",
-        f"add a value map for the field in {_MAPPING} or add the value to the picklist",
+        f"give {{fields}} a value map (`map`, `unmapped = \"drop\"`, `default`) in "
+        f"{_MAPPING}, or add the value to the picklist; then run `handshake dlq retry`",
     ),
     "STRING_TOO_LONG": Rejection(
         Actor.ADMIN,
         "a value is longer than the field allows",
-        f"add a truncate transform for the field in {_MAPPING}",
+        f"add `truncate = true` to the [[fields]] entry for {{fields}} in {_MAPPING}, "
+        f"then run `handshake dlq retry`",
     ),
     "INACTIVE_OWNER_OR_USER": Rejection(
         Actor.ADMIN,
@@ -131,10 +141,13 @@ REJECTIONS: Mapping[str, Rejection] = {
     "REQUIRED_FIELD_MISSING": Rejection(
         Actor.DATA,
         "a required value is missing",
-        f"fill the value in HubSpot, or give the field a default in {_MAPPING}",
+        f"fill {{fields}} in HubSpot, or give it a `default` or a stand-in under "
+        f"[required.fields] in {_MAPPING}",
     ),
     "INVALID_EMAIL_ADDRESS": Rejection(
-        Actor.DATA, "the email address is not valid", "correct the email address in HubSpot"
+        Actor.DATA,
+        "the email address is not valid",
+        "correct the contact's email address in HubSpot: the next pull and push send it",
     ),
     "NUMBER_OUTSIDE_VALID_RANGE": Rejection(
         Actor.DATA, "a number is out of the field's range", "correct the value in HubSpot"
@@ -194,7 +207,8 @@ class SalesforceRecordRejected(RecordRejected):
 
     `code` is the deciding status code (all are in `errors`), `fields` the fields named,
     `duplicates` the records a duplicate rule matched, `retriable` whether sending the same
-    record again later may succeed.
+    record again later may succeed, `reason` the message without the record's key (what a
+    dead letter shows next to its key).
     """
 
     def __init__(
@@ -208,7 +222,15 @@ class SalesforceRecordRejected(RecordRejected):
         duplicates: Sequence[DuplicateMatch] = (),
         retriable: bool = False,
         fix: str = "",
+        reason: str = "",
+        sobject: str = "",
+        why: str = "",
+        values: Mapping[str, Any] | None = None,
     ) -> None:
+        self.reason = reason or message
+        self.sobject = sobject
+        self.why = why
+        self.values = dict(values or {})
         self.code = code
         self.errors = tuple(errors)
         self.fields = tuple(dict.fromkeys(f for e in self.errors for f in e.fields))
@@ -231,6 +253,12 @@ class SalesforceRecordRejected(RecordRejected):
                 "fix": fix,
             },
         )
+
+
+    def reason_with(self, sources: Mapping[str, Sequence[str]]) -> str:
+        """The reason naming, after each field, the HubSpot properties it was mapped from
+        (`sources`: Salesforce field -> properties, as `FieldMap.sources` gives them)."""
+        return _reason(self.sobject, self.errors, self.why, self.fix, self.values, sources)
 
 
 def _field_errors(raw: Any) -> list[FieldError]:
@@ -276,12 +304,19 @@ def _duplicates(raw: Any) -> list[DuplicateMatch]:
 
 
 def classify_record_errors(
-    raw_errors: Any, *, sobject: str, record_key: str | None = None
+    raw_errors: Any,
+    *,
+    sobject: str,
+    record_key: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
 ) -> SalesforceRecordRejected:
     """The classified rejection of one record from its `errors` list in a collection result.
 
     The error whose code needs an admin decides over data errors, data over waiting: if a
-    mapping is wrong too, fixing the data alone would not help.
+    mapping is wrong too, fixing the data alone would not help. `values` (the record sent)
+    puts the refused values in the reason, `sources` (Salesforce field -> HubSpot
+    properties) where they came from.
     """
     errors = _field_errors(raw_errors) or [FieldError("UNKNOWN", "no error detail given")]
     ranked = sorted(errors, key=lambda e: _ACTOR_ORDER[REJECTIONS.get(e.code, _UNKNOWN).actor])
@@ -296,14 +331,10 @@ def classify_record_errors(
     retriable = all(REJECTIONS.get(e.code, _UNKNOWN).retriable for e in errors)
     where = f"{sobject} {record_key}" if record_key else sobject
     fields = tuple(dict.fromkeys(f for e in errors for f in e.fields))
-    named = f" [{', '.join(fields)}]" if fields else ""
-    codes = ", ".join(dict.fromkeys(e.code for e in errors))
-    message = (
-        f"{where}: {codes}{named}: {rejection.why}: {'; '.join(e.message for e in errors)}. "
-        f"Fix: {fix}"
-    )
+    fix = fix.replace("{fields}", _names(sobject, fields) or "the field")
+    reason = _reason(sobject, errors, rejection.why, fix, values, sources)
     return SalesforceRecordRejected(
-        message,
+        f"{where}: {reason}",
         code=lead.code,
         errors=errors,
         actor=actor,
@@ -311,4 +342,45 @@ def classify_record_errors(
         duplicates=_duplicates(raw_errors),
         retriable=retriable,
         fix=fix,
+        reason=reason,
+        sobject=sobject,
+        why=rejection.why,
+        values=values,
     )
+
+
+def _reason(
+    sobject: str,
+    errors: Sequence[FieldError],
+    why: str,
+    fix: str,
+    values: Mapping[str, Any] | None,
+    sources: Mapping[str, Sequence[str]] | None,
+) -> str:
+    fields = tuple(dict.fromkeys(f for e in errors for f in e.fields))
+    subject = ", ".join(_field_subject(sobject, f, values, sources) for f in fields)
+    said = "; ".join(f"{e.code}: {e.message}" if e.message else e.code
+                     for e in dict.fromkeys(errors))
+    return f"{subject + ': ' if subject else ''}{why} ({said}) — fix: {fix}"
+
+
+def _names(sobject: str, fields: Sequence[str]) -> str:
+    return ", ".join(f"{sobject}.{f}" for f in fields)
+
+
+def _field_subject(
+    sobject: str,
+    name: str,
+    values: Mapping[str, Any] | None,
+    sources: Mapping[str, Sequence[str]] | None,
+) -> str:
+    """`Lead.Phone = 'call after 5pm' (HubSpot phone)`: the field, the value sent, its source."""
+    text = f"{sobject}.{name}"
+    sent = {k.lower(): v for k, v in (values or {}).items()}
+    if sent.get(name.lower()) not in (None, ""):
+        value = str(sent[name.lower()])
+        text += f" = {value if len(value) <= 60 else value[:57] + '...'!r}"
+    origin = {k.lower(): v for k, v in (sources or {}).items()}.get(name.lower())
+    if origin:
+        text += f" (HubSpot {', '.join(origin)})"
+    return text

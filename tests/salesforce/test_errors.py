@@ -104,3 +104,33 @@ def test_duplicate_matches_are_read_from_every_match_result() -> None:
         {"sobject": "Lead", "id": "00Q000000000001AAA"},
         {"sobject": "Contact", "id": "003000000000001AAA"},
     ]
+
+
+def test_the_reason_names_the_field_its_value_its_source_and_the_fix() -> None:
+    rejected = classify_record_errors(
+        [_err("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Phone must be a phone number", ["Phone"])],
+        sobject="Lead",
+        record_key="hs-7",
+        values={"LastName": "Lee", "Phone": "call after 5pm"},
+    )
+    assert rejected.actor is Actor.ADMIN
+    assert rejected.reason == (
+        "Lead.Phone = 'call after 5pm': a validation rule in Salesforce refused the record "
+        "(FIELD_CUSTOM_VALIDATION_EXCEPTION: Phone must be a phone number) — fix: make the "
+        "value pass the rule: transform Lead.Phone in mappings/fields.toml (e.g. `matches` "
+        "leaves out what the rule refuses) or relax the rule in Salesforce, then run "
+        "`handshake dlq retry`; or correct the value in HubSpot"
+    )
+    assert str(rejected) == f"salesforce: Lead hs-7: {rejected.reason}"
+    assert rejected.reason_with({"Phone": ["phone"]}).startswith(
+        "Lead.Phone = 'call after 5pm' (HubSpot phone): a validation rule")
+    unknown = classify_record_errors(
+        [_err("INVALID_FIELD", "No such column 'MobilPhone' on sobject of type Lead",
+              ["MobilPhone"])], sobject="Lead")
+    assert unknown.fix.startswith(
+        "correct or remove the [[fields]] entry for Lead.MobilPhone in mappings/fields.toml")
+    fieldless = classify_record_errors([_err("FIELD_CUSTOM_VALIDATION_EXCEPTION", "No tests")],
+                                       sobject="Lead")
+    assert fieldless.reason.startswith("a validation rule in Salesforce refused the record "
+                                       "(FIELD_CUSTOM_VALIDATION_EXCEPTION: No tests)")
+    assert "transform the field in" in fieldless.fix

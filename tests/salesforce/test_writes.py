@@ -131,7 +131,7 @@ def test_refused_records_are_classified_while_the_others_succeed(
     for r in results:
         if r.rejection is not None:
             assert r.rejection.record_key == r.key
-            assert r.key in str(r.rejection) and "Fix:" in str(r.rejection)
+            assert r.key in str(r.rejection) and " — fix: " in str(r.rejection)
             assert r.rejection.system == "salesforce"
             assert r.rejection.details["codes"] == [e.code for e in r.rejection.errors]
     keys = {x.get("Handshake_Id__c") for x in sandbox.salesforce.state.records("Lead")}
