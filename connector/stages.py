@@ -205,6 +205,12 @@ def retry_dead_letters(config: Config, ids: Sequence[int] = ()) -> dict[str, int
         outcome["resolved"] += store.resolve_dead_letters(
             stage="pull", record_keys=[f"contacts:{c.hubspot_id}" for c in fixed])
     pushes = [d for d in letters if d.stage == "push"]
+    # A contact merged away or archived in HubSpot since is no longer handed off: its letter
+    # closes (a merge is how a "same person twice" letter is fixed).
+    gone = [d.record_key for d in pushes
+            if (c := store.get_contact(d.record_key)) is not None and (c.merged_into or c.archived)]
+    outcome["resolved"] += store.resolve_dead_letters(stage="push", record_keys=gone)
+    pushes = [d for d in pushes if d.record_key not in gone]
     if pushes:
         before = {d.id for d in store.dead_letters(stage="push")}
         run_push_stage(config, trigger="dlq-retry")

@@ -71,6 +71,7 @@ class _Plan:
     sf_id: str | None = None
     owner_id: str | None = None
     why: str = ""
+    fixed: list[str] = field(default_factory=list)  # what the mapping's transforms changed
     # What the ledger compares: the mapped HubSpot values, whatever the action, so a Lead
     # created in one run and found as an open Lead in the next is not written again.
     payload: dict[str, Any] = field(default_factory=dict)
@@ -139,13 +140,13 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
                       if mapped.rules.get(k) not in UPDATE_SKIPS_RULES}
             update["Id"] = lead.id
             plans.append(_Plan(contact, "update", update, lead.id, lead.owner_id,
-                               "an open Lead has this email", payload=values))
+                               "an open Lead has this email", mapped.fixed, payload=values))
         elif converted and converted[0].converted_contact_id:
             lead = converted[0]
             plans.append(_Plan(contact, "link_converted", {}, lead.converted_contact_id,
                                None, "the Lead was converted: its Contact takes over"))
         else:
-            plans.append(_Plan(contact, "create", values, None, None, "new MQL",
+            plans.append(_Plan(contact, "create", values, None, None, "new MQL", mapped.fixed,
                                payload=dict(values)))
     return plans
 
@@ -223,7 +224,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan],
                 _route(ctx, plan, users)
         if ctx.dry_run:
             ctx.planned.append({"contact": hid, "action": plan.action, "values": plan.values,
-                                "why": plan.why})
+                                "why": plan.why, "fixed": plan.fixed})
             counts[f"leads.would_{plan.action}"] += 1
             continue
         entry = store.claim_write(key, system="salesforce", operation=plan.action, target="Lead",
@@ -235,6 +236,8 @@ def _write_leads(ctx: PushContext, plans: list[_Plan],
                 plan.sf_id = link.sf_id
                 handed.append(plan)
             continue
+        if plan.fixed:
+            log.warning("HubSpot contact %s: %s", hid, "; ".join(plan.fixed))
         (creates if plan.action == "create" else updates).append(plan)
 
     for kind, group in (("create", creates), ("update", updates)):
@@ -268,23 +271,51 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
         counts["leads.created" if result.created else "leads.updated"] += 1
         return
     duplicates = result.duplicates
-    if duplicates:
-        match = duplicates[0]
+    # A matched record another HubSpot contact already stands for cannot take this one too:
+    # Salesforce says the two contacts are one person, which only HubSpot can settle.
+    owners = {d.id: store.hubspot_id_for(d.id) for d in duplicates}
+    free = [d for d in duplicates if owners[d.id] in (None, hid)]
+    if free:
+        match = free[0]
         plan.sf_id = match.id
         store.link(hid, match.sobject, match.id, how="duplicate_rule")
         store.complete_write(key, remote_id=match.id)
+        store.resolve_dead_letters(stage=STAGE, record_keys=[hid])
         counts["leads.linked_duplicate"] += 1
         return
     rejection = result.rejection
     store.complete_write(key, ok=False)
+    if duplicates:
+        taken = duplicates[0]
+        store.dead_letter(
+            stage=STAGE, system="salesforce", record_key=hid, actor=Actor.DATA,
+            reason=(f"{taken.sobject} {taken.id}: Salesforce's duplicate rule "
+                    f"({taken.rule or 'matching rule'}) says this contact is the person HubSpot "
+                    f"contact {owners[taken.id]} already stands for — fix: merge the two "
+                    f"contacts in HubSpot (then `handshake dlq retry` closes this), or, if they "
+                    f"are two people, have an admin narrow the matching rule in Salesforce"),
+            payload={"action": kind, "values": plan.values, "fixed": plan.fixed,
+                     "duplicates": [{"sobject": d.sobject, "id": d.id, "hubspot_id": owners[d.id]}
+                                    for d in duplicates]},
+            error_code="DUPLICATES_DETECTED",
+        )
+        counts["leads.dead_letters"] += 1
+        return
+    # The reason names each refused field, the value sent, the HubSpot property it came from
+    # and the fix; who must act is the actor.
     store.dead_letter(
         stage=STAGE, system="salesforce", record_key=hid,
-        reason=str(rejection.message if rejection else "refused"),
+        reason=(rejection.reason_with(ctx.fields.sources()) if rejection
+                else "Salesforce refused the Lead and gave no reason"),
         actor=rejection.actor if rejection else Actor.ADMIN,
-        payload={"action": kind, "values": plan.values,
-                 "fix": getattr(rejection, "fix", "")},
-        error_code=getattr(rejection, "code", "") or "",
+        payload={"action": kind, "values": plan.values, "fixed": plan.fixed,
+                 "fields": list(rejection.fields) if rejection else [],
+                 "fix": rejection.fix if rejection else ""},
+        error_code=rejection.code if rejection else "",
     )
+    log.warning("HubSpot contact %s parked (%s must act): %s", hid,
+                rejection.actor if rejection else Actor.ADMIN,
+                rejection.reason if rejection else "refused")
     counts["leads.dead_letters"] += 1
 
 
@@ -360,7 +391,7 @@ def _write_tasks(ctx: PushContext, handed: list[_Plan]) -> None:
                 store.complete_write(key, ok=False)
                 rejection = result.rejection
                 store.dead_letter(stage=STAGE, system="salesforce", record_key=key,
-                                  reason=str(rejection.message if rejection else "refused"),
+                                  reason=rejection.reason if rejection else "refused",
                                   actor=rejection.actor if rejection else Actor.ADMIN,
                                   payload={"task": record},
                                   error_code=getattr(rejection, "code", "") or "")
