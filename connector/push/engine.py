@@ -210,6 +210,20 @@ def _write_leads(ctx: PushContext, plans: list[_Plan],
             plan.why = f"its owner {gone} is an inactive user; {plan.why}"
             if plan.action != "update":
                 plan.values.pop("OwnerId", None)
+        taken = store.hubspot_id_for(plan.sf_id) if plan.sf_id else None
+        if taken not in (None, hid):
+            # Matched by email to a record another HubSpot contact already stands for: the two
+            # contacts are one person to Salesforce, which only HubSpot can settle.
+            if not ctx.dry_run:
+                store.dead_letter(
+                    stage=STAGE, system="salesforce", record_key=hid, actor=Actor.DATA,
+                    reason=(f"{plan.contact.email}: the Salesforce record {plan.sf_id} with this "
+                            f"email already stands for HubSpot contact {taken} — fix: merge the "
+                            f"two contacts in HubSpot (then `handshake dlq retry` closes this)"),
+                    payload={"action": plan.action, "sf_id": plan.sf_id, "hubspot_id": taken},
+                    error_code="ALREADY_LINKED")
+            counts["leads.dead_letters"] += 1
+            continue
         if plan.action in ("link_contact", "link_converted"):
             if not ctx.dry_run:
                 store.link(hid, "Contact", str(plan.sf_id), how="matched" if
