@@ -28,6 +28,7 @@ from connector.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "CONFIG_ENV",
+    "AlertSettings",
     "Config",
     "HubSpotSettings",
     "SalesforceAuth",
@@ -140,6 +141,19 @@ class MappingPaths(_Section):
     routing: str = "mappings/routing.toml"
 
 
+def _optional_http_url(value: str) -> str:
+    return _http_url(value) if value else value
+
+
+class AlertSettings(_Section):
+    # POST each alert as JSON here as well as the Task; empty = Tasks only. Which activities
+    # alert is set in the scoring file's [alerts] section.
+    webhook_url: Annotated[str, AfterValidator(_optional_http_url)] = ""
+    timeout_seconds: float = Field(10, gt=0)
+    # Attempts per alert before it becomes a dead letter (retried in the next cycles).
+    max_attempts: int = Field(4, ge=1, le=20)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = False
@@ -177,6 +191,7 @@ class Config(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     state: StateSettings = StateSettings()
     mappings: MappingPaths = MappingPaths()
+    alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field("", exclude=True)

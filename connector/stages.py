@@ -144,15 +144,18 @@ def run_push_stage(
         from connector.hubspot.client import HubSpotClient
 
         # A Lead goes to its HubSpot owner's Salesforce user when routing.toml prefers it.
+        # Open for the run: owners for routing first, the hand-off write-back at the end.
         hubspot = HubSpotClient.from_config(config, clock=clock)
         try:
             owner_emails = hubspot.owner_emails() if routing.spec.prefer_hubspot_owner else {}
-        finally:
+            sf = SalesforceClient.from_config(config, clock=clock, snapshot=snapshot)
+        except BaseException:
             hubspot.close()
-        sf = SalesforceClient.from_config(config, clock=clock, snapshot=snapshot)
+            raise
         ctx = PushContext(store=store, sf=sf, fields=fields, routing=routing, engine=engine,
                           clock=clock, external_id_field=config.salesforce.external_id_field,
-                          run_id=run_id, dry_run=dry_run, owner_emails=owner_emails)
+                          run_id=run_id, dry_run=dry_run, owner_emails=owner_emails,
+                          hubspot=hubspot, alerts=config.alerts)
         try:
             push(ctx)
         except QuotaExhausted as exc:
@@ -167,6 +170,7 @@ def run_push_stage(
             store.set_bookmark(GOVERNOR_BOOKMARK, json.dumps(sf.governor.snapshot().to_json()),
                               run_id=run_id)
             sf.close()
+            hubspot.close()
     store.finish_run(run_id, status=result.status, counts=dict(result.counts), error=result.error)
     store.close()
     return result

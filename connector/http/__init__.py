@@ -14,6 +14,7 @@ from __future__ import annotations
 from connector.http.classify import (
     HUBSPOT,
     SALESFORCE,
+    WEBHOOK,
     Action,
     ResponseView,
     Rule,
@@ -35,6 +36,7 @@ from connector.http.settings import (
     hubspot_limits,
     hubspot_settings,
     salesforce_settings,
+    webhook_settings,
 )
 from connector.http.transport import (
     ACCEPT,
@@ -69,6 +71,7 @@ __all__ = [
     "Timeouts",
     "TlsError",
     "Verdict",
+    "WEBHOOK",
     "api_request",
     "call_sdk",
     "classify_error",
@@ -81,4 +84,5 @@ __all__ = [
     "parse_retry_after",
     "redact",
     "salesforce_settings",
+    "webhook_settings",
 ]

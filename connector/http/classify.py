@@ -36,7 +36,13 @@ what each table does:
     ├── 500 502 503 504 5xx ............. RETRY       ServerError
     └── transport (timeout, reset, drop)  RETRY       TransportError
 
-    both: a TLS failure is FAIL (TlsError): retrying a bad certificate cannot help.
+    WEBHOOK (an admin's alert endpoint)
+    ├── 408 429 ......................... RETRY       ServerError (the endpoint is busy)
+    ├── 4xx ............................. FAIL        RequestFailed (URL or endpoint to fix)
+    ├── 5xx ............................. RETRY       ServerError
+    └── transport (timeout, reset, drop)  RETRY       TransportError
+
+    all: a TLS failure is FAIL (TlsError): retrying a bad certificate cannot help.
 
 Per-record errors inside a 200 answer (HubSpot batch `errors`, Salesforce collection results)
 are not the policy's business: the adapters read those.
@@ -82,6 +88,7 @@ __all__ = [
     "SessionExpired",
     "TlsError",
     "Verdict",
+    "WEBHOOK",
     "classify_error",
     "daily_usage",
     "headers_of",
@@ -494,6 +501,14 @@ SALESFORCE: tuple[Rule, ...] = (
     ),
     Rule(Action.FAIL, RequestFailed, "the request was refused", status=_statuses(_CLIENT_ERRORS)),
     Rule(Action.RETRY, ServerError, "Salesforce failed", status=_statuses(_SERVER_ERRORS)),
+    *TRANSPORT_RULES,
+)
+
+WEBHOOK: tuple[Rule, ...] = (
+    Rule(Action.RETRY, ServerError, "the endpoint is busy", status=_statuses(408, 429)),
+    Rule(Action.FAIL, RequestFailed, "the endpoint refused the alert",
+         status=_statuses(_CLIENT_ERRORS)),
+    Rule(Action.RETRY, ServerError, "the endpoint failed", status=_statuses(_SERVER_ERRORS)),
     *TRANSPORT_RULES,
 )
 

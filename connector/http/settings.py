@@ -36,14 +36,17 @@ __all__ = [
     "RollingLimit",
     "SALESFORCE_CONCURRENT_LONG_REQUESTS",
     "SALESFORCE_SYSTEM",
+    "WEBHOOK_SYSTEM",
     "hubspot_limits",
     "hubspot_settings",
     "salesforce_settings",
+    "webhook_settings",
 ]
 
 # --- system names (the `system` of every error raised) -------------------------------------
 HUBSPOT_SYSTEM = "hubspot"
 SALESFORCE_SYSTEM = "salesforce"
+WEBHOOK_SYSTEM = "webhook"
 
 # --- limiter names (what `HttpPolicy.execute(limiter=...)` takes) ----------------------------
 HUBSPOT_BURST = "burst"
@@ -212,5 +215,24 @@ def salesforce_settings(
         concurrency={CONCURRENCY: max_concurrent},
         default_limiter=CONCURRENCY,
         quota_cooldown=SALESFORCE_QUOTA_COOLDOWN_SECONDS,
+    )
+    return base.with_(**overrides)
+
+
+def webhook_settings(*, max_attempts: int = 4, timeout: float = 10.0,
+                     **overrides: Any) -> PolicySettings:
+    """Policy settings for an alert webhook: short timeouts, a few quick retries (an alert is
+    worth little late; what still fails is parked and sent again next cycle)."""
+    base = PolicySettings(
+        system=WEBHOOK_SYSTEM,
+        max_attempts=max_attempts,
+        backoff_base=0.5,
+        backoff_max=10.0,
+        jitter=0.5,
+        connect_timeout=min(timeout, 10.0),
+        read_timeout=timeout,
+        write_timeout=timeout,
+        pool_timeout=timeout,
+        max_retry_after=30.0,
     )
     return base.with_(**overrides)

@@ -22,8 +22,8 @@ from connector.scoring.lifecycle import Decision
 from connector.scoring.model import LifecycleSection, WritebackSection
 from connector.store import Store
 
-__all__ = ["ContactUpdate", "HubSpotWriter", "RequestSender", "plan_updates",
-           "property_definitions"]
+__all__ = ["ContactUpdate", "HubSpotWriter", "RequestSender", "handoff_property_definitions",
+           "plan_updates", "property_definitions"]
 
 LIFECYCLE_PROPERTY = "lifecyclestage"
 GRADE_OPTIONS = ("A", "B", "C", "D", "F")
@@ -70,6 +70,22 @@ def property_definitions(wb: WritebackSection) -> list[dict[str, Any]]:
         {**base, "name": wb.nurture_track.hubspot_property, "label": wb.nurture_track.label,
          "type": "string", "fieldType": "text",
          "description": "Nurture track chosen by Handshake (enrol workflows on it)"},
+    ]
+
+
+def handoff_property_definitions(wb: WritebackSection) -> list[dict[str, Any]]:
+    """The contact properties the push fills once a contact is handed off to Salesforce."""
+    base = {"groupName": wb.group, "formField": False}
+    return [
+        {**base, "name": wb.salesforce_id.hubspot_property, "label": wb.salesforce_id.label,
+         "type": "string", "fieldType": "text",
+         "description": "Id of the Salesforce Lead or Contact Handshake handed this contact to"},
+        {**base, "name": wb.handed_off_at.hubspot_property, "label": wb.handed_off_at.label,
+         "type": "datetime", "fieldType": "date",
+         "description": "When Handshake handed the contact off to sales"},
+        {**base, "name": wb.salesforce_owner.hubspot_property,
+         "label": wb.salesforce_owner.label, "type": "string", "fieldType": "text",
+         "description": "The Salesforce user who owns the lead (email, else name)"},
     ]
 
 
@@ -137,12 +153,13 @@ class HubSpotWriter:
         self.run_id = run_id
         self.counts: Counter[str] = Counter()
 
-    def ensure_properties(self) -> list[str]:
-        """Create the write-back properties HubSpot lacks; returns the names created."""
+    def ensure_properties(self, definitions: Sequence[dict[str, Any]] | None = None) -> list[str]:
+        """Create the write-back properties (default: the score's) HubSpot lacks; returns the
+        names created."""
         body, _ = self.client.request("GET", hs.PROPERTIES, describe="list contact properties")
         existing = {p.get("name") for p in body.get("results") or []}
         created = []
-        for definition in property_definitions(self.wb):
+        for definition in property_definitions(self.wb) if definitions is None else definitions:
             if definition["name"] in existing:
                 continue
             try:
@@ -154,12 +171,16 @@ class HubSpotWriter:
         self.counts["properties.created"] += len(created)
         return created
 
-    def push(self, updates: Sequence[ContactUpdate]) -> Counter[str]:
+    def push(self, updates: Sequence[ContactUpdate], *, key_prefix: str = "hubspot:score:",
+             stage: str = "score", what: str = "score",
+             ensure: Sequence[dict[str, Any]] | None = None) -> Counter[str]:
         """Send the updates ≤ 100 a request; a contact whose same values were already written
-        (the ledger says so) is skipped."""
+        (the ledger, under `key_prefix`, says so) is skipped. `ensure` names properties to
+        create first when anything is to be sent; a refused batch is dead-lettered under
+        `stage`."""
         due: list[tuple[str, ContactUpdate]] = []
         for update in updates:
-            key = f"hubspot:score:{update.contact_id}"
+            key = f"{key_prefix}{update.contact_id}"
             entry = self.store.claim_write(key, system="hubspot", operation="update",
                                            target="contact", payload=update.properties,
                                            run_id=self.run_id)
@@ -167,6 +188,8 @@ class HubSpotWriter:
                 self.counts["contacts.unchanged"] += 1
                 continue
             due.append((key, update))
+        if due and ensure is not None:
+            self.ensure_properties(ensure)
         path = self.contacts_path + hs.CONTACTS_BATCH_UPDATE
         for start in range(0, len(due), hs.WRITE_BATCH_LIMIT):
             chunk = due[start : start + hs.WRITE_BATCH_LIMIT]
@@ -174,19 +197,21 @@ class HubSpotWriter:
                                   for _, u in chunk]}
             try:
                 self.client.request("POST", path, json=payload,
-                                    describe=f"update {len(chunk)} contacts' scores")
+                                    describe=f"update {len(chunk)} contacts' {what} properties")
             except (RequestFailed, RecordRejected) as exc:
                 for key, update in chunk:
                     self.store.complete_write(key, ok=False)
                     self.store.dead_letter(
-                        stage="score", system="hubspot", record_key=f"contacts:{update.contact_id}",
-                        reason=f"score write-back refused: {exc}", actor="admin",
+                        stage=stage, system="hubspot", record_key=f"contacts:{update.contact_id}",
+                        reason=f"{what} write-back refused: {exc}", actor="admin",
                         payload=update.properties,
                     )
                 self.counts["contacts.failed"] += len(chunk)
                 continue
             for key, update in chunk:
                 self.store.complete_write(key, remote_id=update.contact_id)
+            self.store.resolve_dead_letters(
+                stage=stage, record_keys=[f"contacts:{u.contact_id}" for _, u in chunk])
             self.counts["contacts.updated"] += len(chunk)
             self.counts["requests"] += 1
         return self.counts

@@ -25,6 +25,8 @@ from simple_salesforce.format import format_soql
 
 from connector.clock import Clock
 from connector.errors import Actor
+from connector.push.alerts import send_alerts
+from connector.push.writeback import note_handoffs, write_back_handoffs
 from connector.store import Contact, Store
 
 __all__ = ["PushContext", "push"]
@@ -61,6 +63,9 @@ class PushContext:
     # by name, for routing's capacity caps and fallback queue.
     load: Counter[str] = field(default_factory=Counter)
     queues: dict[str, str] = field(default_factory=dict)
+    hubspot: Any = None  # connector.hubspot.HubSpotClient: hand-off write-back (None: none)
+    alerts: Any = None  # connector.config.AlertSettings: the alert webhook (None: Tasks only)
+    handoffs: list[Any] = field(default_factory=list)  # HubSpot write-back noted this run
 
 
 @dataclass
@@ -110,6 +115,9 @@ def push(ctx: PushContext) -> Counter[str]:
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users)
         _write_tasks(ctx, handed)
+        note_handoffs(ctx, handed, users)
+    send_alerts(ctx)
+    write_back_handoffs(ctx)
     ctx.counts["salesforce.calls"] = ctx.sf.calls
     return ctx.counts
 

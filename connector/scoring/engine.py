@@ -27,6 +27,7 @@ __all__ = [
     "InterestContribution",
     "ScoreResult",
     "email_domain",
+    "rule_matcher",
     "url_path",
 ]
 
@@ -260,6 +261,16 @@ def _attribute_getter(attribute: str | None) -> Callable[[ActivityLike], Any]:
     if head == "values":
         return lambda a: ((a.details or {}).get("values") or {}).get(key)
     return lambda a: (a.details or {}).get(key)
+
+
+def rule_matcher(rule: InterestRule) -> Callable[[ActivityLike], bool]:
+    """Whether an activity is of the rule's kind and passes its matcher (the rule alone: its
+    group, caps and points play no part). Alerts reuse the interest rules through it."""
+    kinds = frozenset(rule.activity)
+    getter, test = _attribute_getter(rule.attribute), compile_condition(rule)
+    if rule.always:
+        return lambda a: a.type in kinds
+    return lambda a: a.type in kinds and test(getter(a))
 
 
 def _label(activity: ActivityLike) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "ATTRIBUTES",
     "DERIVED_FIELDS",
     "GRADES",
+    "AlertsSection",
     "Condition",
     "Disqualifier",
     "FitRule",
@@ -379,6 +380,27 @@ class WritebackSection(_Strict):
     nurture_track: WritebackProperty = WritebackProperty(
         hubspot_property="handshake_nurture_track", label="Handshake nurture track")
     write_lifecycle_stage: bool = True
+    # Written by the push once a contact is handed off to Salesforce.
+    salesforce_id: WritebackProperty = WritebackProperty(
+        hubspot_property="handshake_salesforce_id", label="Handshake Salesforce id")
+    handed_off_at: WritebackProperty = WritebackProperty(
+        hubspot_property="handshake_handed_off_at", label="Handshake hand-off date")
+    salesforce_owner: WritebackProperty = WritebackProperty(
+        hubspot_property="handshake_salesforce_owner", label="Handshake Salesforce owner")
+
+
+class AlertsSection(_Strict):
+    """Which new activities of a handed-off lead alert its owner (a Task, and the webhook)."""
+
+    enabled: bool = True
+    # Interest rules (by name) whose activities alert; None: every rule marked high_intent.
+    rules: list[str] | None = None
+    # Any form submission alerts, whatever the form.
+    any_form: bool = True
+    # A page view after this many days without engagement is a return visit; 0 turns it off.
+    quiet_days: float = Field(14, ge=0)
+    # Activities that arrive older than this (a late backfill) alert nobody.
+    max_age_days: float = Field(7, gt=0)
 
 
 class ScoringModel(_Strict):
@@ -388,6 +410,7 @@ class ScoringModel(_Strict):
     lifecycle: LifecycleSection = LifecycleSection()
     nurture: NurtureSection = NurtureSection()
     writeback: WritebackSection = WritebackSection()
+    alerts: AlertsSection = AlertsSection()
     version: str = Field("", exclude=True)
     source: str = Field("", exclude=True)
 
@@ -478,7 +501,20 @@ def _semantic_problems(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...],
                                   "give every entry its own name: explanations quote it"))
                 else:
                     seen[name] = i
+    found.extend(_alert_rule_problems(raw))
     return found
+
+
+def _alert_rule_problems(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """`alerts.rules` must name interest rules: the alert reuses their definitions."""
+    alerts, interest = raw.get("alerts"), raw.get("interest")
+    if not isinstance(alerts, dict) or not isinstance(alerts.get("rules"), list):
+        return []
+    rules = interest.get("rules") if isinstance(interest, dict) else None
+    known = {r.get("name") for r in rules or [] if isinstance(r, dict)}
+    return [(("alerts", "rules", i), f"no interest rule is named {name!r}",
+             "name an [[interest.rules]] entry exactly as its `name` says")
+            for i, name in enumerate(alerts["rules"]) if name not in known]
 
 
 def parse_model(text: str, file: str = "scoring.toml") -> ScoringModel:

@@ -839,6 +839,19 @@ class Store:
                 out[row.contact_id].append(row)
         return out
 
+    def linked_activities_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:
+        """Activities stored with an id above `after_id` whose contact is linked to a Salesforce
+        record, by id, at most `limit`: read-only rows with `ingested_at` (alerts scan them)."""
+        with self.transaction() as s:
+            return list(s.execute(
+                select(Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
+                       Activity.title, Activity.url, Activity.details, Activity.ingested_at)
+                .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
+                .where(Activity.id > after_id)
+                .order_by(Activity.id)
+                .limit(limit)
+            ))
+
     def latest_scores(self, contact_ids: Sequence[str]) -> dict[str, Score]:
         """The newest score of each given contact that has one."""
         if not contact_ids:

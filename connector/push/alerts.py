@@ -1,0 +1,523 @@
+"""Real-time alerts: a handed-off lead's new high-intent activity tells its owner at once.
+
+Each push scans the activities stored since its last scan (a bookmark) of contacts linked to
+Salesforce. An activity alerts when it was stored after the contact's hand-off Task was written,
+occurred within `max_age_days`, and the scoring file's `[alerts]` section says so:
+- it matches one of the interest rules `alerts.rules` names (default: every rule marked
+  `high_intent`); the shipped file names "Pricing or demo page", so the page patterns live in
+  one place;
+- it is a form submission (`any_form`);
+- it is a page view after `quiet_days` without engagement: a return visit.
+
+One Task per contact and run (Priority High, due today, owned by the Lead's or Contact's owner)
+covers its alerting activities, and the same alert is POSTed to `[alerts] webhook_url` when set.
+Each activity has a write-ledger key per channel (`sf:task:alert:{contact}:{activity}`,
+`webhook:alert:{contact}:{activity}`), so an alert is sent once however often the job runs:
+a Task whose creation a crash interrupted is found again by the reference line its Description
+ends with; what failed is parked as a dead letter and tried again by the next runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from simple_salesforce.format import format_soql
+
+from connector.clock import Clock
+from connector.errors import Actor, HandshakeError
+from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
+from connector.scoring.engine import rule_matcher, url_path
+from connector.scoring.model import ScoringModel
+
+if TYPE_CHECKING:
+    from connector.push.engine import PushContext
+
+__all__ = ["AlertRules", "WebhookSender", "send_alerts"]
+
+log = logging.getLogger("connector.push.alerts")
+
+STAGE = "push"
+BOOKMARK = "push.alerts.activity_id"
+SCAN_PAGE = 2000
+TASK_PREFIX = "sf:task:alert:"
+WEBHOOK_PREFIX = "webhook:alert:"
+HANDOFF_TASK_KEY = "sf:task:handoff:{}"  # the push engine's ledger key of the hand-off Task
+SUBJECT_PREFIX = "Handshake alert: "
+REF_PREFIX = "Handshake alert ref: "
+REF_LINE = re.compile(re.escape(REF_PREFIX) + r"([0-9,]+)")
+SUBJECT_MAX = 255
+DESCRIPTION_MAX = 32_000
+QUERY_CHUNK = 200  # ids per SOQL IN list: the query URL stays far under its limit
+QUEUE_ID_PREFIX = "00G"  # a queue (Group) id: Salesforce does not let a queue own a Task
+# Done to the contact rather than by them: these break no quiet period.
+PASSIVE_KINDS = frozenset({"email_sent", "email_delivered", "email_bounce"})
+# Which reason names the alert when one contact has several (lower first).
+RULE, FORM, RETURN = 0, 1, 2
+
+
+# --- what alerts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alerting activity and why it alerts."""
+
+    hubspot_id: str
+    activity: Any  # a store activity row (id, type, occurred_at, title, url, details)
+    headline: str  # "visited pricing page"
+    reasons: tuple[str, ...]
+    rank: int  # RULE, FORM or RETURN: the strongest reason it has
+
+
+class AlertRules:
+    """The scoring file's `[alerts]` section, compiled against its interest rules."""
+
+    def __init__(self, model: ScoringModel) -> None:
+        section = model.alerts
+        self.enabled = section.enabled
+        named = section.rules
+        chosen = [r for r in model.interest.rules
+                  if (r.name in named if named is not None else r.high_intent)]
+        self.rules = [(rule.name, rule_matcher(rule)) for rule in chosen]
+        self.any_form = section.any_form
+        self.quiet = timedelta(days=section.quiet_days) if section.quiet_days else None
+        self.max_age = timedelta(days=section.max_age_days)
+
+    def needs_history(self, activities: Iterable[Any]) -> bool:
+        """Whether judging these takes the contact's earlier activities (return visits)."""
+        return self.quiet is not None and any(a.type == "page_view" for a in activities)
+
+    def judge(self, hubspot_id: str, activity: Any, history: Sequence[Any]) -> Alert | None:
+        """The alert `activity` raises, if any; `history` is the contact's stored activities."""
+        reasons: list[str] = []
+        rank = None
+        for name, matches in self.rules:
+            if matches(activity):
+                reasons.append(f'interest rule "{name}"')
+                rank = RULE
+        if self.any_form and activity.type == "form_submission":
+            reasons.append("a form submission")
+            rank = FORM if rank is None else rank
+        gap = self._quiet_gap(activity, history)
+        if gap is not None:
+            reasons.append(f"the first visit after {gap.days} days without activity")
+            rank = RETURN if rank is None else rank
+        if rank is None:
+            return None
+        headline = (f"back on the site after {gap.days} days" if rank == RETURN and gap
+                    else _headline(activity))
+        return Alert(hubspot_id, activity, headline, tuple(reasons), rank)
+
+    def _quiet_gap(self, activity: Any, history: Sequence[Any]) -> timedelta | None:
+        if self.quiet is None or activity.type != "page_view":
+            return None
+        before = [h.occurred_at for h in history
+                  if h.id != activity.id and h.type not in PASSIVE_KINDS
+                  and h.occurred_at < activity.occurred_at]
+        if not before:
+            return None  # a first visit ever is no return
+        gap = activity.occurred_at - max(before)
+        return gap if gap >= self.quiet else None
+
+
+def _headline(activity: Any) -> str:
+    details = activity.details or {}
+    if activity.type == "page_view":
+        path = url_path(activity.url) or ""
+        first = path.strip("/").split("/", 1)[0]
+        return f"visited {first or activity.title or 'a'} page"
+    if activity.type == "form_submission":
+        return f'submitted form "{details.get("form_name") or activity.title or "a form"}"'
+    if activity.type.startswith("webinar_"):
+        return f'{activity.type.removeprefix("webinar_")} webinar "{activity.title or ""}"'
+    label = activity.title or activity.url or ""
+    return f"{activity.type.replace('_', ' ')} {label}".strip()
+
+
+# --- the webhook ----------------------------------------------------------------------------
+
+
+class WebhookSender:
+    """POSTs alerts as JSON under the HTTP policy (retries, timeouts, classified errors)."""
+
+    def __init__(self, url: str, *, max_attempts: int = 4, timeout: float = 10.0,
+                 clock: Clock | None = None) -> None:
+        self.url = url
+        policy = HttpPolicy(webhook_settings(max_attempts=max_attempts, timeout=timeout),
+                            WEBHOOK, clock=clock)
+        # Many webhook URLs carry their secret in the path (Slack, Teams): never show it.
+        path = urlsplit(url).path
+        if len(path) > 1:
+            policy.add_secret(path)
+        self.client = make_httpx_client(policy, "")
+
+    def post(self, body: Mapping[str, Any]) -> None:
+        """Send one alert; raises the policy's error when it cannot be delivered."""
+        self.client.post(self.url, json=dict(body), extensions={DESCRIBE: "alert webhook"})
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Due:
+    """One contact's alerts of this run, and where they still have to go."""
+
+    hubspot_id: str
+    sf_id: str
+    sf_object: str
+    handed_off_at: datetime | None
+    alerts: list[Alert]
+    task: list[Alert] = field(default_factory=list)
+    webhook: list[Alert] = field(default_factory=list)
+    who: str | None = None
+    owner: dict[str, str | None] = field(default_factory=dict)
+
+
+def _task_key(hubspot_id: str, activity_id: int) -> str:
+    return f"{TASK_PREFIX}{hubspot_id}:{activity_id:012d}"
+
+
+def _webhook_key(hubspot_id: str, activity_id: int) -> str:
+    return f"{WEBHOOK_PREFIX}{hubspot_id}:{activity_id:012d}"
+
+
+def _parse_key(key: str, prefix: str) -> tuple[str, int]:
+    hubspot_id, activity = key[len(prefix):].rsplit(":", 1)
+    return hubspot_id, int(activity)
+
+
+def send_alerts(ctx: PushContext) -> None:
+    """Alert the owners of handed-off leads that came back; counts `alerts.tasks` and
+    `alerts.webhooks`. A webhook that cannot be reached never stops the push."""
+    rules = AlertRules(ctx.engine.model)
+    if ctx.dry_run or not rules.enabled:
+        return
+    settings = ctx.alerts
+    sender = (WebhookSender(settings.webhook_url, max_attempts=settings.max_attempts,
+                            timeout=settings.timeout_seconds, clock=ctx.clock)
+              if settings is not None and settings.webhook_url else None)
+    try:
+        retry = _unfinished(ctx, rules, webhook=sender is not None)
+        if retry:
+            _deliver(ctx, retry, sender)
+        last = int(ctx.store.get_bookmark(BOOKMARK) or 0)
+        while True:
+            rows = ctx.store.linked_activities_after(last, limit=SCAN_PAGE)
+            if not rows:
+                break
+            _deliver(ctx, _fresh(ctx, rules, rows), sender)
+            last = rows[-1].id
+            ctx.store.set_bookmark(BOOKMARK, str(last), run_id=ctx.run_id)
+    finally:
+        if sender is not None:
+            sender.close()
+
+
+def _handoff_time(ctx: PushContext, hubspot_id: str) -> datetime | None:
+    """When the contact's hand-off Task was written; None while it has not been."""
+    entry = ctx.store.ledger_entry(HANDOFF_TASK_KEY.format(hubspot_id))
+    if entry is None or entry.status != "done":
+        return None
+    return entry.completed_at or entry.created_at
+
+
+def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any]) -> list[_Due]:
+    """Alerts among newly stored activities: contacts handed off before they were stored."""
+    oldest = ctx.clock.now() - rules.max_age
+    by_contact: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_contact[row.contact_id].append(row)
+    candidates: dict[str, tuple[datetime, list[Any]]] = {}
+    for hubspot_id, acts in by_contact.items():
+        handed_at = _handoff_time(ctx, hubspot_id)
+        if handed_at is None:
+            continue  # not handed off yet: these will be in its hand-off Task
+        new = [a for a in acts if a.ingested_at > handed_at and a.occurred_at >= oldest]
+        if new:
+            candidates[hubspot_id] = (handed_at, new)
+    return _judge(ctx, rules, {h: new for h, (_, new) in candidates.items()},
+                  {h: at for h, (at, _) in candidates.items()})
+
+
+def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[Any]],
+           handed: Mapping[str, datetime | None]) -> list[_Due]:
+    wanted = [h for h, acts in activities.items() if rules.needs_history(acts)]
+    history = ctx.store.activities_for_many(wanted) if wanted else {}
+    out: list[_Due] = []
+    for hubspot_id, acts in activities.items():
+        alerts = [alert for a in acts
+                  if (alert := rules.judge(hubspot_id, a, history.get(hubspot_id, [])))]
+        link = ctx.store.linked(hubspot_id) if alerts else None
+        if link is not None:
+            out.append(_Due(hubspot_id, link.sf_id, link.sf_object, handed.get(hubspot_id),
+                            alerts))
+    return out
+
+
+def _unfinished(ctx: PushContext, rules: AlertRules, *, webhook: bool) -> list[_Due]:
+    """Alerts an earlier run claimed but did not finish (a refusal, an unreachable webhook, a
+    crash): Tasks a crash left half-written are found in Salesforce first."""
+    store = ctx.store
+    tasks = [e for status in ("pending", "failed")
+             for e in store.ledger_entries(TASK_PREFIX, status=status)]
+    hooks = ([e for status in ("pending", "failed")
+              for e in store.ledger_entries(WEBHOOK_PREFIX, status=status)] if webhook else [])
+    if not tasks and not hooks:
+        return []
+    pending = [e for e in tasks if e.status == "pending"]
+    found = _tasks_written(ctx, [_parse_key(e.key, TASK_PREFIX) for e in pending])
+    for entry in pending:
+        task_id = found.get(_parse_key(entry.key, TASK_PREFIX))
+        if task_id is not None:
+            store.complete_write(entry.key, remote_id=task_id)
+            ctx.counts["alerts.tasks_reconciled"] += 1
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for entry in tasks:
+        if _parse_key(entry.key, TASK_PREFIX) not in found:
+            hubspot_id, activity_id = _parse_key(entry.key, TASK_PREFIX)
+            wanted[hubspot_id].add(activity_id)
+    for entry in hooks:
+        hubspot_id, activity_id = _parse_key(entry.key, WEBHOOK_PREFIX)
+        wanted[hubspot_id].add(activity_id)
+    if not wanted:
+        return []
+    stored = store.activities_for_many(list(wanted))
+    activities = {h: [a for a in stored.get(h, []) if a.id in ids] for h, ids in wanted.items()}
+    return _judge(ctx, rules, {h: a for h, a in activities.items() if a},
+                  {h: _handoff_time(ctx, h) for h in activities})
+
+
+def _tasks_written(ctx: PushContext, claimed: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """Alert Tasks already in Salesforce for claimed (contact, activity) pairs, found by the
+    reference line of their Description (Subject can be filtered on; Description cannot)."""
+    if not claimed:
+        return {}
+    dues = [_Due(h, link.sf_id, link.sf_object, None, [])
+            for h in sorted({h for h, _ in claimed}) if (link := ctx.store.linked(h))]
+    _find_owners(ctx, dues)  # a converted Lead's Tasks are on its Contact
+    who_of: dict[str, str] = {}
+    for due in dues:
+        who_of[due.sf_id] = due.hubspot_id
+        if due.who:
+            who_of[due.who] = due.hubspot_id
+    found: dict[tuple[str, int], str] = {}
+    for chunk in _chunks(sorted(who_of), QUERY_CHUNK):
+        soql = format_soql("SELECT Id, WhoId, Description FROM Task WHERE WhoId IN {ids} "
+                           "AND Subject LIKE {subject}", ids=chunk, subject=SUBJECT_PREFIX + "%")
+        for row in ctx.sf.query(soql, what="find alert Tasks"):
+            match = REF_LINE.search(row.get("Description") or "")
+            hubspot_id = who_of.get(str(row.get("WhoId")))
+            if match is None or hubspot_id is None:
+                continue
+            for activity_id in match.group(1).split(","):
+                if activity_id:
+                    found[(hubspot_id, int(activity_id))] = str(row["Id"])
+    return found
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield list(values[start:start + size])
+
+
+def _deliver(ctx: PushContext, dues: list[_Due], sender: WebhookSender | None) -> None:
+    """Write the alert Tasks and POST the webhooks these contacts still need."""
+    store = ctx.store
+    for due in dues:
+        for alert in due.alerts:
+            task = store.ledger_entry(_task_key(due.hubspot_id, alert.activity.id))
+            if task is None or task.status != "done":
+                due.task.append(alert)
+            if sender is not None:
+                hook = store.ledger_entry(_webhook_key(due.hubspot_id, alert.activity.id))
+                if hook is None or hook.status != "done":
+                    due.webhook.append(alert)
+    dues = [d for d in dues if d.task or d.webhook]
+    if not dues:
+        return
+    _find_owners(ctx, dues)
+    _write_tasks(ctx, [d for d in dues if d.task])
+    if sender is not None:
+        for due in dues:
+            if due.webhook:
+                _post(ctx, sender, due)
+
+
+def _find_owners(ctx: PushContext, dues: Sequence[_Due]) -> None:
+    """The record each alert goes on and its current owner, read from Salesforce: a converted
+    Lead's alerts go to its Contact (Salesforce refuses Tasks on converted Leads)."""
+    leads = sorted({d.sf_id for d in dues if d.sf_object == "Lead"})
+    contacts = {d.sf_id for d in dues if d.sf_object != "Lead"}
+    moved: dict[str, str] = {}
+    rows: dict[str, Mapping[str, Any]] = {}
+    for chunk in _chunks(leads, QUERY_CHUNK):
+        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email, IsConverted, "
+                           "ConvertedContactId FROM Lead WHERE Id IN {ids}", ids=chunk)
+        for row in ctx.sf.query(soql, what="alert owners (Leads)"):
+            if row.get("IsConverted") and row.get("ConvertedContactId"):
+                moved[row["Id"]] = row["ConvertedContactId"]
+                contacts.add(row["ConvertedContactId"])
+            else:
+                rows[row["Id"]] = row
+    for chunk in _chunks(sorted(contacts), QUERY_CHUNK):
+        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email FROM Contact "
+                           "WHERE Id IN {ids}", ids=chunk)
+        for row in ctx.sf.query(soql, what="alert owners (Contacts)"):
+            rows[row["Id"]] = row
+    for due in dues:
+        who = moved.get(due.sf_id, due.sf_id)
+        row = rows.get(who)
+        if row is None:
+            continue  # deleted in Salesforce: the Task write names it
+        owner = row.get("Owner") or {}
+        due.who = who
+        due.owner = {"id": row.get("OwnerId"), "name": owner.get("Name"),
+                     "email": owner.get("Email")}
+
+
+def _subject(alerts: Sequence[Alert]) -> str:
+    lead = min(alerts, key=lambda a: (a.rank, -a.activity.occurred_at.timestamp()))
+    more = f" (+{len(alerts) - 1} more)" if len(alerts) > 1 else ""
+    return f"{SUBJECT_PREFIX}{lead.headline}{more}"[:SUBJECT_MAX]
+
+
+def _description(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> str:
+    contact = ctx.store.get_contact(due.hubspot_id)
+    email = (contact.email if contact else None) or due.hubspot_id
+    when = f" on {due.handed_off_at:%Y-%m-%d}" if due.handed_off_at else ""
+    lines = [f"{email} is active again after the hand-off{when}:", ""]
+    for alert in sorted(alerts, key=lambda a: a.activity.occurred_at, reverse=True):
+        a = alert.activity
+        where = a.url or a.title or ""
+        lines.append(f"- {a.occurred_at:%Y-%m-%d %H:%M} UTC: {alert.headline}"
+                     + (f" ({where})" if where else ""))
+        lines.append(f"  why: {'; '.join(alert.reasons)}")
+    lines += ["", "Follow up while the interest is fresh."]
+    ref = REF_PREFIX + ",".join(str(a.activity.id) for a in alerts)
+    body = "\n".join(lines)[: DESCRIPTION_MAX - len(ref) - 2]
+    return f"{body}\n\n{ref}"  # the reference line finds the Task again after a crash
+
+
+def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
+    store = ctx.store
+    today = ctx.clock.now().date().isoformat()
+    tasks: list[tuple[_Due, list[str], dict[str, Any]]] = []
+    for due in dues:
+        if due.who is None:
+            _park_task(ctx, due, [], "the Salesforce record this contact was handed off to "
+                       f"({due.sf_object} {due.sf_id}) no longer exists", Actor.DATA)
+            continue
+        keys = []
+        for alert in due.task:
+            key = _task_key(due.hubspot_id, alert.activity.id)
+            if store.claim_write(key, system="salesforce", operation="alert", target="Task",
+                                 payload={"activity": alert.activity.id}, run_id=ctx.run_id):
+                keys.append(key)
+        if not keys:
+            continue
+        alerts = [a for a in due.task if _task_key(due.hubspot_id, a.activity.id) in keys]
+        record: dict[str, Any] = {
+            "WhoId": due.who, "Subject": _subject(alerts),
+            "Description": _description(ctx, due, alerts), "Status": "Not Started",
+            "Priority": "High", "ActivityDate": today,
+        }
+        owner = due.owner.get("id")
+        if owner and not owner.startswith(QUEUE_ID_PREFIX):
+            record["OwnerId"] = owner
+        tasks.append((due, keys, record))
+    if not tasks:
+        return
+    for results in ctx.sf.create_batches("Task", [t[2] for t in tasks]):
+        for result in results:
+            due, keys, record = tasks[result.index]
+            if result.success:
+                for key in keys:
+                    store.complete_write(key, remote_id=result.id)
+                store.resolve_dead_letters(stage=STAGE, record_keys=[f"alert:task:{due.hubspot_id}"])
+                ctx.counts["alerts.tasks"] += 1
+                continue
+            rejection = result.rejection
+            _park_task(ctx, due, keys, str(rejection.message if rejection else "refused"),
+                       rejection.actor if rejection else Actor.ADMIN,
+                       code=getattr(rejection, "code", "") or "", record=record)
+
+
+def _park_task(ctx: PushContext, due: _Due, keys: Sequence[str], reason: str, actor: Actor,
+               *, code: str = "", record: Mapping[str, Any] | None = None) -> None:
+    for key in keys:
+        ctx.store.complete_write(key, ok=False)
+    ctx.store.dead_letter(
+        stage=STAGE, system="salesforce", record_key=f"alert:task:{due.hubspot_id}",
+        reason=f"alert Task refused: {reason}", actor=actor, error_code=code,
+        payload={"task": dict(record or {}), "activities": [a.activity.id for a in due.task],
+                 "fix": "retried every push; `handshake dlq list` shows it meanwhile"},
+    )
+    ctx.counts["alerts.dead_letters"] += 1
+
+
+def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[str, Any]:
+    """The JSON an alert webhook receives: the lead, its owner and what it did (the strongest
+    alert first, every alerting activity in `activities`)."""
+    contact = ctx.store.get_contact(due.hubspot_id)
+    ordered = sorted(alerts, key=lambda a: (a.rank, -a.activity.occurred_at.timestamp()))
+    head = ordered[0]
+
+    def item(alert: Alert) -> dict[str, Any]:
+        a = alert.activity
+        return {"activity_id": a.id, "activity_type": a.type, "url": a.url, "title": a.title,
+                "occurred_at": a.occurred_at.isoformat(), "reason": alert.headline,
+                "why": list(alert.reasons)}
+
+    return {
+        "event": "handshake.alert",
+        "alert_id": f"{due.hubspot_id}:{','.join(str(a.activity.id) for a in alerts)}",
+        "email": contact.email if contact else None,
+        "hubspot_id": due.hubspot_id,
+        "salesforce_id": due.who or due.sf_id,
+        "salesforce_object": due.sf_object,
+        "owner": dict(due.owner),
+        "handed_off_at": due.handed_off_at.isoformat() if due.handed_off_at else None,
+        **item(head),
+        "activities": [item(a) for a in ordered],
+    }
+
+
+def _post(ctx: PushContext, sender: WebhookSender, due: _Due) -> None:
+    store = ctx.store
+    keys = [key for alert in due.webhook
+            if store.claim_write(key := _webhook_key(due.hubspot_id, alert.activity.id),
+                                 system="webhook", operation="alert", target="webhook",
+                                 payload={"activity": alert.activity.id}, run_id=ctx.run_id)]
+    if not keys:
+        return
+    alerts = [a for a in due.webhook if _webhook_key(due.hubspot_id, a.activity.id) in keys]
+    body = webhook_body(ctx, due, alerts)
+    record_key = f"alert:webhook:{due.hubspot_id}"
+    try:
+        sender.post(body)
+    except HandshakeError as exc:
+        # An unreachable endpoint parks the alert and the push goes on; the next runs retry.
+        for key in keys:
+            store.complete_write(key, ok=False)
+        store.dead_letter(stage=STAGE, system="webhook", record_key=record_key,
+                          reason=f"alert webhook failed: {exc.message}", actor=exc.actor,
+                          payload={"body": body, "fix": "check [alerts] webhook_url and the "
+                                   "endpoint; the alert is sent again by the next pushes"})
+        ctx.counts["alerts.webhook_failures"] += 1
+        log.warning("alert webhook failed for contact %s: %s", due.hubspot_id, exc.message)
+        return
+    for key in keys:
+        store.complete_write(key)
+    store.resolve_dead_letters(stage=STAGE, record_keys=[record_key])
+    ctx.counts["alerts.webhooks"] += 1
