@@ -117,7 +117,9 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                     # (+1 for the owners read the push routes HubSpot owners with)
                     "hubspot": minimum_pull_calls(sb.dataset) + 1 + 1
                     + scored.counts.get("hubspot.properties.created", 0)
-                    + math.ceil(scored.counts.get("hubspot.contacts.updated", 0) / 100),
+                    + math.ceil(scored.counts.get("hubspot.contacts.updated", 0) / 100)
+                    # and the hand-off write-back's, the same way
+                    + _writeback_minimum(pushed.counts),
                     # describe + users (+ reps' open Leads and the fallback queue when routing
                     # caps capacity or names a queue), two matching queries per 200 MQLs, then
                     # the writes
@@ -141,6 +143,13 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _writeback_minimum(counts: Counter[str]) -> int:
+    updated = counts.get("hubspot.handoff.contacts.updated", 0)
+    if not updated:
+        return 0
+    return 1 + counts.get("hubspot.handoff.properties.created", 0) + math.ceil(updated / 100)
 
 
 def _plain(counts: Counter[str]) -> dict[str, int]:
