@@ -55,7 +55,7 @@ REF_LINE = re.compile(re.escape(REF_PREFIX) + r"([0-9,]+)")
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 QUERY_CHUNK = 200  # ids per SOQL IN list: the query URL stays far under its limit
-QUEUE_ID_PREFIX = "00G"  # a queue (Group) id: Salesforce does not let a queue own a Task
+USER_ID_PREFIX = "005"  # only a user may own a Task (a queue owns Leads, never Tasks)
 # Done to the contact rather than by them: these break no quiet period.
 PASSIVE_KINDS = frozenset({"email_sent", "email_delivered", "email_bounce"})
 # Which reason names the alert when one contact has several (lower first).
@@ -182,6 +182,7 @@ class _Due:
     webhook: list[Alert] = field(default_factory=list)
     who: str | None = None
     owner: dict[str, str | None] = field(default_factory=dict)
+    owner_active: bool = True
 
 
 def _task_key(hubspot_id: str, activity_id: int) -> str:
@@ -362,8 +363,9 @@ def _find_owners(ctx: PushContext, dues: Sequence[_Due]) -> None:
     moved: dict[str, str] = {}
     rows: dict[str, Mapping[str, Any]] = {}
     for chunk in _chunks(leads, QUERY_CHUNK):
-        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email, IsConverted, "
-                           "ConvertedContactId FROM Lead WHERE Id IN {ids}", ids=chunk)
+        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email, Owner.IsActive, "
+                           "IsConverted, ConvertedContactId FROM Lead WHERE Id IN {ids}",
+                           ids=chunk)
         for row in ctx.sf.query(soql, what="alert owners (Leads)"):
             if row.get("IsConverted") and row.get("ConvertedContactId"):
                 moved[row["Id"]] = row["ConvertedContactId"]
@@ -371,8 +373,8 @@ def _find_owners(ctx: PushContext, dues: Sequence[_Due]) -> None:
             else:
                 rows[row["Id"]] = row
     for chunk in _chunks(sorted(contacts), QUERY_CHUNK):
-        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email FROM Contact "
-                           "WHERE Id IN {ids}", ids=chunk)
+        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email, Owner.IsActive "
+                           "FROM Contact WHERE Id IN {ids}", ids=chunk)
         for row in ctx.sf.query(soql, what="alert owners (Contacts)"):
             rows[row["Id"]] = row
     for due in dues:
@@ -384,6 +386,7 @@ def _find_owners(ctx: PushContext, dues: Sequence[_Due]) -> None:
         due.who = who
         due.owner = {"id": row.get("OwnerId"), "name": owner.get("Name"),
                      "email": owner.get("Email")}
+        due.owner_active = owner.get("IsActive") is not False
 
 
 def _subject(alerts: Sequence[Alert]) -> str:
@@ -397,6 +400,11 @@ def _description(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> str:
     email = (contact.email if contact else None) or due.hubspot_id
     when = f" on {due.handed_off_at:%Y-%m-%d}" if due.handed_off_at else ""
     lines = [f"{email} is active again after the hand-off{when}:", ""]
+    owner = due.owner.get("id") or ""
+    if not owner.startswith(USER_ID_PREFIX) or not due.owner_active:
+        name = due.owner.get("name") or owner or "nobody"
+        warning = f"Its owner, {name}, is a queue or an inactive user: assign it to a rep."
+        lines[1:1] = [warning, ""]
     for alert in sorted(alerts, key=lambda a: a.activity.occurred_at, reverse=True):
         a = alert.activity
         where = a.url or a.title or ""
@@ -433,8 +441,8 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
             "Priority": "High", "ActivityDate": today,
         }
         owner = due.owner.get("id")
-        if owner and not owner.startswith(QUEUE_ID_PREFIX):
-            record["OwnerId"] = owner
+        if owner and owner.startswith(USER_ID_PREFIX) and due.owner_active:
+            record["OwnerId"] = owner  # else the integration user holds it (see Description)
         tasks.append((due, keys, record))
     if not tasks:
         return
