@@ -39,7 +39,11 @@ Injected "429" faults render as Salesforce throttles REST: 403 REQUEST_LIMIT_EXC
 `sandbox.throttle_style = "unavailable"`); the spent daily allocation is 403
 REQUEST_LIMIT_EXCEEDED "TotalRequests Limit exceeded.".
 
-Not emulated: Bulk API 1.0/2.0, the generic /composite and /composite/batch resources,
+Bulk API 2.0 ingest jobs (`/jobs/ingest`) are emulated in `bulk`: CSV upload, close, status
+polls (`sandbox.bulk_in_progress_polls` InProgress answers, then processed whole), results
+files, and the shared 15,000 batches a day; each row goes through the collections code path.
+
+Not emulated: Bulk API 1.0, Bulk API 2.0 query jobs, the generic /composite and /composite/batch resources,
 aggregate SOQL (GROUP BY, COUNT(field)), semi-joins and child subqueries, and a REST lead
 conversion (the real REST API has none: conversion is the SOAP `convertLead()` call; the
 simulator converts through `SalesforceState.convert_lead`).

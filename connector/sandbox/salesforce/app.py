@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import settings, soql
+from .bulk import BulkIngest, IngestJob
 from .ids import IdFactory, is_valid_id
 from .schema import describe_global, describe_object, object_def
 from .state import RecordError, RequestError, SalesforceState, format_datetime, parse_datetime
@@ -125,12 +126,19 @@ class SalesforceApp:
     """ASGI app of the emulated org."""
 
     def __init__(
-        self, state: SalesforceState, auth: AuthConfig, *, daily_allocation: int, stats: Any
+        self,
+        state: SalesforceState,
+        auth: AuthConfig,
+        *,
+        daily_allocation: int,
+        stats: Any,
+        bulk_batch_allocation: int = settings.DEFAULT_BULK_BATCH_ALLOCATION,
     ) -> None:
         self.state = state
         self.auth = auth
         self.daily_allocation = daily_allocation
         self.stats = stats
+        self.bulk = BulkIngest(state.clock, batch_allocation=bulk_batch_allocation)
         self.throttle_style = "concurrency"  # how the "429" fault renders: or "unavailable"
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
@@ -273,6 +281,14 @@ class SalesforceApp:
                     "requests": self.stats.snapshot(),
                     "records": self.state.counts(),
                     "api_usage": self.api_usage(),
+                    "bulk": {
+                        "jobs": len(self.bulk.jobs()),
+                        "jobs_by_state": dict(
+                            collections.Counter(job.state for job in self.bulk.jobs())
+                        ),
+                        "records_processed": sum(job.processed for job in self.bulk.jobs()),
+                        "batches_used": self.bulk.batches_used(),
+                    },
                 }
             )
         m = re.match(r"^/records/(\w+)/?$", rest)
@@ -443,7 +459,10 @@ class SalesforceApp:
                     "Remaining": max(self.daily_allocation - used, 0),
                 },
                 "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
-                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DailyBulkApiBatches": {
+                    "Max": self.bulk.batch_allocation,
+                    "Remaining": max(self.bulk.batch_allocation - self.bulk.batches_used(), 0),
+                },
                 "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
                 "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
                 "DataStorageMB": {"Max": 1024, "Remaining": 1024},
@@ -683,22 +702,37 @@ class SalesforceApp:
             )
         self.state.check_types(obj.name, body)
         try:
-            result = self._upsert_one(request, obj, ext, value, body)
+            result = self._upsert_one(
+                obj,
+                ext,
+                value,
+                body,
+                allow=_allow_save(request),
+                assign=_header_flag(request, settings.AUTO_ASSIGN_HEADER, True),
+            )
         except RecordError as err:
             return _record_error_response(err)
         return _json(result, 201 if result["created"] else 200)
 
     def _upsert_one(
-        self, request: Request, obj: Any, ext: str, value: str, body: dict[str, Any]
+        self,
+        obj: Any,
+        ext: str,
+        value: str,
+        body: dict[str, Any],
+        *,
+        allow: bool,
+        assign: bool,
     ) -> dict[str, Any]:
+        """Upsert one record by `ext` = `value`: the path single-record, collection and bulk
+        upserts share. `allow` saves past a duplicate rule's alert; `assign` runs the Lead
+        assignment rule."""
         fields = {k: v for k, v in body.items() if k not in ("attributes", ext)}
         existing = (
             self.state.find_by_external_id(obj.name, ext, value)
             if ext != "Id"
             else (value if self.state.get(obj.name, value) else None)
         )
-        allow = _allow_save(request)
-        assign = _header_flag(request, settings.AUTO_ASSIGN_HEADER, True)
         if existing:
             self.state.update(
                 obj.name,
@@ -717,6 +751,48 @@ class SalesforceApp:
             allow_duplicates=allow,
         )
         return {"id": new_id, "success": True, "errors": [], "created": True}
+
+    def _create_one(
+        self, record: dict[str, Any], *, allow: bool, assign: bool | None
+    ) -> dict[str, Any]:
+        """Create one record (collections create and bulk insert)."""
+        name = self._record_type(record)
+        if record.get("Id"):
+            raise RecordError.one(
+                "INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"]
+            )
+        new_id = self.state.insert(
+            name,
+            record,
+            auto_assign=assign if name == "Lead" else None,
+            allow_duplicates=allow,
+        )
+        return {"id": new_id, "success": True, "errors": []}
+
+    def _update_one(self, record: dict[str, Any], *, allow: bool, assign: bool) -> dict[str, Any]:
+        """Update one record by its Id (collections update and bulk update)."""
+        name = self._record_type(record)
+        record_id = record.get("Id")
+        if not record_id:
+            raise RecordError.one("MISSING_ARGUMENT", "Id not specified in an update call", [])
+        found = self.state.lookup_any(record_id) if is_valid_id(record_id) else None
+        if found is None or found[0] != name:
+            raise RecordError.one(
+                "MALFORMED_ID"
+                if found is None and not is_valid_id(record_id)
+                else "INVALID_CROSS_REFERENCE_KEY",
+                f"malformed id {record_id}"
+                if not is_valid_id(record_id)
+                else "invalid cross reference id",
+            )
+        self.state.update(
+            name,
+            found[1]["Id"],
+            record,
+            auto_assign=name == "Lead" and assign,
+            allow_duplicates=allow,
+        )
+        return {"id": found[1]["Id"], "success": True, "errors": []}
 
     async def _r_sobjects_sobject_updated(
         self, request: Request, version: str, sobject: str
@@ -880,49 +956,13 @@ class SalesforceApp:
         if request.method == "POST":
 
             def create(record: dict[str, Any]) -> dict[str, Any]:
-                name = self._record_type(record)
-                if record.get("Id"):
-                    raise RecordError.one(
-                        "INVALID_FIELD_FOR_INSERT_UPDATE",
-                        "cannot specify Id in an insert call",
-                        ["Id"],
-                    )
-                new_id = self.state.insert(
-                    name,
-                    record,
-                    auto_assign=assign if name == "Lead" else None,
-                    allow_duplicates=allow,
-                )
-                return {"id": new_id, "success": True, "errors": []}
+                return self._create_one(record, allow=allow, assign=assign)
 
             return self._run_collection(records, all_or_none, create)
         if request.method == "PATCH":
 
             def update(record: dict[str, Any]) -> dict[str, Any]:
-                name = self._record_type(record)
-                record_id = record.get("Id")
-                if not record_id:
-                    raise RecordError.one(
-                        "MISSING_ARGUMENT", "Id not specified in an update call", []
-                    )
-                found = self.state.lookup_any(record_id) if is_valid_id(record_id) else None
-                if found is None or found[0] != name:
-                    raise RecordError.one(
-                        "MALFORMED_ID"
-                        if found is None and not is_valid_id(record_id)
-                        else "INVALID_CROSS_REFERENCE_KEY",
-                        f"malformed id {record_id}"
-                        if not is_valid_id(record_id)
-                        else "invalid cross reference id",
-                    )
-                self.state.update(
-                    name,
-                    found[1]["Id"],
-                    record,
-                    auto_assign=name == "Lead" and assign,
-                    allow_duplicates=allow,
-                )
-                return {"id": found[1]["Id"], "success": True, "errors": []}
+                return self._update_one(record, allow=allow, assign=assign)
 
             return self._run_collection(records, all_or_none, update)
         return _error(
@@ -1000,6 +1040,8 @@ class SalesforceApp:
             )
         body = await self._body(request)
         records, all_or_none = self._collection_records(body)
+        allow = _allow_save(request)
+        assign = _header_flag(request, settings.AUTO_ASSIGN_HEADER, True)
 
         def upsert(record: dict[str, Any]) -> dict[str, Any]:
             self._record_type(record, obj.name)
@@ -1008,10 +1050,153 @@ class SalesforceApp:
             if value in (None, ""):
                 raise RecordError.one("MISSING_ARGUMENT", f"{f.name} not specified", [])
             return self._upsert_one(
-                request, obj, f.name, str(value), {k: v for k, v in record.items() if k != key}
+                obj,
+                f.name,
+                str(value),
+                {k: v for k, v in record.items() if k != key},
+                allow=allow,
+                assign=assign,
             )
 
         return self._run_collection(records, all_or_none, upsert)
+
+    # -- Bulk API 2.0 ingest (see bulk.py for what is emulated)
+    def _bulk_external_id(self, obj: Any, field: str) -> str | None:
+        f = obj.field(field)
+        return str(f.name) if f is not None and (f.external_id or f.name == "Id") else None
+
+    def _is_assignment_rule(self, rule_id: str) -> bool:
+        found = self.state.lookup_any(rule_id) if is_valid_id(rule_id) else None
+        return found is not None and found[0] == "AssignmentRule"
+
+    async def _r_jobs_ingest(self, request: Request, version: str) -> Response:
+        if request.method == "GET":
+            jobs = [job.info(full=True) for job in self.bulk.jobs()]
+            return _json({"done": True, "records": jobs, "nextRecordsUrl": None})
+        if request.method != "POST":
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are GET,POST",
+            )
+        session = self._session(request)
+        job = self.bulk.create(
+            await self._body(request),
+            version=version,
+            user_id=session.user_id if session else self.state.integration_user_id,
+            external_id_ok=self._bulk_external_id,
+            assignment_rule_ok=self._is_assignment_rule,
+        )
+        return _json(job.info(full=False))
+
+    async def _r_jobs_ingest_job_id(self, request: Request, version: str, job_id: str) -> Response:
+        job = self.bulk.job(job_id)
+        if request.method == "GET":
+            self.bulk.poll(job, self._process_job)
+            return _json(job.info(full=True))
+        if request.method == "PATCH":
+            self.bulk.set_state(job, await self._body(request))
+            return _json(job.info(full=False))
+        if request.method == "DELETE":
+            self.bulk.delete(job)
+            return Response(status_code=204)
+        return _error(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"HTTP Method '{request.method}' not allowed. Allowed are GET,PATCH,DELETE",
+        )
+
+    async def _r_jobs_ingest_job_id_batches(
+        self, request: Request, version: str, job_id: str
+    ) -> Response:
+        job = self.bulk.job(job_id)
+        if request.method != "PUT":
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are PUT",
+            )
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "text/csv":
+            return _error(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"Content type '{media}' is not supported for job data; send text/csv",
+            )
+        self.bulk.upload(job, await request.body())
+        return Response(status_code=201)
+
+    async def _r_jobs_ingest_job_id_results(
+        self, request: Request, version: str, job_id: str, results: str
+    ) -> Response:
+        if results not in ("successfulResults", "failedResults", "unprocessedrecords"):
+            return _error(404, "NOT_FOUND", settings.MSG_NOT_FOUND)
+        job = self.bulk.job(job_id)
+        if request.method != "GET":
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are GET",
+            )
+        return Response(self.bulk.results(job, results), media_type="text/csv")
+
+    def _process_job(self, job: IngestJob) -> None:
+        obj = self._obj(job.object)
+        self.bulk.process(job, obj, self._write_bulk_record, self.state.lock)
+
+    def _write_bulk_record(
+        self, job: IngestJob, obj: Any, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One CSV row through the collections path. Bulk API 2.0 takes no duplicate rule
+        header, so a duplicate rule's alert blocks the save; the Lead assignment rule runs
+        only when the job names it."""
+        assign = job.assignment_rule_id is not None
+        known: str | None = None
+        try:
+            self._check_bulk_types(job, obj, fields)
+            if job.operation == "insert":
+                return {
+                    **self._create_one(
+                        {"attributes": {"type": obj.name}, **fields}, allow=False, assign=assign
+                    ),
+                    "created": True,
+                }
+            if job.operation == "update":
+                record_id = str(fields.get("Id") or "")
+                found = self.state.lookup_any(record_id) if is_valid_id(record_id) else None
+                known = found[1]["Id"] if found and found[0] == obj.name else None
+                return {
+                    **self._update_one(
+                        {"attributes": {"type": obj.name}, **fields}, allow=False, assign=assign
+                    ),
+                    "created": False,
+                }
+            ext = str(job.external_id_field)
+            value = fields.pop(ext, None)
+            if value in (None, ""):
+                raise RecordError.one("MISSING_ARGUMENT", f"{ext} not specified", [])
+            known = self.state.find_by_external_id(obj.name, ext, str(value))
+            return self._upsert_one(obj, ext, str(value), fields, allow=False, assign=assign)
+        except RecordError as err:
+            return {"id": known, "success": False, "errors": err.errors}
+
+    def _check_bulk_types(self, job: IngestJob, obj: Any, fields: dict[str, Any]) -> None:
+        """A CSV value its field cannot take fails the record (not the job) with the column."""
+        columns = [name.lower() for name in job.header]
+        for name, value in fields.items():
+            try:
+                self.state.check_types(obj.name, {name: value})
+            except RequestError:
+                f = obj.field(name)
+                xsd = {"int": "int", "double": "double", "currency": "double"}.get(
+                    f.type, f.type if f.type in ("date", "datetime", "boolean") else "string"
+                )
+                raise RecordError.one(
+                    "INVALID_FIELD",
+                    f"Failed to deserialize field at col {columns.index(name.lower()) + 1}. "
+                    f"Due to, '{value}' is not a valid value for the type xsd:{xsd}",
+                    [f.name],
+                ) from None
 
 
 def _soap_fault(code: str, message: str) -> str:

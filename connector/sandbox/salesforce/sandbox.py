@@ -19,6 +19,7 @@ from ..base import (
 from ..dataset import SandboxDataset
 from . import settings
 from .app import AuthConfig, SalesforceApp, route_of
+from .bulk import BulkIngest
 from .state import SalesforceState
 
 __all__ = ["SalesforceSandbox"]
@@ -46,6 +47,7 @@ class SalesforceSandbox:
         jwt_public_key_pem: bytes | None = None,
         session_ttl_seconds: int = settings.SESSION_TTL_SECONDS,
         consumer_secret: str = "handshake-sandbox-secret",
+        bulk_batch_allocation: int = settings.DEFAULT_BULK_BATCH_ALLOCATION,
     ) -> None:
         self.clock = clock
         self.api_version = api_version
@@ -62,7 +64,11 @@ class SalesforceSandbox:
             session_ttl_seconds=session_ttl_seconds,
         )
         self.rest = SalesforceApp(
-            self.state, self.auth, daily_allocation=daily_allocation, stats=self.stats
+            self.state,
+            self.auth,
+            daily_allocation=daily_allocation,
+            stats=self.stats,
+            bulk_batch_allocation=bulk_batch_allocation,
         )
         self.app: ASGIApp = SandboxMiddleware(
             self.rest,
@@ -103,6 +109,21 @@ class SalesforceSandbox:
     def api_usage(self) -> int:
         """API calls counted in the rolling 24 hours."""
         return self.rest.api_usage()
+
+    @property
+    def bulk(self) -> BulkIngest:
+        """The Bulk API 2.0 ingest jobs and the org's bulk batch usage."""
+        return self.rest.bulk
+
+    @property
+    def bulk_in_progress_polls(self) -> int:
+        """How many status reads a closed bulk job answers InProgress before it is processed
+        (0: processed at the first read after UploadComplete)."""
+        return self.rest.bulk.in_progress_polls
+
+    @bulk_in_progress_polls.setter
+    def bulk_in_progress_polls(self, value: int) -> None:
+        self.rest.bulk.in_progress_polls = value
 
     def issue_session(self, user_id: str | None = None) -> str:
         """A fresh session id for `user_id` (default: the integration user)."""

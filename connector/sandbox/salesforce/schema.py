@@ -641,6 +641,20 @@ _GROUP = _obj(
     ],
 )
 
+# The org's assignment rules (read only): Bulk API 2.0 runs one only when a job names its id.
+_ASSIGNMENT_RULE = _obj(
+    "AssignmentRule",
+    "Assignment Rule",
+    "Assignment Rules",
+    [
+        _f("Name", "string", length=120, nillable=False),
+        _f("SobjectType", "picklist", length=40, nillable=False, picklist=("Case", "Lead")),
+        _f("Active", "boolean", nillable=False, defaulted_on_create=True),
+    ],
+    has_owner=False,
+    createable=False,
+)
+
 # Polymorphic lookups (Lead.Owner, Task.Who, Task.What) are read through the Name object,
 # which offers only these fields; Type is the record's sObject name.
 NAME_OBJECT = ObjectDef(
@@ -670,7 +684,18 @@ NAME_OBJECT.lower.update({n.lower(): n for n in NAME_OBJECT.fields})
 
 OBJECTS: dict[str, ObjectDef] = {
     o.name: o
-    for o in (_LEAD, _CONTACT, _ACCOUNT, _OPPORTUNITY, _TASK, _EVENT, _USER, _LEAD_STATUS, _GROUP)
+    for o in (
+        _LEAD,
+        _CONTACT,
+        _ACCOUNT,
+        _OPPORTUNITY,
+        _TASK,
+        _EVENT,
+        _USER,
+        _LEAD_STATUS,
+        _GROUP,
+        _ASSIGNMENT_RULE,
+    )
 }
 OBJECTS_LOWER: dict[str, str] = {name.lower(): name for name in OBJECTS}
 

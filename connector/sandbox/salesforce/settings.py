@@ -8,6 +8,11 @@ Sources (checked for this emulation):
 - Limits header, .../headers_api_usage.htm (`Sforce-Limit-Info: api-usage=N/M`)
 - Query options header, .../headers_queryoptions.htm (batchSize 200..2000, default 2000)
 - SOQL date formats, https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_dateformats.htm
+- Bulk API 2.0 ingest, https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/
+  (create_job.htm, upload_job_data.htm, close_job.htm, get_job_info.htm,
+  get_job_successful_results.htm, get_job_failed_results.htm, get_job_unprocessed_results.htm,
+  datafiles_understanding_bulk2_ingest.htm: one batch per 10,000 records;
+  bulk_common_limits.htm: 15,000 batches per rolling 24 hours, shared with Bulk API 1.0)
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ ROUTES: list[tuple[str, str]] = [
         r"^/composite/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/?$",
         "/composite/sobjects/{sobject}/{field}",
     ),
+    (r"^/jobs/ingest/?$", "/jobs/ingest"),
+    (r"^/jobs/ingest/(?P<job_id>\w+)/?$", "/jobs/ingest/{job_id}"),
+    (r"^/jobs/ingest/(?P<job_id>\w+)/batches/?$", "/jobs/ingest/{job_id}/batches"),
+    # successfulResults, failedResults or unprocessedrecords (the handler refuses others)
+    (r"^/jobs/ingest/(?P<job_id>\w+)/(?P<results>\w+)/?$", "/jobs/ingest/{job_id}/{results}"),
 ]
 
 # Limits --------------------------------------------------------------------------------------
@@ -89,6 +99,9 @@ UPDATED_MAX_DAYS = 30
 DELETED_MAX_DAYS = 15
 REPLICATION_MAX_IDS = 600_000
 SESSION_TTL_SECONDS = 7200
+BULK_BATCH_RECORDS = 10_000  # Bulk API 2.0 makes one batch of every 10,000 records
+DEFAULT_BULK_BATCH_ALLOCATION = 15_000  # per rolling 24 h, shared by Bulk API 1.0 and 2.0
+BULK_JOB_ID_PREFIX = "750"
 JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 
 # Headers -------------------------------------------------------------------------------------
@@ -117,6 +130,17 @@ MSG_DUPLICATE_RULE = (
     "You're creating a duplicate record. We recommend you use an existing record instead."
 )
 SOAP_INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
+# Bulk API 2.0: a second PUT on one job is refused when the job is closed (message as sent,
+# typo included); a CSV header naming no field fails the whole job.
+MSG_BULK_MULTIPLE_UPLOADS = (
+    "Found multipe contents for job: <{job_id}>, please 'Close' / 'Abort' / 'Delete' the "
+    "current Job then create a new Job and make sure you only do 'PUT' once on a given Job."
+)
+MSG_BULK_FIELD_NOT_FOUND = "InvalidBatch : Field name not found : {field}"
+MSG_BULK_BATCHES_EXCEEDED = (
+    "ExceededQuota : The daily batch allocation (shared by Bulk API and Bulk API 2.0) is spent"
+)
+LEAD_ASSIGNMENT_RULE_NAME = "Sandbox Territories"
 
 # Duplicate rules: (sobject being saved) -> [(matched sobject, matching rule name)]
 DUPLICATE_RULES: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -250,6 +274,7 @@ KEY_PREFIXES: dict[str, str] = {
     "Event": "00U",
     "Group": "00G",
     "LeadStatus": "01J",
+    "AssignmentRule": "01Q",
 }
 QUERY_LOCATOR_PREFIX = "01g"
 

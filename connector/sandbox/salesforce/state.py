@@ -19,7 +19,9 @@ Rules emulated (documented here because a real org configures them in Setup):
 - Lead assignment rule: the Lead's Country (names or ISO codes, see settings.COUNTRY_REGIONS)
   picks a region NA / EMEA / APAC; active users whose territory starts with that region get the
   leads in turn (round robin, ordered by user id); any other country, or a region without
-  users, goes to the "Unassigned Leads" queue (a Group of type Queue, id prefix 00G).
+  users, goes to the "Unassigned Leads" queue (a Group of type Queue, id prefix 00G). It is
+  the org's one active Lead AssignmentRule record (`lead_assignment_rule_id`), which Bulk API
+  2.0 jobs name in `assignmentRuleId`.
 """
 
 from __future__ import annotations
@@ -185,6 +187,14 @@ class SalesforceState:
                 "Type": "Queue",
                 "OwnerId": user_id,
             },
+            user_id,
+            now,
+        )
+        self.lead_assignment_rule_id = self._ids.new("AssignmentRule")
+        self._raw_insert(
+            "AssignmentRule",
+            self.lead_assignment_rule_id,
+            {"Name": settings.LEAD_ASSIGNMENT_RULE_NAME, "SobjectType": "Lead", "Active": True},
             user_id,
             now,
         )
