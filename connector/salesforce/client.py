@@ -223,6 +223,7 @@ class SalesforceClient:
         self._sent_with = threading.local()  # the session id this thread's call went out with
         self._describes: dict[str, dict[str, Any]] = {}
         self._lead_statuses: list[LeadStatus] | None = None
+        self._assignment_rule: str | None = None  # "" once read and absent
         if credentials.renewable:
             policy.on_session_expired = self._refresh
         # logins go through their own plain session, each wrapped in one policy call
@@ -318,6 +319,21 @@ class SalesforceClient:
                 system=SALESFORCE_SYSTEM,
                 status=exc.status,
             ) from None
+
+    def rest_call(
+        self, kind: str, what: str, method: str, path: str, **kwargs: Any
+    ) -> requests.Response:
+        """One REST request on the policy's session (for resources simple-salesforce has no
+        call for), counted under `kind`; `path` is relative to the REST root. An error answer
+        raises the policy's error."""
+        headers = {"Authorization": f"Bearer {self.sf.session_id}", **kwargs.pop("headers", {})}
+        url = f"{self.sf.base_url}{path}"
+
+        def send() -> requests.Response:
+            headers["Authorization"] = f"Bearer {self.sf.session_id}"
+            return self.http.request(method, url, headers=headers, **kwargs)
+
+        return self._call(kind, what, send)
 
     @property
     def write_calls(self) -> int:
@@ -688,6 +704,43 @@ class SalesforceClient:
             )
             for r in batch
         ]
+
+    def lead_assignment_rule(self) -> str | None:
+        """The id of the org's active Lead assignment rule, or None (read once)."""
+        if self._assignment_rule is None:
+            soql = (
+                f"SELECT Id FROM {ss.ASSIGNMENT_RULE} "
+                "WHERE SobjectType = 'Lead' AND Active = true"
+            )
+            rows = list(self.query(soql, what="Lead assignment rule"))
+            self._assignment_rule = str(rows[0]["Id"]) if rows else ""
+        return self._assignment_rule or None
+
+    def bulk_upsert(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        external_id_field: str | None = None,
+        *,
+        auto_assign: bool = True,
+    ) -> list[WriteResult]:
+        """Upsert by external id through Bulk API 2.0 (for backfills): one result per input
+        record, in order, exactly as `upsert` gives them (see `connector.salesforce.bulk`).
+
+        `auto_assign=True` runs the org's active Lead assignment rule, as collections do
+        without `Sforce-Auto-Assign: FALSE`. Duplicate rules block as they do without
+        `allowSave`: Bulk API 2.0 takes no duplicate rule header.
+        """
+        from connector.salesforce.bulk import bulk_upsert
+
+        rule = self.lead_assignment_rule() if auto_assign and sobject == ss.LEAD else None
+        return bulk_upsert(
+            self,
+            sobject,
+            records,
+            external_id_field or self.external_id_field,
+            assignment_rule=rule,
+        )
 
     def __repr__(self) -> str:
         return f"SalesforceClient({self.credentials!r}, calls={self.calls})"

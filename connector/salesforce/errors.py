@@ -191,6 +191,13 @@ REJECTIONS: Mapping[str, Rejection] = {
     "REQUEST_RUNNING_TOO_LONG": Rejection(
         Actor.WAIT, "Salesforce timed out on the record", "send it again later", True
     ),
+    # Handshake's own code: a Bulk API job stopped (aborted, out of batches) before this record
+    "BULK_RECORD_UNPROCESSED": Rejection(
+        Actor.WAIT,
+        "the bulk job stopped before the record was processed",
+        "nothing to do: the next push sends it again",
+        True,
+    ),
 }
 
 _UNKNOWN = Rejection(

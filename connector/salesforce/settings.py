@@ -13,6 +13,12 @@ Sources (checked while writing this module):
 - Request size: URI plus headers at most 16,384 bytes, else 431 / 414 (Salesforce Help
   article 000386264); SOQL statements at most 100,000 characters (Salesforce limits cheat
   sheet, SOQL and SOSL limits).
+- Bulk API 2.0 ingest, https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/
+  (create_job.htm, upload_job_data.htm: one upload per job, at most 100 MB of CSV before
+  base64; close_job.htm; get_job_info.htm; get_job_successful_results.htm,
+  get_job_failed_results.htm, get_job_unprocessed_results.htm: result rows in no set order;
+  datafiles_prepare_csv.htm: `#N/A` sets a field to null, an empty value leaves it alone).
+  Salesforce suggests it above ~2,000 records (salesforce_app_limits_platform_bulkapi.htm).
 - OAuth 2.0: token endpoint `/services/oauth2/token`; JWT bearer `aud` is
   https://login.salesforce.com (production) or https://test.salesforce.com (sandboxes);
   the assertion expires within 3 minutes. SOAP partner login `/services/Soap/u/{version}`.
@@ -27,6 +33,10 @@ DESCRIBE = "sobjects/{sobject}/describe"
 QUERY = "query"
 COLLECTIONS = "composite/sobjects"
 COLLECTIONS_UPSERT = "composite/sobjects/{sobject}/{field}"
+BULK_INGEST = "jobs/ingest"
+BULK_JOB = "jobs/ingest/{job_id}"
+BULK_BATCHES = "jobs/ingest/{job_id}/batches"
+BULK_RESULTS = "jobs/ingest/{job_id}/{kind}"  # successfulResults | failedResults | unprocessedrecords
 
 # --- login paths (relative to the login URL) --------------------------------------------------
 OAUTH_TOKEN = "/services/oauth2/token"
@@ -48,6 +58,13 @@ HEADERS_ROOM = 4_384  # our headers are far smaller; the rest of the 16 KB is th
 MAX_QUERY_URI_CHARS = MAX_URI_BYTES - HEADERS_ROOM  # path plus encoded query string
 EMAIL_MAX_LENGTH = 80  # Lead.Email / Contact.Email: a longer address cannot be stored
 DAILY_WINDOW = timedelta(hours=24)  # the API allocation is a rolling 24 hours
+BULK_MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # one job's CSV; a larger upsert takes more jobs
+BULK_SPOOL_BYTES = 8 * 1024 * 1024  # CSV held in memory up to this, then on disk
+BULK_POLL_FIRST_SECONDS = 1.0  # waits between job status reads double up to the max
+BULK_POLL_MAX_SECONDS = 30.0
+BULK_POLL_TIMEOUT = timedelta(hours=2)  # a job still running then is left to the next run
+BULK_NULL = "#N/A"
+BULK_TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
 
 # --- headers ------------------------------------------------------------------------------
 LIMIT_INFO_HEADER = "Sforce-Limit-Info"
@@ -61,6 +78,7 @@ LEAD = "Lead"
 CONTACT = "Contact"
 TASK = "Task"
 LEAD_STATUS = "LeadStatus"
+ASSIGNMENT_RULE = "AssignmentRule"
 EMAIL = "Email"
 ID = "Id"
 CONTACT_MATCH_FIELDS = ("Id", "Email", "OwnerId", "AccountId")
