@@ -117,6 +117,8 @@ class SalesforceSettings(_Section):
     # PEM bundle to verify Salesforce's TLS certificate with (the sandbox's CA); empty = system CAs.
     ca_bundle: str = ""
     external_id_field: str = Field("Handshake_Id__c", pattern=r"^[A-Za-z][A-Za-z0-9_]*__c$")
+    # A push with more Lead creates than this (a backfill) sends them through Bulk API 2.0.
+    bulk_threshold: int = Field(2000, ge=0)
 
 
 class ScheduleSettings(_Section):

@@ -10,13 +10,17 @@ Per batch of MQLs (200, one collection call):
    any other refusal is a dead letter saying who must act;
 4. one hand-off Task per MQL (the lead-intelligence summary, due at the first-touch SLA) and a
    digest Task of the activities not sent yet, each written once (ledger; no Task external id).
+
+A backfill (more MQLs not yet in Salesforce than `bulk_threshold`) holds its Lead creates back
+and sends them through Bulk API 2.0, 10,000 a job, when more than the threshold are pending;
+their results settle exactly as collection results do, then their Tasks go through collections.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -35,6 +39,7 @@ log = logging.getLogger("connector.push")
 
 STAGE = "push"
 BATCH = 200
+BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
 FIRST_TOUCH_SLA = timedelta(hours=24)
 WORKED_SLA = timedelta(hours=48)
 SUBJECT_MAX = 255
@@ -56,6 +61,8 @@ class PushContext:
     external_id_field: str = "Handshake_Id__c"
     run_id: str | None = None
     dry_run: bool = False
+    # More Lead creates pending in one run than this go through Bulk API 2.0 (a backfill).
+    bulk_threshold: int = 2000
     owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
     counts: Counter[str] = field(default_factory=Counter)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
@@ -111,15 +118,31 @@ def push(ctx: PushContext) -> Counter[str]:
     users = list(ctx.sf.query(
         "SELECT Id, Email, Name, IsActive FROM User WHERE IsActive = true", what="users"))
     _routing_state(ctx, users)
+    # A backfill holds its creates back for Bulk API; otherwise each batch writes its own.
+    held: list[_Plan] | None = (
+        [] if not ctx.dry_run and _unlinked_mqls(ctx.store) > ctx.bulk_threshold else None
+    )
     for batch in _mql_batches(ctx.store):
         plans = _plan(ctx, batch, describe, users)
-        handed = _write_leads(ctx, plans, users)
+        handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
         note_handoffs(ctx, handed, users)
+        if held is not None and len(held) >= max(BULK_JOB_RECORDS, ctx.bulk_threshold + 1):
+            _write_held(ctx, held, users)
+            held = []
+    if held:
+        _write_held(ctx, held, users)
     send_alerts(ctx)
     write_back_handoffs(ctx)
     ctx.counts["salesforce.calls"] = ctx.sf.calls
     return ctx.counts
+
+
+def _unlinked_mqls(store: Store) -> int:
+    """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
+    store alone, before any call)."""
+    return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
+               for batch in _mql_batches(store, 1000))
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -200,9 +223,10 @@ def _owner_inactive(plan: _Plan, active: set[str]) -> bool:
     return plan.action != "create" and owner.startswith("005") and owner not in active
 
 
-def _write_leads(ctx: PushContext, plans: list[_Plan],
-                 users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
-    """Write what changed; returns the plans whose contact now stands in Salesforce."""
+def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[str, Any]],
+                 held: list[_Plan] | None = None) -> list[_Plan]:
+    """Write what changed; returns the plans whose contact now stands in Salesforce. Claimed
+    creates go to `held` instead when it is given (a backfill: written by `_write_held`)."""
     store, counts = ctx.store, ctx.counts
     handed: list[_Plan] = []
     creates: list[_Plan] = []
@@ -260,25 +284,50 @@ def _write_leads(ctx: PushContext, plans: list[_Plan],
             continue
         if plan.fixed:
             log.warning("HubSpot contact %s: %s", hid, "; ".join(plan.fixed))
-        (creates if plan.action == "create" else updates).append(plan)
-
-    for kind, group in (("create", creates), ("update", updates)):
-        if not group:
-            continue
-        records = [p.values for p in group]
-        if kind == "create":
-            auto = not any("OwnerId" in r for r in records)
-            batches = ctx.sf.upsert_batches("Lead", records, ctx.external_id_field,
-                                            auto_assign=auto)
+        if plan.action != "create":
+            updates.append(plan)
         else:
-            batches = ctx.sf.update_batches("Lead", records, auto_assign=False)
-        for results in batches:
-            for result in results:
-                plan = group[result.index]
-                _settle(ctx, plan, result, kind)
-                if plan.sf_id:
-                    handed.append(plan)
+            (creates if held is None else held).append(plan)
+    handed += _send(ctx, "create", creates)
+    handed += _send(ctx, "update", updates)
     return handed
+
+
+def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False) -> list[_Plan]:
+    """Upsert (create) or update the group's Leads, 200 a collection call or in Bulk API jobs,
+    settle each result; returns the plans whose contact now stands in Salesforce."""
+    if not group:
+        return []
+    records = [p.values for p in group]
+    if kind == "create":
+        auto = not any("OwnerId" in r for r in records)
+        batches: Iterable[list[Any]] = (
+            [ctx.sf.bulk_upsert("Lead", records, ctx.external_id_field, auto_assign=auto)]
+            if bulk else
+            ctx.sf.upsert_batches("Lead", records, ctx.external_id_field, auto_assign=auto))
+    else:
+        batches = ctx.sf.update_batches("Lead", records, auto_assign=False)
+    handed: list[_Plan] = []
+    for results in batches:
+        for result in results:
+            plan = group[result.index]
+            _settle(ctx, plan, result, kind)
+            if plan.sf_id:
+                handed.append(plan)
+    return handed
+
+
+def _write_held(ctx: PushContext, held: list[_Plan],
+                users: Sequence[Mapping[str, Any]]) -> None:
+    """A backfill's held creates: through Bulk API when more than the threshold (fewer go
+    cheaper as collection calls), then their Tasks and HubSpot updates, 200 at a time."""
+    bulk = len(held) > ctx.bulk_threshold
+    if bulk:
+        ctx.counts["leads.bulk_records"] += len(held)
+    handed = _send(ctx, "create", held, bulk=bulk)
+    for start in range(0, len(handed), BATCH):
+        _write_tasks(ctx, handed[start:start + BATCH])
+        note_handoffs(ctx, handed[start:start + BATCH], users)
 
 
 def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:

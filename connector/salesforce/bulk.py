@@ -150,19 +150,20 @@ def _columns(records: Sequence[Mapping[str, Any]], key_field: str) -> list[str]:
 
 
 def _jobs(
-    records: Sequence[Mapping[str, Any]], columns: list[str]
+    records: Sequence[Mapping[str, Any]], indexes: Sequence[int], columns: list[str]
 ) -> Iterator[tuple[list[int], _SpooledCsv]]:
-    """The records as CSV uploads of at most BULK_MAX_UPLOAD_BYTES, with their input indexes."""
-    upload, indexes = _SpooledCsv(columns), []
-    for index, record in enumerate(records):
-        row = upload.encode([csv_value(record.get(c)) for c in columns])
-        if indexes and upload.size + len(row) > ss.BULK_MAX_UPLOAD_BYTES:
-            yield indexes, upload
-            upload, indexes = _SpooledCsv(columns), []
+    """The records at `indexes` as CSV uploads of at most BULK_MAX_UPLOAD_BYTES, each with
+    the input indexes it carries."""
+    upload, carried = _SpooledCsv(columns), list[int]()
+    for index in indexes:
+        row = upload.encode([csv_value(records[index].get(c)) for c in columns])
+        if carried and upload.size + len(row) > ss.BULK_MAX_UPLOAD_BYTES:
+            yield carried, upload
+            upload, carried = _SpooledCsv(columns), []
         upload.write(row)
-        indexes.append(index)
-    if indexes:
-        yield indexes, upload
+        carried.append(index)
+    if carried:
+        yield carried, upload
     else:
         upload.close()
 
@@ -183,20 +184,24 @@ class _Upsert:
         self.records = records
         self.ext = ext
         self.assignment_rule = assignment_rule
-        self.columns = _columns(records, ext)
         self.results: dict[int, WriteResult] = {}
 
     def run(self) -> list[WriteResult]:
-        for indexes, upload in _jobs(self.records, self.columns):
-            try:
-                self._job(indexes, upload)
-            finally:
-                upload.close()
+        self._run_jobs(range(len(self.records)), _columns(self.records, self.ext))
         self._resolve_duplicates()
         return [self.results[i] for i in range(len(self.records))]
 
+    def _run_jobs(self, indexes: Sequence[int], columns: list[str]) -> None:
+        for carried, upload in _jobs(self.records, indexes, columns):
+            try:
+                self._job(carried, upload, columns)
+            finally:
+                upload.close()
+
     # --- one job ------------------------------------------------------------------------------
-    def _job(self, indexes: list[int], upload: _SpooledCsv, *, again: bool = True) -> None:
+    def _job(
+        self, indexes: list[int], upload: _SpooledCsv, columns: list[str], *, again: bool = True
+    ) -> None:
         job_id = self._create()
         try:
             self._send(
@@ -216,11 +221,30 @@ class _Upsert:
             self._abort(job_id)
             if again and _multiple_uploads(exc):
                 log.warning("bulk job %s got its upload twice; sending it in a new job", job_id)
-                self._job(indexes, upload, again=False)
+                self._job(indexes, upload, columns, again=False)
                 return
             raise
         job = self._wait(job_id)
+        unknown = _unknown_column(job, columns, self.ext)
+        if unknown is not None:
+            self._without_column(indexes, columns, unknown)
+            return
         self._settle(job, indexes)
+
+    def _without_column(self, indexes: list[int], columns: list[str], unknown: str) -> None:
+        """A column named no field and failed the job. As a collection call refuses only the
+        records that carry the field, so here: those are refused, the others are sent again
+        in a job without the column."""
+        carriers = [i for i in indexes if unknown in self.records[i]]
+        for index in carriers:
+            self._reject(index, [_no_such_column(unknown, self.sobject)], None)
+        log.warning(
+            "bulk %s job: field %s does not exist; %d record(s) carrying it refused, %d sent "
+            "again without it", self.sobject, unknown, len(carriers), len(indexes) - len(carriers)
+        )
+        rest = [i for i in indexes if unknown not in self.records[i]]
+        if rest:
+            self._run_jobs(rest, [c for c in columns if c != unknown])
 
     def _create(self) -> str:
         body: dict[str, Any] = {
@@ -286,21 +310,24 @@ class _Upsert:
         failed = job.failed
         if job.processed - failed > 0:
             for row in self._rows(job.id, "successfulResults"):
-                index = take(row)
-                if index is not None:
-                    self.results[index] = WriteResult(
-                        index,
-                        self._key(index),
+                done = take(row)
+                if done is not None:
+                    self.results[done] = WriteResult(
+                        done,
+                        self._key(done),
                         row.get("sf__Id") or None,
                         True,
                         row.get("sf__Created", "").lower() == "true",
                     )
         if failed:
             for row in self._rows(job.id, "failedResults"):
-                index = take(row)
-                if index is not None:
-                    self._reject(index, parse_result_error(row.get("sf__Error", "")),
-                                 row.get("sf__Id") or None)
+                refused = take(row)
+                if refused is not None:
+                    self._reject(
+                        refused,
+                        parse_result_error(row.get("sf__Error", "")),
+                        row.get("sf__Id") or None,
+                    )
         missing = [i for i in indexes if i not in self.results]
         if missing:
             errors = self._unprocessed_errors(job)
@@ -311,14 +338,7 @@ class _Upsert:
         """Why the job left records unprocessed, as the errors a collection call would give."""
         found = _FIELD_NOT_FOUND.search(job.error_message or "")
         if found:
-            field = found.group(1)
-            return [
-                {
-                    "statusCode": "INVALID_FIELD",
-                    "message": f"No such column '{field}' on sobject of type {self.sobject}",
-                    "fields": [],
-                }
-            ]
+            return [_no_such_column(found.group(1), self.sobject)]
         why = job.error_message or f"the job ended {job.state}"
         return [
             {
@@ -389,6 +409,26 @@ class _Upsert:
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         return self.client.rest_call("bulk", what, method, path, **kwargs)
+
+
+def _no_such_column(field: str, sobject: str) -> dict[str, Any]:
+    """The error a collection call gives a record that names a field the object lacks."""
+    return {
+        "statusCode": "INVALID_FIELD",
+        "message": f"No such column '{field}' on sobject of type {sobject}",
+        "fields": [],
+    }
+
+
+def _unknown_column(job: BulkJob, columns: list[str], key_field: str) -> str | None:
+    """The column a failed job says names no field, if it is one of ours (not the key)."""
+    if job.state != "Failed":
+        return None
+    found = _FIELD_NOT_FOUND.search(job.error_message or "")
+    if not found:
+        return None
+    named = found.group(1).lower()
+    return next((c for c in columns if c.lower() == named and c != key_field), None)
 
 
 def _multiple_uploads(exc: RequestFailed) -> bool:

@@ -576,6 +576,14 @@ class Store:
         with self.transaction() as s:
             return s.get(IdLink, hubspot_id)
 
+    def linked_many(self, hubspot_ids: Sequence[str]) -> dict[str, IdLink]:
+        """The links of those given contacts that have one, by HubSpot id."""
+        if not hubspot_ids:
+            return {}
+        with self.transaction() as s:
+            rows = s.scalars(select(IdLink).where(IdLink.hubspot_id.in_(list(hubspot_ids))))
+            return {row.hubspot_id: row for row in rows}
+
     def hubspot_id_for(self, sf_id: str) -> str | None:
         with self.transaction() as s:
             return s.scalar(select(IdLink.hubspot_id).where(IdLink.sf_id == sf_id))

@@ -121,16 +121,22 @@ def test_auto_assign_names_the_orgs_lead_assignment_rule(
     assert jobs[-2].assignment_rule_id is None
 
 
-def test_a_header_naming_no_field_rejects_every_record_as_collections_do(
-        client: SalesforceClient) -> None:
-    records = [_lead("nf-1", Titel="CEO"), _lead("nf-2")]
+def test_a_field_the_object_lacks_refuses_only_the_records_carrying_it(
+        sandbox: Sandbox, client: SalesforceClient) -> None:
+    """As collections do: the job the column failed is sent again without it."""
+    records = [_lead("nf-1", Titel="CEO"), _lead("nf-2"), _lead("nf-3", Titel=None)]
     by_bulk = client.bulk_upsert("Lead", records, auto_assign=False)
-    by_collections = client.upsert("Lead", [_lead("nf-3", Titel="CEO")], auto_assign=False)
-    for result in by_bulk:
-        assert result.rejection is not None
-        assert (result.rejection.code, result.rejection.actor) == ("INVALID_FIELD", Actor.ADMIN)
-        assert result.rejection.message.split(": ", 2)[1:] == \
-            by_collections[0].rejection.message.split(": ", 2)[1:]  # type: ignore[union-attr]
+    by_collections = client.upsert("Lead", [_lead("nf-4", Titel="CEO"), _lead("nf-5"),
+                                            _lead("nf-6", Titel=None)], auto_assign=False)
+    assert [r.success for r in by_bulk] == [r.success for r in by_collections] \
+        == [False, True, False]
+    for ours, theirs in ((by_bulk[0], by_collections[0]), (by_bulk[2], by_collections[2])):
+        assert ours.rejection is not None and theirs.rejection is not None
+        assert (ours.rejection.code, ours.rejection.actor) == ("INVALID_FIELD", Actor.ADMIN)
+        assert ours.rejection.message.split(": ", 1)[1] == \
+            theirs.rejection.message.split(": ", 1)[1]
+    states = [j.state for j in sandbox.salesforce.bulk.jobs()[-2:]]
+    assert states == ["Failed", "JobComplete"]
 
 
 def test_status_is_read_with_a_doubling_wait(sandbox: Sandbox, client: SalesforceClient) -> None:
