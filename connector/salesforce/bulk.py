@@ -17,8 +17,10 @@ What differs from collections, and how the results are made the same:
 - A DUPLICATES_DETECTED row names no matched record (the result file has no duplicateResult):
   the records with that email are looked up (one batched SOQL) and named as the matches,
   Leads before Contacts as the duplicate rule lists them.
-- A header naming no field fails the whole job ("Field name not found : X"): every record
-  gets the INVALID_FIELD error a collection call gives for it.
+- A column naming no field fails the whole job ("Field name not found : X"). As for collection
+  calls, a record naming a field the (already read) describe lacks is refused unsent; when the
+  describe is not known, the records carrying the field are refused with the INVALID_FIELD
+  error a collection call gives and the others are sent again in a job without the column.
 - Rows the job never reached (aborted, batch allocation spent) come back as retriable
   BULK_RECORD_UNPROCESSED rejections: the next push sends them again.
 - The Lead assignment rule runs only when the job names it: `auto_assign` reads the org's
@@ -187,9 +189,26 @@ class _Upsert:
         self.results: dict[int, WriteResult] = {}
 
     def run(self) -> list[WriteResult]:
-        self._run_jobs(range(len(self.records)), _columns(self.records, self.ext))
+        sendable = self._refuse_unknown_fields()
+        self._run_jobs(sendable, _columns([self.records[i] for i in sendable], self.ext))
         self._resolve_duplicates()
         return [self.results[i] for i in range(len(self.records))]
+
+    def _refuse_unknown_fields(self) -> list[int]:
+        """As for collection calls: once the object's describe is read, a record naming a
+        field the object lacks is refused unsent (a column naming no field fails the whole
+        job). Returns the indexes of the records to send."""
+        known = self.client.known_fields(self.sobject)
+        sendable: list[int] = []
+        for index, record in enumerate(self.records):
+            unknown = [k for k in record if k != "attributes" and k.lower() not in known] \
+                if known is not None else []
+            if unknown:
+                self._reject(index, [_no_such_column(name, self.sobject) for name in unknown],
+                             None)
+            else:
+                sendable.append(index)
+        return sendable
 
     def _run_jobs(self, indexes: Sequence[int], columns: list[str]) -> None:
         for carried, upload in _jobs(self.records, indexes, columns):
@@ -354,7 +373,7 @@ class _Upsert:
 
     def _reject(self, index: int, errors: list[dict[str, Any]], record_id: str | None) -> None:
         rejection = classify_record_errors(
-            errors, sobject=self.sobject, record_key=self._key(index)
+            errors, sobject=self.sobject, record_key=self._key(index), values=self.records[index]
         )
         self.results[index] = WriteResult(
             index, self._key(index), record_id, False, None, rejection
@@ -404,7 +423,12 @@ class _Upsert:
                 result.id,
                 False,
                 None,
-                classify_record_errors(errors, sobject=self.sobject, record_key=result.key),
+                classify_record_errors(
+                    errors,
+                    sobject=self.sobject,
+                    record_key=result.key,
+                    values=self.records[index],
+                ),
             )
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
@@ -416,7 +440,7 @@ def _no_such_column(field: str, sobject: str) -> dict[str, Any]:
     return {
         "statusCode": "INVALID_FIELD",
         "message": f"No such column '{field}' on sobject of type {sobject}",
-        "fields": [],
+        "fields": [field],
     }
 
 

@@ -356,6 +356,12 @@ class SalesforceClient:
         self._describes[sobject.lower()] = described
         return described
 
+    def known_fields(self, sobject: str) -> set[str] | None:
+        """The object's field names in lower case if its describe was read this run, else
+        None (no call is made for it)."""
+        described = self._describes.get(sobject.lower())
+        return {f["name"].lower() for f in described.get("fields", [])} if described else None
+
     def fields(self, sobject: str) -> dict[str, dict[str, Any]]:
         """The object's fields by API name (from the cached describe)."""
         return {f["name"]: f for f in self.describe(sobject).get("fields", [])}
@@ -533,8 +539,7 @@ class SalesforceClient:
         key_field: str,
         headers: Mapping[str, str],
     ) -> Iterator[list[WriteResult]]:
-        described = self._describes.get(sobject.lower())
-        known = {f["name"].lower() for f in described.get("fields", [])} if described else None
+        known = self.known_fields(sobject)
         for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS):
             batch = records[start : start + ss.COLLECTION_MAX_RECORDS]
             # A column the object lacks fails the whole call of 200: such a record is refused

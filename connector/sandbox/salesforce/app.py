@@ -1142,7 +1142,7 @@ class SalesforceApp:
 
     def _process_job(self, job: IngestJob) -> None:
         obj = self._obj(job.object)
-        self.bulk.process(job, obj, self._write_bulk_record, self.state.lock)
+        self.bulk.process(job, obj, self._write_bulk_record, self.state)
 
     def _write_bulk_record(
         self, job: IngestJob, obj: Any, fields: dict[str, Any]

@@ -22,6 +22,9 @@ https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/):
   (datafiles_prepare_csv.htm); a header naming no field fails the job ("InvalidBatch : Field
   name not found"); a value that does not fit its field fails that record with INVALID_FIELD
   "Failed to deserialize field at col N".
+- Saves: a batch is saved 200 records at a time (the chunks bulk triggers receive,
+  apexcode apex_triggers_bulk.htm), and records of one save are not compared to each other
+  by the duplicate rule, as in one collection call.
 - Batches (datafiles_understanding_bulk2_ingest.htm): one per 10,000 records, counted against
   the 15,000 per rolling 24 hours shared with Bulk API 1.0; past it the rest of the job is left
   unprocessed and the job is Failed.
@@ -43,7 +46,7 @@ from typing import Any
 from . import settings
 from .ids import IdFactory
 from .schema import ObjectDef, object_def
-from .state import RequestError, format_datetime
+from .state import RequestError, SalesforceState, format_datetime
 
 __all__ = ["BulkIngest", "IngestJob", "RecordWriter"]
 
@@ -317,9 +320,13 @@ class BulkIngest:
         process(job)
 
     # --- processing -----------------------------------------------------------------------
-    def process(self, job: IngestJob, obj: ObjectDef, write: RecordWriter, lock: Any) -> None:
+    def process(
+        self, job: IngestJob, obj: ObjectDef, write: RecordWriter, state: SalesforceState
+    ) -> None:
         """Write every row of the job's upload through `write` (the collections path), one
-        batch of 10,000 rows at a time; rows past the batch allocation stay unprocessed."""
+        batch of 10,000 rows at a time, saved 200 rows at a time (so the rows of one save are
+        not each other's duplicates, as in one collection call); rows past the batch
+        allocation stay unprocessed."""
         data = job.uploads[0] if job.uploads else b""
         job.uploads.clear()
         try:
@@ -341,9 +348,14 @@ class BulkIngest:
                 stopped = True
                 job.unprocessed.extend(chunk)
                 continue
-            with lock:
-                for row in chunk:
-                    self._one(job, obj, columns, row, write)
+            for first in range(0, len(chunk), settings.BULK_SAVE_RECORDS):
+                with state.lock:
+                    state.begin_save()
+                    try:
+                        for row in chunk[first : first + settings.BULK_SAVE_RECORDS]:
+                            self._one(job, obj, columns, row, write)
+                    finally:
+                        state.end_save()
         if stopped:
             self._finish(job, "Failed", settings.MSG_BULK_BATCHES_EXCEEDED)
         else:

@@ -100,6 +100,7 @@ DELETED_MAX_DAYS = 15
 REPLICATION_MAX_IDS = 600_000
 SESSION_TTL_SECONDS = 7200
 BULK_BATCH_RECORDS = 10_000  # Bulk API 2.0 makes one batch of every 10,000 records
+BULK_SAVE_RECORDS = 200  # ...and saves a batch 200 records at a time
 DEFAULT_BULK_BATCH_ALLOCATION = 15_000  # per rolling 24 h, shared by Bulk API 1.0 and 2.0
 BULK_JOB_ID_PREFIX = "750"
 JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
