@@ -285,3 +285,15 @@ def test_error_answers(sf_env: SFEnv) -> None:
     assert sf_env.call("DELETE", f"/jobs/ingest/{job['id']}").status_code == 204
     listed = sf_env.call("GET", "/jobs/ingest").json()
     assert [j["id"] for j in listed["records"]] == [twice["id"]] and listed["done"] is True
+
+
+def test_rows_of_one_save_are_not_each_others_duplicates(
+        sf_env: SFEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    twins = _csv("hs-40,Lee,Co,twin@co.test,US", "hs-41,Lee,Co,twin@co.test,US")
+    one_save = _run(sf_env, twins)
+    assert one_save["numberRecordsFailed"] == 0  # one save of up to 200 rows
+    monkeypatch.setattr(settings, "BULK_SAVE_RECORDS", 1)
+    apart = _run(sf_env, _csv("hs-42,Lee,Co,pair@co.test,US", "hs-43,Lee,Co,pair@co.test,US"))
+    failed = _results(sf_env, apart["id"], "failedResults")
+    assert [(r["Handshake_Id__c"], r["sf__Error"].split(":")[0]) for r in failed] == [
+        ("hs-43", "DUPLICATES_DETECTED")]
