@@ -155,7 +155,8 @@ def run_push_stage(
         ctx = PushContext(store=store, sf=sf, fields=fields, routing=routing, engine=engine,
                           clock=clock, external_id_field=config.salesforce.external_id_field,
                           run_id=run_id, dry_run=dry_run, owner_emails=owner_emails,
-                          hubspot=hubspot, alerts=config.alerts)
+                          hubspot=hubspot, alerts=config.alerts,
+                          activity_tasks=config.push.activity_tasks)
         try:
             push(ctx)
         except QuotaExhausted as exc:
