@@ -67,9 +67,10 @@ class SandboxClock:
 @dataclass(frozen=True)
 class Fault:
     """One injected failure: `kind` is "429", "500", "503", "slow" or "drop" (before the
-    request is handled: nothing is applied), or "drop_after" / "stall_after" (the request is
-    handled and applied first, then the connection is cut mid-body, or the answer held back
-    `seconds`): a client cannot tell whether such a write happened."""
+    request is handled: nothing is applied; "drop" waits `seconds` first, a request that
+    hangs), or "drop_after" / "stall_after" (the request is handled and applied first, then the
+    connection is cut mid-body, or the answer held back `seconds`): a client cannot tell
+    whether such a write happened."""
 
     kind: str
     seconds: float = 0.0
@@ -210,6 +211,8 @@ class SandboxMiddleware:
         route = self.route_of(scope)
         fault = self.faults.decide(scope["method"], path)
         if fault is not None and fault.kind == "drop":
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             self.stats.record(route, 0)
             await send(
                 {
