@@ -103,7 +103,7 @@ def tasks(sb: Sandbox, *, with_handoff_text: bool = True) -> Counter[tuple[Any, 
         match = REF.search(subject)
         ref = match.group(1) if match else None
         kind = "handoff" if subject.startswith("Handshake hand-off") else "activity"
-        text = (subject, t.get("Description"), t.get("ActivityDate"))
+        text: tuple[Any, ...] = (subject, t.get("Description"), t.get("ActivityDate"))
         if kind == "handoff" and not with_handoff_text:
             text = (None, None, None)
         out[(who.get(t["WhoId"]), kind, ref, *text, t.get("Status"), t.get("OwnerId"))] += 1
