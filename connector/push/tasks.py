@@ -368,6 +368,11 @@ def _send(ctx: Any, batch: list[TaskWrite], now: datetime) -> None:
             log.warning("%s; looking for the %d Tasks before sending them again", exc, len(batch))
             ctx.clock.sleep(exc.retry_after or float(2 ** (round_ - 1)))
             found = _reconcile(ctx, {w.key: str(w.record["WhoId"]) for w in batch})
+            for write in batch:
+                if write.key in found:  # created by this run after all
+                    ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
+                    if write.kind == "handoff":
+                        _open_sla(ctx, write.plan, now)
             batch = [w for w in batch if w.key not in found]
             if not batch:
                 return

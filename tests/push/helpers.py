@@ -119,6 +119,15 @@ def parked(db: Path) -> set[tuple[str, str, str]]:
         store.close()
 
 
+def sla_timers(db: Path) -> Counter[str]:
+    """Hand-off SLA timers in the store at `db`, by HubSpot contact."""
+    store = Store(f"sqlite:///{db}")
+    try:
+        return Counter(t.hubspot_id for t in store.sla_timers())
+    finally:
+        store.close()
+
+
 def writes(counts: Counter[str]) -> dict[str, int]:
     """The counts of a push run that mean something was written (a refused record writes
     nothing: it is tried again each run until its dead letter is resolved)."""

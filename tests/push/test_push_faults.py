@@ -19,6 +19,7 @@ from tests.push.helpers import (
     org,
     parked,
     score_once,
+    sla_timers,
     tasks,
     writes,
 )
@@ -45,6 +46,7 @@ def test_twenty_percent_faults_leave_salesforce_as_an_undisturbed_run(
         calm = run_push_stage(config, clock=clock)
         assert calm.status == "ok"
         calm_leads, calm_tasks, calm_parked = leads(sb), tasks(sb), parked(db)
+        calm_timers = sla_timers(db)
     assert calm_leads and set(calm_tasks.values()) == {1}
     handoffs = [t for t in calm_tasks if t[1] == "handoff"]
     assert len(handoffs) == len({t[0] for t in handoffs}) == calm.counts["tasks.handoff"] > 20
@@ -61,6 +63,10 @@ def test_twenty_percent_faults_leave_salesforce_as_an_undisturbed_run(
         assert leads(sb) == calm_leads
         assert tasks(sb) == calm_tasks
         assert parked(db) == calm_parked  # the same records refused, for the same reasons
+        assert sla_timers(db) == calm_timers and set(calm_timers.values()) == {1}
+        # the Tasks found after a lost answer count as written by this run, as in the calm one
+        assert {k: v for k, v in writes(result.counts).items() if k.startswith("tasks.")} == {
+            k: v for k, v in writes(calm.counts).items() if k.startswith("tasks.")}
         # the Task create applied before its answer was lost was found, not sent again
         assert result.counts["tasks.reconciled"] >= 1
         served = sb.salesforce.stats.snapshot()["by_route_status"]  # type: ignore[union-attr]
