@@ -49,6 +49,7 @@ ACTIVITY_TASK_MODES = ("digest", "each", "none")
 ActivityTaskMode = Literal["digest", "each", "none"]
 
 TASK_KEYS = "sf:task:"
+REF_KINDS = {"handoff": "", "digest": "d", "activity": "a"}  # the Task kinds written here
 REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
 _REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 
@@ -117,7 +118,7 @@ def ref_of(key: str) -> str:
     kind, hubspot_id, tail = _parts(key)
     if not tail:
         return f"hs-{hubspot_id}"
-    return f"hs-{hubspot_id}-{kind[0]}{int(tail.rsplit('-', 1)[-1])}"
+    return f"hs-{hubspot_id}-{REF_KINDS[kind]}{int(tail.rsplit('-', 1)[-1])}"
 
 
 def _range(key: str) -> tuple[int, int]:
@@ -180,27 +181,28 @@ def _owned(record: dict[str, Any], owner: str | None) -> dict[str, Any]:
 
 def _covered(store: Any, hubspot_id: str) -> tuple[list[tuple[int, int]], set[int], list[str]]:
     """Digest ranges and single activities already in Salesforce for this contact, and the
-    digest keys still pending (reconciled and not found: sent again with the same range)."""
+    digests promised but not there (pending and not found, or refused): sent again under the
+    same key, so their range and their dead letter stay theirs."""
     ranges: list[tuple[int, int]] = []
-    pending: list[str] = []
+    promised: list[str] = []
     for entry in store.ledger_entries(f"{TASK_KEYS}digest:{hubspot_id}:"):
         if entry.status == "done":
             ranges.append(_range(entry.key))
-        elif entry.status == "pending":
-            pending.append(entry.key)
+        else:
+            promised.append(entry.key)
     singles = {int(_parts(e.key)[2]) for e in
                store.ledger_entries(f"{TASK_KEYS}activity:{hubspot_id}:", status="done")}
-    return ranges, singles, pending
+    return ranges, singles, promised
 
 
 def _digest_chunks(
-    fresh: Sequence[Any], pending: Sequence[str]
+    fresh: Sequence[Any], promised: Sequence[str]
 ) -> list[tuple[str | None, list[Any]]]:
-    """Fresh activities (oldest id first) cut into digests: first one per pending digest range,
+    """Fresh activities (oldest id first) cut into digests: first one per promised digest range,
     then new ranges, each small enough for Description."""
     out: list[tuple[str | None, list[Any]]] = []
     rest = list(fresh)
-    for key in pending:
+    for key in promised:
         first, last = _range(key)
         inside = [a for a in rest if first <= a.id <= last]
         rest = [a for a in rest if not first <= a.id <= last]
@@ -239,13 +241,13 @@ def _plan(ctx: Any, plan: HandedOff, activities: Sequence[Any], now: datetime,
         writes.append(TaskWrite(key, "handoff", _owned(record, plan.owner_id), plan))
     if mode == "none" or not activities:
         return writes
-    ranges, singles, pending = _covered(store, hid)
+    ranges, singles, promised = _covered(store, hid)
     fresh = sorted((a for a in activities if a.id not in singles
                     and not any(lo <= a.id <= hi for lo, hi in ranges)), key=lambda a: a.id)
     if mode == "each":
-        for key in pending:  # digests promised before go out as they were
+        for key in promised:  # digests promised before go out as they were
             writes.extend(_digest(ctx, plan, key, [a for a in fresh if _inside(a, key)]))
-        fresh = [a for a in fresh if not any(_inside(a, k) for k in pending)]
+        fresh = [a for a in fresh if not any(_inside(a, k) for k in promised)]
         for activity in fresh:
             key = activity_key(hid, activity.id)
             if store.claim_write(key, system="salesforce", operation="create", target="Task",
@@ -259,8 +261,8 @@ def _plan(ctx: Any, plan: HandedOff, activities: Sequence[Any], now: datetime,
             }
             writes.append(TaskWrite(key, "activity", _owned(record, plan.owner_id), plan))
         return writes
-    for promised, chunk in _digest_chunks(fresh, pending):
-        writes.extend(_digest(ctx, plan, promised, chunk))
+    for known, chunk in _digest_chunks(fresh, promised):
+        writes.extend(_digest(ctx, plan, known, chunk))
     return writes
 
 
@@ -274,8 +276,8 @@ def _digest(ctx: Any, plan: HandedOff, key: str | None, chunk: Sequence[Any]) ->
     store = ctx.store
     hid = plan.contact.hubspot_id
     if not chunk:
-        if key is not None:  # its activities are gone (merged away): nothing left to send
-            store.complete_write(key, ok=False)
+        if key is not None and store.ledger_entry(key).status == "pending":
+            store.complete_write(key, ok=False)  # its activities are gone: nothing to send
         return []
     key = key or digest_key(hid, min(a.id for a in chunk), max(a.id for a in chunk))
     if store.claim_write(key, system="salesforce", operation="create", target="Task",
@@ -325,7 +327,7 @@ def _reconcile_earlier(ctx: Any, handed: Sequence[HandedOff], now: datetime) -> 
     plans = {p.contact.hubspot_id: p for p in handed if p.sf_id}
     expected = {e.key: str(plans[_parts(e.key)[1]].sf_id)
                 for e in ctx.store.ledger_entries(TASK_KEYS, status="pending")
-                if _parts(e.key)[1] in plans}
+                if _parts(e.key)[0] in REF_KINDS and _parts(e.key)[1] in plans}
     for key in _reconcile(ctx, expected):
         kind, hid, _ = _parts(key)
         if kind == "handoff":
@@ -342,6 +344,7 @@ def _settle(ctx: Any, write: TaskWrite, result: Any, now: datetime) -> None:
     store = ctx.store
     if result.success:
         store.complete_write(write.key, remote_id=result.id)
+        store.resolve_dead_letters(stage=STAGE, record_keys=[write.key])
         ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
         if write.kind == "handoff":
             _open_sla(ctx, write.plan, now)

@@ -13,13 +13,21 @@ from typing import Any
 import pytest
 
 from connector.clock import FrozenClock
+from connector.errors import TransportError
 from connector.pull import pull
-from connector.push.tasks import activity_key, activity_line, activity_subject, ref_of, subject
-from connector.sandbox import Sandbox
+from connector.push.tasks import (
+    SEND_ROUNDS,
+    activity_key,
+    activity_line,
+    activity_subject,
+    ref_of,
+    subject,
+)
+from connector.sandbox import Fault, Sandbox
 from connector.stages import run_push_stage
 from connector.store import Store
 from tests.pull.helpers import context
-from tests.push.helpers import REF, Scored, org, score_once, writes
+from tests.push.helpers import REF, TASK_CREATE, Scored, org, score_once, writes
 
 
 @pytest.fixture(scope="module")
@@ -96,4 +104,34 @@ def test_activity_tasks_match_the_stored_activities(scored: Scored, tmp_path: Pa
         assert len(state.records("Task")) == count + again.counts["tasks.activity"]
         assert_activity_tasks_match(sb, store, mode)
         assert writes(run_push_stage(config, clock=clock).counts) == {}
+        store.close()
+
+
+def test_a_digest_left_unsent_goes_out_as_it_was_and_newer_activity_apart(
+        scored: Scored, tmp_path: Path) -> None:
+    clock = FrozenClock(scored.now)
+    with org(scored, tmp_path, "unsent") as (sb, config, db):
+        plan = sb.salesforce.faults  # type: ignore[union-attr]
+        # every send of the first Task batch is lost before Salesforce sees it: the run stops
+        plan.schedule(TASK_CREATE, *[Fault("drop")] * SEND_ROUNDS)
+        with pytest.raises(TransportError):
+            run_push_stage(config, clock=clock)
+        store = Store(f"sqlite:///{db}")
+        promised = {e.key for e in store.pending_writes("salesforce")
+                    if e.key.startswith("sf:task:digest:")}
+        assert promised and sb.salesforce.state.records("Task") == []  # type: ignore[union-attr]
+
+        # meanwhile one of those leads views a page; the next run sends each digest promised,
+        # under its key, and the new page view in a digest of its own
+        hid = min(promised).split(":")[3]
+        sb.clock.advance(timedelta(minutes=5))
+        sb.hubspot.state.add_page_view(hid, "https://www.handshake-demo.com/demo",  # type: ignore[union-attr]
+                                       title="Book a demo")
+        pull(context(config, store))
+        result = run_push_stage(config, clock=clock)
+        assert result.status == "ok", result.error
+        done = {e.key for e in store.ledger_entries(f"sf:task:digest:{hid}:", status="done")}
+        assert {k for k in promised if k.split(":")[3] == hid} < done and len(done) == 2
+        assert store.pending_writes("salesforce") == []
+        assert_activity_tasks_match(sb, store, "digest")
         store.close()
