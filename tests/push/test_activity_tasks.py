@@ -14,6 +14,7 @@ import pytest
 
 from connector.clock import FrozenClock
 from connector.errors import TransportError
+from connector.mapping import load_routing
 from connector.pull import pull
 from connector.push.tasks import (
     SEND_ROUNDS,
@@ -24,6 +25,7 @@ from connector.push.tasks import (
     subject,
 )
 from connector.sandbox import Fault, Sandbox
+from connector.sandbox.verify import handoff_differences
 from connector.stages import run_push_stage
 from connector.store import Store
 from tests.pull.helpers import context
@@ -79,13 +81,17 @@ def test_activity_tasks_match_the_stored_activities(scored: Scored, tmp_path: Pa
                                                     mode: str) -> None:
     clock = FrozenClock(scored.now)
     with org(scored, tmp_path, mode, activity_tasks=mode) as (sb, config, db):
+        state = sb.salesforce.state  # type: ignore[union-attr]
+        before = {r["Id"] for r in state.records("Lead")}
         first = run_push_stage(config, clock=clock)
         assert first.status == "ok", first.error
         store = Store(f"sqlite:///{db}")
         seen = assert_activity_tasks_match(sb, store, mode)
+        assert handoff_differences(store, sb.dataset, state,  # type: ignore[arg-type]
+                                   load_routing(config.mapping_path("routing")),
+                                   leads_before=before) == []
         assert {"page_view", "webinar_registered", "webinar_attended", "form_submission",
                 "email_open"} <= seen
-        state = sb.salesforce.state  # type: ignore[union-attr]
         count = len(state.records("Task"))
         assert writes(run_push_stage(config, clock=clock).counts) == {}
         assert len(state.records("Task")) == count
