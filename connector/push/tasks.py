@@ -13,7 +13,9 @@ made from the ledger key at the end of every Subject ("Page view: Pricing [hs-12
    entry pending;
 3. before anything is sent again, pending entries are reconciled: Tasks on the record created
    by Handshake whose Subject carries the entry's reference (batched SOQL) complete the entry
-   with the found id; only the Tasks not found are sent.
+   with the found id; only the Tasks not found are sent;
+4. a create refused for the allocation (the governor's share, REQUEST_LIMIT_EXCEEDED) was never
+   handled: its entries are released and go out next cycle with no lookup to pay for.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from connector.errors import Actor, RetriableError
+from connector.errors import Actor, QuotaExhausted, RetriableError
 from connector.push.engine import FIRST_TOUCH_SLA, WORKED_SLA
 from connector.scoring.intelligence import render_text, summarize
 
@@ -365,6 +367,11 @@ def _send(ctx: Any, batch: list[TaskWrite], now: datetime) -> None:
     for round_ in range(1, SEND_ROUNDS + 1):
         try:
             results = ctx.sf.create("Task", [w.record for w in batch])
+        except QuotaExhausted:
+            # refused before Salesforce handled it (a spent share is never a lost answer); a
+            # refusal of the query that looks for them instead leaves them pending
+            _release(ctx, batch)
+            raise
         except RetriableError as exc:
             if round_ == SEND_ROUNDS:
                 raise
@@ -400,4 +407,15 @@ def write_tasks(ctx: Any, handed: Sequence[HandedOff], mode: str = "digest") -> 
     for plan in handed:
         writes.extend(_plan(ctx, plan, activities.get(plan.contact.hubspot_id, []), now, mode))
     for start in range(0, len(writes), BATCH):
-        _send(ctx, writes[start:start + BATCH], now)
+        try:
+            _send(ctx, writes[start:start + BATCH], now)
+        except QuotaExhausted:
+            _release(ctx, writes[start + BATCH:])  # never sent
+            raise
+
+
+def _release(ctx: Any, writes: Sequence[TaskWrite]) -> None:
+    """Writes Salesforce never handled (refused for the allocation before): the next cycle
+    sends them again without first spending a query of a spent share to look for them."""
+    for write in writes:
+        ctx.store.complete_write(write.key, ok=False)
