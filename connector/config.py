@@ -31,6 +31,7 @@ __all__ = [
     "AlertSettings",
     "Config",
     "HubSpotSettings",
+    "PushSettings",
     "SalesforceAuth",
     "SalesforceSettings",
     "Secrets",
@@ -131,6 +132,12 @@ class ScheduleSettings(_Section):
     lookback_minutes: PositiveMinutes = 10
 
 
+class PushSettings(_Section):
+    # The handed-off lead's marketing activity in Salesforce: "digest" (one Task listing the
+    # activities not sent yet), "each" (one completed Task per activity), "none" (hand-off only).
+    activity_tasks: Literal["digest", "each", "none"] = "digest"
+
+
 class StateSettings(_Section):
     # SQLite file by default; postgresql+psycopg://user@host/db for production or several instances.
     database_url: str = Field("sqlite:///handshake.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
@@ -191,6 +198,7 @@ class Config(_Section):
     hubspot: HubSpotSettings
     salesforce: SalesforceSettings
     schedule: ScheduleSettings = ScheduleSettings()
+    push: PushSettings = PushSettings()
     state: StateSettings = StateSettings()
     mappings: MappingPaths = MappingPaths()
     alerts: AlertSettings = AlertSettings()

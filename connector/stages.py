@@ -156,7 +156,8 @@ def run_push_stage(
                           clock=clock, external_id_field=config.salesforce.external_id_field,
                           run_id=run_id, dry_run=dry_run, owner_emails=owner_emails,
                           hubspot=hubspot, alerts=config.alerts,
-                          bulk_threshold=config.salesforce.bulk_threshold)
+                          bulk_threshold=config.salesforce.bulk_threshold,
+                          activity_tasks=config.push.activity_tasks)
         try:
             push(ctx)
         except QuotaExhausted as exc:

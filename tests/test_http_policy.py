@@ -1129,3 +1129,52 @@ def test_one_letter_secrets_do_not_garble_messages(frozen: FrozenClock) -> None:
     policy.add_secret("real-secret-value")
     assert policy.redact("Connection to host failed: real-secret-value") == (
         "Connection to host failed: ***")
+
+
+# --- creates are sent once after they may have reached the server -------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status_code": 500, "json": [{"message": "boom", "errorCode": "UNKNOWN_EXCEPTION"}]},
+        {"status_code": 503, "json": [{"message": "down", "errorCode": "SERVER_UNAVAILABLE"}]},
+        {"exc": requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")},
+        {"exc": requests.exceptions.ReadTimeout("read timed out")},
+    ],
+)
+def test_a_create_that_may_have_been_applied_is_not_sent_again(
+    sf_policy: HttpPolicy, failure: dict[str, Any]
+) -> None:
+    adapter = requests_mock.Adapter()
+    url = f"{SF}/services/data/v62.0/composite/sobjects"
+    adapter.register_uri("POST", url, [failure, {"status_code": 200, "json": []}])
+    with sf_policy.sent_once(), pytest.raises(RetriableError) as caught:
+        sf_session(sf_policy, adapter).post(url, json={"records": []})
+    assert adapter.call_count == 1
+    assert "not sent again: the request may have been applied" in str(caught.value)
+    # outside the block the same failure is retried as before
+    adapter.register_uri("POST", url, [failure, {"status_code": 200, "json": []}])
+    assert sf_session(sf_policy, adapter).post(url, json={"records": []}).status_code == 200
+    assert adapter.call_count == 3
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"status_code": 403, "json": [{"message": "ConcurrentPerOrgLongTxn Limit exceeded.",
+                                       "errorCode": "REQUEST_LIMIT_EXCEEDED"}]},
+        {"status_code": 429, "json": [{"message": "slow down", "errorCode": "RATE_LIMITED"}]},
+        {"exc": requests.exceptions.ConnectTimeout("connect timed out")},
+    ],
+)
+def test_a_create_refused_before_it_was_handled_is_sent_again(
+    sf_policy: HttpPolicy, refusal: dict[str, Any]
+) -> None:
+    adapter = requests_mock.Adapter()
+    url = f"{SF}/services/data/v62.0/composite/sobjects"
+    adapter.register_uri("POST", url, [refusal, {"status_code": 200, "json": []}])
+    with sf_policy.sent_once():
+        response = sf_session(sf_policy, adapter).post(url, json={"records": []})
+    assert response.status_code == 200
+    assert adapter.call_count == 2

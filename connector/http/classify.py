@@ -91,6 +91,7 @@ __all__ = [
     "WEBHOOK",
     "classify_error",
     "daily_usage",
+    "exception_chain",
     "headers_of",
     "parse_retry_after",
     "status_of",
@@ -525,7 +526,7 @@ class Verdict:
     exception: BaseException | None = None
 
 
-def _chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
+def exception_chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
     """The exception with what it wraps: urllib3's `reason`, exceptions in `args`, causes."""
     seen: list[BaseException] = []
     todo = [exc]
@@ -559,7 +560,7 @@ def classify_error(
         return Verdict(_FALLBACK_RESPONSE_RULE, info, view, exception)
     if exception is not None:
         # rule order decides: a certificate failure deep in the chain beats "network error"
-        chain = _chain(exception)
+        chain = exception_chain(exception)
         for rule in rules:
             if any(rule.matches_exception(candidate) for candidate in chain):
                 return Verdict(rule, None, None, exception)

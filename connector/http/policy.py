@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from random import Random
@@ -20,6 +20,8 @@ from typing import Any, NoReturn, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import httpx
+import requests
+import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from connector.clock import Clock, SystemClock
@@ -84,13 +86,27 @@ class Timeouts:
         return (self.connect, self.read)
 
 
+# Failures that prove the request never reached the server: safe to send again, even a create.
+_NEVER_SENT: tuple[type[BaseException], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    requests.exceptions.ConnectTimeout,
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    ConnectionRefusedError,
+)
+
+
 @dataclass
 class _Call:
-    """The state of one `execute`: errors this policy raised (the only ones it retries)."""
+    """The state of one `execute`: errors this policy raised (the only ones it retries), and
+    those it must not retry because the request may already have been applied."""
 
     what: str
     raised: list[BaseException] = field(default_factory=list)
     refreshed: bool = False
+    replayable: bool = True
+    maybe_applied: list[BaseException] = field(default_factory=list)
 
     def own(self, err: HandshakeError) -> HandshakeError:
         self.raised.append(err)
@@ -120,6 +136,7 @@ class HttpPolicy:
         self._random = random or Random()
         self._secrets: set[str] = {x for x in secrets if len(x or "") >= MIN_SECRET_CHARS}
         self._lock = threading.Lock()
+        self._local = threading.local()  # `sent_once` blocks, per thread
         self._quota: QuotaExhausted | None = None
         self.daily_usage: tuple[int, int] | None = None  # (used, allowed), as last reported
         self.limiters: dict[str, Limiter] = {}
@@ -224,6 +241,20 @@ class HttpPolicy:
             return None
         return quota.resets_at
 
+    @contextmanager
+    def sent_once(self) -> Iterator[None]:
+        """Calls made in this block (on this thread) are not sent again once they may have
+        reached the server: a 5xx, or a connection lost after the request went out, may hide
+        a write that was applied, and a create without an external id sent twice makes two
+        records. Refusals that prove nothing was done (429, a concurrency limit, an expired
+        session, a connection never made) are still retried. The caller reconciles the rest."""
+        before = getattr(self._local, "once", False)
+        self._local.once = True
+        try:
+            yield
+        finally:
+            self._local.once = before
+
     # --- execute ------------------------------------------------------------------------------
 
     def execute(
@@ -246,7 +277,7 @@ class HttpPolicy:
         """
         self._refuse_while_exhausted(describe)
         chosen = self.limiter(limiter) if limiter else self._default_limiter()
-        call = _Call(what=describe)
+        call = _Call(what=describe, replayable=not getattr(self._local, "once", False))
 
         def attempt() -> T:
             while True:
@@ -398,7 +429,12 @@ class HttpPolicy:
         error: HandshakeError
         if rule.action is c.Action.RETRY:
             retriable = cast(type[RetriableError], rule.error)
+            final = not call.replayable and _may_have_applied(verdict)
+            if final:
+                message += " (not sent again: the request may have been applied)"
             error = retriable(message, system=self.system, status=status, retry_after=hint)
+            if final:
+                call.maybe_applied.append(error)
         elif rule.action is c.Action.RATE_LIMIT:
             wait = hint if hint is not None else rule.wait
             if wait is not None and chosen is not None:
@@ -443,6 +479,8 @@ class HttpPolicy:
     def _should_retry(self, exc: BaseException, call: _Call) -> bool:
         if not isinstance(exc, RetriableError) or not call.is_own(exc):
             return False
+        if any(exc is known for known in call.maybe_applied):
+            return False
         limit = self.settings.max_retry_after
         return exc.retry_after is None or exc.retry_after <= limit
 
@@ -471,3 +509,14 @@ class HttpPolicy:
             f"HttpPolicy({self.system!r}, attempts={self.settings.max_attempts}, "
             f"limiters={sorted(self.limiters)})"
         )
+
+
+def _may_have_applied(verdict: c.Verdict) -> bool:
+    """Whether the server may have acted on the request this verdict is about: a 5xx answer,
+    or a transport failure other than one that proves no connection was made."""
+    if verdict.view is not None:
+        return verdict.view.status >= 500
+    exc = verdict.exception
+    if exc is None:
+        return True
+    return not any(isinstance(item, _NEVER_SENT) for item in c.exception_chain(exc))

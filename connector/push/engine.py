@@ -8,8 +8,9 @@ Per batch of MQLs (200, one collection call):
 3. every write is claimed in the write ledger first and completed after: a record whose values
    did not change is not written again; a DUPLICATES_DETECTED answer links to the matched record;
    any other refusal is a dead letter saying who must act;
-4. one hand-off Task per MQL (the lead-intelligence summary, due at the first-touch SLA) and a
-   digest Task of the activities not sent yet, each written once (ledger; no Task external id).
+4. one hand-off Task per MQL (the lead-intelligence summary, due at the first-touch SLA) and the
+   activities not sent yet, as a digest or one Task each, each written once (ledger, reconciled
+   after a lost answer or a crash; no Task external id): connector/push/tasks.py.
 
 A backfill (more MQLs not yet in Salesforce than `bulk_threshold`) holds its Lead creates back
 and sends them through Bulk API 2.0, 10,000 a job, when more than the threshold are pending;
@@ -64,6 +65,7 @@ class PushContext:
     # More Lead creates pending in one run than this go through Bulk API 2.0 (a backfill).
     bulk_threshold: int = 2000
     owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
+    activity_tasks: str = "digest"  # digest | each | none: `[push] activity_tasks`
     counts: Counter[str] = field(default_factory=Counter)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
     # Open Leads per capped rep (read once a run, grown as Leads are assigned) and Lead queues
@@ -394,77 +396,7 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
 
 
 def _write_tasks(ctx: PushContext, handed: list[_Plan]) -> None:
-    """The hand-off Task (once per MQL) and the digest of activities not sent yet."""
-    if ctx.dry_run or not handed:
-        return
-    store = ctx.store
-    now = ctx.clock.now()
-    ids = [p.contact.hubspot_id for p in handed]
-    activities = store.activities_for_many(ids)
-    tasks: list[tuple[str, dict[str, Any], str]] = []  # (ledger key, record, payload id)
-    for plan in handed:
-        hid = plan.contact.hubspot_id
-        acts = activities.get(hid, [])
-        who = plan.sf_id
-        owner = plan.owner_id
-        handoff_key = f"sf:task:handoff:{hid}"
-        entry = store.claim_write(handoff_key, system="salesforce", operation="create",
-                                  target="Task", payload={"who": who}, run_id=ctx.run_id)
-        if entry is not None:
-            result = ctx.engine.score(plan.contact, acts, now)
-            from connector.scoring.intelligence import render_text, summarize
+    """The hand-off Task (once per MQL) and the activities not sent yet (connector/push/tasks.py)."""
+    from connector.push.tasks import write_tasks
 
-            text = render_text(summarize(plan.contact, acts, result, now), limit=DESCRIPTION_MAX)
-            record = {
-                "WhoId": who, "Subject": f"Handshake hand-off: {plan.why or 'new MQL'}"[:SUBJECT_MAX],
-                "Description": text, "Status": "Not Started", "Priority": "High",
-                "ActivityDate": (now + FIRST_TOUCH_SLA).date().isoformat(),
-            }
-            if owner and owner.startswith("005"):  # a Task cannot be owned by a queue
-                record["OwnerId"] = owner
-            tasks.append((handoff_key, record, "handoff"))
-            store.open_sla_timer(hubspot_id=hid, sf_id=str(who), owner_id=owner, assigned_at=now,
-                                 first_touch_due=now + FIRST_TOUCH_SLA,
-                                 worked_due=now + WORKED_SLA)
-        if acts:
-            # One digest Task per batch of new activities, keyed by the newest it carries.
-            prefix = f"sf:task:digest:{hid}:"
-            done = store.ledger_entries(prefix, status="done")
-            since = max((int(e.key[len(prefix):]) for e in done), default=0)
-            fresh = [a for a in acts if a.id > since]
-            newest = max((a.id for a in fresh), default=0)
-            digest_key = f"{prefix}{newest:012d}"
-            if fresh and store.claim_write(digest_key, system="salesforce", operation="create",
-                                           target="Task", payload={"who": who},
-                                           run_id=ctx.run_id):
-                lines = [f"{a.occurred_at:%Y-%m-%d %H:%M} {a.type}: {a.title or a.url or ''}"
-                         for a in sorted(fresh, key=lambda a: a.occurred_at, reverse=True)]
-                record = {
-                    "WhoId": who, "Status": "Completed", "Priority": "Normal",
-                    "Subject": f"Marketing activity: {len(fresh)} new "
-                               f"(to {max(a.occurred_at for a in fresh):%Y-%m-%d})",
-                    "Description": "\n".join(lines)[:DESCRIPTION_MAX],
-                    "ActivityDate": now.date().isoformat(),
-                }
-                if owner and owner.startswith("005"):
-                    record["OwnerId"] = owner
-                tasks.append((digest_key, record, "digest"))
-    if not tasks:
-        return
-    records = [t[1] for t in tasks]
-    for results in ctx.sf.create_batches("Task", records):
-        for result in results:
-            key, record, marker = tasks[result.index]
-            if result.success:
-                store.complete_write(key, remote_id=result.id)
-                ctx.counts["tasks.handoff" if marker == "handoff" else "tasks.activity"] += 1
-            else:
-                store.complete_write(key, ok=False)
-                rejection = result.rejection
-                store.dead_letter(stage=STAGE, system="salesforce", record_key=key,
-                                  reason=rejection.reason if rejection else "refused",
-                                  actor=rejection.actor if rejection else Actor.ADMIN,
-                                  payload={"task": record},
-                                  error_code=getattr(rejection, "code", "") or "")
-                ctx.counts["tasks.dead_letters"] += 1
-
+    write_tasks(ctx, handed, ctx.activity_tasks)

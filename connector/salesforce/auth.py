@@ -157,6 +157,7 @@ class Login:
 
     session_id: str
     instance_url: str
+    user_id: str | None = None  # the integration user (None for a given session id)
 
     def __repr__(self) -> str:
         return f"Login(instance_url={self.instance_url!r})"
@@ -241,7 +242,7 @@ def login(creds: Credentials, policy: HttpPolicy, http: requests.Session) -> Log
                 system=SALESFORCE_SYSTEM,
             )
         policy.add_secret(session_id)
-        return Login(session_id, _origin(server_url))
+        return Login(session_id, _origin(server_url), _xml_text(response.content, "userId"))
     if creds.method is SalesforceAuth.JWT:
         assert creds.username and creds.consumer_key and creds.private_key_file
         try:
@@ -281,4 +282,6 @@ def login(creds: Credentials, policy: HttpPolicy, http: requests.Session) -> Log
             "Salesforce login: the token answer has no session", system=SALESFORCE_SYSTEM
         )
     policy.add_secret(token)
-    return Login(str(token), str(instance).rstrip("/"))
+    # the identity URL ends with the user's id: .../id/{orgId}/{userId} (OAuth token response)
+    identity = str(body.get("id") or "").rstrip("/").rsplit("/", 1)[-1]
+    return Login(str(token), str(instance).rstrip("/"), identity or None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 from urllib.parse import quote_plus
@@ -241,6 +242,7 @@ class SalesforceClient:
         except BaseException:
             self.close()
             raise
+        self.user_id = first.user_id  # the integration user: CreatedById of what we write
         self.sf = Salesforce(
             session_id=first.session_id,
             instance_url=first.instance_url,
@@ -514,6 +516,23 @@ class SalesforceClient:
                 found.contacts[str(row[ext])] = self._contact(row)
         return found
 
+    def find_tasks(
+        self, who_ids: Iterable[str], *, subject_contains: str, created_by: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Tasks on these Leads/Contacts (`WhoId`) whose Subject contains `subject_contains`,
+        created by `created_by` when given: `Id`, `WhoId`, `Subject`. Batched SOQL, values
+        escaped by `format_soql` (Subject is filterable; Description is not)."""
+        wanted = list(dict.fromkeys(w for w in who_ids if w))
+        if not wanted:
+            return
+        where = format_soql("Subject LIKE '%{:like}%'", subject_contains)
+        if created_by:
+            where += format_soql(" AND CreatedById = {}", created_by)
+        head = f"SELECT Id, WhoId, Subject FROM {ss.TASK} WHERE {where} AND WhoId"
+        for chunk in self._chunks(head, wanted):
+            soql = head + format_soql(" IN {}", chunk)
+            yield from self.query(soql, what="find Tasks already written")
+
     # --- writes -----------------------------------------------------------------------------
 
     @staticmethod
@@ -538,6 +557,8 @@ class SalesforceClient:
         records: Sequence[Mapping[str, Any]],
         key_field: str,
         headers: Mapping[str, str],
+        *,
+        once: bool = False,
     ) -> Iterator[list[WriteResult]]:
         known = self.known_fields(sobject)
         for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS):
@@ -557,9 +578,10 @@ class SalesforceClient:
                 ],
             }
             what = f"{method} {len(sent)} {sobject} records"
-            answer = (
-                self._call("write", what, self._send(path, method, body, headers)) if sent else []
-            )
+            answer: Any = []
+            if sent:
+                with self.policy.sent_once() if once else nullcontext():
+                    answer = self._call("write", what, self._send(path, method, body, headers))
             if not isinstance(answer, list) or len(answer) != len(sent):
                 raise RequestFailed(
                     f"{what}: Salesforce answered {len(answer or [])} results for "
@@ -647,7 +669,11 @@ class SalesforceClient:
         allow_duplicates: bool = False,
     ) -> Iterator[list[WriteResult]]:
         """Create, one collection call per 200 records, yielding each call's results (record
-        them before the next call: a create sent twice makes two records)."""
+        them before the next call: a create sent twice makes two records).
+
+        A call whose answer is lost after it may have reached Salesforce (5xx, connection
+        dropped) is not sent again: its `RetriableError` reaches the caller, who must look for
+        the records before creating them again."""
         yield from self._write(
             "POST",
             ss.COLLECTIONS,
@@ -655,6 +681,7 @@ class SalesforceClient:
             records,
             ss.ID,
             self._headers(auto_assign, allow_duplicates),
+            once=True,
         )
 
     def create(

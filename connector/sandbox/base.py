@@ -66,7 +66,11 @@ class SandboxClock:
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected failure: `kind` is "429", "500", "503", "slow" or "drop"."""
+    """One injected failure: `kind` is "429", "500", "503", "slow" or "drop" (before the
+    request is handled: nothing is applied; "drop" waits `seconds` first, a request that
+    hangs), or "drop_after" / "stall_after" (the request is handled and applied first, then the
+    connection is cut mid-body, or the answer held back `seconds`): a client cannot tell
+    whether such a write happened."""
 
     kind: str
     seconds: float = 0.0
@@ -86,6 +90,7 @@ class FaultPlan:
     p503: float = 0.0
     p_slow: float = 0.0
     p_drop: float = 0.0
+    p_drop_after: float = 0.0
     slow_seconds: float = 2.0
     seed: int = 0
     script: dict[str, list[Fault | None]] = field(default_factory=dict)
@@ -102,6 +107,7 @@ class FaultPlan:
         with self._lock:
             self.script.clear()
             self.p429 = self.p500 = self.p503 = self.p_slow = self.p_drop = 0.0
+            self.p_drop_after = 0.0
 
     def decide(self, method: str, path: str) -> Fault | None:
         key = f"{method} {path}"
@@ -115,6 +121,7 @@ class FaultPlan:
             ("500", self.p500),
             ("503", self.p503),
             ("drop", self.p_drop),
+            ("drop_after", self.p_drop_after),
             ("slow", self.p_slow),
         ):
             if roll < p:
@@ -168,7 +175,9 @@ class SandboxMiddleware:
     """Applies injected faults and records statistics around an emulated API.
 
     `render_fault` builds the API-specific answer (status, headers, body) for "429"/"500"/"503";
-    "slow" delays the real answer; "drop" starts a response and cuts the connection mid-body.
+    "slow" delays the real answer; "drop" starts a response and cuts the connection mid-body;
+    "drop_after" and "stall_after" let the app handle (and apply) the request first, as a real
+    network failure after the server committed can, then cut the answer mid-body or hold it.
     `route_of(scope)` names the route template for statistics.
     """
 
@@ -202,6 +211,8 @@ class SandboxMiddleware:
         route = self.route_of(scope)
         fault = self.faults.decide(scope["method"], path)
         if fault is not None and fault.kind == "drop":
+            if fault.seconds:
+                await asyncio.sleep(fault.seconds)
             self.stats.record(route, 0)
             await send(
                 {
@@ -225,6 +236,9 @@ class SandboxMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
             return
+        if fault is not None and fault.kind in ("drop_after", "stall_after"):
+            await self._after_applied(fault, scope, receive, send, route)
+            return
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.seconds)
 
@@ -244,6 +258,31 @@ class SandboxMiddleware:
         finally:
             self.stats.record(route, status_seen)
 
+    async def _after_applied(
+        self, fault: Fault, scope: Scope, receive: Receive, send: Send, route: str
+    ) -> None:
+        """Handle the request for real, then lose (or hold back) the answer."""
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self.app(scope, receive, keep)
+        start = next(m for m in answer if m["type"] == "http.response.start")
+        if self.clock is not None:
+            start = {**start, "headers": [*start.get("headers", []), self._date_header()]}
+        body = b"".join(m.get("body", b"") for m in answer if m["type"] == "http.response.body")
+        if fault.kind == "stall_after":
+            await asyncio.sleep(fault.seconds)
+            self.stats.record(route, int(start["status"]))
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.stats.record(route, 0)
+        await send(start)
+        await send({"type": "http.response.body", "body": body[: len(body) // 2],
+                    "more_body": True})
+        raise DroppedConnection("sandbox fault injection: connection dropped after applying")
 
     def _date_header(self) -> tuple[bytes, bytes]:
         from email.utils import format_datetime

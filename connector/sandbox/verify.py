@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -10,6 +11,9 @@ from sqlalchemy import select
 
 from connector.sandbox.dataset import SandboxDataset
 from connector.store import Activity, Contact, Store
+
+# The Subject of a Task carrying one activity ends with its reference, "[hs-<contact>-a<id>]".
+_ONE_ACTIVITY = re.compile(r"\[hs-[0-9A-Za-z]+-a\d+\]$")
 
 __all__ = ["handoff_differences", "minimum_pull_calls", "pull_differences"]
 
@@ -138,9 +142,12 @@ def handoff_differences(store: Store, dataset: SandboxDataset, sf_state: Any,
                       sorted(set(want_who) - set(handoffs))[:5], [])
     lines: Counter[str] = Counter()
     for t in tasks:
-        if str(t.get("Subject") or "").startswith("Marketing activity"):
+        subject = str(t.get("Subject") or "")
+        if subject.startswith("Marketing activity"):
             lines[t.get("WhoId")] += len([x for x in str(t.get("Description") or "").splitlines()
                                           if x.strip()])
+        elif _ONE_ACTIVITY.search(subject):  # [push] activity_tasks = "each"
+            lines[t.get("WhoId")] += 1
     activities = store.activities_for_many(list(linked))
     off = sorted(hid for hid, link in linked.items()
                  if lines.get(link.sf_id, 0) != len(activities.get(hid, [])))

@@ -394,6 +394,12 @@ class _Parser:
             raise self.error(tok, f"unexpected token: '{tok.text or '<EOF>'}'")
         path = self.resolve(tok.text.split("."), tok.pos)
         f = self.field_of(path)
+        if f.type == "textarea" and f.length > 255:
+            # long text areas (Description) can be selected, never filtered (SOQL and SOSL
+            # Reference, "Filterable fields"; describe says filterable = false)
+            raise _invalid_field(
+                self.text, tok.pos, f"field '{tok.text}' can not be filtered in a query call"
+            )
         op_tok = self.take()
         if op_tok.kind == "op":
             op = "!=" if op_tok.text == "<>" else op_tok.text

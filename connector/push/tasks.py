@@ -1,0 +1,421 @@
+"""Tasks on the handed-off records, each written once however often the push runs or fails.
+
+    hand-off   one per MQL and record: why this lead, what they did; due at the first-touch SLA
+    activity   the stored activities not sent yet: one digest Task a batch (`[push]
+               activity_tasks = "digest"`), one completed Task each ("each"), or none ("none")
+
+Task has no external id to upsert by, so "once" rests on the write ledger and on a reference
+made from the ledger key at the end of every Subject ("Page view: Pricing [hs-123-a456]"):
+
+1. a Task is claimed (pending) in the ledger before it is sent and completed with its id after;
+2. its create is not sent again by the HTTP policy once it may have reached Salesforce (5xx,
+   connection lost): a lost answer, like a crash between sending and recording, leaves the
+   entry pending;
+3. before anything is sent again, pending entries are reconciled: Tasks on the record created
+   by Handshake whose Subject carries the entry's reference (batched SOQL) complete the entry
+   with the found id; only the Tasks not found are sent;
+4. a create refused for the allocation (the governor's share, REQUEST_LIMIT_EXCEEDED) was never
+   handled: its entries are released and go out next cycle with no lookup to pay for.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from connector.errors import Actor, QuotaExhausted, RetriableError
+from connector.push.engine import FIRST_TOUCH_SLA, WORKED_SLA
+from connector.scoring.intelligence import render_text, summarize
+
+__all__ = [
+    "ACTIVITY_TASK_MODES",
+    "TaskWrite",
+    "activity_line",
+    "activity_subject",
+    "ref_of",
+    "write_tasks",
+]
+
+log = logging.getLogger("connector.push")
+
+STAGE = "push"
+BATCH = 200  # Tasks a collection call
+SUBJECT_MAX = 255
+DESCRIPTION_MAX = 32_000
+SEND_ROUNDS = 5  # sends of one batch whose answers keep getting lost, before the run gives up
+ACTIVITY_TASK_MODES = ("digest", "each", "none")
+ActivityTaskMode = Literal["digest", "each", "none"]
+
+TASK_KEYS = "sf:task:"
+REF_KINDS = {"handoff": "", "digest": "d", "activity": "a"}  # the Task kinds written here
+REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
+_REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
+
+# How a rep reads each stored activity type.
+LABELS = {
+    "page_view": "Page view",
+    "form_submission": "Form submitted",
+    "webinar_registered": "Webinar registration",
+    "webinar_attended": "Webinar attended",
+    "webinar_no_show": "Webinar missed",
+    "webinar_cancelled": "Webinar registration cancelled",
+    "email_sent": "Email sent",
+    "email_delivered": "Email delivered",
+    "email_open": "Email opened",
+    "email_click": "Email link clicked",
+    "email_bounce": "Email bounced",
+    "email_spamreport": "Email reported as spam",
+    "email_unsubscribe": "Unsubscribed from email",
+}
+
+
+class HandedOff(Protocol):
+    """A contact that now stands in Salesforce (the engine's plan)."""
+
+    contact: Any  # connector.store.Contact
+    sf_id: str | None
+    owner_id: str | None
+    why: str
+
+
+@dataclass
+class TaskWrite:
+    """One Task to create, claimed in the ledger under `key`."""
+
+    key: str
+    kind: str  # handoff | activity
+    record: dict[str, Any]
+    plan: HandedOff
+
+
+# --- ledger keys and their references ----------------------------------------------------------
+
+
+def handoff_key(hubspot_id: str) -> str:
+    """The hand-off Task of one contact."""
+    return f"{TASK_KEYS}handoff:{hubspot_id}"
+
+
+def digest_key(hubspot_id: str, first: int, last: int) -> str:
+    """A digest of the contact's activities with store ids in [first, last]."""
+    return f"{TASK_KEYS}digest:{hubspot_id}:{first:012d}-{last:012d}"
+
+
+def activity_key(hubspot_id: str, activity_id: int) -> str:
+    """The Task of one activity ("each" mode)."""
+    return f"{TASK_KEYS}activity:{hubspot_id}:{activity_id:012d}"
+
+
+def _parts(key: str) -> tuple[str, str, str]:
+    kind, hubspot_id, *rest = key[len(TASK_KEYS):].split(":")
+    return kind, hubspot_id, rest[0] if rest else ""
+
+
+def ref_of(key: str) -> str:
+    """The reference a Task's Subject ends with: unique per ledger key, short for a rep."""
+    kind, hubspot_id, tail = _parts(key)
+    if not tail:
+        return f"hs-{hubspot_id}"
+    return f"hs-{hubspot_id}-{REF_KINDS[kind]}{int(tail.rsplit('-', 1)[-1])}"
+
+
+def _range(key: str) -> tuple[int, int]:
+    """The activity ids a digest key covers (an older key naming only the newest covers all
+    before it)."""
+    tail = _parts(key)[2]
+    first, _, last = tail.rpartition("-")
+    return (int(first) if first else 0), int(last)
+
+
+def subject(text: str, ref: str) -> str:
+    """`text` cut to fit, then the reference, within Subject's 255 characters."""
+    tail = f" [{ref}]"
+    return " ".join(text.split())[: SUBJECT_MAX - len(tail)].rstrip() + tail
+
+
+# --- what a Task says --------------------------------------------------------------------------
+
+
+def _label(activity: Any) -> str:
+    return LABELS.get(activity.type) or str(activity.type).replace("_", " ").capitalize()
+
+
+def activity_subject(activity: Any) -> str:
+    """An activity as a rep reads it in one line: "Page view: Pricing"."""
+    what = activity.title or activity.url or ""
+    return f"{_label(activity)}: {what}" if what else _label(activity)
+
+
+def activity_line(activity: Any) -> str:
+    """An activity's line in a digest: when, then what."""
+    return f"{activity.occurred_at:%Y-%m-%d %H:%M} {activity_subject(activity)}"
+
+
+def _activity_description(activity: Any) -> str:
+    details = activity.details or {}
+    lines = [f"{_label(activity)} on {activity.occurred_at:%Y-%m-%d %H:%M} UTC"]
+    if activity.title:
+        lines.append(f"Title: {activity.title}")
+    if activity.url:
+        lines.append(f"URL: {activity.url}")
+    values = details.get("values") if isinstance(details, Mapping) else None
+    if isinstance(values, Mapping):
+        lines.extend(f"{name}: {value}" for name, value in values.items() if value not in (None, ""))
+    if isinstance(details, Mapping):
+        for name in ("attendance_seconds", "attendance_percentage"):
+            if details.get(name) not in (None, ""):
+                lines.append(f"{name.replace('_', ' ').capitalize()}: {details[name]}")
+    return "\n".join(lines)[:DESCRIPTION_MAX]
+
+
+def _owned(record: dict[str, Any], owner: str | None) -> dict[str, Any]:
+    if owner and owner.startswith("005"):  # a Task cannot be owned by a queue
+        record["OwnerId"] = owner
+    return record
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+def _covered(store: Any, hubspot_id: str) -> tuple[list[tuple[int, int]], set[int], list[str]]:
+    """Digest ranges and single activities already in Salesforce for this contact, and the
+    digests promised but not there (pending and not found, or refused): sent again under the
+    same key, so their range and their dead letter stay theirs."""
+    ranges: list[tuple[int, int]] = []
+    promised: list[str] = []
+    for entry in store.ledger_entries(f"{TASK_KEYS}digest:{hubspot_id}:"):
+        if entry.status == "done":
+            ranges.append(_range(entry.key))
+        else:
+            promised.append(entry.key)
+    singles = {int(_parts(e.key)[2]) for e in
+               store.ledger_entries(f"{TASK_KEYS}activity:{hubspot_id}:", status="done")}
+    return ranges, singles, promised
+
+
+def _digest_chunks(
+    fresh: Sequence[Any], promised: Sequence[str]
+) -> list[tuple[str | None, list[Any]]]:
+    """Fresh activities (oldest id first) cut into digests: first one per promised digest range,
+    then new ranges, each small enough for Description."""
+    out: list[tuple[str | None, list[Any]]] = []
+    rest = list(fresh)
+    for key in promised:
+        first, last = _range(key)
+        inside = [a for a in rest if first <= a.id <= last]
+        rest = [a for a in rest if not first <= a.id <= last]
+        out.append((key, inside))
+    chunk: list[Any] = []
+    size = 0
+    for activity in rest:
+        cost = len(activity_line(activity)) + 1
+        if chunk and size + cost > DESCRIPTION_MAX:
+            out.append((None, chunk))
+            chunk, size = [], 0
+        chunk.append(activity)
+        size += cost
+    if chunk:
+        out.append((None, chunk))
+    return out
+
+
+def _plan(ctx: Any, plan: HandedOff, activities: Sequence[Any], now: datetime,
+          mode: str) -> list[TaskWrite]:
+    store = ctx.store
+    hid = plan.contact.hubspot_id
+    who = str(plan.sf_id)
+    writes: list[TaskWrite] = []
+    key = handoff_key(hid)
+    if store.claim_write(key, system="salesforce", operation="create", target="Task",
+                         payload={"who": who}, run_id=ctx.run_id) is not None:
+        result = ctx.engine.score(plan.contact, activities, now)
+        text = render_text(summarize(plan.contact, activities, result, now), limit=DESCRIPTION_MAX)
+        record = {
+            "WhoId": who, "Subject": subject(f"Handshake hand-off: {plan.why or 'new MQL'}",
+                                             ref_of(key)),
+            "Description": text, "Status": "Not Started", "Priority": "High",
+            "ActivityDate": (now + FIRST_TOUCH_SLA).date().isoformat(),
+        }
+        writes.append(TaskWrite(key, "handoff", _owned(record, plan.owner_id), plan))
+    if mode == "none" or not activities:
+        return writes
+    ranges, singles, promised = _covered(store, hid)
+    fresh = sorted((a for a in activities if a.id not in singles
+                    and not any(lo <= a.id <= hi for lo, hi in ranges)), key=lambda a: a.id)
+    if mode == "each":
+        for key in promised:  # digests promised before go out as they were
+            writes.extend(_digest(ctx, plan, key, [a for a in fresh if _inside(a, key)]))
+        fresh = [a for a in fresh if not any(_inside(a, k) for k in promised)]
+        for activity in fresh:
+            key = activity_key(hid, activity.id)
+            if store.claim_write(key, system="salesforce", operation="create", target="Task",
+                                 payload={"who": who}, run_id=ctx.run_id) is None:
+                continue
+            record = {
+                "WhoId": who, "Status": "Completed", "Priority": "Normal",
+                "Subject": subject(activity_subject(activity), ref_of(key)),
+                "Description": _activity_description(activity),
+                "ActivityDate": activity.occurred_at.date().isoformat(),
+            }
+            writes.append(TaskWrite(key, "activity", _owned(record, plan.owner_id), plan))
+        return writes
+    for known, chunk in _digest_chunks(fresh, promised):
+        writes.extend(_digest(ctx, plan, known, chunk))
+    return writes
+
+
+def _inside(activity: Any, key: str) -> bool:
+    first, last = _range(key)
+    return bool(first <= activity.id <= last)
+
+
+def _digest(ctx: Any, plan: HandedOff, key: str | None, chunk: Sequence[Any]) -> list[TaskWrite]:
+    """The digest Task of `chunk` (under `key` when it was promised before)."""
+    store = ctx.store
+    hid = plan.contact.hubspot_id
+    if not chunk:
+        if key is not None and store.ledger_entry(key).status == "pending":
+            store.complete_write(key, ok=False)  # its activities are gone: nothing to send
+        return []
+    key = key or digest_key(hid, min(a.id for a in chunk), max(a.id for a in chunk))
+    if store.claim_write(key, system="salesforce", operation="create", target="Task",
+                         payload={"who": str(plan.sf_id)}, run_id=ctx.run_id) is None:
+        return []
+    newest = max(a.occurred_at for a in chunk)
+    lines = [activity_line(a) for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id),
+                                               reverse=True)]
+    record = {
+        "WhoId": str(plan.sf_id), "Status": "Completed", "Priority": "Normal",
+        "Subject": subject(f"Marketing activity: {len(chunk)} new (to {newest:%Y-%m-%d})",
+                           ref_of(key)),
+        "Description": "\n".join(lines)[:DESCRIPTION_MAX],
+        "ActivityDate": newest.date().isoformat(),
+    }
+    return [TaskWrite(key, "activity", _owned(record, plan.owner_id), plan)]
+
+
+# --- reconciling and sending -------------------------------------------------------------------
+
+
+def _reconcile(ctx: Any, expected: Mapping[str, str]) -> dict[str, str]:
+    """Complete the ledger entries (key -> WhoId) whose Task already stands in Salesforce;
+    returns key -> the found Task id."""
+    if not expected:
+        return {}
+    by_ref = {(who, ref_of(key)): key for key, who in expected.items()}
+    found: dict[str, str] = {}
+    rows = ctx.sf.find_tasks(set(expected.values()), subject_contains=REF_MARK,
+                             created_by=getattr(ctx.sf, "user_id", None))
+    for row in rows:
+        match = _REF_AT_END.search(str(row.get("Subject") or ""))
+        key = by_ref.get((str(row.get("WhoId")), match.group(1))) if match else None
+        if key is not None and key not in found:
+            found[key] = str(row["Id"])
+            ctx.store.complete_write(key, remote_id=found[key])
+    ctx.counts["tasks.reconciled"] += len(found)
+    if found:
+        log.info("%d of %d Tasks left unconfirmed were found in Salesforce; not written again",
+                 len(found), len(expected))
+    return found
+
+
+def _reconcile_earlier(ctx: Any, handed: Sequence[HandedOff], now: datetime) -> None:
+    """Entries of these contacts left pending by an earlier attempt: complete those whose Task
+    stands (opening the hand-off SLA as if just created); the rest are sent again below."""
+    plans = {p.contact.hubspot_id: p for p in handed if p.sf_id}
+    expected = {e.key: str(plans[_parts(e.key)[1]].sf_id)
+                for e in ctx.store.ledger_entries(TASK_KEYS, status="pending")
+                if _parts(e.key)[0] in REF_KINDS and _parts(e.key)[1] in plans}
+    for key in _reconcile(ctx, expected):
+        kind, hid, _ = _parts(key)
+        if kind == "handoff":
+            _open_sla(ctx, plans[hid], now)
+
+
+def _open_sla(ctx: Any, plan: HandedOff, now: datetime) -> None:
+    ctx.store.open_sla_timer(hubspot_id=plan.contact.hubspot_id, sf_id=str(plan.sf_id),
+                             owner_id=plan.owner_id, assigned_at=now,
+                             first_touch_due=now + FIRST_TOUCH_SLA, worked_due=now + WORKED_SLA)
+
+
+def _settle(ctx: Any, write: TaskWrite, result: Any, now: datetime) -> None:
+    store = ctx.store
+    if result.success:
+        store.complete_write(write.key, remote_id=result.id)
+        store.resolve_dead_letters(stage=STAGE, record_keys=[write.key])
+        ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
+        if write.kind == "handoff":
+            _open_sla(ctx, write.plan, now)
+        return
+    store.complete_write(write.key, ok=False)
+    rejection = result.rejection
+    store.dead_letter(stage=STAGE, system="salesforce", record_key=write.key,
+                      reason=rejection.reason if rejection else "refused",
+                      actor=rejection.actor if rejection else Actor.ADMIN,
+                      payload={"task": write.record},
+                      error_code=getattr(rejection, "code", "") or "")
+    ctx.counts["tasks.dead_letters"] += 1
+
+
+def _send(ctx: Any, batch: list[TaskWrite], now: datetime) -> None:
+    """One collection create; when its answer is lost, find what was written and send only
+    the rest, a few rounds at most (then the error stops the run: the next one reconciles)."""
+    for round_ in range(1, SEND_ROUNDS + 1):
+        try:
+            results = ctx.sf.create("Task", [w.record for w in batch])
+        except QuotaExhausted:
+            # refused before Salesforce handled it (a spent share is never a lost answer); a
+            # refusal of the query that looks for them instead leaves them pending
+            _release(ctx, batch)
+            raise
+        except RetriableError as exc:
+            if round_ == SEND_ROUNDS:
+                raise
+            log.warning("%s; looking for the %d Tasks before sending them again", exc, len(batch))
+            ctx.clock.sleep(exc.retry_after or float(2 ** (round_ - 1)))
+            found = _reconcile(ctx, {w.key: str(w.record["WhoId"]) for w in batch})
+            for write in batch:
+                if write.key in found:  # created by this run after all
+                    ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
+                    if write.kind == "handoff":
+                        _open_sla(ctx, write.plan, now)
+            batch = [w for w in batch if w.key not in found]
+            if not batch:
+                return
+            continue
+        for result in results:
+            _settle(ctx, batch[result.index], result, now)
+        return
+
+
+def write_tasks(ctx: Any, handed: Sequence[HandedOff], mode: str = "digest") -> None:
+    """The hand-off Task of every contact in `handed` not told yet, and its activities not sent
+    yet (`mode`: digest | each | none); each written once (see the module docstring)."""
+    if ctx.dry_run or not handed:
+        return
+    if mode not in ACTIVITY_TASK_MODES:
+        raise ValueError(f"activity_tasks must be one of {', '.join(ACTIVITY_TASK_MODES)}")
+    now = ctx.clock.now()
+    handed = [p for p in handed if p.sf_id]
+    _reconcile_earlier(ctx, handed, now)
+    activities = ctx.store.activities_for_many([p.contact.hubspot_id for p in handed])
+    writes: list[TaskWrite] = []
+    for plan in handed:
+        writes.extend(_plan(ctx, plan, activities.get(plan.contact.hubspot_id, []), now, mode))
+    for start in range(0, len(writes), BATCH):
+        try:
+            _send(ctx, writes[start:start + BATCH], now)
+        except QuotaExhausted:
+            _release(ctx, writes[start + BATCH:])  # never sent
+            raise
+
+
+def _release(ctx: Any, writes: Sequence[TaskWrite]) -> None:
+    """Writes Salesforce never handled (refused for the allocation before): the next cycle
+    sends them again without first spending a query of a spent share to look for them."""
+    for write in writes:
+        ctx.store.complete_write(write.key, ok=False)
