@@ -1,6 +1,7 @@
 """Push: the hand-off of every MQL to Salesforce, exactly once, with the context to act.
 
-Per batch of MQLs (200, one collection call):
+Per round of MQLs (up to 2,000: writes go 200 a collection call, so a round wastes at most one
+part-filled call per kind of write — Lead creates, Lead updates, Tasks):
 1. match by email in batched SOQL: an existing Contact gets no Lead (its owner is told with a
    hand-off Task on the Contact); an open Lead is updated; a converted Lead follows its Contact;
    otherwise a Lead is created (upsert by the external-id field, so a retry never duplicates);
@@ -40,6 +41,9 @@ log = logging.getLogger("connector.push")
 
 STAGE = "push"
 BATCH = 200
+# MQLs planned together: big enough that part-filled calls are rare next to full ones (write
+# calls stay near ceil(records / 200)), small enough to hold in memory with their activities.
+ROUND = 2000
 BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
 FIRST_TOUCH_SLA = timedelta(hours=24)
 WORKED_SLA = timedelta(hours=48)
@@ -124,7 +128,7 @@ def push(ctx: PushContext) -> Counter[str]:
     held: list[_Plan] | None = (
         [] if not ctx.dry_run and _unlinked_mqls(ctx.store) > ctx.bulk_threshold else None
     )
-    for batch in _mql_batches(ctx.store):
+    for batch in _mql_batches(ctx.store, ROUND):
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
@@ -327,9 +331,9 @@ def _write_held(ctx: PushContext, held: list[_Plan],
     if bulk:
         ctx.counts["leads.bulk_records"] += len(held)
     handed = _send(ctx, "create", held, bulk=bulk)
-    for start in range(0, len(handed), BATCH):
-        _write_tasks(ctx, handed[start:start + BATCH])
-        note_handoffs(ctx, handed[start:start + BATCH], users)
+    for start in range(0, len(handed), ROUND):
+        _write_tasks(ctx, handed[start:start + ROUND])
+        note_handoffs(ctx, handed[start:start + ROUND], users)
 
 
 def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
