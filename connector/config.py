@@ -136,6 +136,10 @@ class PushSettings(_Section):
     # The handed-off lead's marketing activity in Salesforce: "digest" (one Task listing the
     # activities not sent yet), "each" (one completed Task per activity), "none" (hand-off only).
     activity_tasks: Literal["digest", "each", "none"] = "digest"
+    # An MQL whose email is already a Salesforce Contact never becomes a Lead. "notify": its
+    # hand-off and activity Tasks go on the Contact, for the Contact's owner; "ignore": nothing
+    # is written for it (sales already works the account its own way).
+    existing_contact: Literal["notify", "ignore"] = "notify"
 
 
 class StateSettings(_Section):

@@ -157,7 +157,8 @@ def run_push_stage(
                           run_id=run_id, dry_run=dry_run, owner_emails=owner_emails,
                           hubspot=hubspot, alerts=config.alerts,
                           bulk_threshold=config.salesforce.bulk_threshold,
-                          activity_tasks=config.push.activity_tasks)
+                          activity_tasks=config.push.activity_tasks,
+                          existing_contact=config.push.existing_contact)
         try:
             push(ctx)
         except QuotaExhausted as exc:

@@ -70,6 +70,7 @@ class PushContext:
     bulk_threshold: int = 2000
     owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
     activity_tasks: str = "digest"  # digest | each | none: `[push] activity_tasks`
+    existing_contact: str = "notify"  # notify | ignore: `[push] existing_contact`
     counts: Counter[str] = field(default_factory=Counter)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
     # Open Leads per capped rep (read once a run, grown as Leads are assigned) and Lead queues
@@ -167,6 +168,9 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
         existing_contacts = matches.contacts_for(email)
         open_leads = matches.open_leads_for(email)
         converted = matches.converted_leads_for(email)
+        if existing_contacts and ctx.existing_contact == "ignore":
+            ctx.counts["leads.skipped_contact"] += 1
+            continue
         if existing_contacts:
             sf_contact = existing_contacts[0]
             plans.append(_Plan(contact, "link_contact", {}, sf_contact.id, sf_contact.owner_id,
