@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from simple_salesforce.format import format_soql
 
 from connector.clock import Clock
-from connector.errors import Actor, HandshakeError
+from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
 from connector.scoring.engine import rule_matcher, url_path
 from connector.scoring.model import ScoringModel
@@ -446,19 +446,32 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
         tasks.append((due, keys, record))
     if not tasks:
         return
-    for results in ctx.sf.create_batches("Task", [t[2] for t in tasks]):
-        for result in results:
-            due, keys, record = tasks[result.index]
-            if result.success:
-                for key in keys:
-                    store.complete_write(key, remote_id=result.id)
-                store.resolve_dead_letters(stage=STAGE, record_keys=[f"alert:task:{due.hubspot_id}"])
-                ctx.counts["alerts.tasks"] += 1
-                continue
-            rejection = result.rejection
-            _park_task(ctx, due, keys, str(rejection.message if rejection else "refused"),
-                       rejection.actor if rejection else Actor.ADMIN,
-                       code=getattr(rejection, "code", "") or "", record=record)
+    try:
+        for results in ctx.sf.create_batches("Task", [t[2] for t in tasks]):
+            _settle_tasks(ctx, tasks, results)
+    except RetriableError as exc:
+        # The answer was lost after the create may have been applied: the entries stay pending
+        # and the next push looks for these Tasks before writing any again.
+        ctx.counts["alerts.unconfirmed"] += 1
+        log.warning("alert Tasks unconfirmed (%s); the next push looks for them before "
+                    "writing again", exc)
+
+
+def _settle_tasks(ctx: PushContext, tasks: Sequence[tuple[_Due, Sequence[str], dict[str, Any]]],
+                  results: Sequence[Any]) -> None:
+    store = ctx.store
+    for result in results:
+        due, keys, record = tasks[result.index]
+        if result.success:
+            for key in keys:
+                store.complete_write(key, remote_id=result.id)
+            store.resolve_dead_letters(stage=STAGE, record_keys=[f"alert:task:{due.hubspot_id}"])
+            ctx.counts["alerts.tasks"] += 1
+            continue
+        rejection = result.rejection
+        _park_task(ctx, due, keys, str(rejection.message if rejection else "refused"),
+                   rejection.actor if rejection else Actor.ADMIN,
+                   code=getattr(rejection, "code", "") or "", record=record)
 
 
 def _park_task(ctx: PushContext, due: _Due, keys: Sequence[str], reason: str, actor: Actor,

@@ -16,11 +16,13 @@ import pytest
 from connector.config import AlertSettings, Config
 from connector.demo import _config
 from connector.pull import pull
+from connector.sandbox.base import Fault, FaultPlan
 from connector.sandbox import Sandbox
 from connector.stages import StageResult, run_push_stage, run_score_stage
 from connector.store import Store
 from connector.wiring import open_store
 from tests.pull.helpers import context, unthrottle
+from tests.push.helpers import TASK_CREATE
 from tests.push.webhook_receiver import WebhookReceiver
 
 BATCH_UPDATE = "/crm/v3/objects/contacts/batch/update"
@@ -97,7 +99,9 @@ def _recently_active(store: Store, ids: list[str], now: datetime) -> list[str]:
 def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("alerts")
     out = Story()
-    with Sandbox(contacts=500, seed=7, workdir=folder / "sb") as sb, WebhookReceiver() as hook:
+    faults = FaultPlan()
+    with Sandbox(contacts=500, seed=7, workdir=folder / "sb", salesforce_faults=faults) as sb, \
+            WebhookReceiver() as hook:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
         config = _config(sb.info(), folder / "state.db").model_copy(
@@ -117,7 +121,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
         leads = sorted(h for h, link in handed.items() if link.sf_object == "Lead")
         quiet_ok = _recently_active(store, leads, sb.clock.now())
-        out.pricing, out.blog, out.failing, out.crashing = quiet_ok[:4]
+        out.pricing, out.blog, out.failing, out.crashing, out.losing = quiet_ok[:5]
         outsider = next(c.hubspot_id for c in store.iter_contacts()
                         if c.hubspot_id not in handed and c.email)
         out.outsider = outsider
@@ -168,6 +172,17 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
             Store.complete_write = original  # type: ignore[method-assign]
         out.tasks_after_crash = len(_alert_tasks(sb)) - len(before["tasks"])
         out.record("after_crash", sb, hook, run_push_stage(config), before)
+
+        # Salesforce creates the alert Task but the answer is lost (the digest Task goes first):
+        # the push goes on, and the next one finds the Task instead of writing it again.
+        _visit(sb, out.losing, "/pricing")
+        _pull_score(config, store)
+        faults.schedule(TASK_CREATE, None, Fault("drop_after"))
+        before = _before(sb, hook)
+        out.record("lost", sb, hook, run_push_stage(config), before)
+        faults.clear()
+        before = _before(sb, hook)
+        out.record("after_lost", sb, hook, run_push_stage(config), before)
 
         # Sales reassigns a Lead in Salesforce; the next push sees it and tells HubSpot.
         lead_id = handed[out.pricing].sf_id
@@ -296,10 +311,20 @@ def test_a_crash_after_the_task_was_written_does_not_write_it_again(story: Story
     assert step["alert_tasks"][0]["WhoId"] == story.handed[story.crashing].sf_id
 
 
+def test_a_lost_answer_leaves_the_push_going_and_the_next_finds_the_task(story: Story) -> None:
+    lost = story.steps["lost"]
+    assert lost["status"] == "ok"
+    assert lost["counts"]["alerts.unconfirmed"] == 1
+    assert [t["WhoId"] for t in lost["alert_tasks"]] == [story.handed[story.losing].sf_id]
+    after = story.steps["after_lost"]
+    assert after["alert_tasks"] == []
+    assert after["counts"]["alerts.tasks_reconciled"] == 1
+
+
 def test_every_alerting_activity_made_exactly_one_task_and_one_post(story: Story) -> None:
     tasks = Counter(t["WhoId"] for s in story.steps.values() for t in s["alert_tasks"])
     posts = Counter(p["hubspot_id"] for s in story.steps.values() for p in s["posts"])
-    alerted = (story.pricing, story.failing, story.crashing)
+    alerted = (story.pricing, story.failing, story.crashing, story.losing)
     assert tasks == Counter({story.handed[h].sf_id: 1 for h in alerted})
     assert posts == Counter({h: 1 for h in alerted})
 
