@@ -85,9 +85,8 @@ def worker(info_json: str, db: str, stage: str = "first") -> None:
         Secrets,
         StateSettings,
     )
-    from connector.http.settings import RollingLimit
     from connector.pull import pull
-    from connector.wiring import open_store, pull_context
+    from connector.wiring import lift_pacing, open_store, pull_context
 
     info = json.loads(info_json)
     config = Config(
@@ -96,11 +95,8 @@ def worker(info_json: str, db: str, stage: str = "first") -> None:
         state=StateSettings(database_url=f"sqlite:///{db}"),
     ).model_copy(update={"secrets": Secrets(hubspot_token=info["hubspot"]["access_token"])})
     store = open_store(config)
-    ctx = pull_context(config, store)
     # Lift the client pacing as the sandbox's: the calls are counted, HubSpot's pace computed.
-    for name, limit in (("burst", RollingLimit(10**9, 10.0)), ("search", RollingLimit(10**9, 1.0))):
-        ctx.client.policy.limiters[name] = type(ctx.client.policy.limiters[name])(  # type: ignore[call-arg]
-            limit.limit, limit.window, clock=ctx.client.policy.clock, name=name)
+    ctx = lift_pacing(pull_context(config, store))
     start = time.perf_counter()
     counts = pull(ctx)
     seconds = time.perf_counter() - start

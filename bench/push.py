@@ -61,11 +61,10 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 def run(contacts: int, seed: int) -> dict[str, Any]:
     from connector.demo import _config
-    from connector.http.settings import RollingLimit
     from connector.pull import pull
     from connector.stages import run_push_stage, run_score_stage
     from connector.store import Store
-    from connector.wiring import open_store, pull_context
+    from connector.wiring import lift_pacing, open_store, pull_context
 
     serve = subprocess.Popen([sys.executable, "-c", SERVE, str(contacts), str(seed)], cwd=ROOT,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -75,12 +74,7 @@ def run(contacts: int, seed: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             config = _config(info, Path(tmp) / "state.db")
             store = open_store(config)
-            ctx = pull_context(config, store)
-            policy = ctx.client.policy
-            for name, limit in (("burst", RollingLimit(10**9, 10.0)),
-                                ("search", RollingLimit(10**9, 1.0))):
-                policy.limiters[name] = type(policy.limiters[name])(  # type: ignore[call-arg]
-                    limit.limit, limit.window, clock=policy.clock, name=name)
+            ctx = lift_pacing(pull_context(config, store))
             pull(ctx)
             ctx.client.close()
             run_score_stage(config)

@@ -57,7 +57,7 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     from connector.sandbox.verify import handoff_differences, minimum_pull_calls
     from connector.stages import run_push_stage, run_score_stage
     from connector.store import Store
-    from connector.wiring import open_store, pull_context
+    from connector.wiring import lift_pacing, open_store, pull_context
 
     tmp = tempfile.TemporaryDirectory(prefix="handshake-demo-") if workdir is None else None
     folder = Path(tmp.name) if tmp else Path(workdir)  # type: ignore[arg-type]
@@ -70,14 +70,7 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             config = _config(sb.info(), folder / "state.db")
 
             store = open_store(config)
-            ctx = pull_context(config, store)
-            from connector.http.settings import RollingLimit
-
-            policy = ctx.client.policy
-            for name, limit in (("burst", RollingLimit(10**9, 10.0)),
-                                ("search", RollingLimit(10**9, 1.0))):
-                policy.limiters[name] = type(policy.limiters[name])(  # type: ignore[call-arg]
-                    limit.limit, limit.window, clock=policy.clock, name=name)
+            ctx = lift_pacing(pull_context(config, store))
             pulled = pull(ctx)
             ctx.client.close()
             scored = run_score_stage(config)
