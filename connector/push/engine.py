@@ -21,6 +21,7 @@ their results settle exactly as collection results do, then their Tasks go throu
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class PushContext:
     owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
     activity_tasks: str = "digest"  # digest | each | none: `[push] activity_tasks`
     existing_contact: str = "notify"  # notify | ignore: `[push] existing_contact`
+    fixes: Counter[str] = field(default_factory=Counter)  # what transforms fixed, by field
     counts: Counter[str] = field(default_factory=Counter)
     planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
     # Open Leads per capped rep (read once a run, grown as Leads are assigned) and Lead queues
@@ -139,10 +141,24 @@ def push(ctx: PushContext) -> Counter[str]:
             held = []
     if held:
         _write_held(ctx, held, users)
+    if ctx.fixes:
+        log.warning("fields.toml transforms fixed values of %d written records (each at DEBUG; "
+                    "`sync push --dry-run` shows them): %s", sum(ctx.fixes.values()),
+                    ", ".join(f"{k} ({n})" for k, n in ctx.fixes.most_common()))
     send_alerts(ctx)
     write_back_handoffs(ctx)
     ctx.counts["salesforce.calls"] = ctx.sf.calls
     return ctx.counts
+
+
+def _fix_kind(fixed: str) -> str:
+    """"defaulted Company to 'x' (why)" -> "defaulted Company"; "Industry: 'x' written as..."
+    -> "Industry picklist"."""
+    m = re.match(r"^(defaulted|dropped|truncated) (\w+)", fixed)
+    if m:
+        return f"{m.group(1)} {m.group(2)}"
+    head = fixed.split(":", 1)[0]
+    return f"{head} picklist" if head.isidentifier() else "other"
 
 
 def _unlinked_mqls(store: Store) -> int:
@@ -293,7 +309,10 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                 handed.append(plan)
             continue
         if plan.fixed:
-            log.warning("HubSpot contact %s: %s", hid, "; ".join(plan.fixed))
+            # One line a record is noise on a first large run: the detail at DEBUG, a tally
+            # by field at the end of the push.
+            log.debug("HubSpot contact %s: %s", hid, "; ".join(plan.fixed))
+            ctx.fixes.update(_fix_kind(f) for f in plan.fixed)
         if plan.action != "create":
             updates.append(plan)
         else:

@@ -183,8 +183,10 @@ class Run:
 
 
 class _Warnings(logging.Handler):
+    """The push's log lines: each fixed record at DEBUG, the tally by field as a WARNING."""
+
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.DEBUG)
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -233,7 +235,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     broken = shipped.replace("[required]", EXTRA_ENTRIES + "\n[required]", 1)
     (mappings / "fields.toml").write_text(broken)
     warnings = _Warnings()
-    logging.getLogger("connector.push").addHandler(warnings)
+    push_log = logging.getLogger("connector.push")
+    level = push_log.level
+    push_log.addHandler(warnings)
+    push_log.setLevel(logging.DEBUG)
     with Sandbox(contacts=400, seed=42, workdir=folder / "sb") as sb:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
@@ -310,7 +315,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         yield Run(sb, corpus, original, mqls, namesake, twin, snap_first, snap_admin, snap_data,
                   first.counts, warnings.lines, outputs)
         store.close()
-    logging.getLogger("connector.push").removeHandler(warnings)
+    push_log.removeHandler(warnings)
+    push_log.setLevel(level)
 
 
 def _lead_of(run: Run, snap: Snapshot, hid: str) -> dict[str, Any]:
@@ -345,6 +351,10 @@ def test_each_kind_is_fixed_by_a_transform_or_parked_with_who_must_act(run: Run,
     if kind.warns:
         assert any(line.startswith(f"HubSpot contact {hid}: ") and kind.warns in line
                    for line in run.warnings), kind.warns
+        tally = [line for line in run.warnings if line.startswith("fields.toml transforms fixed")]
+        assert len(tally) == 1  # one line for the whole push, not one a record
+        field = next(f for f in kind.lead) if kind.lead else ""
+        assert field in tally[0]
 
 
 def test_every_other_mql_synced_in_the_same_push(run: Run) -> None:
