@@ -107,7 +107,8 @@ REJECTIONS: Mapping[str, Rejection] = {
         Actor.ADMIN,
         "a value is longer than the field allows",
         f"add `truncate = true` to the [[fields]] entry for {{fields}} in {_MAPPING}, "
-        f"then run `handshake dlq retry`",
+        f"then run `handshake dlq retry` (an email, URL or phone cut short is wrong: for those, "
+        f"correct the value in HubSpot instead)",
     ),
     "INACTIVE_OWNER_OR_USER": Rejection(
         Actor.ADMIN,
