@@ -236,7 +236,7 @@ def _fix_for(err: Mapping[str, Any]) -> str:
     kind = str(err.get("type", ""))
     if kind in _FIXES:
         return _FIXES[kind]
-    if kind.endswith("_type") or kind.endswith("_parsing"):
+    if kind.endswith(("_type", "_parsing")):
         return "use a value of the expected type (see config.example.toml)"
     return "see config.example.toml"
 

@@ -73,7 +73,7 @@ class FatalError(HandshakeError):
 class ConfigProblem:
     """One problem in a config or mapping file: where, what, and how to fix it."""
 
-    __slots__ = ("file", "key", "line", "problem", "fix")
+    __slots__ = ("file", "fix", "key", "line", "problem")
 
     def __init__(
         self, file: str, key: str, problem: str, fix: str, line: int | None = None

@@ -793,9 +793,8 @@ def test_concurrency_limiter_caps_requests_in_flight() -> None:
 
 def test_concurrency_limiter_bounded_wait() -> None:
     limiter = ConcurrencyLimiter(1, acquire_timeout=0.01)
-    with limiter.hold(), pytest.raises(LimiterBusy):
-        with limiter.hold():
-            pass  # pragma: no cover - never entered
+    with limiter.hold(), pytest.raises(LimiterBusy), limiter.hold():
+        pass  # pragma: no cover - never entered
 
 
 def test_salesforce_policy_holds_the_concurrency_limiter_during_requests(

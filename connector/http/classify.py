@@ -79,16 +79,16 @@ from connector.errors import (
 from connector.http import settings as s
 
 __all__ = [
+    "HUBSPOT",
+    "SALESFORCE",
+    "WEBHOOK",
     "Action",
     "ErrorInfo",
-    "HUBSPOT",
     "ResponseView",
     "Rule",
-    "SALESFORCE",
     "SessionExpired",
     "TlsError",
     "Verdict",
-    "WEBHOOK",
     "classify_error",
     "daily_usage",
     "exception_chain",

@@ -93,11 +93,10 @@ def test_activities_deduplicate_by_source_id(store: Store, clock: FrozenClock) -
 
 def test_bookmark_commits_with_its_records_or_not_at_all(store: Store) -> None:
     store.set_bookmark("contacts", "2026-10-01T00:00:00Z")
-    with pytest.raises(RuntimeError):
-        with store.transaction() as s:
-            store.upsert_contacts([contact(5)], session=s)
-            store.set_bookmark("contacts", "2026-10-02T00:00:00Z", session=s)
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), store.transaction() as s:
+        store.upsert_contacts([contact(5)], session=s)
+        store.set_bookmark("contacts", "2026-10-02T00:00:00Z", session=s)
+        raise RuntimeError("crash before commit")
     assert store.get_bookmark("contacts") == "2026-10-01T00:00:00Z"
     assert store.get_contact("5") is None
     with store.transaction() as s:
@@ -117,11 +116,11 @@ def test_runs_record_status_and_counts(store: Store, clock: FrozenClock) -> None
 
 
 def test_scores_history_and_latest(store: Store, clock: FrozenClock) -> None:
-    store.add_scores([dict(contact_id="1", scored_at=clock.now(), interest=40.0, fit_grade="B",
-                           fit_points=30.0, is_mql=False, explanation={"rules": []})])
+    store.add_scores([{"contact_id": "1", "scored_at": clock.now(), "interest": 40.0, "fit_grade": "B",
+                           "fit_points": 30.0, "is_mql": False, "explanation": {"rules": []}}])
     clock.advance(3600)
-    store.add_scores([dict(contact_id="1", scored_at=clock.now(), interest=65.5, fit_grade="A",
-                           fit_points=45.0, is_mql=True, explanation={"rules": ["webinar"]})])
+    store.add_scores([{"contact_id": "1", "scored_at": clock.now(), "interest": 65.5, "fit_grade": "A",
+                           "fit_points": 45.0, "is_mql": True, "explanation": {"rules": ["webinar"]}}])
     latest = store.latest_score("1")
     assert latest is not None and latest.interest == 65.5 and latest.is_mql
 
@@ -177,9 +176,9 @@ def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
 
 
 def test_sales_outcomes_are_stored_once(store: Store) -> None:
-    row = dict(hubspot_id="1", sf_object="Lead", sf_id="00Q000000000001AAA",
-               source_id="00T000000000009AAA", kind="attempt", status="Completed",
-               occurred_at=T0, details={"subtype": "Call"})
+    row = {"hubspot_id": "1", "sf_object": "Lead", "sf_id": "00Q000000000001AAA",
+               "source_id": "00T000000000009AAA", "kind": "attempt", "status": "Completed",
+               "occurred_at": T0, "details": {"subtype": "Call"}}
     assert store.add_outcomes([row]) == 1
     assert store.add_outcomes([row]) == 0
     [o] = store.outcomes_for("1")
