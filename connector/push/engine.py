@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from simple_salesforce.format import format_soql
@@ -96,6 +96,7 @@ class _Plan:
     # What the ledger compares: the mapped HubSpot values, whatever the action, so a Lead
     # created in one run and found as an open Lead in the next is not written again.
     payload: dict[str, Any] = field(default_factory=dict)
+    mapped: Any = None  # connector.mapping.fields.MappedRecord (updates: the sync rules)
 
 
 def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
@@ -197,7 +198,8 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
                       if mapped.rules.get(k) not in UPDATE_SKIPS_RULES}
             update["Id"] = lead.id
             plans.append(_Plan(contact, "update", update, lead.id, lead.owner_id,
-                               "an open Lead has this email", mapped.fixed, payload=values))
+                               "an open Lead has this email", mapped.fixed, payload=values,
+                               mapped=mapped))
         elif converted and converted[0].converted_contact_id:
             lead = converted[0]
             plans.append(_Plan(contact, "link_converted", {}, lead.converted_contact_id,
@@ -318,8 +320,62 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
         else:
             (creates if held is None else held).append(plan)
     handed += _send(ctx, "create", creates)
-    handed += _send(ctx, "update", updates)
+    handed += _send(ctx, "update", _only_changes(ctx, updates, handed))
     return handed
+
+
+def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -> list[_Plan]:
+    """Cut each open Lead's update to what its fields' sync rules allow against the Lead's
+    current values (read in one query per 200): `salesforce_unless_blank` fills blanks only,
+    `two_way` writes when HubSpot changed last, a blank or a stand-in ("[not provided]") never
+    replaces a value, equal values are not sent. A Lead needing nothing is done without a call."""
+    if not updates:
+        return []
+    known = ctx.sf.fields("Lead")  # cached describe: a query naming a missing column would fail
+    names = sorted({k for p in updates for k in p.values if k in known} - {"Id"}
+                   | {"LastModifiedDate"})
+    ids = [str(p.sf_id) for p in updates]
+    current: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), BATCH):
+        soql = format_soql(f"SELECT Id, {', '.join(names)} FROM Lead WHERE Id IN {{ids}}",
+                           ids=ids[start:start + BATCH])
+        for row in ctx.sf.query(soql, what="open Leads' current values"):
+            current[str(row["Id"])[:15]] = row
+    send: list[_Plan] = []
+    for plan in updates:
+        row = current.get(str(plan.sf_id)[:15])
+        if row is None or plan.mapped is None:
+            send.append(plan)  # gone since the match: Salesforce's answer says so
+            continue
+        changes = plan.mapped.changes(
+            row, hubspot_modified=plan.contact.hubspot_updated_at,
+            salesforce_modified=_salesforce_time(row.get("LastModifiedDate")))
+        if row.get(ctx.external_id_field) != plan.contact.hubspot_id:
+            changes[ctx.external_id_field] = plan.contact.hubspot_id
+        if plan.values.get("OwnerId") and plan.values["OwnerId"] != row.get("OwnerId"):
+            changes["OwnerId"] = plan.values["OwnerId"]  # re-routed from an inactive owner
+        if not changes:
+            hid = plan.contact.hubspot_id
+            link = ctx.store.linked(hid)
+            if link is None or link.sf_id != plan.sf_id:
+                ctx.store.link(hid, "Lead", str(plan.sf_id), how="matched")
+            ctx.store.complete_write(f"sf:lead:{hid}", remote_id=str(plan.sf_id))
+            ctx.counts["leads.unchanged"] += 1
+            handed.append(plan)
+            continue
+        plan.values = {"Id": plan.sf_id, **changes}
+        send.append(plan)
+    return send
+
+
+def _salesforce_time(value: Any) -> datetime | None:
+    """Salesforce's "2026-11-02T09:00:00.000+0000" as an aware datetime (None if absent)."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None
 
 
 def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False) -> list[_Plan]:

@@ -17,8 +17,8 @@ from connector.wiring import open_store
 from tests.pull.helpers import context, unthrottle
 from tests.salesforce.conftest import SandboxTime
 
-ALLOCATION = 28
-SHARE = 0.25  # 7 calls in any 24 hours: enough to read and start writing, not to finish
+ALLOCATION = 36
+SHARE = 0.25  # 9 calls in any 24 hours: enough to read and start writing, not to finish
 
 
 def test_push_stops_at_the_share_and_the_next_cycle_finishes_without_duplicates(
