@@ -297,6 +297,9 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             if before is None or before.status != "done":
                 _route(ctx, plan, users)
         if ctx.dry_run:
+            if plan.action == "update":
+                updates.append(plan)  # shown below as the fields that would change
+                continue
             ctx.planned.append({"contact": hid, "action": plan.action, "values": plan.values,
                                 "why": plan.why, "fixed": plan.fixed})
             counts[f"leads.would_{plan.action}"] += 1
@@ -319,6 +322,12 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             updates.append(plan)
         else:
             (creates if held is None else held).append(plan)
+    if ctx.dry_run:
+        for plan in _only_changes(ctx, updates, []):
+            ctx.planned.append({"contact": plan.contact.hubspot_id, "action": "update",
+                                "values": plan.values, "why": plan.why, "fixed": plan.fixed})
+            counts["leads.would_update"] += 1
+        return handed
     handed += _send(ctx, "create", creates)
     handed += _send(ctx, "update", _only_changes(ctx, updates, handed))
     return handed
@@ -354,6 +363,9 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             changes[ctx.external_id_field] = plan.contact.hubspot_id
         if plan.values.get("OwnerId") and plan.values["OwnerId"] != row.get("OwnerId"):
             changes["OwnerId"] = plan.values["OwnerId"]  # re-routed from an inactive owner
+        if not changes and ctx.dry_run:
+            ctx.counts["leads.would_leave_unchanged"] += 1
+            continue
         if not changes:
             hid = plan.contact.hubspot_id
             link = ctx.store.linked(hid)

@@ -34,6 +34,14 @@ def test_an_open_lead_keeps_what_the_sync_rules_protect(tmp_path: Path) -> None:
         config = _config(sb.info(), tmp_path / "state.db")
         pull(context(config, open_store(config)))
         run_score_stage(config)
+        preview = run_push_stage(config, dry_run=True)
+        [shown] = [p for p in preview.planned if p["contact"] == contact.id]
+        assert shown["action"] == "update"
+        shown_fields = set(shown["values"])
+        assert {"Title", "NumberOfEmployees", "Handshake_Id__c"} <= shown_fields
+        assert not {"Company", "LeadSource", "Email"} & shown_fields  # protected or the same
+        assert state.get("Lead", lead["Id"])["Title"] == "Old title"  # nothing written
+
         result = run_push_stage(config)
         after = state.get("Lead", lead["Id"])
         assert after["Company"] == "Acme Original"  # a blank HubSpot company is no change
