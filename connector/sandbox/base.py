@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,11 +109,14 @@ class FaultPlan:
             self.p429 = self.p500 = self.p503 = self.p_slow = self.p_drop = 0.0
             self.p_drop_after = 0.0
 
-    def decide(self, method: str, path: str) -> Fault | None:
-        key = f"{method} {path}"
+    def decide(self, method: str, path: str, subrequests: Sequence[str] = ()) -> Fault | None:
+        """The fault for one call, if any. `subrequests` are the "METHOD /path" of the calls
+        it carries (a Salesforce composite request): a scripted pattern matching one of them
+        hits the whole call, so a script aimed at a write finds it whichever way it is sent."""
+        keys = [f"{method} {path}", *subrequests]
         with self._lock:
             for pattern, queue in self.script.items():
-                if queue and re.search(pattern, key):
+                if queue and any(re.search(pattern, key) for key in keys):
                     return queue.pop(0)
             roll = self._rng.random()
         for kind, p in (
@@ -131,13 +134,16 @@ class FaultPlan:
 
 
 class RequestStats:
-    """Counts requests by route template and status, for `/__sandbox__/stats`."""
+    """Counts requests by route template and status, for `/__sandbox__/stats`; the parts of
+    a request that carries others (a Salesforce composite call) are counted apart, under
+    `subrequests_by_route`, so `total` stays the number of HTTP calls."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_route: Counter[str] = Counter()
         self.by_status: Counter[int] = Counter()
         self.by_route_status: Counter[str] = Counter()
+        self.subrequests_by_route: Counter[str] = Counter()
         self.total = 0
 
     def record(self, route: str, status: int) -> None:
@@ -147,11 +153,17 @@ class RequestStats:
             self.by_status[status] += 1
             self.by_route_status[f"{route} {status}"] += 1
 
+    def record_subrequest(self, route: str, status: int) -> None:
+        """One subrequest of a call already recorded (as "METHOD route status")."""
+        with self._lock:
+            self.subrequests_by_route[f"{route} {status}"] += 1
+
     def reset(self) -> None:
         with self._lock:
             self.by_route.clear()
             self.by_status.clear()
             self.by_route_status.clear()
+            self.subrequests_by_route.clear()
             self.total = 0
 
     def snapshot(self) -> dict[str, Any]:
@@ -161,6 +173,7 @@ class RequestStats:
                 "by_route": dict(self.by_route),
                 "by_status": {str(k): v for k, v in self.by_status.items()},
                 "by_route_status": dict(self.by_route_status),
+                "subrequests_by_route": dict(self.subrequests_by_route),
             }
 
 
@@ -178,7 +191,9 @@ class SandboxMiddleware:
     "slow" delays the real answer; "drop" starts a response and cuts the connection mid-body;
     "drop_after" and "stall_after" let the app handle (and apply) the request first, as a real
     network failure after the server committed can, then cut the answer mid-body or hold it.
-    `route_of(scope)` names the route template for statistics.
+    `route_of(scope)` names the route template for statistics. When `carries_subrequests(scope)`
+    holds, the body is read first and `subrequest_keys(body)` names the calls it carries, for
+    the fault script (see `FaultPlan.decide`).
     """
 
     def __init__(
@@ -190,6 +205,8 @@ class SandboxMiddleware:
         render_fault: FaultRenderer,
         route_of: Callable[[Scope], str],
         clock: SandboxClock | None = None,
+        carries_subrequests: Callable[[Scope], bool] | None = None,
+        subrequest_keys: Callable[[bytes], list[str]] | None = None,
     ) -> None:
         self.app = app
         # With a clock, the `Date` header tells the sandbox's time (clients read it as the
@@ -199,6 +216,8 @@ class SandboxMiddleware:
         self.stats = stats
         self.render_fault = render_fault
         self.route_of = route_of
+        self.carries_subrequests = carries_subrequests
+        self.subrequest_keys = subrequest_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -209,7 +228,13 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         route = self.route_of(scope)
-        fault = self.faults.decide(scope["method"], path)
+        inner: list[str] = []
+        if self.carries_subrequests is not None and self.subrequest_keys is not None \
+                and self.carries_subrequests(scope):
+            body = await _read_body(receive)
+            receive = _replay(body, receive)
+            inner = self.subrequest_keys(body)
+        fault = self.faults.decide(scope["method"], path, inner)
         if fault is not None and fault.kind == "drop":
             if fault.seconds:
                 await asyncio.sleep(fault.seconds)
@@ -289,6 +314,32 @@ class SandboxMiddleware:
 
         assert self.clock is not None
         return (b"date", format_datetime(self.clock.now(), usegmt=True).encode())
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then listens as before."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 @dataclass

@@ -1060,6 +1060,182 @@ class SalesforceApp:
 
         return self._run_collection(records, all_or_none, upsert)
 
+    # -- Composite (resources_composite_composite_post.htm, requests_composite.htm)
+    def carries_subrequests(self, scope: Scope) -> bool:
+        """A composite POST: the fault script looks at the calls it carries."""
+        return scope["method"] == "POST" and route_of(scope).endswith("/composite")
+
+    def subrequest_keys(self, body: bytes) -> list[str]:
+        """ "METHOD /path" of each subrequest of a composite body (none when unreadable)."""
+        try:
+            parsed = json.loads(body) if body else {}
+        except ValueError:
+            return []
+        subs = parsed.get("compositeRequest") if isinstance(parsed, dict) else None
+        return [
+            f"{sub.get('method')} {str(sub.get('url') or '').split('?', 1)[0]}"
+            for sub in subs or []
+            if isinstance(sub, dict)
+        ]
+
+    def _subrequests(self, body: Any) -> tuple[list[dict[str, Any]], bool]:
+        """The subrequests of a composite body, checked as a whole before any runs: a wrong
+        shape, too many subrequests, or an inherited header set fails the request with 400."""
+        subs = body.get("compositeRequest") if isinstance(body, dict) else None
+        if not isinstance(subs, list) or not subs:
+            raise RequestError(
+                400, "JSON_PARSER_ERROR", "A compositeRequest array of subrequests is required"
+            )
+        if len(subs) > settings.COMPOSITE_MAX_SUBREQUESTS:
+            raise RequestError(
+                400, "LIMIT_EXCEEDED", settings.MSG_COMPOSITE_TOO_MANY.format(n=len(subs))
+            )
+        seen: set[str] = set()
+        heavy = 0
+        for sub in subs:
+            if not isinstance(sub, dict) or not all(
+                isinstance(sub.get(k), str) and sub.get(k) for k in ("method", "url", "referenceId")
+            ):
+                raise RequestError(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    "Each subrequest needs a method, a url and a referenceId",
+                )
+            ref = sub["referenceId"]
+            if not settings.COMPOSITE_REFERENCE_ID_RE.match(ref) or ref in seen:
+                raise RequestError(
+                    400,
+                    "INVALID_INPUT",
+                    f"Invalid referenceId {ref!r}: use letters, digits and underscores, once each",
+                )
+            seen.add(ref)
+            headers = sub.get("httpHeaders") or {}
+            if not isinstance(headers, dict):
+                raise RequestError(400, "JSON_PARSER_ERROR", "httpHeaders must be an object")
+            for name in headers:
+                if str(name).lower() in settings.COMPOSITE_INHERITED_HEADERS:
+                    raise RequestError(
+                        400,
+                        "INVALID_INPUT",
+                        settings.MSG_COMPOSITE_HEADER.format(ref=ref, header=name),
+                    )
+            route = self._sub_route(sub["url"])
+            heavy += route is not None and route[2].startswith(settings.COMPOSITE_HEAVY)
+        if heavy > settings.COMPOSITE_MAX_HEAVY:
+            raise RequestError(
+                400, "LIMIT_EXCEEDED", settings.MSG_COMPOSITE_TOO_HEAVY.format(n=heavy)
+            )
+        return subs, bool(body.get("allOrNone", False))
+
+    @staticmethod
+    def _sub_route(url: str) -> tuple[str, str, str] | None:
+        """(version, rest, route name) of a subrequest url a composite request may name."""
+        m = settings.DATA_PREFIX_RE.match(url.split("?", 1)[0])
+        if not m or float(m.group("version")) < settings.MIN_API_VERSION:
+            return None
+        rest = m.group("rest") or "/"
+        name = next((n for pattern, n in _COMPILED if pattern.match(rest)), None)
+        if name is None or not name.startswith(settings.COMPOSITE_RESOURCES):
+            return None
+        return m.group("version"), rest, name
+
+    async def _subrequest(self, request: Request, sub: dict[str, Any]) -> tuple[int, Any]:
+        """Run one subrequest through the route a direct call takes: (status, body)."""
+        url: str = sub["url"]
+        route = self._sub_route(url)
+        if route is None:
+            return 404, [{"message": settings.MSG_NOT_FOUND, "errorCode": "NOT_FOUND"}]
+        if "@{" in url or "@{" in json.dumps(sub.get("body")):
+            # references between subrequests are not emulated (Handshake sends none)
+            return 400, [
+                {"message": "the sandbox does not resolve @{reference} values",
+                 "errorCode": "INVALID_INPUT"}
+            ]
+        version, rest, name = route
+        path, _, query = url.partition("?")
+        raw = json.dumps(sub["body"]).encode() if "body" in sub else b""
+        headers = [
+            (k.lower().encode(), str(v).encode()) for k, v in (sub.get("httpHeaders") or {}).items()
+        ]
+        inherited = [
+            (k, v) for k, v in request.scope["headers"]
+            if k.decode().lower() in settings.COMPOSITE_INHERITED_HEADERS
+        ]
+        scope = {
+            **request.scope,
+            "method": sub["method"].upper(),
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "headers": inherited + headers,
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        try:
+            response = await self._rest(Request(scope, receive), version, rest)
+        except RequestError as err:
+            response = _json(err.body(), err.status)
+        self.stats.record_subrequest(f"{sub['method'].upper()} {settings.DATA_ROOT}/vXX.X{name}",
+                                     response.status_code)
+        body = bytes(response.body)
+        return response.status_code, json.loads(body) if body else None
+
+    async def _r_composite(self, request: Request, version: str) -> Response:
+        """Up to 25 subrequests run in order (as with collateSubrequests false), each through
+        the route its direct call takes, so results are identical; the whole request is one
+        API call (counted in `_dispatch`). Only `httpHeaders` reach a subrequest besides the
+        three inherited headers. With allOrNone true the first failed subrequest rolls back
+        every write and the others answer 400 PROCESSING_HALTED
+        (resources_composite_subrequest_result.htm); with false the others run and keep theirs
+        (an sObject Collections subrequest keeps its own allOrNone)."""
+        if request.method == "GET":
+            return _json({"sobjects": f"{settings.data_path(version)}/composite/sobjects"})
+        if request.method != "POST":
+            return _error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are GET,POST",
+            )
+        subs, all_or_none = self._subrequests(await self._body(request))
+        halted = [{"errorCode": "PROCESSING_HALTED", "message": settings.MSG_PROCESSING_HALTED}]
+        answers: list[tuple[int, Any]] = []
+        with self.state.lock:
+            if all_or_none:
+                self.state.begin()
+            failed = False
+            for sub in subs:
+                if failed and all_or_none:
+                    answers.append((400, halted))
+                    continue
+                status, body = await self._subrequest(request, sub)
+                if status >= 400 and all_or_none and not failed:
+                    failed = True
+                    self.state.rollback()
+                    answers = [(400, halted) for _ in answers]
+                answers.append((status, body))
+            if all_or_none and not failed:
+                self.state.commit()
+        return _json(
+            {
+                "compositeResponse": [
+                    {
+                        "body": body,
+                        "httpHeaders": {},
+                        "httpStatusCode": status,
+                        "referenceId": sub["referenceId"],
+                    }
+                    for sub, (status, body) in zip(subs, answers, strict=True)
+                ]
+            }
+        )
+
     # -- Bulk API 2.0 ingest (see bulk.py for what is emulated)
     def _bulk_external_id(self, obj: Any, field: str) -> str | None:
         f = obj.field(field)

@@ -77,6 +77,8 @@ class SalesforceSandbox:
             render_fault=self.rest.render_fault,
             route_of=route_of,
             clock=clock,
+            carries_subrequests=self.rest.carries_subrequests,
+            subrequest_keys=self.rest.subrequest_keys,
         )
         self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
         self.tls: TLSFiles | None = None

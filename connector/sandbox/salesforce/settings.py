@@ -3,6 +3,12 @@
 Sources (checked for this emulation):
 - REST API Developer Guide, https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/
 - sObject Collections, .../resources_composite_sobjects_collections.htm (200 records a call)
+- Composite, .../resources_composite_composite_post.htm and requests_composite.htm (25
+  subrequests, at most 5 of them sObject Collections or query operations, one API call for the
+  whole series; subrequests inherit Accept, Authorization and Content-Type, naming them in
+  `httpHeaders` fails the request with 400) and resources_composite_subrequest_result.htm
+  (`{"body","httpHeaders","httpStatusCode","referenceId"}`; referenceIds of letters, digits
+  and underscores)
 - Get Updated / Get Deleted, .../resources_getupdated.htm, .../resources_getdeleted.htm
   (30 days back for updated, 15 days for deleted, 600,000 ids at most)
 - Limits header, .../headers_api_usage.htm (`Sforce-Limit-Info: api-usage=N/M`)
@@ -71,6 +77,7 @@ ROUTES: list[tuple[str, str]] = [
         r"^/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?$",
         "/sobjects/{sobject}/{field}/{value}",
     ),
+    (r"^/composite/?$", "/composite"),
     (r"^/composite/sobjects/?$", "/composite/sobjects"),
     (r"^/composite/sobjects/(?P<sobject>\w+)/?$", "/composite/sobjects/{sobject}"),
     (
@@ -88,6 +95,13 @@ ROUTES: list[tuple[str, str]] = [
 DAILY_WINDOW_SECONDS = 24 * 3600
 DEFAULT_DAILY_ALLOCATION = 100_000
 COLLECTION_MAX_RECORDS = 200
+COMPOSITE_MAX_SUBREQUESTS = 25
+COMPOSITE_MAX_HEAVY = 5  # sObject Collections and query subrequests in one composite call
+# Resources a composite subrequest may name (route names above); anything else is not found.
+COMPOSITE_RESOURCES = ("/sobjects", "/query", "/queryAll", "/composite/sobjects")
+COMPOSITE_HEAVY = ("/query", "/queryAll", "/composite/sobjects")  # counted against the 5
+COMPOSITE_INHERITED_HEADERS = ("accept", "authorization", "content-type")
+COMPOSITE_REFERENCE_ID_RE = re.compile(r"^\w+$", re.ASCII)
 COLLECTION_RETRIEVE_GET_MAX = 800  # URL length bound the docs give for GET ?ids=
 COLLECTION_RETRIEVE_POST_MAX = 2000
 QUERY_DEFAULT_BATCH = 2000
@@ -126,6 +140,18 @@ MSG_ROLLED_BACK = (
     "AllOrNone header"
 )
 MSG_NOT_FOUND = "The requested resource does not exist"
+# The docs give the composite limits, not the wording of the refusal: these are the sandbox's.
+MSG_COMPOSITE_TOO_MANY = (
+    "Composite requests may contain at most 25 subrequests; this one has {n}"
+)
+MSG_COMPOSITE_TOO_HEAVY = (
+    "Composite requests may contain at most 5 sObject Collections or query subrequests; "
+    "this one has {n}"
+)
+MSG_COMPOSITE_HEADER = "Subrequest {ref}: the {header} header is inherited and cannot be set"
+MSG_PROCESSING_HALTED = (
+    "The transaction was rolled back since another operation in the same transaction failed."
+)
 MSG_DUPLICATE = "Use one of these records?"
 MSG_DUPLICATE_RULE = (
     "You're creating a duplicate record. We recommend you use an existing record instead."

@@ -156,6 +156,7 @@ class SalesforceState:
         self._deletions: list[_Deletion] = []
         self._round_robin: dict[str, int] = {}
         self._undo: list[tuple[str, str, dict[str, Any] | None]] | None = None
+        self._marks: list[int] = []  # where each open `begin` starts in `_undo`
         self.integration_user_id = self._seed_system(integration_username)
 
     # ----------------------------------------------------------------- seeding
@@ -282,15 +283,25 @@ class SalesforceState:
         self._saving = None
 
     def begin(self) -> None:
-        """Start recording an undo log (the caller holds `lock` until commit/rollback)."""
-        self._undo = []
+        """Start recording an undo log (the caller holds `lock` until commit/rollback). Calls
+        nest: an allOrNone collection inside an allOrNone composite request rolls back alone."""
+        if self._undo is None:
+            self._undo = []
+        self._marks.append(len(self._undo))
 
     def commit(self) -> None:
-        self._undo = None
+        self._marks.pop()
+        if not self._marks:
+            self._undo = None
 
     def rollback(self) -> None:
-        """Undo every write since `begin` (allOrNone collections)."""
-        undo, self._undo = self._undo or [], None
+        """Undo every write since the matching `begin` (allOrNone collections and composite
+        requests)."""
+        mark = self._marks.pop()
+        log = self._undo or []
+        undo, log[mark:] = log[mark:], []
+        if not self._marks:
+            self._undo = None
         for sobject, record_id, before in reversed(undo):
             current = self._data[sobject].get(record_id)
             if current is not None:
