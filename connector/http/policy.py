@@ -418,9 +418,28 @@ class HttpPolicy:
             text = f"{what}: {type(exc).__name__}: {exc} ({verdict.rule.why})"
         return self.redact(text)
 
+    def error_for(
+        self, view: c.ResponseView, *, describe: str = "", replayable: bool = True
+    ) -> HandshakeError:
+        """The error this policy would raise for an error answer it gives up on, without
+        sending or retrying anything: for answers that arrive inside another (a composite
+        subrequest's status and body). `replayable=False` marks a retriable one as possibly
+        applied, as under `sent_once`."""
+        verdict = c.classify_error(self.table, view=view)
+        assert verdict is not None  # an answer always gets a verdict
+        return self._error(verdict, _Call(what=describe, replayable=replayable), None)
+
     def _act(self, verdict: c.Verdict, call: _Call, chosen: Limiter | None) -> NoReturn:
         """Raise what the verdict says (every path raises)."""
         self._release(verdict)
+        error = self._error(verdict, call, chosen)
+        call.own(error)
+        # no chained cause: library exceptions may quote URLs or headers; ours are redacted
+        raise error from None
+
+    def _error(self, verdict: c.Verdict, call: _Call, chosen: Limiter | None) -> HandshakeError:
+        """The error the verdict calls for (a rate limit pauses `chosen`; a spent quota
+        refuses further calls)."""
         rule = verdict.rule
         message = self._message(verdict, call)
         status = verdict.view.status if verdict.view is not None else None
@@ -455,9 +474,7 @@ class HttpPolicy:
             error = RecordRejected(message, system=self.system, details=details)
         else:
             error = rule.error(message, system=self.system)
-        call.own(error)
-        # no chained cause: library exceptions may quote URLs or headers; ours are redacted
-        raise error from None
+        return error
 
     def _resets_at(self, now: datetime) -> datetime:
         if self.settings.quota_cooldown is not None:

@@ -3,13 +3,15 @@ allocation governor. The only module (besides the sandbox) that imports simple-s
 
     client = SalesforceClient.from_config(config)
     found = client.match_emails(["ada@example.com", ...])      # batched SOQL, escaped
-    results = client.upsert("Lead", records, auto_assign=False)  # 200 a call, in order
+    results = client.upsert("Lead", records, auto_assign=False)  # in order, 1,000 a call
     client.calls                                               # REST calls this run
 
 What it gives the push engine: `describe` (cached per run), `lead_statuses` (read from the
 LeadStatus object), matching by email and by external id, and sObject Collections writes
 whose per-record failures come back classified (`WriteResult.rejection`) while the rest of the
-batch succeeds. A whole-call failure raises the policy's error; a spent share raises
+batch succeeds: up to 200 records in one collection call, more as composite calls carrying 5
+collections of 200 each (one API call for 1,000 records). A whole-call failure, or a collection
+subrequest refused as a whole, raises the policy's error; a spent share raises
 `QuotaExhausted` before anything is sent. Once an object's describe is read, a record naming a
 field the object lacks is refused without being sent (INVALID_FIELD, as Salesforce answers it),
 since Salesforce would refuse the whole call of 200 over it.
@@ -17,13 +19,15 @@ since Salesforce would refuse the whole call of 200 over it.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 from simple_salesforce.api import Salesforce
@@ -32,8 +36,9 @@ from simple_salesforce.format import format_soql, quote_soql_value
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.errors import RequestFailed
+from connector.errors import HandshakeError, RequestFailed, RetriableError
 from connector.http import HttpPolicy, make_requests_session
+from connector.http.classify import ResponseView
 from connector.http.settings import SALESFORCE_SYSTEM
 from connector.salesforce import settings as ss
 from connector.salesforce.auth import (
@@ -62,6 +67,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger("connector.salesforce")
 
 
 # --- what the client returns ------------------------------------------------------------
@@ -120,6 +127,55 @@ def _unknown_columns(sobject: str, names: Sequence[str]) -> dict[str, Any]:
             for name in names
         ],
     }
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Up to 200 input records from `start`: those to send, and those refused unsent (by
+    position in the batch) because they name columns the object lacks — Salesforce would
+    refuse the whole collection call over one of them."""
+
+    sobject: str
+    start: int
+    records: Sequence[Mapping[str, Any]]
+    refused: dict[int, list[str]]
+    sent: list[Mapping[str, Any]]
+
+    @classmethod
+    def of(
+        cls,
+        sobject: str,
+        start: int,
+        records: Sequence[Mapping[str, Any]],
+        known: set[str] | None,
+    ) -> _Batch:
+        unknown = {
+            i: [k for k in r if k != "attributes" and k.lower() not in known]
+            for i, r in enumerate(records)
+        } if known is not None else {}
+        refused = {i: names for i, names in unknown.items() if names}
+        sent = [r for i, r in enumerate(records) if i not in refused]
+        return cls(sobject, start, records, refused, sent)
+
+    def body(self) -> dict[str, Any]:
+        """The sObject Collections body of the records to send."""
+        return {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": self.sobject}, **_without_attributes(r)}
+                for r in self.sent
+            ],
+        }
+
+
+def _answers(what: str, answer: Any, sent: int) -> list[Any]:
+    """A collection call's answer: one result per record sent, else the call failed."""
+    if not isinstance(answer, list) or len(answer) != sent:
+        raise RequestFailed(
+            f"{what}: Salesforce answered {len(answer or [])} results for {sent} records",
+            system=SALESFORCE_SYSTEM,
+        )
+    return answer
 
 
 def _key(email: str) -> str:
@@ -339,7 +395,7 @@ class SalesforceClient:
 
     @property
     def write_calls(self) -> int:
-        """Collection calls (create, update, upsert) made this run."""
+        """Write calls (collection or composite: create, update, upsert) made this run."""
         return self.calls_by_kind["write"]
 
     # --- describe ---------------------------------------------------------------------------
@@ -560,61 +616,142 @@ class SalesforceClient:
         *,
         once: bool = False,
     ) -> Iterator[list[WriteResult]]:
+        """Each 200 records' results, in order. Up to 200 records go in one collection call;
+        more go 5 collections (1,000 records) a composite call, one API call each."""
         known = self.known_fields(sobject)
-        for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS):
-            batch = records[start : start + ss.COLLECTION_MAX_RECORDS]
-            # A column the object lacks fails the whole call of 200: such a record is refused
-            # here, with the answer Salesforce gives, and the rest go.
-            unknown = {
-                i: [k for k in r if k != "attributes" and k.lower() not in known]
-                for i, r in enumerate(batch)
-            } if known is not None else {}
-            refused = {i: names for i, names in unknown.items() if names}
-            sent = [r for i, r in enumerate(batch) if i not in refused]
-            body = {
-                "allOrNone": False,
-                "records": [
-                    {"attributes": {"type": sobject}, **_without_attributes(r)} for r in sent
-                ],
-            }
-            what = f"{method} {len(sent)} {sobject} records"
-            answer: Any = []
-            if sent:
-                with self.policy.sent_once() if once else nullcontext():
-                    answer = self._call("write", what, self._send(path, method, body, headers))
-            if not isinstance(answer, list) or len(answer) != len(sent):
-                raise RequestFailed(
-                    f"{what}: Salesforce answered {len(answer or [])} results for "
-                    f"{len(sent)} records",
-                    system=SALESFORCE_SYSTEM,
-                )
-            answers = iter(answer)
-            results = [
-                _unknown_columns(sobject, refused[i]) if i in refused else next(answers)
-                for i in range(len(batch))
-            ]
-            out: list[WriteResult] = []
-            for offset, (record, result) in enumerate(zip(batch, results, strict=True)):
-                key = record.get(key_field)
-                key_text = str(key) if key not in (None, "") else None
-                if result.get("success"):
-                    out.append(
-                        WriteResult(
-                            start + offset,
-                            key_text,
-                            result.get("id"),
-                            True,
-                            result.get("created"),
-                        )
-                    )
-                    continue
-                rejection = classify_record_errors(
-                    result.get("errors"), sobject=sobject, record_key=key_text, values=record
-                )
+        batches = [
+            _Batch.of(sobject, start, records[start : start + ss.COLLECTION_MAX_RECORDS], known)
+            for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS)
+        ]
+        step = ss.COMPOSITE_MAX_COLLECTIONS if len(records) > ss.COLLECTION_MAX_RECORDS else 1
+        for first in range(0, len(batches), step):
+            group = batches[first : first + step]
+            if sum(1 for b in group if b.sent) > 1:
+                yield from self._composite(method, path, sobject, group, key_field, headers, once)
+                continue
+            for batch in group:
+                answer = self._collection(method, path, sobject, batch, headers, once)
+                yield self._results(sobject, key_field, batch, answer)
+
+    def _collection(
+        self,
+        method: str,
+        path: str,
+        sobject: str,
+        batch: _Batch,
+        headers: Mapping[str, str],
+        once: bool,
+    ) -> list[Any]:
+        """One sObject Collections call for the batch's records to send (none: no call)."""
+        if not batch.sent:
+            return []
+        what = f"{method} {len(batch.sent)} {sobject} records"
+        with self.policy.sent_once() if once else nullcontext():
+            answer = self._call("write", what, self._send(path, method, batch.body(), headers))
+        return _answers(what, answer, len(batch.sent))
+
+    def _composite(
+        self,
+        method: str,
+        path: str,
+        sobject: str,
+        group: Sequence[_Batch],
+        key_field: str,
+        headers: Mapping[str, str],
+        once: bool,
+    ) -> Iterator[list[WriteResult]]:
+        """The group's collections as the subrequests of one composite call, each batch's
+        results yielded as its own call's would be.
+
+        A subrequest Salesforce refused is decided by the policy's table as its direct call
+        would be: a retriable one is sent again alone as a collection call (the policy retries
+        it), or, for creates (`once`), raises before any result of the call is yielded, so the
+        caller reconciles the whole call as after a lost answer; any other refusal is raised
+        after the results of the other subrequests, which Salesforce applied, are yielded."""
+        root = urlsplit(self.sf.base_url).path  # subrequest urls are absolute paths
+        live = [b for b in group if b.sent]
+        refs = {id(b): f"batch{n}" for n, b in enumerate(live)}
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [
+                {
+                    "method": method,
+                    "url": root + path,
+                    "referenceId": refs[id(b)],
+                    "body": b.body(),
+                    **({"httpHeaders": dict(headers)} if headers else {}),
+                }
+                for b in live
+            ],
+        }
+        what = (f"{method} {sum(len(b.sent) for b in live)} {sobject} records in "
+                f"{len(live)} collections (composite)")
+        with self.policy.sent_once() if once else nullcontext():
+            answer = self._call("write", what, self._send(ss.COMPOSITE, "POST", body, {}))
+        answered = answer.get("compositeResponse") if isinstance(answer, dict) else None
+        by_ref = {r.get("referenceId"): r for r in answered or [] if isinstance(r, dict)}
+        outcomes: dict[int, list[Any] | HandshakeError] = {}
+        for batch in live:
+            ref = refs[id(batch)]
+            sub = by_ref.get(ref)
+            if sub is None:
+                raise RequestFailed(f"{what}: Salesforce answered nothing for subrequest {ref}",
+                                    system=SALESFORCE_SYSTEM)
+            status = sub.get("httpStatusCode")
+            part = f"{method} {len(batch.sent)} {sobject} records (subrequest {ref})"
+            if isinstance(status, int) and status < 400:
+                outcomes[id(batch)] = _answers(part, sub.get("body"), len(batch.sent))
+                continue
+            view = ResponseView(
+                status=status if isinstance(status, int) else 500,
+                headers={},
+                body=json.dumps(sub.get("body")),
+                method=method,
+                path=root + path,
+            )
+            error = self.policy.error_for(view, describe=part, replayable=not once)
+            if once and isinstance(error, RetriableError):
+                raise error
+            outcomes[id(batch)] = error
+        refusal: HandshakeError | None = None
+        for batch in group:
+            outcome = outcomes.get(id(batch), [])
+            if isinstance(outcome, RetriableError):
+                log.info("%s; sending it again alone", outcome)
+                outcome = self._collection(method, path, sobject, batch, headers, once)
+            if isinstance(outcome, HandshakeError):
+                refusal = refusal or outcome
+                continue
+            yield self._results(sobject, key_field, batch, outcome)
+        if refusal is not None:
+            raise refusal
+
+    @staticmethod
+    def _results(
+        sobject: str, key_field: str, batch: _Batch, answer: Sequence[Any]
+    ) -> list[WriteResult]:
+        """The batch's `WriteResult`s: Salesforce's answers for the records sent, in order,
+        the refusals made here for the others."""
+        answers = iter(answer)
+        results = [
+            _unknown_columns(sobject, batch.refused[i]) if i in batch.refused else next(answers)
+            for i in range(len(batch.records))
+        ]
+        out: list[WriteResult] = []
+        for offset, (record, result) in enumerate(zip(batch.records, results, strict=True)):
+            key = record.get(key_field)
+            key_text = str(key) if key not in (None, "") else None
+            index = batch.start + offset
+            if result.get("success"):
                 out.append(
-                    WriteResult(start + offset, key_text, result.get("id"), False, None, rejection)
+                    WriteResult(index, key_text, result.get("id"), True, result.get("created"))
                 )
-            yield out
+                continue
+            rejection = classify_record_errors(
+                result.get("errors"), sobject=sobject, record_key=key_text, values=record
+            )
+            out.append(WriteResult(index, key_text, result.get("id"), False, None, rejection))
+        return out
 
     def upsert_batches(
         self,
@@ -625,8 +762,9 @@ class SalesforceClient:
         auto_assign: bool = True,
         allow_duplicates: bool = False,
     ) -> Iterator[list[WriteResult]]:
-        """Upsert by external id, one collection call per 200 records, yielding each call's
-        results so the caller can record them before the next call is made."""
+        """Upsert by external id, yielding each 200 records' results (one collection call, or
+        one subrequest of a composite call of 1,000) so the caller can record them before the
+        next call is made."""
         ext = external_id_field or self.external_id_field
         path = ss.COLLECTIONS_UPSERT.format(sobject=sobject, field=ext)
         yield from self._write(
@@ -643,7 +781,8 @@ class SalesforceClient:
         allow_duplicates: bool = False,
     ) -> list[WriteResult]:
         """Upsert by external id (`PATCH /composite/sobjects/{SObject}/{Field}`), 200 records
-        a call, `allOrNone` false; one result per input record, in order.
+        a collection and 5 collections a composite call, `allOrNone` false; one result per
+        input record, in order.
 
         `auto_assign=False` sends `Sforce-Auto-Assign: FALSE` (owners set by Handshake);
         `allow_duplicates=True` saves past a duplicate rule's alert.
@@ -668,12 +807,14 @@ class SalesforceClient:
         auto_assign: bool = True,
         allow_duplicates: bool = False,
     ) -> Iterator[list[WriteResult]]:
-        """Create, one collection call per 200 records, yielding each call's results (record
-        them before the next call: a create sent twice makes two records).
+        """Create, yielding each 200 records' results (one collection call, or one subrequest
+        of a composite call of 1,000); record them before the next call: a create sent twice
+        makes two records.
 
         A call whose answer is lost after it may have reached Salesforce (5xx, connection
-        dropped) is not sent again: its `RetriableError` reaches the caller, who must look for
-        the records before creating them again."""
+        dropped), or a composite call with a subrequest failed that way, is not sent again:
+        its `RetriableError` reaches the caller before any result of that call, and the caller
+        must look for all of that call's records before creating them again."""
         yield from self._write(
             "POST",
             ss.COLLECTIONS,
@@ -692,7 +833,8 @@ class SalesforceClient:
         auto_assign: bool = True,
         allow_duplicates: bool = False,
     ) -> list[WriteResult]:
-        """Create through `POST /composite/sobjects` (Tasks: no external id), 200 a call."""
+        """Create through `POST /composite/sobjects` (Tasks: no external id), 200 a
+        collection, 5 collections a composite call."""
         return [
             r
             for batch in self.create_batches(
@@ -709,7 +851,8 @@ class SalesforceClient:
         auto_assign: bool = True,
         allow_duplicates: bool = False,
     ) -> Iterator[list[WriteResult]]:
-        """Update by Id, one collection call per 200 records, yielding each call's results."""
+        """Update by Id, yielding each 200 records' results (one collection call, or one
+        subrequest of a composite call of 1,000)."""
         yield from self._write(
             "PATCH",
             ss.COLLECTIONS,
@@ -728,7 +871,7 @@ class SalesforceClient:
         allow_duplicates: bool = False,
     ) -> list[WriteResult]:
         """Update through `PATCH /composite/sobjects` (each record carries its Id), 200 a
-        call."""
+        collection, 5 collections a composite call."""
         return [
             r
             for batch in self.update_batches(

@@ -5,6 +5,13 @@ Sources (checked while writing this module):
   - sObject Collections create/update (`/composite/sobjects`) and upsert by external id
     (`PATCH /composite/sobjects/{SObject}/{ExternalIdField}`): at most 200 records a call,
     `allOrNone` false by default, one result per record in order.
+  - Composite (`POST /composite`, resources_composite_composite_post.htm,
+    requests_composite.htm): up to 25 subrequests, at most 5 of them sObject Collections or
+    queries, one API call for the whole series; `allOrNone` false lets the others run when one
+    fails; each subrequest's `httpHeaders` carry the headers its resource takes (not Accept,
+    Authorization, Content-Type, which it inherits). Its answer is `{"compositeResponse":
+    [{"body","httpHeaders","httpStatusCode","referenceId"}]}`, a failed subrequest's body the
+    error list its direct call would answer (resources_composite_subrequest_result.htm).
   - Query: `nextRecordsUrl` pages of up to 2,000 rows.
   - Headers: `Sforce-Limit-Info: api-usage=N/M[, per-app-api-usage=N/M(appName=...)]`
     (headers_api_usage.htm), `Sforce-Auto-Assign` (TRUE when absent, headers_autoassign.htm),
@@ -33,6 +40,7 @@ DESCRIBE = "sobjects/{sobject}/describe"
 QUERY = "query"
 COLLECTIONS = "composite/sobjects"
 COLLECTIONS_UPSERT = "composite/sobjects/{sobject}/{field}"
+COMPOSITE = "composite"
 BULK_INGEST = "jobs/ingest"
 BULK_JOB = "jobs/ingest/{job_id}"
 BULK_BATCHES = "jobs/ingest/{job_id}/batches"
@@ -51,6 +59,7 @@ SALESFORCE_HOST_SUFFIX = ".salesforce.com"
 
 # --- limits -------------------------------------------------------------------------------
 COLLECTION_MAX_RECORDS = 200
+COMPOSITE_MAX_COLLECTIONS = 5  # collection subrequests in one composite call: 1,000 records
 QUERY_MAX_BATCH = 2000
 MAX_SOQL_CHARS = 100_000
 MAX_URI_BYTES = 16_384  # URI plus headers; past it Salesforce answers 431 or 414

@@ -1,5 +1,6 @@
-"""sObject Collections writes: upsert by external id 200 a call with created/updated flags,
-create and update, headers, and each refused record classified while the others succeed."""
+"""sObject Collections writes: upsert by external id with created/updated flags (200 a
+collection, 5 collections a composite call), create and update, headers, and each refused
+record classified while the others succeed."""
 
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ def _lead(key: str, **fields: object) -> dict[str, object]:
     }
 
 
-def test_upsert_of_450_leads_takes_3_calls_with_created_then_updated_flags(
+def test_upsert_of_450_leads_takes_1_call_with_created_then_updated_flags(
     sandbox: Sandbox, client: SalesforceClient
 ) -> None:
     records = [_lead(f"up-{n:03d}") for n in range(450)]
+    usage = sandbox.salesforce.api_usage()
     first = client.upsert("Lead", records)
-    assert client.write_calls == 3 == math.ceil(len(records) / 200)
+    # three collections of 200, 200 and 50 in one composite call: one API call
+    assert client.write_calls == 1 == math.ceil(len(records) / 1000)
+    assert sandbox.salesforce.api_usage() == usage + 1
     assert [r.index for r in first] == list(range(450))
     assert [r.key for r in first] == [r["Handshake_Id__c"] for r in records]
     assert all(r.success and r.created is True and r.rejection is None for r in first)
@@ -53,7 +57,7 @@ def test_upsert_of_450_leads_takes_3_calls_with_created_then_updated_flags(
     assert {r.key: r.id for r in first} == {k: v["Id"] for k, v in stored.items()}
 
     again = client.upsert("Lead", [{**r, "Title": "Director"} for r in records])
-    assert client.write_calls == 6
+    assert client.write_calls == 2
     assert all(r.success and r.created is False for r in again)
     assert [r.id for r in again] == [r.id for r in first]
     titles = {
@@ -64,13 +68,14 @@ def test_upsert_of_450_leads_takes_3_calls_with_created_then_updated_flags(
     assert titles == {"Director"}
 
 
-def test_upsert_batches_yield_one_list_per_call(client: SalesforceClient) -> None:
-    records = [_lead(f"bt-{n:03d}") for n in range(201)]
-    sizes = []
+def test_upsert_batches_yield_one_list_per_collection(client: SalesforceClient) -> None:
+    records = [_lead(f"bt-{n:04d}") for n in range(1201)]
+    sizes, calls = [], []
     for batch in client.upsert_batches("Lead", records):
         sizes.append(len(batch))
-        assert client.write_calls == len(sizes)  # yielded before the next call is made
-    assert sizes == [200, 1]
+        calls.append(client.write_calls)  # yielded before the next call is made
+    assert sizes == [200] * 6 + [1]
+    assert calls == [1] * 5 + [2] * 2  # 1,000 records a composite call
 
 
 def test_refused_records_are_classified_while_the_others_succeed(
