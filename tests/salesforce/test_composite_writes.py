@@ -19,6 +19,12 @@ from .conftest import START, make_client
 NA_REP = "005Hs0000000001IAA"
 
 
+def _sf(sb: Sandbox) -> Any:
+    """The sandbox's Salesforce org (always served here)."""
+    assert sb.salesforce is not None
+    return sb.salesforce
+
+
 def _fresh() -> Sandbox:
     return Sandbox(contacts=5, seed=7, start=START, frozen_clock=True)
 
@@ -59,8 +65,8 @@ def _seen(results: list[WriteResult]) -> list[tuple[Any, ...]]:
 
 
 def _org(sb: Sandbox) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if k not in ("attributes",)}
-            for r in sb.salesforce.state.records("Lead")]  # type: ignore[union-attr]
+    return [{k: v for k, v in r.items() if k != "attributes"}
+            for r in _sf(sb).state.records("Lead")]
 
 
 def test_results_and_org_are_those_of_200_record_collection_calls() -> None:
@@ -81,7 +87,7 @@ def test_results_and_org_are_those_of_200_record_collection_calls() -> None:
         assert sum(not r.success for r in together) == 31
         assert _org(composite_sb) == _org(plain_sb)
         # 5 collections in one composite call; the last 150 alone go as a plain collection
-        stats = composite_sb.salesforce.stats.snapshot()  # type: ignore[union-attr]
+        stats = _sf(composite_sb).stats.snapshot()
         assert stats["subrequests_by_route"] == {
             "PATCH /services/data/vXX.X/composite/sobjects/{sobject}/{field} 200": 5}
         assert {k: v for k, v in stats["by_route"].items() if "composite" in k} == {
@@ -93,19 +99,19 @@ def test_1001_creates_take_2_calls_and_headers_reach_every_collection(
     sandbox: Sandbox, client: SalesforceClient
 ) -> None:
     [lead] = client.upsert("Lead", [_lead("who-1")])
-    usage = sandbox.salesforce.api_usage()  # type: ignore[union-attr]
+    usage = _sf(sandbox).api_usage()
     tasks = [{"WhoId": lead.id, "Subject": f"Step {n}", "OwnerId": NA_REP} for n in range(1001)]
     created = client.create("Task", tasks)
-    assert client.write_calls == 3 and sandbox.salesforce.api_usage() == usage + 2  # type: ignore[union-attr]
+    assert client.write_calls == 3 and _sf(sandbox).api_usage() == usage + 2
     assert [r.index for r in created] == list(range(1001))
     assert all(r.success and r.id and r.id.startswith("00T") for r in created)
-    stored = sandbox.salesforce.state.records("Task")  # type: ignore[union-attr]
+    stored = _sf(sandbox).state.records("Task")
     assert sorted(t["Subject"] for t in stored) == sorted(f"Step {n}" for n in range(1001))
 
     # Sforce-Auto-Assign: FALSE goes with each subrequest: Germany stays with the NA rep
     owned = client.upsert("Lead", [_lead(f"own-{n}", Country="Germany", OwnerId=NA_REP)
                                    for n in range(250)], auto_assign=False)
-    assert {sandbox.salesforce.state.get("Lead", r.id)["OwnerId"] for r in owned} == {NA_REP}  # type: ignore[union-attr,index]
+    assert {_sf(sandbox).state.get("Lead", r.id)["OwnerId"] for r in owned} == {NA_REP}
     # and allowSave=true saves past the duplicate rule in every collection
     twins = client.upsert("Lead", [_lead(f"twin-{n}", Email=f"own-{n}@composite.test")
                                    for n in range(250)], allow_duplicates=True)
@@ -128,7 +134,7 @@ def test_a_collection_refused_as_a_whole_raises_as_its_direct_call_after_the_oth
                                                               direct.value.body)
     assert composite.value.status == 400 and "many" in str(composite.value.body)
     assert "subrequest batch1" in str(composite.value)
-    keys = {r.get("Handshake_Id__c") for r in sandbox.salesforce.state.records("Lead")}  # type: ignore[union-attr]
+    keys = {r.get("Handshake_Id__c") for r in _sf(sandbox).state.records("Lead")}
     assert {f"ref-{n:03d}" for n in [*range(200), *range(400, 450)]} <= keys
     assert not {f"ref-{n:03d}" for n in range(200, 400)} & keys
     assert client.write_calls == 2
@@ -159,7 +165,7 @@ def test_a_retriable_part_of_an_upsert_is_sent_again_alone(
     assert client.write_calls == 2  # the composite call, then batch1 alone
     assert all(r.success for r in results) and [r.index for r in results] == list(range(450))
     assert [r.created for r in results[200:400]] == [False] * 200  # applied the first time
-    keys = [r.get("Handshake_Id__c") for r in sandbox.salesforce.state.records("Lead")]  # type: ignore[union-attr]
+    keys = [r.get("Handshake_Id__c") for r in _sf(sandbox).state.records("Lead")]
     assert sorted(k for k in keys if k and k.startswith("re-")) == [
         f"re-{n:03d}" for n in range(450)]
 
@@ -177,7 +183,7 @@ def test_a_create_whose_part_may_have_been_applied_raises_before_any_result(
     assert yielded == []  # the caller reconciles the whole call
     assert "not sent again" in str(err.value) and err.value.actor is Actor.WAIT
     assert client.write_calls == 2  # the upsert and the one composite call: nothing re-sent
-    assert len(sandbox.salesforce.state.records("Task")) == 450  # type: ignore[union-attr]
+    assert len(_sf(sandbox).state.records("Task")) == 450
 
 
 def test_a_record_naming_an_unknown_column_is_refused_alone_inside_a_composite(
