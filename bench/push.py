@@ -3,11 +3,14 @@
     .venv/bin/python bench/push.py [--contacts 5000] [--seed 42]
 
 Pulls and scores a seeded sandbox (not timed), then times the first push and prints leads/s,
-records written per object, Salesforce write calls (sObject Collections, from the sandbox's own
-request counts) and their ratio to ceil(records / 200), the fewest calls 200-record collections
-allow (target <= 1.05). Then it pushes again with nothing changed (write calls: 0 expected) and
-after 50 handed-off contacts change in HubSpot (1 call expected). The sandbox runs in its own
-process so its work is not timed as Handshake's.
+records written per object, Salesforce write calls (sObject Collections and composite calls,
+from the sandbox's own request counts) and their ratio to ceil(records / 200), the fewest
+calls 200-record collections allow (the acceptance line, target <= 1.05). A composite call
+carries 5 collections, 1,000 records, as one API call, so the ratio drops under 1; the floor
+composite calls allow (ceil(records / 1,000) per kind of write, which Handshake sends in calls
+of their own) and the ratio to it are printed beside it. Then it pushes again with nothing
+changed (write calls: 0 expected) and after 50 handed-off contacts change in HubSpot (1 call
+expected). The sandbox runs in its own process so its work is not timed as Handshake's.
 """
 
 from __future__ import annotations
@@ -44,11 +47,15 @@ for line in sys.stdin:
         print("ok", flush=True)
 """
 
-WRITE_ROUTE = "composite/sobjects"
+# Write routes: sObject Collections (".../composite/sobjects...") and composite calls
+# (".../composite"), through which Handshake sends only collections.
+WRITE_ROUTE = "/composite"
+COLLECTION_RECORDS = 200
+COMPOSITE_RECORDS = 1000  # 5 collections of 200 in one composite call
 
 
 def _writes(info: dict[str, Any]) -> dict[str, int]:
-    """Collection (write) calls by route so far, from the Salesforce sandbox's counters."""
+    """Write calls by route so far, from the Salesforce sandbox's counters."""
     sf = info["salesforce"]
     stats = httpx.get(f"{sf['instance_url']}/__sandbox__/stats", verify=sf["ca_bundle"]).json()
     return {route: n for route, n in stats["requests"]["by_route"].items()
@@ -111,10 +118,10 @@ def run(contacts: int, seed: int) -> dict[str, Any]:
     records = leads + tasks + sum(v for k, v in c.items()
                                   if k.endswith("dead_letters"))  # refused records were sent too
     calls = sum(first_writes.values())
-    minimum = math.ceil(records / 200)
-    # Lead creates (upsert), Lead updates and Task creates cannot share a collection call
-    per_kind = (math.ceil(c.get("leads.created", 0) / 200) + math.ceil(c.get("leads.updated", 0) / 200)
-                + math.ceil(tasks / 200))
+    minimum = math.ceil(records / COLLECTION_RECORDS)
+    # Lead creates (upsert), Lead updates and Task creates go in calls of their own
+    kinds = (c.get("leads.created", 0), c.get("leads.updated", 0), tasks)
+    per_kind = sum(math.ceil(n / COMPOSITE_RECORDS) for n in kinds)
     return {
         "contacts": contacts,
         "status": first.status,
@@ -128,8 +135,8 @@ def run(contacts: int, seed: int) -> dict[str, Any]:
         "write_calls_by_route": first_writes,
         "minimum_write_calls": minimum,
         "ratio": calls / minimum if minimum else 0.0,
-        "minimum_write_calls_per_kind": per_kind,
-        "ratio_per_kind": calls / per_kind if per_kind else 0.0,
+        "composite_floor_per_kind": per_kind,
+        "ratio_to_composite_floor": calls / per_kind if per_kind else 0.0,
         "salesforce_calls": c.get("salesforce.calls", 0),
         "again_write_calls": sum(again_writes.values()),
         "again_counts": {k: v for k, v in again.counts.items() if v and "unchanged" not in k},
@@ -152,10 +159,12 @@ def main() -> None:
     print(f"leads/s: {f['handed_off'] / f['seconds']:.1f}  ({f['handed_off']:,} handed off, "
           f"{f['leads_written']:,} Leads written, {f['tasks_written']:,} Tasks, "
           f"{f['seconds']:.1f} s)")
-    print(f"write calls: {f['write_calls']}  minimum ceil({f['records_sent']:,} / 200) = "
-          f"{f['minimum_write_calls']}  ratio: {f['ratio']:.3f} (target <= 1.05)")
-    print(f"  against ceil(records / 200) per kind (Lead creates, Lead updates, Tasks cannot share "
-          f"a call) = {f['minimum_write_calls_per_kind']}: ratio {f['ratio_per_kind']:.3f}")
+    print(f"write calls: {f['write_calls']}  against ceil({f['records_sent']:,} / 200) = "
+          f"{f['minimum_write_calls']}: ratio {f['ratio']:.3f} (target <= 1.05; composite "
+          f"calls carry 1,000 records)")
+    print(f"  against the composite floor, ceil(records / 1,000) per kind of write (Lead "
+          f"creates, Lead updates, Tasks) = {f['composite_floor_per_kind']}: ratio "
+          f"{f['ratio_to_composite_floor']:.3f}")
     print(f"write calls by route: {f['write_calls_by_route']}")
     print(f"all Salesforce calls in the push: {f['salesforce_calls']}")
     print(f"second push, nothing changed: write calls {f['again_write_calls']}")

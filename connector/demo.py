@@ -25,6 +25,9 @@ from connector.config import (
 
 __all__ = ["MAPPINGS_DIR", "run_demo"]
 
+# Records one Salesforce write call can carry: 5 sObject Collections of 200 in a composite call.
+COMPOSITE_RECORDS = 1000
+
 # The mapping files shipped with Handshake (the repository's mappings/ folder).
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
@@ -115,11 +118,12 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                     + _writeback_minimum(pushed.counts),
                     # describe + users (+ reps' open Leads and the fallback queue when routing
                     # caps capacity or names a queue), two matching queries per 200 MQLs, then
-                    # the writes
+                    # the writes: a composite call carries 5 collections of 200, 1,000
+                    # records, per kind of write (Lead creates, Lead updates, Tasks)
                     "salesforce": 2 + routing_reads + 2 * math.ceil(mqls / 200)
-                    + math.ceil(pushed.counts.get("leads.created", 0) / 200)
-                    + math.ceil(pushed.counts.get("leads.updated", 0) / 200)
-                    + math.ceil(task_count / 200),
+                    + math.ceil(pushed.counts.get("leads.created", 0) / COMPOSITE_RECORDS)
+                    + math.ceil(pushed.counts.get("leads.updated", 0) / COMPOSITE_RECORDS)
+                    + math.ceil(task_count / COMPOSITE_RECORDS),
                 },
                 "salesforce_records": {"leads": len(leads), "tasks": len(tasks)},
                 # the hand-off checked against the ground truth and routing.toml ([] = correct)

@@ -1,7 +1,7 @@
 """Push: the hand-off of every MQL to Salesforce, exactly once, with the context to act.
 
-Per round of MQLs (up to 2,000: writes go 200 a collection call, so a round wastes at most one
-part-filled call per kind of write — Lead creates, Lead updates, Tasks):
+Per round of MQLs (up to 2,000: writes go 1,000 a composite call of 5 collections, so a round
+wastes at most one part-filled call per kind of write — Lead creates, Lead updates, Tasks):
 1. match by email in batched SOQL: an existing Contact gets no Lead (its owner is told with a
    hand-off Task on the Contact); an open Lead is updated; a converted Lead follows its Contact;
    otherwise a Lead is created (upsert by the external-id field, so a retry never duplicates);
@@ -43,7 +43,8 @@ log = logging.getLogger("connector.push")
 STAGE = "push"
 BATCH = 200
 # MQLs planned together: big enough that part-filled calls are rare next to full ones (write
-# calls stay near ceil(records / 200)), small enough to hold in memory with their activities.
+# calls stay near ceil(records / 1,000) a kind), small enough to hold in memory with their
+# activities.
 ROUND = 2000
 BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
 FIRST_TOUCH_SLA = timedelta(hours=24)
@@ -391,8 +392,9 @@ def _salesforce_time(value: Any) -> datetime | None:
 
 
 def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False) -> list[_Plan]:
-    """Upsert (create) or update the group's Leads, 200 a collection call or in Bulk API jobs,
-    settle each result; returns the plans whose contact now stands in Salesforce."""
+    """Upsert (create) or update the group's Leads, 1,000 a composite call (up to 200 as one
+    collection call) or in Bulk API jobs, settle each result; returns the plans whose contact
+    now stands in Salesforce."""
     if not group:
         return []
     records = [p.values for p in group]
@@ -417,7 +419,7 @@ def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False
 def _write_held(ctx: PushContext, held: list[_Plan],
                 users: Sequence[Mapping[str, Any]]) -> None:
     """A backfill's held creates: through Bulk API when more than the threshold (fewer go
-    cheaper as collection calls), then their Tasks and HubSpot updates, 200 at a time."""
+    cheaper as composite calls), then their Tasks and HubSpot updates, a round at a time."""
     bulk = len(held) > ctx.bulk_threshold
     if bulk:
         ctx.counts["leads.bulk_records"] += len(held)

@@ -9,8 +9,9 @@ made from the ledger key at the end of every Subject ("Page view: Pricing [hs-12
 
 1. a Task is claimed (pending) in the ledger before it is sent and completed with its id after;
 2. its create is not sent again by the HTTP policy once it may have reached Salesforce (5xx,
-   connection lost): a lost answer, like a crash between sending and recording, leaves the
-   entry pending;
+   connection lost): a lost answer (of a collection call, or of a composite call of up to
+   1,000 Tasks, or of one of its collections), like a crash between sending and recording,
+   leaves the entries of the whole call pending;
 3. before anything is sent again, pending entries are reconciled: Tasks on the record created
    by Handshake whose Subject carries the entry's reference (batched SOQL) complete the entry
    with the found id; only the Tasks not found are sent;
@@ -43,7 +44,9 @@ __all__ = [
 log = logging.getLogger("connector.push")
 
 STAGE = "push"
-BATCH = 200  # Tasks a collection call
+# Tasks handed to the client at once: above 200 it sends them 5 collections of 200 a composite
+# call, one API call; a lost answer leaves all of them to reconcile.
+BATCH = 1000
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 SEND_ROUNDS = 5  # sends of one batch whose answers keep getting lost, before the run gives up
@@ -362,8 +365,9 @@ def _settle(ctx: Any, write: TaskWrite, result: Any, now: datetime) -> None:
 
 
 def _send(ctx: Any, batch: list[TaskWrite], now: datetime) -> None:
-    """One collection create; when its answer is lost, find what was written and send only
-    the rest, a few rounds at most (then the error stops the run: the next one reconciles)."""
+    """One create call (a collection, or a composite of up to 5); when its answer is lost,
+    find what was written and send only the rest, a few rounds at most (then the error stops
+    the run: the next one reconciles)."""
     for round_ in range(1, SEND_ROUNDS + 1):
         try:
             results = ctx.sf.create("Task", [w.record for w in batch])

@@ -27,6 +27,8 @@ from tests.push.test_push_sandbox import push_toml
 # Fields every write changes (ids, times); the rest must be equal between two orgs.
 VOLATILE = {"attributes", "Id", "CreatedDate", "LastModifiedDate", "SystemModstamp"}
 REF = re.compile(r"\s*\[(hs-[0-9A-Za-z-]+)\]$")
+# Fault scripts for the writes. A pattern also hits a composite call (more than 200 records)
+# carrying such a collection subrequest (`FaultPlan.decide`), so it finds the write either way.
 TASK_CREATE = r"^POST /services/data/v[\d.]+/composite/sobjects$"
 LEAD_UPSERT = r"^PATCH /services/data/v[\d.]+/composite/sobjects/Lead/"
 
