@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.push.tasks import BATCH as TASK_BATCH
 from connector.sandbox import Fault, Sandbox
 from connector.stages import run_push_stage
 from connector.store import Store
@@ -38,7 +39,8 @@ HOLD = 300.0  # the held call outlives the pusher by far
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> Scored:
-    return score_once(tmp_path_factory.mktemp("scored"), contacts=400, seed=31)
+    # enough MQLs that "each" mode writes more than 1,000 Tasks: two create calls
+    return score_once(tmp_path_factory.mktemp("scored"), contacts=600, seed=31)
 
 
 def start_push(sb: Sandbox, config_file: str) -> subprocess.Popen[bytes]:
@@ -88,13 +90,13 @@ def test_sigkill_at_three_points_then_rerun_equals_an_undisturbed_run(
         assert state.records("Task") == []
 
         # 3. during the Task creates: a create call is applied, its answer held (in "each" mode
-        # the second call, after a first one went through and was recorded)
+        # the second call, after a first one of 1,000 Tasks went through and was recorded)
         calls = [None, Fault("stall_after", HOLD)] if mode == "each" else [
             Fault("stall_after", HOLD)]
-        applied = min(total, 200 * len(calls))
-        assert total > applied - 200 > 0 or mode == "digest"
+        assert total > TASK_BATCH or mode == "digest"
         plan.schedule(TASK_CREATE, *calls)
-        kill_when(start_push(sb, config.source), lambda: len(state.records("Task")) >= applied)
+        kill_when(start_push(sb, config.source), lambda: len(state.records("Task")) >= total)
+        assert not plan.script[TASK_CREATE]  # the held call was the last of the run
 
         last = run_push_stage(config)
         assert last.status == "ok", last.error
