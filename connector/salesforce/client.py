@@ -669,38 +669,37 @@ class SalesforceClient:
         caller reconciles the whole call as after a lost answer; any other refusal is raised
         after the results of the other subrequests, which Salesforce applied, are yielded."""
         root = urlsplit(self.sf.base_url).path  # subrequest urls are absolute paths
-        live = [b for b in group if b.sent]
-        refs = {id(b): f"batch{n}" for n, b in enumerate(live)}
+        refs = {n: f"batch{n}" for n, b in enumerate(group) if b.sent}
         body = {
             "allOrNone": False,
             "compositeRequest": [
                 {
                     "method": method,
                     "url": root + path,
-                    "referenceId": refs[id(b)],
-                    "body": b.body(),
+                    "referenceId": ref,
+                    "body": group[n].body(),
                     **({"httpHeaders": dict(headers)} if headers else {}),
                 }
-                for b in live
+                for n, ref in refs.items()
             ],
         }
-        what = (f"{method} {sum(len(b.sent) for b in live)} {sobject} records in "
-                f"{len(live)} collections (composite)")
+        what = (f"{method} {sum(len(b.sent) for b in group)} {sobject} records in "
+                f"{len(refs)} collections (composite)")
         with self.policy.sent_once() if once else nullcontext():
             answer = self._call("write", what, self._send(ss.COMPOSITE, "POST", body, {}))
         answered = answer.get("compositeResponse") if isinstance(answer, dict) else None
         by_ref = {r.get("referenceId"): r for r in answered or [] if isinstance(r, dict)}
         outcomes: dict[int, list[Any] | HandshakeError] = {}
-        for batch in live:
-            ref = refs[id(batch)]
+        for n, ref in refs.items():
+            sent = len(group[n].sent)
             sub = by_ref.get(ref)
             if sub is None:
                 raise RequestFailed(f"{what}: Salesforce answered nothing for subrequest {ref}",
                                     system=SALESFORCE_SYSTEM)
             status = sub.get("httpStatusCode")
-            part = f"{method} {len(batch.sent)} {sobject} records (subrequest {ref})"
+            part = f"{method} {sent} {sobject} records (subrequest {ref})"
             if isinstance(status, int) and status < 400:
-                outcomes[id(batch)] = _answers(part, sub.get("body"), len(batch.sent))
+                outcomes[n] = _answers(part, sub.get("body"), sent)
                 continue
             view = ResponseView(
                 status=status if isinstance(status, int) else 500,
@@ -712,10 +711,10 @@ class SalesforceClient:
             error = self.policy.error_for(view, describe=part, replayable=not once)
             if once and isinstance(error, RetriableError):
                 raise error
-            outcomes[id(batch)] = error
+            outcomes[n] = error
         refusal: HandshakeError | None = None
-        for batch in group:
-            outcome = outcomes.get(id(batch), [])
+        for n, batch in enumerate(group):
+            outcome = outcomes.get(n, [])
             if isinstance(outcome, RetriableError):
                 log.info("%s; sending it again alone", outcome)
                 outcome = self._collection(method, path, sobject, batch, headers, once)
