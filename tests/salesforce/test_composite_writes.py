@@ -178,8 +178,7 @@ def test_a_create_whose_part_may_have_been_applied_raises_before_any_result(
     tasks = [{"WhoId": lead.id, "Subject": f"Once {n}"} for n in range(450)]
     yielded: list[list[WriteResult]] = []
     with pytest.raises(RetriableError) as err:
-        for batch in client.create_batches("Task", tasks):
-            yielded.append(batch)
+        yielded.extend(client.create_batches("Task", tasks))
     assert yielded == []  # the caller reconciles the whole call
     assert "not sent again" in str(err.value) and err.value.actor is Actor.WAIT
     assert client.write_calls == 2  # the upsert and the one composite call: nothing re-sent
