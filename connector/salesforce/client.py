@@ -129,6 +129,22 @@ def _unknown_columns(sobject: str, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def _composite_groups(batches: Sequence[_Batch], step: int) -> Iterator[list[_Batch]]:
+    """Batches `step` at a time, a group also closed before its body passes
+    COMPOSITE_MAX_BODY_BYTES (long Task descriptions make large bodies)."""
+    group: list[_Batch] = []
+    size = 0
+    for batch in batches:
+        cost = len(json.dumps(batch.body(), default=str))
+        if group and (len(group) >= step or size + cost > ss.COMPOSITE_MAX_BODY_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(batch)
+        size += cost
+    if group:
+        yield group
+
+
 @dataclass(frozen=True)
 class _Batch:
     """Up to 200 input records from `start`: those to send, and those refused unsent (by
@@ -624,8 +640,7 @@ class SalesforceClient:
             for start in range(0, len(records), ss.COLLECTION_MAX_RECORDS)
         ]
         step = ss.COMPOSITE_MAX_COLLECTIONS if len(records) > ss.COLLECTION_MAX_RECORDS else 1
-        for first in range(0, len(batches), step):
-            group = batches[first : first + step]
+        for group in _composite_groups(batches, step):
             if sum(1 for b in group if b.sent) > 1:
                 yield from self._composite(method, path, sobject, group, key_field, headers, once)
                 continue

@@ -60,6 +60,9 @@ SALESFORCE_HOST_SUFFIX = ".salesforce.com"
 # --- limits -------------------------------------------------------------------------------
 COLLECTION_MAX_RECORDS = 200
 COMPOSITE_MAX_COLLECTIONS = 5  # collection subrequests in one composite call: 1,000 records
+# The composite body limit is not documented; a call is kept well under the REST API's request
+# sizes seen in practice (a few MB) by closing it early when records are large.
+COMPOSITE_MAX_BODY_BYTES = 3_000_000
 QUERY_MAX_BATCH = 2000
 MAX_SOQL_CHARS = 100_000
 MAX_URI_BYTES = 16_384  # URI plus headers; past it Salesforce answers 431 or 414

@@ -196,3 +196,20 @@ def test_a_record_naming_an_unknown_column_is_refused_alone_inside_a_composite(
     assert [n for n, r in enumerate(results) if not r.success] == [300]
     typo = results[300].rejection
     assert typo is not None and (typo.code, typo.fields) == ("INVALID_FIELD", ("MobilPhone",))
+
+
+def test_large_records_close_a_composite_call_before_its_body_grows_too_big(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    [lead] = client.upsert("Lead", [_lead("big-1")])
+    usage = _sf(sandbox).api_usage()
+    # 400 Tasks with 8,000-character descriptions: two collections of about 1.6 MB each, over
+    # the 3 MB a composite call is allowed to carry together
+    tasks = [{"WhoId": lead.id, "Subject": f"Big {n}", "Description": "x" * 8000}
+             for n in range(400)]
+    created = client.create("Task", tasks)
+    assert all(r.success for r in created) and len(created) == 400
+    assert _sf(sandbox).api_usage() == usage + 2
+    small = [{"WhoId": lead.id, "Subject": f"Small {n}"} for n in range(400)]
+    client.create("Task", small)
+    assert _sf(sandbox).api_usage() == usage + 3  # small records: one composite call
