@@ -118,9 +118,11 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                     + _writeback_minimum(pushed.counts),
                     # describe + users (+ reps' open Leads and the fallback queue when routing
                     # caps capacity or names a queue), two matching queries per 200 MQLs, then
+                    # the open Leads' current values (200 ids a query, for the sync rules),
                     # the writes: a composite call carries 5 collections of 200, 1,000
                     # records, per kind of write (Lead creates, Lead updates, Tasks)
                     "salesforce": 2 + routing_reads + 2 * math.ceil(mqls / 200)
+                    + math.ceil(pushed.counts.get("leads.current_values_read", 0) / 200)
                     + math.ceil(pushed.counts.get("leads.created", 0) / COMPOSITE_RECORDS)
                     + math.ceil(pushed.counts.get("leads.updated", 0) / COMPOSITE_RECORDS)
                     + math.ceil(task_count / COMPOSITE_RECORDS),

@@ -345,6 +345,7 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
     names = sorted({k for p in updates for k in p.values if k in known} - {"Id"}
                    | {"LastModifiedDate"})
     ids = [str(p.sf_id) for p in updates]
+    ctx.counts["leads.current_values_read"] += len(ids)
     current: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), BATCH):
         soql = format_soql(f"SELECT Id, {', '.join(names)} FROM Lead WHERE Id IN {{ids}}",
