@@ -20,7 +20,18 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, String, cast, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    Engine,
+    String,
+    cast,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -350,9 +361,18 @@ class Store:
             update(Contact).where(Contact.hubspot_id.in_(merged))
             .values(merged_into=survivor, updated_at=now)
         )
-        moved = session.execute(
-            update(Activity).where(Activity.contact_id.in_(merged)).values(contact_id=survivor)
-        ).rowcount
+        # Moved activities are stored again under new ids, as if just pulled for the survivor:
+        # the push sends activity history by id ranges, and an old id inside a range already
+        # sent to the survivor's Lead would never reach it.
+        columns = [c for c in Activity.__table__.columns if c.name != "id"]
+        rows = [dict(r._mapping) for r in session.execute(
+            select(*columns).where(Activity.contact_id.in_(merged)).order_by(Activity.id))]
+        moved = len(rows)
+        if rows:
+            session.execute(delete(Activity).where(Activity.contact_id.in_(merged)))
+            for row in rows:
+                row["contact_id"] = survivor
+            session.execute(insert(Activity), rows)
         session.execute(
             update(Contact).where(Contact.hubspot_id == survivor).values(inputs_changed_at=now)
         )

@@ -1,0 +1,52 @@
+"""When HubSpot merges a contact into one already handed off, the merged contact's engagement
+reaches the survivor's Lead too (each activity once), whatever its place in the history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from connector.demo import MAPPINGS_DIR, _config
+from connector.mapping import load_routing
+from connector.pull import pull
+from connector.sandbox import Sandbox
+from connector.sandbox.verify import handoff_differences
+from connector.stages import run_push_stage, run_score_stage
+from connector.store import Store
+from connector.wiring import open_store
+from tests.pull.helpers import context, unthrottle
+
+
+def test_a_merged_contacts_activities_reach_the_survivors_lead(tmp_path: Path) -> None:
+    with Sandbox(contacts=500, seed=42, workdir=tmp_path / "sb") as sb:
+        unthrottle(sb)
+        sb.clock.advance(timedelta(hours=1))
+        config = _config(sb.info(), tmp_path / "state.db")
+        store = open_store(config)
+        pull(context(config, store))
+        run_score_stage(config)
+        leads_before = {r["Id"] for r in sb.salesforce.state.records("Lead")}
+        run_push_stage(config)
+        store = Store(config.state.database_url)
+        acts = store.activities_for_many([c.hubspot_id for c in store.iter_contacts()])
+        linked = {c.hubspot_id for c in store.iter_contacts() if store.linked(c.hubspot_id)}
+        survivor = next(h for h in sorted(linked) if len(acts.get(h, [])) > 5)
+        span = (min(a.id for a in acts[survivor]), max(a.id for a in acts[survivor]))
+        # a contact never handed off, some of whose activities sit inside the survivor's span
+        merged = next(h for h, a in sorted(acts.items()) if h not in linked
+                      and sum(span[0] < x.id < span[1] for x in a) >= 3)
+        moving = len(acts[merged])
+
+        sb.clock.advance(timedelta(minutes=30))
+        sb.hubspot.state.merge_contacts(survivor, merged)
+        sb.clock.advance(timedelta(minutes=5))
+        pull(context(config, store))
+        run_score_stage(config)
+        run_push_stage(config)
+
+        now = store.activities_for_many([survivor])[survivor]
+        assert len(now) == len(acts[survivor]) + moving
+        problems = handoff_differences(store, sb.dataset, sb.salesforce.state,
+                                       load_routing(MAPPINGS_DIR / "routing.toml"),
+                                       leads_before=leads_before)
+        assert [p for p in problems if "activity Tasks" in p] == []
