@@ -101,26 +101,15 @@ class _Plan:
 
 
 def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
-    """Live contacts whose newest score makes them an MQL, `size` at a time."""
+    """Live contacts with an email whose newest score makes them an MQL, `size` at a time."""
     chunk: list[Contact] = []
-    page: list[Contact] = []
-    for contact in store.iter_contacts(batch=1000):
-        page.append(contact)
-        if len(page) == 1000:
-            chunk.extend(_mqls(store, page))
-            page = []
-        while len(chunk) >= size:
-            yield chunk[:size]
-            chunk = chunk[size:]
-    chunk.extend(_mqls(store, page))
-    while chunk:
-        yield chunk[:size]
-        chunk = chunk[size:]
-
-
-def _mqls(store: Store, contacts: Sequence[Contact]) -> list[Contact]:
-    scores = store.latest_scores([c.hubspot_id for c in contacts])
-    return [c for c in contacts if c.email and (s := scores.get(c.hubspot_id)) and s.is_mql]
+    for contact in store.iter_mqls(batch=1000):
+        chunk.append(contact)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def push(ctx: PushContext) -> Counter[str]:

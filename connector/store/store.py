@@ -462,6 +462,35 @@ class Store:
             yield from rows
             last = rows[-1].hubspot_id
 
+    def iter_mqls(self, *, batch: int = 1000) -> Iterator[Contact]:
+        """Live contacts with an email whose newest score makes them an MQL, by id, in batches:
+        found by the database (the newest score per contact by a window function), so a push
+        reads the MQLs, not every contact and its score history."""
+        last = ""
+        while True:
+            ranked = (
+                select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
+                       func.row_number().over(
+                           partition_by=Score.contact_id,
+                           order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
+                .where(Score.contact_id > last)
+                .subquery()
+            )
+            with self.transaction() as s:
+                rows = list(s.scalars(
+                    select(Contact)
+                    .join(ranked, ranked.c.cid == Contact.hubspot_id)
+                    .where(ranked.c.n == 1, ranked.c.mql.is_(True), Contact.hubspot_id > last,
+                           Contact.archived.is_(False), Contact.merged_into.is_(None),
+                           Contact.email.is_not(None), Contact.email != "")
+                    .order_by(Contact.hubspot_id)
+                    .limit(batch)
+                ))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].hubspot_id
+
     # --- activities ---------------------------------------------------------------------------
 
     def add_activities(

@@ -125,6 +125,28 @@ def test_scores_history_and_latest(store: Store, clock: FrozenClock) -> None:
     assert latest is not None and latest.interest == 65.5 and latest.is_mql
 
 
+def test_mqls_are_live_contacts_with_an_email_whose_newest_score_is_an_mql(
+        store: Store, clock: FrozenClock) -> None:
+    store.upsert_contacts([contact(i) for i in range(1, 6)] + [
+        ContactRecord("6", None, {}, None, None),
+        ContactRecord("7", "a@b.test", {}, None, None, archived=True)])
+
+    def score(cid: str, mql: bool) -> dict:
+        return {"contact_id": cid, "scored_at": clock.now(), "interest": 50.0, "fit_grade": "A",
+                "fit_points": 40.0, "is_mql": mql, "explanation": {}}
+
+    store.add_scores([score("1", True), score("2", False), score("6", True), score("7", True)])
+    clock.advance(3600)
+    store.add_scores([score("1", False), score("2", True)])  # 1 fell out, 2 came in
+    store.add_scores([score("3", False)])
+    store.add_scores([score("3", True)])  # same instant: the later row is the newest
+    store.add_scores([score("4", True)])
+    assert [c.hubspot_id for c in store.iter_mqls(batch=2)] == ["2", "3", "4"]
+    want = [cid for cid in ("1", "2", "3", "4", "5", "6", "7")
+            if (s := store.latest_scores([cid]).get(cid)) is not None and s.is_mql]
+    assert want == ["2", "3", "4", "6", "7"]  # 6 has no email, 7 is archived
+
+
 def test_lifecycle_transitions_update_the_contact(store: Store) -> None:
     store.upsert_contacts([contact(1)])
     store.record_transition("1", "lead", "marketingqualifiedlead", reason="A at 72")
