@@ -260,15 +260,15 @@ def _read_secrets(env: Mapping[str, str]) -> Secrets:
         return value or None
 
     return Secrets(
-        hubspot_token=get(ENV_HUBSPOT_TOKEN),  # type: ignore[arg-type]
+        hubspot_token=get(ENV_HUBSPOT_TOKEN),
         sf_username=get(ENV_SF_USERNAME),
-        sf_password=get(ENV_SF_PASSWORD),  # type: ignore[arg-type]
-        sf_security_token=get(ENV_SF_SECURITY_TOKEN),  # type: ignore[arg-type]
+        sf_password=get(ENV_SF_PASSWORD),
+        sf_security_token=get(ENV_SF_SECURITY_TOKEN),
         sf_consumer_key=get(ENV_SF_CONSUMER_KEY),
         sf_private_key_file=get(ENV_SF_PRIVATE_KEY_FILE),
         sf_client_id=get(ENV_SF_CLIENT_ID),
-        sf_client_secret=get(ENV_SF_CLIENT_SECRET),  # type: ignore[arg-type]
-        sf_session_id=get(ENV_SF_SESSION_ID),  # type: ignore[arg-type]
+        sf_client_secret=get(ENV_SF_CLIENT_SECRET),
+        sf_session_id=get(ENV_SF_SESSION_ID),
     )
 
 

@@ -45,8 +45,8 @@ def _config(info: dict[str, Any], db: Path) -> Config:
                                  for name in ("fields", "scoring", "lifecycle", "routing")}),
     )
     secrets = Secrets(
-        hubspot_token=hub["access_token"], sf_username=sf["username"],  # type: ignore[arg-type]
-        sf_password=sf["password"], sf_security_token=sf["security_token"],  # type: ignore[arg-type]
+        hubspot_token=hub["access_token"], sf_username=sf["username"],
+        sf_password=sf["password"], sf_security_token=sf["security_token"],
     )
     return config.model_copy(update={"secrets": secrets})
 

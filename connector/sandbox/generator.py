@@ -1007,7 +1007,7 @@ class _Generator:
 
         def take(count: int, ok: Any) -> list[int]:
             nonlocal cursor
-            chosen = []
+            chosen: list[int] = []
             while len(chosen) < count and cursor < n:
                 idx = order[cursor]
                 cursor += 1
@@ -1133,9 +1133,9 @@ class _Generator:
                 break
             webinar = candidates.pop(rng.randrange(len(candidates)))
             outcome = _pick(rng, (("ATTENDED", 55), ("NO_SHOW", 35), ("CANCELLED", 10)))
-            act = self.webinar_act(webinar, outcome, start)
-            if act is not None:
-                acts.append(act)
+            attended = self.webinar_act(webinar, outcome, start)
+            if attended is not None:
+                acts.append(attended)
         return acts
 
     def visit(self, t: float, pages: int, *, high_intent: bool = False) -> _Act:

@@ -98,6 +98,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE or INSERT touched (a CursorResult's rowcount; typed Result lacks it)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
 class Store:
     """Repository over the state database; every flow goes through it."""
 
@@ -337,10 +342,10 @@ class Store:
         )
         if session is not None:
             session.execute(absent)
-            return int(session.execute(stmt).rowcount or 0)
+            return _rowcount(session.execute(stmt))
         with self.transaction() as s:
             s.execute(absent)
-            return int(s.execute(stmt).rowcount or 0)
+            return _rowcount(s.execute(stmt))
 
     def mark_merged(self, survivor: str, merged_ids: Sequence[str], *, session: Session) -> int:
         """Redirect merged-away contacts to the survivor: flag them, move their activities."""
@@ -742,15 +747,12 @@ class Store:
         if not keys:
             return 0
         with self.transaction() as s:
-            return int(
-                s.execute(
-                    update(DeadLetter)
-                    .where(DeadLetter.stage == stage, DeadLetter.record_key.in_(keys),
-                           DeadLetter.status == "open")
-                    .values(status="resolved", resolved_at=self._now())
-                ).rowcount
-                or 0
-            )
+            return _rowcount(s.execute(
+                update(DeadLetter)
+                .where(DeadLetter.stage == stage, DeadLetter.record_key.in_(keys),
+                       DeadLetter.status == "open")
+                .values(status="resolved", resolved_at=self._now())
+            ))
 
     # --- sales outcomes and SLA ---------------------------------------------------------------
 
@@ -832,12 +834,12 @@ class Store:
                 .values(name=name, holder=holder, expires_at=expires)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
-            taken = s.execute(
+            taken = _rowcount(s.execute(
                 update(Lease)
                 .where(Lease.name == name)
                 .where((Lease.holder == holder) | (Lease.expires_at < now))
                 .values(holder=holder, expires_at=expires)
-            ).rowcount
+            ))
             return bool(taken)
 
     def release_lease(self, name: str, holder: str) -> None:

@@ -769,9 +769,9 @@ class SalesforceState:
             return
         if sobject in self._email and record.get("Email"):
             self._email[sobject].setdefault(record["Email"].lower(), set()).add(record["Id"])
-        name = _name_key(record) if sobject == "Lead" else None
-        if name is not None:
-            self._lead_names.setdefault(name, set()).add(record["Id"])
+        key = _name_key(record) if sobject == "Lead" else None
+        if key is not None:
+            self._lead_names.setdefault(key, set()).add(record["Id"])
         for name, index in self._ext[sobject].items():
             if record.get(name) is not None:
                 index[str(record[name]).lower()] = record["Id"]
@@ -779,9 +779,9 @@ class SalesforceState:
     def _index_remove(self, sobject: str, record: dict[str, Any]) -> None:
         if sobject in self._email and record.get("Email"):
             self._email[sobject].get(record["Email"].lower(), set()).discard(record["Id"])
-        name = _name_key(record) if sobject == "Lead" else None
-        if name is not None:
-            self._lead_names.get(name, set()).discard(record["Id"])
+        key = _name_key(record) if sobject == "Lead" else None
+        if key is not None:
+            self._lead_names.get(key, set()).discard(record["Id"])
         for name, index in self._ext[sobject].items():
             if (
                 record.get(name) is not None
