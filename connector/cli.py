@@ -253,7 +253,7 @@ def sync_push(
 
 def _parse_date(value: str, option: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time")
         raise typer.Exit(EXIT_CONFIG) from None

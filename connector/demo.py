@@ -53,10 +53,10 @@ def _config(info: dict[str, Any], db: Path) -> Config:
 
 def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = None) -> dict[str, Any]:
     """Run pull, score and push against a fresh sandbox; returns the summary."""
+    from connector.mapping import load_routing
     from connector.pull import pull
     from connector.sandbox import Sandbox
     from connector.sandbox.hubspot.settings import RateLimits
-    from connector.mapping import load_routing
     from connector.sandbox.verify import handoff_differences, minimum_pull_calls
     from connector.stages import run_push_stage, run_score_stage
     from connector.store import Store

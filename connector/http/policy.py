@@ -392,7 +392,7 @@ class HttpPolicy:
         if verdict.view is not None and verdict.view.release is not None:
             try:
                 verdict.view.release()
-            except Exception:  # noqa: BLE001 - releasing a connection must not hide the error
+            except Exception:
                 log.debug("could not release a response", exc_info=True)
 
     def _what(self, verdict: c.Verdict, call: _Call) -> str:

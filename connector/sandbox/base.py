@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,8 +25,8 @@ __all__ = [
     "FaultPlan",
     "RequestStats",
     "SandboxClock",
-    "ServedApp",
     "SandboxMiddleware",
+    "ServedApp",
     "TLSFiles",
     "make_tls",
 ]
@@ -407,7 +407,7 @@ class ServedApp:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> ServedApp:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 15
         while not self._server.started:
@@ -423,7 +423,7 @@ class ServedApp:
         self._server.force_exit = True
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> ServedApp:
+    def __enter__(self) -> Self:
         return self if self._thread.is_alive() else self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1055,9 +1055,9 @@ class _Generator:
         # Existing open Leads may be sales-ready too: the connector must update, not duplicate.
         for idx in order:
             p = personas[idx]
-            if p.sf_kind == "lead" and p.target and p.created <= self.now_ts - 40 * DAY:
-                if rng.random() < SALES_READY_SHARE_OF_TARGETS:
-                    p.ready_path = "a" if rng.random() < 0.6 else "b"
+            if (p.sf_kind == "lead" and p.target and p.created <= self.now_ts - 40 * DAY
+                    and rng.random() < SALES_READY_SHARE_OF_TARGETS):
+                p.ready_path = "a" if rng.random() < 0.6 else "b"
         return pairs
 
     # -- engagement --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from connector.sandbox.base import FaultPlan, SandboxClock, ServedApp, TLSFiles, make_tls
 from connector.sandbox.dataset import SandboxDataset
@@ -85,7 +85,7 @@ class Sandbox:
         self.hubspot_url = ""
         self.salesforce_url = ""
 
-    def start(self) -> Sandbox:
+    def start(self) -> Self:
         """Generate the dataset, load both servers and serve them; returns self."""
         if self._servers:
             raise RuntimeError("this sandbox is already running")
@@ -169,7 +169,7 @@ class Sandbox:
             self._tempdir.cleanup()
             self._tempdir = None
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self if self._servers else self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -50,6 +50,10 @@ def served() -> Iterator[tuple[HubSpotSandbox, ServedApp, httpx.Client]]:
     sandbox.load(tiny_dataset())
     srv = sandbox.serve()
     with httpx.Client(base_url=srv.base_url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        # list 1, which the list cases read and change, whatever order the cases run in
+        made = http.post("/crm/v3/lists", json={"name": "Fixture list", "objectTypeId": "0-1",
+                                                "processingType": "MANUAL"})
+        assert made.status_code == 200 and made.json()["list"]["listId"] == "1", made.text
         yield sandbox, srv, http
     srv.stop()
 
