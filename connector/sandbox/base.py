@@ -268,20 +268,27 @@ class SandboxMiddleware:
             await asyncio.sleep(fault.seconds)
 
         status_seen = 500
+        recorded = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status_seen
+            nonlocal status_seen, recorded
             if message["type"] == "http.response.start":
                 status_seen = message["status"]
                 if self.clock is not None:
                     message = dict(message)
                     message["headers"] = [*message.get("headers", []), self._date_header()]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # counted before the client can read the whole answer, so a caller that looks
+                # at the statistics right after its call sees it
+                self.stats.record(route, status_seen)
+                recorded = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.stats.record(route, status_seen)
+            if not recorded:
+                self.stats.record(route, status_seen)
 
     async def _after_applied(
         self, fault: Fault, scope: Scope, receive: Receive, send: Send, route: str
