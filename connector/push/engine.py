@@ -425,10 +425,13 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
     key = f"sf:lead:{hid}"
     if result.success:
         plan.sf_id = result.id
-        store.link(hid, "Lead", result.id, how="created" if result.created else "updated")
+        # A create whose first answer was lost comes back from the retried upsert as an update
+        # of the Lead it made; with no link yet, that Lead is this run's creation.
+        created = result.created or (kind == "create" and store.linked(hid) is None)
+        store.link(hid, "Lead", result.id, how="created" if created else "updated")
         store.complete_write(key, remote_id=result.id)
         store.resolve_dead_letters(stage=STAGE, record_keys=[hid])
-        counts["leads.created" if result.created else "leads.updated"] += 1
+        counts["leads.created" if created else "leads.updated"] += 1
         return
     duplicates = result.duplicates
     # A matched record another HubSpot contact already stands for cannot take this one too:
