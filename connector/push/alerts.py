@@ -22,13 +22,11 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from simple_salesforce.format import format_soql
 
 from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
@@ -54,7 +52,6 @@ REF_PREFIX = "Handshake alert ref: "
 REF_LINE = re.compile(re.escape(REF_PREFIX) + r"([0-9,]+)")
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
-QUERY_CHUNK = 200  # ids per SOQL IN list: the query URL stays far under its limit
 USER_ID_PREFIX = "005"  # only a user may own a Task (a queue owns Leads, never Tasks)
 # Done to the contact rather than by them: these break no quiet period.
 PASSIVE_KINDS = frozenset({"email_sent", "email_delivered", "email_bounce"})
@@ -313,23 +310,16 @@ def _tasks_written(ctx: PushContext, claimed: Sequence[tuple[str, int]]) -> dict
         if due.who:
             who_of[due.who] = due.hubspot_id
     found: dict[tuple[str, int], str] = {}
-    for chunk in _chunks(sorted(who_of), QUERY_CHUNK):
-        soql = format_soql("SELECT Id, WhoId, Description FROM Task WHERE WhoId IN {ids} "
-                           "AND Subject LIKE {subject}", ids=chunk, subject=SUBJECT_PREFIX + "%")
-        for row in ctx.sf.query(soql, what="find alert Tasks"):
-            match = REF_LINE.search(row.get("Description") or "")
-            hubspot_id = who_of.get(str(row.get("WhoId")))
-            if match is None or hubspot_id is None:
-                continue
-            for activity_id in match.group(1).split(","):
-                if activity_id:
-                    found[(hubspot_id, int(activity_id))] = str(row["Id"])
+    for row in ctx.sf.find_tasks(sorted(who_of), subject_contains=SUBJECT_PREFIX,
+                                 fields=("Id", "WhoId", "Description")):
+        match = REF_LINE.search(row.get("Description") or "")
+        hubspot_id = who_of.get(str(row.get("WhoId")))
+        if match is None or hubspot_id is None:
+            continue
+        for activity_id in match.group(1).split(","):
+            if activity_id:
+                found[(hubspot_id, int(activity_id))] = str(row["Id"])
     return found
-
-
-def _chunks(values: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(values), size):
-        yield list(values[start:start + size])
 
 
 def _deliver(ctx: PushContext, dues: list[_Due], sender: WebhookSender | None) -> None:
@@ -362,21 +352,18 @@ def _find_owners(ctx: PushContext, dues: Sequence[_Due]) -> None:
     contacts = {d.sf_id for d in dues if d.sf_object != "Lead"}
     moved: dict[str, str] = {}
     rows: dict[str, Mapping[str, Any]] = {}
-    for chunk in _chunks(leads, QUERY_CHUNK):
-        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email, Owner.IsActive, "
-                           "IsConverted, ConvertedContactId FROM Lead WHERE Id IN {ids}",
-                           ids=chunk)
-        for row in ctx.sf.query(soql, what="alert owners (Leads)"):
-            if row.get("IsConverted") and row.get("ConvertedContactId"):
-                moved[row["Id"]] = row["ConvertedContactId"]
-                contacts.add(row["ConvertedContactId"])
-            else:
-                rows[row["Id"]] = row
-    for chunk in _chunks(sorted(contacts), QUERY_CHUNK):
-        soql = format_soql("SELECT Id, OwnerId, Owner.Name, Owner.Email, Owner.IsActive "
-                           "FROM Contact WHERE Id IN {ids}", ids=chunk)
-        for row in ctx.sf.query(soql, what="alert owners (Contacts)"):
+    owner_fields = ("OwnerId", "Owner.Name", "Owner.Email", "Owner.IsActive")
+    for row in ctx.sf.records_by_id("Lead", leads,
+                                    (*owner_fields, "IsConverted", "ConvertedContactId"),
+                                    what="alert owners (Leads)"):
+        if row.get("IsConverted") and row.get("ConvertedContactId"):
+            moved[row["Id"]] = row["ConvertedContactId"]
+            contacts.add(row["ConvertedContactId"])
+        else:
             rows[row["Id"]] = row
+    for row in ctx.sf.records_by_id("Contact", sorted(contacts), owner_fields,
+                                    what="alert owners (Contacts)"):
+        rows[row["Id"]] = row
     for due in dues:
         who = moved.get(due.sf_id, due.sf_id)
         row = rows.get(who)

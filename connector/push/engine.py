@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from simple_salesforce.format import format_soql
-
 from connector.clock import Clock
 from connector.errors import Actor
 from connector.push.alerts import send_alerts
@@ -210,11 +208,8 @@ def _routing_state(ctx: PushContext, users: Sequence[Mapping[str, Any]]) -> None
         ctx.load.update(ctx.sf.open_leads_by_owner(
             capped, closed_statuses=ctx.routing.closed_statuses))
     name = ctx.routing.fallback_queue
-    if name and name not in ctx.queues:
-        soql = format_soql("SELECT Id, Name, DeveloperName FROM Group WHERE Type = 'Queue' "
-                           "AND (Name = {n} OR DeveloperName = {n})", n=name)
-        for row in ctx.sf.query(soql, what="fallback queue"):
-            ctx.queues[name] = row["Id"]
+    if name and name not in ctx.queues and (queue := ctx.sf.queue_id(name)):
+        ctx.queues[name] = queue
 
 
 # --- writing Leads --------------------------------------------------------------------------
@@ -325,7 +320,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
 
 def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -> list[_Plan]:
     """Cut each open Lead's update to what its fields' sync rules allow against the Lead's
-    current values (read in one query per 200): `salesforce_unless_blank` fills blanks only,
+    current values (batched queries): `salesforce_unless_blank` fills blanks only,
     `two_way` writes when HubSpot changed last, a blank or a stand-in ("[not provided]") never
     replaces a value, equal values are not sent. A Lead needing nothing is done without a call."""
     if not updates:
@@ -335,12 +330,8 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
                    | {"LastModifiedDate"})
     ids = [str(p.sf_id) for p in updates]
     ctx.counts["leads.current_values_read"] += len(ids)
-    current: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), BATCH):
-        soql = format_soql(f"SELECT Id, {', '.join(names)} FROM Lead WHERE Id IN {{ids}}",
-                           ids=ids[start:start + BATCH])
-        for row in ctx.sf.query(soql, what="open Leads' current values"):
-            current[str(row["Id"])[:15]] = row
+    current = {str(row["Id"])[:15]: row for row in ctx.sf.records_by_id(
+        "Lead", ids, names, what="open Leads' current values")}
     send: list[_Plan] = []
     for plan in updates:
         row = current.get(str(plan.sf_id)[:15])

@@ -588,19 +588,40 @@ class SalesforceClient:
                 found.contacts[str(row[ext])] = self._contact(row)
         return found
 
+    def records_by_id(
+        self, sobject: str, ids: Iterable[str], fields: Sequence[str], *, what: str = ""
+    ) -> Iterator[dict[str, Any]]:
+        """These records' `fields` (relationship paths such as `Owner.Email` too), read in
+        batched SOQL chunked under the URI limit; `Id` is always read."""
+        wanted = list(dict.fromkeys(str(i) for i in ids if i))
+        if not wanted:
+            return
+        select = ", ".join(dict.fromkeys(["Id", *fields]))
+        head = f"SELECT {select} FROM {sobject} WHERE Id"
+        for chunk in self._chunks(head, wanted):
+            yield from self.query(head + format_soql(" IN {}", chunk),
+                                  what=what or f"{sobject} by id")
+
+    def queue_id(self, name: str) -> str | None:
+        """The id of the queue (Group of type Queue) with this name or developer name."""
+        soql = format_soql("SELECT Id FROM Group WHERE Type = 'Queue' "
+                           "AND (Name = {n} OR DeveloperName = {n})", n=name)
+        return next((str(row["Id"]) for row in self.query(soql, what="queue")), None)
+
     def find_tasks(
-        self, who_ids: Iterable[str], *, subject_contains: str, created_by: str | None = None
+        self, who_ids: Iterable[str], *, subject_contains: str, created_by: str | None = None,
+        fields: Sequence[str] = ("Id", "WhoId", "Subject"),
     ) -> Iterator[dict[str, Any]]:
         """Tasks on these Leads/Contacts (`WhoId`) whose Subject contains `subject_contains`,
-        created by `created_by` when given: `Id`, `WhoId`, `Subject`. Batched SOQL, values
-        escaped by `format_soql` (Subject is filterable; Description is not)."""
+        created by `created_by` when given, with `fields`. Batched SOQL, values escaped by
+        `format_soql` (Subject is filterable; Description is not, but can be read)."""
         wanted = list(dict.fromkeys(w for w in who_ids if w))
         if not wanted:
             return
         where = format_soql("Subject LIKE '%{:like}%'", subject_contains)
         if created_by:
             where += format_soql(" AND CreatedById = {}", created_by)
-        head = f"SELECT Id, WhoId, Subject FROM {ss.TASK} WHERE {where} AND WhoId"
+        head = f"SELECT {', '.join(fields)} FROM {ss.TASK} WHERE {where} AND WhoId"
         for chunk in self._chunks(head, wanted):
             soql = head + format_soql(" IN {}", chunk)
             yield from self.query(soql, what="find Tasks already written")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Engine,
+    Select,
     String,
     cast,
     create_engine,
@@ -450,18 +451,22 @@ class Store:
 
     def iter_contacts(self, *, batch: int = 1000) -> Iterator[Contact]:
         """All live contacts, by id, in batches (memory stays flat)."""
+        return self._live_contacts(lambda after: select(Contact), batch)
+
+    def _live_contacts(self, query: Callable[[str], Select[Any]],
+                       batch: int) -> Iterator[Contact]:
+        """Live contacts of `query(after)` (a select of Contact), by id, `batch` a transaction:
+        each page starts after the last id of the one before."""
         last = ""
         while True:
             with self.transaction() as s:
-                rows = list(
-                    s.scalars(
-                        select(Contact)
-                        .where(Contact.hubspot_id > last, Contact.archived.is_(False),
-                               Contact.merged_into.is_(None))
-                        .order_by(Contact.hubspot_id)
-                        .limit(batch)
-                    )
-                )
+                rows = list(s.scalars(
+                    query(last)
+                    .where(Contact.hubspot_id > last, Contact.archived.is_(False),
+                           Contact.merged_into.is_(None))
+                    .order_by(Contact.hubspot_id)
+                    .limit(batch)
+                ))
             if not rows:
                 return
             yield from rows
@@ -471,30 +476,21 @@ class Store:
         """Live contacts with an email whose newest score makes them an MQL, by id, in batches:
         found by the database (the newest score per contact by a window function), so a push
         reads the MQLs, not every contact and its score history."""
-        last = ""
-        while True:
+
+        def mqls_after(after: str) -> Select[Any]:
             ranked = (
                 select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
                        func.row_number().over(
                            partition_by=Score.contact_id,
                            order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
-                .where(Score.contact_id > last)
+                .where(Score.contact_id > after)
                 .subquery()
             )
-            with self.transaction() as s:
-                rows = list(s.scalars(
-                    select(Contact)
-                    .join(ranked, ranked.c.cid == Contact.hubspot_id)
-                    .where(ranked.c.n == 1, ranked.c.mql.is_(True), Contact.hubspot_id > last,
-                           Contact.archived.is_(False), Contact.merged_into.is_(None),
-                           Contact.email.is_not(None), Contact.email != "")
-                    .order_by(Contact.hubspot_id)
-                    .limit(batch)
-                ))
-            if not rows:
-                return
-            yield from rows
-            last = rows[-1].hubspot_id
+            return (select(Contact).join(ranked, ranked.c.cid == Contact.hubspot_id)
+                    .where(ranked.c.n == 1, ranked.c.mql.is_(True),
+                           Contact.email.is_not(None), Contact.email != ""))
+
+        return self._live_contacts(mqls_after, batch)
 
     # --- activities ---------------------------------------------------------------------------
 
