@@ -16,6 +16,7 @@ from typing import Any
 
 from connector.clock import FrozenClock
 from connector.config import Config, load_config
+from connector.demo import _config
 from connector.pull import pull
 from connector.sandbox import FaultPlan, Sandbox
 from connector.stages import run_score_stage
@@ -42,6 +43,23 @@ class Scored:
     start: datetime
     database: Path
     now: datetime
+
+
+@contextmanager
+def sandbox_org(folder: Path, contacts: int, *, seed: int = 42,
+                **sandbox: Any) -> Iterator[tuple[Sandbox, Config]]:
+    """A sandbox with its rate limits lifted, an hour past its data, and the demo's config for
+    it (state in `folder`/state.db)."""
+    with Sandbox(contacts=contacts, seed=seed, workdir=folder / "sb", **sandbox) as sb:
+        unthrottle(sb)
+        sb.clock.advance(timedelta(hours=1))
+        yield sb, _config(sb.info(), folder / "state.db")
+
+
+def pull_and_score(config: Config) -> None:
+    """Pull the sandbox into the config's store and score it: where a push starts."""
+    pull(context(config, open_store(config)))
+    run_score_stage(config)
 
 
 def score_once(folder: Path, *, contacts: int, seed: int) -> Scored:

@@ -16,8 +16,8 @@ import pytest
 from connector.config import AlertSettings, Config
 from connector.demo import _config
 from connector.pull import pull
-from connector.sandbox.base import Fault, FaultPlan
 from connector.sandbox import Sandbox
+from connector.sandbox.base import Fault, FaultPlan
 from connector.stages import StageResult, run_push_stage, run_score_stage
 from connector.store import Store
 from connector.wiring import open_store

@@ -3,32 +3,24 @@ parked for data (merge in HubSpot), never linked twice, and the rest of the push
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import _config
 from connector.errors import Actor
-from connector.pull import pull
-from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
+from connector.stages import run_push_stage
 from connector.store import Store
 from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from tests.push.helpers import pull_and_score, sandbox_org
 
 
 def test_a_record_another_contact_stands_for_is_parked_not_linked_twice(tmp_path: Path) -> None:
-    with Sandbox(contacts=800, seed=42, workdir=tmp_path / "sb") as sb:
-        unthrottle(sb)
-        sb.clock.advance(timedelta(hours=1))
+    with sandbox_org(tmp_path, 800) as (sb, config):
         state = sb.salesforce.state
         ready = {e.lower() for e in sb.dataset.ground_truth.sales_ready}
         lead = next(r for r in state.records("Lead")
                     if (r.get("Email") or "").lower() in ready and not r["IsConverted"])
-        config = _config(sb.info(), tmp_path / "state.db")
         store = open_store(config)
         store.link("990001", "Lead", lead["Id"], how="duplicate_rule")  # an earlier hand-off
-        pull(context(config, store))
-        run_score_stage(config)
+        pull_and_score(config)
         result = run_push_stage(config)
         assert result.status == "ok"
         store = Store(config.state.database_url)

@@ -4,15 +4,10 @@ Lead goes to the fallback queue (resolved to its Group id)."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import _config
-from connector.pull import pull
-from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
-from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from connector.stages import run_push_stage
+from tests.push.helpers import pull_and_score, sandbox_org
 
 ROUTING = """
 mode = "handshake"
@@ -33,9 +28,7 @@ queue = "Unassigned Leads"
 
 def test_reps_at_capacity_are_skipped_and_the_rest_go_to_the_fallback_queue(
         tmp_path: Path) -> None:
-    with Sandbox(contacts=400, seed=42, workdir=tmp_path / "sb") as sb:
-        unthrottle(sb)
-        sb.clock.advance(timedelta(hours=1))
+    with sandbox_org(tmp_path, 400) as (sb, config):
         state = sb.salesforce.state
         users = [u for u in state.records("User") if u.get("Email") and u.get("IsActive")]
         a, b = users[1], users[2]
@@ -57,11 +50,9 @@ def test_reps_at_capacity_are_skipped_and_the_rest_go_to_the_fallback_queue(
         # a is full; b has room for exactly two more (its closed Leads do not count)
         routing.write_text(ROUTING.format(a=a["Email"], b=b["Email"], cap_a=open_leads(a),
                                           cap_b=open_leads(b) + 2))
-        config = _config(sb.info(), tmp_path / "state.db")
         config = config.model_copy(update={"mappings": config.mappings.model_copy(
             update={"routing": str(routing)})})
-        pull(context(config, open_store(config)))
-        run_score_stage(config)
+        pull_and_score(config)
         result = run_push_stage(config)
         created = result.counts["leads.created"]
         assert created > 5

@@ -3,25 +3,18 @@ gets the hand-off Task on the Contact; `[push] existing_contact = "ignore"` writ
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from connector.demo import _config
-from connector.pull import pull
-from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
+from connector.stages import run_push_stage
 from connector.store import Store
-from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from tests.push.helpers import pull_and_score, sandbox_org
 
 
 @pytest.mark.parametrize("setting", ["notify", "ignore"])
 def test_an_mql_that_is_a_contact_gets_no_lead(setting: str, tmp_path: Path) -> None:
-    with Sandbox(contacts=300, seed=42, workdir=tmp_path / "sb") as sb:
-        unthrottle(sb)
-        sb.clock.advance(timedelta(hours=1))
+    with sandbox_org(tmp_path, 300) as (sb, config):
         state = sb.salesforce.state
         taken = {(r.get("Email") or "").lower() for o in ("Lead", "Contact")
                  for r in state.records(o)}
@@ -30,11 +23,9 @@ def test_an_mql_that_is_a_contact_gets_no_lead(setting: str, tmp_path: Path) -> 
                      and u["Id"] != state.integration_user_id)
         contact = state.load_record("Contact", {"LastName": "Known", "Email": email,
                                                 "OwnerId": owner})
-        config = _config(sb.info(), tmp_path / "state.db")
         config = config.model_copy(update={"push": config.push.model_copy(
             update={"existing_contact": setting})})
-        pull(context(config, open_store(config)))
-        run_score_stage(config)
+        pull_and_score(config)
         result = run_push_stage(config)
         assert [r for r in state.records("Lead") if (r.get("Email") or "").lower()
                 == email.lower()] == []

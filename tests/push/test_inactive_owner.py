@@ -3,23 +3,16 @@ Task goes to the new owner (Salesforce refuses a Task owned by an inactive user)
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import _config
-from connector.pull import pull
-from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
+from connector.stages import run_push_stage
 from connector.store import Store
-from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from tests.push.helpers import pull_and_score, sandbox_org
 
 
 def test_an_open_lead_of_an_inactive_owner_is_rerouted_with_its_handoff_task(
         tmp_path: Path) -> None:
-    with Sandbox(contacts=800, seed=42, workdir=tmp_path / "sb") as sb:
-        unthrottle(sb)
-        sb.clock.advance(timedelta(hours=1))
+    with sandbox_org(tmp_path, 800) as (sb, config):
         state = sb.salesforce.state
         gt = sb.dataset.ground_truth
         ready = {e.lower() for e in gt.sales_ready}
@@ -31,9 +24,7 @@ def test_an_open_lead_of_an_inactive_owner_is_rerouted_with_its_handoff_task(
         for user in state.raw_records("User"):
             if user["Id"] == gone:
                 user["IsActive"] = False
-        config = _config(sb.info(), tmp_path / "state.db")
-        pull(context(config, open_store(config)))
-        run_score_stage(config)
+        pull_and_score(config)
         result = run_push_stage(config)
         assert result.counts.get("tasks.dead_letters", 0) == 0
         after = next(r for r in state.records("Lead") if r["Id"] == lead["Id"])

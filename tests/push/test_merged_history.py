@@ -6,25 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import MAPPINGS_DIR, _config
+from connector.demo import MAPPINGS_DIR
 from connector.mapping import load_routing
-from connector.pull import pull
-from connector.sandbox import Sandbox
 from connector.sandbox.verify import handoff_differences
-from connector.stages import run_push_stage, run_score_stage
+from connector.stages import run_push_stage
 from connector.store import Store
-from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from tests.push.helpers import pull_and_score, sandbox_org
 
 
 def test_a_merged_contacts_activities_reach_the_survivors_lead(tmp_path: Path) -> None:
-    with Sandbox(contacts=500, seed=42, workdir=tmp_path / "sb") as sb:
-        unthrottle(sb)
-        sb.clock.advance(timedelta(hours=1))
-        config = _config(sb.info(), tmp_path / "state.db")
-        store = open_store(config)
-        pull(context(config, store))
-        run_score_stage(config)
+    with sandbox_org(tmp_path, 500) as (sb, config):
+        pull_and_score(config)
         leads_before = {r["Id"] for r in sb.salesforce.state.records("Lead")}
         run_push_stage(config)
         store = Store(config.state.database_url)
@@ -40,8 +32,7 @@ def test_a_merged_contacts_activities_reach_the_survivors_lead(tmp_path: Path) -
         sb.clock.advance(timedelta(minutes=30))
         sb.hubspot.state.merge_contacts(survivor, merged)
         sb.clock.advance(timedelta(minutes=5))
-        pull(context(config, store))
-        run_score_stage(config)
+        pull_and_score(config)
         run_push_stage(config)
 
         now = store.activities_for_many([survivor])[survivor]

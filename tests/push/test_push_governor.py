@@ -8,13 +8,9 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import _config
-from connector.pull import pull
-from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
+from connector.stages import run_push_stage
 from connector.store import Store
-from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from tests.push.helpers import pull_and_score, sandbox_org
 from tests.salesforce.conftest import SandboxTime
 
 ALLOCATION = 36
@@ -23,16 +19,11 @@ SHARE = 0.25  # 9 calls in any 24 hours: enough to read and start writing, not t
 
 def test_push_stops_at_the_share_and_the_next_cycle_finishes_without_duplicates(
         tmp_path: Path) -> None:
-    with Sandbox(contacts=400, seed=42, workdir=tmp_path / "sb",
-                 daily_allocation=ALLOCATION) as sb:
-        unthrottle(sb)
-        sb.clock.advance(timedelta(hours=1))
-        config = _config(sb.info(), tmp_path / "state.db")
+    with sandbox_org(tmp_path, 400, daily_allocation=ALLOCATION) as (sb, config):
         config = config.model_copy(update={"salesforce": config.salesforce.model_copy(
             update={"daily_allocation_share": SHARE})})
         clock = SandboxTime(sb)
-        pull(context(config, open_store(config)))
-        run_score_stage(config)
+        pull_and_score(config)
 
         first = run_push_stage(config, clock=clock)
         assert first.status == "stopped"

@@ -7,17 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import _config
-from connector.pull import pull
-from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
-from connector.wiring import open_store
-from tests.pull.helpers import context, unthrottle
+from connector.stages import run_push_stage
+from tests.push.helpers import pull_and_score, sandbox_org
 
 
 def test_an_open_lead_keeps_what_the_sync_rules_protect(tmp_path: Path) -> None:
-    with Sandbox(contacts=800, seed=42, workdir=tmp_path / "sb") as sb:
-        unthrottle(sb)
+    with sandbox_org(tmp_path, 800) as (sb, config):
         state = sb.salesforce.state
         ready = {e.lower() for e in sb.dataset.ground_truth.sales_ready}
         lead = next(r for r in state.records("Lead")
@@ -31,9 +26,7 @@ def test_an_open_lead_keeps_what_the_sync_rules_protect(tmp_path: Path) -> None:
             "company": "", "numemployees": "250", "jobtitle": "New title",
             "hs_analytics_source": "ORGANIC_SEARCH"})
         sb.clock.advance(timedelta(hours=1))
-        config = _config(sb.info(), tmp_path / "state.db")
-        pull(context(config, open_store(config)))
-        run_score_stage(config)
+        pull_and_score(config)
         preview = run_push_stage(config, dry_run=True)
         [shown] = [p for p in preview.planned if p["contact"] == contact.id]
         assert shown["action"] == "update"
