@@ -4,7 +4,11 @@
     ├── FatalError                 stop the run and tell an admin
     │   ├── ConfigError            a config or mapping file is wrong (file, key, fix)
     │   ├── AuthError              credentials refused or expired beyond refresh
+    │   ├── StoreError             the state database cannot be reached, read or written
+    │   ├── LeaseLost              another run took this stage's lease: stop writing at once
     │   └── QuotaExhausted         a daily allocation is spent: stop the stream until `resets_at`
+    ├── StageBusy                  another run of the stage holds its lease (waited, gave up)
+    ├── StopRequested              SIGINT/SIGTERM: the batch in flight finished, the run stops
     ├── RetriableError             wait and try again (bounded, with backoff)
     │   ├── RateLimited            429 / REQUEST_LIMIT burst; honours `retry_after`
     │   ├── ServerError            5xx answered by the remote system
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 __all__ = [
@@ -28,8 +32,10 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "ConfigProblem",
+    "ExitCode",
     "FatalError",
     "HandshakeError",
+    "LeaseLost",
     "QuotaExhausted",
     "RateLimited",
     "RecordRejected",
@@ -37,8 +43,24 @@ __all__ = [
     "RetriableError",
     "ServerError",
     "SkippableError",
+    "StageBusy",
+    "StopRequested",
+    "StoreError",
     "TransportError",
 ]
+
+
+class ExitCode(IntEnum):
+    """The process exit codes every command and job uses (listed in the README)."""
+
+    OK = 0
+    FAILED = 1  # a fatal error: auth, remote refusal, unreachable system or database
+    CONFIG = 2  # a bad config or mapping file, or a bad command-line value
+    DEGRADED = 3  # finished, but records were parked for an admin (dead letters)
+    BUSY = 4  # another run of the stage held its lease for longer than we would wait
+    QUOTA = 5  # stopped at a daily quota; the next cycle resumes where it stopped
+    SIGINT = 130  # interrupted by Ctrl-C: the batch in flight was committed
+    SIGTERM = 143  # stopped by SIGTERM: the batch in flight was committed
 
 
 class Actor(StrEnum):
@@ -50,9 +72,11 @@ class Actor(StrEnum):
 
 
 class HandshakeError(Exception):
-    """Base of every Handshake error. `system` names the remote system when there is one."""
+    """Base of every Handshake error. `system` names the remote system when there is one;
+    `fix` (class default or set on the instance) tells the reader what to do about it."""
 
     actor: Actor = Actor.ADMIN
+    fix: str | None = None
 
     def __init__(self, message: str, *, system: str | None = None) -> None:
         super().__init__(message)
@@ -114,6 +138,22 @@ class AuthError(FatalError):
     """Credentials were refused (401/403 on login, revoked token)."""
 
 
+class StoreError(FatalError):
+    """The state database cannot be reached, read or written (unreachable server, read-only or
+    corrupt file). Never carries record data: the message names the database and the fix."""
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message, system="state database")
+        self.fix = fix
+
+
+class LeaseLost(FatalError):
+    """This run no longer holds its stage's lease (it expired and another run took it): the run
+    stops before its next write so two runs never write at once."""
+
+    actor = Actor.WAIT
+
+
 class RequestFailed(FatalError):
     """A whole request was refused in a way retrying cannot fix (400, 404, 405...)."""
 
@@ -141,6 +181,30 @@ class QuotaExhausted(FatalError):
     ) -> None:
         super().__init__(message, system=system)
         self.resets_at = resets_at
+
+
+# --- run control ---------------------------------------------------------------------------
+
+
+class StageBusy(HandshakeError):
+    """Another run of the same stage holds its lease and did not finish within the wait."""
+
+    actor = Actor.WAIT
+
+    def __init__(self, message: str, *, stage: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.holder = holder
+
+
+class StopRequested(HandshakeError):
+    """A stop signal arrived; raised at the next batch boundary after the batch committed."""
+
+    actor = Actor.WAIT
+
+    def __init__(self, message: str = "stop requested", *, signum: int | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 # --- retriable -----------------------------------------------------------------------------
