@@ -266,7 +266,7 @@ class SalesforceRecordRejected(RecordRejected):
     def reason_with(self, sources: Mapping[str, Sequence[str]]) -> str:
         """The reason naming, after each field, the HubSpot properties it was mapped from
         (`sources`: Salesforce field -> properties, as `FieldMap.sources` gives them)."""
-        return _reason(self.sobject, self.errors, self.why, self.fix, self.values, sources)
+        return _reason(self.sobject, self.errors, self.why, self.fix or "", self.values, sources)
 
 
 def _field_errors(raw: Any) -> list[FieldError]:

@@ -19,7 +19,8 @@ from connector.pull import pull
 from connector.sandbox import Sandbox
 from connector.sandbox import generator as gen
 from connector.scoring import Engine
-from connector.scoring.commands import mappings_check, score_explain, sync_score
+from connector.cli.score import mappings_check, score_explain
+from connector.cli.sync import sync_score
 from connector.scoring.intelligence import MAX_TEXT_CHARS, render_text, summarize
 from connector.scoring.runner import score_contacts
 from connector.stages import run_score_stage

@@ -1,67 +1,35 @@
-"""Command functions for the `handshake` CLI (mounted by connector/cli.py):
-
-    handshake sync score [--dry-run] [--all]
-    handshake score explain EMAIL [--at TIME]
-    handshake mappings check [--live]
-
-Plain typer-compatible functions; a bad scoring file exits 2 with every problem listed.
-"""
+"""`handshake score explain` and `handshake mappings check`: the scoring explained, the mapping
+files validated (every problem listed by file, line and key; exit 2)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from connector.errors import ConfigError, ConfigProblem
+from connector.cli._app import (
+    ConfigOption,
+    app,
+    err,
+    exit_with,
+    load_checked_config,
+    out,
+    report_config_error,
+)
+from connector.errors import ConfigError, ConfigProblem, ExitCode
 
-__all__ = ["mappings_check", "score_explain", "sync_score"]
+__all__ = ["mappings_check", "score_explain"]
 
-EXIT_CONFIG = 2
-EXIT_NOT_FOUND = 1
-
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", "-c", help="Config file (default: ./handshake.toml).")
-]
-
-
-def _cli() -> ModuleType:
-    # Imported late: connector.cli mounts these functions, so importing it at module load
-    # would be circular.
-    from connector import cli
-
-    return cli
-
-
-def sync_score(
-    config: ConfigOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Score, store and send nothing.")]
-    = False,
-    everyone: Annotated[bool, typer.Option("--all", help="Re-score every live contact.")] = False,
-) -> None:
-    """Score contacts whose inputs changed (and yesterday's scores, which decay), record MQL
-    decisions, and write changed values back to HubSpot."""
-    from connector.stages import run_score_stage
-
-    cli = _cli()
-    loaded = cli.load_checked_config(config)
-    try:
-        result = run_score_stage(loaded, dry_run=dry_run, everyone=everyone)
-    except ConfigError as exc:
-        cli.report_config_error(exc)
-        raise typer.Exit(EXIT_CONFIG) from None
-    title = f"score {'(dry run: nothing stored or sent) ' if dry_run else ''}{result.status}"
-    cli.out.print(f"[bold]{escape(title)}[/]")
-    for key in sorted(result.counts):
-        cli.out.print(f"  {key}: {result.counts[key]:,}", highlight=False)
-    if result.error:
-        cli.err.print(f"[yellow]{escape(result.error)}[/]")
+score_app = typer.Typer(help="How a contact is scored, explained.", no_args_is_help=True)
+mappings_app = typer.Typer(help="The admin-edited mapping files.", no_args_is_help=True)
+app.add_typer(score_app, name="score")
+app.add_typer(mappings_app, name="mappings")
 
 
+@score_app.command("explain")
 def score_explain(
     email: Annotated[str, typer.Argument(help="The contact's email address.")],
     config: ConfigOption = None,
@@ -74,29 +42,28 @@ def score_explain(
     from connector.scoring.explain import render_explanation
     from connector.store import Store
 
-    cli = _cli()
-    loaded = cli.load_checked_config(config, require_secrets=False)
+    loaded = load_checked_config(config, require_secrets=False)
     path = loaded.mapping_path("scoring")
     try:
         model = load_model(path)
     except ConfigError as exc:
-        cli.report_config_error(exc)
-        raise typer.Exit(EXIT_CONFIG) from None
+        report_config_error(exc)
+        raise exit_with(ExitCode.CONFIG) from None
     now = datetime.now(UTC)
     if at:
         try:
             parsed = datetime.fromisoformat(at)
         except ValueError:
-            cli.err.print(f"--at: {at!r} is not an ISO-8601 time")
-            raise typer.Exit(EXIT_CONFIG) from None
+            err.print(f"--at: {at!r} is not an ISO-8601 time")
+            raise exit_with(ExitCode.CONFIG) from None
         now = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     store = Store(loaded.state.database_url)
     try:
         contact = store.get_contact_by_email(email)
         if contact is None:
-            cli.err.print(f"no contact with email {escape(email)} in the state store "
+            err.print(f"no contact with email {escape(email)} in the state store "
                           f"(run `handshake sync pull` first?)")
-            raise typer.Exit(EXIT_NOT_FOUND)
+            raise exit_with(ExitCode.FAILED)
         activities = store.activities_for(contact.hubspot_id)
         transitions = store.transitions_for(contact.hubspot_id)
     finally:
@@ -104,9 +71,10 @@ def score_explain(
     result = Engine(model).score(contact, activities, now)
     text = render_explanation(contact, result, transitions, model_file=str(path))
     for line in text.splitlines():
-        cli.out.print(escape(line), highlight=False, soft_wrap=True)
+        out.print(escape(line), highlight=False, soft_wrap=True)
 
 
+@mappings_app.command("check")
 def mappings_check(
     config: ConfigOption = None,
     live: Annotated[bool, typer.Option("--live", help="Also check against HubSpot's properties "
@@ -119,8 +87,7 @@ def mappings_check(
     from connector.mapping import routing as routing_file
     from connector.scoring.model import load_model, property_problems
 
-    cli = _cli()
-    loaded = cli.load_checked_config(config, require_secrets=live)
+    loaded = load_checked_config(config, require_secrets=live)
     paths = {name: loaded.mapping_path(name) for name in ("scoring", "fields", "routing")}
     problems: list[ConfigProblem] = []
     model = None
@@ -131,8 +98,8 @@ def mappings_check(
     problems.extend(fields_file.problems_of(paths["fields"]))
     problems.extend(routing_file.problems_of(paths["routing"]))
     if problems:
-        cli.report_config_error(ConfigError(problems))
-        raise typer.Exit(EXIT_CONFIG)
+        report_config_error(ConfigError(problems))
+        raise exit_with(ExitCode.CONFIG)
     assert model is not None
     fields_map, routing = load_fields(paths["fields"]), load_routing(paths["routing"])
     if live:
@@ -156,12 +123,12 @@ def mappings_check(
                                   what="users"))
             problems.extend(routing.live_problems(users, str(paths["routing"])))
         if problems:
-            cli.report_config_error(ConfigError(problems))
-            raise typer.Exit(EXIT_CONFIG)
-    cli.out.print(f"[green]✓[/] {escape(str(paths['scoring']))}: scoring model is valid "
+            report_config_error(ConfigError(problems))
+            raise exit_with(ExitCode.CONFIG)
+    out.print(f"[green]✓[/] {escape(str(paths['scoring']))}: scoring model is valid "
                   f"({len(model.fit.rules)} fit rules, {len(model.interest.rules)} interest "
                   f"rules, {len(model.nurture.tracks)} nurture tracks)")
-    cli.out.print(f"[green]✓[/] {escape(str(paths['fields']))}: "
+    out.print(f"[green]✓[/] {escape(str(paths['fields']))}: "
                   f"{len(fields_map.rules)} field mappings are valid")
-    cli.out.print(f"[green]✓[/] {escape(str(paths['routing']))}: routing is valid "
+    out.print(f"[green]✓[/] {escape(str(paths['routing']))}: routing is valid "
                   f"(mode {routing.mode})")

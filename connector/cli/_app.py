@@ -1,0 +1,130 @@
+"""The `handshake` application object and what every command shares: the consoles, the global
+options, loading the config (every problem listed, exit 2) and printing counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from connector import __version__
+from connector.config import CONFIG_ENV, Config, load_config, resolve_config_path
+from connector.errors import ConfigError, ExitCode
+from connector.logs import register_secrets, setup_logging
+
+__all__ = [
+    "ConfigOption",
+    "app",
+    "err",
+    "exit_with",
+    "load_checked_config",
+    "out",
+    "parse_date",
+    "print_counts",
+    "report_config_error",
+    "state",
+]
+
+app = typer.Typer(
+    name="handshake",
+    help="Hands HubSpot's marketing-qualified leads to Salesforce and brings sales outcomes back.",
+    no_args_is_help=True,
+    # Locals in tracebacks could hold secrets: never show them.
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
+]
+
+
+class _State:
+    config_path: str | None = None
+    log_json: bool = False
+    log_level: str | None = None
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"handshake {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: ConfigOption = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    state.config_path = config
+    state.log_json = log_json
+    state.log_level = log_level
+    setup_logging(level=(log_level or "INFO").upper(), json_lines=log_json)
+
+
+def report_config_error(exc: ConfigError) -> None:
+    """Print every problem of a bad config or mapping file to stderr."""
+    err.print(f"[bold red]{len(exc.problems)} configuration problem(s):[/]")
+    for p in exc.problems:
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        err.print(
+            f"  [red]✗[/] {escape(where)}  [bold]{escape(p.key)}[/]: {escape(p.problem)}",
+            highlight=False,
+        )
+        err.print(f"      fix: {escape(p.fix)}", highlight=False)
+
+
+def exit_with(code: ExitCode | int) -> typer.Exit:
+    """A `typer.Exit` carrying one of the README's exit codes (raise it)."""
+    return typer.Exit(int(code))
+
+
+def load_checked_config(config: str | None = None, *, require_secrets: bool = True) -> Config:
+    """Load the config for a command; on problems print them all and exit 2."""
+    path = resolve_config_path(config or state.config_path)
+    try:
+        loaded = load_config(path, require_secrets=require_secrets)
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise exit_with(ExitCode.CONFIG) from None
+    register_secrets(loaded.secrets.values())
+    setup_logging(
+        level=(state.log_level or loaded.logging.level).upper(),
+        json_lines=state.log_json or loaded.logging.json_lines,
+        file=loaded.logging.file or None,
+    )
+    return loaded
+
+
+def print_counts(title: str, counts: dict[str, int]) -> None:
+    """A bold title, then one `key: n` line per count, sorted."""
+    out.print(f"[bold]{escape(title)}[/]")
+    for key in sorted(counts):
+        out.print(f"  {key}: {counts[key]:,}", highlight=False)
+
+
+def parse_date(value: str, option: str) -> datetime:
+    """A date or ISO-8601 time given on the command line (UTC when it has no zone); exit 2
+    naming the option when it is not one."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time")
+        raise exit_with(ExitCode.CONFIG) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

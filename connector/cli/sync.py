@@ -1,0 +1,129 @@
+"""`handshake sync pull|score|push` and `handshake backfill`: one stage, once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from connector.cli._app import (
+    ConfigOption,
+    app,
+    err,
+    exit_with,
+    load_checked_config,
+    out,
+    parse_date,
+    print_counts,
+    report_config_error,
+)
+from connector.errors import ConfigError, ExitCode
+
+__all__ = ["sync_app"]
+
+sync_app = typer.Typer(help="Run one stage of the sync once.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+
+
+def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None = None,
+              until: datetime | None = None, full: bool = False,
+              streams: list[str] | None = None) -> None:
+    from connector.progress import make_progress
+    from connector.pull import STREAMS
+    from connector.stages import run_pull_stage
+
+    loaded = load_checked_config(config_path)
+    unknown = sorted(set(streams or []) - set(STREAMS))
+    if unknown:
+        err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}")
+        raise exit_with(ExitCode.CONFIG)
+    with make_progress() as progress:
+        result = run_pull_stage(
+            loaded, trigger="backfill" if since else "manual", dry_run=dry_run, full=full,
+            streams=streams or STREAMS, since=since, until=until, progress=progress,
+        )
+    title = "backfill" if since else "pull"
+    print_counts(f"{title} {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
+                 dict(result.counts))
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
+
+
+@sync_app.command("pull")
+def sync_pull(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read HubSpot, store nothing.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Reload every contact (list endpoint).")] = False,
+    stream: Annotated[
+        list[str] | None, typer.Option("--stream", help="Only these streams (repeatable).")
+    ] = None,
+) -> None:
+    """Pull contacts and engagement from HubSpot into the state store (incremental)."""
+    _run_pull(config, dry_run=dry_run, full=full, streams=stream)
+
+
+@sync_app.command("score")
+def sync_score(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Score, store and send nothing.")]
+    = False,
+    everyone: Annotated[bool, typer.Option("--all", help="Re-score every live contact.")] = False,
+) -> None:
+    """Score contacts whose inputs changed (and yesterday's scores, which decay), record MQL
+    decisions, and write changed values back to HubSpot."""
+    from connector.stages import run_score_stage
+
+    loaded = load_checked_config(config)
+    try:
+        result = run_score_stage(loaded, dry_run=dry_run, everyone=everyone)
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise exit_with(ExitCode.CONFIG) from None
+    print_counts(f"score {'(dry run: nothing stored or sent) ' if dry_run else ''}{result.status}",
+                 dict(result.counts))
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
+
+
+@sync_app.command("push")
+def sync_push(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be written, field "
+                                          "by field; write nothing.")] = False,
+) -> None:
+    """Hand the MQLs to Salesforce: match, map, route, write Leads and Tasks once each."""
+    from connector.stages import run_push_stage
+
+    loaded = load_checked_config(config)
+    result = run_push_stage(loaded, dry_run=dry_run)
+    for plan in result.planned:
+        out.print(f"[bold]{plan['action']}[/] Lead for HubSpot contact {plan['contact']} "
+                  f"({escape(str(plan['why']))})", highlight=False)
+        for name, value in sorted(plan["values"].items()):
+            out.print(f"    {name} = {escape(repr(value))}", highlight=False)
+    print_counts(f"push {'(dry run: nothing written) ' if dry_run else ''}{result.status}",
+                 dict(result.counts))
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
+
+
+@app.command("backfill")
+def backfill_command(
+    since: Annotated[str, typer.Option("--since", help="Start date (YYYY-MM-DD or ISO-8601).")],
+    until: Annotated[str | None, typer.Option("--until", help="End date (default: now).")] = None,
+    stage: Annotated[str, typer.Option("--stage", help="Which stage to backfill: pull.")] = "pull",
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, store nothing.")] = False,
+) -> None:
+    """Re-read a date range without moving the scheduled bookmarks (nothing is duplicated)."""
+    if stage != "pull":
+        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far")
+        raise exit_with(ExitCode.CONFIG)
+    start = parse_date(since, "--since")
+    end = parse_date(until, "--until") if until else None
+    if end is not None and end <= start:
+        err.print("--until must be after --since")
+        raise exit_with(ExitCode.CONFIG)
+    _run_pull(config, dry_run=dry_run, since=start, until=end)
