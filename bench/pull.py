@@ -86,7 +86,7 @@ def worker(info_json: str, db: str, stage: str = "first") -> None:
         StateSettings,
     )
     from connector.pull import pull
-    from connector.wiring import lift_pacing, open_store, pull_context
+    from connector.runtime import lift_pacing, open_store, pull_context
 
     info = json.loads(info_json)
     config = Config(

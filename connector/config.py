@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "HubSpotSettings",
     "PushSettings",
+    "RuntimeSettings",
     "SalesforceAuth",
     "SalesforceSettings",
     "Secrets",
@@ -142,6 +143,17 @@ class PushSettings(_Section):
     existing_contact: Literal["notify", "ignore"] = "notify"
 
 
+class RuntimeSettings(_Section):
+    """How stage runs share the state store: the per-stage lease and clean stops."""
+
+    # A second run of a stage waits this long for the first to finish, then exits 4 (busy).
+    lease_wait_seconds: float = Field(30, ge=0, le=3600)
+    # A lease not renewed for this long (its process died) is free for the next run.
+    lease_ttl_seconds: float = Field(60, ge=5, le=3600)
+    # After SIGINT/SIGTERM the batch in flight gets this long before the run is cut short.
+    stop_timeout_seconds: float = Field(8, gt=0, le=60)
+
+
 class StateSettings(_Section):
     # SQLite file by default; postgresql+psycopg://user@host/db for production or several instances.
     database_url: str = Field("sqlite:///handshake.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
@@ -204,6 +216,7 @@ class Config(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     push: PushSettings = PushSettings()
     state: StateSettings = StateSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     mappings: MappingPaths = MappingPaths()
     alerts: AlertSettings = AlertSettings()
     logging: LoggingSettings = LoggingSettings()

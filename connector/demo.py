@@ -55,12 +55,17 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     """Run pull, score and push against a fresh sandbox; returns the summary."""
     from connector.mapping import load_routing
     from connector.pull import pull
+    from connector.runtime import (
+        lift_pacing,
+        open_store,
+        pull_context,
+        run_push_stage,
+        run_score_stage,
+    )
     from connector.sandbox import Sandbox
     from connector.sandbox.hubspot.settings import RateLimits
     from connector.sandbox.verify import handoff_differences, minimum_pull_calls
-    from connector.stages import run_push_stage, run_score_stage
     from connector.store import Store
-    from connector.wiring import lift_pacing, open_store, pull_context
 
     tmp = tempfile.TemporaryDirectory(prefix="handshake-demo-") if workdir is None else None
     folder = Path(tmp.name) if tmp else Path(workdir)  # type: ignore[arg-type]

@@ -1,25 +1,9 @@
-"""Scheduled job: hand the MQLs to Salesforce (stops cleanly at Handshake's share of the allocation).
+"""Scheduled job: hand the MQLs to Salesforce
+(`jobs.push:run` for a scheduler, or `python jobs/push.py [--config FILE]`)."""
 
-Importable callable for the scheduler (`jobs.push:run`), or run directly:
-`python jobs/push.py --config handshake.toml`.
-"""
+from connector.jobs import job
 
-from __future__ import annotations
-
-import sys
-
-from connector.config import load_config, resolve_config_path
-from connector.logs import register_secrets
-from connector.stages import StageResult, run_push_stage
-
-
-def run(config_path: str | None = None) -> StageResult:
-    """Run the push stage once, as the scheduler does."""
-    config = load_config(resolve_config_path(config_path))
-    register_secrets(config.secrets.values())
-    return run_push_stage(config, trigger="schedule")
-
+run = job("push")
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    print(run(args[args.index("--config") + 1] if "--config" in args else None).status)
+    run.main()

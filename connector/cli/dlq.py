@@ -53,7 +53,7 @@ def dlq_retry(
                                                   "(repeatable).")] = None,
 ) -> None:
     """Try dead letters again once their cause is fixed (mapping corrected, data repaired)."""
-    from connector.stages import retry_dead_letters
+    from connector.runtime import retry_dead_letters
 
     loaded = load_checked_config(config)
     with bind_run():

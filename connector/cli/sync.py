@@ -20,11 +20,28 @@ from connector.cli._app import (
     report_config_error,
 )
 from connector.errors import ConfigError, ExitCode
+from connector.runtime import StageResult
 
-__all__ = ["sync_app"]
+__all__ = ["finish", "sync_app"]
 
 sync_app = typer.Typer(help="Run one stage of the sync once.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
+
+
+def finish(result: StageResult) -> None:
+    """After a stage's counts: say why it did not end `ok`, and exit with the README's code
+    (3 degraded: records parked for an admin; 5 stopped at a quota)."""
+    if result.error:
+        err.print(f"[yellow]{escape(result.error)}[/]")
+    for problem in result.problems:
+        err.print(f"[yellow]mapping problem:[/] {escape(problem)}", highlight=False)
+    if result.parked:
+        kinds = ", ".join(f"{code} {n:,}" for code, n in sorted(result.parked.items()))
+        err.print(f"[yellow]{sum(result.parked.values()):,} record(s) parked for an admin "
+                  f"({escape(kinds)})[/]; `handshake dlq list` shows each with its fix, "
+                  f"`handshake dlq retry` sends them again once fixed", highlight=False)
+    if result.exit_code != ExitCode.OK:
+        raise exit_with(result.exit_code)
 
 
 def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None = None,
@@ -32,7 +49,7 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
               streams: list[str] | None = None) -> None:
     from connector.progress import make_progress
     from connector.pull import STREAMS
-    from connector.stages import run_pull_stage
+    from connector.runtime import run_pull_stage
 
     loaded = load_checked_config(config_path)
     unknown = sorted(set(streams or []) - set(STREAMS))
@@ -47,8 +64,7 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
     title = "backfill" if since else "pull"
     print_counts(f"{title} {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
+    finish(result)
 
 
 @sync_app.command("pull")
@@ -73,7 +89,7 @@ def sync_score(
 ) -> None:
     """Score contacts whose inputs changed (and yesterday's scores, which decay), record MQL
     decisions, and write changed values back to HubSpot."""
-    from connector.stages import run_score_stage
+    from connector.runtime import run_score_stage
 
     loaded = load_checked_config(config)
     try:
@@ -83,8 +99,7 @@ def sync_score(
         raise exit_with(ExitCode.CONFIG) from None
     print_counts(f"score {'(dry run: nothing stored or sent) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
+    finish(result)
 
 
 @sync_app.command("push")
@@ -94,7 +109,7 @@ def sync_push(
                                           "by field; write nothing.")] = False,
 ) -> None:
     """Hand the MQLs to Salesforce: match, map, route, write Leads and Tasks once each."""
-    from connector.stages import run_push_stage
+    from connector.runtime import run_push_stage
 
     loaded = load_checked_config(config)
     result = run_push_stage(loaded, dry_run=dry_run)
@@ -105,8 +120,7 @@ def sync_push(
             out.print(f"    {name} = {escape(repr(value))}", highlight=False)
     print_counts(f"push {'(dry run: nothing written) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
+    finish(result)
 
 
 @app.command("backfill")

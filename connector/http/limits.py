@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from connector.clock import Clock
+from connector.control import wait
 
 __all__ = ["ConcurrencyLimiter", "Limiter", "LimiterBusy", "RollingWindowLimiter"]
 
@@ -88,7 +89,7 @@ class RollingWindowLimiter:
                     self._calls.append(now)
                     return waited
             # sleep outside the lock so other threads can read the state meanwhile
-            self._clock.sleep(delay)
+            wait(self._clock, delay)  # a stop request wakes it
             waited += delay
 
     @contextmanager

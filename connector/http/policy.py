@@ -25,6 +25,7 @@ import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from connector.clock import Clock, SystemClock
+from connector.control import checkpoint, wait
 from connector.errors import (
     HandshakeError,
     QuotaExhausted,
@@ -275,6 +276,7 @@ class HttpPolicy:
         `on_refreshed` receives the headers returned by the session-refresh hook so an adapter
         can put them on the re-sent request.
         """
+        checkpoint()  # a stop request or a lost lease lands between calls, never inside one
         self._refuse_while_exhausted(describe)
         chosen = self.limiter(limiter) if limiter else self._default_limiter()
         call = _Call(what=describe, replayable=not getattr(self._local, "once", False))
@@ -295,7 +297,7 @@ class HttpPolicy:
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=self._wait,
             retry=retry_if_exception(lambda exc: self._should_retry(exc, call)),
-            sleep=self.clock.sleep,
+            sleep=lambda seconds: wait(self.clock, seconds),
             before_sleep=self._log_retry,
             reraise=True,
         )

@@ -2,7 +2,7 @@
 lifecycle decisions, nurture tracks, and the hand-off summary sales reads.
 
 The model lives in `mappings/scoring.toml` (`load_model`); the engine is pure (`Engine.score`);
-`score_contacts` runs it over the store (see `connector.stages.run_score_stage`).
+`score_contacts` runs it over the store (see `connector.runtime.run_score_stage`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from connector.control import checkpoint
 from connector.scoring.engine import Engine, ScoreResult
 from connector.scoring.lifecycle import Decision, decide, mql_time
 from connector.store import Contact, Store
@@ -40,6 +41,7 @@ def score_contacts(
     section = engine.model.lifecycle
     for contacts in store.contacts_to_score(stale_before=now - RESCORE_AFTER,
                                             everyone=everyone, batch=batch):
+        checkpoint()  # a stop lands between batches: each batch's scores are stored whole
         ids = [c.hubspot_id for c in contacts]
         activities = store.activities_for_many(ids)
         transitions = store.transitions_for_many(ids)

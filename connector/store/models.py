@@ -91,7 +91,8 @@ class SyncRun(Base):
     instance: Mapped[str] = mapped_column(String(128), default="")
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|ok|failed|stopped
+    # running | ok | degraded | stopped | failed | interrupted | abandoned
+    status: Mapped[str] = mapped_column(String(16), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (Index(None, "stage", "started_at"),)
@@ -274,9 +275,13 @@ class RoutingPointer(Base):
 
 
 class Lease(Base):
-    """A named lock with an expiry, so only one of several instances runs a job at a time."""
+    """A named lock with an expiry, so only one run of a stage (on any instance) writes at a
+    time. `fence` rises each time a different holder takes it: a holder that finds another
+    fence has lost the lease. Released leases keep their row so the fence never goes back."""
 
     __tablename__ = "leases"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime]
+    fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    acquired_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from connector.sandbox import Sandbox
 from connector.sandbox.hubspot.settings import RateLimits
-from connector.stages import run_pull_stage
+from connector.runtime import run_pull_stage
 from connector.store import Store
 from tests.pull.helpers import assert_matches_ground_truth, sandbox_config
 

@@ -19,9 +19,9 @@ from connector.config import Config, load_config
 from connector.demo import _config
 from connector.pull import pull
 from connector.sandbox import FaultPlan, Sandbox
-from connector.stages import run_score_stage
+from connector.runtime import run_score_stage
 from connector.store import Store
-from connector.wiring import open_store
+from connector.runtime import open_store
 from tests.pull.helpers import context, sandbox_env, unthrottle
 from tests.push.test_push_sandbox import push_toml
 

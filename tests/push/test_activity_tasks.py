@@ -26,7 +26,7 @@ from connector.push.tasks import (
 )
 from connector.sandbox import Fault, Sandbox
 from connector.sandbox.verify import handoff_differences
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.pull.helpers import context
 from tests.push.helpers import REF, TASK_CREATE, Scored, org, score_once, writes

@@ -18,9 +18,9 @@ from connector.demo import _config
 from connector.pull import pull
 from connector.sandbox import Sandbox
 from connector.sandbox.base import Fault, FaultPlan
-from connector.stages import StageResult, run_push_stage, run_score_stage
+from connector.runtime import StageResult, run_push_stage, run_score_stage
 from connector.store import Store
-from connector.wiring import open_store
+from connector.runtime import open_store
 from tests.pull.helpers import context, unthrottle
 from tests.push.helpers import TASK_CREATE
 from tests.push.webhook_receiver import WebhookReceiver

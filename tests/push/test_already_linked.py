@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from connector.errors import Actor
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from connector.store import Store
-from connector.wiring import open_store
+from connector.runtime import open_store
 from tests.push.helpers import pull_and_score, sandbox_org
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.push.helpers import pull_and_score, sandbox_org
 

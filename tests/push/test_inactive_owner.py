@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.push.helpers import pull_and_score, sandbox_org
 

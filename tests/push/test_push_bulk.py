@@ -14,9 +14,9 @@ import pytest
 from connector.demo import MAPPINGS_DIR, _config
 from connector.pull import pull
 from connector.sandbox import Sandbox
-from connector.stages import run_push_stage, run_score_stage
+from connector.runtime import run_push_stage, run_score_stage
 from connector.store import Store
-from connector.wiring import open_store
+from connector.runtime import open_store
 from tests.pull.helpers import context, unthrottle
 
 CONTACTS = 400

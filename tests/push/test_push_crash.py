@@ -18,7 +18,7 @@ import pytest
 
 from connector.push.tasks import BATCH as TASK_BATCH
 from connector.sandbox import Fault, Sandbox
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.pull.helpers import sandbox_env
 from tests.push.helpers import (

@@ -10,7 +10,7 @@ import pytest
 
 from connector.clock import FrozenClock
 from connector.sandbox import Fault, FaultPlan
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from tests.push.helpers import (
     LEAD_UPSERT,
     TASK_CREATE,

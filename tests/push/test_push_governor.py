@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.push.helpers import pull_and_score, sandbox_org
 from tests.salesforce.conftest import SandboxTime

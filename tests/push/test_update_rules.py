@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from connector.stages import run_push_stage
+from connector.runtime import run_push_stage
 from tests.push.helpers import pull_and_score, sandbox_org
 
 

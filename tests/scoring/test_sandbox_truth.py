@@ -23,7 +23,7 @@ from connector.cli.score import mappings_check, score_explain
 from connector.cli.sync import sync_score
 from connector.scoring.intelligence import MAX_TEXT_CHARS, render_text, summarize
 from connector.scoring.runner import score_contacts
-from connector.stages import run_score_stage
+from connector.runtime import run_score_stage
 from connector.store import Store
 from tests.pull.helpers import context, sandbox_config, sandbox_env, sandbox_toml, unthrottle
 from tests.scoring.helpers import DEFAULT_MODEL, model_with

@@ -1,0 +1,80 @@
+"""Run control: where a running stage asks "may I go on?".
+
+The stage runtime (`connector.runtime`) sets a stop request when SIGINT/SIGTERM arrive and binds
+the run's lease guard; the engines and the HTTP policy call `checkpoint()` between batches and
+before each remote call, so a stop lands after the batch in flight committed and a run whose
+lease was lost never writes again. Without a bound run, `checkpoint()` only honours a stop.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from connector.clock import Clock, SystemClock
+from connector.errors import StopRequested
+
+__all__ = [
+    "checkpoint",
+    "clear_stop",
+    "guarded",
+    "request_stop",
+    "stop_requested",
+    "wait",
+]
+
+_stop = threading.Event()
+_signum: int | None = None
+_guard: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "handshake_run_guard", default=None)
+
+
+def request_stop(signum: int | None = None) -> None:
+    """Ask every running stage of this process to stop at its next checkpoint."""
+    global _signum
+    _signum = signum
+    _stop.set()
+
+
+def clear_stop() -> None:
+    """Forget a stop request (a new run starts)."""
+    global _signum
+    _signum = None
+    _stop.clear()
+
+
+def stop_requested() -> int | None:
+    """The signal number of a pending stop request (0 when asked without one), else None."""
+    return (_signum or 0) if _stop.is_set() else None
+
+
+def checkpoint() -> None:
+    """Raise `StopRequested` when a stop was asked, and let the bound run's guard raise
+    (`LeaseLost`) when the run may no longer write. Cheap: call it as often as batches go."""
+    if _stop.is_set():
+        raise StopRequested("stopped on request", signum=_signum)
+    guard = _guard.get()
+    if guard is not None:
+        guard()
+
+
+@contextmanager
+def guarded(guard: Callable[[], None]) -> Iterator[None]:
+    """Bind `guard` (called by every checkpoint of this context) for the duration."""
+    token = _guard.set(guard)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def wait(clock: Clock, seconds: float) -> None:
+    """Sleep `seconds` on `clock`, waking early (and raising) when a stop is asked, so a retry
+    back-off never holds a stop for longer than it takes to notice."""
+    if isinstance(clock, SystemClock) and seconds > 0:
+        _stop.wait(seconds)
+    else:
+        clock.sleep(seconds)
+    checkpoint()

@@ -1,0 +1,145 @@
+"""The lease a stage run holds in the state store while it writes, so two runs of one stage
+(CLI, cron, a daemon, another machine on the same PostgreSQL) never write at once.
+
+A lease row with an expiry and a fencing number works through any connection pooler: the run
+takes it (waiting up to `wait` seconds for a running holder), a heartbeat thread renews it, and
+every checkpoint makes sure it is still held before the next write batch: past the last renewal's
+safe window it renews synchronously, and a renewal refused (another run took the lease after it
+expired) raises `LeaseLost` so the run stops writing at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Self
+
+from connector.clock import SystemClock
+from connector.control import wait as stoppable_wait
+from connector.errors import LeaseLost, StageBusy
+from connector.store import Store
+
+__all__ = ["StageLease"]
+
+log = logging.getLogger("connector.runtime")
+
+POLL_SECONDS = 0.5
+
+
+class StageLease:
+    """One run's hold on the lease `name`, as `holder` (the run id)."""
+
+    def __init__(self, store: Store, name: str, holder: str, *, ttl: float, wait: float,
+                 heartbeat: bool = True) -> None:
+        self.store = store
+        self.name = name
+        self.holder = holder
+        self.ttl = ttl
+        self.wait = wait
+        self.fence: int | None = None
+        self._safe_until = 0.0
+        self._lost = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat = heartbeat
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> Self:
+        """Take the lease, waiting up to `wait` seconds while another run holds it; raise
+        `StageBusy` (naming the holder and when its lease expires) when it stays taken."""
+        deadline = time.monotonic() + self.wait
+        announced = False
+        while True:
+            started = time.monotonic()
+            fence = self.store.take_lease(self.name, self.holder, ttl_seconds=self.ttl)
+            if fence is not None:
+                self.fence = fence
+                self._safe_until = started + self.ttl / 2
+                break
+            if time.monotonic() >= deadline:
+                raise self._busy()
+            if not announced:
+                log.warning("another %s run holds the lease; waiting up to %.0f s for it",
+                            self.name, self.wait)
+                announced = True
+            stoppable_wait(SystemClock(), min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        if self._heartbeat:
+            self._thread = threading.Thread(target=self._beat, name=f"lease-{self.name}",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _busy(self) -> StageBusy:
+        row = self.store.lease(self.name)
+        holder = row.holder if row is not None else None
+        until = row.expires_at.isoformat(timespec="seconds") if row is not None else "?"
+        run = self.store.get_run(holder) if holder else None
+        where = f" on {run.instance}" if run is not None and run.instance else ""
+        since = (f" since {run.started_at.isoformat(timespec='seconds')}"
+                 if run is not None else "")
+        exc = StageBusy(
+            f"another {self.name} run ({holder or 'unknown'}{where}{since}) still holds the "
+            f"stage's lease after waiting {self.wait:.0f} s", stage=self.name, holder=holder)
+        exc.fix = (f"let it finish (this run changes nothing meanwhile); if that process is "
+                   f"gone, its lease expires at {until} and the next run takes over; "
+                   f"`[runtime] lease_wait_seconds` sets how long to wait")
+        return exc
+
+    def ensure(self) -> None:
+        """Raise `LeaseLost` unless this run still holds the lease (checked before writes)."""
+        if self._lost:
+            raise self._lost_error()
+        if time.monotonic() < self._safe_until:
+            return
+        self._renew()
+        if self._lost:
+            raise self._lost_error()
+
+    def _renew(self) -> None:
+        with self._lock:
+            if self._lost or self.fence is None:
+                return
+            started = time.monotonic()
+            try:
+                held = self.store.renew_lease(self.name, self.holder, self.fence,
+                                              ttl_seconds=self.ttl)
+            except Exception as exc:  # noqa: BLE001  (the database blinked: the next check retries)
+                log.warning("could not renew the %s lease: %s", self.name, exc)
+                return
+            if held:
+                self._safe_until = started + self.ttl / 2
+            else:
+                self._lost = True
+                log.error("the %s lease was taken by another run: this run stops writing",
+                          self.name)
+
+    def _lost_error(self) -> LeaseLost:
+        exc = LeaseLost(f"this {self.name} run lost the stage's lease (not renewed within "
+                        f"{self.ttl:.0f} s, and another run took it); it stopped before its "
+                        f"next write", system="state database")
+        exc.fix = ("nothing to undo: the other run goes on; if the database or this machine was "
+                   "paused, raise `[runtime] lease_ttl_seconds`")
+        return exc
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            self._renew()
+            if self._lost:
+                return
+
+    def release(self) -> None:
+        """Stop renewing and give the lease up (kept when it was already lost)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.fence is not None and not self._lost:
+            self.store.release_lease(self.name, self.holder)
+
+    def __enter__(self) -> Self:
+        return self.acquire()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

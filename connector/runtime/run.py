@@ -1,0 +1,185 @@
+"""One context every stage runs in: `stage_run(config, stage)`.
+
+It opens the state store, takes the stage's lease (waiting for a running holder), records the
+run (`running` -> `ok` | `degraded` | `stopped` | `failed` | `interrupted`; runs left `running`
+by a killed process become `abandoned`), binds the run id to every log line, turns SIGINT and
+SIGTERM into a clean stop, and closes whatever the stage opened, whatever happens. The stage
+builds its pieces inside the context, so a failure while building (a refused login) is recorded
+like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from connector.clock import Clock, SystemClock
+from connector.config import Config
+from connector.control import guarded
+from connector.errors import ExitCode, QuotaExhausted, StopRequested
+from connector.logs import bind_run
+from connector.runtime.lease import StageLease
+from connector.runtime.signals import stop_on_signals
+from connector.runtime.wiring import open_store
+from connector.store import Store
+
+__all__ = ["LEASES", "StageResult", "StageRun", "lease_name", "stage_run"]
+
+log = logging.getLogger("connector.runtime")
+
+# Which lease each recorded stage takes: stages that write the same data share one.
+LEASES: dict[str, str] = {
+    "pull": "pull",
+    "backfill-pull": "pull",
+    "dlq-retry": "pull",
+    "score": "score",
+    "push": "push",
+}
+
+
+def lease_name(stage: str) -> str:
+    """The lease a stage holds while it runs."""
+    return LEASES.get(stage, stage)
+
+
+def _family(lease: str) -> tuple[str, ...]:
+    return tuple(s for s, name in LEASES.items() if name == lease) or (lease,)
+
+
+@dataclass
+class StageResult:
+    """How a stage run ended, for the CLI, the jobs and the daemon."""
+
+    run_id: str
+    status: str  # ok | degraded | stopped (quota: resumes next cycle) | failed | interrupted
+    counts: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+    planned: list[dict[str, Any]] = field(default_factory=list)  # dry runs: what would be written
+    parked: dict[str, int] = field(default_factory=dict)  # for an admin, by error code
+    problems: list[str] = field(default_factory=list)  # mapping problems met (file, key, fix)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The README's exit code for this ending."""
+        return {"ok": ExitCode.OK, "degraded": ExitCode.DEGRADED,
+                "stopped": ExitCode.QUOTA}.get(self.status, ExitCode.FAILED)
+
+
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closeable)
+
+
+class StageRun:
+    """What a stage body gets: the config, the store, the clock, the run id, the result to
+    fill, and `own()` to have whatever it opens closed when the run ends."""
+
+    def __init__(self, config: Config, stage: str, store: Store, clock: Clock, run_id: str,
+                 resources: ExitStack) -> None:
+        self.config = config
+        self.stage = stage
+        self.store = store
+        self.clock = clock
+        self.run_id = run_id
+        self.result = StageResult(run_id, "running")
+        self._resources = resources
+
+    def own(self, thing: C) -> C:
+        """Close `thing` when the run ends (in reverse order of `own` calls)."""
+        self._resources.callback(thing.close)
+        return thing
+
+    def on_close(self, action: Callable[[], None]) -> None:
+        """Run `action` when the run ends, before what was owned earlier is closed."""
+        self._resources.callback(action)
+
+
+def _instance() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def stage_run(config: Config, stage: str, *, trigger: str = "manual",
+              clock: Clock | None = None) -> Iterator[StageRun]:
+    """Run the body as one recorded, leased, stoppable run of `stage`.
+
+    A spent daily quota ends the run `stopped` (the body's exception is swallowed: the next
+    cycle resumes); records parked for an admin during the run make it `degraded`; a stop
+    request makes it `interrupted` and re-raises `StopRequested`; any other failure is recorded
+    `failed` and re-raised for the caller to report.
+    """
+    clock = clock or SystemClock()
+    settings = config.runtime
+    run_id = str(uuid.uuid4())
+    with stop_on_signals(settings.stop_timeout_seconds), ExitStack() as resources:
+        store = open_store(config, clock)
+        resources.callback(store.close)
+        lease = StageLease(store, lease_name(stage), run_id, ttl=settings.lease_ttl_seconds,
+                           wait=settings.lease_wait_seconds,
+                           heartbeat=":memory:" not in config.state.database_url)
+        lease.acquire()
+        resources.callback(lease.release)
+        abandoned = store.abandon_runs(
+            _family(lease.name), except_run=run_id,
+            reason="its process ended without finishing (killed or lost); the next run took over")
+        if abandoned:
+            log.warning("%d earlier %s run(s) had died without finishing: recorded as abandoned",
+                        len(abandoned), lease.name)
+        store.start_run(stage, trigger=trigger, instance=_instance(), run_id=run_id)
+        started = store.get_run(run_id)
+        run = StageRun(config, stage, store, clock, run_id, resources)
+        result = run.result
+        with bind_run(run_id), guarded(lease.ensure):
+            try:
+                with ExitStack() as owned:
+                    run._resources = owned
+                    yield run
+            except QuotaExhausted as exc:
+                result.status, result.error = "stopped", str(exc)
+                log.warning("stopped until the quota resets: %s", exc)
+            except (StopRequested, KeyboardInterrupt) as exc:
+                signum = getattr(exc, "signum", None) or signal.SIGINT
+                result.status = "interrupted"
+                result.error = f"stopped by {signal.Signals(signum).name}"
+                _finish(store, result)
+                log.warning("run interrupted by %s: the batches written so far are committed; "
+                            "the next run resumes", signal.Signals(signum).name)
+                raise
+            except BaseException as exc:
+                result.status = "failed"
+                result.error = f"{type(exc).__name__}: {exc}"[:2000]
+                _finish(store, result)
+                raise
+            if result.status in ("running", "degraded"):
+                since = started.started_at if started is not None else clock.now()
+                result.parked = store.admin_letters_since(_family(lease.name), since)
+                if result.parked:
+                    result.status = "degraded"
+                elif result.status == "running":
+                    result.status = "ok"
+                if result.parked:
+                    log.warning("finished, but %d record(s) were parked for an admin: %s "
+                                "(`handshake dlq list` shows them)", sum(result.parked.values()),
+                                ", ".join(f"{k} {n}" for k, n in sorted(result.parked.items())))
+            _finish(store, result)
+
+
+def _finish(store: Store, result: StageResult) -> None:
+    try:
+        counts = dict(result.counts)
+        if result.parked:
+            counts["parked_for_admin"] = sum(result.parked.values())
+        store.finish_run(result.run_id, status=result.status, counts=counts, error=result.error)
+    except Exception:  # the database is gone too: the next run records this one abandoned
+        log.error("could not record how run %s ended (status %s)", result.run_id, result.status,
+                  exc_info=log.isEnabledFor(logging.DEBUG))

@@ -1,0 +1,205 @@
+"""The stages, each one body inside `stage_run`: pull (or back-fill), score, push and the
+dead-letter retry. The CLI, the jobs, the demo and the coming daemon call these."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import chain
+
+import httpx
+
+from connector.clock import Clock
+from connector.config import Config
+from connector.errors import SkippableError
+from connector.progress import NullProgress, ProgressSink
+from connector.pull import STREAMS, backfill, pull
+from connector.runtime.run import StageResult, stage_run
+from connector.runtime.wiring import open_store, pull_context
+
+__all__ = [
+    "GOVERNOR_BOOKMARK",
+    "SCORE_WRITEBACK_PENDING",
+    "retry_dead_letters",
+    "run_pull_stage",
+    "run_push_stage",
+    "run_score_stage",
+]
+
+log = logging.getLogger("connector.stages")
+
+GOVERNOR_BOOKMARK = "salesforce.governor"
+# Set while a score run's HubSpot write-back is due and cleared when it is done: a run stopped
+# in between leaves it, and the next run re-scores everyone so nothing scored goes unwritten.
+SCORE_WRITEBACK_PENDING = "score.writeback_pending"
+
+
+def run_pull_stage(
+    config: Config, *, trigger: str = "manual", dry_run: bool = False, full: bool = False,
+    streams: Sequence[str] = STREAMS, since: datetime | None = None,
+    until: datetime | None = None, progress: ProgressSink | None = None,
+    clock: Clock | None = None, transport: httpx.BaseTransport | None = None,
+) -> StageResult:
+    """Pull (or back-fill [since, until]) once."""
+    stage = "backfill-pull" if since is not None else "pull"
+    with stage_run(config, stage, trigger=trigger, clock=clock) as run:
+        ctx = pull_context(config, run.store, clock=run.clock, run_id=run.run_id,
+                           progress=progress or NullProgress(), dry_run=dry_run,
+                           transport=transport)
+        run.own(ctx.client)
+        run.result.counts = ctx.counts
+        if since is not None:
+            backfill(ctx, since, until)
+        else:
+            pull(ctx, streams=streams, full=full)
+    return run.result
+
+
+def run_score_stage(
+    config: Config, *, trigger: str = "manual", dry_run: bool = False, everyone: bool = False,
+    write_back: bool = True, clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> StageResult:
+    """Score the contacts that are due, record scores and lifecycle decisions, and write the
+    changed values back to HubSpot. `dry_run` computes everything and stores or sends nothing.
+    A bad scoring file raises `ConfigError` before anything runs."""
+    from connector.hubspot.client import HubSpotClient
+    from connector.hubspot.write import HubSpotWriter, plan_updates
+    from connector.scoring import Engine, load_model
+    from connector.scoring.runner import score_contacts
+
+    model = load_model(config.mapping_path("scoring"))
+    engine = Engine(model)
+    with stage_run(config, "score", trigger=trigger, clock=clock) as run:
+        store, result = run.store, run.result
+        writing = write_back and not dry_run
+        if writing and store.get_bookmark(SCORE_WRITEBACK_PENDING):
+            log.warning("the last score run stopped before its HubSpot write-back: "
+                        "re-scoring every contact so nothing scored goes unwritten")
+            everyone = True
+        if writing:
+            store.set_bookmark(SCORE_WRITEBACK_PENDING, run.run_id, run_id=run.run_id)
+        scored = score_contacts(store, engine, run.clock.now(), run_id=run.run_id,
+                                dry_run=dry_run, everyone=everyone)
+        result.counts.update(scored.counts)
+        if writing and scored.results:
+            client = run.own(HubSpotClient.from_config(config, clock=run.clock,
+                                                       transport=transport))
+            writer = HubSpotWriter(client, store, model.writeback,
+                                   contacts_path=client.contacts_path, run_id=run.run_id)
+            writer.ensure_properties()
+            updates = plan_updates(scored.contacts.values(), scored.results, scored.mql_at,
+                                   scored.decisions, model.writeback, model.lifecycle)
+            writer.push(updates)
+            result.counts.update({f"hubspot.{k}": v for k, v in writer.counts.items()})
+        if writing:
+            store.delete_bookmark(SCORE_WRITEBACK_PENDING)
+    return run.result
+
+
+def run_push_stage(
+    config: Config, *, trigger: str = "manual", dry_run: bool = False,
+    clock: Clock | None = None,
+) -> StageResult:
+    """Hand the MQLs to Salesforce once. Stops cleanly (status "stopped") when Handshake's
+    share of the Salesforce allocation is spent; the next cycle resumes where it stopped.
+    A fields.toml naming what the org's Lead describe does not have (or cannot take)
+    write is reported (`StageResult.problems`) before anything is planned."""
+    from connector.hubspot.client import HubSpotClient
+    from connector.mapping import load_fields, load_routing
+    from connector.push.engine import PushContext, push
+    from connector.salesforce import SalesforceClient
+    from connector.salesforce.governor import GovernorSnapshot
+    from connector.scoring import Engine, load_model
+
+    fields = load_fields(config.mapping_path("fields"))
+    routing = load_routing(config.mapping_path("routing"))
+    engine = Engine(load_model(config.mapping_path("scoring")))
+    with stage_run(config, "push", trigger=trigger, clock=clock) as run:
+        store, result = run.store, run.result
+        saved = store.get_bookmark(GOVERNOR_BOOKMARK)
+        snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
+        # A Lead goes to its HubSpot owner's Salesforce user when routing.toml prefers it.
+        # Open for the run: owners for routing first, the hand-off write-back at the end.
+        hubspot = run.own(HubSpotClient.from_config(config, clock=run.clock))
+        owner_emails = hubspot.owner_emails() if routing.spec.prefer_hubspot_owner else {}
+        sf = run.own(SalesforceClient.from_config(config, clock=run.clock, snapshot=snapshot))
+        run.on_close(lambda: store.set_bookmark(
+            GOVERNOR_BOOKMARK, json.dumps(sf.governor.snapshot().to_json()), run_id=run.run_id))
+        # The push reads the Lead describe first anyway (cached): what it says is wrong with
+        # fields.toml is told before any record is planned (the records it spoils are parked for
+        # an admin, making the run degraded; a dry run that finds any is degraded too).
+        known = set(chain.from_iterable(fields.sources().values()))
+        for problem in fields.live_problems(sf.fields(fields.sobject), known,
+                                            str(config.mapping_path("fields"))):
+            result.problems.append(str(problem))
+            log.warning("mapping problem: %s", problem)
+        if dry_run and result.problems:
+            result.status = "degraded"
+        ctx = PushContext(store=store, sf=sf, fields=fields, routing=routing, engine=engine,
+                          clock=run.clock, external_id_field=config.salesforce.external_id_field,
+                          run_id=run.run_id, dry_run=dry_run, owner_emails=owner_emails,
+                          hubspot=hubspot, alerts=config.alerts,
+                          bulk_threshold=config.salesforce.bulk_threshold,
+                          activity_tasks=config.push.activity_tasks,
+                          existing_contact=config.push.existing_contact)
+        result.counts = ctx.counts
+        result.planned = ctx.planned
+        push(ctx)
+    return run.result
+
+
+def retry_dead_letters(config: Config, ids: Sequence[int] = ()) -> dict[str, int]:
+    """Try the open dead letters again (all, or those with the given ids), after an admin fixed
+    the mapping or the data: parked HubSpot contacts are read again (under the pull's lease);
+    parked pushes run through the push stage, which retries every write the ledger marks
+    failed. Returns what happened."""
+    from connector.hubspot.client import HubSpotClient
+    from connector.pull.normalize import contact_from_hubspot
+    from connector.pull.properties import needed_properties
+
+    outcome: Counter[str] = Counter()
+    with stage_run(config, "dlq-retry", trigger="manual") as run:
+        store = run.store
+        letters = [d for d in store.dead_letters() if not ids or d.id in ids]
+        outcome["selected"] = len(letters)
+        contacts = [d for d in letters
+                    if d.stage == "pull" and d.record_key.startswith("contacts:")]
+        if contacts:
+            client = run.own(HubSpotClient.from_config(config, clock=run.clock))
+            raws = client.batch_read_contacts(
+                [d.record_key.split(":", 1)[1] for d in contacts], needed_properties(config))
+            fixed = []
+            for raw in raws:
+                try:
+                    fixed.append(contact_from_hubspot(raw))
+                except SkippableError as err:
+                    store.dead_letter(stage="pull", system="hubspot",
+                                      record_key=f"contacts:{err.record_key}", reason=err.message,
+                                      actor=err.actor)
+            store.upsert_contacts(fixed)
+            outcome["resolved"] += store.resolve_dead_letters(
+                stage="pull", record_keys=[f"contacts:{c.hubspot_id}" for c in fixed])
+        pushes = [d for d in letters if d.stage == "push"]
+        # A contact merged away or archived in HubSpot since is no longer handed off: its
+        # letter closes (a merge is how a "same person twice" letter is fixed).
+        gone = [d.record_key for d in pushes
+                if (c := store.get_contact(d.record_key)) is not None
+                and (c.merged_into or c.archived)]
+        outcome["resolved"] += store.resolve_dead_letters(stage="push", record_keys=gone)
+        pushes = [d for d in pushes if d.record_key not in gone]
+        before = {d.id for d in store.dead_letters(stage="push")}
+    if pushes:
+        run_push_stage(config, trigger="dlq-retry")
+    store = open_store(config)
+    try:
+        after = {d.id for d in store.dead_letters(stage="push")}
+        if pushes:
+            outcome["resolved"] += len({d.id for d in pushes} & (before - after))
+        outcome["still_open"] = len([d for d in store.dead_letters() if not ids or d.id in ids])
+    finally:
+        store.close()
+    return dict(outcome)
