@@ -11,6 +11,8 @@ expired) raises `LeaseLost` so the run stops writing at once.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from types import TracebackType
@@ -21,11 +23,39 @@ from connector.control import wait as stoppable_wait
 from connector.errors import LeaseLost, StageBusy
 from connector.store import Store
 
-__all__ = ["StageLease"]
+__all__ = ["StageLease", "instance_name", "is_dead_here"]
 
 log = logging.getLogger("connector.runtime")
 
 POLL_SECONDS = 0.5
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+def instance_name() -> str:
+    """This process as a run's `instance`: host, pid and pid namespace (so a process of another
+    container with the same host name is never mistaken for one of ours)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_pid_namespace()}"
+
+
+def is_dead_here(instance: str) -> bool:
+    """True when `instance` names a process of this host and pid namespace that has ended."""
+    host, _, rest = instance.partition(":")
+    pid, _, namespace = rest.partition(":")
+    if host != socket.gethostname() or namespace != _pid_namespace() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class StageLease:
@@ -58,6 +88,8 @@ class StageLease:
                 self.fence = fence
                 self._safe_until = started + self.ttl / 2
                 break
+            if self._holder_is_gone():
+                continue
             if time.monotonic() >= deadline:
                 raise self._busy()
             if not announced:
@@ -70,6 +102,17 @@ class StageLease:
                                             daemon=True)
             self._thread.start()
         return self
+
+    def _holder_is_gone(self) -> bool:
+        """Expire the lease at once when its holder was a process of this machine that no
+        longer exists (killed): no need to wait out its expiry. True when it did."""
+        row = self.store.lease(self.name)
+        run = self.store.get_run(row.holder) if row is not None and row.holder else None
+        if row is None or run is None or not is_dead_here(run.instance):
+            return False
+        log.warning("the %s run holding the lease (%s) is gone: taking over", self.name,
+                    run.instance)
+        return self.store.expire_lease(self.name, row.holder, row.fence)
 
     def _busy(self) -> StageBusy:
         row = self.store.lease(self.name)

@@ -11,9 +11,7 @@ like any other.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from connector.config import Config
 from connector.control import guarded
 from connector.errors import ExitCode, QuotaExhausted, StopRequested
 from connector.logs import bind_run
-from connector.runtime.lease import StageLease
+from connector.runtime.lease import StageLease, instance_name
 from connector.runtime.signals import stop_on_signals
 from connector.runtime.wiring import open_store
 from connector.store import Store
@@ -104,10 +102,6 @@ class StageRun:
         self._resources.callback(action)
 
 
-def _instance() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 @contextmanager
 def stage_run(config: Config, stage: str, *, trigger: str = "manual",
               clock: Clock | None = None) -> Iterator[StageRun]:
@@ -135,7 +129,7 @@ def stage_run(config: Config, stage: str, *, trigger: str = "manual",
         if abandoned:
             log.warning("%d earlier %s run(s) had died without finishing: recorded as abandoned",
                         len(abandoned), lease.name)
-        store.start_run(stage, trigger=trigger, instance=_instance(), run_id=run_id)
+        store.start_run(stage, trigger=trigger, instance=instance_name(), run_id=run_id)
         started = store.get_run(run_id)
         run = StageRun(config, stage, store, clock, run_id, resources)
         result = run.result

@@ -904,6 +904,15 @@ class Store:
                 .values(holder="", expires_at=datetime(1970, 1, 1, tzinfo=UTC))
             )
 
+    def expire_lease(self, name: str, holder: str, fence: int) -> bool:
+        """Expire `holder`'s lease now (its process is known dead); False if it changed hands."""
+        with self.transaction() as s:
+            return bool(_rowcount(s.execute(
+                update(Lease).where(Lease.name == name, Lease.holder == holder,
+                                    Lease.fence == fence)
+                .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+            )))
+
     def lease(self, name: str) -> Lease | None:
         """The named lease's row (holder, expiry, fence), if it was ever taken."""
         with self.transaction() as s:
