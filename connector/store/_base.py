@@ -164,7 +164,7 @@ class StoreBase:
                         stream=_WRITE_CHECK_STREAM, value="", updated_at=self.clock.now()))
                 else:
                     # SQLite commits DDL at once (no rollback), so the table is dropped too.
-                    conn.execute(text("CREATE TABLE IF NOT EXISTS handshake_write_check (id INTEGER)"))
+                    conn.execute(text("CREATE TABLE IF NOT EXISTS handshake_write_check (id INT)"))
                     conn.execute(text("DROP TABLE handshake_write_check"))
             finally:
                 tx.rollback()

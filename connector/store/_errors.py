@@ -119,7 +119,7 @@ def _operation(statement: str | None) -> str:
     """What the failed statement did, as verb and table ("an INSERT on contacts"): the SQL's
     values are bound parameters, so its first word and table name carry no record data."""
     if not statement or not statement.split():
-        return "a statement"
+        return "opening it"  # failed while connecting, before any statement of ours
     verb = statement.split()[0].upper()
     table = _TABLE.search(statement)
     article = "an" if verb[0] in "AEIOU" else "a"
@@ -141,6 +141,9 @@ _SQLITE_TEXTS = (
     ("constraint failed", "SQLITE_CONSTRAINT"),
 )
 _NO_SUCH_TABLE = re.compile(r"no such table: (\w+)")
+_CONSTRAINT = re.compile(
+    r"^(UNIQUE|NOT NULL|CHECK|FOREIGN KEY|PRIMARY KEY) constraint failed: ([\w.]+)"
+)
 
 
 def _sqlite_error(error: BaseException, where: DatabaseLocation, operation: str) -> StoreError:
@@ -204,7 +207,10 @@ def _sqlite_error(error: BaseException, where: DatabaseLocation, operation: str)
             fix="run `handshake db upgrade`",
         )
     if code == "SQLITE_CONSTRAINT":
-        return StoreError(f"{where} refused {operation} (a constraint failed: {name})",
+        # SQLite names the constraint's kind and column ("NOT NULL ... contacts.email"), no value.
+        failed = _CONSTRAINT.search(text)
+        detail = f"{failed.group(1)} constraint on {failed.group(2)}" if failed else name
+        return StoreError(f"{where} refused {operation} (a constraint failed: {detail})",
                           fix=_BUG_FIX)
     return StoreError(f"{where} failed on {operation} ({name or type(error).__name__})",
                       fix=_DEBUG_FIX)

@@ -1,4 +1,4 @@
-"""The write ledger (every remote write claimed, then settled) and the HubSpot-Salesforce id links."""
+"""The write ledger (each remote write claimed, then settled) and the HubSpot-Salesforce links."""
 
 from __future__ import annotations
 
