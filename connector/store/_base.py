@@ -97,7 +97,7 @@ class StoreBase:
             DBAPIError, self.engine.dialect.loaded_dbapi.Error,
         )
 
-    # --- failures -----------------------------------------------------------------------------
+    # --- failures ---------------------------------------------------------------------------------
 
     @contextmanager
     def _database_errors(self) -> Iterator[None]:
@@ -107,7 +107,7 @@ class StoreBase:
         except self._driver_errors as exc:
             raise store_error(exc, self.location, password=self._password) from exc
 
-    # --- schema -------------------------------------------------------------------------------
+    # --- schema -----------------------------------------------------------------------------------
 
     def _alembic(self) -> AlembicConfig:
         cfg = AlembicConfig()
@@ -173,7 +173,7 @@ class StoreBase:
         """Close every pooled connection."""
         self.engine.dispose()
 
-    # --- sessions -----------------------------------------------------------------------------
+    # --- sessions ---------------------------------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -126,7 +126,7 @@ def _operation(statement: str | None) -> str:
     return f"{article} {verb} on {table.group(1)}" if table else f"{article} {verb}"
 
 
-# --- SQLite --------------------------------------------------------------------------------
+# --- SQLite ---------------------------------------------------------------------------------------
 
 # The message text of each result code, for drivers that do not set `sqlite_errorname`.
 _SQLITE_TEXTS = (
@@ -216,7 +216,7 @@ def _sqlite_error(error: BaseException, where: DatabaseLocation, operation: str)
                       fix=_DEBUG_FIX)
 
 
-# --- PostgreSQL ----------------------------------------------------------------------------
+# --- PostgreSQL -----------------------------------------------------------------------------------
 
 _RELATION = re.compile(r'relation "(\w+)" does not exist')
 

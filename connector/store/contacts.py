@@ -18,6 +18,8 @@ __all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
 
 @dataclass(frozen=True, slots=True)
 class ContactRecord:
+    """A contact as pulled from HubSpot, ready to store."""
+
     hubspot_id: str
     email: str | None
     properties: Mapping[str, Any]
@@ -29,6 +31,8 @@ class ContactRecord:
 
 @dataclass(frozen=True, slots=True)
 class ActivityRecord:
+    """An activity (email event, page view, form...) of a contact, ready to store."""
+
     contact_id: str
     type: str
     occurred_at: datetime
@@ -43,7 +47,7 @@ class ActivityRecord:
 class ContactStore(StoreBase):
     """Contacts and activities: what the pull writes and the score and push read."""
 
-    # --- contacts ---------------------------------------------------------------------
+    # --- contacts ---------------------------------------------------------------------------------
 
     def contact_versions(
         self, ids: Sequence[str]
@@ -288,7 +292,7 @@ class ContactStore(StoreBase):
 
         return self._live_contacts(mqls_after, batch)
 
-    # --- activities -------------------------------------------------------------------
+    # --- activities -------------------------------------------------------------------------------
 
     def add_activities(
         self, records: Iterable[ActivityRecord], *, session: Session | None = None

@@ -24,7 +24,7 @@ def payload_hash(payload: Any) -> str:
 class LedgerStore(StoreBase):
     """The write ledger and the id map between HubSpot contacts and Salesforce records."""
 
-    # --- id map -----------------------------------------------------------------------
+    # --- id map -----------------------------------------------------------------------------------
 
     def link(self, hubspot_id: str, sf_object: str, sf_id: str, *, how: str = "created") -> None:
         """Map a HubSpot contact to its Salesforce record (replacing an earlier link)."""
@@ -57,7 +57,7 @@ class LedgerStore(StoreBase):
         with self.transaction() as s:
             return s.scalar(select(IdLink.hubspot_id).where(IdLink.sf_id == sf_id))
 
-    # --- write ledger -----------------------------------------------------------------
+    # --- write ledger -----------------------------------------------------------------------------
 
     def claim_write(
         self, key: str, *, system: str, operation: str, target: str, payload: Any = None,

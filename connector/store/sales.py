@@ -17,7 +17,7 @@ __all__ = ["SalesStore"]
 class SalesStore(StoreBase):
     """Sales outcomes, SLA timers and the persisted round-robin pointers."""
 
-    # --- outcomes ---------------------------------------------------------------------
+    # --- outcomes ---------------------------------------------------------------------------------
 
     def add_outcomes(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Store outcomes pulled back from Salesforce, once each (by source id)."""
@@ -39,7 +39,7 @@ class SalesStore(StoreBase):
                 )
             )
 
-    # --- SLA timers -------------------------------------------------------------------
+    # --- SLA timers -------------------------------------------------------------------------------
 
     def open_sla_timer(
         self, *, hubspot_id: str, sf_id: str, owner_id: str | None, assigned_at: datetime,
@@ -66,7 +66,7 @@ class SalesStore(StoreBase):
         with self.transaction() as s:
             s.execute(update(SlaTimer).where(SlaTimer.id == timer_id).values(**values))
 
-    # --- routing ----------------------------------------------------------------------
+    # --- routing ----------------------------------------------------------------------------------
 
     def next_round_robin(self, team: str, size: int) -> int:
         """The team member's index to assign next, advancing the persisted pointer atomically."""

@@ -17,7 +17,7 @@ __all__ = ["ScoreStore"]
 class ScoreStore(StoreBase):
     """Scores (a history per contact) and lifecycle transitions."""
 
-    # --- scores -----------------------------------------------------------------------
+    # --- scores -----------------------------------------------------------------------------------
 
     def contacts_to_score(
         self, *, stale_before: datetime | None = None, everyone: bool = False, batch: int = 1000,
@@ -80,7 +80,7 @@ class ScoreStore(StoreBase):
                 out[row.contact_id] = row
         return out
 
-    # --- lifecycle --------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------------------
 
     def record_transition(
         self, contact_id: str, from_stage: str | None, to_stage: str, *, reason: str,

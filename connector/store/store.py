@@ -38,7 +38,7 @@ __all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
 class Store(BookmarkStore, ContactStore, ScoreStore, LedgerStore, DeadLetterStore, SalesStore):
     """Repository over the state database; every flow goes through it."""
 
-    # --- runs ---------------------------------------------------------------------------------
+    # --- runs -------------------------------------------------------------------------------------
 
     def start_run(self, stage: str, *, trigger: str = "manual", instance: str = "") -> str:
         run_id = str(uuid.uuid4())
@@ -71,7 +71,7 @@ class Store(BookmarkStore, ContactStore, ScoreStore, LedgerStore, DeadLetterStor
         with self.transaction() as s:
             return s.get(SyncRun, run_id)
 
-    # --- leases -------------------------------------------------------------------------------
+    # --- leases -----------------------------------------------------------------------------------
 
     def acquire_lease(self, name: str, holder: str, *, ttl_seconds: float) -> bool:
         """Take or renew the named lease; False when another holder's lease has not expired."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, insert, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from connector.errors import FatalError, StoreError
 from connector.store import Contact, ContactRecord, Store
@@ -384,3 +384,56 @@ def test_check_writable_on_an_empty_database_leaves_it_empty(backend_store: Stor
     backend_store.check_writable()
     assert inspect(backend_store.engine).get_table_names() == []
     assert backend_store.schema_revision() is None
+
+
+# --- PostgreSQL answers no local server can give ----------------------------------------------
+
+
+class _PgError(Exception):
+    """Stands in for a psycopg error: its text, SQLSTATE and diagnostic names."""
+
+    def __init__(self, text: str, sqlstate: str | None = None, table: str | None = None) -> None:
+        super().__init__(text)
+        self.sqlstate = sqlstate
+        self.diag = type("Diag", (), {"table_name": table, "column_name": None,
+                                      "constraint_name": None})()
+
+
+PG = DatabaseLocation("postgresql", host="db.internal", port=5433, database="handshake",
+                      user="reader")
+
+
+@pytest.mark.parametrize(("error", "said", "fix"), [
+    (_PgError('connection failed: connection to server at "10.0.0.5", port 5433 failed: FATAL:  '
+              'password authentication failed for user "reader"'),
+     "refused the credentials of role reader", "correct the user and password"),
+    (_PgError('connection failed: connection to server at "10.0.0.5", port 5433 failed: FATAL:  '
+              'no pg_hba.conf entry for host "10.0.0.9", user "reader", database "handshake"'),
+     "does not accept connections from this machine", "pg_hba.conf"),
+    (_PgError("permission denied for table contacts", "42501", "contacts"),
+     "role reader lacks a privilege", "grant role reader"),
+    (_PgError("could not extend file: No space left on device", "53100"),
+     "is full", "free space"),
+    (_PgError("terminating connection due to administrator command", "57P01"),
+     "lost the connection to PostgreSQL at db.internal:5433", "is running and reachable"),
+    (_PgError('relation "contacts" does not exist', "42P01"),
+     "has no table contacts", "handshake db upgrade"),
+    (_PgError("deadlock detected\nDETAIL:  Process 1 waits for ShareLock", "40P01"),
+     "conflicted with another connection", "run again"),
+    (DataError("INSERT INTO contacts (hubspot_id, email) VALUES (%(id)s, %(email)s)",
+               {"id": "secret.person@example.com", "email": SECRET_EMAIL},
+               _PgError('invalid input syntax for type integer: "secret.person@example.com"',
+                        "22P02", "contacts"), hide_parameters=True),
+     "failed on an INSERT on contacts (SQLSTATE 22P02 on contacts)", "--log-level DEBUG"),
+])
+def test_postgres_failures_read_as_messages(error: Exception, said: str, fix: str) -> None:
+    err = store_error(error, PG)
+    assert said in err.message and "\n" not in err.message
+    assert fix in str(err.fix)
+    assert SECRET_EMAIL not in text_of(err)  # a driver text quoting a value is never copied
+
+
+def test_a_password_in_a_driver_message_is_blanked() -> None:
+    err = store_error(_PgError(f"connection failed: odd server reply {PASSWORD}"), PG,
+                      password=PASSWORD)
+    assert PASSWORD not in text_of(err) and "***" in err.message
