@@ -1,0 +1,154 @@
+"""Sync runs and stage leases: what ran, how it ended, and who may write now."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+
+from connector.errors import Actor
+from connector.store._base import StoreBase, _rowcount
+from connector.store.models import DeadLetter, Lease, SyncRun
+
+__all__ = ["RunStore"]
+
+
+class RunStore(StoreBase):
+    """The `sync_runs` records and the `leases` rows the stage runtime keeps."""
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(self, stage: str, *, trigger: str = "manual", instance: str = "",
+                  run_id: str | None = None) -> str:
+        """Record a run of `stage` as running; returns its id (`run_id` when given)."""
+        run_id = run_id or str(uuid.uuid4())
+        with self.transaction() as s:
+            s.add(
+                SyncRun(
+                    id=run_id,
+                    stage=stage,
+                    trigger=trigger,
+                    instance=instance[:128],
+                    started_at=self._now(),
+                    status="running",
+                    counts={},
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self, run_id: str, *, status: str, counts: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how a run ended (ok, degraded, stopped, failed, interrupted)."""
+        with self.transaction() as s:
+            s.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id)
+                .values(finished_at=self._now(), status=status, counts=dict(counts or {}), error=error)
+            )
+
+    def abandon_runs(self, stages: Sequence[str], *, except_run: str, reason: str) -> list[str]:
+        """Mark the runs of `stages` still recorded as running (other than `except_run`) as
+        abandoned: called by the holder of the stages' lease, so none of them can be alive."""
+        with self.transaction() as s:
+            ids = list(s.scalars(select(SyncRun.id).where(
+                SyncRun.stage.in_(list(stages)), SyncRun.status == "running",
+                SyncRun.id != except_run)))
+            if ids:
+                s.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(
+                    status="abandoned", finished_at=self._now(), error=reason))
+            return ids
+
+    def runs(self, *, stage: str | None = None, limit: int = 50) -> list[SyncRun]:
+        """The newest runs first (of one stage, or all)."""
+        with self.transaction() as s:
+            q = select(SyncRun)
+            if stage:
+                q = q.where(SyncRun.stage == stage)
+            return list(s.scalars(q.order_by(SyncRun.started_at.desc()).limit(limit)))
+
+    def admin_letters_since(self, stages: Sequence[str], since: datetime) -> dict[str, int]:
+        """Open dead letters of `stages` an admin must act on, parked or re-parked at or after
+        `since`, counted by error code (the reason kinds a degraded run reports)."""
+        with self.transaction() as s:
+            rows = s.execute(
+                select(DeadLetter.error_code, func.count())
+                .where(DeadLetter.stage.in_(list(stages)), DeadLetter.status == "open",
+                       DeadLetter.actor == str(Actor.ADMIN), DeadLetter.last_seen_at >= since)
+                .group_by(DeadLetter.error_code)
+            ).all()
+            return {str(code or "unspecified"): int(n) for code, n in rows}
+
+    def get_run(self, run_id: str) -> SyncRun | None:
+        with self.transaction() as s:
+            return s.get(SyncRun, run_id)
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, *, ttl_seconds: float) -> bool:
+        """Take or renew the named lease; False when another holder's lease has not expired."""
+        return self.take_lease(name, holder, ttl_seconds=ttl_seconds) is not None
+
+    def take_lease(self, name: str, holder: str, *, ttl_seconds: float) -> int | None:
+        """Take the named lease for `holder` (or renew it), or None when another holder's lease
+        has not expired. Returns the fencing number, raised whenever the holder changes."""
+        now = self._now()
+        expires = now + timedelta(seconds=ttl_seconds)
+        with self.transaction() as s:
+            inserted = _rowcount(s.execute(
+                self._insert(Lease)
+                .values(name=name, holder=holder, expires_at=expires, fence=1, acquired_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            ))
+            if inserted:
+                return 1
+            # One statement decides, so two takers on any backend never both win.
+            taken = _rowcount(s.execute(
+                update(Lease)
+                .where(Lease.name == name)
+                .where((Lease.holder == holder) | (Lease.expires_at < now))
+                .values(
+                    fence=Lease.fence + case((Lease.holder == holder, 0), else_=1),
+                    acquired_at=case((Lease.holder == holder, Lease.acquired_at), else_=now),
+                    holder=holder, expires_at=expires,
+                )
+            ))
+            if not taken:
+                return None
+            return int(s.scalar(select(Lease.fence).where(Lease.name == name)) or 0)
+
+    def renew_lease(self, name: str, holder: str, fence: int, *, ttl_seconds: float) -> bool:
+        """Extend a held lease; False when it is no longer this holder's at this fence."""
+        expires = self._now() + timedelta(seconds=ttl_seconds)
+        with self.transaction() as s:
+            return bool(_rowcount(s.execute(
+                update(Lease)
+                .where(Lease.name == name, Lease.holder == holder, Lease.fence == fence)
+                .values(expires_at=expires)
+            )))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once (its row stays, expired, so the fence never goes back)."""
+        with self.transaction() as s:
+            s.execute(
+                update(Lease).where(Lease.name == name, Lease.holder == holder)
+                .values(holder="", expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+            )
+
+    def expire_lease(self, name: str, holder: str, fence: int) -> bool:
+        """Expire `holder`'s lease now (its process is known dead); False if it changed hands."""
+        with self.transaction() as s:
+            return bool(_rowcount(s.execute(
+                update(Lease).where(Lease.name == name, Lease.holder == holder,
+                                    Lease.fence == fence)
+                .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC))
+            )))
+
+    def lease(self, name: str) -> Lease | None:
+        """The named lease's row (holder, expiry, fence), if it was ever taken."""
+        with self.transaction() as s:
+            return s.get(Lease, name)
