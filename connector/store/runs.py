@@ -99,12 +99,14 @@ class RunStore(StoreBase):
         now = self._now()
         expires = now + timedelta(seconds=ttl_seconds)
         with self.transaction() as s:
-            inserted = _rowcount(s.execute(
+            # RETURNING tells whether the row was new (rowcount is -1 here on PostgreSQL)
+            inserted = s.execute(
                 self._insert(Lease)
                 .values(name=name, holder=holder, expires_at=expires, fence=1, acquired_at=now)
                 .on_conflict_do_nothing(index_elements=["name"])
-            ))
-            if inserted:
+                .returning(Lease.fence)
+            ).first()
+            if inserted is not None:
                 return 1
             # One statement decides, so two takers on any backend never both win.
             taken = _rowcount(s.execute(
