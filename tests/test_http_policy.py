@@ -26,6 +26,7 @@ import requests_mock
 import respx
 import urllib3
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connector.clock import FrozenClock
 from connector.errors import (
@@ -43,6 +44,7 @@ from connector.errors import (
 from connector.http import (
     DESCRIBE,
     LIMITER,
+    WEBHOOK,
     ConcurrencyLimiter,
     HttpPolicy,
     LimiterBusy,
@@ -52,6 +54,7 @@ from connector.http import (
     make_requests_session,
     parse_retry_after,
     redact,
+    webhook_settings,
 )
 from connector.hubspot.policy import hubspot_limits, hubspot_policy
 from connector.hubspot.sdk import api_request, call_sdk, make_hubspot_client
@@ -399,6 +402,47 @@ def test_hubspot_daily_headers_count_towards_the_share(frozen: FrozenClock) -> N
         with pytest.raises(QuotaExhausted) as caught:
             client.get("/crm/v3/objects/contacts")
     assert caught.value.resets_at == datetime(2026, 11, 3, tzinfo=UTC)
+
+
+def test_each_dialect_reads_only_its_own_usage_headers(frozen: FrozenClock) -> None:
+    hubspot_headers = {
+        "X-HubSpot-RateLimit-Daily": "1000",
+        "X-HubSpot-RateLimit-Daily-Remaining": "10",
+    }
+    salesforce_headers = {"Sforce-Limit-Info": "api-usage=990/1000"}
+    sf = salesforce_policy(clock=frozen, daily_share=0.5)
+    hs = hubspot_policy(clock=frozen, daily_share=0.5)
+    webhook = HttpPolicy(webhook_settings(daily_share=0.5), WEBHOOK, clock=frozen)
+    sf.execute(lambda: httpx.Response(200, headers=hubspot_headers))
+    hs.execute(lambda: httpx.Response(200, headers=salesforce_headers))
+    webhook.execute(lambda: httpx.Response(200, headers={**hubspot_headers, **salesforce_headers}))
+    assert (sf.daily_usage, hs.daily_usage, webhook.daily_usage) == (None, None, None)
+    sf.execute(lambda: httpx.Response(200, headers=salesforce_headers))
+    assert sf.daily_usage == (990, 1000) and sf.exhausted_until is not None
+
+
+def test_a_simple_salesforce_error_goes_through_the_salesforce_table(frozen: FrozenClock) -> None:
+    """An SDK call made outside a policy session raises simple-salesforce's own errors; the
+    Salesforce dialect reads the answer they carry."""
+    policy = salesforce_policy(clock=frozen, max_attempts=1)
+    url = f"{SF}/services/data/v62.0/query"
+
+    def refused(status: int, body: list[dict[str, str]]) -> Callable[[], None]:
+        def send() -> None:
+            raise SalesforceMalformedRequest(url, status, "query", json.dumps(body).encode())
+
+        return send
+
+    malformed = [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token: FORM"}]
+    with pytest.raises(RequestFailed) as caught:
+        policy.execute(refused(400, malformed), describe="query Leads")
+    assert caught.value.status == 400
+    assert "MALFORMED_QUERY" in str(caught.value) and "/services/data/v62.0/query" in str(
+        caught.value
+    )
+    spent = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+    with pytest.raises(QuotaExhausted):
+        policy.execute(refused(403, spent), describe="query Leads")
 
 
 @respx.mock

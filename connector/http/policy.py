@@ -1,10 +1,11 @@
 """`HttpPolicy`: limiters, classification and tenacity retries around any outbound call.
 
 One policy per remote system, built from its `PolicySettings` and its `Dialect` (each adapter
-has a constructor: `connector.hubspot.policy`, `connector.salesforce.policy`). Every library's calls go through `execute` (the httpx transport,
-the requests adapter and the HubSpot SDK helper all call it), so nothing is retried twice: the
-SDKs' own retries are off, and an error already decided by a policy underneath is passed on
-untouched. All waiting goes through the injected `Clock`.
+has a constructor: `connector.hubspot.policy`, `connector.salesforce.policy`). Every library's
+calls go through `execute` (the httpx transport, the requests adapter and the HubSpot SDK helper
+all call it), so nothing is retried twice: the SDKs' own retries are off, and an error already
+decided by a policy underneath is passed on untouched. All waiting goes through the injected
+`Clock`.
 """
 
 from __future__ import annotations
