@@ -26,6 +26,7 @@ import requests_mock
 import respx
 import urllib3
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connector.clock import FrozenClock
 from connector.errors import (
@@ -43,20 +44,21 @@ from connector.errors import (
 from connector.http import (
     DESCRIBE,
     LIMITER,
+    WEBHOOK,
     ConcurrencyLimiter,
     HttpPolicy,
     LimiterBusy,
     RollingWindowLimiter,
     SessionExpired,
-    api_request,
-    call_sdk,
-    hubspot_limits,
     make_httpx_client,
-    make_hubspot_client,
     make_requests_session,
     parse_retry_after,
     redact,
+    webhook_settings,
 )
+from connector.hubspot.policy import hubspot_limits, hubspot_policy
+from connector.hubspot.sdk import api_request, call_sdk, make_hubspot_client
+from connector.salesforce.policy import salesforce_policy
 
 START = datetime(2026, 11, 2, 15, 30, tzinfo=UTC)  # a Monday, 10:30 in New York
 HS = "https://api.hubapi.test"
@@ -92,14 +94,14 @@ def frozen() -> FrozenClock:
 
 @pytest.fixture
 def hs_policy(frozen: FrozenClock) -> HttpPolicy:
-    return HttpPolicy.for_hubspot(
+    return hubspot_policy(
         "professional", clock=frozen, random=Random(7), timezone="America/New_York"
     )
 
 
 @pytest.fixture
 def sf_policy(frozen: FrozenClock) -> HttpPolicy:
-    return HttpPolicy.for_salesforce(clock=frozen, random=Random(7))
+    return salesforce_policy(clock=frozen, random=Random(7))
 
 
 @pytest.fixture
@@ -189,7 +191,7 @@ def test_ten_second_window_429_without_retry_after_waits_for_the_window(
 
 
 def test_retry_after_beyond_the_bound_gives_up_at_once(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, max_retry_after=60.0)
+    policy = hubspot_policy(clock=frozen, max_retry_after=60.0)
     calls: list[int] = []
 
     def send() -> httpx.Response:
@@ -303,7 +305,7 @@ def test_requests_daily_429_stops_at_once(hs_policy: HttpPolicy, frozen: FrozenC
 
 
 def test_daily_reset_time_zone_is_a_parameter(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, timezone="UTC")
+    policy = hubspot_policy(clock=frozen, timezone="UTC")
     with pytest.raises(QuotaExhausted) as caught:
         policy.execute(
             lambda: httpx.Response(
@@ -359,7 +361,7 @@ def test_salesforce_concurrency_limit_exceeded_is_retried(
 
 
 def test_own_share_of_the_daily_allocation_stops_further_calls(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_salesforce(clock=frozen, daily_share=0.8)
+    policy = salesforce_policy(clock=frozen, daily_share=0.8)
     adapter = requests_mock.Adapter()
     url = f"{SF}/services/data/v62.0/query"
     adapter.register_uri(
@@ -383,7 +385,7 @@ def test_own_share_of_the_daily_allocation_stops_further_calls(frozen: FrozenClo
 
 @respx.mock
 def test_hubspot_daily_headers_count_towards_the_share(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, daily_share=0.5, timezone="UTC")
+    policy = hubspot_policy(clock=frozen, daily_share=0.5, timezone="UTC")
     respx.get(CONTACTS).mock(
         return_value=httpx.Response(
             200,
@@ -400,6 +402,47 @@ def test_hubspot_daily_headers_count_towards_the_share(frozen: FrozenClock) -> N
         with pytest.raises(QuotaExhausted) as caught:
             client.get("/crm/v3/objects/contacts")
     assert caught.value.resets_at == datetime(2026, 11, 3, tzinfo=UTC)
+
+
+def test_each_dialect_reads_only_its_own_usage_headers(frozen: FrozenClock) -> None:
+    hubspot_headers = {
+        "X-HubSpot-RateLimit-Daily": "1000",
+        "X-HubSpot-RateLimit-Daily-Remaining": "10",
+    }
+    salesforce_headers = {"Sforce-Limit-Info": "api-usage=990/1000"}
+    sf = salesforce_policy(clock=frozen, daily_share=0.5)
+    hs = hubspot_policy(clock=frozen, daily_share=0.5)
+    webhook = HttpPolicy(webhook_settings(daily_share=0.5), WEBHOOK, clock=frozen)
+    sf.execute(lambda: httpx.Response(200, headers=hubspot_headers))
+    hs.execute(lambda: httpx.Response(200, headers=salesforce_headers))
+    webhook.execute(lambda: httpx.Response(200, headers={**hubspot_headers, **salesforce_headers}))
+    assert (sf.daily_usage, hs.daily_usage, webhook.daily_usage) == (None, None, None)
+    sf.execute(lambda: httpx.Response(200, headers=salesforce_headers))
+    assert sf.daily_usage == (990, 1000) and sf.exhausted_until is not None
+
+
+def test_a_simple_salesforce_error_goes_through_the_salesforce_table(frozen: FrozenClock) -> None:
+    """An SDK call made outside a policy session raises simple-salesforce's own errors; the
+    Salesforce dialect reads the answer they carry."""
+    policy = salesforce_policy(clock=frozen, max_attempts=1)
+    url = f"{SF}/services/data/v62.0/query"
+
+    def refused(status: int, body: list[dict[str, str]]) -> Callable[[], None]:
+        def send() -> None:
+            raise SalesforceMalformedRequest(url, status, "query", json.dumps(body).encode())
+
+        return send
+
+    malformed = [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token: FORM"}]
+    with pytest.raises(RequestFailed) as caught:
+        policy.execute(refused(400, malformed), describe="query Leads")
+    assert caught.value.status == 400
+    assert "MALFORMED_QUERY" in str(caught.value) and "/services/data/v62.0/query" in str(
+        caught.value
+    )
+    spent = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+    with pytest.raises(QuotaExhausted):
+        policy.execute(refused(403, spent), describe="query Leads")
 
 
 @respx.mock
@@ -484,7 +527,7 @@ def test_requests_dropped_connection_and_timeout_then_success(
 
 @respx.mock
 def test_httpx_gives_up_after_max_attempts_with_the_last_status(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, random=Random(1), max_attempts=3)
+    policy = hubspot_policy(clock=frozen, random=Random(1), max_attempts=3)
     route = respx.get(CONTACTS).mock(
         side_effect=[httpx.Response(500), httpx.Response(502), httpx.Response(503)]
     )
@@ -497,7 +540,7 @@ def test_httpx_gives_up_after_max_attempts_with_the_last_status(frozen: FrozenCl
 
 
 def test_requests_gives_up_after_max_attempts_on_timeouts(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_salesforce(clock=frozen, max_attempts=2)
+    policy = salesforce_policy(clock=frozen, max_attempts=2)
     adapter = requests_mock.Adapter()
     url = f"{SF}/services/data/v62.0/limits"
     adapter.register_uri("GET", url, exc=requests.exceptions.ConnectTimeout("connect timed out"))
@@ -508,7 +551,7 @@ def test_requests_gives_up_after_max_attempts_on_timeouts(frozen: FrozenClock) -
 
 
 def test_an_error_decided_underneath_is_not_retried_again(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_salesforce(clock=frozen, max_attempts=2)
+    policy = salesforce_policy(clock=frozen, max_attempts=2)
     adapter = requests_mock.Adapter()
     url = f"{SF}/services/data/v62.0/query"
     adapter.register_uri("GET", url, status_code=500, text="boom")
@@ -629,7 +672,7 @@ def test_expired_session_is_refreshed_once_then_the_request_is_resent(frozen: Fr
         refreshed.append(1)
         return {"Authorization": "Bearer 00D5g000001AbCd!NEWSESSION"}
 
-    policy = HttpPolicy.for_salesforce(clock=frozen, on_session_expired=refresh)
+    policy = salesforce_policy(clock=frozen, on_session_expired=refresh)
     adapter = requests_mock.Adapter()
     url = f"{SF}/services/data/v62.0/query"
     adapter.register_uri(
@@ -653,7 +696,7 @@ def test_expired_session_is_refreshed_once_then_the_request_is_resent(frozen: Fr
 
 def test_a_session_still_expired_after_one_refresh_fails(frozen: FrozenClock) -> None:
     refreshed: list[int] = []
-    policy = HttpPolicy.for_salesforce(
+    policy = salesforce_policy(
         clock=frozen, on_session_expired=lambda: refreshed.append(1) or None
     )
     adapter = requests_mock.Adapter()
@@ -728,7 +771,7 @@ def test_safety_margin_and_tier_table(frozen: FrozenClock) -> None:
     assert hubspot_limits("enterprise").daily == 1_000_000
     assert hubspot_limits("professional", capacity_packs=2).burst == 250
     assert hubspot_limits("professional", capacity_packs=2).daily == 2_625_000
-    policy = HttpPolicy.for_hubspot("professional", clock=frozen)
+    policy = hubspot_policy("professional", clock=frozen)
     burst = policy.limiter("burst")
     assert isinstance(burst, RollingWindowLimiter)
     assert burst.capacity == 171  # 90 % of 190
@@ -738,7 +781,7 @@ def test_safety_margin_and_tier_table(frozen: FrozenClock) -> None:
 
 
 def test_policy_takes_the_search_limiter_for_search_calls(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, safety_margin=1.0)
+    policy = hubspot_policy(clock=frozen, safety_margin=1.0)
     with respx.mock, make_httpx_client(policy, HS) as client:
         respx.post(f"{CONTACTS}/search").mock(return_value=httpx.Response(200, json=PAGE))
         for _ in range(6):
@@ -747,7 +790,7 @@ def test_policy_takes_the_search_limiter_for_search_calls(frozen: FrozenClock) -
 
 
 def test_429_pauses_the_limiter_for_every_caller(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen)
+    policy = hubspot_policy(clock=frozen)
     burst = policy.limiter("burst")
     assert isinstance(burst, RollingWindowLimiter)
     with respx.mock, make_httpx_client(policy, HS) as client:
@@ -800,7 +843,7 @@ def test_concurrency_limiter_bounded_wait() -> None:
 def test_salesforce_policy_holds_the_concurrency_limiter_during_requests(
     frozen: FrozenClock,
 ) -> None:
-    policy = HttpPolicy.for_salesforce(clock=frozen, max_concurrent=1)
+    policy = salesforce_policy(clock=frozen, max_concurrent=1)
     limiter = policy.limiter("concurrency")
     assert isinstance(limiter, ConcurrencyLimiter)
     seen: list[int] = []
@@ -875,7 +918,7 @@ def server() -> Iterator[_Server]:
 
 def test_sdk_one_call_is_one_http_request_on_a_500(server: _Server, frozen: FrozenClock) -> None:
     server.behaviour = answer(500, hubspot_error(500, "internal error"))
-    policy = HttpPolicy.for_hubspot(clock=frozen, max_attempts=1)
+    policy = hubspot_policy(clock=frozen, max_attempts=1)
     client = make_hubspot_client(policy, TOKEN, host=server.url)
     with pytest.raises(ServerError) as caught:
         call_sdk(policy, client.crm.contacts.basic_api.get_page, limit=10, describe="list contacts")
@@ -888,7 +931,7 @@ def test_sdk_dropped_connection_is_not_retried_by_urllib3(
     server: _Server, frozen: FrozenClock
 ) -> None:
     server.behaviour = drop
-    policy = HttpPolicy.for_hubspot(clock=frozen, max_attempts=1)
+    policy = hubspot_policy(clock=frozen, max_attempts=1)
     client = make_hubspot_client(policy, TOKEN, host=server.url)
     with pytest.raises(TransportError):
         call_sdk(policy, client.crm.contacts.basic_api.get_page, limit=10)
@@ -927,7 +970,7 @@ def test_sdk_calls_retry_under_the_policy_then_return_the_model(
         ]
     )
     server.behaviour = lambda handler: next(answers)(handler)
-    policy = HttpPolicy.for_hubspot(clock=frozen)
+    policy = hubspot_policy(clock=frozen)
     client = make_hubspot_client(policy, TOKEN, host=server.url)
     page = call_sdk(policy, client.crm.contacts.basic_api.get_page, limit=10)
     assert [c.id for c in page.results] == ["51"]
@@ -938,7 +981,7 @@ def test_sdk_calls_retry_under_the_policy_then_return_the_model(
 
 
 def test_sdk_generic_api_request_goes_through_the_policy(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen)
+    policy = hubspot_policy(clock=frozen)
     client = make_hubspot_client(policy, TOKEN, host=HS)
     adapter = requests_mock.Adapter()
     events = f"{HS}/email/public/v1/events"
@@ -963,7 +1006,7 @@ def test_sdk_generic_api_request_goes_through_the_policy(frozen: FrozenClock) ->
 
 def test_sdk_daily_429_is_quota_exhausted(server: _Server, frozen: FrozenClock) -> None:
     server.behaviour = answer(429, rate_limit_body("DAILY"))
-    policy = HttpPolicy.for_hubspot(clock=frozen, timezone="Europe/Paris")
+    policy = hubspot_policy(clock=frozen, timezone="Europe/Paris")
     client = make_hubspot_client(policy, TOKEN, host=server.url)
     with pytest.raises(QuotaExhausted) as caught:
         call_sdk(policy, client.crm.contacts.basic_api.get_page, limit=10)
@@ -972,7 +1015,7 @@ def test_sdk_daily_429_is_quota_exhausted(server: _Server, frozen: FrozenClock) 
 
 
 def test_sdk_requests_carry_the_policy_timeouts(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, connect_timeout=3.0, read_timeout=20.0)
+    policy = hubspot_policy(clock=frozen, connect_timeout=3.0, read_timeout=20.0)
     client = make_hubspot_client(policy, TOKEN, host="http://127.0.0.1:9")
     api = client.crm.contacts.basic_api
     seen: dict[str, Any] = {}
@@ -1030,7 +1073,7 @@ def test_tokens_never_appear_in_httpx_errors(hs_client: httpx.Client) -> None:
 
 def test_tokens_never_appear_in_sdk_errors(server: _Server, frozen: FrozenClock) -> None:
     server.behaviour = answer(400, hubspot_error(400, f"bad request for token {TOKEN}"))
-    policy = HttpPolicy.for_hubspot(clock=frozen)
+    policy = hubspot_policy(clock=frozen)
     client = make_hubspot_client(policy, TOKEN, host=server.url)
     with pytest.raises(RequestFailed) as caught:
         call_sdk(policy, client.crm.contacts.basic_api.get_page, limit=10)
@@ -1044,7 +1087,7 @@ def test_session_ids_never_appear_in_requests_errors(sf_policy: HttpPolicy) -> N
     adapter.register_uri(
         "GET", url, exc=requests.exceptions.ConnectionError(f"failed for {url}?sid={SESSION}")
     )
-    policy = HttpPolicy.for_salesforce(max_attempts=1)
+    policy = salesforce_policy(max_attempts=1)
     with pytest.raises(TransportError) as caught:
         sf_session(policy, adapter).get(url)
     text = _everything_about(caught.value)
@@ -1123,7 +1166,7 @@ def test_configured_ca_bundle_beats_the_environment(monkeypatch: pytest.MonkeyPa
 
 
 def test_one_letter_secrets_do_not_garble_messages(frozen: FrozenClock) -> None:
-    policy = HttpPolicy.for_hubspot(clock=frozen, secrets=["t"])
+    policy = hubspot_policy(clock=frozen, secrets=["t"])
     policy.add_secret("p")
     policy.add_secret("real-secret-value")
     assert policy.redact("Connection to host failed: real-secret-value") == (

@@ -1,43 +1,40 @@
 """The one HTTP policy every outbound call goes through, whichever library makes it.
 
-- `settings`: tiers, limits, header names and default numbers (one place).
+The mechanism only; each remote system's table, limits and policy constructor live with its
+adapter (`connector.hubspot`, `connector.salesforce`).
+
+- `settings`: `PolicySettings`, `RollingLimit`, the shared defaults, the alert webhook's settings.
 - `limits`: `RollingWindowLimiter` (N per W seconds) and `ConcurrencyLimiter`.
-- `classify`: the `HUBSPOT` and `SALESFORCE` tables (status / code / exception -> action).
+- `classify`: `Rule` / `Action` tables, `Dialect` (a table with what an API's answers say beyond
+  HTTP), `classify_error`, the transport rules every table ends with, the `WEBHOOK` dialect.
 - `policy`: `HttpPolicy.execute(send, limiter=, describe=)` with tenacity retries.
 - adapters: `PolicyTransport` / `make_httpx_client` (httpx), `PolicyAdapter` /
-  `make_requests_session` (requests, simple-salesforce), `make_hubspot_client` / `call_sdk`
-  (hubspot-api-client).
+  `make_requests_session` (requests, simple-salesforce).
 """
 
 from __future__ import annotations
 
 from connector.http.classify import (
-    HUBSPOT,
-    SALESFORCE,
+    CLIENT_ERRORS,
+    SERVER_ERRORS,
+    TRANSPORT_RULES,
     WEBHOOK,
     Action,
+    Dialect,
     ResponseView,
     Rule,
     SessionExpired,
     TlsError,
     Verdict,
     classify_error,
+    codes,
     parse_retry_after,
+    statuses,
 )
-from connector.http.hubspot_sdk import api_request, call_sdk, make_hubspot_client, no_retries
 from connector.http.limits import ConcurrencyLimiter, Limiter, LimiterBusy, RollingWindowLimiter
 from connector.http.policy import HttpPolicy, RefreshHook, Timeouts, redact
 from connector.http.session import PolicyAdapter, make_requests_session
-from connector.http.settings import (
-    HUBSPOT_TIERS,
-    HubSpotLimits,
-    PolicySettings,
-    RollingLimit,
-    hubspot_limits,
-    hubspot_settings,
-    salesforce_settings,
-    webhook_settings,
-)
+from connector.http.settings import PolicySettings, RollingLimit, webhook_settings
 from connector.http.transport import (
     ACCEPT,
     DESCRIBE,
@@ -48,16 +45,16 @@ from connector.http.transport import (
 
 __all__ = [
     "ACCEPT",
+    "CLIENT_ERRORS",
     "DESCRIBE",
-    "HUBSPOT",
-    "HUBSPOT_TIERS",
     "LIMITER",
-    "SALESFORCE",
+    "SERVER_ERRORS",
+    "TRANSPORT_RULES",
     "WEBHOOK",
     "Action",
     "ConcurrencyLimiter",
+    "Dialect",
     "HttpPolicy",
-    "HubSpotLimits",
     "Limiter",
     "LimiterBusy",
     "PolicyAdapter",
@@ -72,17 +69,12 @@ __all__ = [
     "Timeouts",
     "TlsError",
     "Verdict",
-    "api_request",
-    "call_sdk",
     "classify_error",
-    "hubspot_limits",
-    "hubspot_settings",
+    "codes",
     "make_httpx_client",
-    "make_hubspot_client",
     "make_requests_session",
-    "no_retries",
     "parse_retry_after",
     "redact",
-    "salesforce_settings",
+    "statuses",
     "webhook_settings",
 ]

@@ -1,51 +1,27 @@
-"""Error handling as data: one table per API from status / error code / exception to action.
+"""Error handling as data: a table per API from status / error code / exception to action.
 
 A table is a tuple of `Rule`s read top to bottom; the first that matches decides. Each rule
-names an `Action` and the error class raised when the policy gives up (or at once). The tree of
-what each table does:
+names an `Action` and the error class raised when the policy gives up (or at once). A `Dialect`
+is one API's table with what its answers say beyond HTTP (the keys of its error bodies, the
+exceptions its SDK raises, the headers reporting its daily allocation or the wait it asks for).
+The tables and dialects of HubSpot and Salesforce live with their adapters
+(`connector.hubspot.errors`, `connector.salesforce.errors`); this module holds the mechanism,
+the rules every table ends with, and the alert webhook's table:
 
-    HUBSPOT
-    ├── 429 policyName DAILY ............ QUOTA       QuotaExhausted, resets_at = next midnight
-    │                                                 (account time zone): no retry
-    ├── 429 policyName TEN_SECONDLY_ROLLING RATE_LIMIT wait Retry-After / interval header / 10 s
-    ├── 429 policyName SECONDLY (search)  RATE_LIMIT  wait Retry-After / 1 s
-    ├── 429 (other) ..................... RATE_LIMIT  wait Retry-After or backoff
-    ├── 401 ............................. FAIL        AuthError (HubSpot: a 401 is no reason to
-    │                                                 refresh; tokens are refreshed by their TTL)
-    ├── 403 ............................. FAIL        AuthError (missing scopes, app uninstalled)
-    ├── 409 CONFLICT .................... SKIP        RecordRejected (the record already exists)
-    ├── 400 404 405 413 414 415 422 4xx . FAIL        RequestFailed
-    ├── 500 502 503 504 5xx ............. RETRY       ServerError
-    └── transport (timeout, reset, drop)  RETRY       TransportError
-
-    SALESFORCE
-    ├── 401 INVALID_SESSION_ID .......... REFRESH     SessionExpired: `on_session_expired` once,
-    │                                                 then retry; without a hook, fail
-    ├── 401 / OAuth invalid_grant ....... FAIL        AuthError
-    ├── 403 REQUEST_LIMIT_EXCEEDED
-    │   ├── "ConcurrentPerOrgLongTxn" ... RATE_LIMIT  RateLimited (the org's 25 long requests)
-    │   └── "TotalRequests" / other ..... QUOTA       QuotaExhausted, resets_at = now + cool-down
-    │                                                 (rolling 24 h allocation)
-    ├── 403 (other) ..................... FAIL        AuthError (insufficient access, API off)
-    ├── 429 (some services, proxies) .... RATE_LIMIT  wait Retry-After or backoff
-    ├── 400 DUPLICATES_DETECTED,
-    │   FIELD_CUSTOM_VALIDATION_EXCEPTION,
-    │   REQUIRED_FIELD_MISSING,
-    │   STRING_TOO_LONG ................. SKIP        RecordRejected (single-record writes)
-    ├── 400 404 405 415 4xx ............. FAIL        RequestFailed
-    ├── 500 502 503 504 5xx ............. RETRY       ServerError
+    TRANSPORT_RULES (every table ends with them)
+    ├── TLS: certificate refused ........ FAIL        TlsError: retrying a bad certificate
+    │                                                 cannot help
     └── transport (timeout, reset, drop)  RETRY       TransportError
 
     WEBHOOK (an admin's alert endpoint)
     ├── 408 429 ......................... RETRY       ServerError (the endpoint is busy)
     ├── 4xx ............................. FAIL        RequestFailed (URL or endpoint to fix)
     ├── 5xx ............................. RETRY       ServerError
-    └── transport (timeout, reset, drop)  RETRY       TransportError
+    └── TRANSPORT_RULES
 
-    all: a TLS failure is FAIL (TlsError): retrying a bad certificate cannot help.
-
-Per-record errors inside a 200 answer (HubSpot batch `errors`, Salesforce collection results)
-are not the policy's business: the adapters read those.
+An answer no rule matches is FAIL (RequestFailed); an exception no rule knows propagates (a
+programming error to see, not to retry). Per-record errors inside a 200 answer (HubSpot batch
+`errors`, Salesforce collection results) are not the policy's business: the adapters read those.
 """
 
 from __future__ import annotations
@@ -69,9 +45,6 @@ from connector.errors import (
     AuthError,
     FatalError,
     HandshakeError,
-    QuotaExhausted,
-    RateLimited,
-    RecordRejected,
     RequestFailed,
     ServerError,
     TransportError,
@@ -79,28 +52,40 @@ from connector.errors import (
 from connector.http import settings as s
 
 __all__ = [
-    "HUBSPOT",
-    "SALESFORCE",
+    "CLIENT_ERRORS",
+    "DEFAULT_CODE_KEYS",
+    "DEFAULT_MESSAGE_KEYS",
+    "SERVER_ERRORS",
+    "TRANSPORT_RULES",
     "WEBHOOK",
+    "WEBHOOK_RULES",
     "Action",
+    "Dialect",
     "ErrorInfo",
+    "ExceptionReader",
     "ResponseView",
     "Rule",
     "SessionExpired",
     "TlsError",
     "Verdict",
     "classify_error",
-    "daily_usage",
+    "codes",
+    "error_info",
     "exception_chain",
     "headers_of",
+    "hinted_wait",
+    "lower_headers",
+    "next_midnight",
     "parse_retry_after",
     "status_of",
+    "statuses",
     "view_of",
 ]
 
 
 class SessionExpired(AuthError):
-    """The session (Salesforce INVALID_SESSION_ID) expired; a fresh login may fix it."""
+    """The session expired (a REFRESH rule matched, e.g. Salesforce INVALID_SESSION_ID); a fresh
+    login may fix it."""
 
 
 class TlsError(FatalError):
@@ -152,15 +137,21 @@ class Rule:
         return bool(self.exceptions) and isinstance(exc, self.exceptions)
 
 
-def _statuses(*items: int | range) -> frozenset[int]:
+def statuses(*items: int | range) -> frozenset[int]:
+    """The HTTP statuses a rule matches, from single statuses and ranges."""
     out: set[int] = set()
     for item in items:
         out.update(item if isinstance(item, range) else (item,))
     return frozenset(out)
 
 
-def _codes(*names: str) -> frozenset[str]:
+def codes(*names: str) -> frozenset[str]:
+    """The remote error codes a rule matches."""
     return frozenset(names)
+
+
+CLIENT_ERRORS = range(400, 500)
+SERVER_ERRORS = range(500, 600)
 
 
 # --- reading answers ------------------------------------------------------------------------
@@ -195,70 +186,65 @@ class ResponseView:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """What a remote error body says: its codes (HubSpot `category`, `errorType`, `policyName`;
-    Salesforce `errorCode`; OAuth `error`) and its human message."""
+    """What a remote error body says: its codes (the values of its dialect's code keys) and its
+    human message."""
 
     codes: frozenset[str]
     message: str
-    policy_name: str | None = None
 
 
-_CODE_KEYS = ("category", "subCategory", "errorType", "policyName", "errorCode", "error")
-_MESSAGE_KEYS = ("message", "error_description")
+# Keys of a JSON error body that commonly carry a code, and the human message (OAuth's included).
+DEFAULT_CODE_KEYS = ("code", "error", "errorCode", "errorType")
+DEFAULT_MESSAGE_KEYS = ("message", "error_description")
 
 
-def error_info(view: ResponseView) -> ErrorInfo:
-    """Parse the remote error out of an answer's body (JSON object or Salesforce array)."""
+def error_info(
+    view: ResponseView,
+    code_keys: Iterable[str] = DEFAULT_CODE_KEYS,
+    message_keys: Iterable[str] = DEFAULT_MESSAGE_KEYS,
+) -> ErrorInfo:
+    """Parse the remote error out of an answer's body (a JSON object or an array of them):
+    the string values of `code_keys`, and the first of `message_keys` each item has."""
+    code_keys, message_keys = tuple(code_keys), tuple(message_keys)
     payload = view.json()
     items: list[Mapping[str, Any]] = []
     if isinstance(payload, Mapping):
         items = [payload]
     elif isinstance(payload, list):
         items = [item for item in payload if isinstance(item, Mapping)]
-    codes: set[str] = set()
+    found: set[str] = set()
     messages: list[str] = []
-    policy_name: str | None = None
     for item in items:
-        for key in _CODE_KEYS:
+        for key in code_keys:
             value = item.get(key)
             if isinstance(value, str) and value:
-                codes.add(value)
-        for key in _MESSAGE_KEYS:
+                found.add(value)
+        for key in message_keys:
             value = item.get(key)
             if isinstance(value, str) and value:
                 messages.append(value)
                 break
-        name = item.get("policyName")
-        if isinstance(name, str):
-            policy_name = name
     message = "; ".join(messages)
     if not message and payload is None:
         message = " ".join(view.text().split())  # plain-text or HTML error page, squeezed
-    return ErrorInfo(frozenset(codes), message[: s.MAX_REMOTE_MESSAGE_CHARS], policy_name)
+    return ErrorInfo(frozenset(found), message[: s.MAX_REMOTE_MESSAGE_CHARS])
 
 
-def _lower_headers(headers: Any) -> dict[str, str]:
+def lower_headers(headers: Any) -> dict[str, str]:
+    """Header names lower-cased, from a mapping or a list of pairs (None: no headers)."""
     if headers is None:
         return {}
     items = headers.items() if hasattr(headers, "items") else headers
     return {str(k).lower(): str(v) for k, v in items}
 
 
-def _is_sdk_api_exception(exc: object) -> bool:
-    # every generated hubspot package has its own ApiException class: match on the name
-    return isinstance(exc, Exception) and any(
-        cls.__name__ == "ApiException" for cls in type(exc).__mro__
-    )
+ExceptionReader = Callable[[BaseException], ResponseView | None]
+"""Reads the answer an SDK's own exception carries (None: it carries none)."""
 
 
-def _is_salesforce_error(exc: object) -> bool:
-    return isinstance(exc, Exception) and any(
-        cls.__name__ == "SalesforceError" for cls in type(exc).__mro__
-    )
-
-
-def view_of(obj: object) -> ResponseView | None:
-    """The `ResponseView` of a response or of an exception carrying one; None otherwise."""
+def view_of(obj: object, read_exception: ExceptionReader | None = None) -> ResponseView | None:
+    """The `ResponseView` of an httpx or requests response, of an exception carrying one, or of
+    an SDK exception `read_exception` knows; None otherwise."""
     if isinstance(obj, httpx.Response):
         try:
             request: httpx.Request | None = obj.request
@@ -270,7 +256,7 @@ def view_of(obj: object) -> ResponseView | None:
             body = None
         return ResponseView(
             status=obj.status_code,
-            headers=_lower_headers(obj.headers),
+            headers=lower_headers(obj.headers),
             body=body,
             method=request.method if request is not None else None,
             path=request.url.path if request is not None else None,
@@ -280,7 +266,7 @@ def view_of(obj: object) -> ResponseView | None:
         prepared = obj.request
         return ResponseView(
             status=obj.status_code,
-            headers=_lower_headers(obj.headers),
+            headers=lower_headers(obj.headers),
             body=obj.content,
             method=prepared.method if prepared is not None else None,
             path=urlsplit(obj.url).path if obj.url else None,
@@ -289,51 +275,15 @@ def view_of(obj: object) -> ResponseView | None:
     if isinstance(obj, httpx.HTTPStatusError | requests.HTTPError):
         response = obj.response
         return view_of(response) if response is not None else None
-    if _is_sdk_api_exception(obj):
-        status = getattr(obj, "status", None)
-        if not isinstance(status, int) or status <= 0:
-            return None  # status 0: the SDK wraps a TLS failure or a local error
-        return ResponseView(
-            status=status,
-            headers=_lower_headers(getattr(obj, "headers", None)),
-            body=getattr(obj, "body", None),
-        )
-    if _is_salesforce_error(obj):
-        url = getattr(obj, "url", None)
-        return ResponseView(
-            status=int(getattr(obj, "status", 0)),
-            headers={},
-            body=getattr(obj, "content", None),
-            path=urlsplit(url).path if isinstance(url, str) else None,
-        )
+    if read_exception is not None and isinstance(obj, BaseException):
+        return read_exception(obj)
     return None
 
 
 def headers_of(obj: object) -> Mapping[str, str] | None:
     """The response headers of a response object (lower-case names), without its body."""
     if isinstance(obj, httpx.Response | requests.Response):
-        return _lower_headers(obj.headers)
-    if _is_sdk_api_exception(obj):
-        return _lower_headers(getattr(obj, "headers", None))
-    return None
-
-
-def daily_usage(headers: Mapping[str, str]) -> tuple[int, int] | None:
-    """`(used, allowed)` of the daily allocation from HubSpot's `X-HubSpot-RateLimit-Daily*`
-    or Salesforce's `Sforce-Limit-Info: api-usage=N/M`; None when the answer does not say."""
-    info = headers.get(s.SALESFORCE_LIMIT_INFO_HEADER)
-    if info is not None:
-        found = re.search(s.SALESFORCE_API_USAGE, info)
-        if found:
-            return int(found.group(1)), int(found.group(2))
-    allowed = headers.get(s.HUBSPOT_DAILY_HEADER)
-    remaining = headers.get(s.HUBSPOT_DAILY_REMAINING_HEADER)
-    if allowed is not None and remaining is not None:
-        try:
-            total, left = int(allowed), int(remaining)
-        except ValueError:
-            return None
-        return max(0, total - left), total
+        return lower_headers(obj.headers)
     return None
 
 
@@ -365,18 +315,17 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def hinted_wait(view: ResponseView, now: datetime) -> float | None:
-    """The wait a response asks for: `Retry-After`, else HubSpot's window length header."""
+def hinted_wait(
+    view: ResponseView,
+    now: datetime,
+    read_wait: Callable[[Mapping[str, str]], float | None] | None = None,
+) -> float | None:
+    """The wait a response asks for: `Retry-After`, else what `read_wait` (the dialect's own
+    header) reads."""
     wait = parse_retry_after(view.headers.get(s.RETRY_AFTER_HEADER), now)
     if wait is not None:
         return wait
-    interval = view.headers.get(s.HUBSPOT_INTERVAL_HEADER)
-    if interval is not None:
-        try:
-            return max(0.0, float(interval) / 1000.0)
-        except ValueError:
-            return None
-    return None
+    return read_wait(view.headers) if read_wait is not None else None
 
 
 # --- the tables -----------------------------------------------------------------------------
@@ -414,102 +363,43 @@ TRANSPORT_RULES: tuple[Rule, ...] = (
     ),
 )
 
-_CLIENT_ERRORS = range(400, 500)
-_SERVER_ERRORS = range(500, 600)
+@dataclass(frozen=True)
+class Dialect:
+    """One remote API as the policy reads it: its table (`rules`, read top to bottom) and what
+    its answers say beyond HTTP.
 
-HUBSPOT: tuple[Rule, ...] = (
-    Rule(
-        Action.QUOTA,
-        QuotaExhausted,
-        "the daily allocation is spent; it resets at midnight in the account's time zone",
-        status=_statuses(429),
-        codes=_codes(s.HUBSPOT_POLICY_DAILY),
-    ),
-    Rule(
-        Action.RATE_LIMIT,
-        RateLimited,
-        "the 10-second burst window is full: wait for it",
-        status=_statuses(429),
-        codes=_codes(s.HUBSPOT_POLICY_TEN_SECONDLY),
-        wait=s.HUBSPOT_BURST_WINDOW_SECONDS,
-    ),
-    Rule(
-        Action.RATE_LIMIT,
-        RateLimited,
-        "the per-second limit (search) is hit: wait a second",
-        status=_statuses(429),
-        codes=_codes(s.HUBSPOT_POLICY_SECONDLY),
-        wait=s.HUBSPOT_SECONDLY_WINDOW_SECONDS,
-    ),
-    Rule(Action.RATE_LIMIT, RateLimited, "rate limited", status=_statuses(429)),
-    Rule(Action.FAIL, AuthError, "the token was refused", status=_statuses(401)),
-    Rule(Action.FAIL, AuthError, "the token lacks a scope or access", status=_statuses(403)),
-    Rule(
-        Action.SKIP,
-        RecordRejected,
-        "the record conflicts with an existing one",
-        status=_statuses(409),
-    ),
-    Rule(Action.FAIL, RequestFailed, "the request was refused", status=_statuses(_CLIENT_ERRORS)),
-    Rule(Action.RETRY, ServerError, "HubSpot failed", status=_statuses(_SERVER_ERRORS)),
-    *TRANSPORT_RULES,
-)
+    `code_keys` / `message_keys`: the keys of its JSON error bodies carrying codes (matched by
+    `Rule.codes`) and the human message. `read_exception`: the answer an SDK exception carries.
+    `read_usage`: `(used, allowed)` of the daily allocation from an answer's headers.
+    `read_wait`: a wait the API asks for besides `Retry-After`. Header names are lower-case.
+    """
 
-SALESFORCE: tuple[Rule, ...] = (
-    Rule(
-        Action.REFRESH,
-        SessionExpired,
-        "the session expired: log in again",
-        status=_statuses(401),
-        codes=_codes("INVALID_SESSION_ID"),
-    ),
-    Rule(Action.FAIL, AuthError, "the credentials were refused", status=_statuses(401)),
-    Rule(
-        Action.FAIL,
-        AuthError,
-        "the OAuth grant was refused",
-        status=_statuses(400),
-        codes=_codes("invalid_grant", "invalid_client", "invalid_client_id", "unauthorized_client"),
-    ),
-    Rule(
-        Action.RATE_LIMIT,
-        RateLimited,
-        "too many concurrent long-running requests in the org",
-        status=_statuses(403),
-        codes=_codes(s.SALESFORCE_LIMIT_EXCEEDED),
-        message=s.SALESFORCE_CONCURRENT_MESSAGE,
-    ),
-    Rule(
-        Action.QUOTA,
-        QuotaExhausted,
-        "the org's rolling 24-hour API allocation is spent",
-        status=_statuses(403),
-        codes=_codes(s.SALESFORCE_LIMIT_EXCEEDED),
-    ),
-    Rule(Action.FAIL, AuthError, "access refused", status=_statuses(403)),
-    Rule(Action.RATE_LIMIT, RateLimited, "too many requests", status=_statuses(429)),
-    Rule(
-        Action.SKIP,
-        RecordRejected,
-        "the record was refused",
-        status=_statuses(400),
-        codes=_codes(
-            "DUPLICATES_DETECTED",
-            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-            "REQUIRED_FIELD_MISSING",
-            "STRING_TOO_LONG",
-        ),
-    ),
-    Rule(Action.FAIL, RequestFailed, "the request was refused", status=_statuses(_CLIENT_ERRORS)),
-    Rule(Action.RETRY, ServerError, "Salesforce failed", status=_statuses(_SERVER_ERRORS)),
-    *TRANSPORT_RULES,
-)
+    name: str
+    rules: tuple[Rule, ...]
+    code_keys: tuple[str, ...] = DEFAULT_CODE_KEYS
+    message_keys: tuple[str, ...] = DEFAULT_MESSAGE_KEYS
+    read_exception: ExceptionReader | None = None
+    read_usage: Callable[[Mapping[str, str]], tuple[int, int] | None] | None = None
+    read_wait: Callable[[Mapping[str, str]], float | None] | None = None
 
-WEBHOOK: tuple[Rule, ...] = (
-    Rule(Action.RETRY, ServerError, "the endpoint is busy", status=_statuses(408, 429)),
+    def classify(
+        self, *, view: ResponseView | None = None, exception: BaseException | None = None
+    ) -> Verdict | None:
+        """`classify_error` with this dialect's rules and error body keys."""
+        return classify_error(
+            self.rules,
+            view=view,
+            exception=exception,
+            code_keys=self.code_keys,
+            message_keys=self.message_keys,
+        )
+
+
+WEBHOOK_RULES: tuple[Rule, ...] = (
+    Rule(Action.RETRY, ServerError, "the endpoint is busy", status=statuses(408, 429)),
     Rule(Action.FAIL, RequestFailed, "the endpoint refused the alert",
-         status=_statuses(_CLIENT_ERRORS)),
-    Rule(Action.RETRY, ServerError, "the endpoint failed", status=_statuses(_SERVER_ERRORS)),
+         status=statuses(CLIENT_ERRORS)),
+    Rule(Action.RETRY, ServerError, "the endpoint failed", status=statuses(SERVER_ERRORS)),
     *TRANSPORT_RULES,
 )
 
@@ -546,6 +436,8 @@ def classify_error(
     *,
     view: ResponseView | None = None,
     exception: BaseException | None = None,
+    code_keys: Iterable[str] = DEFAULT_CODE_KEYS,
+    message_keys: Iterable[str] = DEFAULT_MESSAGE_KEYS,
 ) -> Verdict | None:
     """Decide what to do about an error answer (`view`) or an `exception`.
 
@@ -553,7 +445,7 @@ def classify_error(
     """
     rules = tuple(table)
     if view is not None:
-        info = error_info(view)
+        info = error_info(view, code_keys, message_keys)
         for rule in rules:
             if rule.matches_response(view, info):
                 return Verdict(rule, info, view, exception)
@@ -572,3 +464,6 @@ def next_midnight(now: datetime, timezone: Any) -> datetime:
     local = now.astimezone(timezone)
     midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return midnight.replace(tzinfo=timezone)
+
+
+WEBHOOK = Dialect("webhook", WEBHOOK_RULES)

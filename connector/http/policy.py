@@ -1,9 +1,11 @@
 """`HttpPolicy`: limiters, classification and tenacity retries around any outbound call.
 
-One policy per remote system. Every library's calls go through `execute` (the httpx transport,
-the requests adapter and the HubSpot SDK helper all call it), so nothing is retried twice: the
-SDKs' own retries are off, and an error already decided by a policy underneath is passed on
-untouched. All waiting goes through the injected `Clock`.
+One policy per remote system, built from its `PolicySettings` and its `Dialect` (each adapter
+has a constructor: `connector.hubspot.policy`, `connector.salesforce.policy`). Every library's
+calls go through `execute` (the httpx transport, the requests adapter and the HubSpot SDK helper
+all call it), so nothing is retried twice: the SDKs' own retries are off, and an error already
+decided by a policy underneath is passed on untouched. All waiting goes through the injected
+`Clock`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -123,7 +125,7 @@ class HttpPolicy:
     def __init__(
         self,
         settings: s.PolicySettings,
-        table: Sequence[c.Rule],
+        dialect: c.Dialect,
         *,
         clock: Clock | None = None,
         random: Random | None = None,
@@ -131,7 +133,7 @@ class HttpPolicy:
         secrets: Iterable[str] = (),
     ) -> None:
         self.settings = settings
-        self.table = tuple(table)
+        self.dialect = dialect
         self.clock: Clock = clock or SystemClock()
         self.on_session_expired = on_session_expired
         self._random = random or Random()
@@ -152,49 +154,6 @@ class HttpPolicy:
         for name, size in settings.concurrency.items():
             self.limiters[name] = ConcurrencyLimiter(size, name=name)
         self._tz = ZoneInfo(settings.daily_reset_timezone)
-
-    # --- construction helpers -----------------------------------------------------------------
-
-    @classmethod
-    def for_hubspot(
-        cls,
-        tier: str = "professional",
-        *,
-        capacity_packs: int = 0,
-        timezone: str = "UTC",
-        clock: Clock | None = None,
-        random: Random | None = None,
-        secrets: Iterable[str] = (),
-        **overrides: Any,
-    ) -> HttpPolicy:
-        """A policy for one HubSpot account (burst by tier, search limiter, daily reset at
-        midnight in the account's `timezone`)."""
-        settings = s.hubspot_settings(
-            tier, capacity_packs=capacity_packs, timezone=timezone, **overrides
-        )
-        return cls(settings, c.HUBSPOT, clock=clock, random=random, secrets=secrets)
-
-    @classmethod
-    def for_salesforce(
-        cls,
-        *,
-        max_concurrent: int = s.SALESFORCE_DEFAULT_CONCURRENCY,
-        clock: Clock | None = None,
-        random: Random | None = None,
-        on_session_expired: RefreshHook | None = None,
-        secrets: Iterable[str] = (),
-        **overrides: Any,
-    ) -> HttpPolicy:
-        """A policy for one Salesforce org (concurrency cap, session refresh hook)."""
-        settings = s.salesforce_settings(max_concurrent=max_concurrent, **overrides)
-        return cls(
-            settings,
-            c.SALESFORCE,
-            clock=clock,
-            random=random,
-            on_session_expired=on_session_expired,
-            secrets=secrets,
-        )
 
     # --- public helpers -----------------------------------------------------------------------
 
@@ -318,14 +277,14 @@ class HttpPolicy:
         except HandshakeError:
             raise  # decided by a policy underneath: pass it on, never retry it twice
         except Exception as exc:
-            view = c.view_of(exc)
+            view = c.view_of(exc, self.dialect.read_exception)
             if view is not None:
                 if view.status in accept:
                     raise
-                verdict = c.classify_error(self.table, view=view, exception=exc)
+                verdict = self.dialect.classify(view=view, exception=exc)
                 assert verdict is not None  # an answer always gets a verdict
                 return verdict
-            verdict = c.classify_error(self.table, exception=exc)
+            verdict = self.dialect.classify(exception=exc)
             if verdict is None:
                 raise  # not a network or HTTP failure: a bug to see, not to retry
             return verdict
@@ -337,7 +296,7 @@ class HttpPolicy:
             result.read()  # error bodies are small and carry the remote message
         view = c.view_of(result)
         assert view is not None
-        verdict = c.classify_error(self.table, view=view)
+        verdict = self.dialect.classify(view=view)
         assert verdict is not None
         if verdict.rule.action is c.Action.PASS:
             return result
@@ -345,8 +304,9 @@ class HttpPolicy:
 
     def _observe(self, answer: object) -> None:
         """Track the daily allocation the answer reports; past our share, refuse further calls."""
-        headers = c.headers_of(answer)
-        usage = c.daily_usage(headers) if headers else None
+        read_usage = self.dialect.read_usage
+        headers = c.headers_of(answer) if read_usage is not None else None
+        usage = read_usage(headers) if read_usage is not None and headers else None
         if usage is None:
             return
         used, allowed = usage
@@ -427,7 +387,7 @@ class HttpPolicy:
         sending or retrying anything: for answers that arrive inside another (a composite
         subrequest's status and body). `replayable=False` marks a retriable one as possibly
         applied, as under `sent_once`."""
-        verdict = c.classify_error(self.table, view=view)
+        verdict = self.dialect.classify(view=view)
         assert verdict is not None  # an answer always gets a verdict
         return self._error(verdict, _Call(what=describe, replayable=replayable), None)
 
@@ -446,7 +406,8 @@ class HttpPolicy:
         message = self._message(verdict, call)
         status = verdict.view.status if verdict.view is not None else None
         now = self.clock.now()
-        hint = c.hinted_wait(verdict.view, now) if verdict.view is not None else None
+        view = verdict.view
+        hint = c.hinted_wait(view, now, self.dialect.read_wait) if view is not None else None
         error: HandshakeError
         if rule.action is c.Action.RETRY:
             retriable = cast(type[RetriableError], rule.error)

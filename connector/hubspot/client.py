@@ -20,6 +20,7 @@ from connector.clock import Clock, SystemClock
 from connector.config import Config
 from connector.http import DESCRIBE, LIMITER, HttpPolicy, make_httpx_client
 from connector.hubspot import settings as hs
+from connector.hubspot.policy import build_hubspot_policy
 
 __all__ = ["HubSpotClient", "Page", "build_hubspot_policy"]
 
@@ -33,40 +34,6 @@ class Page:
     server_time: datetime | None
     total: int | None = None
     raw: dict[str, Any] | None = None
-
-
-def build_hubspot_policy(config: Config, clock: Clock | None = None) -> HttpPolicy:
-    """The HubSpot policy from the config: the tier's limits, scaled by the allowed share."""
-    from connector.http.settings import (
-        HUBSPOT_BURST,
-        HUBSPOT_BURST_WINDOW_SECONDS,
-        HUBSPOT_SEARCH,
-        HUBSPOT_SEARCH_WINDOW_SECONDS,
-        RollingLimit,
-        hubspot_limits,
-    )
-
-    hub = config.hubspot
-    packs = 1 if hub.tier.value == "capacity_pack" else 0
-    tier = "professional" if packs else hub.tier.value
-    return HttpPolicy.for_hubspot(
-        tier,
-        capacity_packs=packs,
-        timezone=hub.account_timezone,
-        clock=clock,
-        max_attempts=hub.max_attempts,
-        safety_margin=hub.rate_limit_share,
-        connect_timeout=min(10.0, hub.timeout_seconds),
-        read_timeout=hub.timeout_seconds,
-        rolling={
-            HUBSPOT_BURST: RollingLimit(
-                hubspot_limits(tier, packs).burst, HUBSPOT_BURST_WINDOW_SECONDS
-            ),
-            HUBSPOT_SEARCH: RollingLimit(
-                int(hub.search_requests_per_second), HUBSPOT_SEARCH_WINDOW_SECONDS
-            ),
-        },
-    )
 
 
 def _server_time(response: httpx.Response) -> datetime | None:

@@ -1,6 +1,22 @@
-"""Every HubSpot path, page size and limit Handshake relies on, in one place."""
+"""Every HubSpot path, page size, limit and header Handshake relies on, in one place.
+
+Sources of the API limits (checked while writing this module):
+- Burst and daily limits per private app: Free/Starter 100 per 10 s and 250,000 a day;
+  Professional 190 and 650,000; Enterprise 190 and 1,000,000; the "API limit increase" capacity
+  pack adds 1,000,000 a day per pack (at most two) and lifts the burst to 250 per 10 s (the burst
+  does not stack) -- developers.hubspot.com/changelog/increasing-our-api-limits.
+- Search: "The search endpoints are rate limited to five requests per second per account"
+  and its responses carry no rate-limit headers -- HubSpot "Search the CRM" guide, Limits.
+- The daily limit resets at midnight in the time zone set on the HubSpot account
+  (API usage guidelines; legacy "check daily API usage": "midnight to midnight based on the
+  connected account's time zone settings"), hence a setting, not a constant.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 # Page sizes: the documented maxima.
 CONTACTS_LIST_LIMIT = 100
@@ -70,3 +86,51 @@ CONTACTS_BATCH_UPDATE = "/batch/update"  # appended to the contacts path
 WRITE_BATCH_LIMIT = BATCH_LIMIT  # more inputs answer 400 VALIDATION_ERROR
 # HubSpot datetime properties take ISO-8601 UTC with milliseconds (or epoch ms).
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
+
+# --- the HTTP policy: limits, limiter names and the headers HubSpot answers with -------------
+HUBSPOT_SYSTEM = "hubspot"  # the `system` of every error HubSpot's policy raises
+
+# limiter names (what `HttpPolicy.execute(limiter=...)` and the httpx LIMITER extension take)
+HUBSPOT_BURST = "burst"
+HUBSPOT_SEARCH = "search"
+
+HUBSPOT_BURST_WINDOW_SECONDS = 10.0
+HUBSPOT_SEARCH_PER_SECOND = 5
+HUBSPOT_SEARCH_WINDOW_SECONDS = 1.0
+HUBSPOT_SECONDLY_WINDOW_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class HubSpotLimits:
+    """A HubSpot account's request allowance: a burst per 10-second window and a daily total."""
+
+    burst: int
+    daily: int
+
+
+# developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines (2026-11): Professional
+# is 625,000 a day (the 2023 changelog's 650,000 is out of date), as the sandbox answers.
+HUBSPOT_TIERS: Mapping[str, HubSpotLimits] = MappingProxyType(
+    {
+        "free": HubSpotLimits(burst=100, daily=250_000),
+        "starter": HubSpotLimits(burst=100, daily=250_000),
+        "professional": HubSpotLimits(burst=190, daily=625_000),
+        "enterprise": HubSpotLimits(burst=190, daily=1_000_000),
+    }
+)
+# What one "API limit increase" capacity pack changes; the burst lift does not stack.
+HUBSPOT_CAPACITY_PACK = HubSpotLimits(burst=250, daily=1_000_000)
+HUBSPOT_CAPACITY_PACK_MAX = 2
+
+# Response headers the policy reads (lower-case: every transport lower-cases header names).
+HUBSPOT_INTERVAL_HEADER = "x-hubspot-ratelimit-interval-milliseconds"
+HUBSPOT_DAILY_HEADER = "x-hubspot-ratelimit-daily"
+HUBSPOT_DAILY_REMAINING_HEADER = "x-hubspot-ratelimit-daily-remaining"
+
+# 429 `policyName` values and what each one means for waiting.
+HUBSPOT_POLICY_DAILY = "DAILY"
+HUBSPOT_POLICY_TEN_SECONDLY = "TEN_SECONDLY_ROLLING"
+HUBSPOT_POLICY_SECONDLY = "SECONDLY"
+
+# The keys of a HubSpot error body that carry its codes (`policyName` on a 429).
+HUBSPOT_ERROR_CODE_KEYS = ("category", "subCategory", "errorType", "policyName")

@@ -30,8 +30,8 @@ from connector.clock import utcnow
 from connector.config import Config, SalesforceAuth
 from connector.errors import AuthError, ConfigError, ConfigProblem, ServerError
 from connector.http import HttpPolicy
-from connector.http.settings import SALESFORCE_SYSTEM
 from connector.salesforce import settings as ss
+from connector.salesforce.settings import SALESFORCE_SYSTEM
 
 __all__ = ["Credentials", "Login", "PinnedCAAdapter", "credentials_from_config", "login"]
 

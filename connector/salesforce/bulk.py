@@ -6,7 +6,9 @@ returned as the same `WriteResult` a collection call gives, so the push settles 
 A job is: create (POST jobs/ingest), upload the CSV once (PUT .../batches), close
 (PATCH state UploadComplete), read its state with a doubling wait until it is JobComplete,
 Failed or Aborted, then read the result files. Every request goes through the client's
-session (the retry and rate policy) and is counted on `client.calls` like any other call.
+session (the retry and rate policy) and is counted on `client.calls` like any other call:
+this module asks of the client only the few calls `BulkSession` names, so the client can
+import it without this module importing the client.
 
 Why not simple-salesforce's `sf.bulk2`: it sleeps on the wall clock between polls, joins the
 whole CSV into one string, does not pass `assignmentRuleId`, and its calls would bypass the
@@ -37,23 +39,42 @@ import logging
 import re
 import tempfile
 from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import IO, Any
+from typing import IO, Any, Protocol
+
+import requests
 
 from connector.errors import RequestFailed
-from connector.http.settings import SALESFORCE_SYSTEM
+from connector.http import HttpPolicy
 from connector.salesforce import settings as ss
-from connector.salesforce.client import SalesforceClient, WriteResult
 from connector.salesforce.errors import classify_record_errors
+from connector.salesforce.records import EmailMatches, WriteResult
+from connector.salesforce.settings import SALESFORCE_SYSTEM
 
-__all__ = ["BulkJob", "bulk_upsert", "csv_value", "parse_result_error"]
+__all__ = ["BulkJob", "BulkSession", "bulk_upsert", "csv_value", "parse_result_error"]
 
 log = logging.getLogger("connector.salesforce.bulk")
 
 _FIELD_NOT_FOUND = re.compile(r"Field name not found\s*:\s*(\S+)")
 _FIELDS = re.compile(r"^[\w.,]*$")
+
+
+class BulkSession(Protocol):
+    """What a bulk upsert needs of `SalesforceClient`: its policy (for the clock the polls wait
+    on), counted REST calls, the fields a describe read this run, and matching by email."""
+
+    @property
+    def policy(self) -> HttpPolicy: ...
+
+    def rest_call(
+        self, kind: str, what: str, method: str, path: str, **kwargs: Any
+    ) -> requests.Response: ...
+
+    def known_fields(self, sobject: str) -> set[str] | None: ...
+
+    def match_emails(self, emails: Iterable[str]) -> EmailMatches: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +196,7 @@ class _Upsert:
 
     def __init__(
         self,
-        client: SalesforceClient,
+        client: BulkSession,
         sobject: str,
         records: Sequence[Mapping[str, Any]],
         ext: str,
@@ -466,7 +487,7 @@ def _multiple_uploads(exc: RequestFailed) -> bool:
 
 
 def bulk_upsert(
-    client: SalesforceClient,
+    client: BulkSession,
     sobject: str,
     records: Sequence[Mapping[str, Any]],
     external_id_field: str,

@@ -25,7 +25,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
@@ -37,9 +37,7 @@ from simple_salesforce.format import format_soql, quote_soql_value
 from connector.clock import Clock, SystemClock
 from connector.config import Config
 from connector.errors import HandshakeError, RequestFailed, RetriableError
-from connector.http import HttpPolicy, make_requests_session
-from connector.http.classify import ResponseView
-from connector.http.settings import SALESFORCE_SYSTEM
+from connector.http import HttpPolicy, ResponseView, make_requests_session
 from connector.salesforce import settings as ss
 from connector.salesforce.auth import (
     Credentials,
@@ -48,12 +46,20 @@ from connector.salesforce.auth import (
     credentials_from_config,
     login,
 )
-from connector.salesforce.errors import (
-    DuplicateMatch,
-    SalesforceRecordRejected,
-    classify_record_errors,
-)
+from connector.salesforce.bulk import bulk_upsert
+from connector.salesforce.errors import classify_record_errors
 from connector.salesforce.governor import AllocationGovernor, GovernorSnapshot
+from connector.salesforce.policy import build_salesforce_policy
+from connector.salesforce.records import (
+    ContactMatch,
+    EmailMatches,
+    ExternalIdMatches,
+    LeadMatch,
+    LeadStatus,
+    WriteResult,
+    email_key,
+)
+from connector.salesforce.settings import SALESFORCE_SYSTEM
 
 __all__ = [
     "ContactMatch",
@@ -69,45 +75,6 @@ __all__ = [
 T = TypeVar("T")
 
 log = logging.getLogger("connector.salesforce")
-
-
-# --- what the client returns ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LeadStatus:
-    """One value of the Lead Status picklist, as the LeadStatus object defines it."""
-
-    label: str
-    api_name: str
-    sort_order: int | None
-    is_default: bool
-    is_converted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ContactMatch:
-    """An existing Contact."""
-
-    id: str
-    email: str | None
-    owner_id: str | None
-    account_id: str | None
-    external_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LeadMatch:
-    """An existing Lead, open or converted (then `converted_contact_id` says where it went)."""
-
-    id: str
-    email: str | None
-    owner_id: str | None
-    status: str | None
-    is_converted: bool
-    converted_contact_id: str | None = None
-    converted_account_id: str | None = None
-    external_id: str | None = None
 
 
 def _without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,81 +161,7 @@ def _answers(what: str, answer: Any, sent: int) -> list[Any]:
     return answer
 
 
-def _key(email: str) -> str:
-    return email.strip().lower()
-
-
-@dataclass
-class EmailMatches:
-    """Existing records by email (lower-case keys): Contacts, open Leads, converted Leads."""
-
-    contacts: dict[str, list[ContactMatch]] = field(default_factory=dict)
-    open_leads: dict[str, list[LeadMatch]] = field(default_factory=dict)
-    converted_leads: dict[str, list[LeadMatch]] = field(default_factory=dict)
-
-    def contacts_for(self, email: str) -> list[ContactMatch]:
-        """Contacts with this email (any case)."""
-        return self.contacts.get(_key(email), [])
-
-    def open_leads_for(self, email: str) -> list[LeadMatch]:
-        """Unconverted Leads with this email."""
-        return self.open_leads.get(_key(email), [])
-
-    def converted_leads_for(self, email: str) -> list[LeadMatch]:
-        """Converted Leads with this email."""
-        return self.converted_leads.get(_key(email), [])
-
-
-@dataclass
-class ExternalIdMatches:
-    """Existing Leads and Contacts by the external-id field's value."""
-
-    leads: dict[str, LeadMatch] = field(default_factory=dict)
-    contacts: dict[str, ContactMatch] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """The outcome of one input record of a collection call, at its input `index`."""
-
-    index: int
-    key: str | None  # the external id value or Id sent, to tell records apart in reports
-    id: str | None
-    success: bool
-    created: bool | None = None
-    rejection: SalesforceRecordRejected | None = None
-
-    @property
-    def duplicates(self) -> tuple[DuplicateMatch, ...]:
-        """Records a duplicate rule matched (link to them instead of duplicating)."""
-        return self.rejection.duplicates if self.rejection is not None else ()
-
-
 # --- construction -----------------------------------------------------------------------
-
-
-def build_salesforce_policy(
-    config: Config,
-    *,
-    clock: Clock | None = None,
-    on_session_expired: Callable[[], Mapping[str, str] | None] | None = None,
-) -> HttpPolicy:
-    """The Salesforce policy from the config: concurrency cap, attempts and timeouts.
-
-    The daily share is not the policy's business here: the `AllocationGovernor` counts
-    Handshake's own calls, which the org-wide header alone cannot tell.
-    """
-    sf = config.salesforce
-    return HttpPolicy.for_salesforce(
-        max_concurrent=sf.max_concurrent_requests,
-        clock=clock,
-        on_session_expired=on_session_expired,
-        secrets=config.secrets.values(),
-        max_attempts=sf.max_attempts,
-        connect_timeout=min(10.0, sf.timeout_seconds),
-        read_timeout=sf.timeout_seconds,
-        write_timeout=sf.timeout_seconds,
-    )
 
 
 class SalesforceClient:
@@ -555,7 +448,7 @@ class SalesforceClient:
         """
         wanted = list(
             dict.fromkeys(
-                _key(e) for e in emails if e and e.strip() and len(e.strip()) <= ss.EMAIL_MAX_LENGTH
+                email_key(e) for e in emails if e and e.strip() and len(e.strip()) <= ss.EMAIL_MAX_LENGTH
             )
         )
         found = EmailMatches()
@@ -564,13 +457,13 @@ class SalesforceClient:
         for row in self._match_query(ss.CONTACT, ss.CONTACT_MATCH_FIELDS, ss.EMAIL, wanted):
             contact = self._contact(row)
             if contact.email:
-                found.contacts.setdefault(_key(contact.email), []).append(contact)
+                found.contacts.setdefault(email_key(contact.email), []).append(contact)
         for row in self._match_query(ss.LEAD, ss.LEAD_MATCH_FIELDS, ss.EMAIL, wanted):
             lead = self._lead(row)
             if not lead.email:
                 continue
             bucket = found.converted_leads if lead.is_converted else found.open_leads
-            bucket.setdefault(_key(lead.email), []).append(lead)
+            bucket.setdefault(email_key(lead.email), []).append(lead)
         return found
 
     def match_external_ids(self, values: Iterable[str]) -> ExternalIdMatches:
@@ -941,8 +834,6 @@ class SalesforceClient:
         without `Sforce-Auto-Assign: FALSE`. Duplicate rules block as they do without
         `allowSave`: Bulk API 2.0 takes no duplicate rule header.
         """
-        from connector.salesforce.bulk import bulk_upsert
-
         rule = self.lead_assignment_rule() if auto_assign and sobject == ss.LEAD else None
         return bulk_upsert(
             self,

@@ -1,6 +1,32 @@
-"""Per-record errors of sObject Collections answers, classified by who must act.
+"""Salesforce's errors as data, at both levels: the whole call (the `SALESFORCE` dialect the
+HTTP policy reads answers with) and each record of an sObject Collections answer.
 
-A collection call answers 200 with one result per record; a failed one carries
+The call: the table from status / `errorCode` / message / exception to action.
+
+    SALESFORCE_RULES
+    ├── 401 INVALID_SESSION_ID .......... REFRESH     SessionExpired: `on_session_expired` once,
+    │                                                 then retry; without a hook, fail
+    ├── 401 / OAuth invalid_grant ....... FAIL        AuthError
+    ├── 403 REQUEST_LIMIT_EXCEEDED
+    │   ├── "ConcurrentPerOrgLongTxn" ... RATE_LIMIT  RateLimited (the org's 25 long requests)
+    │   └── "TotalRequests" / other ..... QUOTA       QuotaExhausted, resets_at = now + cool-down
+    │                                                 (rolling 24 h allocation)
+    ├── 403 (other) ..................... FAIL        AuthError (insufficient access, API off)
+    ├── 429 (some services, proxies) .... RATE_LIMIT  wait Retry-After or backoff
+    ├── 400 DUPLICATES_DETECTED,
+    │   FIELD_CUSTOM_VALIDATION_EXCEPTION,
+    │   REQUIRED_FIELD_MISSING,
+    │   STRING_TOO_LONG ................. SKIP        RecordRejected (single-record writes)
+    ├── 400 404 405 415 4xx ............. FAIL        RequestFailed
+    ├── 500 502 503 504 5xx ............. RETRY       ServerError
+    └── TRANSPORT_RULES (connector.http): a refused certificate FAILs (TlsError), a timeout,
+        reset or dropped connection RETRYs (TransportError)
+
+Besides the table, Salesforce's answers say: error codes in `errorCode` (OAuth: `error`), the
+org's daily allocation in `Sforce-Limit-Info: api-usage=N/M`; simple-salesforce raises a
+`SalesforceError` carrying the answer's `status`, `content` and `url`.
+
+Each record: a collection call answers 200 with one result per record; a failed one carries
 `errors: [{"statusCode", "message", "fields"[, "duplicateResult"]}]`. The HTTP policy never
 sees those (the call succeeded), so this module reads them:
 
@@ -23,18 +49,131 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from connector.errors import Actor, RecordRejected
-from connector.http.settings import SALESFORCE_SYSTEM
+from connector.errors import (
+    Actor,
+    AuthError,
+    QuotaExhausted,
+    RateLimited,
+    RecordRejected,
+    RequestFailed,
+    ServerError,
+)
+from connector.http.classify import (
+    CLIENT_ERRORS,
+    SERVER_ERRORS,
+    TRANSPORT_RULES,
+    Action,
+    Dialect,
+    ResponseView,
+    Rule,
+    SessionExpired,
+    codes,
+    statuses,
+)
+from connector.salesforce import settings as ss
+from connector.salesforce.governor import parse_limit_info
+from connector.salesforce.settings import SALESFORCE_SYSTEM
 
 __all__ = [
     "REJECTIONS",
+    "SALESFORCE",
+    "SALESFORCE_RULES",
     "DuplicateMatch",
     "FieldError",
     "Rejection",
     "SalesforceRecordRejected",
     "classify_record_errors",
+    "daily_usage",
+    "sdk_answer",
 ]
+
+
+# --- the whole call -----------------------------------------------------------------------
+
+SALESFORCE_RULES: tuple[Rule, ...] = (
+    Rule(
+        Action.REFRESH,
+        SessionExpired,
+        "the session expired: log in again",
+        status=statuses(401),
+        codes=codes("INVALID_SESSION_ID"),
+    ),
+    Rule(Action.FAIL, AuthError, "the credentials were refused", status=statuses(401)),
+    Rule(
+        Action.FAIL,
+        AuthError,
+        "the OAuth grant was refused",
+        status=statuses(400),
+        codes=codes("invalid_grant", "invalid_client", "invalid_client_id", "unauthorized_client"),
+    ),
+    Rule(
+        Action.RATE_LIMIT,
+        RateLimited,
+        "too many concurrent long-running requests in the org",
+        status=statuses(403),
+        codes=codes(ss.SALESFORCE_LIMIT_EXCEEDED),
+        message=ss.SALESFORCE_CONCURRENT_MESSAGE,
+    ),
+    Rule(
+        Action.QUOTA,
+        QuotaExhausted,
+        "the org's rolling 24-hour API allocation is spent",
+        status=statuses(403),
+        codes=codes(ss.SALESFORCE_LIMIT_EXCEEDED),
+    ),
+    Rule(Action.FAIL, AuthError, "access refused", status=statuses(403)),
+    Rule(Action.RATE_LIMIT, RateLimited, "too many requests", status=statuses(429)),
+    Rule(
+        Action.SKIP,
+        RecordRejected,
+        "the record was refused",
+        status=statuses(400),
+        codes=codes(
+            "DUPLICATES_DETECTED",
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "REQUIRED_FIELD_MISSING",
+            "STRING_TOO_LONG",
+        ),
+    ),
+    Rule(Action.FAIL, RequestFailed, "the request was refused", status=statuses(CLIENT_ERRORS)),
+    Rule(Action.RETRY, ServerError, "Salesforce failed", status=statuses(SERVER_ERRORS)),
+    *TRANSPORT_RULES,
+)
+
+
+def daily_usage(headers: Mapping[str, str]) -> tuple[int, int] | None:
+    """`(used, allowed)` of the org's allocation from `Sforce-Limit-Info` (lower-case header
+    names); None when the answer does not say."""
+    usage = parse_limit_info(headers.get(ss.LIMIT_INFO_HEADER.lower()))
+    return (usage.used, usage.allowed) if usage is not None else None
+
+
+def sdk_answer(exc: BaseException) -> ResponseView | None:
+    """The answer a simple-salesforce `SalesforceError` carries; None for any other exception."""
+    # matched by name: `client` stays the only module importing simple-salesforce
+    if not any(cls.__name__ == "SalesforceError" for cls in type(exc).__mro__):
+        return None
+    url = getattr(exc, "url", None)
+    return ResponseView(
+        status=int(getattr(exc, "status", 0)),
+        headers={},
+        body=getattr(exc, "content", None),
+        path=urlsplit(url).path if isinstance(url, str) else None,
+    )
+
+
+SALESFORCE = Dialect(
+    "salesforce",
+    SALESFORCE_RULES,
+    code_keys=ss.SALESFORCE_ERROR_CODE_KEYS,
+    read_exception=sdk_answer,
+    read_usage=daily_usage,
+)
+
+
+# --- each record of a collection answer ----------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from typing import Any
 
 from connector.clock import Clock, SystemClock
 from connector.errors import QuotaExhausted
-from connector.http.settings import SALESFORCE_SYSTEM
 from connector.salesforce import settings as ss
+from connector.salesforce.settings import SALESFORCE_SYSTEM
 
 __all__ = ["AllocationGovernor", "GovernorSnapshot", "Usage", "parse_limit_info"]
 

@@ -26,6 +26,9 @@ Sources (checked while writing this module):
   get_job_failed_results.htm, get_job_unprocessed_results.htm: result rows in no set order;
   datafiles_prepare_csv.htm: `#N/A` sets a field to null, an empty value leaves it alone).
   Salesforce suggests it above ~2,000 records (salesforce_app_limits_platform_bulkapi.htm).
+- API allocation: a rolling 24 h window (no fixed reset: calls age out); at most 25 concurrent
+  long-running (> 20 s) requests per production org; past either, 403 REQUEST_LIMIT_EXCEEDED
+  (the message names `TotalRequests` or `ConcurrentPerOrgLongTxn`).
 - OAuth 2.0: token endpoint `/services/oauth2/token`; JWT bearer `aud` is
   https://login.salesforce.com (production) or https://test.salesforce.com (sandboxes);
   the assertion expires within 3 minutes. SOAP partner login `/services/Soap/u/{version}`.
@@ -77,6 +80,19 @@ BULK_POLL_MAX_SECONDS = 30.0
 BULK_POLL_TIMEOUT = timedelta(hours=2)  # a job still running then is left to the next run
 BULK_NULL = "#N/A"
 BULK_TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
+
+# --- the HTTP policy ------------------------------------------------------------------------
+SALESFORCE_SYSTEM = "salesforce"  # the `system` of every error the adapter raises
+CONCURRENCY = "concurrency"  # the policy's limiter name
+SALESFORCE_CONCURRENT_LONG_REQUESTS = 25
+SALESFORCE_DEFAULT_CONCURRENCY = 5  # our share of the org's 25: other integrations need theirs
+SALESFORCE_QUOTA_COOLDOWN_SECONDS = 3600.0  # rolling 24 h: try again once old calls aged out
+# REQUEST_LIMIT_EXCEEDED messages: the daily total vs the concurrency cap.
+SALESFORCE_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+SALESFORCE_TOTAL_REQUESTS_MESSAGE = r"TotalRequests"
+SALESFORCE_CONCURRENT_MESSAGE = r"Concurrent"
+# The keys of an error body that carry its codes: REST `errorCode`, OAuth `error`.
+SALESFORCE_ERROR_CODE_KEYS = ("errorCode", "error")
 
 # --- headers ------------------------------------------------------------------------------
 LIMIT_INFO_HEADER = "Sforce-Limit-Info"

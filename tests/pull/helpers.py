@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from connector.clock import Clock
 from connector.config import Config, HubSpotSettings, SalesforceSettings, Secrets, StateSettings
-from connector.hubspot.client import HubSpotClient, build_hubspot_policy
+from connector.hubspot.client import HubSpotClient
+from connector.hubspot.policy import build_hubspot_policy
 from connector.pull import PullContext, needed_properties
 from connector.sandbox import Sandbox
 from connector.sandbox.verify import pull_differences
@@ -74,7 +75,7 @@ def context(config: Config, store: Store, *, policy_clock: Clock | None = None,
     if overrides:
         from connector.http import HttpPolicy
 
-        policy = HttpPolicy(policy.settings.with_(**overrides), policy.table, clock=policy_clock)
+        policy = HttpPolicy(policy.settings.with_(**overrides), policy.dialect, clock=policy_clock)
     assert config.secrets.hubspot_token is not None
     client = HubSpotClient(config.hubspot.base_url, config.secrets.hubspot_token.get_secret_value(),
                            policy, api_version=config.hubspot.api_version)

@@ -1,10 +1,12 @@
-"""hubspot-api-client (urllib3) under the policy: the SDK's own retries off, timeouts on.
+"""hubspot-api-client (urllib3) under the policy: the SDK's own retries off, timeouts on. The
+only module of Handshake importing the SDK (the pull and write-back speak httpx).
 
     client = make_hubspot_client(policy, access_token=token, host=base_url)
     page = call_sdk(policy, client.crm.contacts.basic_api.get_page, limit=100,
                     describe="list contacts")
 
-`ApiException` (`.status`, `.headers`, `.body`) goes through the same table as any answer.
+`ApiException` (`.status`, `.headers`, `.body`) goes through the same table as any answer
+(the `HUBSPOT` dialect reads it).
 The SDK's generic `client.api_request(options)` calls module-level `requests` with no timeout
 and no session; `api_request(policy, client, options)` sends the same request through a policy
 session instead (for legacy paths the typed APIs lack).
@@ -23,8 +25,7 @@ from hubspot.utils.requests.http_request_builder import (  # type: ignore[import
 )
 from urllib3.util.retry import Retry
 
-from connector.http.policy import HttpPolicy
-from connector.http.session import make_requests_session
+from connector.http import HttpPolicy, make_requests_session
 
 __all__ = ["api_request", "call_sdk", "make_hubspot_client", "no_retries"]
 
