@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import httpx
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
+from connector.errors import StoreError
 from connector.hubspot.client import HubSpotClient
 from connector.progress import NullProgress, ProgressSink
 from connector.pull import PullContext, needed_properties
@@ -16,10 +18,25 @@ from connector.store import Store
 __all__ = ["lift_pacing", "open_store", "pull_context"]
 
 
+MIGRATE_ATTEMPTS = 6
+
+
 def open_store(config: Config, clock: Clock | None = None) -> Store:
-    """The state store, its schema upgraded in place to the newest revision."""
+    """The state store, its schema upgraded in place to the newest revision. Runs of several
+    stages may start together on a new database: when another process's upgrade collides with
+    ours, ours waits for it and checks the result instead of failing."""
     store = Store(config.state.database_url, clock=clock or SystemClock())
-    store.migrate()
+    for attempt in range(MIGRATE_ATTEMPTS):
+        try:
+            store.migrate()
+            return store
+        except StoreError:
+            time.sleep(0.2 * (attempt + 1))
+            if store.schema_revision() == store.head_revision():
+                return store
+            if attempt == MIGRATE_ATTEMPTS - 1:
+                store.close()
+                raise
     return store
 
 
