@@ -116,7 +116,7 @@ def print_counts(title: str, counts: dict[str, int]) -> None:
     """A bold title, then one `key: n` line per count, sorted."""
     out.print(f"[bold]{escape(title)}[/]")
     for key in sorted(counts):
-        out.print(f"  {key}: {counts[key]:,}", highlight=False)
+        out.print(f"  {key}: {counts[key]:,}", markup=False, highlight=False)
 
 
 def parse_date(value: str, option: str) -> datetime:
@@ -125,6 +125,7 @@ def parse_date(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time")
+        err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time",
+                  markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

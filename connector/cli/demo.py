@@ -47,6 +47,6 @@ def demo_command(
     rows.append(("hand-off checked against the truth", "all correct" if not checks
                  else f"{len(checks)} problems"))
     for label, value in rows:
-        out.print(f"  {label:<34} {value}", highlight=False)
+        out.print(f"  {label:<34} {value}", markup=False, highlight=False)
     for problem in checks:
-        out.print(f"  - {problem}", highlight=False)
+        out.print(f"  - {problem}", markup=False, highlight=False)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from rich.markup import escape
+
 from connector.cli import config as _config  # noqa: F401  (mounts `config`)
 from connector.cli import db as _db  # noqa: F401  (mounts `db`)
 from connector.cli import demo as _demo  # noqa: F401  (mounts `demo`)
@@ -30,5 +32,5 @@ def main() -> None:
         sys.exit(ExitCode.CONFIG)
     except FatalError as exc:
         logging.getLogger("connector").error("stopped: %s", exc)
-        err.print(f"[bold red]stopped:[/] {exc}")
+        err.print(f"[bold red]stopped:[/] {escape(str(exc))}", highlight=False)
         sys.exit(ExitCode.FAILED)

@@ -37,7 +37,8 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
     loaded = load_checked_config(config_path)
     unknown = sorted(set(streams or []) - set(STREAMS))
     if unknown:
-        err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}")
+        err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}",
+                  markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG)
     with make_progress() as progress:
         result = run_pull_stage(
@@ -99,7 +100,8 @@ def sync_push(
     loaded = load_checked_config(config)
     result = run_push_stage(loaded, dry_run=dry_run)
     for plan in result.planned:
-        out.print(f"[bold]{plan['action']}[/] Lead for HubSpot contact {plan['contact']} "
+        out.print(f"[bold]{escape(str(plan['action']))}[/] Lead for HubSpot contact "
+                  f"{escape(str(plan['contact']))} "
                   f"({escape(str(plan['why']))})", highlight=False)
         for name, value in sorted(plan["values"].items()):
             out.print(f"    {name} = {escape(repr(value))}", highlight=False)
@@ -119,7 +121,8 @@ def backfill_command(
 ) -> None:
     """Re-read a date range without moving the scheduled bookmarks (nothing is duplicated)."""
     if stage != "pull":
-        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far")
+        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far", markup=False,
+                  highlight=False)
         raise exit_with(ExitCode.CONFIG)
     start = parse_date(since, "--since")
     end = parse_date(until, "--until") if until else None
