@@ -4,11 +4,12 @@ options, loading the config (every problem listed, exit 2) and printing counts."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from connector import __version__
 from connector.config import CONFIG_ENV, Config, load_config, resolve_config_path
@@ -28,8 +29,29 @@ __all__ = [
     "state",
 ]
 
+class _RootGroup(TyperGroup):
+    """The `handshake` group. Typer (0.28 and later, at least up to 0.29.2) prints a flag's type
+    in `--help` as if it took a value (`--dry-run <bool>`): every flag of the whole command tree,
+    built by the time the root is, gets an empty placeholder instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _blank_flag_placeholders(self)
+
+
+def _blank_flag_placeholders(command: Any) -> None:
+    # --help is made on first use and then kept: make it now so that it is the one changed.
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _blank_flag_placeholders(sub)
+
+
 app = typer.Typer(
     name="handshake",
+    cls=_RootGroup,
     help="Hands HubSpot's marketing-qualified leads to Salesforce and brings sales outcomes back.",
     no_args_is_help=True,
     # Locals in tracebacks could hold secrets: never show them.
@@ -42,7 +64,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", "-c", help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
+    typer.Option("--config", "-c", metavar="PATH",
+                 help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
 ]
 
 
@@ -66,7 +89,8 @@ def main_options(
     config: ConfigOption = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
     log_level: Annotated[
-        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+        str | None, typer.Option("--log-level", metavar="LEVEL",
+                                 help="DEBUG, INFO, WARNING or ERROR.")
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")

@@ -32,10 +32,10 @@ app.add_typer(mappings_app, name="mappings")
 
 @score_app.command("explain")
 def score_explain(
-    email: Annotated[str, typer.Argument(help="The contact's email address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The contact's email address.")],
     config: ConfigOption = None,
-    at: Annotated[str | None, typer.Option("--at", help="Score as of this ISO-8601 time "
-                                           "(default: now).")] = None,
+    at: Annotated[str | None, typer.Option("--at", metavar="DATE", help="Score as of this date "
+                                           "or ISO-8601 time (default: now).")] = None,
 ) -> None:
     """Show how a contact's score is made: fit rules, interest by rule and the actions behind
     them, the MQL verdict and the lifecycle history."""

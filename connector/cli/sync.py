@@ -58,7 +58,8 @@ def sync_pull(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read HubSpot, store nothing.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Reload every contact (list endpoint).")] = False,
     stream: Annotated[
-        list[str] | None, typer.Option("--stream", help="Only these streams (repeatable).")
+        list[str] | None, typer.Option("--stream", metavar="STREAM",
+                                       help="Only these streams (repeatable).")
     ] = None,
 ) -> None:
     """Pull contacts and engagement from HubSpot into the state store (incremental)."""
@@ -113,9 +114,12 @@ def sync_push(
 
 @app.command("backfill")
 def backfill_command(
-    since: Annotated[str, typer.Option("--since", help="Start date (YYYY-MM-DD or ISO-8601).")],
-    until: Annotated[str | None, typer.Option("--until", help="End date (default: now).")] = None,
-    stage: Annotated[str, typer.Option("--stage", help="Which stage to backfill: pull.")] = "pull",
+    since: Annotated[str, typer.Option("--since", metavar="DATE",
+                                       help="Start date (YYYY-MM-DD or ISO-8601).")],
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+                                              help="End date (default: now).")] = None,
+    stage: Annotated[str, typer.Option("--stage", metavar="STAGE",
+                                       help="Which stage to backfill: pull.")] = "pull",
     config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, store nothing.")] = False,
 ) -> None:
