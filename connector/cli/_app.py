@@ -30,9 +30,9 @@ __all__ = [
 ]
 
 class _RootGroup(TyperGroup):
-    """The `handshake` group. Typer (0.28 and later, at least up to 0.29.2) prints a flag's type
-    in `--help` as if it took a value (`--dry-run <bool>`): every flag of the whole command tree,
-    built by the time the root is, gets an empty placeholder instead."""
+    """The `handshake` group. Typer's rich help (0.29.2; 0.27.1 still hid them) prints a flag's
+    type as if it took a value (`--dry-run <bool>`): every flag of the whole command tree, built
+    by the time the root is, gets an empty placeholder instead."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
