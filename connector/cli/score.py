@@ -117,9 +117,7 @@ def mappings_check(
         with SalesforceClient.from_config(loaded) as sf:
             problems.extend(fields_map.live_problems(sf.fields(fields_map.sobject), known,
                                                      str(paths["fields"])))
-            users = list(sf.query("SELECT Id, Email, Username, Name, IsActive FROM User",
-                                  what="users"))
-            problems.extend(routing.live_problems(users, str(paths["routing"])))
+            problems.extend(routing.live_problems(sf.users(), str(paths["routing"])))
         if problems:
             report_config_error(ConfigError(problems))
             raise exit_with(ExitCode.CONFIG)
