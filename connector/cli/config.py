@@ -25,7 +25,8 @@ def config_check(config: ConfigOption = None) -> None:
     with bind_run():
         loaded = load_checked_config(config)
         log.info("configuration is valid", extra={"file": loaded.source})
-        out.print(f"[green]✓[/] {escape(str(loaded.source))}: configuration is valid")
+        out.print(f"[green]✓[/] {escape(str(loaded.source))}: configuration is valid",
+                  soft_wrap=True)
 
 
 @config_app.command("show")
@@ -46,4 +47,4 @@ def config_show(
     for section, values in data.items():
         out.print(f"[bold]{escape(f'[{section}]')}[/]")
         for key, value in values.items():
-            out.print(f"  {key} = {value!r}", markup=False, highlight=False)
+            out.print(f"  {key} = {value!r}", markup=False, highlight=False, soft_wrap=True)

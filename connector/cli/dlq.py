@@ -51,7 +51,7 @@ def dlq_list(
         else:
             out.print(f"#{d.id} [{d.stage}] {d.record_key} — {d.actor} must act: {d.reason}"
                       f" (code {d.error_code or '-'}, {d.attempts} attempt(s))",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     if not as_json:
         out.print(f"{len(letters)} open dead letter(s)")
 
