@@ -4,11 +4,12 @@ options, loading the config (every problem listed, exit 2) and printing counts."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from connector import __version__
 from connector.config import CONFIG_ENV, Config, load_config, resolve_config_path
@@ -28,8 +29,29 @@ __all__ = [
     "state",
 ]
 
+class _RootGroup(TyperGroup):
+    """The `handshake` group. Typer's rich help (0.29.2; 0.27.1 still hid them) prints a flag's
+    type as if it took a value (`--dry-run <bool>`): every flag of the whole command tree, built
+    by the time the root is, gets an empty placeholder instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _blank_flag_placeholders(self)
+
+
+def _blank_flag_placeholders(command: Any) -> None:
+    # --help is made on first use and then kept: make it now so that it is the one changed.
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _blank_flag_placeholders(sub)
+
+
 app = typer.Typer(
     name="handshake",
+    cls=_RootGroup,
     help="Hands HubSpot's marketing-qualified leads to Salesforce and brings sales outcomes back.",
     no_args_is_help=True,
     # Locals in tracebacks could hold secrets: never show them.
@@ -42,7 +64,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", "-c", help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
+    typer.Option("--config", "-c", metavar="PATH",
+                 help=f"Config file (default: ${CONFIG_ENV} or ./handshake.toml)."),
 ]
 
 
@@ -66,7 +89,8 @@ def main_options(
     config: ConfigOption = None,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log one JSON object a line.")] = False,
     log_level: Annotated[
-        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+        str | None, typer.Option("--log-level", metavar="LEVEL",
+                                 help="DEBUG, INFO, WARNING or ERROR.")
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -116,7 +140,7 @@ def print_counts(title: str, counts: dict[str, int]) -> None:
     """A bold title, then one `key: n` line per count, sorted."""
     out.print(f"[bold]{escape(title)}[/]")
     for key in sorted(counts):
-        out.print(f"  {key}: {counts[key]:,}", highlight=False)
+        out.print(f"  {key}: {counts[key]:,}", markup=False, highlight=False)
 
 
 def parse_date(value: str, option: str) -> datetime:
@@ -125,6 +149,7 @@ def parse_date(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time")
+        err.print(f"{option}: {value!r} is not a date; use YYYY-MM-DD or an ISO-8601 time",
+                  markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

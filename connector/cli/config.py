@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from connector.cli._app import ConfigOption, app, load_checked_config, out
 from connector.logs import bind_run, get_logger
@@ -24,7 +25,8 @@ def config_check(config: ConfigOption = None) -> None:
     with bind_run():
         loaded = load_checked_config(config)
         log.info("configuration is valid", extra={"file": loaded.source})
-        out.print(f"[green]✓[/] {loaded.source}: configuration is valid")
+        out.print(f"[green]✓[/] {escape(str(loaded.source))}: configuration is valid",
+                  soft_wrap=True)
 
 
 @config_app.command("show")
@@ -43,6 +45,6 @@ def config_show(
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
     for section, values in data.items():
-        out.print(f"[bold]\\[{section}][/]")
+        out.print(f"[bold]{escape(f'[{section}]')}[/]")
         for key, value in values.items():
-            out.print(f"  {key} = {value!r}", highlight=False)
+            out.print(f"  {key} = {value!r}", markup=False, highlight=False, soft_wrap=True)

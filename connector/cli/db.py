@@ -29,7 +29,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
         finally:
             store.close()
         log.info("schema upgraded", extra={"from_revision": before, "to_revision": after})
-        out.print(f"schema: {before or 'empty'} → {after}")
+        out.print(f"schema: {before or 'empty'} → {after}", markup=False)
 
 
 @db_app.command("status")
@@ -43,6 +43,6 @@ def db_status(config: ConfigOption = None) -> None:
         current, head = store.schema_revision(), store.head_revision()
     finally:
         store.close()
-    out.print(f"schema revision: {current or 'none'} (newest: {head})")
+    out.print(f"schema revision: {current or 'none'} (newest: {head})", markup=False)
     if current != head:
         out.print("run `handshake db upgrade` to upgrade in place")

@@ -16,8 +16,10 @@ __all__ = ["demo_command"]
 
 @app.command("demo")
 def demo_command(
-    contacts: Annotated[int, typer.Option("--contacts", min=10, help="Contacts to generate.")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 42,
+    contacts: Annotated[int, typer.Option("--contacts", metavar="N", min=10,
+                                          help="Contacts to generate.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", metavar="N",
+                                      help="Seed of the synthetic data.")] = 42,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """A full sync cycle against the bundled sandbox: pull, score and push, then a summary."""
@@ -47,6 +49,6 @@ def demo_command(
     rows.append(("hand-off checked against the truth", "all correct" if not checks
                  else f"{len(checks)} problems"))
     for label, value in rows:
-        out.print(f"  {label:<34} {value}", highlight=False)
+        out.print(f"  {label:<34} {value}", markup=False, highlight=False)
     for problem in checks:
-        out.print(f"  - {problem}", highlight=False)
+        out.print(f"  - {problem}", markup=False, highlight=False)

@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 
+from rich.markup import escape
+
 from connector.cli import config as _config  # noqa: F401  (mounts `config`)
 from connector.cli import db as _db  # noqa: F401  (mounts `db`)
 from connector.cli import demo as _demo  # noqa: F401  (mounts `demo`)
@@ -41,5 +43,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(128 + signum)
     except FatalError as exc:
         logging.getLogger("connector").error("stopped: %s", exc)
-        err.print(f"[bold red]stopped:[/] {exc}")
+        err.print(f"[bold red]stopped:[/] {escape(str(exc))}", highlight=False)
         sys.exit(ExitCode.FAILED)

@@ -17,6 +17,7 @@ from connector.cli._app import (
     exit_with,
     load_checked_config,
     out,
+    parse_date,
     report_config_error,
 )
 from connector.errors import ConfigError, ConfigProblem, ExitCode
@@ -31,10 +32,10 @@ app.add_typer(mappings_app, name="mappings")
 
 @score_app.command("explain")
 def score_explain(
-    email: Annotated[str, typer.Argument(help="The contact's email address.")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The contact's email address.")],
     config: ConfigOption = None,
-    at: Annotated[str | None, typer.Option("--at", help="Score as of this ISO-8601 time "
-                                           "(default: now).")] = None,
+    at: Annotated[str | None, typer.Option("--at", metavar="DATE", help="Score as of this date "
+                                           "or ISO-8601 time (default: now).")] = None,
 ) -> None:
     """Show how a contact's score is made: fit rules, interest by rule and the actions behind
     them, the MQL verdict and the lifecycle history."""
@@ -49,14 +50,7 @@ def score_explain(
     except ConfigError as exc:
         report_config_error(exc)
         raise exit_with(ExitCode.CONFIG) from None
-    now = datetime.now(UTC)
-    if at:
-        try:
-            parsed = datetime.fromisoformat(at)
-        except ValueError:
-            err.print(f"--at: {at!r} is not an ISO-8601 time")
-            raise exit_with(ExitCode.CONFIG) from None
-        now = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    now = parse_date(at, "--at") if at else datetime.now(UTC)
     store = Store(loaded.state.database_url)
     try:
         contact = store.get_contact_by_email(email)
@@ -69,7 +63,11 @@ def score_explain(
     finally:
         store.close()
     result = Engine(model).score(contact, activities, now)
-    text = render_explanation(contact, result, transitions, model_file=str(path))
+    if at:  # as of a past time: what happened later is not part of the picture
+        transitions = [t for t in transitions if t.at <= now]
+    text = render_explanation(contact, result, transitions, model_file=str(path),
+                              as_of=bool(at),
+                              not_yet=sum(a.occurred_at > now for a in activities))
     for line in text.splitlines():
         out.print(escape(line), highlight=False, soft_wrap=True)
 
@@ -119,9 +117,7 @@ def mappings_check(
         with SalesforceClient.from_config(loaded) as sf:
             problems.extend(fields_map.live_problems(sf.fields(fields_map.sobject), known,
                                                      str(paths["fields"])))
-            users = list(sf.query("SELECT Id, Email, Username, Name, IsActive FROM User",
-                                  what="users"))
-            problems.extend(routing.live_problems(users, str(paths["routing"])))
+            problems.extend(routing.live_problems(sf.users(), str(paths["routing"])))
         if problems:
             report_config_error(ConfigError(problems))
             raise exit_with(ExitCode.CONFIG)

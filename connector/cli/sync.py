@@ -54,7 +54,8 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
     loaded = load_checked_config(config_path)
     unknown = sorted(set(streams or []) - set(STREAMS))
     if unknown:
-        err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}")
+        err.print(f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAMS)}",
+                  markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG)
     with make_progress() as progress:
         result = run_pull_stage(
@@ -73,7 +74,8 @@ def sync_pull(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read HubSpot, store nothing.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Reload every contact (list endpoint).")] = False,
     stream: Annotated[
-        list[str] | None, typer.Option("--stream", help="Only these streams (repeatable).")
+        list[str] | None, typer.Option("--stream", metavar="STREAM",
+                                       help="Only these streams (repeatable).")
     ] = None,
 ) -> None:
     """Pull contacts and engagement from HubSpot into the state store (incremental)."""
@@ -114,7 +116,8 @@ def sync_push(
     loaded = load_checked_config(config)
     result = run_push_stage(loaded, dry_run=dry_run)
     for plan in result.planned:
-        out.print(f"[bold]{plan['action']}[/] Lead for HubSpot contact {plan['contact']} "
+        out.print(f"[bold]{escape(str(plan['action']))}[/] Lead for HubSpot contact "
+                  f"{escape(str(plan['contact']))} "
                   f"({escape(str(plan['why']))})", highlight=False)
         for name, value in sorted(plan["values"].items()):
             out.print(f"    {name} = {escape(repr(value))}", highlight=False)
@@ -125,15 +128,19 @@ def sync_push(
 
 @app.command("backfill")
 def backfill_command(
-    since: Annotated[str, typer.Option("--since", help="Start date (YYYY-MM-DD or ISO-8601).")],
-    until: Annotated[str | None, typer.Option("--until", help="End date (default: now).")] = None,
-    stage: Annotated[str, typer.Option("--stage", help="Which stage to backfill: pull.")] = "pull",
+    since: Annotated[str, typer.Option("--since", metavar="DATE",
+                                       help="Start date (YYYY-MM-DD or ISO-8601).")],
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+                                              help="End date (default: now).")] = None,
+    stage: Annotated[str, typer.Option("--stage", metavar="STAGE",
+                                       help="Which stage to backfill: pull.")] = "pull",
     config: ConfigOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, store nothing.")] = False,
 ) -> None:
     """Re-read a date range without moving the scheduled bookmarks (nothing is duplicated)."""
     if stage != "pull":
-        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far")
+        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far", markup=False,
+                  highlight=False)
         raise exit_with(ExitCode.CONFIG)
     start = parse_date(since, "--since")
     end = parse_date(until, "--until") if until else None

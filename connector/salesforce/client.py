@@ -845,3 +845,11 @@ class SalesforceClient:
 
     def __repr__(self) -> str:
         return f"SalesforceClient({self.credentials!r}, calls={self.calls})"
+
+    def users(self, *, active_only: bool = False) -> list[dict[str, Any]]:
+        """The org's users (Id, Email, Username, Name, IsActive), every page; only the active
+        ones with `active_only`."""
+        soql = f"SELECT {', '.join(ss.USER_FIELDS)} FROM {ss.USER}"
+        if active_only:
+            soql += " WHERE IsActive = true"
+        return list(self.query(soql, what="users"))

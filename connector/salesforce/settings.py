@@ -120,3 +120,5 @@ LEAD_MATCH_FIELDS = (
     "ConvertedAccountId",
 )
 LEAD_STATUS_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsDefault", "IsConverted")
+USER = "User"
+USER_FIELDS = ("Id", "Email", "Username", "Name", "IsActive")

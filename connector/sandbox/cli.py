@@ -41,17 +41,21 @@ def _check_tier(value: str) -> str:
 
 @app.command()
 def serve(
-    contacts: Annotated[int, typer.Option(min=1, help="HubSpot contacts to generate.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic dataset.")] = 42,
+    contacts: Annotated[int, typer.Option(metavar="N", min=1,
+                                          help="HubSpot contacts to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the synthetic dataset.")] = 42,
     hubspot_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="HubSpot HTTP port (0 = any free port).")
+        int, typer.Option(metavar="PORT", min=0, max=65535,
+                          help="HubSpot HTTP port (0 = any free port).")
     ] = 0,
     salesforce_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Salesforce HTTPS port (0 = any free port).")
+        int, typer.Option(metavar="PORT", min=0, max=65535,
+                          help="Salesforce HTTPS port (0 = any free port).")
     ] = 0,
     tier: Annotated[
         str,
-        typer.Option(callback=_check_tier, help=f"HubSpot rate-limit tier: {', '.join(TIERS)}."),
+        typer.Option(metavar="TIER", callback=_check_tier,
+                     help=f"HubSpot rate-limit tier: {', '.join(TIERS)}."),
     ] = "professional",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the URLs and credentials as one JSON object.")

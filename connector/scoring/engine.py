@@ -357,7 +357,7 @@ class Engine:
     ) -> tuple[float, float, list[tuple[InterestRule, Any, float, float]], list[str],
                datetime | None]:
         """(score, raw decayed sum, hits (rule, activity, points, decayed), capped rules,
-        last engagement time)."""
+        last engagement time). Activities that occurred after `now` count for nothing."""
         deferred: dict[int, list[ActivityLike]] = {}  # rules with caps: counted at the end
         by_kind = self.by_kind
         rules_of = self.interest_rules
@@ -371,6 +371,8 @@ class Engine:
             entries = by_kind.get(activity.type)
             if entries is None:
                 continue
+            if activity.occurred_at > now:
+                continue  # not yet happened at `now` (a score as of a past time)
             used: set[str] | None = None
             for index, group, getter, test, always, simple, points in entries:
                 if used is not None and group in used:
@@ -455,7 +457,8 @@ class Engine:
     def score(
         self, contact: ContactLike, activities: Iterable[ActivityLike], now: datetime
     ) -> ScoreResult:
-        """Fit, interest, expiry, MQL decision and nurture track of one contact at `now`."""
+        """Fit, interest, expiry, MQL decision and nurture track of one contact as of `now`:
+        only activities that occurred at or before it count, decayed from it."""
         fit = self.fit(contact)
         score, raw, hits, capped, last = self.interest(activities, now)
         section = self.model.interest

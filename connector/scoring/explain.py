@@ -14,16 +14,23 @@ SHOWN_ACTIVITIES = 5  # per rule: the biggest contributions
 
 def render_explanation(
     contact: ContactLike, result: ScoreResult, transitions: Sequence[TransitionLike] = (),
-    *, model_file: str = "",
+    *, model_file: str = "", as_of: bool = False, not_yet: int = 0,
 ) -> str:
-    """Plain text: verdict first, then fit, interest by rule with the activities behind it."""
+    """Plain text: verdict first, then fit, interest by rule with the activities behind it.
+    `as_of` says the score was computed as of a past time (`result.scored_at`); `not_yet`
+    counts the activities after it, which the score leaves out."""
     props = contact.properties
     name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p)
     fit = result.fit
     lines = [
         f"{name or contact.email} <{contact.email}>  (HubSpot id {contact.hubspot_id})",
-        f"Scored at {result.scored_at.isoformat()} with model {result.model_version}"
-        + (f" ({model_file})" if model_file else ""),
+        f"Scored {'as of' if as_of else 'at'} {result.scored_at.isoformat()} with model "
+        f"{result.model_version}" + (f" ({model_file})" if model_file else ""),
+    ]
+    if not_yet:
+        lines.append(f"{not_yet} later activit{'ies' if not_yet != 1 else 'y'} not counted "
+                     "(they occurred after that time)")
+    lines += [
         "",
         ("MQL: yes - " if result.is_mql else "MQL: no - ") + result.mql_reason,
         f"Lifecycle stage: {result.stage or '(none)'}",
@@ -53,7 +60,7 @@ def render_explanation(
                        key=lambda c: -abs(c.decayed))
         for c in items[:SHOWN_ACTIVITIES]:
             lines.append(f"           {c.occurred_at.date().isoformat()}  {c.label}: "
-                         f"{c.points:+g} -> {c.decayed:+.2f} now")
+                         f"{c.points:+g} -> {c.decayed:+.2f} {'then' if as_of else 'now'}")
         if len(items) > SHOWN_ACTIVITIES:
             lines.append(f"           ... and {len(items) - SHOWN_ACTIVITIES} more")
     if result.capped:

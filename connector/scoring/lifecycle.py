@@ -91,7 +91,7 @@ def decide(
         return Decision(result.contact_id, "expired", stage, stage or section.subscriber, at,
                         f"{EXPIRED_PREFIX} no scored engagement since {since}")
     if rank < _rank(section, section.lead):
-        forms = [a for a in activities if a.type == "form_submission"]
+        forms = [a for a in activities if a.type == "form_submission" and a.occurred_at <= at]
         if forms:
             first = min(forms, key=lambda a: a.occurred_at)
             name = (first.details or {}).get("form_name") or first.title or "a form"
