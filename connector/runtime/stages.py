@@ -130,14 +130,14 @@ def run_push_stage(
         run.on_close(lambda: store.set_bookmark(
             GOVERNOR_BOOKMARK, json.dumps(sf.governor.snapshot().to_json()), run_id=run.run_id))
         # The push reads the Lead describe first anyway (cached): what it says is wrong with
-        # fields.toml is told before any record is planned (the records it spoils are parked for
-        # an admin, making the run degraded; a dry run that finds any is degraded too).
+        # fields.toml is told before any record is planned, and makes the run degraded (the
+        # records it spoils are parked for an admin), dry run or not.
         known = set(chain.from_iterable(fields.sources().values()))
         for problem in fields.live_problems(sf.fields(fields.sobject), known,
                                             str(config.mapping_path("fields"))):
             result.problems.append(str(problem))
             log.warning("mapping problem: %s", problem)
-        if dry_run and result.problems:
+        if result.problems:
             result.status = "degraded"
         ctx = PushContext(store=store, sf=sf, fields=fields, routing=routing, engine=engine,
                           clock=run.clock, external_id_field=config.salesforce.external_id_field,
