@@ -2,10 +2,10 @@
 
 The schemas are vendored as package data in `specs/request_schemas.json` (written by
 `specs/generate.py` from the official specs). A body the schema refuses gets HubSpot's 400
-VALIDATION_ERROR, with one `errors` entry (the spec's `ErrorDetail`) per problem: `in` names the
-field (`options[0].hidden`), `code` the kind of problem, `message` says it the way HubSpot's
-JSON binding does ("Cannot build OptionInput, some of required attributes are not set
-[hidden]"). Validators are compiled once per operation and cached.
+VALIDATION_ERROR, with one `errors` entry (the spec's `ErrorDetail`) per problem: `in` names
+the field (`options[0].hidden`), `code` the kind of problem, and `message` is phrased after the
+JSON-binding errors HubSpot answers with ("Cannot build OptionInput, some of required
+attributes are not set [hidden]"). Validators are compiled once per operation and cached.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def _describe(error: ValidationError) -> list[dict[str, Any]]:
         expected = error.validator_value
         wanted = " or ".join(expected) if isinstance(expected, list) else str(expected)
         kind = _KIND.get(type(error.instance), "value")
-        return [_detail(where, CODE_TYPE, f"Cannot deserialize value of type `{wanted}` from {kind}")]
+        message = f"Cannot deserialize value of type `{wanted}` from {kind}"
+        return [_detail(where, CODE_TYPE, message)]
     if error.validator == "enum":
         allowed = ", ".join(str(v) for v in error.validator_value)
         sent = json.dumps(error.instance) if isinstance(error.instance, str) else "value"
