@@ -166,7 +166,7 @@ class HubSpotClient:
             body, _ = self.request(
                 "POST", f"{self.contacts_path}/batch/read",
                 json={"inputs": [{"id": i} for i in ids[start:start + hs.BATCH_LIMIT]],
-                      "properties": list(properties)},
+                      "properties": list(properties), "propertiesWithHistory": []},
                 describe="batch read contacts",
             )
             out.extend(body.get("results") or [])

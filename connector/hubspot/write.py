@@ -59,7 +59,7 @@ def property_definitions(wb: WritebackSection) -> list[dict[str, Any]]:
         {**base, "name": wb.grade.hubspot_property, "label": wb.grade.label,
          "type": "enumeration", "fieldType": "select",
          "description": "Fit grade A-F computed by Handshake",
-         "options": [{"label": g, "value": g, "displayOrder": i}
+         "options": [{"label": g, "value": g, "displayOrder": i, "hidden": False}
                      for i, g in enumerate(GRADE_OPTIONS)]},
         {**base, "name": wb.reasons.hubspot_property, "label": wb.reasons.label,
          "type": "string", "fieldType": "textarea",

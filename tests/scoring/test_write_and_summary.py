@@ -7,13 +7,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from connector.errors import RequestFailed
-from connector.hubspot.write import HubSpotWriter, plan_updates, property_definitions
+from connector.hubspot.write import (
+    HubSpotWriter,
+    handoff_property_definitions,
+    plan_updates,
+    property_definitions,
+)
+from connector.sandbox.base import SandboxClock
+from connector.sandbox.hubspot import HubSpotSandbox
 from connector.scoring.intelligence import MAX_TEXT_CHARS, render_text, summarize
 from connector.scoring.lifecycle import Decision
 from connector.store import Store
+from tests.sandbox.hs_fixtures import TOKEN, tiny_dataset, validate_request
 from tests.scoring.helpers import (
     NOW,
     FakeContact,
@@ -111,6 +120,45 @@ def test_properties_are_created_once_and_updates_go_100_a_request(store: Store) 
     hub.calls.clear()
     writer.push(updates)
     assert hub.calls == []  # the ledger knows these exact values were written
+
+
+class SandboxHubSpot:
+    """The writer's one method over real HTTP to a served HubSpot sandbox; anything the
+    sandbox refuses fails the test with HubSpot's answer."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                describe: str = "") -> tuple[dict[str, Any], None]:
+        answer = self.http.request(method, path, json=json)
+        assert answer.status_code < 400, f"{describe}: {answer.text}"
+        return (answer.json() if answer.content else {}), None
+
+
+def test_write_back_passes_the_sandbox_that_checks_the_official_specs(store: Store) -> None:
+    definitions = property_definitions(WB) + handoff_property_definitions(WB)
+    for definition in definitions:
+        validate_request("crm-properties-v3.json", "/crm/v3/properties/{objectType}", "post",
+                         definition)
+    sandbox = HubSpotSandbox(SandboxClock(NOW, frozen=True))
+    sandbox.load(tiny_dataset(now=NOW))
+    with sandbox.serve() as srv, httpx.Client(
+        base_url=srv.base_url, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as http:
+        writer = HubSpotWriter(SandboxHubSpot(http), store, WB)
+        assert writer.ensure_properties() == [d["name"] for d in property_definitions(WB)]
+        assert writer.ensure_properties(handoff_property_definitions(WB)) == [
+            d["name"] for d in handoff_property_definitions(WB)]
+        contact, result = mql_contact("101")
+        counts = writer.push(plan_updates([contact], {"101": result}, {}, [], WB,
+                                          MODEL.lifecycle))
+    grade = sandbox.state.properties[WB.grade.hubspot_property]
+    assert [(o["value"], o["hidden"]) for o in grade["options"]] == [
+        (g, False) for g in "ABCDF"]
+    assert counts["contacts.updated"] == 1
+    assert sandbox.state.contacts["101"].props[WB.grade.hubspot_property] == "A"
+    assert sandbox.stats.by_status.get(400, 0) == 0
 
 
 def test_a_refused_batch_is_parked_for_the_admin(store: Store) -> None:

@@ -12,10 +12,16 @@ forms v3, web-analytics page views (events v3), marketing events and participati
 Bearer-token auth, per-token limits (10-second rolling window, search per second, daily budget
 reset at the sandbox clock's midnight) and HubSpot's error and 429 bodies and headers; a 414
 for request targets over 8,192 characters; every answer's Date header is the sandbox clock.
+Every JSON request body an official spec describes is checked against that spec's request
+schema (`bodies`, schemas vendored in `specs/`) before it is served; a body the schema refuses
+gets HubSpot's 400 VALIDATION_ERROR with one `errors` entry per problem, and nothing is applied.
 
 Choices where HubSpot documents no exact behaviour: the 10,000-cap error message (its status
 and category are documented); `limit` above a documented maximum answers 400 rather than
-being capped (legacy email events cap silently); web analytics is not gated to Enterprise.
+being capped (legacy email events cap silently); web analytics is not gated to Enterprise;
+the wording and `code` of request-schema refusals (HubSpot documents the `ErrorDetail` shape,
+not its values); where a spec's request schema contradicts HubSpot's own guide (an empty search,
+sort objects, a create without associations) the guide wins, as `specs/generate.py` lists.
 `HubSpotState` holds the data and the mutators tests and benchmarks use.
 """
 
