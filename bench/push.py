@@ -69,9 +69,14 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 def run(contacts: int, seed: int) -> dict[str, Any]:
     from connector.demo import _config
     from connector.pull import pull
-    from connector.runtime import run_push_stage, run_score_stage
+    from connector.runtime import (
+        lift_pacing,
+        open_store,
+        pull_context,
+        run_push_stage,
+        run_score_stage,
+    )
     from connector.store import Store
-    from connector.runtime import lift_pacing, open_store, pull_context
 
     serve = subprocess.Popen([sys.executable, "-c", SERVE, str(contacts), str(seed)], cwd=ROOT,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
