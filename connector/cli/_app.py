@@ -4,18 +4,20 @@ options, loading the config (every problem listed, exit 2) and printing counts."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from connector import __version__
 from connector.config import CONFIG_ENV, Config, load_config, resolve_config_path
 from connector.errors import ConfigError, ExitCode
-from connector.logs import register_secrets, setup_logging
+from connector.logs import LEVELS, register_secrets, setup_logging
 
 __all__ = [
+    "CommandInterrupted",
     "ConfigOption",
     "app",
     "err",
@@ -28,11 +30,27 @@ __all__ = [
     "state",
 ]
 
+class CommandInterrupted(Exception):
+    """Ctrl-C inside a command, carried to `main` (click would turn it into a silent exit 130);
+    the KeyboardInterrupt is its `__cause__`."""
+
+
+class _HandshakeGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise CommandInterrupted from exc
+
+
 app = typer.Typer(
     name="handshake",
+    cls=_HandshakeGroup,
     help="Hands HubSpot's marketing-qualified leads to Salesforce and brings sales outcomes back.",
     no_args_is_help=True,
-    # Locals in tracebacks could hold secrets: never show them.
+    # Failures become messages in `main` (connector/cli/failures.py); a traceback is for
+    # --log-level DEBUG only, and never with locals, which could hold secrets.
+    pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
@@ -50,6 +68,11 @@ class _State:
     config_path: str | None = None
     log_json: bool = False
     log_level: str | None = None
+    config: Config | None = None  # the config the command loaded: failures name its hosts
+
+    def reset(self) -> None:
+        self.config_path = self.log_level = self.config = None
+        self.log_json = False
 
 
 state = _State()
@@ -72,10 +95,15 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    level = (log_level or "INFO").upper()
+    if level not in LEVELS:
+        err.print(f"--log-level: {log_level!r} is not a level; one of {', '.join(LEVELS)}",
+                  highlight=False, markup=False)
+        raise exit_with(ExitCode.CONFIG)
     state.config_path = config
     state.log_json = log_json
-    state.log_level = log_level
-    setup_logging(level=(log_level or "INFO").upper(), json_lines=log_json)
+    state.log_level = level if log_level else None  # else the config file's [logging] level
+    setup_logging(level=level, json_lines=log_json)
 
 
 def report_config_error(exc: ConfigError) -> None:
@@ -104,6 +132,7 @@ def load_checked_config(config: str | None = None, *, require_secrets: bool = Tr
         report_config_error(exc)
         raise exit_with(ExitCode.CONFIG) from None
     register_secrets(loaded.secrets.values())
+    state.config = loaded
     setup_logging(
         level=(state.log_level or loaded.logging.level).upper(),
         json_lines=state.log_json or loaded.logging.json_lines,

@@ -19,6 +19,7 @@ from connector.cli._app import (
     print_counts,
     report_config_error,
 )
+from connector.cli.failures import report_stop
 from connector.errors import ConfigError, ExitCode
 
 __all__ = ["sync_app"]
@@ -47,8 +48,7 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
     title = "backfill" if since else "pull"
     print_counts(f"{title} {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
+    report_stop(result.status, result.error)
 
 
 @sync_app.command("pull")
@@ -83,8 +83,7 @@ def sync_score(
         raise exit_with(ExitCode.CONFIG) from None
     print_counts(f"score {'(dry run: nothing stored or sent) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
+    report_stop(result.status, result.error)
 
 
 @sync_app.command("push")
@@ -105,8 +104,7 @@ def sync_push(
             out.print(f"    {name} = {escape(repr(value))}", highlight=False)
     print_counts(f"push {'(dry run: nothing written) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
+    report_stop(result.status, result.error)
 
 
 @app.command("backfill")
