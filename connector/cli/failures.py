@@ -60,6 +60,7 @@ log = logging.getLogger("connector.cli")
 DEBUG_HINT = "run again with --log-level DEBUG for the traceback, and report it"
 RESUMES = "run it again: it resumes where it stopped"
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_ERRNO = re.compile(r"\[Errno -?\d+\][^\"')(]*")
 _INLINE_FIX = re.compile(r"[.;,]?\s*(?:—\s*)?\b[Ff]ix:\s*")
 
 
@@ -156,7 +157,7 @@ def database_where(config: Config | None) -> str:
     url = config.state.database_url
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
-        path = url.split("://", 1)[1].removeprefix("/") or ":memory:"
+        path = url.split("://", 1)[1].removeprefix("/").removeprefix("file:").split("?")[0] or ":memory:"
         return f"SQLite file {path} ([state] database_url in {config.source})"
     host = parts.netloc.rsplit("@", 1)[-1]
     return f"PostgreSQL at {host}{parts.path} ([state] database_url in {config.source})"
@@ -225,11 +226,19 @@ def _retriable(exc: BaseException, scene: _Scene) -> Failure:
         fix = fix or f"check {name}'s status page; {RESUMES} later"
     else:
         what = f"{name} could not be reached"
+        message = _socket_reason(message)
         place = f"{endpoint[0]} answers from this machine" if endpoint else "it answers"
         key = f" and that {endpoint[1]} is right" if endpoint else ""
         fix = fix or (f"check that {place} (network, proxy, firewall){key}; then {RESUMES}")
     return Failure(f"{what} {_attempts(exc, scene.config)}: {message}", fix, ExitCode.FAILED,
                    _where(exc, scene))
+
+
+def _socket_reason(message: str) -> str:
+    """"what: <library's exception text>" shortened to "what: [Errno 111] Connection refused"
+    when the library quotes the socket's error inside its own."""
+    found = _ERRNO.search(message)
+    return f"{message.split(': ', 1)[0]}: {found.group(0).strip()}" if found else message
 
 
 def _quota(exc: BaseException, scene: _Scene) -> Failure:
@@ -296,7 +305,7 @@ def _file_error(exc: BaseException, scene: _Scene) -> Failure:
 def _internal(exc: BaseException, scene: _Scene) -> Failure:
     # str(exc) of an unforeseen exception may quote the record it failed on: the type only
     if _from_database_driver(exc):
-        return Failure(f"the state database failed in {scene.command}: {type(exc).__name__}",
+        return Failure(f"the state database failed in {scene.command}: {_driver_reason(exc)}",
                        "check that the database is running, reachable and writable "
                        f"(`handshake config check` tests it); if it is, {DEBUG_HINT}",
                        ExitCode.FAILED, database_where(scene.config))
@@ -309,6 +318,17 @@ def _from_database_driver(exc: BaseException) -> bool:
     the statement's parameters: record data)."""
     module = type(exc).__module__.split(".", 1)[0]
     return module in {"sqlalchemy", "sqlite3", "psycopg", "psycopg2", "alembic"}
+
+
+def _driver_reason(exc: BaseException) -> str:
+    """The error's type, and for a connection or file fault its driver's first line: those
+    name the database, never a statement's parameters (an integrity or data error may)."""
+    name = type(exc).__name__
+    if name not in {"OperationalError", "DatabaseError"}:
+        return name
+    orig = getattr(exc, "orig", None) or exc
+    reason = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{name}: {mask(reason)}" if reason else name
 
 
 # Most specific first: the first class in an exception's MRO found here describes it.

@@ -70,4 +70,7 @@ class PullContext:
             reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
             error_code="UNUSABLE_RECORD",
         )
-        log.warning("parked %s record %s: %s", stream, err.record_key, err.message)
+        # the reason may quote the record (its email, a field's value): at DEBUG only
+        log.warning("parked %s record %s for %s (`handshake dlq list` says why)", stream,
+                    err.record_key, err.actor)
+        log.debug("parked %s record %s: %s", stream, err.record_key, err.message)
