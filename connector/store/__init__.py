@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from connector.store.contacts import ActivityRecord, ContactRecord
+from connector.store.ledger import payload_hash
 from connector.store.models import (
     Activity,
     Bookmark,
@@ -17,7 +19,7 @@ from connector.store.models import (
     SyncRun,
     WriteLedgerEntry,
 )
-from connector.store.store import ActivityRecord, ContactRecord, Store, payload_hash
+from connector.store.store import Store
 
 __all__ = [
     "Activity",

@@ -1,0 +1,191 @@
+"""What every part of the store shares: the engine, sessions, the schema, and the boundary
+where a database failure becomes a `StoreError`.
+
+Database failures surface where the store touches the database: a connection (`migrate`,
+`schema_revision`, `check_writable`) or a transaction (`transaction()`, which every other
+method goes through). Each is translated there, once, so no caller sees a driver's exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import Clock, SystemClock
+from connector.errors import StoreError
+from connector.store._errors import (
+    DATABASE_URL,
+    URL_FIX,
+    DatabaseLocation,
+    directory_error,
+    store_error,
+)
+from connector.store.models import Bookmark
+
+__all__ = ["MIGRATIONS", "StoreBase"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT = 10  # seconds a PostgreSQL server may take to answer before we report it
+_WRITE_CHECK_STREAM = "handshake:write-check"  # a bookmark written and rolled back
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE or INSERT touched (a CursorResult's rowcount; typed Result lacks it)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class StoreBase:
+    """The state database's engine, sessions and schema; the parts of `Store` build on it."""
+
+    def __init__(self, url: str, *, clock: Clock | None = None, echo: bool = False) -> None:
+        self.url = url
+        self.clock = clock or SystemClock()
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise StoreError(f"{DATABASE_URL} is not a database URL", fix=URL_FIX) from exc
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        self.location = DatabaseLocation.from_url(parsed)
+        self._password = parsed.password
+        # hide_parameters: a failed statement's text never carries a contact's values.
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
+        if parsed.get_backend_name() == "sqlite":
+            if self.location.file and not self.location.read_only:
+                try:
+                    Path(self.location.file).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise directory_error(exc, self.location) from exc
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+                kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+        try:
+            self.engine: Engine = create_engine(parsed, **kwargs)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise StoreError(
+                f"no database driver for {parsed.drivername!r} in {DATABASE_URL}", fix=URL_FIX
+            ) from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._driver_errors: tuple[type[BaseException], ...] = (
+            DBAPIError, self.engine.dialect.loaded_dbapi.Error,
+        )
+
+    # --- failures ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """Raise a database failure inside the block as a `StoreError` (the driver's as cause)."""
+        try:
+            yield
+        except self._driver_errors as exc:
+            raise store_error(exc, self.location, password=self._password) from exc
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    def _alembic(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return cfg
+
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the schema in place to `revision`."""
+        cfg = self._alembic()
+        with self._database_errors(), self.engine.begin() as conn:
+            self._check_known_revision(MigrationContext.configure(conn).get_current_revision())
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def schema_revision(self) -> str | None:
+        """The schema revision the database is at (None before the first `migrate()`)."""
+        with self._database_errors(), self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        """The newest schema revision this version of Handshake knows."""
+        return ScriptDirectory.from_config(self._alembic()).get_current_head()
+
+    def _check_known_revision(self, current: str | None) -> None:
+        """Refuse a schema upgraded by a newer Handshake: this one cannot read or migrate it."""
+        if current is None:
+            return
+        try:
+            known = ScriptDirectory.from_config(self._alembic()).get_revision(current)
+        except CommandError:
+            known = None
+        if known is None:
+            raise StoreError(
+                f"{self.location} has schema revision {current}, which this version of "
+                "Handshake does not know (a newer version upgraded it)",
+                fix=f"run the Handshake version that upgraded it, or a newer one, or set "
+                    f"{DATABASE_URL} to another database",
+            )
+
+    def check_writable(self) -> None:
+        """Prove the state database can be reached, read and written, changing nothing: read its
+        schema revision, then write in a transaction that is rolled back (a bookmark when the
+        schema is current; a scratch table, as `migrate()` will need, when it is absent or
+        older). Raises `StoreError` with the fix otherwise. A SQLite file that does not exist yet
+        is created empty, as the first run would."""
+        with self._database_errors(), self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            conn.rollback()
+            self._check_known_revision(current)
+            tx = conn.begin()
+            try:
+                if current is not None and current == self.head_revision():
+                    conn.execute(insert(Bookmark).values(
+                        stream=_WRITE_CHECK_STREAM, value="", updated_at=self.clock.now()))
+                else:
+                    # SQLite commits DDL at once (no rollback), so the table is dropped too.
+                    conn.execute(text("CREATE TABLE IF NOT EXISTS handshake_write_check (id INT)"))
+                    conn.execute(text("DROP TABLE handshake_write_check"))
+            finally:
+                tx.rollback()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # --- sessions ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises. A database
+        failure inside it is raised as a `StoreError`; the caller's own exceptions pass as they
+        are."""
+        with self._database_errors(), self._sessions.begin() as session:
+            yield session
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def _insert(self, table: Any) -> Any:
+        dialect = self.engine.dialect.name
+        return (postgresql if dialect == "postgresql" else sqlite).insert(table)

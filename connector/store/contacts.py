@@ -1,0 +1,391 @@
+"""Contacts and their activities as pulled from HubSpot, merges and archiving included."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, String, cast, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from connector.store._base import StoreBase, _rowcount
+from connector.store.models import Activity, Contact, IdLink, Score
+
+__all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """A contact as pulled from HubSpot, ready to store."""
+
+    hubspot_id: str
+    email: str | None
+    properties: Mapping[str, Any]
+    hubspot_created_at: datetime | None
+    hubspot_updated_at: datetime | None
+    archived: bool = False
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    """An activity (email event, page view, form...) of a contact, ready to store."""
+
+    contact_id: str
+    type: str
+    occurred_at: datetime
+    source: str
+    source_id: str
+    title: str | None = None
+    url: str | None = None
+    content: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+class ContactStore(StoreBase):
+    """Contacts and activities: what the pull writes and the score and push read."""
+
+    # --- contacts ---------------------------------------------------------------------------------
+
+    def contact_versions(
+        self, ids: Sequence[str]
+    ) -> dict[str, tuple[datetime | None, bool, dict[str, Any]]]:
+        """For known ids: (HubSpot lastmodifieddate, archived, properties) as stored."""
+        if not ids:
+            return {}
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived,
+                       Contact.properties).where(Contact.hubspot_id.in_(list(ids)))
+            )
+            return {cid: (updated, archived, props or {}) for cid, updated, archived, props in rows}
+
+    def resolve_contact_ids(self, ids: Iterable[str]) -> dict[str, str]:
+        """Known ids -> the live id they stand for (the survivor for merged-away contacts)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Contact.hubspot_id, Contact.merged_into).where(Contact.hubspot_id.in_(wanted))
+            )
+            return {cid: merged_into or cid for cid, merged_into in rows}
+
+    def contact_ids_by_email(self, emails: Iterable[str]) -> dict[str, str]:
+        """Email (lower-case) -> HubSpot id, live contacts first, then archived or merged ones
+        (the merged survivor when known)."""
+        wanted = sorted({e.lower() for e in emails if e})
+        if not wanted:
+            return {}
+        out: dict[str, str] = {}
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Contact.email, Contact.hubspot_id, Contact.archived, Contact.merged_into)
+                .where(Contact.email.in_(wanted))
+            )
+            ranked = sorted(rows, key=lambda r: (bool(r.merged_into), r.archived, r.hubspot_id))
+        for email, cid, _archived, merged_into in reversed(ranked):
+            if email:
+                out[email] = merged_into or cid
+        missing = [e for e in wanted if e not in out]
+        if missing:
+            out.update(self._ids_by_additional_email(missing))
+        return out
+
+    def _ids_by_additional_email(self, emails: Sequence[str]) -> dict[str, str]:
+        """A merge leaves the merged-away address in the survivor's `hs_additional_emails`."""
+        found: dict[str, str] = {}
+        with self.transaction() as s:
+            for email in emails:
+                rows = s.execute(
+                    select(Contact.hubspot_id, Contact.properties)
+                    .where(cast(Contact.properties, String).contains(email, autoescape=True),
+                           Contact.merged_into.is_(None))
+                    .order_by(Contact.archived, Contact.hubspot_id)
+                )
+                for cid, props in rows:
+                    extra = str((props or {}).get("hs_additional_emails") or "").lower()
+                    if email in [e.strip() for e in extra.split(";")]:
+                        found[email] = cid
+                        break
+        return found
+
+    def mark_archived(
+        self, records: Sequence[ContactRecord], *, session: Session | None = None
+    ) -> int:
+        """Flag contacts HubSpot archived (storing ones never seen, so their history still has
+        an owner); the data of known ones stays for history and reports."""
+        if not records:
+            return 0
+        ids = [r.hubspot_id for r in records]
+        now = self._now()
+        absent = self._insert(Contact).values([
+            {"hubspot_id": r.hubspot_id, "email": r.email.lower() if r.email else None,
+             "properties": dict(r.properties), "hubspot_created_at": r.hubspot_created_at,
+             "hubspot_updated_at": r.hubspot_updated_at, "archived": True,
+             "first_seen_at": now, "updated_at": now}
+            for r in records
+        ]).on_conflict_do_nothing(index_elements=["hubspot_id"])
+        stmt = (
+            update(Contact)
+            .where(Contact.hubspot_id.in_(list(ids)), Contact.archived.is_(False))
+            .values(archived=True, updated_at=now, inputs_changed_at=now)
+        )
+        if session is not None:
+            session.execute(absent)
+            return _rowcount(session.execute(stmt))
+        with self.transaction() as s:
+            s.execute(absent)
+            return _rowcount(s.execute(stmt))
+
+    def mark_merged(self, survivor: str, merged_ids: Sequence[str], *, session: Session) -> int:
+        """Redirect merged-away contacts to the survivor: flag them, move their activities."""
+        merged = [m for m in merged_ids if m and m != survivor]
+        if not merged:
+            return 0
+        now = self._now()
+        session.execute(
+            self._insert(Contact)
+            .values([
+                {"hubspot_id": m, "email": None, "properties": {}, "archived": False,
+                 "merged_into": survivor, "first_seen_at": now, "updated_at": now}
+                for m in merged
+            ])
+            .on_conflict_do_nothing(index_elements=["hubspot_id"])
+        )
+        session.execute(
+            update(Contact).where(Contact.hubspot_id.in_(merged))
+            .values(merged_into=survivor, updated_at=now)
+        )
+        # Moved activities are stored again under new ids, as if just pulled for the survivor:
+        # the push sends activity history by id ranges, and an old id inside a range already
+        # sent to the survivor's Lead would never reach it.
+        columns = [c for c in Activity.__table__.columns if c.name != "id"]
+        rows = [dict(r._mapping) for r in session.execute(
+            select(*columns).where(Activity.contact_id.in_(merged)).order_by(Activity.id))]
+        moved = len(rows)
+        if rows:
+            session.execute(delete(Activity).where(Activity.contact_id.in_(merged)))
+            for row in rows:
+                row["contact_id"] = survivor
+            session.execute(insert(Activity), rows)
+        session.execute(
+            update(Contact).where(Contact.hubspot_id == survivor).values(inputs_changed_at=now)
+        )
+        return int(moved or 0)
+
+    def upsert_contacts(
+        self, records: Sequence[ContactRecord], *, session: Session | None = None
+    ) -> int:
+        """Insert or update contacts by HubSpot id; returns how many rows changed."""
+        if not records:
+            return 0
+        now = self._now()
+        rows = [
+            {
+                "hubspot_id": r.hubspot_id,
+                "email": r.email.lower() if r.email else None,
+                "properties": dict(r.properties),
+                "hubspot_created_at": r.hubspot_created_at,
+                "hubspot_updated_at": r.hubspot_updated_at,
+                "archived": r.archived,
+                "merged_into": r.merged_into,
+                "lifecycle_stage": r.properties.get("lifecyclestage") or None,
+                "inputs_changed_at": now,
+                "first_seen_at": now,
+                "updated_at": now,
+            }
+            for r in records
+        ]
+        # One statement executed for many rows ("insertmanyvalues"): a multi-row VALUES per batch
+        # size would put a large compiled statement in the cache for every size seen.
+        stmt = self._insert(Contact)
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["hubspot_id"],
+            set_={
+                "email": ex.email,
+                "properties": ex.properties,
+                "hubspot_created_at": ex.hubspot_created_at,
+                "hubspot_updated_at": ex.hubspot_updated_at,
+                "archived": ex.archived,
+                "merged_into": ex.merged_into,
+                "lifecycle_stage": ex.lifecycle_stage,
+                "inputs_changed_at": ex.inputs_changed_at,
+                "updated_at": ex.updated_at,
+            },
+        )
+        stmt = stmt.returning(Contact.hubspot_id)
+        if session is not None:
+            return len(list(session.scalars(stmt, rows)))
+        with self.transaction() as s:
+            return len(list(s.scalars(stmt, rows)))
+
+    def get_contact(self, hubspot_id: str) -> Contact | None:
+        with self.transaction() as s:
+            return s.get(Contact, hubspot_id)
+
+    def find_contact_by_email(self, email: str) -> Contact | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(Contact).where(Contact.email == email.lower(), Contact.archived.is_(False))
+            ).first()
+
+    def get_contact_by_email(self, email: str) -> Contact | None:
+        """The live contact with this address (case-insensitive), else any stored one."""
+        with self.transaction() as s:
+            rows = list(s.scalars(
+                select(Contact).where(Contact.email == email.strip().lower())
+                .order_by(Contact.archived, Contact.merged_into.is_not(None), Contact.hubspot_id)
+            ))
+            return rows[0] if rows else None
+
+    def count_contacts(self, *, include_archived: bool = False) -> int:
+        with self.transaction() as s:
+            q = select(func.count()).select_from(Contact)
+            if not include_archived:
+                q = q.where(Contact.archived.is_(False), Contact.merged_into.is_(None))
+            return int(s.scalar(q) or 0)
+
+    def iter_contacts(self, *, batch: int = 1000) -> Iterator[Contact]:
+        """All live contacts, by id, in batches (memory stays flat)."""
+        return self._live_contacts(lambda after: select(Contact), batch)
+
+    def _live_contacts(self, query: Callable[[str], Select[Any]],
+                       batch: int) -> Iterator[Contact]:
+        """Live contacts of `query(after)` (a select of Contact), by id, `batch` a transaction:
+        each page starts after the last id of the one before."""
+        last = ""
+        while True:
+            with self.transaction() as s:
+                rows = list(s.scalars(
+                    query(last)
+                    .where(Contact.hubspot_id > last, Contact.archived.is_(False),
+                           Contact.merged_into.is_(None))
+                    .order_by(Contact.hubspot_id)
+                    .limit(batch)
+                ))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].hubspot_id
+
+    def iter_mqls(self, *, batch: int = 1000) -> Iterator[Contact]:
+        """Live contacts with an email whose newest score makes them an MQL, by id, in batches:
+        found by the database (the newest score per contact by a window function), so a push
+        reads the MQLs, not every contact and its score history."""
+
+        def mqls_after(after: str) -> Select[Any]:
+            ranked = (
+                select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
+                       func.row_number().over(
+                           partition_by=Score.contact_id,
+                           order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
+                .where(Score.contact_id > after)
+                .subquery()
+            )
+            return (select(Contact).join(ranked, ranked.c.cid == Contact.hubspot_id)
+                    .where(ranked.c.n == 1, ranked.c.mql.is_(True),
+                           Contact.email.is_not(None), Contact.email != ""))
+
+        return self._live_contacts(mqls_after, batch)
+
+    # --- activities -------------------------------------------------------------------------------
+
+    def add_activities(
+        self, records: Iterable[ActivityRecord], *, session: Session | None = None
+    ) -> int:
+        """Store activities, ignoring ones already stored (same source and source id).
+
+        Returns how many were new; their contacts are marked changed for re-scoring.
+        """
+        now = self._now()
+        rows = [
+            {
+                "contact_id": r.contact_id,
+                "type": r.type,
+                "occurred_at": r.occurred_at,
+                "source": r.source,
+                "source_id": r.source_id,
+                "title": r.title,
+                "url": r.url,
+                "content": r.content,
+                "details": dict(r.details or {}),
+                "ingested_at": now,
+            }
+            for r in records
+        ]
+        if not rows:
+            return 0
+
+        # RETURNING yields one row per inserted activity; count them while collecting contacts.
+        def insert(s: Session) -> int:
+            stmt = self._insert(Activity).on_conflict_do_nothing(
+                index_elements=["source", "source_id"]
+            ).returning(Activity.contact_id)
+            inserted = list(s.scalars(stmt, rows))
+            touched = set(inserted)
+            if touched:
+                s.execute(
+                    update(Contact)
+                    .where(Contact.hubspot_id.in_(touched))
+                    .values(inputs_changed_at=now)
+                )
+            return len(inserted)
+
+        if session is not None:
+            return insert(session)
+        with self.transaction() as s:
+            return insert(s)
+
+    def activities_for(self, contact_id: str) -> list[Activity]:
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(Activity)
+                    .where(Activity.contact_id == contact_id)
+                    .order_by(Activity.occurred_at, Activity.id)
+                )
+            )
+
+    def count_activities_by_type(self, *, live_only: bool = False) -> dict[str, int]:
+        """Activities by type; `live_only` leaves out archived and merged-away contacts'."""
+        with self.transaction() as s:
+            q = select(Activity.type, func.count()).group_by(Activity.type)
+            if live_only:
+                q = q.join(Contact, Contact.hubspot_id == Activity.contact_id).where(
+                    Contact.archived.is_(False), Contact.merged_into.is_(None))
+            return {t: int(n) for t, n in s.execute(q)}
+
+    def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Activities of many contacts in one query, oldest first, by contact id: read-only
+        rows with the `Activity` attributes (no ORM objects: scoring reads tens of thousands)."""
+        out: dict[str, list[Any]] = {cid: [] for cid in contact_ids}
+        if not contact_ids:
+            return out
+        with self.transaction() as s:
+            rows = s.execute(
+                select(Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
+                       Activity.title, Activity.url, Activity.details, Activity.source,
+                       Activity.source_id)
+                .where(Activity.contact_id.in_(list(contact_ids)))
+                .order_by(Activity.contact_id, Activity.occurred_at, Activity.id)
+            )
+            for row in rows:
+                out[row.contact_id].append(row)
+        return out
+
+    def linked_activities_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:
+        """Activities stored with an id above `after_id` whose contact is linked to a Salesforce
+        record, by id, at most `limit`: read-only rows with `ingested_at` (alerts scan them)."""
+        with self.transaction() as s:
+            return list(s.execute(
+                select(Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
+                       Activity.title, Activity.url, Activity.details, Activity.ingested_at)
+                .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
+                .where(Activity.id > after_id)
+                .order_by(Activity.id)
+                .limit(limit)
+            ))

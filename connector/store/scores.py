@@ -1,0 +1,144 @@
+"""Scores and lifecycle transitions: what the score stage writes and the push reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from connector.store._base import StoreBase
+from connector.store.models import Contact, LifecycleTransition, Score
+
+__all__ = ["ScoreStore"]
+
+
+class ScoreStore(StoreBase):
+    """Scores (a history per contact) and lifecycle transitions."""
+
+    # --- scores -----------------------------------------------------------------------------------
+
+    def contacts_to_score(
+        self, *, stale_before: datetime | None = None, everyone: bool = False, batch: int = 1000,
+    ) -> Iterator[list[Contact]]:
+        """Live contacts to (re)score, by id, a batch at a time: never scored, inputs changed
+        since their latest score, or (with `stale_before`) scored before it, for decay and
+        expiry. `everyone` yields every live contact."""
+        latest = (
+            select(Score.contact_id, func.max(Score.scored_at).label("last"))
+            .group_by(Score.contact_id)
+            .subquery()
+        )
+        last = ""
+        while True:
+            with self.transaction() as s:
+                q = (
+                    select(Contact)
+                    .outerjoin(latest, latest.c.contact_id == Contact.hubspot_id)
+                    .where(Contact.hubspot_id > last, Contact.archived.is_(False),
+                           Contact.merged_into.is_(None))
+                )
+                if not everyone:
+                    due = latest.c.last.is_(None) | (Contact.inputs_changed_at > latest.c.last)
+                    if stale_before is not None:
+                        due = due | (latest.c.last < stale_before)
+                    q = q.where(due)
+                rows = list(s.scalars(q.order_by(Contact.hubspot_id).limit(batch)))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].hubspot_id
+
+    def add_scores(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        with self.transaction() as s:
+            s.execute(self._insert(Score).values([dict(r) for r in rows]))
+
+    def latest_score(self, contact_id: str) -> Score | None:
+        with self.transaction() as s:
+            return s.scalars(
+                select(Score)
+                .where(Score.contact_id == contact_id)
+                .order_by(Score.scored_at.desc(), Score.id.desc())
+                .limit(1)
+            ).first()
+
+    def latest_scores(self, contact_ids: Sequence[str]) -> dict[str, Score]:
+        """The newest score of each given contact that has one."""
+        if not contact_ids:
+            return {}
+        out: dict[str, Score] = {}
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(Score)
+                .where(Score.contact_id.in_(list(contact_ids)))
+                .order_by(Score.contact_id, Score.scored_at, Score.id)
+            )
+            for row in rows:
+                out[row.contact_id] = row
+        return out
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def record_transition(
+        self, contact_id: str, from_stage: str | None, to_stage: str, *, reason: str,
+        run_id: str | None = None,
+    ) -> None:
+        with self.transaction() as s:
+            s.add(
+                LifecycleTransition(
+                    contact_id=contact_id,
+                    from_stage=from_stage,
+                    to_stage=to_stage,
+                    at=self._now(),
+                    reason=reason,
+                    run_id=run_id,
+                )
+            )
+            s.execute(
+                update(Contact).where(Contact.hubspot_id == contact_id).values(lifecycle_stage=to_stage)
+            )
+
+    def add_transitions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record many transitions `{contact_id, from_stage, to_stage, at, reason, run_id}` in
+        one transaction, moving each contact's stored stage to its last `to_stage`."""
+        if not rows:
+            return
+        with self.transaction() as s:
+            s.execute(self._insert(LifecycleTransition).values([dict(r) for r in rows]))
+            final = {r["contact_id"]: r["to_stage"] for r in rows}
+            by_stage: dict[str, list[str]] = {}
+            for contact_id, stage in final.items():
+                by_stage.setdefault(stage, []).append(contact_id)
+            for stage, ids in by_stage.items():
+                s.execute(update(Contact).where(Contact.hubspot_id.in_(ids))
+                          .values(lifecycle_stage=stage))
+
+    def transitions_for(self, contact_id: str) -> list[LifecycleTransition]:
+        with self.transaction() as s:
+            return list(
+                s.scalars(
+                    select(LifecycleTransition)
+                    .where(LifecycleTransition.contact_id == contact_id)
+                    .order_by(LifecycleTransition.at, LifecycleTransition.id)
+                )
+            )
+
+    def transitions_for_many(
+        self, contact_ids: Sequence[str]
+    ) -> dict[str, list[LifecycleTransition]]:
+        """Lifecycle transitions of many contacts, oldest first, by contact id."""
+        out: dict[str, list[LifecycleTransition]] = {cid: [] for cid in contact_ids}
+        if not contact_ids:
+            return out
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(LifecycleTransition)
+                .where(LifecycleTransition.contact_id.in_(list(contact_ids)))
+                .order_by(LifecycleTransition.at, LifecycleTransition.id)
+            )
+            for row in rows:
+                out[row.contact_id].append(row)
+        return out
