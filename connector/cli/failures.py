@@ -198,7 +198,7 @@ def _auth_error(exc: BaseException, scene: _Scene) -> Failure:
 def _store_error(exc: BaseException, scene: _Scene) -> Failure:
     assert isinstance(exc, StoreError)
     message, fix = _split_fix(exc)
-    return Failure(message, fix or "check [state] database_url and that the database is "
+    return Failure(f"state database: {message}", fix or "check [state] database_url and that the database is "
                    "running, reachable and writable (`handshake config check` tests it)",
                    ExitCode.FAILED, database_where(scene.config))
 

@@ -43,8 +43,8 @@ def run(folder: Path, *args: str, env: dict[str, str] | None = None,
         command = [sys.executable, "-c", f"{prelude}\nfrom connector.cli.main import main\nmain()"]
     else:
         command = [sys.executable, "-m", "connector.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=folder,
-                          env={**base, **(env or {})}, timeout=120)
+    return subprocess.run([*command, *args], check=False, capture_output=True, text=True,
+                          cwd=folder, env={**base, **(env or {})}, timeout=120)
 
 
 def assert_message(result: subprocess.CompletedProcess[str], code: int, *words: str,
@@ -185,8 +185,8 @@ def test_postgresql_unreachable(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://handshake:db-Secret-pw@127.0.0.1:{port}/handshake"
     path = config_file(tmp_path, offline_toml(url))
     result = run(tmp_path, "db", "status", "-c", str(path))
-    text = assert_message(result, ExitCode.FAILED, "state database", f"127.0.0.1:{port}",
-                          "[state] database_url", "fix:")
+    text = assert_message(result, ExitCode.FAILED, "state database:", f"127.0.0.1:{port}",
+                          "[state] database_url", "fix: start the PostgreSQL server")
     assert "db-Secret-pw" not in text
 
 
@@ -206,7 +206,8 @@ def test_read_only_sqlite(tmp_path: Path) -> None:
     assert upgrade.returncode == 0, upgrade.stderr
     path = config_file(tmp_path, offline_toml(read_only_url(db)))
     result = run(tmp_path, "sync", "score", "-c", str(path), env=ENV)
-    assert_message(result, ExitCode.FAILED, "state database", "[state] database_url", "fix:")
+    assert_message(result, ExitCode.FAILED, "state database:", "read-only", str(db),
+                   "[state] database_url", "fix:")
 
 
 def test_corrupt_sqlite(tmp_path: Path) -> None:
@@ -214,11 +215,37 @@ def test_corrupt_sqlite(tmp_path: Path) -> None:
     db.write_bytes(os.urandom(4096))
     path = config_file(tmp_path, offline_toml(f"sqlite:///{db}"))
     result = run(tmp_path, "sync", "score", "-c", str(path), env=ENV)
-    assert_message(result, ExitCode.FAILED, "state database", str(db), "fix:")
+    assert_message(result, ExitCode.FAILED, "state database:", "not a usable SQLite database",
+                   f"fix: restore {db} from a backup")
 
 
 def test_insert_failure_never_shows_the_contact(tmp_path: Path) -> None:
-    """A failed INSERT carries its parameters (a contact's email and name) in its text."""
+    """A contact stored twice: the store's INSERT fails on the contact's row."""
+    prelude = f"""
+from datetime import UTC, datetime
+import connector.scoring.runner as runner
+from connector.store import Contact, ContactRecord
+def insert_twice(store, *args, **kwargs):
+    store.upsert_contacts([ContactRecord("7", "{CONTACT_EMAIL}", {{"firstname": "Janelle"}},
+                                         None, None)])
+    now = datetime(2026, 10, 1, tzinfo=UTC)
+    with store.transaction() as s:
+        s.add(Contact(hubspot_id="7", email="{CONTACT_EMAIL}", properties={{"firstname": "Janelle"}},
+                      archived=False, first_seen_at=now, updated_at=now))
+runner.score_contacts = insert_twice
+"""
+    path = config_file(tmp_path, offline_toml(f"sqlite:///{tmp_path / 's.db'}"))
+    debug = run(tmp_path, "--log-level", "DEBUG", "sync", "score", "-c", str(path), env=ENV,
+                prelude=prelude)
+    assert "Traceback" in debug.stderr  # even there, the statement's parameters are hidden
+    assert CONTACT_EMAIL not in debug.stderr and "Janelle" not in debug.stderr
+    result = run(tmp_path, "sync", "score", "-c", str(path), env=ENV, prelude=prelude)
+    assert_message(result, ExitCode.FAILED, "state database:", "refused an INSERT on contacts",
+                   "fix:", contact_data=("Janelle",))
+
+
+def test_untranslated_database_error_never_shows_its_parameters(tmp_path: Path) -> None:
+    """A driver's error that escaped the store: its text carries the statement's parameters."""
     prelude = f"""
 import sqlite3
 from sqlalchemy.exc import IntegrityError
@@ -365,3 +392,42 @@ def test_remote_refusal_masks_the_answer(tmp_path: Path) -> None:
         'system="hubspot", status=400)', imports="from connector.errors import RequestFailed")
     assert_message(result, ExitCode.FAILED, "HubSpot refused a request", "<email> is not valid",
                    "[hubspot] base_url", "fix:")
+
+
+# --- config check reaches the state database ------------------------------------------------
+
+
+def test_config_check_reports_an_unreachable_postgresql(tmp_path: Path) -> None:
+    port = closed_port()
+    url = f"postgresql+psycopg://handshake:db-Secret-pw@127.0.0.1:{port}/handshake"
+    result = run(tmp_path, "config", "check", "-c", str(config_file(tmp_path, offline_toml(url))),
+                 env=ENV)
+    text = assert_message(result, ExitCode.FAILED, "state.database_url", f"127.0.0.1:{port}",
+                          "fix: start the PostgreSQL server")
+    assert "configuration is valid" not in result.stdout + text
+    assert "db-Secret-pw" not in text
+
+
+def test_config_check_reports_a_read_only_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    path = config_file(tmp_path, offline_toml(f"sqlite:///{db}"), "rw.toml")
+    assert run(tmp_path, "config", "check", "-c", str(path), env=ENV).returncode == 0
+    path = config_file(tmp_path, offline_toml(read_only_url(db)))
+    result = run(tmp_path, "config", "check", "-c", str(path), env=ENV)
+    assert_message(result, ExitCode.FAILED, "state.database_url", "read-only", str(db), "fix:")
+
+
+def test_config_check_reports_a_corrupt_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    db.write_bytes(os.urandom(4096))
+    path = config_file(tmp_path, offline_toml(f"sqlite:///{db}"))
+    result = run(tmp_path, "config", "check", "-c", str(path), env=ENV)
+    assert_message(result, ExitCode.FAILED, "state.database_url", "not a usable SQLite database",
+                   f"fix: restore {db} from a backup")
+
+
+def test_config_check_reports_a_database_url_it_cannot_use_as_the_files(tmp_path: Path) -> None:
+    path = config_file(tmp_path, offline_toml("postgresql+nosuchdriver://handshake@db/x"))
+    result = run(tmp_path, "config", "check", "-c", str(path), env=ENV)
+    assert_message(result, ExitCode.CONFIG, "state.database_url", "no database driver",
+                   "fix: set `[state] database_url`")
