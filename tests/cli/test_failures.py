@@ -283,6 +283,12 @@ def test_config_file_missing(tmp_path: Path) -> None:
     assert_message(result, ExitCode.CONFIG, "file not found", "nope.toml", "fix: pass --config")
 
 
+def test_config_path_is_a_directory(tmp_path: Path) -> None:
+    result = run(tmp_path, "sync", "pull", "-c", str(tmp_path), env=ENV)
+    assert_message(result, ExitCode.CONFIG, "cannot be read: Is a directory",
+                   "fix: pass --config with a readable TOML file")
+
+
 def test_config_toml_syntax_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[hubspot\nbase_url = ")
