@@ -37,6 +37,7 @@ from connector.errors import (
     RequestFailed,
     RetriableError,
     ServerError,
+    SkippableError,
     StageBusy,
     StopRequested,
     StoreError,
@@ -61,6 +62,7 @@ DEBUG_HINT = "run again with --log-level DEBUG for the traceback, and report it"
 RESUMES = "run it again: it resumes where it stopped"
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _ERRNO = re.compile(r"\[Errno -?\d+\][^\"')(]*")
+_STATUS = re.compile(r"^.*?: HTTP \d{3}(?: \[[^\]]*\])?")
 _INLINE_FIX = re.compile(r"[.;,]?\s*(?:—\s*)?\b[Ff]ix:\s*")
 
 
@@ -206,10 +208,25 @@ def _store_error(exc: BaseException, scene: _Scene) -> Failure:
 def _request_failed(exc: BaseException, scene: _Scene) -> Failure:
     assert isinstance(exc, RequestFailed)
     message, fix = _split_fix(exc)
+    # the remote answer to a whole request may quote the values sent: shown at DEBUG only
+    status = _STATUS.match(message)
+    if status is not None:
+        log.debug("%s answered: %s", _system_name(exc.system), exc.message)
+        message = f"{status.group(0)} (its answer is logged at DEBUG: it may quote record data)"
     return Failure(f"{_system_name(exc.system)} refused a request: {message}",
                    fix or "retrying cannot help: check the integration user's permissions and "
                    "the mapping files against the README; --log-level DEBUG shows the answer",
                    ExitCode.FAILED, _where(exc, scene))
+
+
+def _record_rejected(exc: BaseException, scene: _Scene) -> Failure:
+    assert isinstance(exc, SkippableError)
+    log.debug("%s refused a record: %s", _system_name(exc.system), exc.message)
+    return Failure(f"{_system_name(exc.system)} refused a record (its reason is logged at DEBUG: "
+                   "it may quote the record)",
+                   "run again with --log-level DEBUG to see why, then fix the record at its "
+                   "source (or report it if the record is right)", ExitCode.FAILED,
+                   _where(exc, scene) if exc.system else None)
 
 
 def _retriable(exc: BaseException, scene: _Scene) -> Failure:
@@ -345,6 +362,7 @@ FAILURES: dict[type[BaseException], Describer] = {
     RetriableError: _retriable,
     StageBusy: _busy,
     StopRequested: _stopped,
+    SkippableError: _record_rejected,
     FatalError: _fatal,
     HandshakeError: _fatal,
     KeyboardInterrupt: _interrupted,

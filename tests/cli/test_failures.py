@@ -369,6 +369,27 @@ def test_internal_error_at_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.stderr.rstrip().splitlines()[-1].startswith("  fix: run again with")
 
 
+def test_the_failure_is_logged_once_at_error(tmp_path: Path) -> None:
+    """The log file and JSON lines get the failure once, as its message; the terminal reads it
+    once too (the human log line is not printed beside the message)."""
+    log_file = tmp_path / "handshake.log"
+    path = config_file(tmp_path, offline_toml(f"sqlite:///{tmp_path / 's.db'}")
+                       + f'[logging]\nfile = "{log_file}"\n')
+    error = f'ValueError("cannot score {CONTACT_EMAIL}")'
+    prelude = RAISE_IN_SCORE.format(imports="", error=error)
+    result = run(tmp_path, "sync", "score", "-c", str(path), env=ENV, prelude=prelude)
+    assert_message(result, ExitCode.FAILED, "internal error in sync score: ValueError")
+    assert result.stderr.count("internal error") == 1
+    errors = [line for line in log_file.read_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "sync score failed: internal error in sync score: ValueError" \
+        in errors[0] and "exit_code=1" in errors[0]
+    assert CONTACT_EMAIL not in log_file.read_text()
+    as_json = run(tmp_path, "--log-json", "sync", "score", "-c", str(path), env=ENV,
+                  prelude=prelude)
+    assert_message(as_json, ExitCode.FAILED, '"level": "error"', '"exit_code": 1',
+                   "internal error in sync score: ValueError")
+
+
 def test_stage_busy_exits_4(tmp_path: Path) -> None:
     result = score_raising(
         tmp_path, 'StageBusy("another score run holds the lease", stage="score", '
@@ -391,13 +412,34 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
     assert_message(result, ExitCode.SIGINT, "sync score interrupted (Ctrl-C)", "fix: run it again")
 
 
-def test_remote_refusal_masks_the_answer(tmp_path: Path) -> None:
-    """A whole request refused: the remote answer is quoted, but no address it names."""
+REFUSED_BATCH = ('"update contacts (POST /crm/v3/objects/contacts/batch/update): HTTP 400 '
+                 f'[VALIDATION_ERROR]: Jane Doe <{CONTACT_EMAIL}>: 12x is not a valid number"')
+
+
+def test_remote_refusal_keeps_the_answer_for_debug(tmp_path: Path) -> None:
+    """A whole request refused: its status and codes are shown, not the answer, which may quote
+    the values sent."""
     result = score_raising(
-        tmp_path, f'RequestFailed("update contacts: HTTP 400: {CONTACT_EMAIL} is not valid", '
-        'system="hubspot", status=400)', imports="from connector.errors import RequestFailed")
-    assert_message(result, ExitCode.FAILED, "HubSpot refused a request", "<email> is not valid",
-                   "[hubspot] base_url", "fix:")
+        tmp_path, f'RequestFailed({REFUSED_BATCH}, system="hubspot", status=400)',
+        imports="from connector.errors import RequestFailed")
+    text = assert_message(
+        result, ExitCode.FAILED, "HubSpot refused a request: update contacts (POST /crm/v3/"
+        "objects/contacts/batch/update): HTTP 400 [VALIDATION_ERROR]", "[hubspot] base_url",
+        "fix: retrying cannot help", contact_data=("Jane Doe", "12x"))
+    assert "logged at DEBUG" in text
+    debug = score_raising(tmp_path, f'RequestFailed({REFUSED_BATCH}, system="hubspot")',
+                          "--log-level", "DEBUG",
+                          imports="from connector.errors import RequestFailed")
+    assert "12x is not a valid number" in debug.stderr
+
+
+def test_a_refused_record_that_escapes_shows_no_reason(tmp_path: Path) -> None:
+    result = score_raising(
+        tmp_path, f'RecordRejected("Email: invalid email address: {CONTACT_EMAIL} (Jane Doe)", '
+        'system="salesforce", record_key="4711")', imports="from connector.errors import "
+        "RecordRejected")
+    assert_message(result, ExitCode.FAILED, "Salesforce refused a record", "--log-level DEBUG",
+                   "[salesforce] instance_url", contact_data=("Jane Doe",))
 
 
 # --- config check reaches the state database ------------------------------------------------
