@@ -14,7 +14,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["CONSOLE_SHOWN", "LEVELS", "bind_run", "current_run_id", "get_logger", "redact", "register_secrets", "setup_logging"]
+__all__ = [
+    "CONSOLE_SHOWN",
+    "LEVELS",
+    "bind_run",
+    "current_run_id",
+    "get_logger",
+    "redact",
+    "register_secrets",
+    "setup_logging",
+]
 
 _run_id: contextvars.ContextVar[str] = contextvars.ContextVar("handshake_run_id", default="-")
 _secrets: set[str] = set()

@@ -6,8 +6,9 @@ key), the fix, and the README's exit code. The only place an exception becomes o
                                                    logged once at ERROR, the traceback at DEBUG
 
 Nothing printed above DEBUG quotes record data: Handshake's own messages carry ids, never
-emails, names or field values, and anything quoted from a remote answer has its email
-addresses masked; an exception Handshake did not anticipate is named by its type only.
+emails, names or field values; email addresses in any quoted text are masked; the answer to a
+refused request and the reason a record was refused are logged at DEBUG only; an exception
+Handshake did not anticipate is named by its type only.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def database_where(config: Config | None) -> str:
     url = config.state.database_url
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
-        path = url.split("://", 1)[1].removeprefix("/").removeprefix("file:").split("?")[0] or ":memory:"
+        path = url.split("://", 1)[1].removeprefix("/").removeprefix("file:").split("?")[0]
+        path = path or ":memory:"
         return f"SQLite file {path} ([state] database_url in {config.source})"
     host = parts.netloc.rsplit("@", 1)[-1]
     return f"PostgreSQL at {host}{parts.path} ([state] database_url in {config.source})"
@@ -200,8 +202,9 @@ def _auth_error(exc: BaseException, scene: _Scene) -> Failure:
 def _store_error(exc: BaseException, scene: _Scene) -> Failure:
     assert isinstance(exc, StoreError)
     message, fix = _split_fix(exc)
-    return Failure(f"state database: {message}", fix or "check [state] database_url and that the database is "
-                   "running, reachable and writable (`handshake config check` tests it)",
+    return Failure(f"state database: {message}",
+                   fix or "check [state] database_url and that the database is running, "
+                   "reachable and writable (`handshake config check` tests it)",
                    ExitCode.FAILED, database_where(scene.config))
 
 
@@ -236,8 +239,8 @@ def _retriable(exc: BaseException, scene: _Scene) -> Failure:
     endpoint = _endpoint(exc, scene.config)
     if isinstance(exc, RateLimited):
         what = f"{name} kept answering 'too many requests'"
-        fix = fix or (f"another app is using {name}'s rate limit: lower [{exc.system}] "
-                      f"rate_limit_share or {RESUMES} later")
+        share = " lower [hubspot] rate_limit_share, or" if exc.system == "hubspot" else ""
+        fix = fix or f"another app is using {name}'s rate limit:{share} {RESUMES} later"
     elif isinstance(exc, ServerError):
         what = f"{name} kept failing on its side"
         fix = fix or f"check {name}'s status page; {RESUMES} later"

@@ -230,8 +230,9 @@ def insert_twice(store, *args, **kwargs):
                                          None, None)])
     now = datetime(2026, 10, 1, tzinfo=UTC)
     with store.transaction() as s:
-        s.add(Contact(hubspot_id="7", email="{CONTACT_EMAIL}", properties={{"firstname": "Janelle"}},
-                      archived=False, first_seen_at=now, updated_at=now))
+        s.add(Contact(hubspot_id="7", email="{CONTACT_EMAIL}",
+                      properties={{"firstname": "Janelle"}}, archived=False, first_seen_at=now,
+                      updated_at=now))
 runner.score_contacts = insert_twice
 """
     path = config_file(tmp_path, offline_toml(f"sqlite:///{tmp_path / 's.db'}"))
