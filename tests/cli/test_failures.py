@@ -6,16 +6,32 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from connector.errors import ExitCode
+from connector.cli.failures import describe
+from connector.errors import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    LeaseLost,
+    QuotaExhausted,
+    RateLimited,
+    RecordRejected,
+    RequestFailed,
+    ServerError,
+    StageBusy,
+    StopRequested,
+    StoreError,
+    TransportError,
+)
 from connector.sandbox import Sandbox
 from tests.pull.helpers import sandbox_env, sandbox_toml, unthrottle
 
@@ -480,3 +496,43 @@ def test_config_check_reports_a_database_url_it_cannot_use_as_the_files(tmp_path
     result = run(tmp_path, "config", "check", "-c", str(path), env=ENV)
     assert_message(result, ExitCode.CONFIG, "state.database_url", "no database driver",
                    "fix: set `[state] database_url`")
+
+
+# --- the table itself -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (ConfigError([]), ExitCode.CONFIG),
+    (AuthError("refused", system="hubspot"), ExitCode.FAILED),
+    (StoreError("gone", fix="start it"), ExitCode.FAILED),
+    (LeaseLost("taken over"), ExitCode.FAILED),
+    (QuotaExhausted("spent", system="salesforce", resets_at=datetime(2026, 1, 2, tzinfo=UTC)),
+     ExitCode.QUOTA),
+    (RequestFailed("x: HTTP 404: no such path", system="salesforce", status=404),
+     ExitCode.FAILED),
+    (RateLimited("x: HTTP 429", system="hubspot"), ExitCode.FAILED),
+    (ServerError("x: HTTP 503", system="salesforce"), ExitCode.FAILED),
+    (TransportError("x: ConnectError: [Errno 111] Connection refused", system="webhook"),
+     ExitCode.FAILED),
+    (RecordRejected(f"{CONTACT_EMAIL} is taken", system="salesforce"), ExitCode.FAILED),
+    (StageBusy("busy", stage="push"), ExitCode.BUSY),
+    (StopRequested(signum=signal.SIGTERM), ExitCode.SIGTERM),
+    (StopRequested(signum=signal.SIGINT), ExitCode.SIGINT),
+    (KeyboardInterrupt(), ExitCode.SIGINT),
+    (PermissionError(13, "Permission denied", "/var/log/handshake.log"), ExitCode.FAILED),
+    (ValueError(CONTACT_EMAIL), ExitCode.FAILED),
+])
+def test_every_failure_has_its_exit_code_and_a_fix(error: BaseException, code: int) -> None:
+    failure = describe(error, "sync push")
+    assert failure.code == code
+    assert failure.fix and len(failure.lines()) <= 3
+    assert "Traceback" not in "\n".join(failure.lines())
+    assert CONTACT_EMAIL not in "\n".join(failure.lines())
+    assert EMAIL.search("\n".join(failure.lines())) is None
+
+
+def test_quota_says_when_it_resets() -> None:
+    resets = datetime(2026, 12, 8, 5, 0, tzinfo=UTC)
+    failure = describe(QuotaExhausted("spent", system="hubspot", resets_at=resets), "sync pull")
+    assert "2026-12-08 05:00 UTC" in failure.fix
+    assert "resets at 2026-12-08 05:00 UTC" in str(QuotaExhausted("x", resets_at=resets))
