@@ -367,6 +367,15 @@ def load_config(
                 )
             ]
         ) from None
+    except OSError as exc:  # a directory, a file this user may not read
+        raise ConfigError(
+            [ConfigProblem(file, "(file)", f"cannot be read: {exc.strerror or exc}",
+                           "pass --config with a readable TOML file")]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            [ConfigProblem(file, "(file)", "is not UTF-8 text", "save the file as UTF-8 TOML")]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             [ConfigProblem(file, "(syntax)", f"not valid TOML: {exc}", "fix the TOML syntax")]

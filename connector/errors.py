@@ -23,7 +23,7 @@ an endpoint) is a `FatalError`: retrying cannot help and the admin must look.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -181,6 +181,13 @@ class QuotaExhausted(FatalError):
     ) -> None:
         super().__init__(message, system=system)
         self.resets_at = resets_at
+
+    def __str__(self) -> str:
+        # a run records only the text: it says when the quota resets
+        text = super().__str__()
+        if self.resets_at is None:
+            return text
+        return f"{text} (resets at {self.resets_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
 
 
 # --- run control ---------------------------------------------------------------------------

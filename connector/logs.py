@@ -14,7 +14,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["bind_run", "current_run_id", "get_logger", "redact", "register_secrets", "setup_logging"]
+__all__ = [
+    "CONSOLE_SHOWN",
+    "LEVELS",
+    "bind_run",
+    "current_run_id",
+    "get_logger",
+    "redact",
+    "register_secrets",
+    "setup_logging",
+]
 
 _run_id: contextvars.ContextVar[str] = contextvars.ContextVar("handshake_run_id", default="-")
 _secrets: set[str] = set()
@@ -27,7 +36,11 @@ _PATTERNS = [
     re.compile(r"(?i)(authorization[\"']?\s*[=:]\s*[\"']?)[^\"',}\n]+"),
 ]
 _REDACTED = "***"
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "run_id"}
+# A record whose text the CLI has just printed on the terminal in its own words (a failure's
+# message): the human stderr handler skips it, files and JSON lines keep it.
+CONSOLE_SHOWN = "console_shown"
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "run_id", CONSOLE_SHOWN}
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -68,6 +81,11 @@ class _RunIdFilter(logging.Filter):
         return True
 
 
+class _NotShownFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, CONSOLE_SHOWN, False)
+
+
 class HumanFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s [%(run_id)s] %(name)s: %(message)s")
@@ -104,14 +122,20 @@ def setup_logging(
     *, level: str = "INFO", json_lines: bool = False, file: str | None = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Configure the `handshake` loggers (and the libraries' warnings) once per process."""
+    """Configure the `handshake` loggers (and the libraries' warnings) once per process.
+    `level` is one of `LEVELS` (ValueError otherwise)."""
+    if level not in LEVELS:
+        raise ValueError(f"{level!r} is not a level; one of {', '.join(LEVELS)}")
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_handshake", False):
             root.removeHandler(handler)
             handler.close()
     formatter: logging.Formatter = JsonFormatter() if json_lines else HumanFormatter()
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    console = logging.StreamHandler(stream or sys.stderr)
+    if not json_lines:
+        console.addFilter(_NotShownFilter())
+    handlers: list[logging.Handler] = [console]
     if file:
         handlers.append(logging.FileHandler(file, encoding="utf-8"))
     for handler in handlers:

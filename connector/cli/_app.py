@@ -14,9 +14,10 @@ from typer.core import TyperGroup
 from connector import __version__
 from connector.config import CONFIG_ENV, Config, load_config, resolve_config_path
 from connector.errors import ConfigError, ExitCode
-from connector.logs import register_secrets, setup_logging
+from connector.logs import LEVELS, register_secrets, setup_logging
 
 __all__ = [
+    "CommandInterrupted",
     "ConfigOption",
     "app",
     "err",
@@ -29,14 +30,26 @@ __all__ = [
     "state",
 ]
 
+class CommandInterrupted(Exception):
+    """Ctrl-C inside a command, carried to `main` (click would turn it into a silent exit 130);
+    the KeyboardInterrupt is its `__cause__`."""
+
+
 class _RootGroup(TyperGroup):
     """The `handshake` group. Typer's rich help (0.29.2; 0.27.1 still hid them) prints a flag's
     type as if it took a value (`--dry-run <bool>`): every flag of the whole command tree, built
-    by the time the root is, gets an empty placeholder instead."""
+    by the time the root is, gets an empty placeholder instead. Ctrl-C inside a command reaches
+    `main` as `CommandInterrupted`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _blank_flag_placeholders(self)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise CommandInterrupted from exc
 
 
 def _blank_flag_placeholders(command: Any) -> None:
@@ -54,7 +67,9 @@ app = typer.Typer(
     cls=_RootGroup,
     help="Hands HubSpot's marketing-qualified leads to Salesforce and brings sales outcomes back.",
     no_args_is_help=True,
-    # Locals in tracebacks could hold secrets: never show them.
+    # Failures become messages in `main` (connector/cli/failures.py); a traceback is for
+    # --log-level DEBUG only, and never with locals, which could hold secrets.
+    pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
@@ -73,6 +88,11 @@ class _State:
     config_path: str | None = None
     log_json: bool = False
     log_level: str | None = None
+    config: Config | None = None  # the config the command loaded: failures name its hosts
+
+    def reset(self) -> None:
+        self.config_path = self.log_level = self.config = None
+        self.log_json = False
 
 
 state = _State()
@@ -96,10 +116,15 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    level = (log_level or "INFO").upper()
+    if level not in LEVELS:
+        err.print(f"--log-level: {log_level!r} is not a level; one of {', '.join(LEVELS)}",
+                  highlight=False, markup=False)
+        raise exit_with(ExitCode.CONFIG)
     state.config_path = config
     state.log_json = log_json
-    state.log_level = log_level
-    setup_logging(level=(log_level or "INFO").upper(), json_lines=log_json)
+    state.log_level = level if log_level else None  # else the config file's [logging] level
+    setup_logging(level=level, json_lines=log_json)
 
 
 def report_config_error(exc: ConfigError) -> None:
@@ -128,6 +153,7 @@ def load_checked_config(config: str | None = None, *, require_secrets: bool = Tr
         report_config_error(exc)
         raise exit_with(ExitCode.CONFIG) from None
     register_secrets(loaded.secrets.values())
+    state.config = loaded
     setup_logging(
         level=(state.log_level or loaded.logging.level).upper(),
         json_lines=state.log_json or loaded.logging.json_lines,

@@ -1,13 +1,13 @@
-"""The console-script entry point: every command group mounted, admin-facing errors turned into
-messages and the README's exit codes."""
+"""The console-script entry point: every command group mounted, and every failure turned into
+its message and one of the README's exit codes (connector/cli/failures.py)."""
 
 from __future__ import annotations
 
-import logging
-import signal
 import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
-from rich.markup import escape
+import typer
 
 from connector.cli import config as _config  # noqa: F401  (mounts `config`)
 from connector.cli import db as _db  # noqa: F401  (mounts `db`)
@@ -15,33 +15,42 @@ from connector.cli import demo as _demo  # noqa: F401  (mounts `demo`)
 from connector.cli import dlq as _dlq  # noqa: F401  (mounts `dlq`)
 from connector.cli import score as _score  # noqa: F401  (mounts `score`, `mappings`)
 from connector.cli import sync as _sync  # noqa: F401  (mounts `sync`, `backfill`)
-from connector.cli._app import app, err, report_config_error
-from connector.errors import ConfigError, ExitCode, FatalError, StageBusy, StopRequested
+from connector.cli._app import CommandInterrupted, app, state
+from connector.cli.failures import report
+from connector.errors import ExitCode
 from connector.sandbox.cli import app as sandbox_app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "command_path", "main"]
 
 app.add_typer(sandbox_app, name="sandbox", help="Local emulations of HubSpot and Salesforce.")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: admin-facing errors become messages and exit codes."""
+def command_path(args: Sequence[str]) -> str:
+    """The command `args` name, such as "sync pull" (options and their values skipped)."""
+    command: Any = typer.main.get_command(app)
+    names = []
+    for arg in args:
+        subcommands = getattr(command, "commands", None)  # a group
+        if subcommands is None:
+            break
+        if arg in subcommands:
+            names.append(arg)
+            command = subcommands[arg]
+    return " ".join(names) or "handshake"
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console-script entry point: run the command `argv` (default: the process's arguments)
+    and exit with its code; any failure is printed as its message, never as a traceback.
+    Usage errors stay click's (exit 2); typer's standalone mode exits for every other outcome
+    but an exception, which lands here."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state.reset()
+    code: int = ExitCode.OK
     try:
-        app(args=argv)
-    except ConfigError as exc:
-        report_config_error(exc)
-        sys.exit(ExitCode.CONFIG)
-    except StageBusy as exc:
-        err.print(f"[bold yellow]busy:[/] {exc}", highlight=False)
-        if exc.fix:
-            err.print(f"  fix: {exc.fix}", highlight=False)
-        sys.exit(ExitCode.BUSY)
-    except (StopRequested, KeyboardInterrupt) as exc:
-        signum = getattr(exc, "signum", None) or signal.SIGINT
-        err.print(f"stopped by {signal.Signals(signum).name}: what was written is committed; "
-                  "the next run resumes where this one stopped", highlight=False)
-        sys.exit(128 + signum)
-    except FatalError as exc:
-        logging.getLogger("connector").error("stopped: %s", exc)
-        err.print(f"[bold red]stopped:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(ExitCode.FAILED)
+        app(args=args)
+    except CommandInterrupted as exc:
+        code = report(exc.__cause__ or KeyboardInterrupt(), command_path(args), state.config)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001  (every failure, as a message)
+        code = report(exc, command_path(args), state.config)
+    sys.exit(int(code))

@@ -19,6 +19,7 @@ from connector.cli._app import (
     print_counts,
     report_config_error,
 )
+from connector.cli.failures import report_stop
 from connector.errors import ConfigError, ExitCode
 from connector.runtime import StageResult
 
@@ -31,8 +32,6 @@ app.add_typer(sync_app, name="sync")
 def finish(result: StageResult) -> None:
     """After a stage's counts: say why it did not end `ok`, and exit with the README's code
     (3 degraded: records parked for an admin; 5 stopped at a quota)."""
-    if result.error:
-        err.print(f"[yellow]{escape(result.error)}[/]")
     for problem in result.problems:
         err.print(f"[yellow]mapping problem:[/] {escape(problem)}", highlight=False)
     if result.parked:
@@ -40,6 +39,7 @@ def finish(result: StageResult) -> None:
         err.print(f"[yellow]{sum(result.parked.values()):,} record(s) parked for an admin "
                   f"({escape(kinds)})[/]; `handshake dlq list` shows each with its fix, "
                   f"`handshake dlq retry` sends them again once fixed", highlight=False)
+    report_stop(result.status, result.error)  # a quota stop exits 5 saying when it resets
     if result.exit_code != ExitCode.OK:
         raise exit_with(result.exit_code)
 

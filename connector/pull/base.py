@@ -65,9 +65,12 @@ class PullContext:
         self.counts[f"{stream}.dead_letters"] += 1
         if self.dry_run:
             return
-        self.store.dead_letter(
+        letter = self.store.dead_letter(
             stage=STAGE, system="hubspot", record_key=f"{stream}:{err.record_key}",
             reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
             error_code="UNUSABLE_RECORD",
         )
-        log.warning("parked %s record %s: %s", stream, err.record_key, err.message)
+        # the key and the reason may quote the record (a form's email, a field's value)
+        log.warning("parked a %s record as dead letter %d (%s must act; `handshake dlq list` "
+                    "says why)", stream, letter, err.actor)
+        log.debug("parked %s record %s: %s", stream, err.record_key, err.message)

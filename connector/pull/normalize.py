@@ -54,7 +54,7 @@ def parse_time(value: Any) -> datetime | None:
         text = value.strip().replace("Z", "+00:00")
         parsed = datetime.fromisoformat(text)
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    raise ValueError(f"not a timestamp: {value!r}")
+    raise ValueError(f"not a timestamp ({type(value).__name__})")  # the value is record data
 
 
 def parse_ms(value: int) -> datetime:

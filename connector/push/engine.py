@@ -467,9 +467,10 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
                  "fix": rejection.fix if rejection else ""},
         error_code=rejection.code if rejection else "",
     )
-    log.warning("HubSpot contact %s parked (%s must act): %s", hid,
-                rejection.actor if rejection else Actor.ADMIN,
-                rejection.reason if rejection else "refused")
+    # Salesforce's reason may quote the values sent: at DEBUG only
+    log.warning("HubSpot contact %s parked (%s must act; `handshake dlq list` says why)", hid,
+                rejection.actor if rejection else Actor.ADMIN)
+    log.debug("HubSpot contact %s parked: %s", hid, rejection.reason if rejection else "refused")
     counts["leads.dead_letters"] += 1
 
 

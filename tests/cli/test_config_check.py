@@ -33,10 +33,13 @@ pull_interval_minutes = -5           # negative interval
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or ROOT), "COLUMNS": "200"}
+    # PYTHONPATH: this checkout's package, whatever the working directory
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or ROOT), "COLUMNS": "200",
+            "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "connector.cli", *args],
-        capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd or ROOT, timeout=60,
+        check=False, capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd or ROOT,
+        timeout=60,
     )
 
 
@@ -61,14 +64,17 @@ def test_five_mistakes_are_all_listed_with_their_keys(tmp_path: Path) -> None:
     assert text.count("fix:") == 5
 
 
-def test_example_config_passes_with_the_env_set() -> None:
-    result = run_cli("config", "check", "--config", str(EXAMPLE), env=GOOD_ENV)
+def test_example_config_passes_with_the_env_set(tmp_path: Path) -> None:
+    result = run_cli("config", "check", "--config", str(EXAMPLE), env=GOOD_ENV, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "configuration is valid" in result.stdout
+    assert f"SQLite file {tmp_path / 'handshake.db'} can be reached and written" in result.stdout
+    assert (tmp_path / "handshake.db").exists()  # created empty, as the first run would
 
 
-def test_config_from_environment_variable_path() -> None:
-    result = run_cli("config", "check", env={**GOOD_ENV, "HANDSHAKE_CONFIG": str(EXAMPLE)})
+def test_config_from_environment_variable_path(tmp_path: Path) -> None:
+    result = run_cli("config", "check", env={**GOOD_ENV, "HANDSHAKE_CONFIG": str(EXAMPLE)},
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
 
 
