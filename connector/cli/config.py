@@ -31,7 +31,7 @@ def config_check(config: ConfigOption = None) -> None:
         where = _check_database(loaded)
         log.info("configuration is valid", extra={"file": loaded.source, "database": where})
         out.print(f"[green]✓[/] {escape(str(loaded.source))}: configuration is valid; {escape(where)} "
-                  "can be reached and written", highlight=False)
+                  "can be reached and written", highlight=False, soft_wrap=True)
 
 
 def _check_database(loaded: Config) -> str:
