@@ -17,7 +17,7 @@ from connector.clock import Clock, SystemClock
 from connector.config import Config
 from connector.errors import QuotaExhausted
 from connector.logs import bind_run
-from connector.progress import NullProgress, ProgressSink
+from connector.progress import NullProgress, ProgressCounts, ProgressSink
 from connector.pull import STREAMS, backfill, pull
 from connector.wiring import open_store, pull_context
 
@@ -71,11 +71,12 @@ def run_pull_stage(
 def run_score_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False, everyone: bool = False,
     write_back: bool = True, clock: Clock | None = None,
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.BaseTransport | None = None, progress: ProgressSink | None = None,
 ) -> StageResult:
     """Score the contacts that are due, record scores and lifecycle decisions, and write the
     changed values back to HubSpot. `dry_run` computes everything and stores or sends nothing.
-    A bad scoring file raises `ConfigError` before anything runs."""
+    A bad scoring file raises `ConfigError` before anything runs. `progress` is told each batch
+    of contacts scored."""
     from connector.hubspot.client import HubSpotClient
     from connector.hubspot.write import HubSpotWriter, plan_updates
     from connector.scoring import Engine, load_model
@@ -87,10 +88,14 @@ def run_score_stage(
     store = open_store(config, clock)
     run_id = store.start_run("score", trigger=trigger)
     result = StageResult(run_id, "ok")
+    progress = progress or NullProgress()
     with bind_run(run_id):
         try:
+            scoring = progress.task("contacts scored")
             run = score_contacts(store, engine, clock.now(), run_id=run_id, dry_run=dry_run,
-                                 everyone=everyone)
+                                 everyone=everyone,
+                                 on_batch=lambda n: progress.advance(scoring, n))
+            progress.done(scoring)
             result.counts.update(run.counts)
             if write_back and not dry_run and run.results:
                 client = HubSpotClient.from_config(config, clock=clock, transport=transport)
@@ -119,12 +124,22 @@ def run_score_stage(
 GOVERNOR_BOOKMARK = "salesforce.governor"
 
 
+# The push's counts that settle one MQL each: its progress.
+PUSH_OUTCOMES = (
+    "leads.created", "leads.updated", "leads.unchanged", "leads.link_contact",
+    "leads.link_converted", "leads.linked_duplicate", "leads.dead_letters",
+    "leads.skipped_contact", "leads.would_create", "leads.would_update",
+    "leads.would_leave_unchanged",
+)
+
+
 def run_push_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False,
-    clock: Clock | None = None,
+    clock: Clock | None = None, progress: ProgressSink | None = None,
 ) -> StageResult:
     """Hand the MQLs to Salesforce once. Stops cleanly (status "stopped") when Handshake's
-    share of the Salesforce allocation is spent; the next cycle resumes where it stopped."""
+    share of the Salesforce allocation is spent; the next cycle resumes where it stopped.
+    `progress` is told each MQL settled (created, updated, linked, unchanged or parked)."""
     from connector.mapping import load_fields, load_routing
     from connector.push.engine import PushContext, push
     from connector.salesforce import SalesforceClient
@@ -140,6 +155,8 @@ def run_push_stage(
     result = StageResult(run_id, "ok")
     saved = store.get_bookmark(GOVERNOR_BOOKMARK)
     snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
+    progress = progress or NullProgress()
+    handing = progress.task("MQLs handed off")
     with bind_run(run_id):
         from connector.hubspot.client import HubSpotClient
 
@@ -158,9 +175,11 @@ def run_push_stage(
                           hubspot=hubspot, alerts=config.alerts,
                           bulk_threshold=config.salesforce.bulk_threshold,
                           activity_tasks=config.push.activity_tasks,
-                          existing_contact=config.push.existing_contact)
+                          existing_contact=config.push.existing_contact,
+                          counts=ProgressCounts().watch(progress, handing, PUSH_OUTCOMES))
         try:
             push(ctx)
+            progress.done(handing)
         except QuotaExhausted as exc:
             result.status, result.error = "stopped", str(exc)
             log.warning("stopped at Handshake's share of the Salesforce allocation: %s", exc)
