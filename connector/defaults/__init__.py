@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CONFIG_EXAMPLE", "DEFAULTS_DIR", "MAPPING_FILES", "default_mapping"]
+__all__ = ["CONFIG_EXAMPLE", "DEFAULTS_DIR", "DEFAULT_MAPPINGS", "MAPPING_FILES", "default_mapping"]
 
 DEFAULTS_DIR = Path(__file__).resolve().parent
 CONFIG_EXAMPLE = DEFAULTS_DIR / "config.example.toml"
-# The mapping files an admin edits, by their [mappings] key.
+# The mapping files an admin edits, by their [mappings] key, and their shipped defaults.
 MAPPING_FILES = ("fields", "scoring", "routing")
+DEFAULT_MAPPINGS = {name: DEFAULTS_DIR / f"{name}.toml" for name in MAPPING_FILES}
 
 
 def default_mapping(name: str) -> Path | None:
     """The shipped default of a mapping file (`fields`, `scoring`, `routing`); None for a
     mapping Handshake ships no default of."""
-    return DEFAULTS_DIR / f"{name}.toml" if name in MAPPING_FILES else None
+    return DEFAULT_MAPPINGS.get(name)
