@@ -27,6 +27,7 @@ from connector.defaults import DEFAULTS_DIR
 from connector.progress import NullProgress, ProgressSink
 
 if TYPE_CHECKING:
+    from connector.sandbox import SandboxDataset
     from connector.store import Store
 
 __all__ = ["MAPPINGS_DIR", "NEXT_STEPS", "run_demo"]
@@ -133,8 +134,7 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
 
             store = wiring.open_store(config)
             ctx = wiring.lift_pacing(wiring.pull_context(
-                config, store, progress=_StageProgress(sink, "pull",
-                                                       {"contacts": len(gt.contact_ids)})))
+                config, store, progress=_StageProgress(sink, "pull", _pull_totals(sb.dataset))))
             pulled = pull(ctx)
             ctx.client.close()
             scored = stages.run_score_stage(config, progress=_StageProgress(
@@ -212,6 +212,21 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _pull_totals(dataset: SandboxDataset) -> dict[str, int]:
+    """What the pull will read of each stream, known from the sandbox's dataset: its live
+    contacts, every email event, form submission and webinar participation, and the page views
+    of the contacts a pull keeps."""
+    gt = dataset.ground_truth
+    kept = set(gt.contact_ids) - set(gt.bad_records)
+    return {
+        "contacts": len(gt.contact_ids),
+        "email_events": len(dataset.email_events),
+        "form_submissions": len(dataset.form_submissions),
+        "page_views": sum(1 for view in dataset.page_views if view.contact_id in kept),
+        "webinars": len(dataset.participations),
+    }
 
 
 def _count_mqls(store: Store) -> int:
