@@ -53,8 +53,8 @@ for line in sys.stdin:
 
 def minimum_calls(contacts: int, seed: int) -> tuple[int, int]:
     """(fewest HubSpot calls a first pull of this dataset can make, live contacts)."""
+    from connector.demo.verify import minimum_pull_calls
     from connector.sandbox.generator import generate
-    from connector.sandbox.verify import minimum_pull_calls
 
     ds = generate(seed, contacts, now=datetime.fromisoformat(START))
     return minimum_pull_calls(ds), len(ds.ground_truth.contact_ids)
@@ -119,8 +119,8 @@ def _pull(info: str, db: str, stage: str) -> dict[str, Any]:
 
 
 def run_size(contacts: int, seed: int, *, checks: bool) -> dict[str, Any]:
+    from connector.demo.verify import pull_differences
     from connector.sandbox.generator import generate
-    from connector.sandbox.verify import pull_differences
     from connector.store import Store
 
     serve = subprocess.Popen([sys.executable, "-c", SERVE.replace("START_AT", START), str(contacts), str(seed)], cwd=ROOT,

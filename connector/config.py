@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from connector.defaults import default_mapping
 from connector.errors import ConfigError, ConfigProblem
 
 __all__ = [
@@ -224,11 +225,17 @@ class Config(_Section):
     source: str = Field("", exclude=True)
 
     def mapping_path(self, name: str) -> Path:
-        """A mapping file's path; relative paths are taken from the config file's folder."""
+        """A mapping file's path; relative paths are taken from the config file's folder.
+
+        With no path configured for it and no `mappings/` folder beside the config, the
+        default Handshake ships (an installed wheel's package data) is used."""
         raw = Path(getattr(self.mappings, name))
-        if raw.is_absolute() or not self.source:
-            return raw
-        return Path(self.source).parent / raw
+        path = raw if raw.is_absolute() or not self.source else Path(self.source).parent / raw
+        if name not in self.mappings.model_fields_set and not path.parent.is_dir():
+            shipped = default_mapping(name)
+            if shipped is not None:
+                return shipped
+        return path
 
 
 # What to tell the admin for each pydantic error type.

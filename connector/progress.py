@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, Self
 
-__all__ = ["NullProgress", "Progress", "ProgressSink", "make_progress"]
+__all__ = ["NullProgress", "Progress", "ProgressCounts", "ProgressSink", "make_progress"]
 
 log = logging.getLogger("connector.progress")
 
@@ -46,6 +47,7 @@ class PlainProgress:
         tid = len(self._tasks) + 1
         now = time.monotonic()
         self._tasks[tid] = [name, total, 0, now, now]
+        log.info("%s: started", name)
         return tid
 
     def _line(self, tid: int, final: bool = False) -> None:
@@ -73,6 +75,23 @@ class PlainProgress:
     def done(self, task: int) -> None:
         if task in self._tasks:
             self._line(task, final=True)
+
+
+class ProgressCounts(Counter[str]):
+    """An engine's counts that also advance a progress task: every increase of one of the
+    watched keys (outcomes, one per record) moves the task, so an engine that only counts shows
+    its progress without knowing of it."""
+
+    def watch(self, sink: ProgressSink, task: int, keys: Iterable[str]) -> Self:
+        """Advance `task` on `sink` by what the `keys` grow by; returns self."""
+        self._sink, self._task, self._keys = sink, task, frozenset(keys)
+        return self
+
+    def __setitem__(self, key: str, value: int) -> None:
+        keys: frozenset[str] = getattr(self, "_keys", frozenset())
+        if key in keys and (grown := value - self.get(key, 0)) > 0:
+            self._sink.advance(self._task, grown)
+        super().__setitem__(key, value)
 
 
 def _rate_column_class() -> type:

@@ -15,7 +15,7 @@ import httpx
 from connector.clock import Clock
 from connector.config import Config
 from connector.errors import SkippableError
-from connector.progress import NullProgress, ProgressSink
+from connector.progress import NullProgress, ProgressCounts, ProgressSink
 from connector.pull import STREAMS, backfill, pull
 from connector.runtime.run import StageResult, stage_run
 from connector.runtime.wiring import open_store, pull_context
@@ -61,11 +61,12 @@ def run_pull_stage(
 def run_score_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False, everyone: bool = False,
     write_back: bool = True, clock: Clock | None = None,
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.BaseTransport | None = None, progress: ProgressSink | None = None,
 ) -> StageResult:
     """Score the contacts that are due, record scores and lifecycle decisions, and write the
     changed values back to HubSpot. `dry_run` computes everything and stores or sends nothing.
-    A bad scoring file raises `ConfigError` before anything runs."""
+    A bad scoring file raises `ConfigError` before anything runs. `progress` is told each batch
+    of contacts scored."""
     from connector.hubspot.client import HubSpotClient
     from connector.hubspot.write import HubSpotWriter, plan_updates
     from connector.scoring import Engine, load_model
@@ -82,8 +83,12 @@ def run_score_stage(
             everyone = True
         if writing:
             store.set_bookmark(SCORE_WRITEBACK_PENDING, run.run_id, run_id=run.run_id)
+        sink = progress or NullProgress()
+        scoring = sink.task("contacts scored")
         scored = score_contacts(store, engine, run.clock.now(), run_id=run.run_id,
-                                dry_run=dry_run, everyone=everyone)
+                                dry_run=dry_run, everyone=everyone,
+                                on_batch=lambda n: sink.advance(scoring, n))
+        sink.done(scoring)
         result.counts.update(scored.counts)
         if writing and scored.results:
             client = run.own(HubSpotClient.from_config(config, clock=run.clock,
@@ -100,14 +105,24 @@ def run_score_stage(
     return run.result
 
 
+# The push's counts that settle one MQL each: its progress.
+PUSH_OUTCOMES = (
+    "leads.created", "leads.updated", "leads.unchanged", "leads.link_contact",
+    "leads.link_converted", "leads.linked_duplicate", "leads.dead_letters",
+    "leads.skipped_contact", "leads.would_create", "leads.would_update",
+    "leads.would_leave_unchanged",
+)
+
+
 def run_push_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False,
-    clock: Clock | None = None,
+    clock: Clock | None = None, progress: ProgressSink | None = None,
 ) -> StageResult:
     """Hand the MQLs to Salesforce once. Stops cleanly (status "stopped") when Handshake's
     share of the Salesforce allocation is spent; the next cycle resumes where it stopped.
     A fields.toml naming what the org's Lead describe does not have (or cannot take)
-    write is reported (`StageResult.problems`) before anything is planned."""
+    write is reported (`StageResult.problems`) before anything is planned. `progress` is told
+    each MQL settled (created, updated, linked, unchanged or parked)."""
     from connector.hubspot.client import HubSpotClient
     from connector.mapping import load_fields, load_routing
     from connector.push.engine import PushContext, push
@@ -120,6 +135,8 @@ def run_push_stage(
     engine = Engine(load_model(config.mapping_path("scoring")))
     with stage_run(config, "push", trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
+        sink = progress or NullProgress()
+        handing = sink.task("MQLs handed off")
         saved = store.get_bookmark(GOVERNOR_BOOKMARK)
         snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
         # A Lead goes to its HubSpot owner's Salesforce user when routing.toml prefers it.
@@ -145,10 +162,12 @@ def run_push_stage(
                           hubspot=hubspot, alerts=config.alerts,
                           bulk_threshold=config.salesforce.bulk_threshold,
                           activity_tasks=config.push.activity_tasks,
-                          existing_contact=config.push.existing_contact)
+                          existing_contact=config.push.existing_contact,
+                          counts=ProgressCounts().watch(sink, handing, PUSH_OUTCOMES))
         result.counts = ctx.counts
         result.planned = ctx.planned
         push(ctx)
+        sink.done(handing)
     return run.result
 
 

@@ -359,6 +359,24 @@ class ContactStore(StoreBase):
                     Contact.archived.is_(False), Contact.merged_into.is_(None))
             return {t: int(n) for t, n in s.execute(q)}
 
+    def archived_contact_ids(self) -> set[str]:
+        """Ids of the contacts HubSpot archived."""
+        with self.transaction() as s:
+            return set(s.scalars(select(Contact.hubspot_id).where(Contact.archived)))
+
+    def merged_contacts(self) -> dict[str, str]:
+        """Merged-away contact id -> the id of the contact it was merged into."""
+        with self.transaction() as s:
+            rows = s.execute(select(Contact.hubspot_id, Contact.merged_into)
+                             .where(Contact.merged_into.is_not(None)))
+            return {str(k): str(v) for k, v in rows}
+
+    def count_activities_by_contact(self) -> dict[str, int]:
+        """Stored activities per contact id (every contact, live or not)."""
+        with self.transaction() as s:
+            q = select(Activity.contact_id, func.count()).group_by(Activity.contact_id)
+            return {str(c): int(n) for c, n in s.execute(q)}
+
     def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Any]]:
         """Activities of many contacts in one query, oldest first, by contact id: read-only
         rows with the `Activity` attributes (no ORM objects: scoring reads tens of thousands)."""

@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from connector.clock import Clock
 from connector.config import Config, HubSpotSettings, SalesforceSettings, Secrets, StateSettings
+from connector.demo.verify import pull_differences
 from connector.hubspot.client import HubSpotClient
 from connector.hubspot.policy import build_hubspot_policy
 from connector.pull import PullContext, needed_properties
 from connector.sandbox import Sandbox
-from connector.sandbox.verify import pull_differences
 from connector.store import Activity, Contact, DeadLetter, Store
 
 

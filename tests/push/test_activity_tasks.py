@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connector.clock import FrozenClock
+from connector.demo.verify import handoff_differences
 from connector.errors import TransportError
 from connector.mapping import load_routing
 from connector.pull import pull
@@ -25,7 +26,6 @@ from connector.push.tasks import (
     subject,
 )
 from connector.sandbox import Fault, Sandbox
-from connector.sandbox.verify import handoff_differences
 from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.pull.helpers import context

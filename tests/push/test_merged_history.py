@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from connector.demo import MAPPINGS_DIR
+from connector.demo.verify import handoff_differences
 from connector.mapping import load_routing
-from connector.sandbox.verify import handoff_differences
 from connector.runtime import run_push_stage
 from connector.store import Store
 from tests.push.helpers import pull_and_score, sandbox_org

@@ -1,21 +1,49 @@
-"""Compare what Handshake stored with the sandbox's ground truth (tests, benchmarks, demo)."""
+"""Handshake's results checked against the sandbox's ground truth, and the fewest API calls
+the same data allows (the demo, the tests and the benchmarks).
+
+The sandbox knows nothing of the product; these checks read its dataset and ground truth
+through its public API (`connector.sandbox`) and the product's store.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections import Counter
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
 
-from sqlalchemy import select
+from connector.hubspot import settings as hs
+from connector.salesforce import settings as ss
+from connector.store import Store
 
-from connector.sandbox.dataset import SandboxDataset
-from connector.store import Activity, Contact, Store
+if TYPE_CHECKING:
+    from connector.sandbox import SandboxDataset
 
 # The Subject of a Task carrying one activity ends with its reference, "[hs-<contact>-a<id>]".
 _ONE_ACTIVITY = re.compile(r"\[hs-[0-9A-Za-z]+-a\d+\]$")
 
-__all__ = ["handoff_differences", "minimum_pull_calls", "pull_differences"]
+__all__ = [
+    "CHECKS",
+    "contact_breakdown",
+    "handoff_differences",
+    "in_list_queries",
+    "minimum_hubspot_calls",
+    "minimum_pull_calls",
+    "minimum_salesforce_calls",
+    "pull_differences",
+]
+
+# What `pull_differences` and `handoff_differences` (and the demo, for the MQLs) compare with
+# the ground truth, as a person reads it.
+CHECKS = {
+    "pull": "live, archived and merged contacts; activities by type and per contact",
+    "score": "the MQLs are the contacts the ground truth makes sales-ready",
+    "push": "Leads are the sales-ready emails that are not Contacts, none twice; new Leads' "
+            "owners as routing.toml gives; one hand-off Task per handed-off record; each "
+            "stored activity once in the activity Tasks",
+}
 
 
 def _diff(name: str, got: object, want: object) -> list[str]:
@@ -31,11 +59,9 @@ def pull_differences(store: Store, dataset: SandboxDataset) -> list[str]:
     if live != want_live:
         problems.append(f"live contacts: {len(live - want_live)} extra, "
                         f"{len(want_live - live)} missing (e.g. {sorted(want_live ^ live)[:5]})")
-    with store.transaction() as s:
-        archived = {c for c in s.scalars(select(Contact.hubspot_id).where(Contact.archived))}
-        merged = dict(s.execute(select(Contact.hubspot_id, Contact.merged_into)
-                                .where(Contact.merged_into.is_not(None))).all())
-        by_contact = Counter(s.scalars(select(Activity.contact_id)))
+    archived = store.archived_contact_ids()
+    merged = store.merged_contacts()
+    by_contact = store.count_activities_by_contact()
     problems += _diff("archived contacts", len(archived ^ set(gt.archived_ids)), 0)
     problems += _diff("merged contacts", merged, gt.merged)
     problems += _diff("activities by type", store.count_activities_by_type(live_only=True),
@@ -50,11 +76,34 @@ def pull_differences(store: Store, dataset: SandboxDataset) -> list[str]:
     return problems
 
 
+def contact_breakdown(store: Store, dataset: SandboxDataset) -> dict[str, Any]:
+    """Where the generated contacts went: pulled (live, in the store), archived or merged in
+    HubSpot, or parked as dead letters (with what is wrong with them, by kind). The ground
+    truth says what a correct pull gives; the store what this one gave."""
+    gt = dataset.ground_truth
+    archived = len(store.archived_contact_ids())
+    merged = len(store.merged_contacts())
+    parked = [d for d in store.dead_letters(stage="pull")
+              if d.record_key.startswith("contacts:")]
+    return {
+        "generated": len(dataset.contacts),
+        "pulled": store.count_contacts(),
+        "archived": archived,
+        "merged": merged,
+        "parked": len(parked),
+        "parked_why": dict(sorted(Counter(gt.bad_records.values()).items())),
+        "ground_truth": {
+            "live": len(set(gt.contact_ids) - set(gt.bad_records)),
+            "archived": len(gt.archived_ids),
+            "merged": len(gt.merged),
+            "bad": len(gt.bad_records),
+        },
+    }
+
+
 def minimum_pull_calls(dataset: SandboxDataset) -> int:
     """The fewest HubSpot calls a first pull of this dataset can make, page sizes being the
     documented maxima (list 100, email events 1,000, submissions 50, web events 100...)."""
-    from connector.hubspot import settings as hs
-
     gt = dataset.ground_truth
     subs = Counter(s.form_guid for s in dataset.form_submissions)
     parts = Counter(p.event_id for p in dataset.participations)
@@ -72,6 +121,90 @@ def minimum_pull_calls(dataset: SandboxDataset) -> int:
         + sum(max(1, math.ceil(parts[e.id] / hs.PARTICIPATIONS_LIMIT))
               for e in dataset.marketing_events)
     )
+
+
+# HubSpot's batch update takes 100 contacts a call.
+HUBSPOT_BATCH_UPDATE = 100
+# Records one Salesforce write call can carry: 5 sObject Collections of 200 in a composite call.
+COMPOSITE_RECORDS = ss.COLLECTION_MAX_RECORDS * ss.COMPOSITE_MAX_COLLECTIONS
+# A Bulk API 2.0 job, whatever its size (up to 100 MB of CSV): create, upload, close, one status
+# read, the successful results.
+BULK_JOB_CALLS = 5
+# A Salesforce record id in an IN list: 18 characters.
+SALESFORCE_ID_CHARS = 18
+
+
+def minimum_hubspot_calls(dataset: SandboxDataset, score: Mapping[str, int],
+                          push: Mapping[str, int]) -> int:
+    """The fewest HubSpot calls a first cycle on this dataset can make: the pull's minimum,
+    the score write-back's (reading the property list, one call per property created, one per
+    100 contacts updated), the owners read the push routes HubSpot owners with, and the
+    hand-off write-back's, counted as the score's."""
+    return (minimum_pull_calls(dataset) + 1 + 1
+            + score.get("hubspot.properties.created", 0)
+            + math.ceil(score.get("hubspot.contacts.updated", 0) / HUBSPOT_BATCH_UPDATE)
+            + _handoff_writeback_minimum(push))
+
+
+def _handoff_writeback_minimum(push: Mapping[str, int]) -> int:
+    updated = push.get("hubspot.handoff.contacts.updated", 0)
+    if not updated:
+        return 0
+    return (1 + push.get("hubspot.handoff.properties.created", 0)
+            + math.ceil(updated / HUBSPOT_BATCH_UPDATE))
+
+
+def minimum_salesforce_calls(
+    push: Mapping[str, int], *, mql_emails: Iterable[str], active_users: int,
+    routing_reads: int, external_id_field: str, api_version: str,
+) -> int:
+    """The fewest Salesforce calls a first push of these MQLs can make (logins are not calls).
+
+    Reads: the Lead describe, the active users (2,000 rows a page), routing's reads (capped
+    reps' open Leads, the fallback queue: `routing_reads`), the Contacts and the Leads having
+    the MQLs' emails, and the open Leads' current values for the sync rules. A query carries
+    its values in the URL (`... IN (...)`), so how many one query can carry is set by the URL
+    limit, not by a count: the floor is the values' encoded length over the room one URL
+    leaves. Writes: Lead creates 1,000 a composite call (5 collections of 200) or one Bulk API
+    job, whichever is fewer; Lead updates and Tasks 1,000 a composite call.
+    """
+    emails = list(dict.fromkeys(e.strip().lower() for e in mql_emails
+                                if e and e.strip() and len(e.strip()) <= ss.EMAIL_MAX_LENGTH))
+
+    def match_head(sobject: str, fields: Iterable[str]) -> str:
+        select = ", ".join(dict.fromkeys([*fields, external_id_field]))
+        return f"SELECT {select} FROM {sobject} WHERE {ss.EMAIL}"
+
+    current = push.get("leads.current_values_read", 0)
+    created = push.get("leads.created", 0)
+    tasks = push.get("tasks.handoff", 0) + push.get("tasks.activity", 0)
+    return (
+        1 + max(1, math.ceil(active_users / ss.QUERY_MAX_BATCH)) + routing_reads
+        + in_list_queries(emails, match_head(ss.CONTACT, ss.CONTACT_MATCH_FIELDS), api_version)
+        + in_list_queries(emails, match_head(ss.LEAD, ss.LEAD_MATCH_FIELDS), api_version)
+        + in_list_queries(["0" * SALESFORCE_ID_CHARS] * current,
+                          f"SELECT {ss.ID} FROM {ss.LEAD} WHERE {ss.ID}", api_version)
+        + min(math.ceil(created / COMPOSITE_RECORDS), BULK_JOB_CALLS)
+        + math.ceil(push.get("leads.updated", 0) / COMPOSITE_RECORDS)
+        + math.ceil(tasks / COMPOSITE_RECORDS)
+    )
+
+
+def in_list_queries(values: Iterable[str], head: str, api_version: str) -> int:
+    """The fewest `head IN (values)` queries that carry every value within Salesforce's URL and
+    SOQL length limits (a query is a GET: its SOQL travels in the URL)."""
+    values = list(values)
+    if not values:
+        return 0
+    prefix = f"/services/data/v{api_version}/{ss.QUERY}/?q="
+    url_room = ss.MAX_QUERY_URI_CHARS - len(prefix) - len(quote_plus(head + " IN ()"))
+    soql_room = ss.MAX_SOQL_CHARS - len(head + " IN ()")
+    # Escaping a value can only lengthen it: its bare quoted form is a floor on its cost. Each
+    # value is counted with a comma, so each query's room gets the one its last value lacks.
+    comma = len(quote_plus(","))
+    url_cost = sum(len(quote_plus(f"'{v}'")) + comma for v in values)
+    soql_cost = sum(len(v) + 3 for v in values)
+    return max(math.ceil(url_cost / (url_room + comma)), math.ceil(soql_cost / (soql_room + 1)))
 
 
 def handoff_differences(store: Store, dataset: SandboxDataset, sf_state: Any,

@@ -1,0 +1,15 @@
+"""`handshake demo`: a whole sync cycle against the in-process sandbox, and the checks of
+Handshake's results against the sandbox's ground truth (`connector.demo.verify`).
+
+    from connector.demo import run_demo
+    summary = run_demo(contacts=2000, seed=42)
+"""
+
+from __future__ import annotations
+
+# `_config` (the demo's config for a running sandbox) is re-exported for the tests that build
+# their own sandbox runs.
+from connector.demo.cycle import MAPPINGS_DIR, NEXT_STEPS, run_demo
+from connector.demo.cycle import _config as _config
+
+__all__ = ["MAPPINGS_DIR", "NEXT_STEPS", "run_demo"]

@@ -1,0 +1,265 @@
+"""`handshake demo`: a whole sync cycle (pull, score, push) against the sandbox, in-process.
+
+The sandbox's rate limits and the client's pacing are lifted so the demo takes seconds, not the
+twenty minutes HubSpot's Professional tier would need; every API call is still counted and set
+against the minimum the APIs allow for the same data. The summary says where every generated
+contact went, what the hand-off wrote and why, and what was checked against the ground truth.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from connector.config import (
+    Config,
+    HubSpotSettings,
+    MappingPaths,
+    SalesforceSettings,
+    Secrets,
+    StateSettings,
+)
+from connector.defaults import DEFAULTS_DIR
+from connector.progress import NullProgress, ProgressSink
+
+if TYPE_CHECKING:
+    from connector.sandbox import SandboxDataset
+    from connector.store import Store
+
+__all__ = ["MAPPINGS_DIR", "NEXT_STEPS", "run_demo"]
+
+# The mapping files Handshake ships (package data): the demo runs with the defaults, whatever an
+# admin changed in a checkout's mappings/.
+MAPPINGS_DIR = DEFAULTS_DIR
+
+# What to try after the demo: a command and what it shows. No record data (an email) here: the
+# demo's store is gone when it ends, and a summary is no place for a person's address.
+NEXT_STEPS = [
+    {"command": "handshake sandbox serve --contacts 2000",
+     "what": "the emulated HubSpot and Salesforce, serving: their URLs and credentials"},
+    {"command": "handshake init handshake-trial",
+     "what": "a commented handshake.toml and the mapping files in a new folder: point "
+             "them at the sandbox (or your portal and org) and run from there"},
+    {"command": "handshake sync pull; handshake sync score; handshake sync push --dry-run",
+     "what": "one cycle on your own config, the push showing what it would write"},
+    {"command": "handshake score explain <contact email>",
+     "what": "how a contact's fit grade and interest score are made, rule by rule"},
+    {"command": "handshake dlq list",
+     "what": "the records parked for someone to fix: who must act, and why"},
+]
+
+
+def _stages() -> Any:
+    """The stage runtime the demo runs through (its stages, and the wiring they share)."""
+    from connector import runtime
+
+    return runtime, runtime
+
+
+def _config(info: dict[str, Any], db: Path) -> Config:
+    hub, sf = info["hubspot"], info["salesforce"]
+    config = Config(
+        hubspot=HubSpotSettings(base_url=hub["base_url"]),
+        salesforce=SalesforceSettings(
+            instance_url=sf["instance_url"], login_url=sf["login_url"], ca_bundle=sf["ca_bundle"],
+            daily_allocation_share=1.0,
+        ),
+        state=StateSettings(database_url=f"sqlite:///{db}"),
+        mappings=MappingPaths(**{name: str(MAPPINGS_DIR / f"{name}.toml")
+                                 for name in ("fields", "scoring", "lifecycle", "routing")}),
+    )
+    secrets = Secrets(
+        hubspot_token=hub["access_token"], sf_username=sf["username"],
+        sf_password=sf["password"], sf_security_token=sf["security_token"],
+    )
+    return config.model_copy(update={"secrets": secrets})
+
+
+class _StageProgress:
+    """One stage's progress on the demo's display: its tasks named after the stage, with the
+    totals the demo knows (the engines count, the demo knows how far they have to go)."""
+
+    def __init__(self, sink: ProgressSink, stage: str,
+                 totals: Mapping[str, int] | None = None) -> None:
+        self.sink, self.stage, self.totals = sink, stage, dict(totals or {})
+
+    def task(self, name: str, total: int | None = None) -> int:
+        return self.sink.task(f"{self.stage}: {name}",
+                              total if total is not None else self.totals.get(name))
+
+    def advance(self, task: int, n: int = 1, *, total: int | None = None) -> None:
+        self.sink.advance(task, n, total=total)
+
+    def done(self, task: int) -> None:
+        self.sink.done(task)
+
+
+def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = None,
+             progress: ProgressSink | None = None) -> dict[str, Any]:
+    """Run pull, score and push against a fresh sandbox; returns the summary. `progress`
+    shows each stage as it runs (nothing by default)."""
+    from connector.demo.verify import (
+        CHECKS,
+        contact_breakdown,
+        handoff_differences,
+        minimum_hubspot_calls,
+        minimum_salesforce_calls,
+        pull_differences,
+    )
+    from connector.mapping import load_routing
+    from connector.pull import pull
+    from connector.sandbox import Sandbox
+    from connector.sandbox.hubspot.settings import RateLimits
+    from connector.store import Store
+
+    stages, wiring = _stages()
+    sink = progress or NullProgress()
+    tmp = tempfile.TemporaryDirectory(prefix="handshake-demo-") if workdir is None else None
+    folder = Path(tmp.name) if tmp else Path(workdir)  # type: ignore[arg-type]
+    try:
+        starting = sink.task("sandbox: contacts generated", contacts)
+        with Sandbox(contacts=contacts, seed=seed, workdir=folder / "sandbox") as sb:
+            assert sb.hubspot is not None and sb.salesforce is not None and sb.dataset is not None
+            sink.advance(starting, contacts)
+            sink.done(starting)
+            sb.hubspot.limiter.configure(RateLimits(window_max=10**9, daily=10**9,
+                                                    search_per_second=10**6))
+            sb.clock.advance(timedelta(hours=1))  # the data is history when the sync starts
+            config = _config(sb.info(), folder / "state.db")
+            gt = sb.dataset.ground_truth
+
+            store = wiring.open_store(config)
+            ctx = wiring.lift_pacing(wiring.pull_context(
+                config, store, progress=_StageProgress(sink, "pull", _pull_totals(sb.dataset))))
+            pulled = pull(ctx)
+            ctx.client.close()
+            scored = stages.run_score_stage(config, progress=_StageProgress(
+                sink, "score", {"contacts scored": store.count_contacts()}))
+            leads_before = {r["Id"] for r in sb.salesforce.state.records("Lead")}
+            routing = load_routing(config.mapping_path("routing"))
+            users = sb.salesforce.state.records("User")
+            routing_reads = (routing.mode == "handshake") * (
+                bool(routing.capped_users(users)) + bool(routing.fallback_queue))
+            pushed = stages.run_push_stage(config, progress=_StageProgress(
+                sink, "push", {"MQLs handed off": scored.counts.get("mql", 0)}))
+
+            checking = sink.task("check: against the ground truth", 3)
+            store = Store(config.state.database_url)
+            hub_calls = sb.hubspot.stats.snapshot()["total"]
+            sf_calls = int(pushed.counts.get("salesforce.calls", 0))
+            leads = sb.salesforce.state.records("Lead")
+            tasks = sb.salesforce.state.records("Task")
+            mqls = _count_mqls(store)
+            mql_emails = [c.email or "" for c in store.iter_mqls()]  # what the push matched
+            task_count = (pushed.counts.get("tasks.handoff", 0)
+                          + pushed.counts.get("tasks.activity", 0))
+            breakdown = contact_breakdown(store, sb.dataset)
+            pull_checks = pull_differences(store, sb.dataset)
+            sink.advance(checking)
+            handoff_checks = handoff_differences(
+                store, sb.dataset, sb.salesforce.state, routing,
+                external_id_field=config.salesforce.external_id_field,
+                leads_before=leads_before)
+            sink.advance(checking)
+            summary = {
+                "contacts": store.count_contacts(),
+                "activities": sum(store.count_activities_by_type(live_only=True).values()),
+                "mqls": mqls,
+                "sales_ready_in_ground_truth": len(gt.sales_ready),
+                "leads_created": pushed.counts.get("leads.created", 0),
+                "leads_updated": pushed.counts.get("leads.updated", 0),
+                "linked_to_existing": (pushed.counts.get("leads.link_contact", 0)
+                                       + pushed.counts.get("leads.link_converted", 0)
+                                       + pushed.counts.get("leads.linked_duplicate", 0)),
+                "tasks_created": task_count,
+                "dead_letters": len(store.dead_letters()),
+                "api_calls": {"hubspot": hub_calls, "salesforce": sf_calls},
+                "minimum_calls": {
+                    "hubspot": minimum_hubspot_calls(sb.dataset, scored.counts, pushed.counts),
+                    "salesforce": minimum_salesforce_calls(
+                        pushed.counts, mql_emails=mql_emails,
+                        active_users=sum(1 for u in users if u.get("IsActive")),
+                        routing_reads=routing_reads,
+                        external_id_field=config.salesforce.external_id_field,
+                        api_version=config.salesforce.api_version),
+                },
+                "salesforce_records": {"leads": len(leads), "tasks": len(tasks)},
+                # the hand-off checked against the ground truth and routing.toml ([] = correct)
+                "checks": handoff_checks,
+                "stages": {"pull": "ok", "score": scored.status, "push": pushed.status},
+                "counts": {"pull": _plain(pulled), "score": _plain(scored.counts),
+                           "push": _plain(pushed.counts)},
+                # added for a person reading the summary (the keys above keep their values)
+                "seed": seed,
+                "contacts_breakdown": breakdown,
+                "handoff": _handoff(pushed.counts, mqls, gt, leads_before=len(leads_before)),
+                "pull_checks": pull_checks,
+                "checked": [{"stage": stage, "what": CHECKS[stage], "problems": problems}
+                            for stage, problems in (
+                                ("pull", len(pull_checks)),
+                                ("score", int(mqls != len(gt.sales_ready))),
+                                ("push", len(handoff_checks)))],
+                "next_steps": NEXT_STEPS,
+            }
+            sink.advance(checking)
+            sink.done(checking)
+            store.close()
+            return summary
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _pull_totals(dataset: SandboxDataset) -> dict[str, int]:
+    """What the pull will read of each stream, known from the sandbox's dataset: its live
+    contacts, every email event, form submission and webinar participation, and the page views
+    of the contacts a pull keeps."""
+    gt = dataset.ground_truth
+    kept = set(gt.contact_ids) - set(gt.bad_records)
+    return {
+        "contacts": len(gt.contact_ids),
+        "email_events": len(dataset.email_events),
+        "form_submissions": len(dataset.form_submissions),
+        "page_views": sum(1 for view in dataset.page_views if view.contact_id in kept),
+        "webinars": len(dataset.participations),
+    }
+
+
+def _count_mqls(store: Store) -> int:
+    """Live contacts whose newest score makes them an MQL."""
+    mqls, batch = 0, []
+    for contact in store.iter_contacts():
+        batch.append(contact.hubspot_id)
+        if len(batch) == 1000:
+            mqls += sum(s.is_mql for s in store.latest_scores(batch).values())
+            batch = []
+    return mqls + sum(s.is_mql for s in store.latest_scores(batch).values())
+
+
+def _handoff(push: Counter[str], mqls: int, gt: Any, *, leads_before: int) -> dict[str, Any]:
+    """What the push did with each MQL, and why: a Lead created for a new email, an open Lead
+    updated because sales already had one with that email, a Contact or converted Lead told
+    instead of a Lead, or parked."""
+    return {
+        "mqls": mqls,
+        "leads_created": push.get("leads.created", 0),
+        "leads_updated": push.get("leads.updated", 0),
+        "leads_unchanged": push.get("leads.unchanged", 0),
+        "linked_to_contacts": push.get("leads.link_contact", 0),
+        "linked_to_converted_leads": push.get("leads.link_converted", 0),
+        "linked_by_duplicate_rule": push.get("leads.linked_duplicate", 0),
+        "parked": push.get("leads.dead_letters", 0),
+        "leads_in_salesforce_before": leads_before,
+        "open_leads_in_ground_truth": len(gt.existing_sf_leads),
+        "contacts_in_ground_truth": len(gt.existing_sf_contacts),
+        "handoff_tasks": push.get("tasks.handoff", 0),
+        "activity_tasks": push.get("tasks.activity", 0),
+    }
+
+
+def _plain(counts: Counter[str]) -> dict[str, int]:
+    return {k: int(v) for k, v in sorted(counts.items())}
