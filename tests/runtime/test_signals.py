@@ -203,6 +203,14 @@ def score_properties(sb: Sandbox) -> dict[str, dict[str, str]]:
             for cid, rec in sb.hubspot.state.contacts.items()}
 
 
+def differences(got: dict[str, dict[str, str]],
+                want: dict[str, dict[str, str]]) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """Per contact, the properties that differ: (got, wanted)."""
+    return {cid: {k: (props.get(k), want[cid].get(k)) for k in {*props, *want[cid]}
+                  if props.get(k) != want[cid].get(k)}
+            for cid, props in got.items() if props != want.get(cid)}
+
+
 def scored_contacts(sb: Sandbox) -> set[str]:
     """The HubSpot contacts a score write-back reached."""
     return {cid for cid, props in score_properties(sb).items() if "handshake_score" in props}
@@ -251,13 +259,17 @@ def test_score_stops_cleanly_and_a_rerun_writes_back_what_an_undisturbed_score_d
         store = Store(config.state.database_url)
         try:
             assert store.get_bookmark(SCORE_WRITEBACK_PENDING) == stopped
+            scored_at = {s.scored_at for s in store.latest_scores(
+                [c.hubspot_id for c in store.iter_contacts()]).values()}
         finally:
             store.close()
         written = scored_contacts(sb)
         assert written, "the held write-back batch was applied"
 
-        # Scores decay with time: the re-run and the undisturbed run score at one instant.
-        now = FrozenClock(datetime.now(UTC))
+        # Scores decay and MQL dates are scoring times: the re-run and the undisturbed run
+        # score at the instant the stopped run did, so both write what it would have.
+        (instant,) = scored_at
+        now = FrozenClock(instant if instant.tzinfo else instant.replace(tzinfo=UTC))
         rerun = run_score_stage(config, clock=now)
         assert rerun.status == "ok", rerun.error
         assert run_status(config, stopped) == "interrupted"
@@ -272,7 +284,8 @@ def test_score_stops_cleanly_and_a_rerun_writes_back_what_an_undisturbed_score_d
         assert run_score_stage(config, clock=now).status == "ok"
         calm, everyone = score_properties(sb), scored_contacts(sb)
     assert len(written) < len(everyone), "the run stopped before writing everyone"
-    assert after_rerun == calm
+    assert after_rerun.keys() == calm.keys()
+    assert differences(after_rerun, calm) == {}
 
 
 @pytest.mark.parametrize(("signum", "hold"), SIGNALS)
