@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -83,12 +84,14 @@ def wait_for(proc: subprocess.Popen[str], reached: Callable[[], bool]) -> None:
 
 
 def hold_and_signal(sb: Sandbox, plan: FaultPlan, stage: str, config: Config,
-                    signum: int, hold: float) -> tuple[int, float, str]:
-    """Run the stage, hold its chosen call `hold` seconds, send `signum` while the call is in
-    flight; returns the exit code, the seconds from the signal to the exit, and stderr."""
+                    signum: int, hold: float, *, kind: str = "stall_after",
+                    ) -> tuple[int, float, str]:
+    """Run the stage, hold its chosen call `hold` seconds (by default applied, its answer
+    held; "drop": before it is applied), send `signum` while the call is in flight; returns
+    the exit code, the seconds from the signal to the exit, and stderr."""
     pattern, passing = HELD[stage]
     plan.script.pop(pattern, None)
-    plan.schedule(pattern, *([None] * passing), Fault("stall_after", hold))
+    plan.schedule(pattern, *([None] * passing), Fault(kind, hold))
     proc = start_stage(sb, stage, config)
     wait_for(proc, lambda: not plan.script[pattern])  # the held call has arrived
     sent = time.monotonic()
@@ -188,12 +191,22 @@ def pull_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[San
         yield sb, folder, calm_snapshot
 
 
+@dataclass(frozen=True)
+class CalmPush:
+    """What an undisturbed push writes."""
+
+    leads: dict[str, dict[str, Any]]
+    tasks: Counter[tuple[Any, ...]]
+    created: int  # Leads it creates (the rest of its Leads existed: matched and updated)
+
+
 @pytest.fixture(scope="module")
-def calm_push(base: Base, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
-    """Leads and Tasks an undisturbed push writes."""
+def calm_push(base: Base, tmp_path_factory: pytest.TempPathFactory) -> CalmPush:
     with org(base.scored, tmp_path_factory.mktemp("calm-push"), "calm") as (sb, config, _):
-        assert run_push_stage(config).status == "ok"
-        return leads(sb), tasks(sb, with_handoff_text=False)
+        result = run_push_stage(config)
+        assert result.status == "ok"
+        return CalmPush(leads(sb), tasks(sb, with_handoff_text=False),
+                        result.counts["leads.created"])
 
 
 def score_properties(sb: Sandbox) -> dict[str, dict[str, str]]:
@@ -290,9 +303,7 @@ def test_score_stops_cleanly_and_a_rerun_writes_back_what_an_undisturbed_score_d
 
 @pytest.mark.parametrize(("signum", "hold"), SIGNALS)
 def test_push_stops_cleanly_and_a_rerun_writes_what_an_undisturbed_push_does(
-        base: Base, calm_push: tuple[Any, Any], tmp_path: Path, signum: int,
-        hold: float) -> None:
-    calm_leads, calm_tasks = calm_push
+        base: Base, calm_push: CalmPush, tmp_path: Path, signum: int, hold: float) -> None:
     with org(base.scored, tmp_path, "stopped") as (sb, config, _db):
         assert sb.salesforce is not None
         code, elapsed, err = hold_and_signal(sb, sb.salesforce.faults, "push", config, signum,
@@ -306,22 +317,41 @@ def test_push_stops_cleanly_and_a_rerun_writes_what_an_undisturbed_push_does(
         rerun = run_push_stage(config)
         assert rerun.status == "ok", rerun.error
         assert run_status(config, stopped) == "interrupted"
-        assert leads(sb) == calm_leads
-        assert tasks(sb, with_handoff_text=False) == calm_tasks
+        assert leads(sb) == calm_push.leads
+        assert tasks(sb, with_handoff_text=False) == calm_push.tasks
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "push: a re-run routes again the Lead creates a stopped run claimed but Salesforce never "
+    "applied (ledger entry pending), and the round-robin pointers the stopped run moved stay "
+    "moved, so owners differ from an undisturbed run's (connector/push/engine.py _write_leads)"))
+def test_a_push_stopped_before_salesforce_applied_its_lead_creates_routes_them_once(
+        base: Base, calm_push: CalmPush, tmp_path: Path) -> None:
+    with org(base.scored, tmp_path, "unapplied") as (sb, config, _db):
+        assert sb.salesforce is not None
+        code, elapsed, err = hold_and_signal(sb, sb.salesforce.faults, "push", config,
+                                             signal.SIGTERM, HANGS, kind="drop")
+        assert_stopped_cleanly(code, elapsed, err, signal.SIGTERM)
+        assert_interrupted(config, "push", signal.SIGTERM)
+        assert leads(sb) == {}
+
+        assert run_push_stage(config).status == "ok"
+        assert tasks(sb, with_handoff_text=False) == calm_push.tasks
+        assert leads(sb) == calm_push.leads
 
 
 # --- a killed run --------------------------------------------------------------------------------
 
 
 def test_a_sigkilled_push_is_recorded_abandoned_by_the_next_run(
-        base: Base, calm_push: tuple[Any, Any], tmp_path: Path) -> None:
-    calm_leads, calm_tasks = calm_push
+        base: Base, calm_push: CalmPush, tmp_path: Path) -> None:
     with org(base.scored, tmp_path, "killed") as (sb, config, _db):
         assert sb.salesforce is not None
-        plan = sb.salesforce.faults
-        plan.schedule(LEAD_UPSERT, Fault("stall_after", HANGS))
+        sb.salesforce.faults.schedule(LEAD_UPSERT, Fault("stall_after", HANGS))
         proc = start_stage(sb, "push", config)
-        wait_for(proc, lambda: not plan.script[LEAD_UPSERT])
+        # killed once Salesforce applied its Lead creates (their answer held): applied, not
+        # recorded, as in tests/push/test_push_crash.py
+        wait_for(proc, lambda: len(leads(sb)) == calm_push.created)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
         killed = only_run(config, "push")
@@ -333,5 +363,5 @@ def test_a_sigkilled_push_is_recorded_abandoned_by_the_next_run(
         assert rerun.status == "ok", rerun.error
         assert run_status(config, killed.id) == "abandoned"
         assert run_status(config, rerun.run_id) == "ok"
-        assert leads(sb) == calm_leads
-        assert tasks(sb, with_handoff_text=False) == calm_tasks
+        assert leads(sb) == calm_push.leads
+        assert tasks(sb, with_handoff_text=False) == calm_push.tasks
