@@ -13,6 +13,7 @@ the undisturbed run run in this process.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,6 +134,15 @@ def assert_interrupted(config: Config, stage: str, signum: int) -> str:
     return run.id
 
 
+def pending(config: Config, system: str, target: str) -> set[str]:
+    """The ledger keys of writes to `target` claimed but not settled (sent or not)."""
+    store = Store(config.state.database_url)
+    try:
+        return {e.key for e in store.pending_writes(system) if e.target == target}
+    finally:
+        store.close()
+
+
 def run_status(config: Config, run_id: str) -> str | None:
     store = Store(config.state.database_url)
     try:
@@ -156,8 +166,6 @@ class Base:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
-    import shutil
-
     folder = tmp_path_factory.mktemp("base")
     start = datetime.now(UTC).replace(second=0, microsecond=0)
     with Sandbox(contacts=300, seed=17, start=start, workdir=folder / "sb") as sb:
@@ -278,6 +286,10 @@ def test_score_stops_cleanly_and_a_rerun_writes_back_what_an_undisturbed_score_d
             store.close()
         written = scored_contacts(sb)
         assert written, "the held write-back batch was applied"
+        unsettled = {f"hubspot:score:{c}" for c in written} & pending(config, "hubspot",
+                                                                       "contact")
+        # the batch in flight settled before the stop, or the stop cut it short unsettled
+        assert len(unsettled) == (0 if hold == ANSWERS else len(written))
 
         # Scores decay and MQL dates are scoring times: the re-run and the undisturbed run
         # score at the instant the stopped run did, so both write what it would have.
@@ -311,8 +323,12 @@ def test_push_stops_cleanly_and_a_rerun_writes_what_an_undisturbed_push_does(
 
         assert_stopped_cleanly(code, elapsed, err, signum)
         stopped = assert_interrupted(config, "push", signum)
-        assert leads(sb), "the held Lead upsert was applied"
+        applied = {f"sf:lead:{lead['Handshake_Id__c']}" for lead in leads(sb).values()}
+        assert len(applied) == calm_push.created, "the held Lead upsert was applied"
         assert not sb.salesforce.state.records("Task"), "the run stopped before the Tasks"
+        # the batch in flight settled before the stop, or the stop cut it short unsettled
+        unsettled = applied & pending(config, "salesforce", "Lead")
+        assert len(unsettled) == (0 if hold == ANSWERS else len(applied))
 
         rerun = run_push_stage(config)
         assert rerun.status == "ok", rerun.error
