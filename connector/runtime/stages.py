@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import chain
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -19,6 +20,11 @@ from connector.progress import NullProgress, ProgressCounts, ProgressSink
 from connector.pull import STREAMS, backfill, pull
 from connector.runtime.run import StageResult, stage_run
 from connector.runtime.wiring import open_store, pull_context
+from connector.store import Contact
+
+if TYPE_CHECKING:
+    from connector.scoring.lifecycle import Decision
+    from connector.scoring.model import LifecycleSection
 
 __all__ = [
     "GOVERNOR_BOOKMARK",
@@ -77,7 +83,8 @@ def run_score_stage(
     with stage_run(config, "score", trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
         writing = write_back and not dry_run
-        if writing and store.get_bookmark(SCORE_WRITEBACK_PENDING):
+        resuming = writing and store.get_bookmark(SCORE_WRITEBACK_PENDING) is not None
+        if resuming:
             log.warning("the last score run stopped before its HubSpot write-back: "
                         "re-scoring every contact so nothing scored goes unwritten")
             everyone = True
@@ -96,8 +103,14 @@ def run_score_stage(
             writer = HubSpotWriter(client, store, model.writeback,
                                    contacts_path=client.contacts_path, run_id=run.run_id)
             writer.ensure_properties()
+            steps = scored.decisions
+            if resuming:
+                # The stopped run recorded its lifecycle steps, so this run decides none of
+                # them again: the ones HubSpot was not told come from the store.
+                steps = [*_unwritten_steps(scored.contacts.values(), model.lifecycle,
+                                           run.clock.now()), *steps]
             updates = plan_updates(scored.contacts.values(), scored.results, scored.mql_at,
-                                   scored.decisions, model.writeback, model.lifecycle)
+                                   steps, model.writeback, model.lifecycle)
             writer.push(updates)
             result.counts.update({f"hubspot.{k}": v for k, v in writer.counts.items()})
         if writing:
@@ -112,6 +125,25 @@ PUSH_OUTCOMES = (
     "leads.skipped_contact", "leads.would_create", "leads.would_update",
     "leads.would_leave_unchanged",
 )
+
+
+def _unwritten_steps(contacts: Iterable[Contact], section: LifecycleSection,
+                     now: datetime) -> list[Decision]:
+    """The lead and MQL steps the store shows that HubSpot, as last pulled, does not (recording
+    a step moves the stored stage; a pull sets it back to HubSpot's): steps recorded by a run
+    stopped before its write-back."""
+    from connector.hubspot.write import LIFECYCLE_PROPERTY
+    from connector.scoring.lifecycle import Decision
+
+    kinds = {section.lead: "lead", section.mql: "mql"}
+    steps = []
+    for contact in contacts:
+        stage = contact.lifecycle_stage
+        shown = contact.properties.get(LIFECYCLE_PROPERTY) or None
+        if stage in kinds and stage != shown:
+            steps.append(Decision(contact.hubspot_id, kinds[stage], shown, stage, now,
+                                  "recorded by a run stopped before its write-back"))
+    return steps
 
 
 def run_push_stage(
