@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from connector.activities import PASSIVE_TYPES, ActivityType
 from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
@@ -53,8 +54,6 @@ REF_LINE = re.compile(re.escape(REF_PREFIX) + r"([0-9,]+)")
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 USER_ID_PREFIX = "005"  # only a user may own a Task (a queue owns Leads, never Tasks)
-# Done to the contact rather than by them: these break no quiet period.
-PASSIVE_KINDS = frozenset({"email_sent", "email_delivered", "email_bounce"})
 # Which reason names the alert when one contact has several (lower first).
 RULE, FORM, RETURN = 0, 1, 2
 
@@ -89,7 +88,7 @@ class AlertRules:
 
     def needs_history(self, activities: Iterable[Any]) -> bool:
         """Whether judging these takes the contact's earlier activities (return visits)."""
-        return self.quiet is not None and any(a.type == "page_view" for a in activities)
+        return self.quiet is not None and any(a.type == ActivityType.PAGE_VIEW for a in activities)
 
     def judge(self, hubspot_id: str, activity: Any, history: Sequence[Any]) -> Alert | None:
         """The alert `activity` raises, if any; `history` is the contact's stored activities."""
@@ -99,7 +98,7 @@ class AlertRules:
             if matches(activity):
                 reasons.append(f'interest rule "{name}"')
                 rank = RULE
-        if self.any_form and activity.type == "form_submission":
+        if self.any_form and activity.type == ActivityType.FORM_SUBMISSION:
             reasons.append("a form submission")
             rank = FORM if rank is None else rank
         gap = self._quiet_gap(activity, history)
@@ -113,10 +112,11 @@ class AlertRules:
         return Alert(hubspot_id, activity, headline, tuple(reasons), rank)
 
     def _quiet_gap(self, activity: Any, history: Sequence[Any]) -> timedelta | None:
-        if self.quiet is None or activity.type != "page_view":
+        if self.quiet is None or activity.type != ActivityType.PAGE_VIEW:
             return None
+        # Passive kinds (an email sent to them) break no quiet period.
         before = [h.occurred_at for h in history
-                  if h.id != activity.id and h.type not in PASSIVE_KINDS
+                  if h.id != activity.id and h.type not in PASSIVE_TYPES
                   and h.occurred_at < activity.occurred_at]
         if not before:
             return None  # a first visit ever is no return
@@ -126,11 +126,11 @@ class AlertRules:
 
 def _headline(activity: Any) -> str:
     details = activity.details or {}
-    if activity.type == "page_view":
+    if activity.type == ActivityType.PAGE_VIEW:
         path = url_path(activity.url) or ""
         first = path.strip("/").split("/", 1)[0]
         return f"visited {first or activity.title or 'a'} page"
-    if activity.type == "form_submission":
+    if activity.type == ActivityType.FORM_SUBMISSION:
         return f'submitted form "{details.get("form_name") or activity.title or "a form"}"'
     if activity.type.startswith("webinar_"):
         return f'{activity.type.removeprefix("webinar_")} webinar "{activity.title or ""}"'

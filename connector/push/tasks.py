@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from connector.activities import label
 from connector.errors import Actor, QuotaExhausted, RetriableError
 from connector.push.engine import FIRST_TOUCH_SLA, WORKED_SLA
 from connector.scoring.intelligence import render_text, summarize
@@ -58,22 +59,6 @@ REF_KINDS = {"handoff": "", "digest": "d", "activity": "a"}  # the Task kinds wr
 REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
 _REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 
-# How a rep reads each stored activity type.
-LABELS = {
-    "page_view": "Page view",
-    "form_submission": "Form submitted",
-    "webinar_registered": "Webinar registration",
-    "webinar_attended": "Webinar attended",
-    "webinar_no_show": "Webinar missed",
-    "webinar_cancelled": "Webinar registration cancelled",
-    "email_sent": "Email sent",
-    "email_delivered": "Email delivered",
-    "email_open": "Email opened",
-    "email_click": "Email link clicked",
-    "email_bounce": "Email bounced",
-    "email_spamreport": "Email reported as spam",
-    "email_unsubscribe": "Unsubscribed from email",
-}
 
 
 class HandedOff(Protocol):
@@ -144,7 +129,7 @@ def subject(text: str, ref: str) -> str:
 
 
 def _label(activity: Any) -> str:
-    return LABELS.get(activity.type) or str(activity.type).replace("_", " ").capitalize()
+    return label(activity.type)
 
 
 def activity_subject(activity: Any) -> str:

@@ -19,11 +19,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connector.activities import ActivityType
 from connector.errors import ConfigError, ConfigProblem
 from connector.scoring.toml_lines import KeyLines
 
 __all__ = [
-    "ACTIVITY_KINDS",
     "ATTRIBUTES",
     "DERIVED_FIELDS",
     "GRADES",
@@ -47,22 +47,6 @@ __all__ = [
     "property_problems",
 ]
 
-# Normalised activity types the pull stores (connector/pull/normalize.py).
-ACTIVITY_KINDS = (
-    "email_sent",
-    "email_delivered",
-    "email_open",
-    "email_click",
-    "email_bounce",
-    "email_spamreport",
-    "email_unsubscribe",
-    "form_submission",
-    "page_view",
-    "webinar_registered",
-    "webinar_attended",
-    "webinar_no_show",
-    "webinar_cancelled",
-)
 # Attributes of an activity an interest rule may test; `values.<field>` (form answers) and
 # `details.<key>` (anything the pull kept) are open-ended.
 ATTRIBUTES = ("form_name", "form_id", "url", "path", "title")
@@ -229,10 +213,11 @@ class InterestRule(Condition):
     @field_validator("activity")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in ACTIVITY_KINDS]
+        known = [str(kind) for kind in ActivityType]
+        unknown = [v for v in value if v not in known]
         if unknown:
             raise ValueError(f"unknown activity kind(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(ACTIVITY_KINDS)}")
+                             f"{', '.join(known)}")
         return value
 
     @field_validator("attribute")
