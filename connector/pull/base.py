@@ -12,6 +12,7 @@ from typing import Any
 from connector.clock import Clock
 from connector.errors import SkippableError
 from connector.hubspot.client import HubSpotClient, Page
+from connector.ledger import LedgerWrites, Refusal
 from connector.progress import NullProgress, ProgressSink
 from connector.store import Store
 
@@ -65,9 +66,7 @@ class PullContext:
         self.counts[f"{stream}.dead_letters"] += 1
         if self.dry_run:
             return
-        self.store.dead_letter(
-            stage=STAGE, system="hubspot", record_key=f"{stream}:{err.record_key}",
-            reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
-            error_code="UNUSABLE_RECORD",
-        )
+        ledger = LedgerWrites(self.store, stage=STAGE, system="hubspot", run_id=self.run_id)
+        ledger.park((), record_key=f"{stream}:{err.record_key}", refusal=Refusal(
+            err.message, err.actor, {"stream": stream, "record": payload}, "UNUSABLE_RECORD"))
         log.warning("parked %s record %s: %s", stream, err.record_key, err.message)
