@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connector.errors import HandshakeError, RecordRejected, RequestFailed
+from connector.errors import Actor, HandshakeError, RecordRejected, RequestFailed
 from connector.hubspot import settings as hs
 from connector.ledger import LedgerWrite, LedgerWrites, Refusal
 from connector.scoring.engine import ScoreResult
@@ -200,11 +200,13 @@ class HubSpotWriter:
                                 describe=f"update {len(chunk)} contacts' {what} properties")
 
         def refused(exc: HandshakeError, write: LedgerWrite[ContactUpdate]) -> Refusal:
-            return Refusal(f"{what} write-back refused: {exc}", "admin", write.item.properties)
+            return Refusal(reason=f"{what} write-back refused: {exc}", actor=Actor.ADMIN,
+                           payload=write.item.properties)
 
         for start in range(0, len(due), hs.WRITE_BATCH_LIMIT):
             chunk = due[start : start + hs.WRITE_BATCH_LIMIT]
-            if ledger.send_together(chunk, send, refused, (RequestFailed, RecordRejected)):
+            failed = ledger.send_together(chunk, send, refused, (RequestFailed, RecordRejected))
+            if failed is not None:
                 self.counts["contacts.failed"] += len(chunk)
                 continue
             self.counts["contacts.updated"] += len(chunk)

@@ -68,5 +68,6 @@ class PullContext:
             return
         ledger = LedgerWrites(self.store, stage=STAGE, system="hubspot", run_id=self.run_id)
         ledger.park((), record_key=f"{stream}:{err.record_key}", refusal=Refusal(
-            err.message, err.actor, {"stream": stream, "record": payload}, "UNUSABLE_RECORD"))
+            reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
+            error_code="UNUSABLE_RECORD"))
         log.warning("parked %s record %s: %s", stream, err.record_key, err.message)

@@ -445,7 +445,7 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
         return
 
     def send(items: list[tuple[_Due, dict[str, Any]]]) -> Iterator[Sequence[WriteResult]]:
-        return ctx.sf.create_batches("Task", [record for _, record in items])
+        return ctx.sf.create_batches("Task", [task for _, task in items])
 
     def judge(write: LedgerWrite[tuple[_Due, dict[str, Any]]], result: WriteResult) -> Outcome:
         if result.success:
@@ -472,10 +472,10 @@ def _refused_task(due: _Due, reason: str, actor: Actor, *, code: str = "",
                   record: Mapping[str, Any] | None = None) -> Refusal:
     """The dead letter of a contact's alert Task."""
     return Refusal(
-        f"alert Task refused: {reason}", actor,
-        {"task": dict(record or {}), "activities": [a.activity.id for a in due.task],
-         "fix": "retried every push; `handshake dlq list` shows it meanwhile"},
-        code,
+        reason=f"alert Task refused: {reason}", actor=actor,
+        payload={"task": dict(record or {}), "activities": [a.activity.id for a in due.task],
+                 "fix": "retried every push; `handshake dlq list` shows it meanwhile"},
+        error_code=code,
     )
 
 
@@ -518,9 +518,9 @@ def _post(ctx: PushContext, sender: WebhookSender, due: _Due) -> None:
     body = webhook_body(ctx, due, alerts)
 
     def refused(exc: HandshakeError, _: LedgerWrite[dict[str, Any]]) -> Refusal:
-        return Refusal(f"alert webhook failed: {exc.message}", exc.actor,
-                       {"body": body, "fix": "check [alerts] webhook_url and the endpoint; the "
-                        "alert is sent again by the next pushes"})
+        return Refusal(reason=f"alert webhook failed: {exc.message}", actor=exc.actor,
+                       payload={"body": body, "fix": "check [alerts] webhook_url and the "
+                                "endpoint; the alert is sent again by the next pushes"})
 
     # An unreachable endpoint parks the alert and the push goes on; the next runs retry.
     write = LedgerWrite(tuple(keys), f"alert:webhook:{due.hubspot_id}", body)

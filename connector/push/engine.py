@@ -230,11 +230,13 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             # contacts are one person to Salesforce, which only HubSpot can settle.
             if not ctx.dry_run:
                 ledger.park((), record_key=hid, refusal=Refusal(
-                    f"{plan.contact.email}: the Salesforce record {plan.sf_id} with this email "
-                    f"already stands for HubSpot contact {taken} — fix: merge the two contacts "
-                    f"in HubSpot (then `handshake dlq retry` closes this)", Actor.DATA,
-                    {"action": plan.action, "sf_id": plan.sf_id, "hubspot_id": taken},
-                    "ALREADY_LINKED"))
+                    reason=(f"{plan.contact.email}: the Salesforce record {plan.sf_id} with "
+                            f"this email already stands for HubSpot contact {taken} — fix: "
+                            f"merge the two contacts in HubSpot (then `handshake dlq retry` "
+                            f"closes this)"),
+                    actor=Actor.DATA,
+                    payload={"action": plan.action, "sf_id": plan.sf_id, "hubspot_id": taken},
+                    error_code="ALREADY_LINKED"))
             counts["leads.dead_letters"] += 1
             continue
         if plan.action in ("link_contact", "link_converted"):
@@ -408,16 +410,16 @@ def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> O
     if duplicates:
         taken = duplicates[0]
         return Refusal(
-            f"{taken.sobject} {taken.id}: Salesforce's duplicate rule "
-            f"({taken.rule or 'matching rule'}) says this contact is the person HubSpot "
-            f"contact {owners[taken.id]} already stands for — fix: merge the two "
-            f"contacts in HubSpot (then `handshake dlq retry` closes this), or, if they "
-            f"are two people, have an admin narrow the matching rule in Salesforce",
-            Actor.DATA,
-            {"action": kind, "values": plan.values, "fixed": plan.fixed,
-             "duplicates": [{"sobject": d.sobject, "id": d.id, "hubspot_id": owners[d.id]}
-                            for d in duplicates]},
-            "DUPLICATES_DETECTED",
+            reason=(f"{taken.sobject} {taken.id}: Salesforce's duplicate rule "
+                    f"({taken.rule or 'matching rule'}) says this contact is the person HubSpot "
+                    f"contact {owners[taken.id]} already stands for — fix: merge the two "
+                    f"contacts in HubSpot (then `handshake dlq retry` closes this), or, if they "
+                    f"are two people, have an admin narrow the matching rule in Salesforce"),
+            actor=Actor.DATA,
+            payload={"action": kind, "values": plan.values, "fixed": plan.fixed,
+                     "duplicates": [{"sobject": d.sobject, "id": d.id,
+                                     "hubspot_id": owners[d.id]} for d in duplicates]},
+            error_code="DUPLICATES_DETECTED",
         )
     log.warning("HubSpot contact %s parked (%s must act): %s", hid,
                 rejection.actor if rejection else Actor.ADMIN,
@@ -425,13 +427,13 @@ def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> O
     # The reason names each refused field, the value sent, the HubSpot property it came from
     # and the fix; who must act is the actor.
     return Refusal(
-        (rejection.reason_with(ctx.fields.sources()) if rejection
-         else "Salesforce refused the Lead and gave no reason"),
-        rejection.actor if rejection else Actor.ADMIN,
-        {"action": kind, "values": plan.values, "fixed": plan.fixed,
-         "fields": list(rejection.fields) if rejection else [],
-         "fix": rejection.fix if rejection else ""},
-        rejection.code if rejection else "",
+        reason=(rejection.reason_with(ctx.fields.sources()) if rejection
+                else "Salesforce refused the Lead and gave no reason"),
+        actor=rejection.actor if rejection else Actor.ADMIN,
+        payload={"action": kind, "values": plan.values, "fixed": plan.fixed,
+                 "fields": list(rejection.fields) if rejection else [],
+                 "fix": rejection.fix if rejection else ""},
+        error_code=rejection.code if rejection else "",
     )
 
 

@@ -333,9 +333,10 @@ def _outcome(write: LedgerWrite[TaskWrite], result: WriteResult) -> Outcome:
     if result.success:
         return Written(result.id)
     rejection = result.rejection
-    return Refusal(rejection.reason if rejection else "refused",
-                   rejection.actor if rejection else Actor.ADMIN,
-                   {"task": write.item.record}, (rejection.code if rejection else "") or "")
+    return Refusal(reason=rejection.reason if rejection else "refused",
+                   actor=rejection.actor if rejection else Actor.ADMIN,
+                   payload={"task": write.item.record},
+                   error_code=(rejection.code if rejection else "") or "")
 
 
 def _written(ctx: PushContext, write: TaskWrite, now: datetime) -> None:
