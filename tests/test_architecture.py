@@ -17,20 +17,9 @@ import connector
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Import cycles known when the contracts were written (issue 10), each as the modules it joins.
-# Each is removed by the engineer named; the lead empties this list once their branches are
-# merged (a cycle listed here that no longer exists fails `test_known_cycles_still_exist`).
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # push/engine.py <-> tasks.py / alerts.py / writeback.py: the push engineer
-    frozenset(
-        {
-            "connector.push.engine",
-            "connector.push.alerts",
-            "connector.push.tasks",
-            "connector.push.writeback",
-        }
-    ),
-)
+# Import cycles allowed inside connector: none (issue 10 removed the last three). A cycle listed
+# here that no longer exists fails `test_known_cycles_still_exist`, so none can come back unseen.
+KNOWN_CYCLES: tuple[frozenset[str], ...] = ()
 
 
 def strongly_connected(graph: Mapping[str, Iterable[str]]) -> list[frozenset[str]]:

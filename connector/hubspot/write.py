@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connector.errors import RecordRejected, RequestFailed
+from connector.errors import Actor, HandshakeError, RecordRejected, RequestFailed
 from connector.hubspot import settings as hs
+from connector.ledger import LedgerWrite, LedgerWrites, Refusal
 from connector.scoring.engine import ScoreResult
 from connector.scoring.lifecycle import Decision
 from connector.scoring.model import LifecycleSection, WritebackSection
@@ -178,40 +179,36 @@ class HubSpotWriter:
         (the ledger, under `key_prefix`, says so) is skipped. `ensure` names properties to
         create first when anything is to be sent; a refused batch is dead-lettered under
         `stage`."""
-        due: list[tuple[str, ContactUpdate]] = []
+        ledger = LedgerWrites(self.store, stage=stage, system="hubspot", run_id=self.run_id)
+        due: list[LedgerWrite[ContactUpdate]] = []
         for update in updates:
             key = f"{key_prefix}{update.contact_id}"
-            entry = self.store.claim_write(key, system="hubspot", operation="update",
-                                           target="contact", payload=update.properties,
-                                           run_id=self.run_id)
-            if entry is None:
+            if not ledger.claim(key, operation="update", target="contact",
+                                payload=update.properties):
                 self.counts["contacts.unchanged"] += 1
                 continue
-            due.append((key, update))
+            due.append(LedgerWrite((key,), f"contacts:{update.contact_id}", update,
+                                   remote_id=update.contact_id))
         if due and ensure is not None:
             self.ensure_properties(ensure)
         path = self.contacts_path + hs.CONTACTS_BATCH_UPDATE
+
+        def send(chunk: list[ContactUpdate]) -> None:
+            payload = {"inputs": [{"id": u.contact_id, "properties": u.properties}
+                                  for u in chunk]}
+            self.client.request("POST", path, json=payload,
+                                describe=f"update {len(chunk)} contacts' {what} properties")
+
+        def refused(exc: HandshakeError, write: LedgerWrite[ContactUpdate]) -> Refusal:
+            return Refusal(reason=f"{what} write-back refused: {exc}", actor=Actor.ADMIN,
+                           payload=write.item.properties)
+
         for start in range(0, len(due), hs.WRITE_BATCH_LIMIT):
             chunk = due[start : start + hs.WRITE_BATCH_LIMIT]
-            payload = {"inputs": [{"id": u.contact_id, "properties": u.properties}
-                                  for _, u in chunk]}
-            try:
-                self.client.request("POST", path, json=payload,
-                                    describe=f"update {len(chunk)} contacts' {what} properties")
-            except (RequestFailed, RecordRejected) as exc:
-                for key, update in chunk:
-                    self.store.complete_write(key, ok=False)
-                    self.store.dead_letter(
-                        stage=stage, system="hubspot", record_key=f"contacts:{update.contact_id}",
-                        reason=f"{what} write-back refused: {exc}", actor="admin",
-                        payload=update.properties,
-                    )
+            failed = ledger.send_together(chunk, send, refused, (RequestFailed, RecordRejected))
+            if failed is not None:
                 self.counts["contacts.failed"] += len(chunk)
                 continue
-            for key, update in chunk:
-                self.store.complete_write(key, remote_id=update.contact_id)
-            self.store.resolve_dead_letters(
-                stage=stage, record_keys=[f"contacts:{u.contact_id}" for _, u in chunk])
             self.counts["contacts.updated"] += len(chunk)
             self.counts["requests"] += 1
         return self.counts

@@ -1,5 +1,12 @@
-"""Reading an admin-edited mapping file: TOML syntax, pydantic validation and cross-entry checks,
-every problem reported at once with file, line and key (the house style of scoring.toml)."""
+"""The one loader of the admin-edited mapping files (fields.toml, routing.toml, scoring.toml):
+the file's text, its TOML syntax, the line of every key (tomllib gives none), pydantic
+validation and cross-entry checks, every problem reported at once with file, line and key.
+
+    spec, lines = parse(read_text(path, "routing", "routing"), str(path), RoutingFile, fix, checks)
+
+Line numbers: only what the mapping files use is understood: `[table]`, `[[array.of.tables]]`,
+`key = value` (also dotted and quoted keys) and values that span lines (arrays, strings).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from connector.errors import ConfigError, ConfigProblem
-from connector.scoring.toml_lines import KeyLines
 
-__all__ = ["Check", "Loc", "Strict", "display", "parse", "read_text", "suggest"]
+__all__ = ["Check", "KeyLines", "Loc", "Strict", "display", "load_toml", "parse", "read_text",
+           "suggest"]
 
 Loc = tuple[str | int, ...]
 # A cross-entry problem: where, what, how to fix, and optionally the key whose line to show
@@ -25,6 +32,101 @@ M = TypeVar("M", bound=BaseModel)
 
 # Segments pydantic adds to an error location for a union member or a validator; no TOML keys.
 _TAG = re.compile(r"^(str|int|float|bool|none|[a-z\-]+\[.*\]|[a-z]+-[a-z\-]+.*)$")
+
+
+# --- line numbers of keys ----------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*=""")
+
+
+def _split_key(text: str) -> list[str]:
+    parts = re.findall(r""""([^"]*)"|'([^']*)'|([A-Za-z0-9_\-]+)""", text)
+    return [a or b or c for a, b, c in parts]
+
+
+class KeyLines:
+    """Maps a key path such as ("interest", "rules", 3, "regex") to its 1-based line."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[Loc, int] = {}
+        counters: dict[tuple[str, ...], int] = {}
+        current: Loc = ()
+        depth = 0  # open brackets of a multi-line value: lines inside are no keys
+        in_multiline_string = False
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if in_multiline_string:
+                if '"""' in stripped or "'''" in stripped:
+                    in_multiline_string = False
+                continue
+            if depth > 0:
+                depth += _bracket_balance(stripped)
+                continue
+            if not stripped or stripped.startswith("#"):
+                continue
+            header = _HEADER.match(line)
+            if header and not _KEY.match(line):
+                names = tuple(_split_key(header.group(2)))
+                if header.group(1) == "[[":
+                    index = counters.get(names, -1) + 1
+                    counters[names] = index
+                    current = (*self._resolve(names[:-1], counters), names[-1], index)
+                else:
+                    current = self._resolve(names, counters)
+                self.lines.setdefault(current, number)
+                continue
+            key = _KEY.match(line)
+            if key:
+                path = (*current, *_split_key(key.group(1)))
+                self.lines.setdefault(path, number)
+                value = line[key.end():]
+                if value.count('"""') == 1 or value.count("'''") == 1:
+                    in_multiline_string = True
+                depth = max(0, _bracket_balance(value))
+
+    @staticmethod
+    def _resolve(names: Sequence[str], counters: dict[tuple[str, ...], int]) -> Loc:
+        """A table path inside arrays of tables refers to their latest element."""
+        out: list[str | int] = []
+        for i in range(len(names)):
+            out.append(names[i])
+            prefix = tuple(names[: i + 1])
+            if prefix in counters:
+                out.append(counters[prefix])
+        return tuple(out)
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """The line of `path`, or of its nearest enclosing key or table that has one."""
+        parts = tuple(path)
+        while parts:
+            if parts in self.lines:
+                return self.lines[parts]
+            parts = parts[:-1]
+        return None
+
+
+def _bracket_balance(text: str) -> int:
+    """Open minus closed brackets outside strings and comments."""
+    balance = 0
+    quote = ""
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            break
+        elif ch in "[{":
+            balance += 1
+        elif ch in "]}":
+            balance -= 1
+    return balance
+
+
+# --- reading and validating ---------------------------------------------------------------------
 
 
 class Strict(BaseModel):
@@ -87,6 +189,20 @@ def read_text(path: Path, what: str, config_key: str) -> str:
         )]) from None
 
 
+def load_toml(text: str, file: str) -> tuple[dict[str, Any], KeyLines]:
+    """The file's table and the line of each key; a syntax error is one problem with its line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)  # Python 3.14 gives it; older ones only say it
+        match = re.search(r"line (\d+)", str(exc))
+        if line is None and match:
+            line = int(match.group(1))
+        raise ConfigError([ConfigProblem(file, "(syntax)", f"not valid TOML: {exc}",
+                                         "fix the TOML syntax", line)]) from None
+    return raw, KeyLines(text)
+
+
 def parse(
     text: str,
     file: str,
@@ -97,14 +213,7 @@ def parse(
 ) -> tuple[M, KeyLines]:
     """Validate `text` against `model`, then run `semantic` (checks across entries) on the raw
     table; raise `ConfigError` with every problem, sorted by line."""
-    lines = KeyLines(text)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError([ConfigProblem(file, "(syntax)", f"not valid TOML: {exc}",
-                                         "fix the TOML syntax",
-                                         int(match.group(1)) if match else None)]) from None
+    raw, lines = load_toml(text, file)
     problems: list[ConfigProblem] = []
     parsed: M | None = None
     try:

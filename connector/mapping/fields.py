@@ -28,8 +28,16 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from connector.errors import ConfigError, ConfigProblem
-from connector.mapping._toml import Check, Loc, Strict, display, parse, read_text, suggest
-from connector.scoring.toml_lines import KeyLines
+from connector.mapping._toml import (
+    Check,
+    KeyLines,
+    Loc,
+    Strict,
+    display,
+    parse,
+    read_text,
+    suggest,
+)
 
 __all__ = [
     "DATE_INPUTS",

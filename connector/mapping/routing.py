@@ -24,8 +24,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from connector.errors import ConfigError, ConfigProblem
-from connector.mapping._toml import Check, Loc, Strict, display, parse, read_text, suggest
-from connector.scoring.toml_lines import KeyLines
+from connector.mapping._toml import (
+    Check,
+    KeyLines,
+    Loc,
+    Strict,
+    display,
+    parse,
+    read_text,
+    suggest,
+)
 
 if TYPE_CHECKING:
     from connector.store import Store

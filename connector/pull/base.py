@@ -12,6 +12,7 @@ from typing import Any
 from connector.clock import Clock
 from connector.errors import SkippableError
 from connector.hubspot.client import HubSpotClient, Page
+from connector.ledger import LedgerWrites, Refusal
 from connector.progress import NullProgress, ProgressSink
 from connector.store import Store
 
@@ -65,12 +66,11 @@ class PullContext:
         self.counts[f"{stream}.dead_letters"] += 1
         if self.dry_run:
             return
-        letter = self.store.dead_letter(
-            stage=STAGE, system="hubspot", record_key=f"{stream}:{err.record_key}",
+        ledger = LedgerWrites(self.store, stage=STAGE, system="hubspot", run_id=self.run_id)
+        ledger.park((), record_key=f"{stream}:{err.record_key}", refusal=Refusal(
             reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
-            error_code="UNUSABLE_RECORD",
-        )
+            error_code="UNUSABLE_RECORD"))
         # the key and the reason may quote the record (a form's email, a field's value)
-        log.warning("parked a %s record as dead letter %d (%s must act; `handshake dlq list` "
-                    "says why)", stream, letter, err.actor)
+        log.warning("parked a %s record (%s must act; `handshake dlq list` says why)", stream,
+                    err.actor)
         log.debug("parked %s record %s: %s", stream, err.record_key, err.message)

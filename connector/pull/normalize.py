@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.activities import ActivityType
 from connector.errors import Actor, SkippableError
 from connector.store import ActivityRecord, ContactRecord
 
@@ -23,19 +24,19 @@ __all__ = [
 # Legacy email event type -> normalised activity type; other types (PROCESSED, DEFERRED,
 # DROPPED, FORWARD, PRINT, SUPPRESSED...) tell nothing about the lead's interest.
 EMAIL_EVENT_TYPES = {
-    "SENT": "email_sent",
-    "DELIVERED": "email_delivered",
-    "OPEN": "email_open",
-    "CLICK": "email_click",
-    "BOUNCE": "email_bounce",
-    "SPAMREPORT": "email_spamreport",
-    "STATUSCHANGE": "email_unsubscribe",
+    "SENT": ActivityType.EMAIL_SENT,
+    "DELIVERED": ActivityType.EMAIL_DELIVERED,
+    "OPEN": ActivityType.EMAIL_OPEN,
+    "CLICK": ActivityType.EMAIL_CLICK,
+    "BOUNCE": ActivityType.EMAIL_BOUNCE,
+    "SPAMREPORT": ActivityType.EMAIL_SPAMREPORT,
+    "STATUSCHANGE": ActivityType.EMAIL_UNSUBSCRIBE,
 }
 PARTICIPATION_TYPES = {
-    "REGISTERED": "webinar_registered",
-    "ATTENDED": "webinar_attended",
-    "NO_SHOW": "webinar_no_show",
-    "CANCELLED": "webinar_cancelled",
+    "REGISTERED": ActivityType.WEBINAR_REGISTERED,
+    "ATTENDED": ActivityType.WEBINAR_ATTENDED,
+    "NO_SHOW": ActivityType.WEBINAR_NO_SHOW,
+    "CANCELLED": ActivityType.WEBINAR_CANCELLED,
 }
 
 
@@ -105,7 +106,7 @@ def activity_from_email_event(event: dict[str, Any], contact_id: str) -> Activit
     kind = EMAIL_EVENT_TYPES.get(str(event.get("type")))
     if kind is None:
         return None
-    if kind == "email_unsubscribe" and not _is_unsubscribe(event):
+    if kind == ActivityType.EMAIL_UNSUBSCRIBE and not _is_unsubscribe(event):
         return None
     key = str(event.get("id") or "")
     occurred = _checked_time(key, "created", event.get("created"))
@@ -139,7 +140,7 @@ def activity_from_form_submission(
     if occurred is None:
         raise _bad(key, "form submission without a time")
     return ActivityRecord(
-        contact_id=contact_id, type="form_submission", occurred_at=occurred,
+        contact_id=contact_id, type=ActivityType.FORM_SUBMISSION, occurred_at=occurred,
         source="form_submission", source_id=key, title=form.get("name"),
         url=submission.get("pageUrl") or None,
         details={"form_id": guid, "form_name": form.get("name"), "values": values},
@@ -155,7 +156,7 @@ def activity_from_page_view(event: dict[str, Any]) -> ActivityRecord:
     url = props.get("hs_url") or props.get("hs_page_url") or props.get("url")
     title = props.get("hs_page_title") or props.get("hs_title") or props.get("title")
     return ActivityRecord(
-        contact_id=str(event.get("objectId")), type="page_view", occurred_at=occurred,
+        contact_id=str(event.get("objectId")), type=ActivityType.PAGE_VIEW, occurred_at=occurred,
         source="web_event", source_id=key, title=title, url=url,
         details={k: v for k, v in props.items() if k not in ("hs_url", "hs_page_title")},
     )

@@ -22,39 +22,36 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from connector.activities import PASSIVE_TYPES, ActivityType
 from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
-from connector.scoring.engine import rule_matcher, url_path
+from connector.ledger import LedgerWrite, Outcome, Refusal, Written
+from connector.push.context import PushContext, handoff_task_key
+from connector.push.ports import WriteResult
+from connector.scoring.engine import ActivityLike, rule_matcher, url_path
 from connector.scoring.model import ScoringModel
-
-if TYPE_CHECKING:
-    from connector.push.engine import PushContext
 
 __all__ = ["AlertRules", "WebhookSender", "send_alerts"]
 
 log = logging.getLogger("connector.push.alerts")
 
-STAGE = "push"
 BOOKMARK = "push.alerts.activity_id"
 SCAN_PAGE = 2000
 TASK_PREFIX = "sf:task:alert:"
 WEBHOOK_PREFIX = "webhook:alert:"
-HANDOFF_TASK_KEY = "sf:task:handoff:{}"  # the push engine's ledger key of the hand-off Task
 SUBJECT_PREFIX = "Handshake alert: "
 REF_PREFIX = "Handshake alert ref: "
 REF_LINE = re.compile(re.escape(REF_PREFIX) + r"([0-9,]+)")
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 USER_ID_PREFIX = "005"  # only a user may own a Task (a queue owns Leads, never Tasks)
-# Done to the contact rather than by them: these break no quiet period.
-PASSIVE_KINDS = frozenset({"email_sent", "email_delivered", "email_bounce"})
 # Which reason names the alert when one contact has several (lower first).
 RULE, FORM, RETURN = 0, 1, 2
 
@@ -62,12 +59,21 @@ RULE, FORM, RETURN = 0, 1, 2
 # --- what alerts ----------------------------------------------------------------------------
 
 
+class StoredActivity(ActivityLike, Protocol):
+    """An activity row as the store gives it to the alert scan."""
+
+    @property
+    def contact_id(self) -> str: ...
+    @property
+    def ingested_at(self) -> datetime: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alerting activity and why it alerts."""
 
     hubspot_id: str
-    activity: Any  # a store activity row (id, type, occurred_at, title, url, details)
+    activity: StoredActivity
     headline: str  # "visited pricing page"
     reasons: tuple[str, ...]
     rank: int  # RULE, FORM or RETURN: the strongest reason it has
@@ -87,11 +93,12 @@ class AlertRules:
         self.quiet = timedelta(days=section.quiet_days) if section.quiet_days else None
         self.max_age = timedelta(days=section.max_age_days)
 
-    def needs_history(self, activities: Iterable[Any]) -> bool:
+    def needs_history(self, activities: Iterable[ActivityLike]) -> bool:
         """Whether judging these takes the contact's earlier activities (return visits)."""
-        return self.quiet is not None and any(a.type == "page_view" for a in activities)
+        return self.quiet is not None and any(a.type == ActivityType.PAGE_VIEW for a in activities)
 
-    def judge(self, hubspot_id: str, activity: Any, history: Sequence[Any]) -> Alert | None:
+    def judge(self, hubspot_id: str, activity: StoredActivity,
+              history: Sequence[ActivityLike]) -> Alert | None:
         """The alert `activity` raises, if any; `history` is the contact's stored activities."""
         reasons: list[str] = []
         rank = None
@@ -99,7 +106,7 @@ class AlertRules:
             if matches(activity):
                 reasons.append(f'interest rule "{name}"')
                 rank = RULE
-        if self.any_form and activity.type == "form_submission":
+        if self.any_form and activity.type == ActivityType.FORM_SUBMISSION:
             reasons.append("a form submission")
             rank = FORM if rank is None else rank
         gap = self._quiet_gap(activity, history)
@@ -112,11 +119,13 @@ class AlertRules:
                     else _headline(activity))
         return Alert(hubspot_id, activity, headline, tuple(reasons), rank)
 
-    def _quiet_gap(self, activity: Any, history: Sequence[Any]) -> timedelta | None:
-        if self.quiet is None or activity.type != "page_view":
+    def _quiet_gap(self, activity: ActivityLike,
+                   history: Sequence[ActivityLike]) -> timedelta | None:
+        if self.quiet is None or activity.type != ActivityType.PAGE_VIEW:
             return None
+        # Passive kinds (an email sent to them) break no quiet period.
         before = [h.occurred_at for h in history
-                  if h.id != activity.id and h.type not in PASSIVE_KINDS
+                  if h.id != activity.id and h.type not in PASSIVE_TYPES
                   and h.occurred_at < activity.occurred_at]
         if not before:
             return None  # a first visit ever is no return
@@ -124,13 +133,13 @@ class AlertRules:
         return gap if gap >= self.quiet else None
 
 
-def _headline(activity: Any) -> str:
+def _headline(activity: ActivityLike) -> str:
     details = activity.details or {}
-    if activity.type == "page_view":
+    if activity.type == ActivityType.PAGE_VIEW:
         path = url_path(activity.url) or ""
         first = path.strip("/").split("/", 1)[0]
         return f"visited {first or activity.title or 'a'} page"
-    if activity.type == "form_submission":
+    if activity.type == ActivityType.FORM_SUBMISSION:
         return f'submitted form "{details.get("form_name") or activity.title or "a form"}"'
     if activity.type.startswith("webinar_"):
         return f'{activity.type.removeprefix("webinar_")} webinar "{activity.title or ""}"'
@@ -224,19 +233,19 @@ def send_alerts(ctx: PushContext) -> None:
 
 def _handoff_time(ctx: PushContext, hubspot_id: str) -> datetime | None:
     """When the contact's hand-off Task was written; None while it has not been."""
-    entry = ctx.store.ledger_entry(HANDOFF_TASK_KEY.format(hubspot_id))
+    entry = ctx.store.ledger_entry(handoff_task_key(hubspot_id))
     if entry is None or entry.status != "done":
         return None
     return entry.completed_at or entry.created_at
 
 
-def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any]) -> list[_Due]:
+def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[StoredActivity]) -> list[_Due]:
     """Alerts among newly stored activities: contacts handed off before they were stored."""
     oldest = ctx.clock.now() - rules.max_age
-    by_contact: dict[str, list[Any]] = defaultdict(list)
+    by_contact: dict[str, list[StoredActivity]] = defaultdict(list)
     for row in rows:
         by_contact[row.contact_id].append(row)
-    candidates: dict[str, tuple[datetime, list[Any]]] = {}
+    candidates: dict[str, tuple[datetime, list[StoredActivity]]] = {}
     for hubspot_id, acts in by_contact.items():
         handed_at = _handoff_time(ctx, hubspot_id)
         if handed_at is None:
@@ -248,7 +257,7 @@ def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any]) -> list[_Du
                   {h: at for h, (at, _) in candidates.items()})
 
 
-def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[Any]],
+def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[StoredActivity]],
            handed: Mapping[str, datetime | None]) -> list[_Due]:
     wanted = [h for h, acts in activities.items() if rules.needs_history(acts)]
     history = ctx.store.activities_for_many(wanted) if wanted else {}
@@ -278,7 +287,7 @@ def _unfinished(ctx: PushContext, rules: AlertRules, *, webhook: bool) -> list[_
     for entry in pending:
         task_id = found.get(_parse_key(entry.key, TASK_PREFIX))
         if task_id is not None:
-            store.complete_write(entry.key, remote_id=task_id)
+            ctx.ledger().done([entry.key], remote_id=task_id)
             ctx.counts["alerts.tasks_reconciled"] += 1
     wanted: dict[str, set[int]] = defaultdict(set)
     for entry in tasks:
@@ -366,12 +375,12 @@ def _find_owners(ctx: PushContext, dues: Sequence[_Due]) -> None:
         rows[row["Id"]] = row
     for due in dues:
         who = moved.get(due.sf_id, due.sf_id)
-        row = rows.get(who)
-        if row is None:
+        record = rows.get(who)
+        if record is None:
             continue  # deleted in Salesforce: the Task write names it
-        owner = row.get("Owner") or {}
+        owner = record.get("Owner") or {}
         due.who = who
-        due.owner = {"id": row.get("OwnerId"), "name": owner.get("Name"),
+        due.owner = {"id": record.get("OwnerId"), "name": owner.get("Name"),
                      "email": owner.get("Email")}
         due.owner_active = owner.get("IsActive") is not False
 
@@ -405,20 +414,21 @@ def _description(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> str:
 
 
 def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
-    store = ctx.store
+    ledger = ctx.ledger()
     today = ctx.clock.now().date().isoformat()
-    tasks: list[tuple[_Due, list[str], dict[str, Any]]] = []
+    tasks: list[LedgerWrite[tuple[_Due, dict[str, Any]]]] = []
     for due in dues:
+        record_key = f"alert:task:{due.hubspot_id}"
         if due.who is None:
-            _park_task(ctx, due, [], "the Salesforce record this contact was handed off to "
-                       f"({due.sf_object} {due.sf_id}) no longer exists", Actor.DATA)
+            ledger.park((), record_key=record_key, refusal=_refused_task(
+                due, "the Salesforce record this contact was handed off to "
+                f"({due.sf_object} {due.sf_id}) no longer exists", Actor.DATA))
+            ctx.counts["alerts.dead_letters"] += 1
             continue
-        keys = []
-        for alert in due.task:
-            key = _task_key(due.hubspot_id, alert.activity.id)
-            if store.claim_write(key, system="salesforce", operation="alert", target="Task",
-                                 payload={"activity": alert.activity.id}, run_id=ctx.run_id):
-                keys.append(key)
+        keys = [key for alert in due.task
+                if ledger.claim(key := _task_key(due.hubspot_id, alert.activity.id),
+                                operation="alert", target="Task",
+                                payload={"activity": alert.activity.id})]
         if not keys:
             continue
         alerts = [a for a in due.task if _task_key(due.hubspot_id, a.activity.id) in keys]
@@ -430,12 +440,26 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
         owner = due.owner.get("id")
         if owner and owner.startswith(USER_ID_PREFIX) and due.owner_active:
             record["OwnerId"] = owner  # else the integration user holds it (see Description)
-        tasks.append((due, keys, record))
+        tasks.append(LedgerWrite(tuple(keys), record_key, (due, record)))
     if not tasks:
         return
+
+    def send(items: list[tuple[_Due, dict[str, Any]]]) -> Iterator[Sequence[WriteResult]]:
+        return ctx.sf.create_batches("Task", [task for _, task in items])
+
+    def judge(write: LedgerWrite[tuple[_Due, dict[str, Any]]], result: WriteResult) -> Outcome:
+        if result.success:
+            return Written(result.id)
+        rejection = result.rejection
+        due, sent = write.item
+        return _refused_task(due, str(rejection.message if rejection else "refused"),
+                             rejection.actor if rejection else Actor.ADMIN,
+                             code=(rejection.code if rejection else "") or "", record=sent)
+
     try:
-        for results in ctx.sf.create_batches("Task", [t[2] for t in tasks]):
-            _settle_tasks(ctx, tasks, results)
+        for _, _, outcome in ledger.send(tasks, send, judge):
+            ctx.counts["alerts.tasks" if isinstance(outcome, Written)
+                       else "alerts.dead_letters"] += 1
     except RetriableError as exc:
         # The answer was lost after the create may have been applied: the entries stay pending
         # and the next push looks for these Tasks before writing any again.
@@ -444,34 +468,15 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
                     "writing again", exc)
 
 
-def _settle_tasks(ctx: PushContext, tasks: Sequence[tuple[_Due, Sequence[str], dict[str, Any]]],
-                  results: Sequence[Any]) -> None:
-    store = ctx.store
-    for result in results:
-        due, keys, record = tasks[result.index]
-        if result.success:
-            for key in keys:
-                store.complete_write(key, remote_id=result.id)
-            store.resolve_dead_letters(stage=STAGE, record_keys=[f"alert:task:{due.hubspot_id}"])
-            ctx.counts["alerts.tasks"] += 1
-            continue
-        rejection = result.rejection
-        _park_task(ctx, due, keys, str(rejection.message if rejection else "refused"),
-                   rejection.actor if rejection else Actor.ADMIN,
-                   code=getattr(rejection, "code", "") or "", record=record)
-
-
-def _park_task(ctx: PushContext, due: _Due, keys: Sequence[str], reason: str, actor: Actor,
-               *, code: str = "", record: Mapping[str, Any] | None = None) -> None:
-    for key in keys:
-        ctx.store.complete_write(key, ok=False)
-    ctx.store.dead_letter(
-        stage=STAGE, system="salesforce", record_key=f"alert:task:{due.hubspot_id}",
-        reason=f"alert Task refused: {reason}", actor=actor, error_code=code,
+def _refused_task(due: _Due, reason: str, actor: Actor, *, code: str = "",
+                  record: Mapping[str, Any] | None = None) -> Refusal:
+    """The dead letter of a contact's alert Task."""
+    return Refusal(
+        reason=f"alert Task refused: {reason}", actor=actor,
         payload={"task": dict(record or {}), "activities": [a.activity.id for a in due.task],
                  "fix": "retried every push; `handshake dlq list` shows it meanwhile"},
+        error_code=code,
     )
-    ctx.counts["alerts.dead_letters"] += 1
 
 
 def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[str, Any]:
@@ -502,30 +507,26 @@ def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[s
 
 
 def _post(ctx: PushContext, sender: WebhookSender, due: _Due) -> None:
-    store = ctx.store
+    ledger = ctx.ledger("webhook")
     keys = [key for alert in due.webhook
-            if store.claim_write(key := _webhook_key(due.hubspot_id, alert.activity.id),
-                                 system="webhook", operation="alert", target="webhook",
-                                 payload={"activity": alert.activity.id}, run_id=ctx.run_id)]
+            if ledger.claim(key := _webhook_key(due.hubspot_id, alert.activity.id),
+                            operation="alert", target="webhook",
+                            payload={"activity": alert.activity.id})]
     if not keys:
         return
     alerts = [a for a in due.webhook if _webhook_key(due.hubspot_id, a.activity.id) in keys]
     body = webhook_body(ctx, due, alerts)
-    record_key = f"alert:webhook:{due.hubspot_id}"
-    try:
-        sender.post(body)
-    except HandshakeError as exc:
-        # An unreachable endpoint parks the alert and the push goes on; the next runs retry.
-        for key in keys:
-            store.complete_write(key, ok=False)
-        store.dead_letter(stage=STAGE, system="webhook", record_key=record_key,
-                          reason=f"alert webhook failed: {exc.message}", actor=exc.actor,
-                          payload={"body": body, "fix": "check [alerts] webhook_url and the "
-                                   "endpoint; the alert is sent again by the next pushes"})
+
+    def refused(exc: HandshakeError, _: LedgerWrite[dict[str, Any]]) -> Refusal:
+        return Refusal(reason=f"alert webhook failed: {exc.message}", actor=exc.actor,
+                       payload={"body": body, "fix": "check [alerts] webhook_url and the "
+                                "endpoint; the alert is sent again by the next pushes"})
+
+    # An unreachable endpoint parks the alert and the push goes on; the next runs retry.
+    write = LedgerWrite(tuple(keys), f"alert:webhook:{due.hubspot_id}", body)
+    failed = ledger.send_together([write], lambda bodies: sender.post(bodies[0]), refused)
+    if failed is not None:
         ctx.counts["alerts.webhook_failures"] += 1
-        log.warning("alert webhook failed for contact %s: %s", due.hubspot_id, exc.message)
+        log.warning("alert webhook failed for contact %s: %s", due.hubspot_id, failed.message)
         return
-    for key in keys:
-        store.complete_write(key)
-    store.resolve_dead_letters(stage=STAGE, record_keys=[record_key])
     ctx.counts["alerts.webhooks"] += 1

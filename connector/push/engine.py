@@ -25,12 +25,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from connector.clock import Clock
 from connector.errors import Actor
+from connector.ledger import LedgerWrite, Outcome, Refusal, Written
+from connector.mapping import MappedRecord
 from connector.push.alerts import send_alerts
+from connector.push.context import PushContext
+from connector.push.ports import WriteResult
+from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
 from connector.store import Contact, Store
 
@@ -38,49 +42,14 @@ __all__ = ["PushContext", "push"]
 
 log = logging.getLogger("connector.push")
 
-STAGE = "push"
 BATCH = 200
 # MQLs planned together: big enough that part-filled calls are rare next to full ones (write
 # calls stay near ceil(records / 1,000) a kind), small enough to hold in memory with their
 # activities.
 ROUND = 2000
 BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
-FIRST_TOUCH_SLA = timedelta(hours=24)
-WORKED_SLA = timedelta(hours=48)
-SUBJECT_MAX = 255
-DESCRIPTION_MAX = 32_000
 # Fields never copied onto an existing Lead: sales owns them once the Lead exists.
 UPDATE_SKIPS_RULES = {"salesforce", "salesforce_unless_blank", "none"}
-
-
-@dataclass
-class PushContext:
-    """What the push needs; adapters and mapping files come in, nothing is built here."""
-
-    store: Store
-    sf: Any  # connector.salesforce.SalesforceClient
-    fields: Any  # connector.mapping.FieldMap
-    routing: Any  # connector.mapping.Routing
-    engine: Any  # connector.scoring.Engine (for the hand-off summary)
-    clock: Clock
-    external_id_field: str = "Handshake_Id__c"
-    run_id: str | None = None
-    dry_run: bool = False
-    # More Lead creates pending in one run than this go through Bulk API 2.0 (a backfill).
-    bulk_threshold: int = 2000
-    owner_emails: Mapping[str, str] = field(default_factory=dict)  # HubSpot owner id -> email
-    activity_tasks: str = "digest"  # digest | each | none: `[push] activity_tasks`
-    existing_contact: str = "notify"  # notify | ignore: `[push] existing_contact`
-    fixes: Counter[str] = field(default_factory=Counter)  # what transforms fixed, by field
-    counts: Counter[str] = field(default_factory=Counter)
-    planned: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would be written
-    # Open Leads per capped rep (read once a run, grown as Leads are assigned) and Lead queues
-    # by name, for routing's capacity caps and fallback queue.
-    load: Counter[str] = field(default_factory=Counter)
-    queues: dict[str, str] = field(default_factory=dict)
-    hubspot: Any = None  # connector.hubspot.HubSpotClient: hand-off write-back (None: none)
-    alerts: Any = None  # connector.config.AlertSettings: the alert webhook (None: Tasks only)
-    handoffs: list[Any] = field(default_factory=list)  # HubSpot write-back noted this run
 
 
 @dataclass
@@ -95,7 +64,7 @@ class _Plan:
     # What the ledger compares: the mapped HubSpot values, whatever the action, so a Lead
     # created in one run and found as an open Lead in the next is not written again.
     payload: dict[str, Any] = field(default_factory=dict)
-    mapped: Any = None  # connector.mapping.fields.MappedRecord (updates: the sync rules)
+    mapped: MappedRecord | None = None  # updates: the sync rules
 
 
 def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
@@ -240,7 +209,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                  held: list[_Plan] | None = None) -> list[_Plan]:
     """Write what changed; returns the plans whose contact now stands in Salesforce. Claimed
     creates go to `held` instead when it is given (a backfill: written by `_write_held`)."""
-    store, counts = ctx.store, ctx.counts
+    store, counts, ledger = ctx.store, ctx.counts, ctx.ledger()
     handed: list[_Plan] = []
     creates: list[_Plan] = []
     updates: list[_Plan] = []
@@ -260,13 +229,14 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             # Matched by email to a record another HubSpot contact already stands for: the two
             # contacts are one person to Salesforce, which only HubSpot can settle.
             if not ctx.dry_run:
-                store.dead_letter(
-                    stage=STAGE, system="salesforce", record_key=hid, actor=Actor.DATA,
-                    reason=(f"{plan.contact.email}: the Salesforce record {plan.sf_id} with this "
-                            f"email already stands for HubSpot contact {taken} — fix: merge the "
-                            f"two contacts in HubSpot (then `handshake dlq retry` closes this)"),
+                ledger.park((), record_key=hid, refusal=Refusal(
+                    reason=(f"{plan.contact.email}: the Salesforce record {plan.sf_id} with "
+                            f"this email already stands for HubSpot contact {taken} — fix: "
+                            f"merge the two contacts in HubSpot (then `handshake dlq retry` "
+                            f"closes this)"),
+                    actor=Actor.DATA,
                     payload={"action": plan.action, "sf_id": plan.sf_id, "hubspot_id": taken},
-                    error_code="ALREADY_LINKED")
+                    error_code="ALREADY_LINKED"))
             counts["leads.dead_letters"] += 1
             continue
         if plan.action in ("link_contact", "link_converted"):
@@ -276,7 +246,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             counts[f"leads.{plan.action}"] += 1
             handed.append(plan)
             continue
-        key = f"sf:lead:{hid}"
+        key = _lead_key(hid)
         if plan.action == "create":
             before = store.ledger_entry(key)
             if before is None or before.status != "done":
@@ -289,9 +259,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                                 "why": plan.why, "fixed": plan.fixed})
             counts[f"leads.would_{plan.action}"] += 1
             continue
-        entry = store.claim_write(key, system="salesforce", operation=plan.action, target="Lead",
-                                  payload=plan.payload, run_id=ctx.run_id)
-        if entry is None:
+        if not ledger.claim(key, operation=plan.action, target="Lead", payload=plan.payload):
             counts["leads.unchanged"] += 1
             link = store.linked(hid)
             if link is not None:
@@ -353,7 +321,7 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             link = ctx.store.linked(hid)
             if link is None or link.sf_id != plan.sf_id:
                 ctx.store.link(hid, "Lead", str(plan.sf_id), how="matched")
-            ctx.store.complete_write(f"sf:lead:{hid}", remote_id=str(plan.sf_id))
+            ctx.ledger().done([_lead_key(hid)], remote_id=str(plan.sf_id))
             ctx.counts["leads.unchanged"] += 1
             handed.append(plan)
             continue
@@ -376,25 +344,23 @@ def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False
     """Upsert (create) or update the group's Leads, 1,000 a composite call (up to 200 as one
     collection call) or in Bulk API jobs, settle each result; returns the plans whose contact
     now stands in Salesforce."""
-    if not group:
-        return []
-    records = [p.values for p in group]
-    if kind == "create":
+    writes = [LedgerWrite((_lead_key(p.contact.hubspot_id),), p.contact.hubspot_id, p)
+              for p in group]
+
+    def send(plans: list[_Plan]) -> Iterable[Sequence[WriteResult]]:
+        records = [p.values for p in plans]
+        if kind != "create":
+            return ctx.sf.update_batches("Lead", records, auto_assign=False)
         auto = not any("OwnerId" in r for r in records)
-        batches: Iterable[list[Any]] = (
-            [ctx.sf.bulk_upsert("Lead", records, ctx.external_id_field, auto_assign=auto)]
-            if bulk else
-            ctx.sf.upsert_batches("Lead", records, ctx.external_id_field, auto_assign=auto))
-    else:
-        batches = ctx.sf.update_batches("Lead", records, auto_assign=False)
-    handed: list[_Plan] = []
-    for results in batches:
-        for result in results:
-            plan = group[result.index]
-            _settle(ctx, plan, result, kind)
-            if plan.sf_id:
-                handed.append(plan)
-    return handed
+        if bulk:
+            return [ctx.sf.bulk_upsert("Lead", records, ctx.external_id_field, auto_assign=auto)]
+        return ctx.sf.upsert_batches("Lead", records, ctx.external_id_field, auto_assign=auto)
+
+    def judge(write: LedgerWrite[_Plan], result: WriteResult) -> Outcome:
+        return _outcome(ctx, write.item, result, kind)
+
+    return [write.item for write, _, _ in ctx.ledger().send(writes, send, judge)
+            if write.item.sf_id]
 
 
 def _write_held(ctx: PushContext, held: list[_Plan],
@@ -410,20 +376,24 @@ def _write_held(ctx: PushContext, held: list[_Plan],
         note_handoffs(ctx, handed[start:start + ROUND], users)
 
 
-def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
+def _lead_key(hubspot_id: str) -> str:
+    """The ledger key of the Lead standing for a HubSpot contact."""
+    return f"sf:lead:{hubspot_id}"
+
+
+def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> Outcome:
+    """What Salesforce's answer means for the plan's Lead; the link to the Lead is stored here,
+    before the ledger is settled."""
     store, counts = ctx.store, ctx.counts
     hid = plan.contact.hubspot_id
-    key = f"sf:lead:{hid}"
-    if result.success:
+    if result.success and result.id:
         plan.sf_id = result.id
         # A create whose first answer was lost comes back from the retried upsert as an update
         # of the Lead it made; with no link yet, that Lead is this run's creation.
         created = result.created or (kind == "create" and store.linked(hid) is None)
         store.link(hid, "Lead", result.id, how="created" if created else "updated")
-        store.complete_write(key, remote_id=result.id)
-        store.resolve_dead_letters(stage=STAGE, record_keys=[hid])
         counts["leads.created" if created else "leads.updated"] += 1
-        return
+        return Written(result.id)
     duplicates = result.duplicates
     # A matched record another HubSpot contact already stands for cannot take this one too:
     # Salesforce says the two contacts are one person, which only HubSpot can settle.
@@ -433,32 +403,31 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
         match = free[0]
         plan.sf_id = match.id
         store.link(hid, match.sobject, match.id, how="duplicate_rule")
-        store.complete_write(key, remote_id=match.id)
-        store.resolve_dead_letters(stage=STAGE, record_keys=[hid])
         counts["leads.linked_duplicate"] += 1
-        return
+        return Written(match.id)
+    counts["leads.dead_letters"] += 1
     rejection = result.rejection
-    store.complete_write(key, ok=False)
     if duplicates:
         taken = duplicates[0]
-        store.dead_letter(
-            stage=STAGE, system="salesforce", record_key=hid, actor=Actor.DATA,
+        return Refusal(
             reason=(f"{taken.sobject} {taken.id}: Salesforce's duplicate rule "
                     f"({taken.rule or 'matching rule'}) says this contact is the person HubSpot "
                     f"contact {owners[taken.id]} already stands for — fix: merge the two "
                     f"contacts in HubSpot (then `handshake dlq retry` closes this), or, if they "
                     f"are two people, have an admin narrow the matching rule in Salesforce"),
+            actor=Actor.DATA,
             payload={"action": kind, "values": plan.values, "fixed": plan.fixed,
-                     "duplicates": [{"sobject": d.sobject, "id": d.id, "hubspot_id": owners[d.id]}
-                                    for d in duplicates]},
+                     "duplicates": [{"sobject": d.sobject, "id": d.id,
+                                     "hubspot_id": owners[d.id]} for d in duplicates]},
             error_code="DUPLICATES_DETECTED",
         )
-        counts["leads.dead_letters"] += 1
-        return
+    # Salesforce's reason may quote the values sent: at DEBUG only
+    log.warning("HubSpot contact %s parked (%s must act; `handshake dlq list` says why)", hid,
+                rejection.actor if rejection else Actor.ADMIN)
+    log.debug("HubSpot contact %s parked: %s", hid, rejection.reason if rejection else "refused")
     # The reason names each refused field, the value sent, the HubSpot property it came from
     # and the fix; who must act is the actor.
-    store.dead_letter(
-        stage=STAGE, system="salesforce", record_key=hid,
+    return Refusal(
         reason=(rejection.reason_with(ctx.fields.sources()) if rejection
                 else "Salesforce refused the Lead and gave no reason"),
         actor=rejection.actor if rejection else Actor.ADMIN,
@@ -467,11 +436,6 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
                  "fix": rejection.fix if rejection else ""},
         error_code=rejection.code if rejection else "",
     )
-    # Salesforce's reason may quote the values sent: at DEBUG only
-    log.warning("HubSpot contact %s parked (%s must act; `handshake dlq list` says why)", hid,
-                rejection.actor if rejection else Actor.ADMIN)
-    log.debug("HubSpot contact %s parked: %s", hid, rejection.reason if rejection else "refused")
-    counts["leads.dead_letters"] += 1
 
 
 # --- Tasks -------------------------------------------------------------------------------
@@ -479,6 +443,4 @@ def _settle(ctx: PushContext, plan: _Plan, result: Any, kind: str) -> None:
 
 def _write_tasks(ctx: PushContext, handed: list[_Plan]) -> None:
     """The hand-off Task (once per MQL) and the activities not sent yet (connector/push/tasks.py)."""
-    from connector.push.tasks import write_tasks
-
     write_tasks(ctx, handed, ctx.activity_tasks)

@@ -26,11 +26,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from connector.activities import label
 from connector.errors import Actor, QuotaExhausted, RetriableError
-from connector.push.engine import FIRST_TOUCH_SLA, WORKED_SLA
+from connector.ledger import LedgerWrite, Outcome, Refusal, Written
+from connector.push.context import (
+    FIRST_TOUCH_SLA,
+    WORKED_SLA,
+    HandedOff,
+    PushContext,
+    handoff_task_key,
+)
+from connector.push.ports import WriteResult
+from connector.scoring.engine import ActivityLike
 from connector.scoring.intelligence import render_text, summarize
+from connector.store import Store
 
 __all__ = [
     "ACTIVITY_TASK_MODES",
@@ -43,7 +54,6 @@ __all__ = [
 
 log = logging.getLogger("connector.push")
 
-STAGE = "push"
 # Tasks handed to the client at once: above 200 it sends them 5 collections of 200 a composite
 # call, one API call; a lost answer leaves all of them to reconcile.
 BATCH = 1000
@@ -58,31 +68,6 @@ REF_KINDS = {"handoff": "", "digest": "d", "activity": "a"}  # the Task kinds wr
 REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
 _REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 
-# How a rep reads each stored activity type.
-LABELS = {
-    "page_view": "Page view",
-    "form_submission": "Form submitted",
-    "webinar_registered": "Webinar registration",
-    "webinar_attended": "Webinar attended",
-    "webinar_no_show": "Webinar missed",
-    "webinar_cancelled": "Webinar registration cancelled",
-    "email_sent": "Email sent",
-    "email_delivered": "Email delivered",
-    "email_open": "Email opened",
-    "email_click": "Email link clicked",
-    "email_bounce": "Email bounced",
-    "email_spamreport": "Email reported as spam",
-    "email_unsubscribe": "Unsubscribed from email",
-}
-
-
-class HandedOff(Protocol):
-    """A contact that now stands in Salesforce (the engine's plan)."""
-
-    contact: Any  # connector.store.Contact
-    sf_id: str | None
-    owner_id: str | None
-    why: str
 
 
 @dataclass
@@ -94,13 +79,12 @@ class TaskWrite:
     record: dict[str, Any]
     plan: HandedOff
 
+    def ledgered(self) -> LedgerWrite[TaskWrite]:
+        """As the ledger sends it: one key, parked under the same key."""
+        return LedgerWrite((self.key,), self.key, self)
+
 
 # --- ledger keys and their references ----------------------------------------------------------
-
-
-def handoff_key(hubspot_id: str) -> str:
-    """The hand-off Task of one contact."""
-    return f"{TASK_KEYS}handoff:{hubspot_id}"
 
 
 def digest_key(hubspot_id: str, first: int, last: int) -> str:
@@ -143,22 +127,22 @@ def subject(text: str, ref: str) -> str:
 # --- what a Task says --------------------------------------------------------------------------
 
 
-def _label(activity: Any) -> str:
-    return LABELS.get(activity.type) or str(activity.type).replace("_", " ").capitalize()
+def _label(activity: ActivityLike) -> str:
+    return label(activity.type)
 
 
-def activity_subject(activity: Any) -> str:
+def activity_subject(activity: ActivityLike) -> str:
     """An activity as a rep reads it in one line: "Page view: Pricing"."""
     what = activity.title or activity.url or ""
     return f"{_label(activity)}: {what}" if what else _label(activity)
 
 
-def activity_line(activity: Any) -> str:
+def activity_line(activity: ActivityLike) -> str:
     """An activity's line in a digest: when, then what."""
     return f"{activity.occurred_at:%Y-%m-%d %H:%M} {activity_subject(activity)}"
 
 
-def _activity_description(activity: Any) -> str:
+def _activity_description(activity: ActivityLike) -> str:
     details = activity.details or {}
     lines = [f"{_label(activity)} on {activity.occurred_at:%Y-%m-%d %H:%M} UTC"]
     if activity.title:
@@ -184,7 +168,7 @@ def _owned(record: dict[str, Any], owner: str | None) -> dict[str, Any]:
 # --- planning ----------------------------------------------------------------------------------
 
 
-def _covered(store: Any, hubspot_id: str) -> tuple[list[tuple[int, int]], set[int], list[str]]:
+def _covered(store: Store, hubspot_id: str) -> tuple[list[tuple[int, int]], set[int], list[str]]:
     """Digest ranges and single activities already in Salesforce for this contact, and the
     digests promised but not there (pending and not found, or refused): sent again under the
     same key, so their range and their dead letter stay theirs."""
@@ -201,18 +185,18 @@ def _covered(store: Any, hubspot_id: str) -> tuple[list[tuple[int, int]], set[in
 
 
 def _digest_chunks(
-    fresh: Sequence[Any], promised: Sequence[str]
-) -> list[tuple[str | None, list[Any]]]:
+    fresh: Sequence[ActivityLike], promised: Sequence[str]
+) -> list[tuple[str | None, list[ActivityLike]]]:
     """Fresh activities (oldest id first) cut into digests: first one per promised digest range,
     then new ranges, each small enough for Description."""
-    out: list[tuple[str | None, list[Any]]] = []
+    out: list[tuple[str | None, list[ActivityLike]]] = []
     rest = list(fresh)
     for key in promised:
         first, last = _range(key)
         inside = [a for a in rest if first <= a.id <= last]
         rest = [a for a in rest if not first <= a.id <= last]
         out.append((key, inside))
-    chunk: list[Any] = []
+    chunk: list[ActivityLike] = []
     size = 0
     for activity in rest:
         cost = len(activity_line(activity)) + 1
@@ -226,15 +210,14 @@ def _digest_chunks(
     return out
 
 
-def _plan(ctx: Any, plan: HandedOff, activities: Sequence[Any], now: datetime,
+def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike], now: datetime,
           mode: str) -> list[TaskWrite]:
-    store = ctx.store
+    store, ledger = ctx.store, ctx.ledger()
     hid = plan.contact.hubspot_id
     who = str(plan.sf_id)
     writes: list[TaskWrite] = []
-    key = handoff_key(hid)
-    if store.claim_write(key, system="salesforce", operation="create", target="Task",
-                         payload={"who": who}, run_id=ctx.run_id) is not None:
+    key = handoff_task_key(hid)
+    if ledger.claim(key, operation="create", target="Task", payload={"who": who}):
         result = ctx.engine.score(plan.contact, activities, now)
         text = render_text(summarize(plan.contact, activities, result, now), limit=DESCRIPTION_MAX)
         record = {
@@ -255,8 +238,7 @@ def _plan(ctx: Any, plan: HandedOff, activities: Sequence[Any], now: datetime,
         fresh = [a for a in fresh if not any(_inside(a, k) for k in promised)]
         for activity in fresh:
             key = activity_key(hid, activity.id)
-            if store.claim_write(key, system="salesforce", operation="create", target="Task",
-                                 payload={"who": who}, run_id=ctx.run_id) is None:
+            if not ledger.claim(key, operation="create", target="Task", payload={"who": who}):
                 continue
             record = {
                 "WhoId": who, "Status": "Completed", "Priority": "Normal",
@@ -271,22 +253,23 @@ def _plan(ctx: Any, plan: HandedOff, activities: Sequence[Any], now: datetime,
     return writes
 
 
-def _inside(activity: Any, key: str) -> bool:
+def _inside(activity: ActivityLike, key: str) -> bool:
     first, last = _range(key)
     return bool(first <= activity.id <= last)
 
 
-def _digest(ctx: Any, plan: HandedOff, key: str | None, chunk: Sequence[Any]) -> list[TaskWrite]:
+def _digest(ctx: PushContext, plan: HandedOff, key: str | None,
+            chunk: Sequence[ActivityLike]) -> list[TaskWrite]:
     """The digest Task of `chunk` (under `key` when it was promised before)."""
-    store = ctx.store
+    ledger = ctx.ledger()
     hid = plan.contact.hubspot_id
     if not chunk:
-        if key is not None and store.ledger_entry(key).status == "pending":
-            store.complete_write(key, ok=False)  # its activities are gone: nothing to send
+        entry = ctx.store.ledger_entry(key) if key is not None else None
+        if key is not None and entry is not None and entry.status == "pending":
+            ledger.release([key])  # its activities are gone: nothing to send
         return []
     key = key or digest_key(hid, min(a.id for a in chunk), max(a.id for a in chunk))
-    if store.claim_write(key, system="salesforce", operation="create", target="Task",
-                         payload={"who": str(plan.sf_id)}, run_id=ctx.run_id) is None:
+    if not ledger.claim(key, operation="create", target="Task", payload={"who": str(plan.sf_id)}):
         return []
     newest = max(a.occurred_at for a in chunk)
     lines = [activity_line(a) for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id),
@@ -304,7 +287,7 @@ def _digest(ctx: Any, plan: HandedOff, key: str | None, chunk: Sequence[Any]) ->
 # --- reconciling and sending -------------------------------------------------------------------
 
 
-def _reconcile(ctx: Any, expected: Mapping[str, str]) -> dict[str, str]:
+def _reconcile(ctx: PushContext, expected: Mapping[str, str]) -> dict[str, str]:
     """Complete the ledger entries (key -> WhoId) whose Task already stands in Salesforce;
     returns key -> the found Task id."""
     if not expected:
@@ -312,13 +295,13 @@ def _reconcile(ctx: Any, expected: Mapping[str, str]) -> dict[str, str]:
     by_ref = {(who, ref_of(key)): key for key, who in expected.items()}
     found: dict[str, str] = {}
     rows = ctx.sf.find_tasks(set(expected.values()), subject_contains=REF_MARK,
-                             created_by=getattr(ctx.sf, "user_id", None))
+                             created_by=ctx.sf.user_id)
     for row in rows:
         match = _REF_AT_END.search(str(row.get("Subject") or ""))
         key = by_ref.get((str(row.get("WhoId")), match.group(1))) if match else None
         if key is not None and key not in found:
             found[key] = str(row["Id"])
-            ctx.store.complete_write(key, remote_id=found[key])
+            ctx.ledger().done([key], remote_id=found[key])
     ctx.counts["tasks.reconciled"] += len(found)
     if found:
         log.info("%d of %d Tasks left unconfirmed were found in Salesforce; not written again",
@@ -326,7 +309,7 @@ def _reconcile(ctx: Any, expected: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-def _reconcile_earlier(ctx: Any, handed: Sequence[HandedOff], now: datetime) -> None:
+def _reconcile_earlier(ctx: PushContext, handed: Sequence[HandedOff], now: datetime) -> None:
     """Entries of these contacts left pending by an earlier attempt: complete those whose Task
     stands (opening the hand-off SLA as if just created); the rest are sent again below."""
     plans = {p.contact.hubspot_id: p for p in handed if p.sf_id}
@@ -339,35 +322,35 @@ def _reconcile_earlier(ctx: Any, handed: Sequence[HandedOff], now: datetime) -> 
             _open_sla(ctx, plans[hid], now)
 
 
-def _open_sla(ctx: Any, plan: HandedOff, now: datetime) -> None:
+def _open_sla(ctx: PushContext, plan: HandedOff, now: datetime) -> None:
     ctx.store.open_sla_timer(hubspot_id=plan.contact.hubspot_id, sf_id=str(plan.sf_id),
                              owner_id=plan.owner_id, assigned_at=now,
                              first_touch_due=now + FIRST_TOUCH_SLA, worked_due=now + WORKED_SLA)
 
 
-def _settle(ctx: Any, write: TaskWrite, result: Any, now: datetime) -> None:
-    store = ctx.store
+def _outcome(write: LedgerWrite[TaskWrite], result: WriteResult) -> Outcome:
+    """What Salesforce's answer means for one Task."""
     if result.success:
-        store.complete_write(write.key, remote_id=result.id)
-        store.resolve_dead_letters(stage=STAGE, record_keys=[write.key])
-        ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
-        if write.kind == "handoff":
-            _open_sla(ctx, write.plan, now)
-        return
-    store.complete_write(write.key, ok=False)
+        return Written(result.id)
     rejection = result.rejection
-    store.dead_letter(stage=STAGE, system="salesforce", record_key=write.key,
-                      reason=rejection.reason if rejection else "refused",
-                      actor=rejection.actor if rejection else Actor.ADMIN,
-                      payload={"task": write.record},
-                      error_code=getattr(rejection, "code", "") or "")
-    ctx.counts["tasks.dead_letters"] += 1
+    return Refusal(reason=rejection.reason if rejection else "refused",
+                   actor=rejection.actor if rejection else Actor.ADMIN,
+                   payload={"task": write.item.record},
+                   error_code=(rejection.code if rejection else "") or "")
 
 
-def _send(ctx: Any, batch: list[TaskWrite], now: datetime) -> None:
+def _written(ctx: PushContext, write: TaskWrite, now: datetime) -> None:
+    """Count a Task that stands in Salesforce; a hand-off Task opens the contact's SLA."""
+    ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
+    if write.kind == "handoff":
+        _open_sla(ctx, write.plan, now)
+
+
+def _send(ctx: PushContext, batch: list[TaskWrite], now: datetime) -> None:
     """One create call (a collection, or a composite of up to 5); when its answer is lost,
     find what was written and send only the rest, a few rounds at most (then the error stops
     the run: the next one reconciles)."""
+    ledger = ctx.ledger()
     for round_ in range(1, SEND_ROUNDS + 1):
         try:
             results = ctx.sf.create("Task", [w.record for w in batch])
@@ -384,19 +367,21 @@ def _send(ctx: Any, batch: list[TaskWrite], now: datetime) -> None:
             found = _reconcile(ctx, {w.key: str(w.record["WhoId"]) for w in batch})
             for write in batch:
                 if write.key in found:  # created by this run after all
-                    ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
-                    if write.kind == "handoff":
-                        _open_sla(ctx, write.plan, now)
+                    _written(ctx, write, now)
             batch = [w for w in batch if w.key not in found]
             if not batch:
                 return
             continue
-        for result in results:
-            _settle(ctx, batch[result.index], result, now)
+        settled = ledger.settle_results([w.ledgered() for w in batch], results, _outcome)
+        for sent, _, outcome in settled:
+            if isinstance(outcome, Written):
+                _written(ctx, sent.item, now)
+            else:
+                ctx.counts["tasks.dead_letters"] += 1
         return
 
 
-def write_tasks(ctx: Any, handed: Sequence[HandedOff], mode: str = "digest") -> None:
+def write_tasks(ctx: PushContext, handed: Sequence[HandedOff], mode: str = "digest") -> None:
     """The hand-off Task of every contact in `handed` not told yet, and its activities not sent
     yet (`mode`: digest | each | none); each written once (see the module docstring)."""
     if ctx.dry_run or not handed:
@@ -418,8 +403,7 @@ def write_tasks(ctx: Any, handed: Sequence[HandedOff], mode: str = "digest") -> 
             raise
 
 
-def _release(ctx: Any, writes: Sequence[TaskWrite]) -> None:
+def _release(ctx: PushContext, writes: Sequence[TaskWrite]) -> None:
     """Writes Salesforce never handled (refused for the allocation before): the next cycle
     sends them again without first spending a query of a spent share to look for them."""
-    for write in writes:
-        ctx.store.complete_write(write.key, ok=False)
+    ctx.ledger().release(w.key for w in writes)

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connector.hubspot import settings as hs
 from connector.hubspot.write import ContactUpdate, HubSpotWriter, handoff_property_definitions
-from connector.push.alerts import HANDOFF_TASK_KEY
-
-if TYPE_CHECKING:
-    from connector.push.engine import PushContext
+from connector.push.context import HandedOff, PushContext, handoff_task_key
 
 __all__ = ["LEDGER_PREFIX", "note_handoffs", "write_back_handoffs"]
 
@@ -44,7 +41,7 @@ def _same(held: Any, wanted: str) -> bool:
         return False
 
 
-def note_handoffs(ctx: PushContext, handed: Sequence[Any],
+def note_handoffs(ctx: PushContext, handed: Sequence[HandedOff],
                   users: Sequence[Mapping[str, Any]]) -> None:
     """Remember what HubSpot should show for each handed-off contact of this batch (those
     whose hand-off Task is written); `users` are the org's active users, for owner emails."""
@@ -54,7 +51,7 @@ def note_handoffs(ctx: PushContext, handed: Sequence[Any],
     names = {str(u.get("Id")): u.get("Email") or u.get("Name") for u in users}
     for plan in handed:
         hubspot_id = plan.contact.hubspot_id
-        entry = ctx.store.ledger_entry(HANDOFF_TASK_KEY.format(hubspot_id))
+        entry = ctx.store.ledger_entry(handoff_task_key(hubspot_id))
         if not plan.sf_id or entry is None or entry.status != "done":
             continue  # not handed off yet: a later run writes it
         wanted = {

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+from connector.activities import ActivityType
 from connector.scoring.model import Condition, InterestRule, ScoringModel, TrackCondition
 
 __all__ = [
@@ -275,9 +276,9 @@ def rule_matcher(rule: InterestRule) -> Callable[[ActivityLike], bool]:
 
 def _label(activity: ActivityLike) -> str:
     details = activity.details or {}
-    if activity.type == "form_submission":
+    if activity.type == ActivityType.FORM_SUBMISSION:
         return str(details.get("form_name") or activity.title or "form")
-    if activity.type == "page_view":
+    if activity.type == ActivityType.PAGE_VIEW:
         return str(url_path(activity.url) or activity.title or "page")
     return str(activity.title or activity.url or activity.type)
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from connector.activities import EMAIL_TYPES, WEBINAR_TYPES, ActivityType
 from connector.scoring.engine import ActivityLike, ContactLike, ScoreResult, email_domain, url_path
 
 __all__ = ["MAX_TEXT_CHARS", "LeadSummary", "render_text", "summarize"]
@@ -21,10 +22,6 @@ TOP_PAGES = 15
 SECTION_LINES = 25  # per list section, so one long list cannot push the others out
 ANSWER_CHARS = 200  # a form answer shown in the text
 RECENT_HIGH_INTENT = 8
-EMAIL_TYPES = ("email_sent", "email_delivered", "email_open", "email_click", "email_bounce",
-               "email_spamreport", "email_unsubscribe")
-WEBINAR_TYPES = ("webinar_registered", "webinar_attended", "webinar_no_show",
-                 "webinar_cancelled")
 PROFILE_PROPERTIES = ("jobtitle", "seniority", "department", "company", "industry",
                       "numemployees", "phone", "country", "state", "city", "website")
 # Form fields that only repeat the profile: the summary shows them once, under "Who they are".
@@ -67,13 +64,14 @@ def _verification(contact: ContactLike, activities: Sequence[ActivityLike]) -> d
     props = contact.properties
     domain = email_domain(contact.email) or ""
     types = Counter(a.type for a in activities)
-    hard_bounce = any(a.type == "email_bounce" and (a.details or {}).get("category") ==
+    hard_bounce = any(a.type == ActivityType.EMAIL_BOUNCE and (a.details or {}).get("category") ==
                       "HARD_BOUNCE" for a in activities)
     checks = {
         "corporate email": bool(domain) and not domain.startswith(FREE_MAIL_HINTS),
-        "email delivered": types["email_delivered"] > 0 and not hard_bounce,
-        "email engaged (opened or clicked)": types["email_open"] + types["email_click"] > 0,
-        "filled a form": types["form_submission"] > 0,
+        "email delivered": types[ActivityType.EMAIL_DELIVERED] > 0 and not hard_bounce,
+        "email engaged (opened or clicked)":
+            types[ActivityType.EMAIL_OPEN] + types[ActivityType.EMAIL_CLICK] > 0,
+        "filled a form": types[ActivityType.FORM_SUBMISSION] > 0,
         "phone given": bool(props.get("phone")),
     }
     passed = sum(checks.values())
@@ -103,7 +101,7 @@ def summarize(
         "lifecycle_stage": result.stage or "",
     }
 
-    views = [a for a in activities if a.type == "page_view"]
+    views = [a for a in activities if a.type == ActivityType.PAGE_VIEW]
     per_page: dict[str, dict[str, Any]] = {}
     for a in views:
         path = url_path(a.url) or a.title or "?"
@@ -124,20 +122,23 @@ def summarize(
          "date": _day(a.occurred_at),
          "answers": {k: v for k, v in ((a.details or {}).get("values") or {}).items()
                      if k not in ANSWERS_KNOWN and v not in (None, "")}}
-        for a in sorted((a for a in activities if a.type == "form_submission"),
+        for a in sorted((a for a in activities if a.type == ActivityType.FORM_SUBMISSION),
                         key=lambda a: a.occurred_at, reverse=True)
     ]
 
     counts = Counter(a.type for a in activities if a.type in EMAIL_TYPES)
+    sent, opened, clicked = (ActivityType.EMAIL_SENT, ActivityType.EMAIL_OPEN,
+                             ActivityType.EMAIL_CLICK)
     last_of = {t: max((a.occurred_at for a in activities if a.type == t), default=None)
-               for t in ("email_sent", "email_open", "email_click")}
+               for t in (sent, opened, clicked)}
     engagement = {
-        "sent": counts["email_sent"], "delivered": counts["email_delivered"],
-        "opened": counts["email_open"], "clicked": counts["email_click"],
-        "bounced": counts["email_bounce"], "unsubscribed": counts["email_unsubscribe"],
-        "spam_reports": counts["email_spamreport"],
-        "last_sent": _day(last_of["email_sent"]), "last_open": _day(last_of["email_open"]),
-        "last_click": _day(last_of["email_click"]),
+        "sent": counts[sent], "delivered": counts[ActivityType.EMAIL_DELIVERED],
+        "opened": counts[opened], "clicked": counts[clicked],
+        "bounced": counts[ActivityType.EMAIL_BOUNCE],
+        "unsubscribed": counts[ActivityType.EMAIL_UNSUBSCRIBE],
+        "spam_reports": counts[ActivityType.EMAIL_SPAMREPORT],
+        "last_sent": _day(last_of[sent]), "last_open": _day(last_of[opened]),
+        "last_click": _day(last_of[clicked]),
     }
 
     webinars = [

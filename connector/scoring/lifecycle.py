@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from connector.activities import ActivityType
 from connector.scoring.engine import ActivityLike, ScoreResult
 from connector.scoring.model import LifecycleSection
 
@@ -91,7 +92,8 @@ def decide(
         return Decision(result.contact_id, "expired", stage, stage or section.subscriber, at,
                         f"{EXPIRED_PREFIX} no scored engagement since {since}")
     if rank < _rank(section, section.lead):
-        forms = [a for a in activities if a.type == "form_submission" and a.occurred_at <= at]
+        forms = [a for a in activities
+                 if a.type == ActivityType.FORM_SUBMISSION and a.occurred_at <= at]
         if forms:
             first = min(forms, key=lambda a: a.occurred_at)
             name = (first.details or {}).get("form_name") or first.title or "a form"

@@ -12,18 +12,16 @@ import builtins
 import hashlib
 import itertools
 import re
-import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connector.errors import ConfigError, ConfigProblem
-from connector.scoring.toml_lines import KeyLines
+from connector.activities import ActivityType
+from connector.errors import ConfigProblem
+from connector.mapping._toml import Check, KeyLines, Loc, display, parse, read_text
 
 __all__ = [
-    "ACTIVITY_KINDS",
     "ATTRIBUTES",
     "DERIVED_FIELDS",
     "GRADES",
@@ -47,22 +45,6 @@ __all__ = [
     "property_problems",
 ]
 
-# Normalised activity types the pull stores (connector/pull/normalize.py).
-ACTIVITY_KINDS = (
-    "email_sent",
-    "email_delivered",
-    "email_open",
-    "email_click",
-    "email_bounce",
-    "email_spamreport",
-    "email_unsubscribe",
-    "form_submission",
-    "page_view",
-    "webinar_registered",
-    "webinar_attended",
-    "webinar_no_show",
-    "webinar_cancelled",
-)
 # Attributes of an activity an interest rule may test; `values.<field>` (form answers) and
 # `details.<key>` (anything the pull kept) are open-ended.
 ATTRIBUTES = ("form_name", "form_id", "url", "path", "title")
@@ -229,10 +211,11 @@ class InterestRule(Condition):
     @field_validator("activity")
     @classmethod
     def _known_kinds(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in ACTIVITY_KINDS]
+        known = [str(kind) for kind in ActivityType]
+        unknown = [v for v in value if v not in known]
         if unknown:
             raise ValueError(f"unknown activity kind(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(ACTIVITY_KINDS)}")
+                             f"{', '.join(known)}")
         return value
 
     @field_validator("attribute")
@@ -430,7 +413,7 @@ _FIXES = {
 }
 
 
-def _fix(kind: str, msg: str) -> str:
+def _fix(kind: str, msg: str, _loc: Loc) -> str:
     if "regular expression" in msg:
         return "fix the pattern (Python `re` syntax; in TOML prefer 'single quotes' for regexes)"
     if "unknown activity kind" in msg:
@@ -441,49 +424,14 @@ def _fix(kind: str, msg: str) -> str:
         return "keep exactly one of equals, in, not_in, regex, min/max, present, always"
     if kind in _FIXES:
         return _FIXES[kind]
-    if kind.endswith(("_type", "_parsing")):
+    if kind.endswith(("_type", "_parsing")) or kind == "type":
         return "use a value of the expected type"
     return "see the comments in the shipped mappings/scoring.toml"
 
 
-def _display(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + ("in" if part == "in_" else part)
-    return out
-
-
-def _clean_loc(loc: Sequence[str | int]) -> tuple[str | int, ...]:
-    """Drop pydantic's union/tag segments ("str", "float"...) that are no TOML keys."""
-    kept: list[str | int] = []
-    for part in loc:
-        if isinstance(part, str) and part in ("str", "float", "bool", "int", "list[str]",
-                                              "function-after[_compiles(), nullable[str]]"):
-            continue
-        kept.append("in" if part == "in_" else part)
-    return tuple(kept)
-
-
-def _raw_path_exists(raw: Any, loc: Sequence[str | int]) -> bool:
-    node = raw
-    for part in loc:
-        if isinstance(node, list):
-            if not isinstance(part, int) or part >= len(node):
-                return False
-            node = node[part]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return False
-    return True
-
-
-def _semantic_problems(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str, str]]:
+def _semantic_problems(raw: dict[str, Any]) -> list[Check]:
     """Checks across entries: duplicate names, grouped rules after an `always` in their group."""
-    found: list[tuple[tuple[str | int, ...], str, str]] = []
+    found: list[Check] = []
     for section, key in (("fit", "rules"), ("fit", "disqualifiers"), ("interest", "rules"),
                          ("nurture", "tracks")):
         entries = (raw.get(section) or {}).get(key) if isinstance(raw.get(section), dict) else None
@@ -505,7 +453,7 @@ def _semantic_problems(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...],
     return found
 
 
-def _alert_rule_problems(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str, str]]:
+def _alert_rule_problems(raw: dict[str, Any]) -> list[Check]:
     """`alerts.rules` must name interest rules: the alert reuses their definitions."""
     alerts, interest = raw.get("alerts"), raw.get("interest")
     if not isinstance(alerts, dict) or not isinstance(alerts.get("rules"), list):
@@ -519,53 +467,14 @@ def _alert_rule_problems(raw: dict[str, Any]) -> list[tuple[tuple[str | int, ...
 
 def parse_model(text: str, file: str = "scoring.toml") -> ScoringModel:
     """Validate scoring TOML text; raise `ConfigError` listing every problem with its line."""
-    lines = KeyLines(text)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        match = re.search(r"line (\d+)", str(exc))
-        if line is None and match:
-            line = int(match.group(1))
-        raise ConfigError([ConfigProblem(file, "(syntax)", f"not valid TOML: {exc}",
-                                         "fix the TOML syntax", line)]) from None
-    problems: list[ConfigProblem] = []
-    model: ScoringModel | None = None
-    try:
-        model = ScoringModel.model_validate(raw)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False, include_input=False):
-            loc = _clean_loc(err["loc"])
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            line = lines.line_of(loc) if _raw_path_exists(raw, loc[:-1]) else None
-            problems.append(ConfigProblem(file, _display(loc), msg, _fix(err["type"], msg),
-                                          line or lines.line_of(loc)))
-    for loc, msg, fix in _semantic_problems(raw):
-        problems.append(ConfigProblem(file, _display(loc), msg, fix, lines.line_of(loc)))
-    if problems or model is None:
-        unique: dict[str, ConfigProblem] = {}
-        for p in problems:
-            unique.setdefault(f"{p.key}|{p.problem}", p)
-        raise ConfigError(sorted(unique.values(), key=lambda p: (p.line or 0, p.key)))
+    model, _ = parse(text, file, ScoringModel, _fix, _semantic_problems)
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     return model.model_copy(update={"version": version, "source": file})
 
 
 def load_model(path: str | Path) -> ScoringModel:
     """Read and validate a scoring file; `ConfigError` lists every problem (file, line, key)."""
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([ConfigProblem(
-            file, "(file)", "scoring file not found",
-            "point [mappings] scoring in the config at a scoring.toml (copy the shipped one)",
-        )]) from None
-    return parse_model(text, file)
+    return parse_model(read_text(Path(path), "scoring", "scoring"), str(path))
 
 
 def property_problems(
@@ -584,7 +493,7 @@ def property_problems(
     for loc, name in where:
         if name and name not in known:
             problems.append(ConfigProblem(
-                file, _display(loc), f"HubSpot has no contact property {name!r}",
+                file, display(loc), f"HubSpot has no contact property {name!r}",
                 "use an existing property's internal name, or create the property in HubSpot",
                 lines.line_of(loc)))
     return problems

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ConfigError
+from connector.mapping._toml import KeyLines
 from connector.scoring.model import load_model, parse_model, property_problems
-from connector.scoring.toml_lines import KeyLines
 from tests.scoring.helpers import DEFAULT_MODEL
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.toml"))
@@ -98,3 +98,16 @@ def test_properties_unknown_to_hubspot_are_reported_with_their_line() -> None:
     lines = text.splitlines()
     for p in problems:
         assert p.line is not None and "department" in lines[p.line - 1]
+
+
+def test_a_value_of_the_wrong_shape_is_a_problem_not_a_crash() -> None:
+    # a list where a rule's name belongs once crashed the cross-entry checks (unhashable)
+    text = DEFAULT_MODEL.read_text(encoding="utf-8")
+    text = text.replace('name = "Consultation request"', 'name = ["Consultation", "request"]', 1)
+    with pytest.raises(ConfigError) as caught:
+        parse_model(text, "scoring.toml")
+    [problem] = caught.value.problems
+    assert problem.key == "interest.rules[0].name"
+    assert problem.fix == "use a value of the expected type"
+    assert problem.line is not None
+    assert "Consultation" in text.splitlines()[problem.line - 1]
