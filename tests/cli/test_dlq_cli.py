@@ -104,8 +104,8 @@ def test_retry_of_a_resolved_id_says_so_and_retries_nothing(config: Path) -> Non
 def test_the_known_stages_are_those_that_park_records() -> None:
     from connector.hubspot.write import HubSpotWriter
     from connector.pull import base as pull_base
-    from connector.push import alerts, engine, tasks
+    from connector.push import context
 
-    named = {pull_base.STAGE, engine.STAGE, tasks.STAGE, alerts.STAGE,
+    named = {pull_base.STAGE, context.STAGE,
              inspect.signature(HubSpotWriter.push).parameters["stage"].default}
     assert named == set(STAGES)
