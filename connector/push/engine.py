@@ -184,19 +184,34 @@ def _routing_state(ctx: PushContext, users: Sequence[Mapping[str, Any]]) -> None
 # --- writing Leads --------------------------------------------------------------------------
 
 
-def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]]) -> None:
+def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]], *,
+           resume: bool = False) -> None:
     """Owner of a new Lead, by `mappings/routing.toml` (only for Leads about to be created, so
-    the round-robin pointers move once per Lead)."""
-    owner = str(plan.contact.properties.get("hubspot_owner_id") or "")
-    assignment = ctx.routing.assign(plan.contact.properties, users=users, store=ctx.store,
-                                    owner_email=ctx.owner_emails.get(owner), load=ctx.load,
-                                    queues=ctx.queues)
-    plan.owner_id = assignment.owner_id
-    if assignment.owner_id:
-        ctx.load[assignment.owner_id] += 1
-    plan.why = assignment.reason or plan.why
-    if assignment.owner_id and not assignment.use_assignment_rules:
-        plan.values["OwnerId"] = assignment.owner_id
+    the round-robin pointers move once per Lead). The choice is kept: a create that did not land
+    (`resume`: its ledger entry is pending or failed) goes again to the same owner while that
+    owner is still active, instead of moving the round-robin once more."""
+    hid = plan.contact.hubspot_id
+    kept = ctx.store.lead_route(hid) if resume else None
+    active = {str(u.get("Id")) for u in users}
+    if kept is not None and (not (kept.owner_id or "").startswith("005")
+                             or kept.owner_id in active):
+        owner_id, reason, rules = kept.owner_id, kept.reason, kept.use_assignment_rules
+    else:
+        owner = str(plan.contact.properties.get("hubspot_owner_id") or "")
+        assignment = ctx.routing.assign(plan.contact.properties, users=users, store=ctx.store,
+                                        owner_email=ctx.owner_emails.get(owner), load=ctx.load,
+                                        queues=ctx.queues)
+        owner_id, reason = assignment.owner_id, assignment.reason
+        rules = assignment.use_assignment_rules
+        if not ctx.dry_run:
+            ctx.store.record_lead_route(hid, owner_id=owner_id, reason=reason or "",
+                                        use_assignment_rules=rules)
+    plan.owner_id = owner_id
+    if owner_id:
+        ctx.load[owner_id] += 1
+    plan.why = reason or plan.why
+    if owner_id and not rules:
+        plan.values["OwnerId"] = owner_id
 
 
 def _owner_inactive(plan: _Plan, active: set[str]) -> bool:
@@ -250,7 +265,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
         if plan.action == "create":
             before = store.ledger_entry(key)
             if before is None or before.status != "done":
-                _route(ctx, plan, users)
+                _route(ctx, plan, users, resume=before is not None)
         if ctx.dry_run:
             if plan.action == "update":
                 updates.append(plan)  # shown below as the fields that would change

@@ -265,6 +265,19 @@ class SlaTimer(Base):
     __table_args__ = (Index(None, "state", "first_touch_due"),)
 
 
+class LeadRoute(Base):
+    """The owner routing chose for a Lead about to be created, kept until the create is done, so
+    a run stopped (or refused) before Salesforce applied it sends the same owner again instead
+    of moving the round-robin once more."""
+
+    __tablename__ = "lead_routes"
+    hubspot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    use_assignment_rules: Mapped[bool] = mapped_column(default=False)
+    decided_at: Mapped[datetime]
+
+
 class RoutingPointer(Base):
     """Round-robin position and load per routing team; survives restarts."""
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from connector.store._base import StoreBase
-from connector.store.models import RoutingPointer, SalesOutcome, SlaTimer
+from connector.store.models import LeadRoute, RoutingPointer, SalesOutcome, SlaTimer
 
 __all__ = ["SalesStore"]
 
@@ -67,6 +67,18 @@ class SalesStore(StoreBase):
             s.execute(update(SlaTimer).where(SlaTimer.id == timer_id).values(**values))
 
     # --- routing ----------------------------------------------------------------------------------
+
+    def lead_route(self, hubspot_id: str) -> LeadRoute | None:
+        """The owner routing chose for this contact's Lead create, if one was recorded."""
+        with self.transaction() as s:
+            return s.get(LeadRoute, hubspot_id)
+
+    def record_lead_route(self, hubspot_id: str, *, owner_id: str | None, reason: str,
+                          use_assignment_rules: bool) -> None:
+        """Keep the owner chosen for a Lead about to be created (replacing an earlier choice)."""
+        with self.transaction() as s:
+            s.merge(LeadRoute(hubspot_id=hubspot_id, owner_id=owner_id, reason=reason,
+                              use_assignment_rules=use_assignment_rules, decided_at=self._now()))
 
     def next_round_robin(self, team: str, size: int) -> int:
         """The team member's index to assign next, advancing the persisted pointer atomically."""

@@ -337,10 +337,6 @@ def test_push_stops_cleanly_and_a_rerun_writes_what_an_undisturbed_push_does(
         assert tasks(sb, with_handoff_text=False) == calm_push.tasks
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "push: a re-run routes again the Lead creates a stopped run claimed but Salesforce never "
-    "applied (ledger entry pending), and the round-robin pointers the stopped run moved stay "
-    "moved, so owners differ from an undisturbed run's (connector/push/engine.py _write_leads)"))
 def test_a_push_stopped_before_salesforce_applied_its_lead_creates_routes_them_once(
         base: Base, calm_push: CalmPush, tmp_path: Path) -> None:
     with org(base.scored, tmp_path, "unapplied") as (sb, config, _db):
