@@ -7,8 +7,10 @@
 
 Emulated (paths and limits in `settings`): contacts on the v3 and 2026-03 paths (list, get,
 search, batch read/create/update/upsert/archive, merge, PATCH, DELETE), contact properties and
-groups, owners, MANUAL/SNAPSHOT list memberships, legacy email events and form submissions,
-forms v3, web-analytics page views (events v3), marketing events and participations.
+groups, owners, lists (create, fetch by id or by name, MANUAL/SNAPSHOT memberships), legacy
+email events and form submissions, forms v3, web-analytics page views (events v3), marketing
+events and participations. The lifecycle stage only moves forward: a backward set answers 200
+and changes nothing, clearing it ("") first lets a second request set an earlier stage.
 Bearer-token auth, per-token limits (10-second rolling window, search per second, daily budget
 reset at the sandbox clock's midnight) and HubSpot's error and 429 bodies and headers; a 414
 for request targets over 8,192 characters; every answer's Date header is the sandbox clock.

@@ -319,6 +319,11 @@ class HubSpotSandbox:
             ),
             Route(settings.LISTS_PATH + "/{listId}", self.lists_get, methods=["GET"]),
             Route(
+                settings.LISTS_PATH + "/object-type-id/{objectTypeId}/name/{listName}",
+                self.lists_get_by_name,
+                methods=["GET"],
+            ),
+            Route(
                 settings.LISTS_PATH + "/{listId}/memberships",
                 self.lists_memberships,
                 methods=["GET"],
@@ -706,6 +711,12 @@ class HubSpotSandbox:
 
     async def lists_get(self, request: Request) -> Response:
         lst = self.state.get_list(request.path_params["listId"])
+        return _json({"list": self.state.list_json(lst)})
+
+    async def lists_get_by_name(self, request: Request) -> Response:
+        lst = self.state.find_list(
+            request.path_params["objectTypeId"], request.path_params["listName"]
+        )
         return _json({"list": self.state.list_json(lst)})
 
     async def lists_get_many(self, request: Request) -> Response:

@@ -1211,7 +1211,8 @@ class HubSpotState:
                 )
             if processing_type not in ("MANUAL", "SNAPSHOT", "DYNAMIC"):
                 raise validation(f"Invalid processingType {processing_type}")
-            if any(lst.name == name for lst in self.lists.values()):
+            # names are unique whatever their case: HubSpot finds a list by name ignoring it
+            if any(lst.name.casefold() == name.casefold() for lst in self.lists.values()):
                 raise HubSpotApiError(
                     400,
                     "VALIDATION_ERROR",
@@ -1223,6 +1224,14 @@ class HubSpotState:
             self._next_list_id += 1
             self.lists[lst.list_id] = lst
             return lst
+
+    def find_list(self, object_type_id: str, name: str) -> ListRecord:
+        """A list by object type and name, the name's case ignored (404 otherwise)."""
+        with self.lock:
+            for lst in self.lists.values():
+                if object_type_id == "0-1" and lst.name.casefold() == name.casefold():
+                    return lst
+        raise not_found(f"List with name {name} and object type {object_type_id} does not exist")
 
     def get_list(self, list_id: str) -> ListRecord:
         """A list by id (404 otherwise)."""
