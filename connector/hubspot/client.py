@@ -7,22 +7,23 @@ timestamps with server time, never with our clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
+from connector.errors import FatalError, RecordRejected, RequestFailed
 from connector.http import DESCRIBE, LIMITER, HttpPolicy, make_httpx_client
 from connector.hubspot import settings as hs
 from connector.hubspot.policy import build_hubspot_policy
 
-__all__ = ["HubSpotClient", "Page", "build_hubspot_policy"]
+__all__ = ["HubSpotClient", "ListMembershipChange", "Page", "build_hubspot_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,15 @@ class Page:
     server_time: datetime | None
     total: int | None = None
     raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListMembershipChange:
+    """What HubSpot reported for records sent to a list: added, and missing (unknown or
+    deleted); ids already in the list are in neither."""
+
+    added: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 def _server_time(response: httpx.Response) -> datetime | None:
@@ -254,3 +264,114 @@ class HubSpotClient:
         body, when = self.request("GET", hs.PARTICIPATIONS.format(event_id=event_id),
                                    params=params, describe="webinar participations")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
+
+    # --- pull-back writes: properties, lifecycle moves, lists ------------------------------
+
+    def property_options(self, name: str) -> list[str]:
+        """The option values of a contact enumeration property (e.g. `hs_lead_status`), in
+        HubSpot's display order; stages and statuses are customisable, so read, never assume."""
+        body, _ = self.request("GET", hs.PROPERTY.format(name=quote(name, safe="")),
+                               describe=f"read contact property {name}")
+        options = sorted(body.get("options") or [], key=lambda o: o.get("displayOrder", 0))
+        return [str(o["value"]) for o in options if o.get("value") not in (None, "")]
+
+    def ensure_properties(self, definitions: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Create the contact properties of `definitions` HubSpot lacks (one read, one create
+        each); returns the names created."""
+        body, _ = self.request("GET", hs.PROPERTIES, describe="list contact properties")
+        existing = {p.get("name") for p in body.get("results") or []}
+        created: list[str] = []
+        for definition in definitions:
+            if definition["name"] in existing:
+                continue
+            try:
+                self.request("POST", hs.PROPERTIES, json=dict(definition),
+                             describe=f"create property {definition['name']}")
+            except RecordRejected:
+                continue  # created meanwhile by another instance: that is what we wanted
+            created.append(str(definition["name"]))
+        return created
+
+    def update_contacts(self, updates: Sequence[tuple[str, Mapping[str, str]]], *,
+                        describe: str = "update contacts") -> int:
+        """Batch-update contacts (id, properties), at most 100 a request; returns the number
+        of requests made."""
+        path = self.contacts_path + hs.CONTACTS_BATCH_UPDATE
+        requests = 0
+        for start in range(0, len(updates), hs.WRITE_BATCH_LIMIT):
+            chunk = updates[start : start + hs.WRITE_BATCH_LIMIT]
+            self.request("POST", path, json={"inputs": [
+                {"id": cid, "properties": dict(props)} for cid, props in chunk]},
+                describe=f"{describe} ({len(chunk)})")
+            requests += 1
+        return requests
+
+    def move_lifecycle_back(self, updates: Sequence[tuple[str, Mapping[str, str]]],
+                            stage: str) -> int:
+        """Set an earlier lifecycle stage the way HubSpot allows it: per batch of at most 100,
+        one request clearing the stage, then one setting `stage` with each contact's other
+        properties (a backward set alone answers 200 and changes nothing). Returns the number
+        of requests made."""
+        requests = 0
+        for start in range(0, len(updates), hs.WRITE_BATCH_LIMIT):
+            chunk = updates[start : start + hs.WRITE_BATCH_LIMIT]
+            requests += self.update_contacts(
+                [(cid, {hs.LIFECYCLE_PROPERTY: ""}) for cid, _ in chunk],
+                describe="clear the lifecycle stage of contacts")
+            requests += self.update_contacts(
+                [(cid, {**props, hs.LIFECYCLE_PROPERTY: stage}) for cid, props in chunk],
+                describe=f"move contacts back to lifecycle stage {stage}")
+        return requests
+
+    def find_list(self, name: str) -> dict[str, Any] | None:
+        """The contact list named `name` (HubSpot ignores the case), or None."""
+        path = hs.LIST_BY_NAME.format(object_type_id=hs.CONTACT_OBJECT_TYPE_ID,
+                                      name=quote(name, safe=""))
+        try:
+            body, _ = self.request("GET", path, describe=f"find contact list {name!r}")
+        except RequestFailed as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found = body.get("list")
+        return found if isinstance(found, dict) else None
+
+    def manual_list(self, name: str) -> str:
+        """The id of the contact list named `name`, created as a MANUAL list when missing."""
+        found = self.find_list(name)
+        if found is None:
+            body = {"name": name, "objectTypeId": hs.CONTACT_OBJECT_TYPE_ID,
+                    "processingType": hs.LIST_PROCESSING_MANUAL}
+            try:
+                made, _ = self.request("POST", hs.LISTS, json=body,
+                                       describe=f"create contact list {name!r}")
+                found = made.get("list") or {}
+            except RequestFailed as exc:
+                taken = isinstance(exc.body, dict) and exc.body.get("subCategory") == hs.LIST_NAME_TAKEN
+                if not taken:
+                    raise
+                found = self.find_list(name)  # created meanwhile by another instance
+                if found is None:
+                    raise
+        kind = found.get("processingType")
+        if kind not in hs.MEMBERSHIP_LISTS:
+            error = FatalError(
+                f"the HubSpot list {name!r} is a {kind} list: records can be added only to "
+                f"MANUAL or SNAPSHOT lists", system=hs.HUBSPOT_SYSTEM)
+            error.fix = ("rename that list in HubSpot, or name another list for re-engagement "
+                         "in the configuration")
+            raise error
+        return str(found["listId"])
+
+    def add_to_list(self, list_id: str, record_ids: Sequence[str]) -> ListMembershipChange:
+        """Add records to a MANUAL or SNAPSHOT list, in batches; ids already in it are
+        ignored by HubSpot, unknown ones come back as missing."""
+        change = ListMembershipChange()
+        path = hs.LIST_MEMBERSHIPS_ADD.format(list_id=quote(str(list_id), safe=""))
+        for start in range(0, len(record_ids), hs.LIST_MEMBERSHIPS_BATCH):
+            chunk = [str(i) for i in record_ids[start : start + hs.LIST_MEMBERSHIPS_BATCH]]
+            body, _ = self.request("PUT", path, json=chunk,
+                                   describe=f"add {len(chunk)} contacts to list {list_id}")
+            change.added.extend(str(i) for i in body.get("recordsIdsAdded") or [])
+            change.missing.extend(str(i) for i in body.get("recordIdsMissing") or [])
+        return change

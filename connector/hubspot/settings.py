@@ -87,6 +87,20 @@ WRITE_BATCH_LIMIT = BATCH_LIMIT  # more inputs answer 400 VALIDATION_ERROR
 # HubSpot datetime properties take ISO-8601 UTC with milliseconds (or epoch ms).
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
 
+# Pull-back: outcomes, lifecycle moves and the re-engagement list.
+# Lists stay on v3 (supported until September 2027); the v1 lists API was sunset 30 April 2026.
+PROPERTY = PROPERTIES + "/{name}"
+LISTS = "/crm/v3/lists"
+LIST_BY_NAME = LISTS + "/object-type-id/{object_type_id}/name/{name}"  # name: case ignored
+LIST_MEMBERSHIPS_ADD = LISTS + "/{list_id}/memberships/add"
+CONTACT_OBJECT_TYPE_ID = "0-1"
+LIFECYCLE_PROPERTY = "lifecyclestage"
+LIST_PROCESSING_MANUAL = "MANUAL"
+MEMBERSHIP_LISTS = ("MANUAL", "SNAPSHOT")  # the only lists memberships/add accepts
+# HubSpot documents no per-request maximum for memberships/add: keep it to a batch's 100.
+LIST_MEMBERSHIPS_BATCH = BATCH_LIMIT
+LIST_NAME_TAKEN = "ILS.LIST_NAME_ALREADY_EXISTS"  # subCategory of a create under a taken name
+
 # --- the HTTP policy: limits, limiter names and the headers HubSpot answers with -------------
 HUBSPOT_SYSTEM = "hubspot"  # the `system` of every error HubSpot's policy raises
 
