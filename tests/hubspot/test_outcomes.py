@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connector.errors import FatalError
 from connector.hubspot.client import HubSpotClient
 from connector.hubspot.outcomes import (
     OutcomePlan,
@@ -301,16 +302,17 @@ def test_a_dynamic_list_of_that_name_stops_the_run_with_the_fix(portal: Portal) 
     made = portal.client.request("POST", "/crm/v3/lists", json={
         "name": S.reengagement_list, "objectTypeId": "0-1", "processingType": "DYNAMIC"})
     assert made[0]["list"]["processingType"] == "DYNAMIC"
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(FatalError) as caught:
         push(portal, [recycled("106")])
     assert "MANUAL or SNAPSHOT" in str(caught.value)
-    assert "rename" in (getattr(caught.value, "fix", "") or "")
+    assert caught.value.fix is not None and "rename" in caught.value.fix
+    assert portal.sandbox.state.contacts["106"].props.get(S.recycle_count.hubspot_property) is None
 
 
 def test_a_status_map_value_hubspot_does_not_offer_is_refused(portal: Portal) -> None:
     writer = OutcomeWriter(portal.client, portal.store, S)
     writer.check_status_map(STATUS_MAP)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(FatalError) as caught:
         writer.check_status_map({**STATUS_MAP, "Nurture": "NURTURING"})
     assert "NURTURING" in str(caught.value) and "hs_lead_status" in str(caught.value)
 
@@ -320,3 +322,19 @@ def test_utc_times_are_written_as_hubspot_datetimes() -> None:
     planned = plan(lead, {})
     assert planned is not None
     assert planned.properties[S.last_sales_touch.hubspot_property] == "2026-01-02T03:04:05.000Z"
+
+
+def test_a_list_another_instance_created_meanwhile_is_used_not_duplicated(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    theirs = portal.sandbox.state.create_list(S.reengagement_list.upper(), "MANUAL", "0-1")
+    real = portal.client.find_list
+    looks: list[str] = []
+
+    def late_find(name: str) -> dict[str, Any] | None:
+        looks.append(name)
+        return None if len(looks) == 1 else real(name)  # the first look ran before theirs
+
+    monkeypatch.setattr(portal.client, "find_list", late_find)
+    assert portal.client.manual_list(S.reengagement_list) == theirs.list_id
+    assert len(portal.sandbox.state.lists) == 1 and len(looks) == 2
