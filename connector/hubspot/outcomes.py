@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ from connector.ledger import LedgerStore, LedgerWrite, LedgerWrites, Refusal
 
 __all__ = [
     "OUTCOMES",
+    "OutcomeClient",
     "OutcomePlan",
     "OutcomeProperty",
     "OutcomeSettings",
@@ -47,7 +48,7 @@ __all__ = [
 
 HUBSPOT_NAME = r"^[a-z][a-z0-9_]*$"
 # What became of a handed-off lead, from the least to the most final.
-OUTCOMES = ("open", "working", "converted", "opportunity", "won", "lost", "recycled",
+OUTCOMES = ("open", "working", "closed", "converted", "opportunity", "won", "lost", "recycled",
             "disqualified")
 REASON_MAX_CHARS = 1000  # a readable line in the HubSpot sidebar
 DEFAULT_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
@@ -102,6 +103,7 @@ class PulledBackLead:
 
     contact_id: str
     status: str | None = None  # the Salesforce Lead status
+    closed: bool = False  # closed without converting (the status says so)
     converted: bool = False
     opportunity_stage: str | None = None
     opportunity_amount: float | None = None
@@ -143,6 +145,8 @@ def outcome_of(lead: PulledBackLead, accepted: Collection[str] = ()) -> str:
         return "opportunity"
     if lead.converted:
         return "converted"
+    if lead.closed:
+        return "closed"
     if lead.last_sales_touch_at is not None or (lead.status or "") in accepted:
         return "working"
     return "open"
@@ -217,6 +221,17 @@ def plan_outcome(
     list; None when nothing is to be written. `status_map` maps a Salesforce Lead status to an
     `hs_lead_status` value; `accepted` names the statuses that make a lead sales-qualified."""
     s = settings
+    order = {stage: i for i, stage in enumerate(s.stages)}
+    stage = str(current.get(hs.LIFECYCLE_PROPERTY) or "")
+    # a stage the settings do not list cannot be compared: leave it to HubSpot's users
+    known = stage == "" or stage in order
+    is_customer = lead.opportunity_won or (
+        stage in order and order[stage] >= order.get(s.customer_stage, len(order)))
+    new_recycle = _newly_recycled(lead, current, s)
+    if new_recycle and is_customer:
+        # customers are never recycled: what HubSpot shows of earlier recycles stays
+        lead = replace(lead, recycled=False, recycle_count=0)
+        new_recycle = False
     wanted: dict[str, str] = {s.outcome.hubspot_property: outcome_of(lead, accepted)}
     mapped = status_map.get(lead.status or "")
     if mapped:
@@ -232,14 +247,9 @@ def plan_outcome(
         if lead.recycled_at is not None:
             wanted[s.recycled_at.hubspot_property] = _datetime(lead.recycled_at)
 
-    order = {stage: i for i, stage in enumerate(s.stages)}
-    stage = str(current.get(hs.LIFECYCLE_PROPERTY) or "")
-    # a stage the settings do not list cannot be compared: leave it to HubSpot's users
-    known = stage == "" or stage in order
-    is_customer = lead.opportunity_won or (stage != "" and stage == s.customer_stage)
     move_back_to: str | None = None
     join_list = False
-    if _newly_recycled(lead, current, s) and not is_customer:
+    if new_recycle:
         join_list = True
         if known and order.get(stage, -1) > order.get(s.recycle_stage, -1):
             move_back_to = s.recycle_stage

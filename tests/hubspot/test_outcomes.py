@@ -42,7 +42,7 @@ def plan(lead: PulledBackLead, current: dict[str, Any]) -> OutcomePlan | None:
 
 
 def recycled(cid: str, count: int = 1) -> PulledBackLead:
-    return PulledBackLead(cid, status="Closed - Not Converted", reason="No budget",
+    return PulledBackLead(cid, status="Closed - Not Converted", closed=True, reason="No budget",
                           last_sales_touch_at=TOUCH, recycled=True,
                           recycle_reason="closed_not_converted", recycled_at=RECYCLED_AT,
                           recycle_count=count)
@@ -119,6 +119,14 @@ def test_a_customer_is_never_moved_back() -> None:
     assert at_customer is not None
     assert at_customer.move_back_to is None and not at_customer.join_list
     assert "lifecyclestage" not in at_customer.properties
+    assert S.recycle_count.hubspot_property not in at_customer.properties
+    assert at_customer.properties[S.outcome.hubspot_property] == "closed"
+    # past customer too, and a won lead whatever HubSpot shows
+    assert plan(recycled("1"), {"lifecyclestage": "evangelist"}) == at_customer
+    won = plan(PulledBackLead("1", opportunity_won=True, recycled=True, recycle_count=1),
+               {"lifecyclestage": "opportunity"})
+    assert won is not None and won.properties["lifecyclestage"] == "customer"
+    assert not won.join_list and won.move_back_to is None
 
 
 def test_property_names_are_configurable() -> None:
