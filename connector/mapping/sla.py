@@ -25,6 +25,7 @@ from connector.mapping._toml import Check, KeyLines, Loc, Strict, display, parse
 
 __all__ = [
     "DAYS",
+    "DEFAULT_HUBSPOT_LEAD_STATUS",
     "Breach",
     "BusinessHours",
     "FirstTouch",
@@ -40,6 +41,10 @@ __all__ = [
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+# Salesforce's default Lead statuses -> HubSpot's default hs_lead_status options.
+DEFAULT_HUBSPOT_LEAD_STATUS = {"Open - Not Contacted": "OPEN", "Working - Contacted": "IN_PROGRESS",
+                               "Closed - Converted": "OPEN_DEAL",
+                               "Closed - Not Converted": "UNQUALIFIED"}
 _HUBSPOT_VALUE = re.compile(r"^[A-Za-z0-9_\- ]+$")
 
 
@@ -206,7 +211,8 @@ class SlaFile(Strict):
     first_touch: FirstTouch = FirstTouch()
     worked: Worked = Worked()
     breach: Breach = Breach()
-    hubspot_lead_status: dict[str, str] = Field(default_factory=dict)
+    hubspot_lead_status: dict[str, str] = Field(default_factory=lambda: dict(
+        DEFAULT_HUBSPOT_LEAD_STATUS))
     recycling: Recycling = Recycling()
 
     @field_validator("hubspot_lead_status")

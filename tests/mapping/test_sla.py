@@ -33,6 +33,10 @@ def test_an_empty_file_takes_the_defaults() -> None:
     sla = parse_sla("").spec
     assert sla.windows.first_touch_hours == 24
     assert sla.recycling.interest == "decay"
+    # The shipped file spells out the defaults (its time zone is an example: UTC by default).
+    shipped = load_sla(SHIPPED_SLA).spec
+    assert sla.business_hours.time_zone == "UTC"
+    assert sla == shipped.model_copy(update={"business_hours": sla.business_hours})
 
 
 def test_business_hours_forms() -> None:
