@@ -71,7 +71,8 @@ class Activity:
     else Type), an Event that started, or a status change (`status` = the new value).
 
     `at`: when the work happened (a Task's CompletedDateTime, else CreatedDate; an Event's
-    start; the change's time), never a Task's ActivityDate (a due date). `by_handshake`: one of
+    start; the change's time), never a Task's ActivityDate (a due date). `by`: the user who did
+    it (reported as who touched and worked the lead). `by_handshake`: one of
     Handshake's own writes (a hand-off or alert Task, a recycle), which never counts."""
 
     at: datetime
@@ -112,6 +113,8 @@ class SlaStatus:
     first_touch_at: datetime | None
     worked_at: datetime | None
     breaches: tuple[SlaBreach, ...]
+    first_touch_by: str | None = None
+    worked_by: str | None = None
 
     def breach(self, kind: BreachKind) -> SlaBreach | None:
         """The breach of that window, if any."""
@@ -178,16 +181,19 @@ def evaluate(sla: SlaFile, assignment: Assignment, activities: Iterable[Activity
     seen = sorted((a for a in activities if not a.by_handshake
                    and start <= _utc(a.at, "activity time") <= now),
                   key=lambda a: _utc(a.at, "activity time"))
-    first = next((_utc(a.at, "") for a in seen if _touches(sla, a)), None)
-    worked = next((_utc(a.at, "") for a in seen if _works(sla, a)), None)
-    if worked is not None and (first is None or worked < first):
-        first = worked  # reaching a worked status is a touch too
+    touch = next((a for a in seen if _touches(sla, a)), None)
+    work = next((a for a in seen if _works(sla, a)), None)
+    if work is not None and (touch is None or work.at < touch.at):
+        touch = work  # reaching a worked status is a touch too
+    first = _utc(touch.at, "") if touch else None
+    worked = _utc(work.at, "") if work else None
     windows: tuple[tuple[BreachKind, datetime, datetime | None], ...] = (
         ("first_touch", first_due, first), ("worked", worked_due, worked))
     breaches = [SlaBreach(assignment.lead_id, assignment.owner_id, kind, start, due, done)
                 for kind, due, done in windows
                 if (done is None and now >= due) or (done is not None and done > due)]
-    return SlaStatus(assignment, now, first_due, worked_due, first, worked, tuple(breaches))
+    return SlaStatus(assignment, now, first_due, worked_due, first, worked, tuple(breaches),
+                     touch.by if touch else None, work.by if work else None)
 
 
 def next_member(members: Sequence[str], current: str) -> str | None:

@@ -59,6 +59,15 @@ def test_the_autumn_day_with_25_hours_counts_25() -> None:
     assert calendar.add(start, 25) == end
 
 
+def test_an_opening_time_that_does_not_exist_on_the_spring_forward_day() -> None:
+    # 02:00 does not exist in New York on 8 March 2026: the day's window starts at 03:00 EDT.
+    night = BusinessHours.model_validate({"time_zone": "America/New_York",
+                                          "hours": "02:00-10:00", "days": "Sun"})
+    day = Calendar(night)
+    assert day.elapsed(ny(2026, 3, 8), ny(2026, 3, 9)) == timedelta(hours=7)
+    assert day.add(ny(2026, 3, 8), 1) == datetime(2026, 3, 8, 8, tzinfo=UTC)  # 04:00 EDT
+
+
 def test_a_holiday_counts_no_hour() -> None:
     # Thursday 24 December 16:00 + 8 h: 1 on Thursday, Christmas off, weekend off, 7 on Monday.
     assert Calendar(OFFICE).add(ny(2026, 12, 24, 16), 8) == ny(2026, 12, 28, 16)

@@ -52,6 +52,7 @@ def test_a_lead_touched_and_worked_in_time_has_no_breach() -> None:
     assert sla.first_touch_due == hours(24)
     assert sla.worked_due == hours(48)
     assert (sla.first_touch_at, sla.worked_at) == (hours(2), hours(30))
+    assert (sla.first_touch_by, sla.worked_by) == (A, A)
     assert sla.breaches == ()
     assert not sla.open
 
@@ -89,8 +90,9 @@ def test_a_touch_at_the_due_time_is_in_time() -> None:
 def test_what_counts_as_a_touch() -> None:
     mine = Activity(hours(1), "task", by=None, task_type="Call", by_handshake=True)
     todo = Activity(hours(2), "task", by=A, task_type="Note")
-    meeting = Activity(hours(3), "event", by=A)
-    assert evaluate(SLA, hand_off(), [mine, todo, meeting], hours(5)).first_touch_at == hours(3)
+    meeting = Activity(hours(3), "event", by=B)
+    touched = evaluate(SLA, hand_off(), [mine, todo, meeting], hours(5))
+    assert (touched.first_touch_at, touched.first_touch_by) == (hours(3), B)
     no_events = with_("[first_touch]\nevents = false\n")
     assert evaluate(no_events, hand_off(), [mine, todo, meeting], hours(5)).first_touch_at is None
     changed = status(4, "Open - Not Contacted")
