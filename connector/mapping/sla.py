@@ -296,7 +296,7 @@ def _fix(kind: str, msg: str, loc: Loc) -> str:
         return "use an IANA name such as \"America/New_York\" or \"Europe/Berlin\""
     if "span of hours" in msg or "does not exist" in msg or "ends before" in msg:
         return "write the hours as \"09:00-17:00\" (24-hour clock, same day)"
-    if "day" in msg and "week" in msg or "runs backwards" in msg or "no business day" in msg:
+    if "day of the week" in msg or "runs backwards" in msg or "no business day" in msg:
         return "use day names Mon..Sun, as \"Mon-Fri\" or [\"Mon\", \"Wed\"]"
     if "shorter than" in msg:
         return "make worked_hours at least first_touch_hours"
