@@ -165,6 +165,7 @@ class MappingPaths(_Section):
     scoring: str = "mappings/scoring.toml"
     lifecycle: str = "mappings/lifecycle.toml"
     routing: str = "mappings/routing.toml"
+    sla: str = "mappings/sla.toml"
 
 
 def _optional_http_url(value: str) -> str:

@@ -21,7 +21,7 @@ TWINS = {ROOT / "config.example.toml": CONFIG_EXAMPLE,
 
 
 def test_the_shipped_defaults_are_the_repository_files() -> None:
-    assert set(DEFAULT_MAPPINGS) == {"fields", "scoring", "routing"}
+    assert set(DEFAULT_MAPPINGS) == {"fields", "scoring", "routing", "sla"}
     for repo, shipped in TWINS.items():
         assert shipped.read_bytes() == repo.read_bytes(), (
             f"{shipped.relative_to(ROOT)} differs from {repo.relative_to(ROOT)}: the wheel would "

@@ -1,4 +1,4 @@
-"""`handshake init [DIR]`: a commented handshake.toml and the three mapping files, written for an
+"""`handshake init [DIR]`: a commented handshake.toml and the four mapping files, written for an
 admin to edit (the defaults Handshake ships), never over a file that exists unless `--force`."""
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def init_command(
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite files that exist (their contents are lost).")] = False,
 ) -> None:
-    """Write a commented handshake.toml and mappings/fields.toml, scoring.toml and routing.toml
-    to edit; refuse (exit 2) if any exists, unless --force."""
+    """Write a commented handshake.toml and mappings/fields.toml, scoring.toml, routing.toml
+    and sla.toml to edit; refuse (exit 2) if any exists, unless --force."""
     files = starter_files(directory)
     existing = [path for path in files if path.exists()]
     if existing and not force:
@@ -64,7 +64,8 @@ def init_command(
         ("Export the secrets listed at the top of that file (HANDSHAKE_HUBSPOT_TOKEN, "
          "HANDSHAKE_SF_...): they are never read from a file."),
         (f"Edit {directory / MAPPINGS_FOLDER}/: fields.toml (HubSpot properties to Lead "
-         "fields), scoring.toml (fit, interest, the MQL rule), routing.toml (Lead owners)."),
+         "fields), scoring.toml (fit, interest, the MQL rule), routing.toml (Lead owners), sla.toml (follow-up windows, "
+         "breaches, recycling)."),
         (f"{run_from}handshake config check && handshake mappings check, then "
          "`handshake db upgrade` and `handshake sync pull`."),
     ), start=1):

@@ -76,17 +76,20 @@ def score_explain(
 def mappings_check(
     config: ConfigOption = None,
     live: Annotated[bool, typer.Option("--live", help="Also check against HubSpot's properties "
-                                       "and Salesforce's describe and users.")] = False,
+                                       "and Salesforce's describe, users and Lead "
+                                       "statuses.")] = False,
 ) -> None:
-    """Validate scoring.toml, fields.toml and routing.toml; exit 2 listing every problem by
-    file, line and key."""
+    """Validate scoring.toml, fields.toml, routing.toml and sla.toml; exit 2 listing every
+    problem by file, line and key."""
     from connector.mapping import fields as fields_file
     from connector.mapping import load_fields, load_routing
     from connector.mapping import routing as routing_file
+    from connector.mapping import sla as sla_file
     from connector.scoring.model import load_model, property_problems
 
     loaded = load_checked_config(config, require_secrets=live)
-    paths = {name: loaded.mapping_path(name) for name in ("scoring", "fields", "routing")}
+    paths = {name: loaded.mapping_path(name) for name in ("scoring", "fields", "routing",
+                                                           "sla")}
     problems: list[ConfigProblem] = []
     model = None
     try:
@@ -95,11 +98,13 @@ def mappings_check(
         problems.extend(exc.problems)
     problems.extend(fields_file.problems_of(paths["fields"]))
     problems.extend(routing_file.problems_of(paths["routing"]))
+    problems.extend(sla_file.problems_of(paths["sla"]))
     if problems:
         report_config_error(ConfigError(problems))
         raise exit_with(ExitCode.CONFIG)
     assert model is not None
     fields_map, routing = load_fields(paths["fields"]), load_routing(paths["routing"])
+    sla = sla_file.load_sla(paths["sla"])
     if live:
         from connector.hubspot import settings as hs
         from connector.hubspot.client import HubSpotClient
@@ -118,6 +123,8 @@ def mappings_check(
             problems.extend(fields_map.live_problems(sf.fields(fields_map.sobject), known,
                                                      str(paths["fields"])))
             problems.extend(routing.live_problems(sf.users(), str(paths["routing"])))
+            problems.extend(sla.live_problems([(s.label, s.api_name)
+                                               for s in sf.lead_statuses()]))
         if problems:
             report_config_error(ConfigError(problems))
             raise exit_with(ExitCode.CONFIG)
@@ -128,3 +135,7 @@ def mappings_check(
                   f"{len(fields_map.rules)} field mappings are valid")
     out.print(f"[green]✓[/] {escape(str(paths['routing']))}: routing is valid "
                   f"(mode {routing.mode})")
+    windows = sla.spec.windows
+    out.print(f"[green]✓[/] {escape(str(paths['sla']))}: SLA is valid (first touch "
+              f"{windows.first_touch_hours:g} h, worked {windows.worked_hours:g} h"
+              f"{', business hours' if windows.business_hours_only else ''})")

@@ -1,4 +1,4 @@
-"""The files Handshake ships for an admin to start from: the three mapping files and the
+"""The files Handshake ships for an admin to start from: the four mapping files and the
 commented configuration (package data, so an installed wheel has them).
 
 The repository's top-level `mappings/` and `config.example.toml` are the copies people edit;
@@ -15,11 +15,11 @@ __all__ = ["CONFIG_EXAMPLE", "DEFAULTS_DIR", "DEFAULT_MAPPINGS", "MAPPING_FILES"
 DEFAULTS_DIR = Path(__file__).resolve().parent
 CONFIG_EXAMPLE = DEFAULTS_DIR / "config.example.toml"
 # The mapping files an admin edits, by their [mappings] key, and their shipped defaults.
-MAPPING_FILES = ("fields", "scoring", "routing")
+MAPPING_FILES = ("fields", "scoring", "routing", "sla")
 DEFAULT_MAPPINGS = {name: DEFAULTS_DIR / f"{name}.toml" for name in MAPPING_FILES}
 
 
 def default_mapping(name: str) -> Path | None:
-    """The shipped default of a mapping file (`fields`, `scoring`, `routing`); None for a
+    """The shipped default of a mapping file (`fields`, `scoring`, `routing`, `sla`); None for a
     mapping Handshake ships no default of."""
     return DEFAULT_MAPPINGS.get(name)

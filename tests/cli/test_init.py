@@ -1,4 +1,4 @@
-"""`handshake init [DIR]`: the commented config and the three mapping files written for an admin,
+"""`handshake init [DIR]`: the commented config and the four mapping files written for an admin,
 never over an existing file without --force, and a result `config check` accepts."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ GOOD_ENV = {
     "HANDSHAKE_SF_SECURITY_TOKEN": "TOKENabcdef123456",
 }
 WRITTEN = ["handshake.toml", "mappings/fields.toml", "mappings/scoring.toml",
-           "mappings/routing.toml"]
+           "mappings/routing.toml", "mappings/sla.toml"]
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
