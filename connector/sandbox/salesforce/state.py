@@ -449,6 +449,15 @@ class SalesforceState:
                 if include_deleted or not r["IsDeleted"]
             ]
 
+    def set_value_record(self, sobject: str, label: str, values: dict[str, Any]) -> None:
+        """Change one picklist value record (LeadStatus, OpportunityStage, TaskStatus) as an
+        admin does in Setup: rename it, or say whether it closes, wins or converts."""
+        obj = self._obj(sobject)
+        with self._lock:
+            record = next(r for r in self._data[obj.name].values() if r["MasterLabel"] == label)
+            record.update(values)
+            record["SystemModstamp"] = format_datetime(self.clock.now())
+
     def raw_records(self, sobject: str) -> list[dict[str, Any]]:
         """The stored records themselves, deleted included (for the query engine: read only)."""
         obj = self._obj(sobject)
