@@ -38,7 +38,7 @@ def test_outcomes_are_stored_once_and_state_replaced(store: Store) -> None:
 
 def test_a_failed_page_leaves_neither_rows_nor_bookmark(store: Store) -> None:
     with pytest.raises(StoreError):
-        store.record_pullback(outcomes=[outcome("00T9"), {"source_id": "broken"}],
+        store.record_pullback(outcomes=[outcome("00T9"), {**outcome("00TA"), "kind": None}],
                               states=[], stream="pullback.Task", bookmark="x")
     assert store.outcomes() == []
     assert store.get_bookmark("pullback.Task") is None
