@@ -43,6 +43,14 @@ class PullbackStore(BookmarkStore, StoreBase):
                 ) if rid
             }
 
+    def stored_sources(self, source_ids: Sequence[str]) -> set[str]:
+        """Those of these source ids (Task, Event ids) already stored as outcomes."""
+        if not source_ids:
+            return set()
+        with self.transaction() as s:
+            return set(s.scalars(select(SalesOutcome.source_id).where(
+                SalesOutcome.source_id.in_(list(source_ids)))))
+
     def record_pullback(
         self,
         *,
