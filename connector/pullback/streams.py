@@ -12,7 +12,7 @@ moves the state but is no outcome, so the two systems never ping-pong.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -248,17 +248,22 @@ def _reads(ctx: PullbackContext, handoffs: Handoffs, stream: Stream,
 
 
 def run_stream(ctx: PullbackContext, handoffs: Handoffs, stream: Stream) -> None:
-    """Read one object's changes page by page; each page's outcomes and the states they moved
-    are stored together, the bookmark (the newest SystemModstamp read) with the last write."""
+    """Read one object's changes page by page. Each page's outcomes and the states they moved
+    are stored together once the next page is in hand; the last page's go with the bookmark
+    (the newest SystemModstamp read), so the bookmark is committed with the rows it covers
+    (the ids' chunks are read one after another: only the end of all of them covers it)."""
     name = bookmark_name(stream.sobject)
-    saved = ctx.store.get_bookmark(name)
-    newest = parse_time(saved)
+    newest = parse_time(ctx.store.get_bookmark(name))
     seen = newest
     fields = stream.fields(ctx)
+    held: tuple[list[Outcome], list[dict[str, Any]]] | None = None
     for ids, since in _reads(ctx, handoffs, stream, newest):
         for page in ctx.sf.modified_since(stream.sobject, fields, ids=ids, keys=stream.keys,
                                           since=since, include_deleted=stream.activities):
-            checkpoint()
+            if held is not None:
+                _store(ctx, stream.sobject, *held)
+                held = None
+            checkpoint()  # a stop lands here: every page before this one is stored
             ctx.counts[f"{stream.sobject}.read"] += len(page)
             if stream.activities:
                 stored = ctx.store.stored_sources([str(r["Id"]) for r in page])
@@ -271,16 +276,21 @@ def run_stream(ctx: PullbackContext, handoffs: Handoffs, stream: Stream) -> None
                 hubspot_id = stream.apply(ctx, handoffs, row, outcomes)
                 if hubspot_id is not None:
                     moved.add(hubspot_id)
-            _store(ctx, stream.sobject, outcomes, [handoffs.states[h] for h in sorted(moved)])
-    if seen is not None and seen != newest and not ctx.dry_run:
-        ctx.store.record_pullback(outcomes=[], states=[], stream=name, bookmark=seen.isoformat(),
-                                  run_id=ctx.run_id)
+            # copies: a later page may move the same hand-off again before this one is stored
+            held = (outcomes, [dict(handoffs.states[h]) for h in sorted(moved)])
+    bookmark = seen.isoformat() if seen is not None and seen != newest else None
+    if held is not None or bookmark is not None:
+        _store(ctx, stream.sobject, *(held or ([], [])), stream=name, bookmark=bookmark)
 
 
 def _store(ctx: PullbackContext, sobject: str, outcomes: list[Outcome],
-           states: Iterable[dict[str, Any]]) -> None:
+           states: list[dict[str, Any]], *, stream: str | None = None,
+           bookmark: str | None = None) -> None:
+    if not (outcomes or states or bookmark):
+        return
     if ctx.dry_run:
         ctx.counts[f"{sobject}.would_store"] += len(outcomes)
         return
-    added = ctx.store.record_pullback(outcomes=outcomes, states=list(states), run_id=ctx.run_id)
+    added = ctx.store.record_pullback(outcomes=outcomes, states=states, stream=stream,
+                                      bookmark=bookmark, run_id=ctx.run_id)
     ctx.counts[f"{sobject}.outcomes"] += added
