@@ -5,11 +5,15 @@ nothing Handshake wrote itself comes back as an outcome."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,9 @@ from connector.pullback import STREAMS, bookmark_name
 from connector.runtime import StageResult, open_store, run_pullback_stage, run_push_stage
 from connector.sandbox import Sandbox
 from connector.store import SalesOutcome
+from tests.pull.helpers import sandbox_env
 from tests.push.helpers import pull_and_score, sandbox_org
+from tests.push.test_push_sandbox import push_toml
 
 DAYS = 5
 # opportunities close within days, so their outcome falls inside the simulated days
@@ -196,3 +202,25 @@ def test_dry_run_stores_nothing(worked: Worked) -> None:
     would = sum(v for k, v in dry.counts.items() if k.endswith(".would_store"))
     real = worked.pull_back()
     assert sum(v for k, v in real.counts.items() if k.endswith(".outcomes")) == would
+
+
+def test_sync_pullback_dry_run_from_the_command_line_stores_nothing(worked: Worked,
+                                                                     tmp_path: Path) -> None:
+    simulator = worked.sb.simulator(profile=PROFILE)
+    worked.truth.extend(simulator.run(24, step_hours=1))
+    database = Path(worked.config.state.database_url.removeprefix("sqlite:///"))
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(push_toml(worked.sb, database)
+                   + f'[pullback]\nlead_reason_field = "{REASON_FIELD}"\n')
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200",
+           **sandbox_env(worked.sb)}
+    before = len(worked.outcomes())
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "sync", "pullback",
+                             "--dry-run", "-c", str(cfg)], check=False, capture_output=True,
+                            text=True, env=env, cwd=Path(__file__).resolve().parents[2],
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "pullback (dry run: nothing stored) ok" in result.stdout
+    assert len(worked.outcomes()) == before
+    real = worked.pull_back()
+    assert sum(v for k, v in real.counts.items() if k.endswith(".outcomes")) > 0
