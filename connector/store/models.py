@@ -238,8 +238,9 @@ class SalesOutcome(Base):
     hubspot_id: Mapped[str | None] = mapped_column(String(32), index=True)
     sf_object: Mapped[str] = mapped_column(String(32))
     sf_id: Mapped[str] = mapped_column(String(18))
-    source_id: Mapped[str] = mapped_column(String(64), unique=True)  # Task id, history id...
-    kind: Mapped[str] = mapped_column(String(32))  # attempt|status|converted|closed_lost|won|lost
+    # Task/Event id, or record id, change and SystemModstamp (`00Q...:status:2026...`)
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # attempt|status|owner|converted|stage|won|lost
     status: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     owner_id: Mapped[str | None] = mapped_column(String(18))
