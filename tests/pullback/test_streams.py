@@ -136,3 +136,29 @@ def test_nothing_changed_reads_no_vocabulary_and_only_from_the_bookmark(store: S
     assert ("Lead", AT + timedelta(minutes=5) - lookback) in again.asked
     assert ("Task", AT + timedelta(minutes=6) - lookback) in again.asked
     assert again.calls <= 4
+
+
+def test_a_conversion_brings_its_contact_and_opportunity_into_the_same_run(store: Store) -> None:
+    store.link("101", "Lead", LEAD)
+    store.link("202", "Contact", "003000000000009AAA", how="matched")
+    pull_back(context(store, ScriptedOrg({"Lead": [[lead(0, "New", by=HANDSHAKE)]]})))
+    converted = {**lead(5, "Qualified"), "IsConverted": True,
+                 "ConvertedContactId": "003000000000001AAA",
+                 "ConvertedAccountId": "001000000000001AAA",
+                 "ConvertedOpportunityId": "006000000000001AAA", "ConvertedDate": "2026-11-02"}
+    opportunity = {"Id": "006000000000001AAA", "StageName": "Signed", "Amount": 1200,
+                   "CloseDate": "2026-11-03", "OwnerId": REP, "LastModifiedById": REP,
+                   "LastModifiedDate": _time(8), "SystemModstamp": _time(8)}
+    on_opportunity = {**task(9), "WhoId": None, "WhatId": "006000000000001AAA"}
+    on_contact = {**task(10), "WhoId": "003000000000009AAA"}
+    org = ScriptedOrg({"Lead": [[converted]], "Opportunity": [[opportunity]],
+                       "Task": [[on_opportunity, on_contact]]})
+    pull_back(context(store, org))
+    outcomes = {(o.hubspot_id, o.kind, o.sf_id) for o in store.outcomes()}
+    assert outcomes == {("101", "converted", LEAD), ("101", "won", "006000000000001AAA"),
+                        ("101", "attempt", on_opportunity["Id"]),
+                        ("202", "attempt", on_contact["Id"])}
+    state = store.handoff_states()["101"]
+    assert (state.is_converted, state.stage, state.is_won, state.amount) == (
+        True, "Signed", True, 1200.0)
+    assert org.asked[1] == ("Opportunity", None)  # a new opportunity is read whole
