@@ -144,6 +144,16 @@ class PushSettings(_Section):
     existing_contact: Literal["notify", "ignore"] = "notify"
 
 
+_CUSTOM_FIELD = r"^([A-Za-z][A-Za-z0-9_]*__c)?$"
+
+
+class PullbackSettings(_Section):
+    # The org's custom picklists saying why a Lead was not converted and why an Opportunity
+    # was lost (Salesforce has no standard fields for either); empty = not read.
+    lead_reason_field: str = Field("", pattern=_CUSTOM_FIELD)
+    loss_reason_field: str = Field("", pattern=_CUSTOM_FIELD)
+
+
 class RuntimeSettings(_Section):
     """How stage runs share the state store: the per-stage lease and clean stops."""
 
@@ -217,6 +227,7 @@ class Config(_Section):
     salesforce: SalesforceSettings
     schedule: ScheduleSettings = ScheduleSettings()
     push: PushSettings = PushSettings()
+    pullback: PullbackSettings = PullbackSettings()
     state: StateSettings = StateSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     mappings: MappingPaths = MappingPaths()

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from connector.config import Config, load_config, resolve_config_path
 from connector.logs import register_secrets
-from connector.runtime import StageResult, run_pull_stage, run_push_stage, run_score_stage
+from connector.runtime import (
+    StageResult,
+    run_pull_stage,
+    run_pullback_stage,
+    run_push_stage,
+    run_score_stage,
+)
 
 __all__ = ["Job", "job"]
 
@@ -17,6 +23,7 @@ _STAGES: dict[str, Callable[..., StageResult]] = {
     "pull": run_pull_stage,
     "score": run_score_stage,
     "push": run_push_stage,
+    "pullback": run_pullback_stage,
 }
 
 
@@ -42,7 +49,7 @@ class Job:
 
 
 def job(stage: str) -> Job:
-    """The scheduled job for `stage` (pull, score or push)."""
+    """The scheduled job for `stage` (pull, score, push or pullback)."""
     if stage not in _STAGES:
         raise ValueError(f"no job for stage {stage!r}; one of {', '.join(_STAGES)}")
     return Job(stage)

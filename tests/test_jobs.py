@@ -10,13 +10,14 @@ import pytest
 from connector.sandbox import Sandbox
 from connector.store import Store
 from jobs import pull as pull_job
+from jobs import pullback as pullback_job
 from jobs import push as push_job
 from jobs import score as score_job
 from tests.pull.helpers import sandbox_env, unthrottle
 from tests.push.test_push_sandbox import push_toml
 
 
-def test_pull_score_push_jobs_run_a_cycle_from_a_config_file(
+def test_pull_score_push_pullback_jobs_run_a_cycle_from_a_config_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Sandbox(contacts=200, seed=42, workdir=tmp_path / "sb") as sb:
         unthrottle(sb)
@@ -25,11 +26,15 @@ def test_pull_score_push_jobs_run_a_cycle_from_a_config_file(
         cfg.write_text(push_toml(sb, tmp_path / "state.db"))
         for name, value in sandbox_env(sb).items():
             monkeypatch.setenv(name, value)
-        results = [job.run(str(cfg)) for job in (pull_job, score_job, push_job)]
-        assert [r.status for r in results] == ["ok", "ok", "ok"]
+        jobs = (pull_job, score_job, push_job, pullback_job)
+        results = [job.run(str(cfg)) for job in jobs]
+        assert [r.status for r in results] == ["ok", "ok", "ok", "ok"]
         store = Store(f"sqlite:///{tmp_path / 'state.db'}")
         runs = [store.get_run(r.run_id) for r in results]
         assert [(r.stage, r.trigger) for r in runs if r] == [
-            ("pull", "schedule"), ("score", "schedule"), ("push", "schedule")]
+            ("pull", "schedule"), ("score", "schedule"), ("push", "schedule"),
+            ("pullback", "schedule")]
         linked = [c for c in store.iter_contacts() if store.linked(c.hubspot_id)]
         assert linked  # the cycle handed MQLs to Salesforce
+        # the pull-back read each hand-off's state back
+        assert set(store.handoff_states()) == {c.hubspot_id for c in linked}

@@ -1,4 +1,4 @@
-"""`handshake sync pull|score|push` and `handshake backfill`: one stage, once."""
+"""`handshake sync pull|score|push|pullback` and `handshake backfill`: one stage, once."""
 
 from __future__ import annotations
 
@@ -122,6 +122,23 @@ def sync_push(
         for name, value in sorted(plan["values"].items()):
             out.print(f"    {name} = {escape(repr(value))}", highlight=False)
     print_counts(f"push {'(dry run: nothing written) ' if dry_run else ''}{result.status}",
+                 dict(result.counts))
+    finish(result)
+
+
+@sync_app.command("pullback")
+def sync_pullback(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Salesforce, store nothing.")]
+    = False,
+) -> None:
+    """Pull back what sales did with the hand-offs: status, owner, conversion, opportunity
+    outcome, calls, emails and meetings, since the last run."""
+    from connector.runtime import run_pullback_stage
+
+    loaded = load_checked_config(config)
+    result = run_pullback_stage(loaded, dry_run=dry_run)
+    print_counts(f"pullback {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
     finish(result)
 

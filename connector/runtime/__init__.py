@@ -1,4 +1,4 @@
-"""The stage runtime: every stage (pull, score, push, dead-letter retry, and the pull-back and
+"""The stage runtime: every stage (pull, score, push, pull-back, dead-letter retry, and the
 daemon to come) runs inside `stage_run`, which records, leases, guards and closes it.
 
     stage_run(config, stage)        the one context: store, lease, run record, signals, cleanup
@@ -14,6 +14,7 @@ from connector.runtime.stages import (
     GOVERNOR_BOOKMARK,
     retry_dead_letters,
     run_pull_stage,
+    run_pullback_stage,
     run_push_stage,
     run_score_stage,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "pull_context",
     "retry_dead_letters",
     "run_pull_stage",
+    "run_pullback_stage",
     "run_push_stage",
     "run_score_stage",
     "stage_run",

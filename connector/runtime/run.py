@@ -40,6 +40,7 @@ LEASES: dict[str, str] = {
     "dlq-retry": "pull",
     "score": "score",
     "push": "push",
+    "pullback": "pullback",
 }
 
 

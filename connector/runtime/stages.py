@@ -1,5 +1,5 @@
-"""The stages, each one body inside `stage_run`: pull (or back-fill), score, push and the
-dead-letter retry. The CLI, the jobs, the demo and the coming daemon call these."""
+"""The stages, each one body inside `stage_run`: pull (or back-fill), score, push, pull-back
+and the dead-letter retry. The CLI, the jobs, the demo and the coming daemon call these."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ __all__ = [
     "SCORE_WRITEBACK_PENDING",
     "retry_dead_letters",
     "run_pull_stage",
+    "run_pullback_stage",
     "run_push_stage",
     "run_score_stage",
 ]
@@ -200,6 +201,39 @@ def run_push_stage(
         result.planned = ctx.planned
         push(ctx)
         sink.done(handing)
+    return run.result
+
+
+def run_pullback_stage(
+    config: Config, *, trigger: str = "manual", dry_run: bool = False,
+    clock: Clock | None = None,
+) -> StageResult:
+    """Pull back what sales did with the hand-offs (Lead status, owner and conversion, the
+    Opportunity's stage and outcome, completed Tasks and Events) into the store, since each
+    object's bookmark. `dry_run` reads and stores nothing (the counts say what it would).
+    Stops cleanly (status "stopped") when Handshake's Salesforce share is spent."""
+    from connector.pullback import PullbackContext, pull_back
+    from connector.salesforce import SalesforceClient
+    from connector.salesforce.governor import GovernorSnapshot
+
+    with stage_run(config, "pullback", trigger=trigger, clock=clock) as run:
+        store = run.store
+        saved = store.get_bookmark(GOVERNOR_BOOKMARK)
+        snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
+        sf = run.own(SalesforceClient.from_config(config, clock=run.clock, snapshot=snapshot))
+        if not dry_run:
+            run.on_close(lambda: store.set_bookmark(
+                GOVERNOR_BOOKMARK, json.dumps(sf.governor.snapshot().to_json()),
+                run_id=run.run_id))
+        settings = config.pullback
+        ctx = PullbackContext(
+            store=store, sf=sf, clock=run.clock,
+            lookback=timedelta(minutes=config.schedule.lookback_minutes), run_id=run.run_id,
+            dry_run=dry_run, lead_reason_field=settings.lead_reason_field or None,
+            loss_reason_field=settings.loss_reason_field or None)
+        run.result.counts = ctx.counts
+        pull_back(ctx)
+        ctx.counts["salesforce.calls"] = sf.calls
     return run.result
 
 

@@ -4,7 +4,8 @@ error classification and the API allocation governor.
 - `settings`: every path, limit, header and field name.
 - `auth`: the four logins (password, JWT, client credentials, session id).
 - `client`: `SalesforceClient`, the only module importing simple-salesforce.
-- `records`: what the client answers with (matches, `WriteResult`, `LeadStatus`).
+- `records`: what the client answers with (matches, `WriteResult`, `LeadStatus`,
+  `SalesVocabulary`).
 - `bulk`: Bulk API 2.0 upserts, for backfills (`SalesforceClient.bulk_upsert`).
 - `errors`: the `SALESFORCE` dialect (the HTTP policy's table for whole calls), and
   `classify_record_errors` / `SalesforceRecordRejected` for each record (who must act).
@@ -38,6 +39,7 @@ from connector.salesforce.records import (
     ExternalIdMatches,
     LeadMatch,
     LeadStatus,
+    SalesVocabulary,
     WriteResult,
 )
 
@@ -56,6 +58,7 @@ __all__ = [
     "LeadStatus",
     "Login",
     "Rejection",
+    "SalesVocabulary",
     "SalesforceClient",
     "SalesforceRecordRejected",
     "Usage",

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
@@ -56,6 +57,7 @@ from connector.salesforce.records import (
     ExternalIdMatches,
     LeadMatch,
     LeadStatus,
+    SalesVocabulary,
     WriteResult,
     email_key,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "ExternalIdMatches",
     "LeadMatch",
     "LeadStatus",
+    "SalesVocabulary",
     "SalesforceClient",
     "WriteResult",
     "build_salesforce_policy",
@@ -189,6 +192,7 @@ class SalesforceClient:
         self._sent_with = threading.local()  # the session id this thread's call went out with
         self._describes: dict[str, dict[str, Any]] = {}
         self._lead_statuses: list[LeadStatus] | None = None
+        self._vocabulary: SalesVocabulary | None = None
         self._assignment_rule: str | None = None  # "" once read and absent
         if credentials.renewable:
             policy.on_session_expired = self._refresh
@@ -352,7 +356,81 @@ class SalesforceClient:
             ]
         return list(self._lead_statuses)
 
+    def sales_vocabulary(self) -> SalesVocabulary:
+        """Which Lead statuses convert, which Opportunity stages close and win, which Task
+        statuses close: read from LeadStatus, OpportunityStage and TaskStatus (two calls past
+        the Lead statuses, once per client)."""
+        if self._vocabulary is None:
+            stages = list(self.query(
+                f"SELECT {', '.join(ss.OPPORTUNITY_STAGE_FIELDS)} FROM {ss.OPPORTUNITY_STAGE}",
+                what="opportunity stages"))
+            task_statuses = list(self.query(
+                f"SELECT {', '.join(ss.TASK_STATUS_FIELDS)} FROM {ss.TASK_STATUS}",
+                what="task statuses"))
+
+            def names(rows: Iterable[Mapping[str, Any]], flag: str) -> frozenset[str]:
+                return frozenset(str(r.get("ApiName") or r["MasterLabel"])
+                                 for r in rows if r.get(flag))
+
+            self._vocabulary = SalesVocabulary(
+                converted_statuses=frozenset(
+                    s.api_name for s in self.lead_statuses() if s.is_converted),
+                closed_stages=names(stages, "IsClosed"),
+                won_stages=names(stages, "IsWon"),
+                closed_task_statuses=names(task_statuses, "IsClosed"),
+            )
+        return self._vocabulary
+
     # --- queries ----------------------------------------------------------------------------
+
+    def query_pages(
+        self, soql: str, *, what: str = "query", include_deleted: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """A SOQL query's rows a page at a time (one call a page, by `nextRecordsUrl`), so the
+        caller can store each page before the next is asked for. `include_deleted` goes through
+        `queryAll`: deleted and merged records, and archived Tasks and Events, too."""
+        page = self._call("query", what,
+                          lambda: self.sf.query(soql, include_deleted=include_deleted))
+        while True:
+            yield [{k: v for k, v in row.items() if k != "attributes"}
+                   for row in page.get("records") or []]
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            page = self._call("query", f"{what} (next page)",
+                              self._more(next_url, include_deleted=include_deleted))
+
+    def modified_since(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        *,
+        ids: Sequence[str],
+        keys: Sequence[str] = (ss.ID,),
+        since: datetime | None,
+        include_deleted: bool = False,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the records of `sobject` whose `keys` (`Id`, or `WhoId` and `WhatId`) name
+        one of `ids`, changed at or after `since` (every one when None), oldest change first:
+        `SystemModstamp >= since ORDER BY SystemModstamp, Id` (many records share one
+        stamp: the caller keeps a lookback and dedupes). The ids go in as few queries as the
+        URI and SOQL limits allow."""
+        wanted = list(dict.fromkeys(str(i) for i in ids if i))
+        if not wanted:
+            return
+        where = ""
+        if since is not None:
+            # SOQL datetime literals: ISO-8601 UTC, seconds precision (flooring keeps `>=` safe)
+            stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            where = format_soql(f"{ss.MODSTAMP} >= {{:literal}} AND ", stamp)
+        select = ", ".join(dict.fromkeys([ss.ID, *fields]))
+        head = f"SELECT {select} FROM {sobject} WHERE {where}"
+        tail = f" ORDER BY {ss.MODSTAMP}, {ss.ID}"
+        what = f"{sobject} changed since the bookmark"
+        for chunk in self._chunks(head, wanted, tail=tail, repeats=len(keys)):
+            matches = " OR ".join(format_soql(f"{key} IN {{}}", chunk) for key in keys)
+            soql = head + (f"({matches})" if len(keys) > 1 else matches) + tail
+            yield from self.query_pages(soql, what=what, include_deleted=include_deleted)
 
     def query(self, soql: str, *, what: str = "query") -> Iterator[dict[str, Any]]:
         """Every row of a SOQL query, page after page by `nextRecordsUrl` (one call a page)."""
@@ -365,20 +443,25 @@ class SalesforceClient:
                 return
             page = self._call("query", f"{what} (next page)", self._more(next_url))
 
-    def _more(self, next_url: str) -> Callable[[], Any]:
-        return lambda: self.sf.query_more(next_url, identifier_is_url=True)
+    def _more(self, next_url: str, *, include_deleted: bool = False) -> Callable[[], Any]:
+        return lambda: self.sf.query_more(next_url, identifier_is_url=True,
+                                          include_deleted=include_deleted)
 
-    def _chunks(self, head: str, values: Sequence[str]) -> Iterator[list[str]]:
-        """`values` split so `head + IN (...)` stays under the URI and SOQL length limits."""
-        prefix = f"/services/data/v{self.credentials.api_version}/{ss.QUERY}/?q="
-        base_uri = len(prefix) + len(quote_plus(head + " IN ()"))
-        base_soql = len(head + " IN ()")
+    def _chunks(
+        self, head: str, values: Sequence[str], *, tail: str = "", repeats: int = 1
+    ) -> Iterator[list[str]]:
+        """`values` split so `head + IN (...) + tail` stays under the URI and SOQL length
+        limits (`repeats`: how many `IN` lists carry the same values)."""
+        prefix = f"/services/data/v{self.credentials.api_version}/{ss.QUERY_ALL}/?q="
+        clauses = " OR ".join(["WhatId IN ()"] * repeats)
+        base_uri = len(prefix) + len(quote_plus(f"{head} ({clauses}){tail}"))
+        base_soql = len(f"{head} ({clauses}){tail}")
         chunk: list[str] = []
         uri, soql = base_uri, base_soql
         for value in values:
             quoted = quote_soql_value(value)
-            uri_cost = len(quote_plus(quoted)) + len(quote_plus(","))
-            soql_cost = len(quoted) + 1
+            uri_cost = (len(quote_plus(quoted)) + len(quote_plus(","))) * repeats
+            soql_cost = (len(quoted) + 1) * repeats
             if chunk and (
                 uri + uri_cost > ss.MAX_QUERY_URI_CHARS or soql + soql_cost > ss.MAX_SOQL_CHARS
             ):

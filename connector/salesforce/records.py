@@ -13,6 +13,7 @@ __all__ = [
     "ExternalIdMatches",
     "LeadMatch",
     "LeadStatus",
+    "SalesVocabulary",
     "WriteResult",
     "email_key",
 ]
@@ -33,6 +34,17 @@ class LeadStatus:
     sort_order: int | None
     is_default: bool
     is_converted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SalesVocabulary:
+    """Which picklist values mean converted, closed and won, as the org's value objects
+    (LeadStatus, OpportunityStage, TaskStatus) say: several of each can, and orgs rename them."""
+
+    converted_statuses: frozenset[str]
+    closed_stages: frozenset[str]
+    won_stages: frozenset[str]
+    closed_task_statuses: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

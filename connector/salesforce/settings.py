@@ -41,6 +41,7 @@ from datetime import timedelta
 # --- paths (relative to the REST root `/services/data/vNN.N/`) --------------------------------
 DESCRIBE = "sobjects/{sobject}/describe"
 QUERY = "query"
+QUERY_ALL = "queryAll"  # deleted, merged and archived records too
 COLLECTIONS = "composite/sobjects"
 COLLECTIONS_UPSERT = "composite/sobjects/{sobject}/{field}"
 COMPOSITE = "composite"
@@ -120,5 +121,29 @@ LEAD_MATCH_FIELDS = (
     "ConvertedAccountId",
 )
 LEAD_STATUS_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsDefault", "IsConverted")
+OPPORTUNITY = "Opportunity"
+EVENT = "Event"
+OPPORTUNITY_STAGE = "OpportunityStage"
+TASK_STATUS = "TaskStatus"
+OPPORTUNITY_STAGE_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsClosed", "IsWon")
+TASK_STATUS_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsClosed")
+# The cursor of incremental reads: moves on every change, user or system (LastModifiedDate
+# does not, and can be back-dated by imports); ties broken by Id.
+MODSTAMP = "SystemModstamp"
+# What the pull-back reads of each object (a mapped reason field is added when configured).
+PULLBACK_FIELDS: dict[str, tuple[str, ...]] = {
+    LEAD: ("Id", "OwnerId", "Status", "IsConverted", "ConvertedContactId",
+           "ConvertedAccountId", "ConvertedOpportunityId", "ConvertedDate",
+           "LastModifiedDate", "LastModifiedById", "SystemModstamp", "IsDeleted"),
+    OPPORTUNITY: ("Id", "OwnerId", "StageName", "Amount", "CloseDate", "IsClosed", "IsWon",
+                  "LastModifiedDate", "LastModifiedById", "SystemModstamp", "IsDeleted"),
+    TASK: ("Id", "WhoId", "WhatId", "OwnerId", "Subject", "Status", "TaskSubtype", "Type",
+           "CallDisposition", "CallDurationInSeconds", "ActivityDate", "CompletedDateTime",
+           "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+           "SystemModstamp", "IsDeleted"),
+    EVENT: ("Id", "WhoId", "WhatId", "OwnerId", "Subject", "Type", "StartDateTime",
+            "EndDateTime", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+            "SystemModstamp", "IsDeleted"),
+}
 USER = "User"
 USER_FIELDS = ("Id", "Email", "Username", "Name", "IsActive")

@@ -2,13 +2,14 @@
 
 Every flow reads and writes here, never directly system to system:
 pull (HubSpot -> contacts, activities), score (-> scores, lifecycle_transitions),
-push (-> id_map, write_ledger, sla_timers), pull-back (-> sales_outcomes), and every stage
+push (-> id_map, write_ledger, sla_timers), pull-back (-> sales_outcomes, handoff_states), and
+every stage
 (-> dead_letters, bookmarks, sync_runs). Times are stored as timezone-aware UTC.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -35,6 +36,7 @@ __all__ = [
     "Bookmark",
     "Contact",
     "DeadLetter",
+    "HandoffState",
     "IdLink",
     "Lease",
     "LifecycleTransition",
@@ -236,14 +238,44 @@ class SalesOutcome(Base):
     hubspot_id: Mapped[str | None] = mapped_column(String(32), index=True)
     sf_object: Mapped[str] = mapped_column(String(32))
     sf_id: Mapped[str] = mapped_column(String(18))
-    source_id: Mapped[str] = mapped_column(String(64), unique=True)  # Task id, history id...
-    kind: Mapped[str] = mapped_column(String(32))  # attempt|status|converted|closed_lost|won|lost
+    # Task/Event id, or record id, change and SystemModstamp (`00Q...:status:2026...`)
+    source_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # attempt|status|owner|converted|stage|won|lost
     status: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     owner_id: Mapped[str | None] = mapped_column(String(18))
     occurred_at: Mapped[datetime]
     amount: Mapped[float | None] = mapped_column(Float)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class HandoffState(Base):
+    """Where a handed-off lead stands in Salesforce now, as the pull-back last read it: the
+    Lead's status and owner, its conversion, and the Opportunity it became. Each change read
+    against it is a `SalesOutcome`; a row read again (the lookback) changes nothing."""
+
+    __tablename__ = "handoff_states"
+    hubspot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lead_id: Mapped[str | None] = mapped_column(String(18))
+    contact_id: Mapped[str | None] = mapped_column(String(18))
+    account_id: Mapped[str | None] = mapped_column(String(18))
+    opportunity_id: Mapped[str | None] = mapped_column(String(18))
+    status: Mapped[str | None] = mapped_column(String(64))
+    owner_id: Mapped[str | None] = mapped_column(String(18))
+    is_converted: Mapped[bool] = mapped_column(Boolean, default=False)
+    converted_on: Mapped[date | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    stage: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[float | None] = mapped_column(Float)
+    close_date: Mapped[date | None]
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    loss_reason: Mapped[str | None] = mapped_column(Text)
+    last_touch_at: Mapped[datetime | None]
+    # the SystemModstamp of the newest Lead / Opportunity row applied: older rows change nothing
+    lead_changed_at: Mapped[datetime | None]
+    opportunity_changed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
 
 
 class SlaTimer(Base):

@@ -9,6 +9,7 @@ sessions, schema, and the boundary where database failures become `StoreError`s)
     ledger.py         LedgerStore       the write ledger and the HubSpot-Salesforce id links
     dead_letters.py   DeadLetterStore   records parked for an admin
     sales.py          SalesStore        sales outcomes, SLA timers, round-robin pointers
+    pullback.py       PullbackStore     hand-offs' state in Salesforce, outcomes with bookmarks
     runs.py           RunStore          sync runs and stage leases
     store.py          Store             the facade
 
@@ -22,6 +23,7 @@ from connector.store.bookmarks import BookmarkStore
 from connector.store.contacts import ActivityRecord, ContactRecord, ContactStore
 from connector.store.dead_letters import DeadLetterStore
 from connector.store.ledger import LedgerStore, payload_hash
+from connector.store.pullback import PullbackStore
 from connector.store.runs import RunStore
 from connector.store.sales import SalesStore
 from connector.store.scores import ScoreStore
@@ -29,6 +31,6 @@ from connector.store.scores import ScoreStore
 __all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
 
 
-class Store(RunStore, BookmarkStore, ContactStore, ScoreStore, LedgerStore, DeadLetterStore,
-            SalesStore):
+class Store(RunStore, PullbackStore, BookmarkStore, ContactStore, ScoreStore, LedgerStore,
+            DeadLetterStore, SalesStore):
     """Repository over the state database; every flow goes through it."""

@@ -177,3 +177,16 @@ def test_count_grouped_by_a_field_answers_aggregate_results(state: SalesforceSta
     assert _run(state, "SELECT COUNT(Id) FROM Lead WHERE Country = 'US'")[0]["expr0"] == 2
     with pytest.raises(RequestError, match="grouped or aggregated"):
         soql.parse("SELECT Country, LastName, COUNT(Id) FROM Lead GROUP BY Country")
+
+
+def test_stage_and_task_status_values_say_what_closes_and_wins(state: SalesforceState) -> None:
+    stages = _run(state, "SELECT MasterLabel, IsClosed, IsWon FROM OpportunityStage "
+                         "ORDER BY SortOrder")
+    closed = {r["MasterLabel"]: r["IsWon"] for r in stages if r["IsClosed"]}
+    assert closed == {"Closed Won": True, "Closed Lost": False}
+    statuses = _run(state, "SELECT MasterLabel FROM TaskStatus WHERE IsClosed = true")
+    assert [r["MasterLabel"] for r in statuses] == ["Completed"]
+    # the records' own flags follow the value records, as the org derives them
+    lead = state.records("Lead")[0]["Id"]
+    task = state.insert("Task", {"WhoId": lead, "Subject": "Call", "Status": "Completed"})
+    assert state.get("Task", task)["IsClosed"] is True

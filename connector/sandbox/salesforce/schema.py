@@ -629,6 +629,41 @@ _LEAD_STATUS = _obj(
     createable=False,
 )
 
+# OpportunityStage and TaskStatus as the SOAP API object reference describes them: one record a
+# picklist value, read-only, saying which values close (and win) the record.
+_OPPORTUNITY_STAGE = _obj(
+    "OpportunityStage",
+    "Opportunity Stage",
+    "Opportunity Stages",
+    [
+        _f("MasterLabel", "string", length=255, nillable=False, label="Master Label"),
+        _f("ApiName", "string", length=255, nillable=False),
+        _f("SortOrder", "int"),
+        _f("IsActive", "boolean", nillable=False, defaulted_on_create=True, label="Is Active"),
+        _f("IsClosed", "boolean", nillable=False, defaulted_on_create=True, label="Is Closed"),
+        _f("IsWon", "boolean", nillable=False, defaulted_on_create=True, label="Is Won"),
+        _f("DefaultProbability", "percent", label="Default Probability"),
+        _f("ForecastCategoryName", "string", length=40, label="Forecast Category"),
+    ],
+    has_owner=False,
+    createable=False,
+)
+
+_TASK_STATUS = _obj(
+    "TaskStatus",
+    "Task Status Value",
+    "Task Status Values",
+    [
+        _f("MasterLabel", "string", length=255, nillable=False, label="Master Label"),
+        _f("ApiName", "string", length=255, nillable=False),
+        _f("SortOrder", "int"),
+        _f("IsDefault", "boolean", nillable=False, defaulted_on_create=True, label="Is Default"),
+        _f("IsClosed", "boolean", nillable=False, defaulted_on_create=True, label="Is Closed"),
+    ],
+    has_owner=False,
+    createable=False,
+)
+
 _GROUP = _obj(
     "Group",
     "Group",
@@ -693,6 +728,8 @@ OBJECTS: dict[str, ObjectDef] = {
         _EVENT,
         _USER,
         _LEAD_STATUS,
+        _OPPORTUNITY_STAGE,
+        _TASK_STATUS,
         _GROUP,
         _ASSIGNMENT_RULE,
     )

@@ -301,6 +301,9 @@ KEY_PREFIXES: dict[str, str] = {
     "Event": "00U",
     "Group": "00G",
     "LeadStatus": "01J",
+    # picklist-value objects all share 01J in a real org
+    "OpportunityStage": "01J",
+    "TaskStatus": "01J",
     "AssignmentRule": "01Q",
 }
 QUERY_LOCATOR_PREFIX = "01g"

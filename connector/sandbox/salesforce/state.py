@@ -60,6 +60,28 @@ _DEFAULT_LEAD_STATUSES = [
     ("Closed - Not Converted", False, False),
 ]
 
+# (label, sort order, closed, won, probability, forecast category): a new org's stages
+_DEFAULT_OPPORTUNITY_STAGES = [
+    ("Prospecting", False, False, 10, "Pipeline"),
+    ("Qualification", False, False, 10, "Pipeline"),
+    ("Needs Analysis", False, False, 20, "Pipeline"),
+    ("Value Proposition", False, False, 50, "Pipeline"),
+    ("Id. Decision Makers", False, False, 60, "Pipeline"),
+    ("Perception Analysis", False, False, 70, "Pipeline"),
+    ("Proposal/Price Quote", False, False, 75, "Pipeline"),
+    ("Negotiation/Review", False, False, 90, "Pipeline"),
+    ("Closed Won", True, True, 100, "Closed"),
+    ("Closed Lost", True, False, 0, "Omitted"),
+]
+# (label, default, closed): a new org's Task statuses
+_DEFAULT_TASK_STATUSES = [
+    ("Not Started", True, False),
+    ("In Progress", False, False),
+    ("Completed", False, True),
+    ("Waiting on someone else", False, False),
+    ("Deferred", False, False),
+]
+
 
 class RecordError(Exception):
     """One record was refused; `errors` are `{"statusCode","message","fields"}` dicts."""
@@ -209,6 +231,39 @@ class SalesforceState:
                     "SortOrder": order,
                     "IsDefault": is_default,
                     "IsConverted": converted,
+                },
+                user_id,
+                now,
+            )
+        for order, (label, closed, won, probability, forecast) in enumerate(
+            _DEFAULT_OPPORTUNITY_STAGES, 1
+        ):
+            self._raw_insert(
+                "OpportunityStage",
+                self._ids.new("OpportunityStage"),
+                {
+                    "MasterLabel": label,
+                    "ApiName": label,
+                    "SortOrder": order,
+                    "IsActive": True,
+                    "IsClosed": closed,
+                    "IsWon": won,
+                    "DefaultProbability": probability,
+                    "ForecastCategoryName": forecast,
+                },
+                user_id,
+                now,
+            )
+        for order, (label, is_default, closed) in enumerate(_DEFAULT_TASK_STATUSES, 1):
+            self._raw_insert(
+                "TaskStatus",
+                self._ids.new("TaskStatus"),
+                {
+                    "MasterLabel": label,
+                    "ApiName": label,
+                    "SortOrder": order,
+                    "IsDefault": is_default,
+                    "IsClosed": closed,
                 },
                 user_id,
                 now,
@@ -393,6 +448,15 @@ class SalesforceState:
                 for r in self._data[obj.name].values()
                 if include_deleted or not r["IsDeleted"]
             ]
+
+    def set_value_record(self, sobject: str, label: str, values: dict[str, Any]) -> None:
+        """Change one picklist value record (LeadStatus, OpportunityStage, TaskStatus) as an
+        admin does in Setup: rename it, or say whether it closes, wins or converts."""
+        obj = self._obj(sobject)
+        with self._lock:
+            record = next(r for r in self._data[obj.name].values() if r["MasterLabel"] == label)
+            record.update(values)
+            record["SystemModstamp"] = format_datetime(self.clock.now())
 
     def raw_records(self, sobject: str) -> list[dict[str, Any]]:
         """The stored records themselves, deleted included (for the query engine: read only)."""
@@ -736,7 +800,7 @@ class SalesforceState:
                 p for p in (record.get("FirstName"), record.get("LastName")) if p
             )
         if obj.name == "Task":
-            closed = record.get("Status") == "Completed"
+            closed = record.get("Status") in self._flagged("TaskStatus", "IsClosed")
             if closed and not record.get("IsClosed"):
                 record["CompletedDateTime"] = format_datetime(self.clock.now())
             record["IsClosed"] = closed
@@ -753,8 +817,17 @@ class SalesforceState:
                     end = begin + timedelta(minutes=int(record["DurationInMinutes"]))
                     record["EndDateTime"] = format_datetime(end)
         if obj.name == "Opportunity":
-            record["IsClosed"] = record.get("StageName") in ("Closed Won", "Closed Lost")
-            record["IsWon"] = record.get("StageName") == "Closed Won"
+            stage = record.get("StageName")
+            record["IsClosed"] = stage in self._flagged("OpportunityStage", "IsClosed")
+            record["IsWon"] = stage in self._flagged("OpportunityStage", "IsWon")
+
+    def _flagged(self, sobject: str, flag: str) -> set[str]:
+        """The picklist values whose value record (TaskStatus, OpportunityStage) sets `flag`."""
+        return {
+            r["MasterLabel"]
+            for r in self._data[sobject].values()
+            if r.get(flag) and not r["IsDeleted"]
+        }
 
     def _apply_defaults(self, obj: ObjectDef, values: dict[str, Any]) -> None:
         if obj.name == "Lead" and not values.get("Status"):
