@@ -23,6 +23,9 @@ from connector.runtime.wiring import open_store, pull_context
 from connector.store import Contact
 
 if TYPE_CHECKING:
+    from connector.pullback import Handoffs, PullbackContext
+    from connector.runtime.run import StageRun
+    from connector.salesforce import SalesforceClient
     from connector.scoring.lifecycle import Decision
     from connector.scoring.model import LifecycleSection
 
@@ -232,9 +235,28 @@ def run_pullback_stage(
             dry_run=dry_run, lead_reason_field=settings.lead_reason_field or None,
             loss_reason_field=settings.loss_reason_field or None)
         run.result.counts = ctx.counts
-        pull_back(ctx)
+        handoffs = pull_back(ctx)
         ctx.counts["salesforce.calls"] = sf.calls
+        _outcomes_and_recycling(config, run, sf, ctx, handoffs)
     return run.result
+
+
+def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
+                            ctx: PullbackContext, handoffs: Handoffs) -> None:
+    """The pull-back's last step: outcomes to HubSpot, dead leads back to marketing."""
+    from connector.hubspot.client import HubSpotClient
+    from connector.hubspot.outcomes import OutcomeSettings
+    from connector.mapping.sla import load_sla
+    from connector.pullback.outcomes_step import hand_back
+
+    if not handoffs.links:
+        return
+    sla = load_sla(config.mapping_path("sla")).spec
+    hubspot = run.own(HubSpotClient.from_config(config, clock=run.clock))
+    settings = OutcomeSettings(reengagement_list=sla.recycling.reengagement_list)
+    before = sf.calls
+    hand_back(ctx, handoffs, hubspot=hubspot, sf=sf, sla=sla, settings=settings)
+    ctx.counts["salesforce.recycle.calls"] = sf.calls - before
 
 
 def retry_dead_letters(config: Config, ids: Sequence[int] = ()) -> dict[str, int]:

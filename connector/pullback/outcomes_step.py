@@ -1,0 +1,305 @@
+"""Outcomes to HubSpot and dead leads back to marketing, after the pull-back has stored what
+sales did (store -> HubSpot, store -> Salesforce).
+
+    hand_back(ctx, handoffs, hubspot=..., sf=..., sla=sla.spec, settings=OutcomeSettings())
+
+Each hand-off's stored state is judged by `connector.sla.recycle`; a new decision is stored
+first, as an outcome of kind `recycled` or `disqualified` whose source id is the decision's
+key (so it is taken once, and a crash after it loses no write: the writes below are derived
+from the stored decisions and the write ledger skips those already made). Then:
+
+- Salesforce: a recycled, unconverted Lead gets the status and the queue sla.toml names, in
+  one update through the ledger;
+- the interest score: a score row with the reset or decayed interest (not an MQL), the newest
+  score the score stage and the push read for the contact;
+- HubSpot: every hand-off's contact gets only what differs from its current properties
+  (`plan_outcome`), recycled ones moved back to `lead` and added to the re-engagement list
+  (`OutcomeWriter`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from connector.errors import Actor
+from connector.hubspot import settings as hs
+from connector.hubspot.outcomes import (
+    OutcomeClient,
+    OutcomeSettings,
+    OutcomeWriter,
+    PulledBackLead,
+    plan_outcome,
+)
+from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Written
+from connector.mapping.sla import SlaFile
+from connector.pullback.context import Handoffs, PullbackContext
+from connector.sla import LeadOutcome, RecycleDecision, interest_after, recycle
+from connector.store import SalesOutcome
+
+__all__ = [
+    "RECYCLE_KINDS",
+    "HubSpotOutcomePort",
+    "Recycle",
+    "RecycleSalesforcePort",
+    "hand_back",
+    "recycles_by_contact",
+]
+
+log = logging.getLogger("connector.pullback")
+
+RECYCLE_KINDS = ("recycled", "disqualified")
+
+
+class HubSpotOutcomePort(OutcomeClient, Protocol):
+    """The HubSpot reads and writes the step needs (`HubSpotClient` has them)."""
+
+    def batch_read_contacts(self, ids: Sequence[str],
+                            properties: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+class RecycleSalesforcePort(Protocol):
+    """The Salesforce writes recycling needs (`SalesforceClient` has them)."""
+
+    def queue_id(self, name: str) -> str | None: ...
+
+    def update_batches(self, sobject: str, records: Sequence[Mapping[str, Any]], *,
+                       auto_assign: bool = ...,
+                       allow_duplicates: bool = ...) -> Iterable[Sequence[Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Recycle:
+    """One stored recycling decision of a hand-off."""
+
+    hubspot_id: str
+    lead_id: str
+    action: str  # recycled | disqualified
+    reason: str  # the RecycleReason
+    detail: str
+    count: int
+    at: datetime
+    source_id: str
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _recycle_of(row: SalesOutcome) -> Recycle:
+    details = row.details or {}
+    at = _aware(row.occurred_at)
+    assert at is not None
+    return Recycle(str(row.hubspot_id), row.sf_id, row.kind, str(details.get("reason", "")),
+                   row.reason or "", int(details.get("count", 0)), at, row.source_id)
+
+
+def recycles_by_contact(outcomes: Iterable[SalesOutcome]) -> dict[str, list[Recycle]]:
+    """The stored recycling decisions of each contact, oldest first."""
+    found: dict[str, list[Recycle]] = {}
+    for row in outcomes:
+        if row.kind in RECYCLE_KINDS and row.hubspot_id:
+            found.setdefault(row.hubspot_id, []).append(_recycle_of(row))
+    for rows in found.values():
+        rows.sort(key=lambda r: (r.at, r.count))
+    return found
+
+
+def _current(recycles: list[Recycle], handed_off_at: datetime) -> Recycle | None:
+    """The decision taken on this hand-off (none until sales give the lead up)."""
+    latest = recycles[-1] if recycles else None
+    return latest if latest is not None and latest.at >= handed_off_at else None
+
+
+def _lead_outcome(state: Mapping[str, Any], lead_id: str, handed_off_at: datetime,
+                  recycles: list[Recycle]) -> LeadOutcome:
+    return LeadOutcome(
+        lead_id, handed_off_at, status=state.get("status"),
+        is_converted=bool(state.get("is_converted")), status_reason=state.get("reason"),
+        opportunity_closed=bool(state.get("is_closed")),
+        opportunity_won=bool(state.get("is_won")), loss_reason=state.get("loss_reason"),
+        is_customer=bool(state.get("is_won")), last_touch_at=_aware(state.get("last_touch_at")),
+        recycle_count=sum(1 for r in recycles if r.action == "recycled"),
+        settled=_current(recycles, handed_off_at) is not None)
+
+
+def _decision_row(hubspot_id: str, decision: RecycleDecision, now: datetime) -> dict[str, Any]:
+    kind = "recycled" if decision.action == "recycle" else "disqualified"
+    return {"hubspot_id": hubspot_id, "sf_object": "Lead", "sf_id": decision.lead_id,
+            "source_id": decision.key, "kind": kind, "status": decision.lead_status,
+            "reason": decision.detail, "owner_id": None, "occurred_at": now, "amount": None,
+            "details": {"reason": decision.reason, "count": decision.count,
+                        "interest": decision.interest, "keep_percent": decision.keep_percent}}
+
+
+def _pulled_back(hubspot_id: str, state: Mapping[str, Any], sla: SlaFile,
+                 taken: Recycle | None, count: int) -> PulledBackLead:
+    closed = {s.strip().casefold() for s in sla.recycling.closed_statuses}
+    status = state.get("status")
+    lost = bool(state.get("is_closed")) and not state.get("is_won")
+    recycled = taken is not None and taken.action == "recycled"
+    if recycled:
+        # Handshake set this status itself: reading it back must not count as a change
+        status = sla.recycling.lead_status
+    return PulledBackLead(
+        contact_id=hubspot_id, status=status,
+        closed=(status or "").strip().casefold() in closed,
+        converted=bool(state.get("is_converted")), opportunity_stage=state.get("stage"),
+        opportunity_amount=state.get("amount"), opportunity_won=bool(state.get("is_won")),
+        opportunity_lost=lost,
+        reason=state.get("loss_reason") if lost else state.get("reason"),
+        last_sales_touch_at=_aware(state.get("last_touch_at")),
+        recycled=recycled, recycle_reason=taken.detail if recycled and taken else None,
+        recycled_at=taken.at if recycled and taken else None, recycle_count=count,
+        disqualified=taken is not None and taken.action == "disqualified")
+
+
+def hand_back(
+    ctx: PullbackContext,
+    handoffs: Handoffs,
+    *,
+    hubspot: HubSpotOutcomePort,
+    sf: RecycleSalesforcePort,
+    sla: SlaFile,
+    settings: OutcomeSettings,
+) -> None:
+    """Decide which hand-offs go back to marketing, then write what changed to Salesforce,
+    the scores and HubSpot. A dry run writes nothing and counts what it would write."""
+    store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
+    recycles = recycles_by_contact(store.outcomes())
+    decisions: list[tuple[str, RecycleDecision]] = []
+    for hubspot_id, link in sorted(handoffs.links.items()):
+        state = handoffs.states.get(hubspot_id)
+        handed_off_at = _aware(link.linked_at)
+        if state is None or handed_off_at is None:
+            continue
+        lead_id = state.get("lead_id") or link.sf_id
+        decision = recycle(sla, _lead_outcome(state, lead_id, handed_off_at,
+                                              recycles.get(hubspot_id, [])), now)
+        if decision is not None:
+            decisions.append((hubspot_id, decision))
+    counts["recycle.decided"] += sum(1 for _, d in decisions if d.action == "recycle")
+    counts["recycle.disqualified"] += sum(1 for _, d in decisions if d.action == "disqualify")
+    rows = [_decision_row(h, d, now) for h, d in decisions]
+    if ctx.dry_run:
+        counts["recycle.would_store"] += len(rows)
+    elif rows:
+        store.record_pullback(outcomes=rows, states=[], run_id=ctx.run_id)
+        _adjust_interest(ctx, decisions, now)
+    for row in rows:  # a dry run sees them too, to count what it would write
+        recycles.setdefault(row["hubspot_id"], []).append(_recycle_of(SalesOutcome(**row)))
+    current = {h: _current(recycles.get(h, []), _aware(link.linked_at) or now)
+               for h, link in handoffs.links.items()}
+    _recycle_in_salesforce(ctx, sf, sla, handoffs, current)
+    _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current)
+
+
+def _adjust_interest(ctx: PullbackContext, decisions: list[tuple[str, RecycleDecision]],
+                     now: datetime) -> None:
+    """A score row with the interest a recycled contact keeps: the newest score, so the push
+    no longer sees an MQL and the score stage goes on from it."""
+    recycled = [(h, d) for h, d in decisions if d.action == "recycle" and d.interest != "keep"]
+    latest = ctx.store.latest_scores([h for h, _ in recycled])
+    rows = []
+    for hubspot_id, decision in recycled:
+        score = latest.get(hubspot_id)
+        if score is None:
+            continue
+        rows.append({"contact_id": hubspot_id, "scored_at": now,
+                     "interest": interest_after(decision, score.interest),
+                     "fit_grade": score.fit_grade, "fit_points": score.fit_points,
+                     "is_mql": False, "model_version": score.model_version,
+                     "explanation": {"recycled": decision.reason,
+                                     "interest_before": score.interest,
+                                     "interest": decision.interest}})
+    ctx.store.add_scores(rows)
+    ctx.counts["recycle.interest_adjusted"] += len(rows)
+
+
+def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla: SlaFile,
+                           handoffs: Handoffs, current: Mapping[str, Recycle | None]) -> None:
+    """Each recycled, unconverted Lead: the status and the marketing queue, one update."""
+    rules = sla.recycling
+    due = [(h, r) for h, r in sorted(current.items())
+           if r is not None and r.action == "recycled"
+           and not handoffs.states.get(h, {}).get("is_converted")]
+    if not due:
+        return
+    if ctx.dry_run:
+        ctx.counts["salesforce.recycle.would_write"] += len(due)
+        return
+    ledger = LedgerWrites(ctx.store, stage="pullback", system="salesforce", run_id=ctx.run_id)
+    payload = {"Status": rules.lead_status, "owner_queue": rules.owner_queue}
+    writes = [LedgerWrite((f"salesforce:{r.source_id}",), f"Lead:{r.lead_id}", r,
+                          remote_id=r.lead_id)
+              for _, r in due if ledger.claim(f"salesforce:{r.source_id}", operation="update",
+                                               target="Lead", payload=payload)]
+    ctx.counts["salesforce.recycle.unchanged"] += len(due) - len(writes)
+    if not writes:
+        return
+    values: dict[str, str] = {"Status": rules.lead_status}
+    if rules.owner_queue:
+        queue = sf.queue_id(rules.owner_queue)
+        if queue is None:
+            log.warning("sla.toml [recycling] owner_queue names no Lead queue of the org: "
+                        "recycled Leads keep their owner (fix: create the queue in Salesforce "
+                        "or name an existing one)")
+            ctx.counts["salesforce.recycle.queue_missing"] += 1
+        else:
+            values["OwnerId"] = queue
+
+    def send(items: list[Recycle]) -> Iterable[Sequence[Any]]:
+        return sf.update_batches("Lead", [{"Id": r.lead_id, **values} for r in items],
+                                 auto_assign=False)
+
+    def judge(write: LedgerWrite[Recycle], result: Any) -> Outcome:
+        if result.success:
+            ctx.counts["salesforce.recycle.written"] += 1
+            return Written(write.item.lead_id)
+        ctx.counts["salesforce.recycle.failed"] += 1
+        return Refusal(reason=f"recycled Lead refused by Salesforce: {result.rejection}",
+                       actor=Actor.ADMIN, payload=values)
+
+    for _ in ledger.send(writes, send, judge):
+        pass
+
+
+def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla: SlaFile,
+                         settings: OutcomeSettings, handoffs: Handoffs,
+                         recycles: Mapping[str, list[Recycle]],
+                         current: Mapping[str, Recycle | None]) -> None:
+    """Every hand-off's outcome on its contact: only what differs from HubSpot's values."""
+    leads = []
+    for hubspot_id in sorted(handoffs.links):
+        state = handoffs.states.get(hubspot_id)
+        if state is None:
+            continue
+        count = sum(1 for r in recycles.get(hubspot_id, []) if r.action == "recycled")
+        leads.append(_pulled_back(hubspot_id, state, sla, current.get(hubspot_id), count))
+    if not leads:
+        return
+    s = settings
+    names = [hs.LIFECYCLE_PROPERTY, s.lead_status_property, s.last_sales_touch.hubspot_property,
+             s.outcome.hubspot_property, s.reason.hubspot_property,
+             s.opportunity_amount.hubspot_property, s.recycle_reason.hubspot_property,
+             s.recycled_at.hubspot_property, s.recycle_count.hubspot_property]
+    found = hubspot.batch_read_contacts([lead.contact_id for lead in leads], names)
+    properties = {str(c.get("id")): c.get("properties") or {} for c in found}
+    accepted = frozenset(sla.worked.statuses) - frozenset(sla.recycling.closed_statuses)
+    plans = [p for lead in leads if lead.contact_id in properties
+             and (p := plan_outcome(lead, properties[lead.contact_id], settings,
+                                    status_map=sla.hubspot_lead_status,
+                                    accepted=accepted)) is not None]
+    ctx.counts["hubspot.contacts_missing"] += len(leads) - len(properties)
+    if ctx.dry_run:
+        ctx.counts["hubspot.outcomes.would_write"] += len(plans)
+        ctx.counts["hubspot.recycle.would_move"] += sum(1 for p in plans if p.join_list)
+        return
+    writer = OutcomeWriter(hubspot, ctx.store, settings, run_id=ctx.run_id)
+    written = writer.push(plans)
+    ctx.counts.update({f"hubspot.outcomes.{k}": v for k, v in written.items()})
