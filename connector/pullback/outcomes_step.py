@@ -195,7 +195,7 @@ def hand_back(
         recycles.setdefault(row["hubspot_id"], []).append(_recycle_of(SalesOutcome(**row)))
     current = {h: _current(recycles.get(h, []), _aware(link.linked_at) or now)
                for h, link in handoffs.links.items()}
-    _recycle_in_salesforce(ctx, sf, sla, handoffs, current)
+    _recycle_in_salesforce(ctx, sf, sla, handoffs, current, {r["source_id"] for r in rows})
     _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current)
 
 
@@ -222,8 +222,10 @@ def _adjust_interest(ctx: PullbackContext, decisions: list[tuple[str, RecycleDec
 
 
 def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla: SlaFile,
-                           handoffs: Handoffs, current: Mapping[str, Recycle | None]) -> None:
-    """Each recycled, unconverted Lead: the status and the marketing queue, one update."""
+                           handoffs: Handoffs, current: Mapping[str, Recycle | None],
+                           new: set[str]) -> None:
+    """Each recycled, unconverted Lead: the status and the marketing queue, one update (a
+    dry run counts those of the decisions taken now: the ledger holds the earlier ones)."""
     rules = sla.recycling
     due = [(h, r) for h, r in sorted(current.items())
            if r is not None and r.action == "recycled"
@@ -231,7 +233,8 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
     if not due:
         return
     if ctx.dry_run:
-        ctx.counts["salesforce.recycle.would_write"] += len(due)
+        ctx.counts["salesforce.recycle.would_write"] += sum(1 for _, r in due
+                                                           if r.source_id in new)
         return
     ledger = LedgerWrites(ctx.store, stage="pullback", system="salesforce", run_id=ctx.run_id)
     payload = {"Status": rules.lead_status, "owner_queue": rules.owner_queue}
