@@ -456,12 +456,18 @@ class Engine:
     # --- the whole result -----------------------------------------------------------------
 
     def score(
-        self, contact: ContactLike, activities: Iterable[ActivityLike], now: datetime
+        self, contact: ContactLike, activities: Iterable[ActivityLike], now: datetime,
+        recycled: tuple[datetime, float] | None = None,
     ) -> ScoreResult:
         """Fit, interest, expiry, MQL decision and nurture track of one contact as of `now`:
-        only activities that occurred at or before it count, decayed from it."""
+        only activities that occurred at or before it count, decayed from it. A recycled
+        contact (`recycled`: when, share kept) keeps that share of the interest of the
+        activities up to its recycle; those after it count whole."""
         fit = self.fit(contact)
-        score, raw, hits, capped, last = self.interest(activities, now)
+        if recycled is None:
+            score, raw, hits, capped, last = self.interest(activities, now)
+        else:
+            score, raw, hits, capped, last = self._recycled_interest(activities, now, *recycled)
         section = self.model.interest
         expired = False
         if section.expire_after_days > 0:
@@ -480,6 +486,21 @@ class Engine:
             expired=expired, last_engagement_at=last, is_mql=is_mql, mql_reason=reason,
             nurture_track=track, scored_at=now, model_version=self.model.version, stage=stage,
         )
+
+    def _recycled_interest(
+        self, activities: Iterable[ActivityLike], now: datetime, when: datetime, keep: float,
+    ) -> tuple[float, float, list[tuple[InterestRule, Any, float, float]], list[str],
+               datetime | None]:
+        """`interest` of a recycled contact: the share kept of what it had at the recycle,
+        plus what it earned since."""
+        acts = list(activities)
+        before = self.interest([a for a in acts if a.occurred_at <= when], now)
+        after = self.interest([a for a in acts if a.occurred_at > when], now)
+        score = round(min(self.model.interest.cap, before[0] * keep + after[0]), 2)
+        hits = [(r, a, p, w * keep) for r, a, p, w in before[2]] + after[2]
+        lasts = [t for t in (before[4], after[4]) if t is not None]
+        return (score, before[1] * keep + after[1], hits,
+                list(dict.fromkeys(before[3] + after[3])), max(lasts, default=None))
 
     def _mql(
         self, fit: FitResult, score: float, stage: str | None, contact: ContactLike

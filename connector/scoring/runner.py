@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from connector.control import checkpoint
 from connector.scoring.engine import Engine, ScoreResult
 from connector.scoring.lifecycle import Decision, decide, mql_time
 from connector.store import Contact, Store
 
-__all__ = ["RESCORE_AFTER", "ScoreRun", "score_contacts"]
+__all__ = ["RESCORE_AFTER", "ScoreRun", "recycles", "score_contacts"]
 
 # Interest fades daily: a score older than this is recomputed even if nothing changed.
 RESCORE_AFTER = timedelta(days=1)
@@ -31,6 +31,19 @@ class ScoreRun:
     contacts: dict[str, Contact] = field(default_factory=dict)
 
 
+def recycles(store: Store) -> dict[str, tuple[datetime, float]]:
+    """Each recycled contact's latest recycle (the pull-back stores it as a `recycled`
+    outcome): when, and the share of its interest until then it keeps (sla.toml)."""
+    found: dict[str, tuple[datetime, float]] = {}
+    for row in store.outcomes(kind="recycled"):  # oldest first: the latest wins
+        if row.hubspot_id:
+            when = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(
+                tzinfo=UTC)
+            found[row.hubspot_id] = (when, float((row.details or {}).get("keep_percent", 100))
+                                     / 100.0)
+    return found
+
+
 def score_contacts(
     store: Store, engine: Engine, now: datetime, *, run_id: str | None = None,
     dry_run: bool = False, everyone: bool = False, keep_results: bool = True,
@@ -39,6 +52,7 @@ def score_contacts(
     """Score the contacts that are due at `now`; store scores and transitions unless `dry_run`."""
     run = ScoreRun()
     section = engine.model.lifecycle
+    recycled = recycles(store)
     for contacts in store.contacts_to_score(stale_before=now - RESCORE_AFTER,
                                             everyone=everyone, batch=batch):
         checkpoint()  # a stop lands between batches: each batch's scores are stored whole
@@ -49,7 +63,7 @@ def score_contacts(
         decisions: list[Decision] = []
         for contact in contacts:
             acts = activities[contact.hubspot_id]
-            result = engine.score(contact, acts, now)
+            result = engine.score(contact, acts, now, recycled.get(contact.hubspot_id))
             run.counts["scored"] += 1
             run.counts[f"grade.{result.fit.grade}"] += 1
             if result.is_mql:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from typer.testing import CliRunner
 
 from connector.cli.main import app
 from connector.config import PullbackSettings
-from connector.runtime import open_store, run_push_stage
+from connector.runtime import open_store, run_push_stage, run_score_stage
 from connector.sandbox.salesforce import settings as sfs
+from connector.scoring import Engine, load_model
 from connector.store import SalesOutcome
 from tests.pull.helpers import sandbox_env
 from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime, Worked
@@ -199,3 +201,28 @@ def test_recycled_command_lists_without_emails(worked: Worked, tmp_path: Path) -
     text = runner.invoke(app, ["recycled", "--config", str(config_file)],
                          env=sandbox_env(worked.sb))
     assert f"{len(rows)} recycled lead(s)" in text.output and "@" not in text.output
+
+
+def test_score_stage_keeps_only_the_recycled_share(worked: Worked) -> None:
+    now = worked.clock.now()
+    scored = run_score_stage(worked.config, everyone=True, write_back=False, clock=worked.clock)
+    assert scored.status == "ok", scored.error
+    engine = Engine(load_model(worked.config.mapping_path("scoring")))
+    store = open_store(worked.config)
+    try:
+        fulls = []
+        for outcome in _recycled(worked):
+            hid = str(outcome.hubspot_id)
+            contact = store.get_contact(hid)
+            assert contact is not None
+            acts = store.activities_for_many([hid])[hid]
+            at = outcome.occurred_at.replace(tzinfo=UTC)
+            full = engine.score(contact, acts, now).interest
+            kept = engine.score(contact, acts, now, (at, 0.5)).interest
+            latest = store.latest_score(hid)
+            assert latest is not None and latest.interest == kept
+            assert kept == round(full * 0.5, 2)  # nothing earned since the recycle
+            fulls.append(full)
+        assert any(f > 0 for f in fulls), "no recycled contact had any interest to decay"
+    finally:
+        store.close()
