@@ -20,7 +20,7 @@ from the stored decisions and the write ledger skips those already made). Then:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -117,7 +117,7 @@ def _current(recycles: list[Recycle], handed_off_at: datetime) -> Recycle | None
 
 
 def _lead_outcome(state: Mapping[str, Any], lead_id: str, handed_off_at: datetime,
-                  recycles: list[Recycle]) -> LeadOutcome:
+                  recycles: list[Recycle], never_accepted: bool) -> LeadOutcome:
     return LeadOutcome(
         lead_id, handed_off_at, status=state.get("status"),
         is_converted=bool(state.get("is_converted")), status_reason=state.get("reason"),
@@ -125,7 +125,7 @@ def _lead_outcome(state: Mapping[str, Any], lead_id: str, handed_off_at: datetim
         opportunity_won=bool(state.get("is_won")), loss_reason=state.get("loss_reason"),
         is_customer=bool(state.get("is_won")), last_touch_at=_aware(state.get("last_touch_at")),
         recycle_count=sum(1 for r in recycles if r.action == "recycled"),
-        settled=_current(recycles, handed_off_at) is not None)
+        settled=_current(recycles, handed_off_at) is not None, never_accepted=never_accepted)
 
 
 def _decision_row(hubspot_id: str, decision: RecycleDecision, now: datetime) -> dict[str, Any]:
@@ -167,9 +167,12 @@ def hand_back(
     sf: RecycleSalesforcePort,
     sla: SlaFile,
     settings: OutcomeSettings,
+    never_accepted: Collection[str] = (),
 ) -> None:
     """Decide which hand-offs go back to marketing, then write what changed to Salesforce,
-    the scores and HubSpot. A dry run writes nothing and counts what it would write."""
+    the scores and HubSpot. `never_accepted`: the Lead ids the SLA found never accepted
+    (`connector.sla.never_accepted`). A dry run writes nothing and counts what it would
+    write."""
     store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
     recycles = recycles_by_contact(store.outcomes())
     decisions: list[tuple[str, RecycleDecision]] = []
@@ -180,7 +183,8 @@ def hand_back(
             continue
         lead_id = state.get("lead_id") or link.sf_id
         decision = recycle(sla, _lead_outcome(state, lead_id, handed_off_at,
-                                              recycles.get(hubspot_id, [])), now)
+                                              recycles.get(hubspot_id, []),
+                                              lead_id in never_accepted), now)
         if decision is not None:
             decisions.append((hubspot_id, decision))
     counts["recycle.decided"] += sum(1 for _, d in decisions if d.action == "recycle")
@@ -249,9 +253,9 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
     if rules.owner_queue:
         queue = sf.queue_id(rules.owner_queue)
         if queue is None:
-            log.warning("sla.toml [recycling] owner_queue names no Lead queue of the org: "
-                        "recycled Leads keep their owner (fix: create the queue in Salesforce "
-                        "or name an existing one)")
+            log.warning("sla.toml [recycling] owner_queue %r is no queue of the Salesforce "
+                        "org: recycled Leads keep their owner (fix: create the queue in "
+                        "Salesforce, or name an existing Lead queue)", rules.owner_queue)
             ctx.counts["salesforce.recycle.queue_missing"] += 1
         else:
             values["OwnerId"] = queue
