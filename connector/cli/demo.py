@@ -24,16 +24,22 @@ def demo_command(
     seed: Annotated[int, typer.Option("--seed", metavar="N",
                                       help="Seed of the synthetic data.")] = 42,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    days: Annotated[int, typer.Option("--days", metavar="N", min=0, max=365,
+                                      help="Simulated days the sandbox's sales team works the "
+                                           "hand-offs, the pull-back following (0: none).")] = 14,
 ) -> None:
-    """A full sync cycle against the bundled sandbox: pull, score and push, then a summary."""
+    """A full sync cycle against the bundled sandbox: pull, score and push, then the sales
+    team works the hand-offs for --days simulated days and the pull-back reads what it did;
+    then a summary."""
     from connector.demo import run_demo
     from connector.progress import make_progress
 
     with bind_run():
+        then = f", then {days} simulated days of sales work and pull-back" if days else ""
         err.print(f"Starting the sandbox with {contacts:,} contacts (seed {seed}), then pull, "
-                  "score and push...", highlight=False)
+                  f"score and push{then}...", highlight=False)
         with make_progress() as progress:
-            summary = run_demo(contacts=contacts, seed=seed, progress=progress)
+            summary = run_demo(contacts=contacts, seed=seed, progress=progress, days=days)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
         return
@@ -52,6 +58,34 @@ def _row(count: int, text: str) -> str:
 def _wrapped(text: str, indent: int, hanging: int = 0) -> list[str]:
     return textwrap.wrap(text, WIDTH, initial_indent=" " * indent,
                          subsequent_indent=" " * (indent + hanging), break_on_hyphens=False)
+
+
+def _ratio(calls: int, minimum: int) -> str:
+    return f"{calls / minimum:.2f}x" if minimum else "-"
+
+
+def _pullback_lines(summary: dict[str, Any]) -> list[str]:
+    """What the sales team did with the hand-offs in the simulated days, as the pull-back read
+    it (nothing when the demo ran no days). Issue 11's `sla` and `recycled` sections render
+    here too, after the outcomes."""
+    o = summary.get("outcomes")
+    if o is None:
+        return []
+    lines = [
+        "",
+        (f"[bold]Sales outcomes[/] after {o['days']} simulated days (pull-back every "
+         f"{o['pullback_every_hours']:g} h: {_n(o['pullback_runs'])} runs)"),
+        _row(o["handed_off_leads"], "handed-off Leads, now:"),
+    ]
+    lines += [_row(n, f"  {escape(status)}") for status, n in o["leads_by_status"].items()]
+    lines += [
+        _row(o["attempts"], f"follow-ups logged: {_n(o['calls'])} calls, "
+             f"{_n(o['emails'])} emails"),
+        _row(o["conversions"], "converted: Contact and Opportunity created"),
+        _row(o["opportunities_won"], "opportunities won"),
+        _row(o["opportunities_lost"], "opportunities lost"),
+    ]
+    return lines
 
 
 # Lines of the summary fit an 80-column terminal.
@@ -94,13 +128,17 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
              f"{_n(h['activity_tasks'])} activity histories"),
         _row(h["leads_in_salesforce_before"], "Leads sales had before (only the updated ones "
              "touched)"),
-        "",
-        "[bold]API calls[/], against the fewest the APIs allow for the same data",
     ]
+    lines += _pullback_lines(summary)
+    lines += ["", "[bold]API calls[/], against the fewest the APIs allow for the same data"]
     for system, label in (("hubspot", "HubSpot"), ("salesforce", "Salesforce")):
         calls, minimum = summary["api_calls"][system], summary["minimum_calls"][system]
-        ratio = f"{calls / minimum:.2f}x" if minimum else "-"
-        lines.append(_row(calls, f"{label:<11} minimum {_n(minimum):>7}  ({ratio})"))
+        lines.append(_row(calls, f"{label:<11} minimum {_n(minimum):>7}  ({_ratio(calls, minimum)})"))
+    if "outcomes" in summary:
+        calls, minimum = summary["outcomes"]["api_calls"], summary["outcomes"]["minimum_calls"]
+        lines.append(_row(calls, f"{'Pull-back':<11} minimum {_n(minimum):>7}  "
+                                 f"({_ratio(calls, minimum)}): Salesforce, "
+                                 f"{_n(summary['outcomes']['pullback_runs'])} runs"))
     checked = summary["checked"]
     problems = [*summary["pull_checks"], *summary["checks"]]
     failed = sum(c["problems"] for c in checked)

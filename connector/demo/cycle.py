@@ -9,9 +9,11 @@ contact went, what the hand-off wrote and why, and what was checked against the 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from connector.config import (
     Config,
     HubSpotSettings,
     MappingPaths,
+    PullbackSettings,
     SalesforceSettings,
     Secrets,
     StateSettings,
@@ -27,10 +30,20 @@ from connector.defaults import DEFAULTS_DIR
 from connector.progress import NullProgress, ProgressSink
 
 if TYPE_CHECKING:
-    from connector.sandbox import SandboxDataset
+    from connector.sandbox import Sandbox, SandboxDataset
     from connector.store import Store
 
-__all__ = ["MAPPINGS_DIR", "NEXT_STEPS", "run_demo"]
+__all__ = ["DAYS", "MAPPINGS_DIR", "NEXT_STEPS", "PULLBACK_EVERY_HOURS", "run_demo"]
+
+# Simulated days the sandbox's sales team works the hand-offs after the push.
+DAYS = 14
+# The pull-back runs this often (simulated hours), as a scheduled daemon would: each run sees
+# only the current statuses. Every figure the demo reports (current statuses, logged Tasks,
+# conversions, closed opportunities) is whole at any cadence; this one keeps 14 days of runs
+# within half the demo's time.
+PULLBACK_EVERY_HOURS = 4
+# The org's custom picklist the simulator writes when a rep closes a Lead unconverted.
+LEAD_REASON_FIELD = "Reason_Not_Converted__c"
 
 # The mapping files Handshake ships (package data): the demo runs with the defaults, whatever an
 # admin changed in a checkout's mappings/.
@@ -71,6 +84,7 @@ def _config(info: dict[str, Any], db: Path) -> Config:
         state=StateSettings(database_url=f"sqlite:///{db}"),
         mappings=MappingPaths(**{name: str(MAPPINGS_DIR / f"{name}.toml")
                                  for name in ("fields", "scoring", "lifecycle", "routing")}),
+        pullback=PullbackSettings(lead_reason_field=LEAD_REASON_FIELD),
     )
     secrets = Secrets(
         hubspot_token=hub["access_token"], sf_username=sf["username"],
@@ -98,17 +112,94 @@ class _StageProgress:
         self.sink.done(task)
 
 
+class _SandboxTime:
+    """The connector's clock on the sandbox's time, which the sales team moves days ahead;
+    waits are real, and short (the sandbox's limits are lifted)."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+
+    def now(self) -> datetime:
+        return self.sb.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(max(seconds, 0.0), 0.05))
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass
+class _Worked:
+    """What the simulated days left: each pull-back run's counts, whether a hand-off had an
+    Opportunity by then, and each Lead's status when the sales team started."""
+
+    runs: list[Counter[str]] = field(default_factory=list)
+    opportunities: list[bool] = field(default_factory=list)
+    statuses: dict[str, str | None] = field(default_factory=dict)
+    status: str = "ok"
+
+
+def _work_the_handoffs(sb: Sandbox, config: Config, days: int, sink: ProgressSink, *,
+                       every_hours: float, profile: dict[str, Any] | None) -> _Worked:
+    """Let the sandbox's sales team work for `days` simulated days, the pull-back running
+    every `every_hours` as a daemon would (the last run at the end of the last day)."""
+    from connector import runtime
+
+    assert sb.salesforce is not None
+    worked = _Worked(statuses={r["Id"]: r.get("Status")
+                               for r in sb.salesforce.state.records("Lead")})
+    clock = _SandboxTime(sb)
+    simulator = sb.simulator(profile=profile)
+    day = sink.task("sales team: simulated days", days)
+
+    def pull_back() -> None:
+        result = runtime.run_pullback_stage(config, clock=clock, trigger="demo")
+        if result.status != "ok":
+            worked.status = result.status
+        worked.runs.append(Counter(result.counts))
+        if not worked.opportunities or not worked.opportunities[-1]:
+            store = runtime.open_store(config)
+            try:
+                has = any(s.opportunity_id for s in store.handoff_states().values())
+            finally:
+                store.close()
+        else:
+            has = True
+        worked.opportunities.append(has)
+
+    pull_back()  # the hand-offs as Handshake left them
+    for _ in range(days):
+        left = 24.0
+        while left > 1e-9:
+            chunk = min(every_hours, left)
+            simulator.run(chunk, step_hours=min(1.0, chunk))
+            left -= chunk
+            pull_back()
+        sink.advance(day)
+    sink.done(day)
+    return worked
+
+
 def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = None,
-             progress: ProgressSink | None = None) -> dict[str, Any]:
-    """Run pull, score and push against a fresh sandbox; returns the summary. `progress`
-    shows each stage as it runs (nothing by default)."""
+             progress: ProgressSink | None = None, days: int = DAYS,
+             pullback_every_hours: float = PULLBACK_EVERY_HOURS,
+             sales_profile: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run pull, score and push against a fresh sandbox, then let its sales team work the
+    hand-offs for `days` simulated days with the pull-back running every
+    `pullback_every_hours` (`sales_profile` changes the simulator's habits); returns the
+    summary. `progress` shows each stage as it runs (nothing by default)."""
     from connector.demo.verify import (
         CHECKS,
         contact_breakdown,
         handoff_differences,
         minimum_hubspot_calls,
+        minimum_pullback_calls,
         minimum_salesforce_calls,
+        outcome_differences,
+        outcome_truth,
         pull_differences,
+        stored_outcomes,
     )
     from connector.mapping import load_routing
     from connector.pull import pull
@@ -207,6 +298,36 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             }
             sink.advance(checking)
             sink.done(checking)
+            if days > 0:
+                # after the hand-off's checks: the sales team converts Leads into Contacts
+                worked = _work_the_handoffs(sb, config, days, sink,
+                                            every_hours=pullback_every_hours,
+                                            profile=sales_profile)
+                checking = sink.task("check: the pull-back against the ground truth", 1)
+                # The pull-back's sections, each checked against the simulator's ground truth
+                # and listed in "checked". Issue 11's SLA and recycling steps add theirs here:
+                # summary["sla"] and summary["recycled"], with a "checked" entry each.
+                handed_off = {link.sf_id for link in store.handoffs() if link.sf_object == "Lead"}
+                truth = outcome_truth(sb.dataset, {lead: worked.statuses.get(lead)
+                                                   for lead in handed_off})
+                stored = stored_outcomes(store)
+                outcome_checks = outcome_differences(stored, truth)
+                summary["checks"] = [*handoff_checks, *outcome_checks]
+                summary["checked"].append({"stage": "pullback", "what": CHECKS["pullback"],
+                                           "problems": len(outcome_checks)})
+                summary["outcomes"] = {
+                    "days": days,
+                    "pullback_every_hours": pullback_every_hours,
+                    "pullback_runs": len(worked.runs),
+                    "pullback_status": worked.status,
+                    "handed_off_leads": len(handed_off),
+                    **stored,
+                    "api_calls": sum(r.get("salesforce.calls", 0) for r in worked.runs),
+                    "minimum_calls": minimum_pullback_calls(worked.runs, worked.opportunities),
+                    "ground_truth": truth,
+                }
+                sink.advance(checking)
+                sink.done(checking)
             store.close()
             return summary
     finally:

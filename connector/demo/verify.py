@@ -31,8 +31,12 @@ __all__ = [
     "in_list_queries",
     "minimum_hubspot_calls",
     "minimum_pull_calls",
+    "minimum_pullback_calls",
     "minimum_salesforce_calls",
+    "outcome_differences",
+    "outcome_truth",
     "pull_differences",
+    "stored_outcomes",
 ]
 
 # What `pull_differences` and `handoff_differences` (and the demo, for the MQLs) compare with
@@ -43,7 +47,16 @@ CHECKS = {
     "push": "Leads are the sales-ready emails that are not Contacts, none twice; new Leads' "
             "owners as routing.toml gives; one hand-off Task per handed-off record; each "
             "stored activity once in the activity Tasks",
+    "pullback": "handed-off Leads by current status, logged calls and emails, conversions and "
+                "opportunities won or lost are what the sales team did",
 }
+
+# The pull-back's streams (connector.pullback.STREAMS) and the org vocabulary it reads once a
+# changed record needs it (LeadStatus, OpportunityStage, TaskStatus).
+PULLBACK_OBJECTS = ("Lead", "Opportunity", "Task", "Event")
+VOCABULARY_READS = 3
+_ATTEMPTS = ("call", "email")
+_WON, _LOST = "Closed Won", "Closed Lost"
 
 
 def _diff(name: str, got: object, want: object) -> list[str]:
@@ -287,3 +300,76 @@ def handoff_differences(store: Store, dataset: SandboxDataset, sf_state: Any,
     problems += _diff("handed-off contacts whose activity Tasks differ from the stored "
                       "activities", off[:5], [])
     return problems
+
+
+def outcome_truth(dataset: SandboxDataset, leads: Mapping[str, str | None]) -> dict[str, Any]:
+    """What the sales-team simulator's log (the ground truth) says happened to the handed-off
+    Leads: `leads` maps each one's id to its status when the simulator started. The same
+    figures as `stored_outcomes`."""
+    entries = [e for e in dataset.ground_truth.simulator
+               if e.get("lead_id") in leads and "error" not in e]
+    status = dict(leads)
+    for entry in entries:
+        if entry.get("status"):
+            status[entry["lead_id"]] = entry["status"]
+    actions = Counter(e["action"] for e in entries)
+    closed = Counter(e.get("stage") for e in entries if e["action"] == "close_opportunity")
+    return {
+        "leads_by_status": _by_status(status.values()),
+        "attempts": sum(actions[a] for a in _ATTEMPTS),
+        "calls": actions["call"],
+        "emails": actions["email"],
+        "conversions": actions["convert"],
+        "opportunities_won": closed[_WON],
+        "opportunities_lost": closed[_LOST],
+    }
+
+
+def stored_outcomes(store: Store) -> dict[str, Any]:
+    """What the pull-back stored of the handed-off Leads: each one's current status, the
+    calls and emails logged on them, conversions, and opportunities won or lost."""
+    status = {s.lead_id: s.status for s in store.handoff_states().values() if s.lead_id}
+    kinds: Counter[str] = Counter()
+    channels: Counter[str] = Counter()
+    for outcome in store.outcomes():
+        kinds[outcome.kind] += 1
+        if outcome.kind == "attempt":
+            channels[str(outcome.details.get("channel"))] += 1
+    return {
+        "leads_by_status": _by_status(status.values()),
+        "attempts": kinds["attempt"],
+        "calls": channels["call"],
+        "emails": channels["email"],
+        "conversions": kinds["converted"],
+        "opportunities_won": kinds["won"],
+        "opportunities_lost": kinds["lost"],
+    }
+
+
+def _by_status(statuses: Iterable[str | None]) -> dict[str, int]:
+    return dict(sorted(Counter(s or "(none)" for s in statuses).items()))
+
+
+def outcome_differences(stored: Mapping[str, Any], truth: Mapping[str, Any]) -> list[str]:
+    """Every figure of the pull-back's outcomes that differs from the ground truth's."""
+    return [problem for key in truth
+            for problem in _diff(f"pull-back {key.replace('_', ' ')}", stored.get(key),
+                                 truth[key])]
+
+
+def minimum_pullback_calls(runs: Iterable[Mapping[str, int]],
+                           opportunities: Iterable[bool]) -> int:
+    """The fewest Salesforce calls the same pull-back runs can make (logins are not calls).
+
+    Each run must ask every object it follows whether anything changed (one query, a page per
+    2,000 rows read): Lead, Task and Event always, Opportunity once a hand-off has one
+    (`opportunities`, a flag per run). The org's vocabulary does not change between runs: read
+    once in all.
+    """
+    total = VOCABULARY_READS
+    for counts, has_opportunities in zip(runs, opportunities, strict=True):
+        for sobject in PULLBACK_OBJECTS:
+            if sobject == "Opportunity" and not has_opportunities:
+                continue
+            total += max(1, math.ceil(counts.get(f"{sobject}.read", 0) / ss.QUERY_MAX_BATCH))
+    return total

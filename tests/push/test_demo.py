@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_demo(contacts=600, seed=42, workdir=tmp_path_factory.mktemp("demo"))
+    # the hand-off alone: the simulated days after it are tests/pullback/test_demo_outcomes.py's
+    return run_demo(contacts=600, seed=42, workdir=tmp_path_factory.mktemp("demo"), days=0)
 
 
 def _calls_within_reach(summary: dict) -> None:
@@ -96,7 +97,7 @@ def test_demo_with_5000_contacts_hands_off_exactly_the_ground_truth(tmp_path: Pa
     """Issue #6's acceptance: Leads = the ground truth's MQLs, no two Leads share an email, no
     Lead for a Contact's email, owners as routing gives, hand-off Tasks = handed-off records,
     activity Tasks = stored activities (each checked by `handoff_differences`)."""
-    summary = run_demo(contacts=5000, seed=7, workdir=tmp_path)
+    summary = run_demo(contacts=5000, seed=7, workdir=tmp_path, days=0)
     assert summary["stages"] == {"pull": "ok", "score": "ok", "push": "ok"}
     assert summary["mqls"] == summary["sales_ready_in_ground_truth"] > 250
     assert summary["checks"] == []
@@ -113,15 +114,18 @@ def test_demo_json_command(tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     for key in ("contacts", "activities", "mqls", "leads_created", "leads_updated",
                 "tasks_created", "dead_letters", "api_calls", "minimum_calls",
-                "contacts_breakdown", "handoff", "checked", "next_steps"):
+                "contacts_breakdown", "handoff", "checked", "next_steps", "outcomes"):
         assert key in summary
     assert set(summary["api_calls"]) == set(summary["minimum_calls"]) == {"hubspot", "salesforce"}
     assert summary["contacts"] > 150
+    assert summary["outcomes"]["days"] == 14  # --days' default
+    assert summary["checks"] == []
     _calls_within_reach(summary)
     # stderr is no terminal here: one plain line per stage step, so a long run is never silent
     for step in ("sandbox: contacts generated", "pull: contacts", "pull: email_events",
                  "score: contacts scored", "push: MQLs handed off",
-                 "check: against the ground truth"):
+                 "check: against the ground truth", "sales team: simulated days",
+                 "check: the pull-back against the ground truth"):
         assert any(step in line and "started" in line for line in result.stderr.splitlines()), step
         assert any(step in line and "done in" in line for line in result.stderr.splitlines()), step
 
