@@ -308,8 +308,11 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                 # and listed in "checked". Issue 11's SLA and recycling steps add theirs here:
                 # summary["sla"] and summary["recycled"], with a "checked" entry each.
                 handed_off = {link.sf_id for link in store.handoffs() if link.sf_object == "Lead"}
+                # the Leads the pull-back handed back to marketing carry the status it set
+                handed_back = {o.sf_id: str(o.status) for o in store.outcomes()
+                               if o.kind in ("recycled", "disqualified") and o.status}
                 truth = outcome_truth(sb.dataset, {lead: worked.statuses.get(lead)
-                                                   for lead in handed_off})
+                                                   for lead in handed_off}, handed_back)
                 stored = stored_outcomes(store)
                 outcome_checks = outcome_differences(stored, truth)
                 summary["checks"] = [*handoff_checks, *outcome_checks]

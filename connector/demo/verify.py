@@ -302,16 +302,22 @@ def handoff_differences(store: Store, dataset: SandboxDataset, sf_state: Any,
     return problems
 
 
-def outcome_truth(dataset: SandboxDataset, leads: Mapping[str, str | None]) -> dict[str, Any]:
+def outcome_truth(dataset: SandboxDataset, leads: Mapping[str, str | None],
+                  handed_back: Mapping[str, str] | None = None) -> dict[str, Any]:
     """What the sales-team simulator's log (the ground truth) says happened to the handed-off
-    Leads: `leads` maps each one's id to its status when the simulator started. The same
-    figures as `stored_outcomes`."""
+    Leads: `leads` maps each one's id to its status when the simulator started; `handed_back`
+    maps the Leads Handshake recycled to the status it gave them (the simulator works no Lead
+    once it is back with marketing; converted Leads keep theirs). The same figures as `stored_outcomes`."""
     entries = [e for e in dataset.ground_truth.simulator
                if e.get("lead_id") in leads and "error" not in e]
     status = dict(leads)
     for entry in entries:
         if entry.get("status"):
             status[entry["lead_id"]] = entry["status"]
+    # a converted Lead cannot be updated: an opportunity lost is recycled on the Contact's side
+    converted = {e["lead_id"] for e in entries if e.get("action") == "convert"}
+    status.update({lead: s for lead, s in (handed_back or {}).items()
+                   if lead in status and lead not in converted})
     actions = Counter(e["action"] for e in entries)
     closed = Counter(e.get("stage") for e in entries if e["action"] == "close_opportunity")
     return {

@@ -65,8 +65,10 @@ def test_the_outcomes_equal_the_ground_truth(worked: dict[str, Any]) -> None:
     assert o["attempts"] > 10 and o["calls"] and o["emails"]
     assert o["conversions"] > 0
     assert o["opportunities_won"] > 0 and o["opportunities_lost"] > 0
-    assert set(o["leads_by_status"]) >= {"Closed - Converted", "Closed - Not Converted",
-                                         "Working - Contacted"}
+    # Leads closed without converting are handed back to marketing (recycled): they end in
+    # sla.toml's recycled status, as the ground truth (with Handshake's hand-backs) says
+    assert set(o["leads_by_status"]) >= {"Closed - Converted", "Working - Contacted",
+                                         "Open - Not Contacted"}
     assert sum(o["leads_by_status"].values()) == o["handed_off_leads"] > 0
     assert o["leads_by_status"]["Closed - Converted"] == o["conversions"]
     assert o["pullback_status"] == "ok"
