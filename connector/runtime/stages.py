@@ -213,6 +213,7 @@ def run_pullback_stage(
     object's bookmark. `dry_run` reads and stores nothing (the counts say what it would).
     Stops cleanly (status "stopped") when Handshake's Salesforce share is spent."""
     from connector.pullback import PullbackContext, pull_back
+    from connector.pullback.sla_step import run_sla_step
     from connector.salesforce import SalesforceClient
     from connector.salesforce.governor import GovernorSnapshot
 
@@ -233,6 +234,7 @@ def run_pullback_stage(
             loss_reason_field=settings.loss_reason_field or None)
         run.result.counts = ctx.counts
         pull_back(ctx)
+        run_sla_step(ctx, sf, config)
         ctx.counts["salesforce.calls"] = sf.calls
     return run.result
 

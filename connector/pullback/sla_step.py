@@ -1,0 +1,311 @@
+"""The pull-back's SLA step: each open hand-off's follow-up SLA, from the outcomes in the store.
+
+For each Lead handed off (its current turn: the newest SLA timer of the contact), `connector.sla`
+evaluates the windows at the run's time from the stored attempts and status changes. Each
+breach is recorded once by its stable key (`sla_breaches`) and alerts the owner (and the
+manager, when sla.toml says so) with one Task through the write ledger (`sf:task:sla:{key}`),
+so no run alerts twice. After the worked window, when sla.toml says reassign, the Lead goes to
+the next active member of the owner's routing team with the note in its Description (ledger
+key `sf:lead:{reassignment key}`), the move is recorded and a new SLA timer opened for the new
+owner. `dry_run` writes nothing and counts what it would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from connector.config import Config
+from connector.errors import Actor, RetriableError
+from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Written
+from connector.mapping import load_routing, load_sla
+from connector.mapping.routing import Routing
+from connector.mapping.sla import SlaFile
+from connector.pullback.context import STAGE, PullbackContext
+from connector.sla import (
+    Activity,
+    Assignment,
+    SlaStatus,
+    calendar_of,
+    evaluate,
+    reassignment,
+)
+from connector.store import SalesOutcome, SlaTimer, Store
+
+__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SlaSalesforce", "evaluate_handoffs",
+           "run_sla_step"]
+
+log = logging.getLogger("connector.pullback.sla")
+
+ALERT_PREFIX = "sf:task:sla:"
+MANAGER_PREFIX = "sf:task:sla-manager:"
+REASSIGN_PREFIX = "sf:lead:"
+USER_ID_PREFIX = "005"  # only a user may own a Task
+DESCRIPTION_MAX = 32_000
+_TASK_TYPES = {"call": "Call", "email": "Email", "task": "Task"}
+
+
+class SlaSalesforce(Protocol):
+    """What the SLA step needs of Salesforce (`connector.salesforce.SalesforceClient` fits)."""
+
+    def users(self, *, active_only: bool = False) -> list[dict[str, Any]]: ...
+
+    def records_by_id(self, sobject: str, ids: Any, fields: Sequence[str], *,
+                      what: str = "") -> Iterator[dict[str, Any]]: ...
+
+    def create_batches(self, sobject: str, records: Sequence[Mapping[str, Any]], *,
+                       auto_assign: bool = ..., allow_duplicates: bool = ...) -> Iterator[Any]: ...
+
+    def update_batches(self, sobject: str, records: Sequence[Mapping[str, Any]], *,
+                       auto_assign: bool = ..., allow_duplicates: bool = ...) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One hand-off's current SLA turn and what the engine says of it."""
+
+    hubspot_id: str
+    timer: SlaTimer
+    status: SlaStatus
+
+
+def run_sla_step(ctx: PullbackContext, sf: SlaSalesforce, config: Config) -> None:
+    """The SLA step of the pull-back stage, with sla.toml and routing.toml from `config`."""
+    sla = load_sla(config.mapping_path("sla")).spec
+    routing = load_routing(config.mapping_path("routing"))
+    apply_sla(ctx, sf, sla, routing)
+
+
+def _activities(outcomes: Sequence[SalesOutcome]) -> list[Activity]:
+    out: list[Activity] = []
+    for o in outcomes:
+        if o.kind == "attempt" and not (o.details or {}).get("handshake_task"):
+            channel = str((o.details or {}).get("channel") or "task")
+            event = o.sf_object == "Event" or channel == "meeting"
+            out.append(Activity(o.occurred_at, "event" if event else "task", by=o.owner_id,
+                                task_type=_TASK_TYPES.get(channel, channel)))
+        elif o.kind in ("status", "converted"):
+            out.append(Activity(o.occurred_at, "status", by=o.owner_id, status=o.status,
+                                converted=o.kind == "converted"))
+    return out
+
+
+def _turns_of(store: Store) -> dict[str, list[SlaTimer]]:
+    """Each contact's SLA timers, oldest turn first."""
+    turns: dict[str, list[SlaTimer]] = defaultdict(list)
+    for timer in store.sla_timers():
+        turns[timer.hubspot_id].append(timer)
+    return turns
+
+
+def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime) -> list[Turn]:
+    """Every SLA turn of the hand-offs as of `now` (each contact's reassignments in order),
+    evaluated from the stored outcomes."""
+    by_contact: dict[str, list[SalesOutcome]] = defaultdict(list)
+    for outcome in store.outcomes():
+        if outcome.hubspot_id:
+            by_contact[outcome.hubspot_id].append(outcome)
+    out: list[Turn] = []
+    for hubspot_id, timers in _turns_of(store).items():
+        activities = _activities(by_contact.get(hubspot_id, []))
+        for turn, timer in enumerate(timers):
+            if not timer.owner_id:
+                continue  # Salesforce's assignment rules chose: no rep to hold to a window
+            assignment = Assignment(timer.sf_id, timer.owner_id, timer.assigned_at,
+                                    reassignments=turn)
+            out.append(Turn(hubspot_id, timer, evaluate(sla, assignment, activities, now)))
+    return out
+
+
+def _teams(routing: Routing, users: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Each routing team's active members' user ids, in the team's order."""
+    by_key: dict[str, Mapping[str, Any]] = {}
+    for user in users:
+        for key in (user.get("Email"), user.get("Username"), str(user.get("Id") or "")[:15]):
+            if key:
+                by_key.setdefault(str(key).lower(), user)
+    teams: dict[str, list[str]] = {}
+    for name, team in routing.spec.teams.items():
+        members = [by_key.get(m.user.lower()) or by_key.get(m.user[:15].lower())
+                   for m in team.members]
+        teams[name] = [str(u["Id"]) for u in members if u is not None and u.get("IsActive")]
+    return teams
+
+
+def _team_of(teams: Mapping[str, list[str]], owner: str) -> tuple[str, list[str]] | None:
+    return next(((name, ids) for name, ids in teams.items() if owner in ids), None)
+
+
+def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing) -> None:
+    """Record, alert and reassign what the SLA says of every current turn (see the module)."""
+    store = ctx.store
+    now = ctx.clock.now()
+    states = store.handoff_states()
+    latest = {h: timers[-1].id for h, timers in _turns_of(store).items()}
+    turns = evaluate_handoffs(store, sla, now)
+    known = {b.key for b in store.sla_breaches()}
+    records: list[dict[str, Any]] = []
+    alerts: list[tuple[Turn, Any]] = []
+    for turn in turns:
+        for breach in turn.status.breaches:
+            if breach.key not in known:
+                ctx.counts["sla.breaches"] += 1
+            records.append({"key": breach.key, "kind": breach.kind,
+                            "hubspot_id": turn.hubspot_id, "lead_id": breach.lead_id,
+                            "owner_id": breach.owner_id, "timer_id": turn.timer.id,
+                            "assigned_at": breach.assigned_at, "due_at": breach.due_at,
+                            "met_at": breach.met_at, "found_at": now})
+            current = turn.timer.id == latest.get(turn.hubspot_id)
+            if current and breach.met_at is None and sla.breach.alert_owner:
+                alerts.append((turn, breach))
+    if ctx.dry_run:
+        ctx.counts["sla.alerts"] += sum(1 for _, b in alerts if b.key not in known)
+    else:
+        store.record_sla_breaches(records)
+        _send_alerts(ctx, sf, sla, alerts, states)
+    moves = [t for t in turns if t.timer.id == latest.get(t.hubspot_id)
+             and _open(states.get(t.hubspot_id))]
+    if sla.breach.reassign and any(t.status.breach("worked") for t in moves):
+        _reassign(ctx, sf, sla, routing, [t for t in moves if t.status.breach("worked")], now)
+
+
+def _open(state: Any) -> bool:
+    """The Lead is still with sales: not converted, not closed (as last pulled back)."""
+    if state is None:
+        return True
+    return not state.is_converted and state.lead_id is not None
+
+
+def _alert_record(sla: SlaFile, turn: Turn, breach: Any, owner: str | None,
+                  today: str) -> dict[str, Any]:
+    subject = (sla.breach.first_touch_subject if breach.kind == "first_touch"
+               else sla.breach.worked_subject)
+    what = "first follow-up" if breach.kind == "first_touch" else "work (a worked status)"
+    record: dict[str, Any] = {
+        "WhoId": breach.lead_id, "Subject": subject[:255], "Status": "Not Started",
+        "Priority": sla.breach.priority, "ActivityDate": today,
+        "Description": (f"This lead was assigned {breach.assigned_at:%Y-%m-%d %H:%M} UTC; its "
+                        f"{what} was due {breach.due_at:%Y-%m-%d %H:%M} UTC.\n\n"
+                        f"Handshake SLA ref: {breach.key}"),
+    }
+    if owner and owner.startswith(USER_ID_PREFIX):
+        record["OwnerId"] = owner
+    return record
+
+
+def _refusal(reason: str, actor: Actor | str, record: Mapping[str, Any]) -> Refusal:
+    return Refusal(reason=f"SLA write refused: {reason}", actor=actor,
+                   payload={"record": dict(record),
+                            "fix": "retried every pull-back; `handshake dlq list` shows it"})
+
+
+def _judge(write: LedgerWrite[dict[str, Any]], result: Any) -> Outcome:
+    if result.success:
+        return Written(result.id)
+    rejection = result.rejection
+    return _refusal(str(rejection.message if rejection else "refused"),
+                    rejection.actor if rejection else Actor.ADMIN, write.item)
+
+
+def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
+                 alerts: Sequence[tuple[Turn, Any]], states: Mapping[str, Any]) -> None:
+    """One Task per breach to its owner (and manager), once: the ledger skips those done."""
+    if not alerts:
+        return
+    ledger = LedgerWrites(ctx.store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
+    today = ctx.clock.now().date().isoformat()
+    managers: dict[str, str] = {}
+    if sla.breach.alert_manager:
+        owners = sorted({b.owner_id for _, b in alerts})
+        managers = {str(r["Id"]): str(r["ManagerId"])
+                    for r in sf.records_by_id("User", owners, ("ManagerId",),
+                                              what="SLA alert managers") if r.get("ManagerId")}
+    writes: list[LedgerWrite[dict[str, Any]]] = []
+    for turn, breach in alerts:
+        targets = [(ALERT_PREFIX, breach.owner_id)]
+        if breach.owner_id in managers:
+            targets.append((MANAGER_PREFIX, managers[breach.owner_id]))
+        for prefix, owner in targets:
+            key = prefix + breach.key
+            if ledger.claim(key, operation="alert", target="Task", payload={"breach": breach.key}):
+                writes.append(LedgerWrite((key,), f"sla:alert:{breach.key}",
+                                          _alert_record(sla, turn, breach, owner, today)))
+    try:
+        for _, _, outcome in ledger.send(writes, lambda items: sf.create_batches("Task", items),
+                                         _judge):
+            ctx.counts["sla.alerts" if isinstance(outcome, Written)
+                       else "sla.dead_letters"] += 1
+    except RetriableError as exc:
+        ctx.counts["sla.alerts_unconfirmed"] += 1
+        log.warning("SLA alert Tasks unconfirmed (%s); the next pull-back sends them again", exc)
+
+
+def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing,
+              turns: Sequence[Turn], now: datetime) -> None:
+    """Give each Lead not worked in its window to the next active rep of its owner's team."""
+    store = ctx.store
+    teams = _teams(routing, sf.users())
+    moves = []
+    for turn in turns:
+        found = _team_of(teams, turn.status.assignment.owner_id)
+        if found is None:
+            continue  # the owner is in no routing team: nobody to give it to
+        team, members = found
+        status = replace(turn.status, assignment=replace(turn.status.assignment, team=team))
+        move = reassignment(sla, status, members)
+        if move is not None:
+            moves.append((turn, move))
+    if not moves:
+        return
+    if ctx.dry_run:
+        ctx.counts["sla.reassignments"] += len(moves)
+        return
+    ledger = LedgerWrites(store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
+    claimed = [(t, m) for t, m in moves
+               if ledger.claim(REASSIGN_PREFIX + m.key, operation="update", target="Lead",
+                               payload={"OwnerId": m.to_owner})]
+    if not claimed:
+        return
+    described = {str(r["Id"]): str(r.get("Description") or "")
+                 for r in sf.records_by_id("Lead", [m.lead_id for _, m in claimed],
+                                           ("Description",), what="Leads to reassign")}
+    writes = []
+    for turn, move in claimed:
+        text = "\n".join(p for p in (described.get(move.lead_id, ""), move.note) if p)
+        writes.append(LedgerWrite((REASSIGN_PREFIX + move.key,), f"sla:reassign:{move.lead_id}",
+                                  {"Id": move.lead_id, "OwnerId": move.to_owner,
+                                   "Description": text[-DESCRIPTION_MAX:]},
+                                  remote_id=move.lead_id))
+    by_lead = {m.lead_id: (t, m) for t, m in claimed}
+
+    def judge(write: LedgerWrite[dict[str, Any]], result: Any) -> Outcome:
+        outcome = _judge(write, result)
+        if isinstance(outcome, Written):
+            turn, move = by_lead[write.item["Id"]]
+            # recorded before the ledger settles: a done entry always has its new turn
+            store.record_sla_breaches([{
+                "key": move.key, "kind": "reassign", "hubspot_id": turn.hubspot_id,
+                "lead_id": move.lead_id, "owner_id": move.from_owner, "timer_id": turn.timer.id,
+                "assigned_at": turn.status.assignment.assigned_at, "due_at": move.due_at,
+                "met_at": None, "to_owner": move.to_owner, "team": move.team, "found_at": now}])
+            cal = calendar_of(sla)
+            store.update_sla_timer(turn.timer.id, state="breached", breached_at=now)
+            store.open_sla_timer(hubspot_id=turn.hubspot_id, sf_id=move.lead_id,
+                                 owner_id=move.to_owner, assigned_at=now,
+                                 first_touch_due=cal.add(now, sla.windows.first_touch_hours),
+                                 worked_due=cal.add(now, sla.windows.worked_hours), recycled_from=turn.timer.id)
+        return outcome
+
+    try:
+        for _, _, outcome in ledger.send(writes, lambda items: sf.update_batches("Lead", items),
+                                         judge):
+            ctx.counts["sla.reassignments" if isinstance(outcome, Written)
+                       else "sla.dead_letters"] += 1
+    except RetriableError as exc:
+        ctx.counts["sla.reassignments_unconfirmed"] += 1
+        log.warning("SLA reassignments unconfirmed (%s); the next pull-back sends them again",
+                    exc)
