@@ -13,10 +13,11 @@ owner. `dry_run` writes nothing and counts what it would.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from statistics import median
 from typing import Any, Protocol
 
 from connector.config import Config
@@ -36,8 +37,8 @@ from connector.sla import (
 )
 from connector.store import SalesOutcome, SlaTimer, Store
 
-__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SlaSalesforce", "evaluate_handoffs",
-           "run_sla_step"]
+__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SlaSalesforce", "as_of", "evaluate_handoffs",
+           "run_sla_step", "sla_report"]
 
 log = logging.getLogger("connector.pullback.sla")
 
@@ -309,3 +310,72 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
         ctx.counts["sla.reassignments_unconfirmed"] += 1
         log.warning("SLA reassignments unconfirmed (%s); the next pull-back sends them again",
                     exc)
+
+
+# --- the per-rep report ---------------------------------------------------------------------
+
+
+def as_of(store: Store) -> datetime | None:
+    """When the newest finished pull-back started: the store's sales data are as of then."""
+    done = [r for r in store.runs(stage=STAGE, limit=50) if r.status in ("ok", "degraded")]
+    return max((r.started_at for r in done), default=None)
+
+
+def _pct(hits: int, total: int) -> float | None:
+    return round(100.0 * hits / total, 1) if total else None
+
+
+def sla_report(store: Store, sla: SlaFile, now: datetime,
+               since: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """Per rep (Salesforce user id): the SLA turns assigned to them (since `since`) as of
+    `now`: `leads` (distinct), `turns`, `median_first_touch_hours` (of the turns touched),
+    `first_touch_within_pct` / `worked_within_pct` (of the turns whose window has passed or
+    that were done), `open_breaches` (not met, the lead still theirs), `past_breaches`, and
+    `reassignments` (leads taken from them). No contact data."""
+    turns = [t for t in evaluate_handoffs(store, sla, now)
+             if since is None or t.timer.assigned_at >= since]
+    latest = {h: timers[-1].id for h, timers in _turns_of(store).items()}
+    kept = {t.timer.id for t in turns}
+    reps: dict[str, dict[str, Any]] = {}
+    touch_hours: dict[str, list[float]] = defaultdict(list)
+    tallies: dict[str, Counter[str]] = defaultdict(Counter)
+    leads: dict[str, set[str]] = defaultdict(set)
+    for turn in turns:
+        s = turn.status
+        rep = s.assignment.owner_id
+        leads[rep].add(s.assignment.lead_id)
+        tally = tallies[rep]
+        tally["turns"] += 1
+        if s.first_touch_at is not None:
+            touch_hours[rep].append((s.first_touch_at - s.assignment.assigned_at)
+                                    .total_seconds() / 3600)
+        for kind, due, done in (("first_touch", s.first_touch_due, s.first_touch_at),
+                                ("worked", s.worked_due, s.worked_at)):
+            if done is not None or now >= due:
+                tally[f"{kind}.decided"] += 1
+                tally[f"{kind}.within"] += done is not None and done <= due
+    for record in store.sla_breaches():
+        if record.timer_id not in kept:
+            continue
+        tally = tallies[record.owner_id]
+        if record.kind == "reassign":
+            tally["reassignments"] += 1
+        elif record.met_at is None and latest.get(record.hubspot_id) == record.timer_id:
+            tally["open"] += 1
+        else:
+            tally["past"] += 1
+    for rep in sorted(leads):
+        tally = tallies[rep]
+        hours = sorted(touch_hours[rep])
+        reps[rep] = {
+            "leads": len(leads[rep]),
+            "turns": tally["turns"],
+            "median_first_touch_hours": round(median(hours), 2) if hours else None,
+            "first_touch_within_pct": _pct(tally["first_touch.within"],
+                                           tally["first_touch.decided"]),
+            "worked_within_pct": _pct(tally["worked.within"], tally["worked.decided"]),
+            "open_breaches": tally["open"],
+            "past_breaches": tally["past"],
+            "reassignments": tally["reassignments"],
+        }
+    return reps
