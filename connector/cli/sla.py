@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from connector.cli._app import (
@@ -59,15 +60,20 @@ def sla(
     if as_json:
         sys.stdout.write(json.dumps({"as_of": now.isoformat(), "reps": report}) + "\n")
         return
-    table = Table(title=f"Lead SLA per rep, as of {now:%Y-%m-%d %H:%M} UTC")
-    for column in ("Rep", "Leads", "Median first touch", "First touch in window",
-                   "Worked in window", "Open breaches", "Past breaches", "Reassigned"):
-        table.add_column(column, justify="left" if column == "Rep" else "right")
+    table = Table(title=f"Lead SLA per rep, as of {now:%Y-%m-%d %H:%M} UTC",
+                  box=box.SIMPLE_HEAD,
+                  caption="first touch: median hours; in time: % of the rep's leads within "
+                          "the sla.toml window; breaches: open / past; moved: reassigned away")
+    table.add_column("Rep", no_wrap=True, min_width=18)  # a user id, whole
+    for column in ("Leads", "First touch", "Touched in time", "Worked in time", "Breaches",
+                   "Moved"):
+        table.add_column(column, justify="right", min_width=8)
     for rep_id, row in report.items():
         table.add_row(rep_id, str(row["leads"]), _cell(row["median_first_touch_hours"], " h"),
                       _cell(row["first_touch_within_pct"], "%"),
-                      _cell(row["worked_within_pct"], "%"), str(row["open_breaches"]),
-                      str(row["past_breaches"]), str(row["reassignments"]))
+                      _cell(row["worked_within_pct"], "%"),
+                      f"{row['open_breaches']} / {row['past_breaches']}",
+                      str(row["reassignments"]))
     out.print(table)
     if not report:
         out.print("No handed-off lead has an SLA yet" + (" for this rep" if rep else "")

@@ -283,6 +283,10 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
                                   remote_id=move.lead_id))
     by_lead = {m.lead_id: (t, m) for t, m in claimed}
 
+    def _update_leads(items: list[dict[str, Any]]) -> Iterator[Any]:
+        # the org's assignment rules must not undo the move
+        return sf.update_batches("Lead", items, auto_assign=False)
+
     def judge(write: LedgerWrite[dict[str, Any]], result: Any) -> Outcome:
         outcome = _judge(write, result)
         if isinstance(outcome, Written):
@@ -302,7 +306,7 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
         return outcome
 
     try:
-        for _, _, outcome in ledger.send(writes, lambda items: sf.update_batches("Lead", items),
+        for _, _, outcome in ledger.send(writes, _update_leads,
                                          judge):
             ctx.counts["sla.reassignments" if isinstance(outcome, Written)
                        else "sla.dead_letters"] += 1
