@@ -19,9 +19,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import median
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from connector.config import Config
-from connector.errors import Actor, RetriableError
+from connector.clock import Clock
+from connector.config import AlertSettings, Config
+from connector.errors import Actor, HandshakeError, RetriableError
+from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
 from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Written
 from connector.mapping import load_routing, load_sla
 from connector.mapping.routing import Routing
@@ -44,6 +47,7 @@ log = logging.getLogger("connector.pullback.sla")
 
 ALERT_PREFIX = "sf:task:sla:"
 MANAGER_PREFIX = "sf:task:sla-manager:"
+WEBHOOK_PREFIX = "webhook:sla:"
 REASSIGN_PREFIX = "sf:lead:"
 USER_ID_PREFIX = "005"  # only a user may own a Task
 DESCRIPTION_MAX = 32_000
@@ -78,7 +82,7 @@ def run_sla_step(ctx: PullbackContext, sf: SlaSalesforce, config: Config) -> Non
     """The SLA step of the pull-back stage, with sla.toml and routing.toml from `config`."""
     sla = load_sla(config.mapping_path("sla")).spec
     routing = load_routing(config.mapping_path("routing"))
-    apply_sla(ctx, sf, sla, routing)
+    apply_sla(ctx, sf, sla, routing, config.alerts)
 
 
 def _activities(outcomes: Sequence[SalesOutcome]) -> list[Activity]:
@@ -141,8 +145,11 @@ def _team_of(teams: Mapping[str, list[str]], owner: str) -> tuple[str, list[str]
     return next(((name, ids) for name, ids in teams.items() if owner in ids), None)
 
 
-def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing) -> None:
-    """Record, alert and reassign what the SLA says of every current turn (see the module)."""
+def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing,
+              webhook: AlertSettings | None = None) -> None:
+    """Record, alert and reassign what the SLA says of every current turn (see the module);
+    `webhook`: the `[alerts]` settings, whose URL the breaches are POSTed to when sla.toml
+    says so."""
     store = ctx.store
     now = ctx.clock.now()
     states = store.handoff_states()
@@ -161,13 +168,16 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
                             "assigned_at": breach.assigned_at, "due_at": breach.due_at,
                             "met_at": breach.met_at, "found_at": now})
             current = turn.timer.id == latest.get(turn.hubspot_id)
-            if current and breach.met_at is None and sla.breach.alert_owner:
+            if current and breach.met_at is None:
                 alerts.append((turn, breach))
     if ctx.dry_run:
         ctx.counts["sla.alerts"] += sum(1 for _, b in alerts if b.key not in known)
     else:
         store.record_sla_breaches(records)
-        _send_alerts(ctx, sf, sla, alerts, states)
+        if sla.breach.alert_owner:
+            _send_alerts(ctx, sf, sla, alerts, states)
+        if sla.breach.alert_webhook and webhook is not None and webhook.webhook_url:
+            _post_webhooks(ctx, webhook, [(t.hubspot_id, b) for t, b in alerts])
     moves = [t for t in turns if t.timer.id == latest.get(t.hubspot_id)
              and _open(states.get(t.hubspot_id))]
     if sla.breach.reassign and any(t.status.breach("worked") for t in moves):
@@ -243,6 +253,57 @@ def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
     except RetriableError as exc:
         ctx.counts["sla.alerts_unconfirmed"] += 1
         log.warning("SLA alert Tasks unconfirmed (%s); the next pull-back sends them again", exc)
+
+
+def _post_webhooks(ctx: PullbackContext, settings: AlertSettings,
+                   breaches: Sequence[tuple[str, Any]]) -> None:
+    """POST each breach once (`webhook:sla:{key}` in the ledger); an unreachable endpoint
+    parks it and the pull-back goes on (the next runs send it again)."""
+    ledger = LedgerWrites(ctx.store, stage=STAGE, system="webhook", run_id=ctx.run_id)
+    due = [(h, b) for h, b in breaches
+           if ledger.claim(WEBHOOK_PREFIX + b.key, operation="alert", target="webhook",
+                           payload={"breach": b.key})]
+    if not due:
+        return
+    client = _webhook_client(settings, ctx.clock)
+
+    def refused(exc: HandshakeError, write: LedgerWrite[dict[str, Any]]) -> Refusal:
+        return Refusal(reason=f"SLA webhook failed: {exc.message}", actor=exc.actor,
+                       payload={"body": write.item, "fix": "check [alerts] webhook_url and "
+                                "the endpoint; the next pull-backs send it again"})
+
+    try:
+        for at, (hubspot_id, breach) in enumerate(due):
+            body = {"event": "handshake.sla_breach", "breach": breach.key, "kind": breach.kind,
+                    "hubspot_id": hubspot_id, "salesforce_id": breach.lead_id,
+                    "owner_id": breach.owner_id, "assigned_at": breach.assigned_at.isoformat(),
+                    "due_at": breach.due_at.isoformat()}
+            write = LedgerWrite((WEBHOOK_PREFIX + breach.key,), f"sla:webhook:{breach.key}",
+                                body)
+            failed = ledger.send_together(
+                [write], lambda bodies: client.post(settings.webhook_url, json=bodies[0],
+                                                    extensions={DESCRIBE: "SLA webhook"}),
+                refused)
+            if failed is not None:
+                ctx.counts["sla.webhook_failures"] += 1
+                log.warning("SLA webhook failed for contact %s: %s", hubspot_id,
+                            failed.message)
+                # the endpoint is down: the rest wait for the next run
+                ledger.release(WEBHOOK_PREFIX + b.key for _, b in due[at + 1:])
+                break
+            ctx.counts["sla.webhooks"] += 1
+    finally:
+        client.close()
+
+
+def _webhook_client(settings: AlertSettings, clock: Clock) -> Any:
+    """An httpx client under the webhook policy (retries, timeouts, classified errors)."""
+    policy = HttpPolicy(webhook_settings(max_attempts=settings.max_attempts,
+                                         timeout=settings.timeout_seconds), WEBHOOK, clock=clock)
+    path = urlsplit(settings.webhook_url).path
+    if len(path) > 1:
+        policy.add_secret(path)  # Slack or Teams URLs carry their secret in the path
+    return make_httpx_client(policy, "")
 
 
 def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing,

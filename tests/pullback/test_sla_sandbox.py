@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from connector.cli.main import app
-from connector.config import Config, PullbackSettings
+from connector.config import AlertSettings, Config, PullbackSettings
+from connector.defaults import default_mapping
 from connector.mapping import load_routing, load_sla
 from connector.pullback.sla_step import ALERT_PREFIX
 from connector.runtime import StageResult, open_store, run_pullback_stage, run_push_stage
@@ -26,6 +27,7 @@ from connector.sandbox import Sandbox
 from connector.store import SlaBreachRecord, SlaTimer
 from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime
 from tests.push.helpers import pull_and_score, sandbox_org
+from tests.push.webhook_receiver import WebhookReceiver
 
 DAYS = 5
 
@@ -45,6 +47,7 @@ class Worked:
     config: Config
     clock: SandboxTime
     origin: datetime
+    hook: WebhookReceiver
     truth: list[dict[str, Any]] = field(default_factory=list)
     runs: list[StageResult] = field(default_factory=list)
     dry: list[tuple[StageResult, Snapshot, Snapshot]] = field(default_factory=list)
@@ -78,12 +81,20 @@ class Worked:
 @pytest.fixture(scope="module")
 def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worked]:
     folder = tmp_path_factory.mktemp("sla")
-    with sandbox_org(folder, 600) as (sb, config):
-        config = config.model_copy(
-            update={"pullback": PullbackSettings(lead_reason_field=REASON_FIELD)})
+    shipped = default_mapping("sla")
+    assert shipped is not None
+    sla_file = folder / "sla.toml"  # the shipped file, with the webhook on
+    sla_file.write_text(shipped.read_text().replace("alert_webhook = false",
+                                                    "alert_webhook = true"))
+    with sandbox_org(folder, 600) as (sb, config), WebhookReceiver() as hook:
+        config = config.model_copy(update={
+            "pullback": PullbackSettings(lead_reason_field=REASON_FIELD),
+            "alerts": AlertSettings(webhook_url=hook.url, max_attempts=2),
+            "mappings": config.mappings.model_copy(update={"sla": str(sla_file)})})
+        assert load_sla(config.mapping_path("sla")).spec.breach.alert_webhook
         pull_and_score(config)
         assert run_push_stage(config).counts["leads.created"] > 20
-        state = Worked(sb, config, SandboxTime(sb), sb.clock.now())
+        state = Worked(sb, config, SandboxTime(sb), sb.clock.now(), hook)
         state.runs.append(state.pull_back())
         simulator = sb.simulator(profile=PROFILE)
         for step in range(1, DAYS * 12 + 1):
@@ -166,6 +177,10 @@ def test_each_breach_alerted_once_across_runs(worked: Worked) -> None:
         key = str(task["Description"]).rsplit("Handshake SLA ref: ", 1)[1]
         assert task["OwnerId"] == owners[key]
         assert task["Priority"] == "High"
+    # the same breaches POSTed to the webhook, once each, with no contact data
+    posted = Counter(body["breach"] for body in worked.hook.received)
+    assert posted == refs
+    assert all("email" not in body for body in worked.hook.received)
     # a run with nothing new alerts, records and moves nothing
     assert worked.again is not None
     assert {k: v for k, v in worked.again.counts.items() if k.startswith("sla.")} == {}
