@@ -174,6 +174,7 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
         ctx.counts["sla.alerts"] += sum(1 for _, b in alerts if b.key not in known)
     else:
         store.record_sla_breaches(records)
+        _update_timers(ctx, turns)
         if sla.breach.alert_owner:
             _send_alerts(ctx, sf, sla, alerts, states)
         if sla.breach.alert_webhook and webhook is not None and webhook.webhook_url:
@@ -182,6 +183,21 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
              and _open(states.get(t.hubspot_id))]
     if sla.breach.reassign and any(t.status.breach("worked") for t in moves):
         _reassign(ctx, sf, sla, routing, [t for t in moves if t.status.breach("worked")], now)
+
+
+def _update_timers(ctx: PullbackContext, turns: Sequence[Turn]) -> None:
+    """Each timer's first touch, worked time and state as the engine says (a reassigned turn
+    stays `breached`): `handshake sla` and an admin's SQL read the same figures."""
+    for turn in turns:
+        timer, status = turn.timer, turn.status
+        state = ("breached" if status.breaches or timer.state == "breached"
+                 else "met" if status.worked_at is not None else "open")
+        values = {"first_touch_at": status.first_touch_at, "worked_at": status.worked_at,
+                  "state": state,
+                  "breached_at": timer.breached_at or (ctx.clock.now() if status.breaches
+                                                       else None)}
+        if any(getattr(timer, k) != v for k, v in values.items()):
+            ctx.store.update_sla_timer(timer.id, **values)
 
 
 def _open(state: Any) -> bool:

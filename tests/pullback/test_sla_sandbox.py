@@ -150,8 +150,12 @@ def test_first_touch_breaches_equal_the_ground_truth(worked: Worked) -> None:
     found = {b.timer_id for b in breaches if b.kind == "first_touch"}
     assert expected, "the simulator left no first touch late: nothing was tested"
     assert found == expected
-    late = {b.timer_id: b.met_at for b in breaches if b.kind == "first_touch"}
+    _, timers = worked.store_rows()
     truth = _truth_first_touch(worked, now)
+    assert {t.id: t.first_touch_at for t in timers if t.id in truth} == {
+        t: at for t, (_, at) in truth.items()}
+    assert {t.id for t in timers if t.state == "breached"} >= found
+    late = {b.timer_id: b.met_at for b in breaches if b.kind == "first_touch"}
     assert {t: late[t] for t in found} == {t: truth[t][1] for t in found}  # met late, or open
 
 
