@@ -50,6 +50,7 @@ MANAGER_PREFIX = "sf:task:sla-manager:"
 WEBHOOK_PREFIX = "webhook:sla:"
 REASSIGN_PREFIX = "sf:lead:"
 USER_ID_PREFIX = "005"  # only a user may own a Task
+LEAD_ID_PREFIX = "00Q"
 DESCRIPTION_MAX = 32_000
 _TASK_TYPES = {"call": "Call", "email": "Email", "task": "Task"}
 
@@ -180,6 +181,7 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
         if sla.breach.alert_webhook and webhook is not None and webhook.webhook_url:
             _post_webhooks(ctx, webhook, [(t.hubspot_id, b) for t, b in alerts])
     moves = [t for t in turns if t.timer.id == latest.get(t.hubspot_id)
+             and t.timer.sf_id.startswith(LEAD_ID_PREFIX)  # an existing Contact stays put
              and _open(states.get(t.hubspot_id))]
     if sla.breach.reassign and any(t.status.breach("worked") for t in moves):
         _reassign(ctx, sf, sla, routing, [t for t in moves if t.status.breach("worked")], now)

@@ -209,6 +209,9 @@ def test_reassignments_go_to_a_member_of_the_same_team(worked: Worked) -> None:
         successor = [t for t in timers if t.recycled_from == move.timer_id]
         assert [t.owner_id for t in successor] == [move.to_owner]
         assert "Reassigned by Handshake" in str(leads[move.lead_id].get("Description"))
+    limit = load_sla(worked.config.mapping_path("sla")).spec.breach.max_reassignments
+    assert max(Counter(m.lead_id for m in moves).values()) <= limit
+    assert all(m.lead_id.startswith("00Q") for m in moves)  # Leads only, never a Contact
     newest = {}
     for move in sorted(moves, key=lambda m: m.found_at):
         newest[move.lead_id] = move.to_owner
