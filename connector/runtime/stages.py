@@ -216,6 +216,7 @@ def run_pullback_stage(
     object's bookmark. `dry_run` reads and stores nothing (the counts say what it would).
     Stops cleanly (status "stopped") when Handshake's Salesforce share is spent."""
     from connector.pullback import PullbackContext, pull_back
+    from connector.pullback.sla_step import run_sla_step
     from connector.salesforce import SalesforceClient
     from connector.salesforce.governor import GovernorSnapshot
 
@@ -236,8 +237,9 @@ def run_pullback_stage(
             loss_reason_field=settings.loss_reason_field or None)
         run.result.counts = ctx.counts
         handoffs = pull_back(ctx)
-        ctx.counts["salesforce.calls"] = sf.calls
+        run_sla_step(ctx, sf, config)
         _outcomes_and_recycling(config, run, sf, ctx, handoffs)
+        ctx.counts["salesforce.calls"] = sf.calls
     return run.result
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "RoutingPointer",
     "SalesOutcome",
     "Score",
+    "SlaBreachRecord",
     "SlaTimer",
     "SyncRun",
     "UTCDateTime",
@@ -295,6 +296,26 @@ class SlaTimer(Base):
     state: Mapped[str] = mapped_column(String(16), default="open")  # open|met|breached|recycled
     recycled_from: Mapped[int | None] = mapped_column(ForeignKey("sla_timers.id"))
     __table_args__ = (Index(None, "state", "first_touch_due"),)
+
+
+class SlaBreachRecord(Base):
+    """A breach of the hand-off SLA, or the reassignment it caused, recorded once by its
+    stable key (`connector.sla` `SlaBreach.key`, `Reassignment.key`): a re-run finds it here
+    and neither alerts nor moves the Lead again. `met_at`: when a late window was met."""
+
+    __tablename__ = "sla_breaches"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # first_touch|worked|reassign
+    hubspot_id: Mapped[str] = mapped_column(String(32), index=True)
+    lead_id: Mapped[str] = mapped_column(String(18))
+    owner_id: Mapped[str] = mapped_column(String(18), index=True)
+    timer_id: Mapped[int | None] = mapped_column(ForeignKey("sla_timers.id"))
+    assigned_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    met_at: Mapped[datetime | None]
+    to_owner: Mapped[str | None] = mapped_column(String(18))
+    team: Mapped[str | None] = mapped_column(String(64))
+    found_at: Mapped[datetime]
 
 
 class LeadRoute(Base):

@@ -6,11 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connector.store._base import StoreBase
 from connector.store.bookmarks import BookmarkStore
-from connector.store.models import HandoffState, IdLink, SalesOutcome, WriteLedgerEntry
+from connector.store.models import (
+    HandoffState,
+    IdLink,
+    SalesOutcome,
+    SlaBreachRecord,
+    WriteLedgerEntry,
+)
 
 __all__ = ["PullbackStore"]
 
@@ -84,3 +90,30 @@ class PullbackStore(BookmarkStore, StoreBase):
             if kind:
                 q = q.where(SalesOutcome.kind == kind)
             return list(s.scalars(q.order_by(SalesOutcome.occurred_at, SalesOutcome.id)))
+
+    def sla_breaches(self, *, kind: str | None = None) -> list[SlaBreachRecord]:
+        """Every SLA breach and reassignment recorded (of one kind when given), oldest first."""
+        with self.transaction() as s:
+            q = select(SlaBreachRecord)
+            if kind:
+                q = q.where(SlaBreachRecord.kind == kind)
+            return list(s.scalars(q.order_by(SlaBreachRecord.found_at, SlaBreachRecord.key)))
+
+    def record_sla_breaches(self, breaches: Sequence[Mapping[str, Any]]) -> int:
+        """Record breaches once each by key (a late window met since gets its `met_at`);
+        returns how many were new."""
+        if not breaches:
+            return 0
+        now = self._now()
+        with self.transaction() as s:
+            stmt = (self._insert(SlaBreachRecord)
+                    .values([{**b, "found_at": b.get("found_at") or now} for b in breaches])
+                    .on_conflict_do_nothing(index_elements=["key"])
+                    .returning(SlaBreachRecord.key))
+            added = len(list(s.scalars(stmt)))
+            for b in breaches:
+                if b.get("met_at") is not None:
+                    s.execute(update(SlaBreachRecord).where(
+                        SlaBreachRecord.key == b["key"], SlaBreachRecord.met_at.is_(None))
+                        .values(met_at=b["met_at"]))
+            return added

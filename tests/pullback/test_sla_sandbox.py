@@ -1,0 +1,290 @@
+"""The pull-back's SLA step against the sandbox: after a push, the sales-team simulator works
+the hand-offs for days while the pull-back runs every two simulated hours; the breaches found
+are the ground truth's late and missing first touches exactly, each alerted once, each
+reassignment goes to a member of the owner's routing team, `handshake sla --json` says what
+the ground truth says, and a dry run writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from connector.cli.main import app
+from connector.config import AlertSettings, Config, PullbackSettings
+from connector.defaults import default_mapping
+from connector.mapping import load_routing, load_sla
+from connector.pullback.sla_step import ALERT_PREFIX
+from connector.runtime import StageResult, open_store, run_pullback_stage, run_push_stage
+from connector.sandbox import Sandbox
+from connector.store import SlaBreachRecord, SlaTimer
+from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime
+from tests.push.helpers import pull_and_score, sandbox_org
+from tests.push.webhook_receiver import WebhookReceiver
+
+DAYS = 5
+
+
+@dataclass
+class Snapshot:
+    breaches: list[tuple[str, Any]]
+    timers: list[tuple[Any, ...]]
+    ledger: list[tuple[str, str]]
+    tasks: int
+    owners: dict[str, Any]
+
+
+@dataclass
+class Worked:
+    sb: Sandbox
+    config: Config
+    clock: SandboxTime
+    origin: datetime
+    hook: WebhookReceiver
+    truth: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[StageResult] = field(default_factory=list)
+    dry: list[tuple[StageResult, Snapshot, Snapshot]] = field(default_factory=list)
+    again: StageResult | None = None
+
+    def pull_back(self, **kwargs: Any) -> StageResult:
+        result = run_pullback_stage(self.config, clock=self.clock, **kwargs)
+        assert result.status == "ok", result.error
+        return result
+
+    def store_rows(self) -> tuple[list[SlaBreachRecord], list[SlaTimer]]:
+        store = open_store(self.config)
+        try:
+            return store.sla_breaches(), store.sla_timers()
+        finally:
+            store.close()
+
+    def snapshot(self) -> Snapshot:
+        store = open_store(self.config)
+        try:
+            breaches = [(b.key, b.met_at) for b in store.sla_breaches()]
+            timers = [(t.id, t.owner_id, t.state) for t in store.sla_timers()]
+            ledger = [(e.key, e.status) for e in store.ledger_entries("sf:")]
+        finally:
+            store.close()
+        state = self.sb.salesforce.state
+        return Snapshot(breaches, timers, sorted(ledger), len(state.records("Task")),
+                        {r["Id"]: r.get("OwnerId") for r in state.records("Lead")})
+
+
+@pytest.fixture(scope="module")
+def worked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worked]:
+    folder = tmp_path_factory.mktemp("sla")
+    shipped = default_mapping("sla")
+    assert shipped is not None
+    sla_file = folder / "sla.toml"  # the shipped file, with the webhook on
+    sla_file.write_text(shipped.read_text().replace("alert_webhook = false",
+                                                    "alert_webhook = true"))
+    with sandbox_org(folder, 600) as (sb, config), WebhookReceiver() as hook:
+        config = config.model_copy(update={
+            "pullback": PullbackSettings(lead_reason_field=REASON_FIELD),
+            "alerts": AlertSettings(webhook_url=hook.url, max_attempts=2),
+            "mappings": config.mappings.model_copy(update={"sla": str(sla_file)})})
+        assert load_sla(config.mapping_path("sla")).spec.breach.alert_webhook
+        pull_and_score(config)
+        assert run_push_stage(config).counts["leads.created"] > 20
+        state = Worked(sb, config, SandboxTime(sb), sb.clock.now(), hook)
+        state.runs.append(state.pull_back())
+        simulator = sb.simulator(profile=PROFILE)
+        for step in range(1, DAYS * 12 + 1):
+            state.truth.extend(simulator.run(2, step_hours=1))
+            if step in (12, 24):  # just past the first-touch and the worked windows
+                before = state.snapshot()
+                dry = state.pull_back(dry_run=True)
+                state.dry.append((dry, before, state.snapshot()))
+            state.runs.append(state.pull_back())
+        state.again = state.pull_back()
+        yield state
+
+
+def _attempts(worked: Worked) -> dict[str, list[datetime]]:
+    """Each Lead's follow-up attempts (calls, emails) in the ground truth, at the time the org
+    stamped their Task completed (the simulator's step that ran them)."""
+    org = worked.sb.salesforce.state
+    out: dict[str, list[datetime]] = defaultdict(list)
+    for entry in worked.truth:
+        if entry.get("action") in ("call", "email") and "error" not in entry:
+            task = org.get("Task", entry["task_id"])
+            stamp = datetime.fromisoformat(str(task["CompletedDateTime"]))
+            assert stamp >= datetime.fromisoformat(entry["at"])
+            out[entry["lead_id"]].append(stamp)
+    return {lead: sorted(times) for lead, times in out.items()}
+
+
+def _truth_first_touch(worked: Worked, now: datetime) -> dict[int, tuple[datetime, datetime | None]]:
+    """Each SLA turn's first-touch due time and first attempt after its start (ground truth)."""
+    sla = load_sla(worked.config.mapping_path("sla")).spec
+    assert not sla.windows.business_hours_only  # the shipped file: every hour counts
+    window = timedelta(hours=sla.windows.first_touch_hours)
+    attempts = _attempts(worked)
+    _, timers = worked.store_rows()
+    out = {}
+    for timer in timers:
+        if timer.owner_id is None:
+            continue
+        after = [t for t in attempts.get(timer.sf_id, []) if timer.assigned_at <= t <= now]
+        out[timer.id] = (timer.assigned_at + window, after[0] if after else None)
+    return out
+
+
+def _now(worked: Worked) -> datetime:
+    return worked.sb.clock.now()
+
+
+def test_first_touch_breaches_equal_the_ground_truth(worked: Worked) -> None:
+    now = _now(worked)
+    expected = {timer_id for timer_id, (due, touched) in _truth_first_touch(worked, now).items()
+                if (touched is None and now >= due) or (touched is not None and touched > due)}
+    breaches, _ = worked.store_rows()
+    found = {b.timer_id for b in breaches if b.kind == "first_touch"}
+    assert expected, "the simulator left no first touch late: nothing was tested"
+    assert found == expected
+    _, timers = worked.store_rows()
+    truth = _truth_first_touch(worked, now)
+    assert {t.id: t.first_touch_at for t in timers if t.id in truth} == {
+        t: at for t, (_, at) in truth.items()}
+    assert {t.id for t in timers if t.state == "breached"} >= found
+    late = {b.timer_id: b.met_at for b in breaches if b.kind == "first_touch"}
+    assert {t: late[t] for t in found} == {t: truth[t][1] for t in found}  # met late, or open
+
+
+def test_each_breach_alerted_once_across_runs(worked: Worked) -> None:
+    breaches, _ = worked.store_rows()
+    keys = {b.key for b in breaches if b.kind != "reassign"}
+    tasks = [t for t in worked.sb.salesforce.state.records("Task")
+             if "Handshake SLA ref: " in str(t.get("Description") or "")]
+    refs = Counter(str(t["Description"]).rsplit("Handshake SLA ref: ", 1)[1] for t in tasks)
+    assert refs, "no alert Task was written"
+    assert set(refs) <= keys
+    assert max(refs.values()) == 1
+    assert sum(r.counts.get("sla.alerts", 0) for r in worked.runs) == len(tasks)
+    store = open_store(worked.config)
+    try:
+        done = {e.key for e in store.ledger_entries(ALERT_PREFIX) if e.status == "done"}
+    finally:
+        store.close()
+    assert done == {ALERT_PREFIX + k for k in refs}
+    # the owner of each alert is the breached turn's rep
+    owners = {b.key: b.owner_id for b in breaches}
+    for task in tasks:
+        key = str(task["Description"]).rsplit("Handshake SLA ref: ", 1)[1]
+        assert task["OwnerId"] == owners[key]
+        assert task["Priority"] == "High"
+    # the same breaches POSTed to the webhook, once each, with no contact data
+    posted = Counter(body["breach"] for body in worked.hook.received)
+    assert posted == refs
+    assert all("email" not in body for body in worked.hook.received)
+    # a run with nothing new alerts, records and moves nothing
+    assert worked.again is not None
+    assert {k: v for k, v in worked.again.counts.items() if k.startswith("sla.")} == {}
+
+
+def test_reassignments_go_to_a_member_of_the_same_team(worked: Worked) -> None:
+    routing = load_routing(worked.config.mapping_path("routing"))
+    by_email = {str(u.get("Email")).lower(): str(u["Id"])
+                for u in worked.sb.salesforce.state.users()}
+    teams = {name: {by_email.get(m.user.lower()) for m in team.members}
+             for name, team in routing.spec.teams.items()}
+    breaches, timers = worked.store_rows()
+    moves = [b for b in breaches if b.kind == "reassign"]
+    assert moves, "no lead was reassigned in the simulated days"
+    leads = {r["Id"]: r for r in worked.sb.salesforce.state.records("Lead")}
+    by_timer = {t.id: t for t in timers}
+    for move in moves:
+        assert move.team is not None
+        assert {move.owner_id, move.to_owner} <= teams[move.team]
+        assert move.owner_id != move.to_owner
+        assert by_timer[move.timer_id].state == "breached"
+        successor = [t for t in timers if t.recycled_from == move.timer_id]
+        assert [t.owner_id for t in successor] == [move.to_owner]
+        assert "Reassigned by Handshake" in str(leads[move.lead_id].get("Description"))
+    limit = load_sla(worked.config.mapping_path("sla")).spec.breach.max_reassignments
+    assert max(Counter(m.lead_id for m in moves).values()) <= limit
+    assert all(m.lead_id.startswith("00Q") for m in moves)  # Leads only, never a Contact
+    newest = {}
+    for move in sorted(moves, key=lambda m: m.found_at):
+        newest[move.lead_id] = move.to_owner
+    for lead_id, owner in newest.items():
+        assert leads[lead_id]["OwnerId"] == owner
+    # the reassigned rep's turn is held to the SLA in turn: the simulator re-plans for them
+    touched_by_new = {e["lead_id"] for e in worked.truth
+                      if e.get("action") in ("call", "email")
+                      and e.get("owner_id") == newest.get(e["lead_id"])}
+    assert touched_by_new
+
+
+def _sla_cli(worked: Worked, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setattr("connector.cli.sla.load_checked_config",
+                        lambda *a, **k: worked.config)
+    result = CliRunner().invoke(app, ["sla", *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_sla_json_equals_the_ground_truth(worked: Worked,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _sla_cli(worked, monkeypatch, "--json")
+    report = json.loads(result.output)
+    as_of = datetime.fromisoformat(report["as_of"])
+    assert _now(worked) - timedelta(minutes=1) < as_of <= _now(worked)  # the last pull-back
+    sla = load_sla(worked.config.mapping_path("sla")).spec
+    worked_window = timedelta(hours=sla.windows.worked_hours)
+    truth = _truth_first_touch(worked, as_of)
+    breaches, timers = worked.store_rows()
+    expected: dict[str, dict[str, Any]] = {}
+    per_rep: dict[str, list[SlaTimer]] = defaultdict(list)
+    for timer in timers:
+        if timer.owner_id is not None:
+            per_rep[timer.owner_id].append(timer)
+    for rep, turns in per_rep.items():
+        hours = sorted((truth[t.id][1] - t.assigned_at).total_seconds() / 3600
+                       for t in turns if truth[t.id][1] is not None)
+        first = [truth[t.id] for t in turns]
+        decided = [(due, at) for due, at in first if at is not None or as_of >= due]
+        # the simulator moves a lead to a worked status with its first attempt
+        worked_decided = [(t.assigned_at + worked_window, truth[t.id][1]) for t in turns
+                          if truth[t.id][1] is not None
+                          or as_of >= t.assigned_at + worked_window]
+        expected[rep] = {
+            "leads": len({t.sf_id for t in turns}),
+            "turns": len(turns),
+            "median_first_touch_hours": round(median(hours), 2) if hours else None,
+            "first_touch_within_pct": (round(100 * sum(1 for d, a in decided if a and a <= d)
+                                             / len(decided), 1) if decided else None),
+            "worked_within_pct": (round(100 * sum(1 for d, a in worked_decided if a and a <= d)
+                                        / len(worked_decided), 1) if worked_decided else None),
+            "reassignments": sum(1 for b in breaches
+                                 if b.kind == "reassign" and b.owner_id == rep),
+        }
+    got = {rep: {k: v for k, v in row.items() if k in expected.get(rep, row)}
+           for rep, row in report["reps"].items()}
+    assert got == expected
+    breached = sum(r["open_breaches"] + r["past_breaches"] for r in report["reps"].values())
+    assert breached == sum(1 for b in breaches if b.kind != "reassign")
+    assert "@" not in result.output  # no contact data: reps by user id
+    one = next(iter(report["reps"]))
+    only = json.loads(_sla_cli(worked, monkeypatch, "--json", "--rep", one).output)
+    assert only["reps"] == {one: report["reps"][one]}
+    table = _sla_cli(worked, monkeypatch).output
+    assert one in table and "Breaches" in table
+
+
+def test_dry_run_writes_nothing_and_counts_what_it_would(worked: Worked) -> None:
+    assert len(worked.dry) == 2
+    for _, before, after in worked.dry:
+        assert before == after
+    (first, _, _), (second, _, _) = worked.dry
+    assert first.counts["sla.breaches"] > 0
+    assert first.counts["sla.alerts"] > 0
+    assert second.counts["sla.reassignments"] > 0
