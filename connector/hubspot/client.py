@@ -18,10 +18,11 @@ import httpx
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.errors import FatalError, RecordRejected, RequestFailed
+from connector.errors import FatalError, RequestFailed
 from connector.http import DESCRIBE, LIMITER, HttpPolicy, make_httpx_client
 from connector.hubspot import settings as hs
 from connector.hubspot.policy import build_hubspot_policy
+from connector.hubspot.properties import create_missing_properties
 
 __all__ = ["HubSpotClient", "ListMembershipChange", "Page", "build_hubspot_policy"]
 
@@ -278,19 +279,7 @@ class HubSpotClient:
     def ensure_properties(self, definitions: Sequence[Mapping[str, Any]]) -> list[str]:
         """Create the contact properties of `definitions` HubSpot lacks (one read, one create
         each); returns the names created."""
-        body, _ = self.request("GET", hs.PROPERTIES, describe="list contact properties")
-        existing = {p.get("name") for p in body.get("results") or []}
-        created: list[str] = []
-        for definition in definitions:
-            if definition["name"] in existing:
-                continue
-            try:
-                self.request("POST", hs.PROPERTIES, json=dict(definition),
-                             describe=f"create property {definition['name']}")
-            except RecordRejected:
-                continue  # created meanwhile by another instance: that is what we wanted
-            created.append(str(definition["name"]))
-        return created
+        return create_missing_properties(self, definitions)
 
     def update_contacts(self, updates: Sequence[tuple[str, Mapping[str, str]]], *,
                         describe: str = "update contacts") -> int:

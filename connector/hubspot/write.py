@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from connector.errors import Actor, HandshakeError, RecordRejected, RequestFailed
 from connector.hubspot import settings as hs
+from connector.hubspot.properties import RequestSender, create_missing_properties
 from connector.ledger import LedgerWrite, LedgerWrites, Refusal
 from connector.scoring.engine import ScoreResult
 from connector.scoring.lifecycle import Decision
@@ -29,13 +30,6 @@ __all__ = ["ContactUpdate", "HubSpotWriter", "RequestSender", "handoff_property_
 LIFECYCLE_PROPERTY = "lifecyclestage"
 GRADE_OPTIONS = ("A", "B", "C", "D", "F")
 REASONS_MAX_CHARS = 1000  # a readable single line in the HubSpot sidebar
-
-
-class RequestSender(Protocol):
-    """The one method of `HubSpotClient` the writer uses (tests may pass a fake)."""
-
-    def request(self, method: str, path: str, *, json: Any = None,
-                describe: str = "") -> tuple[dict[str, Any], datetime | None]: ...
 
 
 class _ContactProps(Protocol):
@@ -157,18 +151,8 @@ class HubSpotWriter:
     def ensure_properties(self, definitions: Sequence[dict[str, Any]] | None = None) -> list[str]:
         """Create the write-back properties (default: the score's) HubSpot lacks; returns the
         names created."""
-        body, _ = self.client.request("GET", hs.PROPERTIES, describe="list contact properties")
-        existing = {p.get("name") for p in body.get("results") or []}
-        created = []
-        for definition in property_definitions(self.wb) if definitions is None else definitions:
-            if definition["name"] in existing:
-                continue
-            try:
-                self.client.request("POST", hs.PROPERTIES, json=definition,
-                                    describe=f"create property {definition['name']}")
-            except RecordRejected:
-                continue  # created meanwhile by another instance: that is what we wanted
-            created.append(definition["name"])
+        created = create_missing_properties(
+            self.client, property_definitions(self.wb) if definitions is None else definitions)
         self.counts["properties.created"] += len(created)
         return created
 
