@@ -66,13 +66,6 @@ NEXT_STEPS = [
 ]
 
 
-def _stages() -> Any:
-    """The stage runtime the demo runs through (its stages, and the wiring they share)."""
-    from connector import runtime
-
-    return runtime, runtime
-
-
 def _config(info: dict[str, Any], db: Path) -> Config:
     hub, sf = info["hubspot"], info["salesforce"]
     config = Config(
@@ -189,6 +182,7 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     hand-offs for `days` simulated days with the pull-back running every
     `pullback_every_hours` (`sales_profile` changes the simulator's habits); returns the
     summary. `progress` shows each stage as it runs (nothing by default)."""
+    from connector import runtime
     from connector.demo.verify import (
         CHECKS,
         contact_breakdown,
@@ -207,7 +201,6 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
     from connector.sandbox.hubspot.settings import RateLimits
     from connector.store import Store
 
-    stages, wiring = _stages()
     sink = progress or NullProgress()
     tmp = tempfile.TemporaryDirectory(prefix="handshake-demo-") if workdir is None else None
     folder = Path(tmp.name) if tmp else Path(workdir)  # type: ignore[arg-type]
@@ -223,19 +216,19 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             config = _config(sb.info(), folder / "state.db")
             gt = sb.dataset.ground_truth
 
-            store = wiring.open_store(config)
-            ctx = wiring.lift_pacing(wiring.pull_context(
+            store = runtime.open_store(config)
+            ctx = runtime.lift_pacing(runtime.pull_context(
                 config, store, progress=_StageProgress(sink, "pull", _pull_totals(sb.dataset))))
             pulled = pull(ctx)
             ctx.client.close()
-            scored = stages.run_score_stage(config, progress=_StageProgress(
+            scored = runtime.run_score_stage(config, progress=_StageProgress(
                 sink, "score", {"contacts scored": store.count_contacts()}))
             leads_before = {r["Id"] for r in sb.salesforce.state.records("Lead")}
             routing = load_routing(config.mapping_path("routing"))
             users = sb.salesforce.state.records("User")
             routing_reads = (routing.mode == "handshake") * (
                 bool(routing.capped_users(users)) + bool(routing.fallback_queue))
-            pushed = stages.run_push_stage(config, progress=_StageProgress(
+            pushed = runtime.run_push_stage(config, progress=_StageProgress(
                 sink, "push", {"MQLs handed off": scored.counts.get("mql", 0)}))
 
             checking = sink.task("check: against the ground truth", 3)
@@ -256,7 +249,7 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                 external_id_field=config.salesforce.external_id_field,
                 leads_before=leads_before)
             sink.advance(checking)
-            summary = {
+            summary: dict[str, Any] = {
                 "contacts": store.count_contacts(),
                 "activities": sum(store.count_activities_by_type(live_only=True).values()),
                 "mqls": mqls,

@@ -158,11 +158,10 @@ def stage_run(config: Config, stage: str, *, trigger: str = "manual",
             if result.status in ("running", "degraded"):
                 since = started.started_at if started is not None else clock.now()
                 result.parked = store.admin_letters_since(_family(lease.name), since)
-                if result.parked:
-                    result.status = "degraded"
-                elif result.status == "running":
+                if result.status == "running":
                     result.status = "ok"
                 if result.parked:
+                    result.status = "degraded"
                     log.warning("finished, but %d record(s) were parked for an admin: %s "
                                 "(`handshake dlq list` shows them)", sum(result.parked.values()),
                                 ", ".join(f"{k} {n}" for k, n in sorted(result.parked.items())))

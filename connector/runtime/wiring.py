@@ -26,15 +26,15 @@ def open_store(config: Config, clock: Clock | None = None) -> Store:
     stages may start together on a new database: when another process's upgrade collides with
     ours, ours waits for it and checks the result instead of failing."""
     store = Store(config.state.database_url, clock=clock or SystemClock())
-    for attempt in range(MIGRATE_ATTEMPTS):
+    for attempt in range(1, MIGRATE_ATTEMPTS + 1):
         try:
             store.migrate()
-            return store
+            break
         except StoreError:
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(0.2 * attempt)
             if store.schema_revision() == store.head_revision():
-                return store
-            if attempt == MIGRATE_ATTEMPTS - 1:
+                break
+            if attempt == MIGRATE_ATTEMPTS:
                 store.close()
                 raise
     return store
