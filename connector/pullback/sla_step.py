@@ -108,6 +108,19 @@ def _turns_of(store: Store) -> dict[str, list[SlaTimer]]:
     return turns
 
 
+def _status_at(outcomes: Sequence[SalesOutcome], state: Any, lead_id: str,
+               at: datetime) -> str | None:
+    """The Lead's status at `at`: the status the first change after it came from (the state
+    the pull-back had read, Handshake's own writes included), else its status now."""
+    changes = sorted((o for o in outcomes if o.sf_id == lead_id
+                      and o.kind in ("status", "converted") and o.occurred_at > at),
+                     key=lambda o: o.occurred_at)
+    if changes:
+        before = (changes[0].details or {}).get("from")
+        return str(before) if before else None
+    return getattr(state, "status", None) if getattr(state, "lead_id", None) == lead_id else None
+
+
 def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime) -> list[Turn]:
     """Every SLA turn of the hand-offs as of `now` (each contact's reassignments in order),
     evaluated from the stored outcomes."""
@@ -115,14 +128,18 @@ def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime) -> list[Turn]:
     for outcome in store.outcomes():
         if outcome.hubspot_id:
             by_contact[outcome.hubspot_id].append(outcome)
+    states = store.handoff_states()
     out: list[Turn] = []
     for hubspot_id, timers in _turns_of(store).items():
-        activities = _activities(by_contact.get(hubspot_id, []))
+        outcomes = by_contact.get(hubspot_id, [])
+        activities = _activities(outcomes)
         for turn, timer in enumerate(timers):
             if not timer.owner_id:
                 continue  # Salesforce's assignment rules chose: no rep to hold to a window
+            status = _status_at(outcomes, states.get(hubspot_id), timer.sf_id,
+                                timer.assigned_at)
             assignment = Assignment(timer.sf_id, timer.owner_id, timer.assigned_at,
-                                    reassignments=turn)
+                                    reassignments=turn, status=status)
             out.append(Turn(hubspot_id, timer, evaluate(sla, assignment, activities, now)))
     return out
 

@@ -121,6 +121,7 @@ class SalesforceUserSeed:
     territory: str  # e.g. "NA-East", "EMEA", "APAC"
     team: str  # e.g. "SDR-NA", "SDR-EMEA", "SDR-APAC", "Enterprise"
     is_active: bool = True
+    manager_id: str | None = None  # User.ManagerId: the user this one reports to
 
 
 @dataclass

@@ -484,6 +484,7 @@ SF_USERS = (  # (first, last, team, territory, active)
     ("Lina", "Tan", "Enterprise", "Enterprise-APAC", True),
 )
 SF_USER_DOMAIN = "handshake-demo.com"
+SF_MANAGER = ("Dana", "Whitfield", f"dana.whitfield@{SF_USER_DOMAIN}")  # the reps' manager
 OWNER_ID_BASE = 70000001
 OWNER_USER_ID_BASE = 9000001
 CONTACT_ID_BASE = 1001
@@ -824,6 +825,15 @@ class _Generator:
                     teams=[team],
                 )
             )
+        # the reps' sales manager (their User.ManagerId): owns no lead and is in no territory,
+        # so no assignment rule or routing team gives them one; drawn after the reps so their
+        # ids stay as they were
+        first, last, email = SF_MANAGER
+        self.manager = SalesforceUserSeed(
+            id=self.ids.sf("005"), username=email, email=email, first_name=first,
+            last_name=last, territory="", team="Sales Management")
+        for user in users:
+            user.manager_id = self.manager.id
         return users, owners
 
     def build_forms(self) -> list[FormSeed]:
@@ -1441,7 +1451,7 @@ class _Generator:
             page_views=page_views,
             marketing_events=webinars,
             participations=participations,
-            sf_users=users,
+            sf_users=[*users, self.manager],
             sf_records=sf_records,
             ground_truth=ground,
         )

@@ -51,13 +51,16 @@ def _stamp(when: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class Assignment:
     """One owner's turn with a handed-off Lead: the SLA windows start at `assigned_at`.
-    `reassignments` counts the turns before this one (0 for the hand-off itself)."""
+    `reassignments` counts the turns before this one (0 for the hand-off itself). `status`:
+    the Lead's status when the turn began (None: unknown), so a Lead handed off already in a
+    worked status is worked at its first touch in this turn (see `evaluate`)."""
 
     lead_id: str
     owner_id: str
     assigned_at: datetime
     team: str | None = None
     reassignments: int = 0
+    status: str | None = None
 
     def reassigned(self, move: Reassignment, at: datetime) -> Assignment:
         """The new owner's turn, its windows starting at `at` (when the new owner was set)."""
@@ -159,19 +162,27 @@ def _touches(sla: SlaFile, activity: Activity) -> bool:
     return sla.first_touch.status_change
 
 
+def _worked_status(sla: SlaFile, status: str | None) -> bool:
+    wanted = {s.strip().casefold() for s in sla.worked.statuses}
+    return (status or "").strip().casefold() in wanted
+
+
 def _works(sla: SlaFile, activity: Activity) -> bool:
     if activity.kind != "status":
         return False
     if activity.converted and sla.worked.converted:
         return True
-    wanted = {s.strip().casefold() for s in sla.worked.statuses}
-    return (activity.status or "").strip().casefold() in wanted
+    return _worked_status(sla, activity.status)
 
 
 def evaluate(sla: SlaFile, assignment: Assignment, activities: Iterable[Activity],
              now: datetime, calendar: Calendar | None = None) -> SlaStatus:
     """The SLA of `assignment` as of `now`: due times, first touch and worked times (the
-    earliest that count, at or after the assignment and not after `now`), and the breaches."""
+    earliest that count, at or after the assignment and not after `now`), and the breaches.
+
+    Worked is reached when the Lead is in a worked status AND a person touched it in this
+    turn: at the status change into a worked status (a touch too), or, for a Lead already in
+    a worked status when the turn began (`assignment.status`), at its first touch since."""
     now = _utc(now, "now")
     start = _utc(assignment.assigned_at, "assigned_at")
     assignment = replace(assignment, assigned_at=start)
@@ -181,10 +192,20 @@ def evaluate(sla: SlaFile, assignment: Assignment, activities: Iterable[Activity
     seen = sorted((a for a in activities if not a.by_handshake
                    and start <= _utc(a.at, "activity time") <= now),
                   key=lambda a: _utc(a.at, "activity time"))
-    touch = next((a for a in seen if _touches(sla, a)), None)
-    work = next((a for a in seen if _works(sla, a)), None)
-    if work is not None and (touch is None or work.at < touch.at):
-        touch = work  # reaching a worked status is a touch too
+    touch: Activity | None = None
+    work: Activity | None = None
+    current = assignment.status
+    for activity in seen:
+        if activity.kind == "status":
+            current = activity.status
+        works = _works(sla, activity)  # reaching a worked status is a touch too
+        touched = works or _touches(sla, activity)
+        if touch is None and touched:
+            touch = activity
+        if work is None and (works or (touched and _worked_status(sla, current))):
+            work = activity
+        if work is not None:
+            break
     first = _utc(touch.at, "") if touch else None
     worked = _utc(work.at, "") if work else None
     windows: tuple[tuple[BreachKind, datetime, datetime | None], ...] = (

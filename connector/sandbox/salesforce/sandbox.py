@@ -144,6 +144,7 @@ class SalesforceSandbox:
                 territory=user.territory,
                 team=user.team,
                 is_active=user.is_active,
+                manager_id=user.manager_id,
             )
         order = {"Account": 0, "Contact": 1, "Lead": 2}
         for seed in sorted(dataset.sf_records, key=lambda r: order.get(r.sobject, 3)):

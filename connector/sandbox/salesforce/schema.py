@@ -607,6 +607,7 @@ _USER = _obj(
         _f("Department", "string", length=80),
         _f("Division", "string", length=80),
         _f("Territory__c", "string", length=80, custom=True, label="Territory"),
+        _f("ManagerId", "reference", length=18, reference_to=("User",), label="Manager ID"),
     ],
     has_owner=False,
     createable=False,
@@ -676,6 +677,22 @@ _GROUP = _obj(
     ],
 )
 
+# Which objects a queue may own (Setup > Queues > Supported Objects): a Lead queue has one
+# row with SobjectType "Lead". Created and deleted, never updated.
+_QUEUE_SOBJECT = _obj(
+    "QueueSobject",
+    "Queue sObject",
+    "Queue sObjects",
+    [
+        _f("QueueId", "reference", length=18, nillable=False, reference_to=("Group",),
+           label="Group ID"),
+        _f("SobjectType", "picklist", length=40, nillable=False, label="sObject Type",
+           picklist=("Case", "Lead"), restricted=True),
+    ],
+    has_owner=False,
+)
+_QUEUE_SOBJECT = ObjectDef(**{**_QUEUE_SOBJECT.__dict__, "updateable": False})
+
 # The org's assignment rules (read only): Bulk API 2.0 runs one only when a job names its id.
 _ASSIGNMENT_RULE = _obj(
     "AssignmentRule",
@@ -731,6 +748,7 @@ OBJECTS: dict[str, ObjectDef] = {
         _OPPORTUNITY_STAGE,
         _TASK_STATUS,
         _GROUP,
+        _QUEUE_SOBJECT,
         _ASSIGNMENT_RULE,
     )
 }

@@ -187,6 +187,9 @@ DUPLICATE_RULES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 # Lead assignment rule: country (lower case) -> region; a region is served by the active users
 # whose territory starts with it, in turn; anything else goes to the queue below.
 UNASSIGNED_QUEUE_NAME = "Unassigned Leads"
+# The marketing team's Lead queue, where recycled Leads go back to nurture (the shipped
+# sla.toml's [recycling] owner_queue names it).
+MARKETING_QUEUE_NAME = "Marketing Nurture"
 COUNTRY_REGIONS: dict[str, str] = {
     **{
         c: "NA"
@@ -300,6 +303,7 @@ KEY_PREFIXES: dict[str, str] = {
     "Task": "00T",
     "Event": "00U",
     "Group": "00G",
+    "QueueSobject": "03g",
     "LeadStatus": "01J",
     # picklist-value objects all share 01J in a real org
     "OpportunityStage": "01J",

@@ -200,19 +200,9 @@ class SalesforceState:
             user_id,
             now,
         )
-        self.queue_id = self._ids.new("Group")
-        self._raw_insert(
-            "Group",
-            self.queue_id,
-            {
-                "Name": settings.UNASSIGNED_QUEUE_NAME,
-                "DeveloperName": "Unassigned_Leads",
-                "Type": "Queue",
-                "OwnerId": user_id,
-            },
-            user_id,
-            now,
-        )
+        self.queue_id = self._seed_lead_queue(settings.UNASSIGNED_QUEUE_NAME, user_id, now)
+        self.marketing_queue_id = self._seed_lead_queue(settings.MARKETING_QUEUE_NAME, user_id,
+                                                        now)
         self.lead_assignment_rule_id = self._ids.new("AssignmentRule")
         self._raw_insert(
             "AssignmentRule",
@@ -270,6 +260,21 @@ class SalesforceState:
             )
         return user_id
 
+    def _seed_lead_queue(self, name: str, user_id: str, now: str) -> str:
+        """A queue as Setup makes it: a Group of Type Queue and its QueueSobject for Lead."""
+        queue_id = self._ids.new("Group")
+        self._raw_insert(
+            "Group",
+            queue_id,
+            {"Name": name, "DeveloperName": name.replace(" ", "_"), "Type": "Queue",
+             "OwnerId": user_id},
+            user_id,
+            now,
+        )
+        self._raw_insert("QueueSobject", self._ids.new("QueueSobject"),
+                         {"QueueId": queue_id, "SobjectType": "Lead"}, user_id, now)
+        return queue_id
+
     def add_user(
         self,
         *,
@@ -281,8 +286,10 @@ class SalesforceState:
         territory: str | None,
         team: str | None,
         is_active: bool = True,
+        manager_id: str | None = None,
     ) -> str:
-        """Add a sales user (the dataset's users; users are not createable over the API)."""
+        """Add a sales user (the dataset's users; users are not createable over the API).
+        `manager_id`: the user they report to (User.ManagerId, as Setup sets it)."""
         with self._lock:
             user_id = id or self._ids.new("User")
             self._raw_insert(
@@ -298,6 +305,7 @@ class SalesforceState:
                     "Department": team,
                     "Division": territory,
                     "Territory__c": territory,
+                    "ManagerId": manager_id,
                 },
                 self.integration_user_id,
                 format_datetime(self.clock.now()),
