@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
+from rich.table import Table
 
 from connector.cli._app import (
     ConfigOption,
@@ -23,7 +27,7 @@ from connector.cli.failures import report_stop
 from connector.errors import ConfigError, ExitCode
 from connector.runtime import StageResult
 
-__all__ = ["finish", "sync_app"]
+__all__ = ["finish", "print_pullback_plan", "sync_app"]
 
 sync_app = typer.Typer(help="Run one stage of the sync once.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
@@ -129,18 +133,69 @@ def sync_push(
 @sync_app.command("pullback")
 def sync_pullback(
     config: ConfigOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Salesforce, store nothing.")]
-    = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read Salesforce and HubSpot, "
+                                          "store and write nothing; list what would be "
+                                          "written.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: status, counts "
+                                          "and (dry run) the writes planned.")] = False,
 ) -> None:
     """Pull back what sales did with the hand-offs: status, owner, conversion, opportunity
-    outcome, calls, emails and meetings, since the last run."""
+    outcome, calls, emails and meetings, since the last run; then the SLA, the outcomes to
+    HubSpot and the dead leads back to marketing."""
     from connector.runtime import run_pullback_stage
 
     loaded = load_checked_config(config)
     result = run_pullback_stage(loaded, dry_run=dry_run)
-    print_counts(f"pullback {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
-                 dict(result.counts))
+    if as_json:
+        sys.stdout.write(json.dumps({"status": result.status, "dry_run": dry_run,
+                                     "counts": dict(sorted(result.counts.items())),
+                                     "planned": result.planned}, default=str) + "\n")
+    else:
+        if dry_run:
+            print_pullback_plan(result.planned)
+        print_counts(f"pullback {'(dry run: nothing stored or written) ' if dry_run else ''}"
+                     f"{result.status}", dict(result.counts))
     finish(result)
+
+
+_SYSTEMS = (("salesforce", "Salesforce"), ("hubspot", "HubSpot"))
+
+
+def _what(entry: dict[str, Any]) -> str:
+    """One planned write as a person reads it (ids and values only: no contact data)."""
+    action = entry["action"]
+    if action == "alert_task":
+        return (f"SLA alert Task ({entry['breach']} breach, due {entry['due_at'][:16]}) "
+                f"to {entry['role']} {entry['to']}")
+    if action == "reassign":
+        return f"owner {entry['from']} -> {entry['to']} (team {entry['team']})"
+    if action == "recycle":
+        return f"status {entry['status']}; owner {entry['owner']}"
+    if action == "update":
+        return ", ".join(f"{k} = {v!r}" for k, v in entry["properties"].items())
+    if action == "lifecycle":
+        return f"lifecyclestage {entry['from'] or '(empty)'} -> {entry['to']} ({entry['how']})"
+    if action == "list_add":
+        return f"add to list {entry['list']!r}"
+    return str({k: v for k, v in entry.items() if k not in ("system", "action", "record")})
+
+
+def print_pullback_plan(planned: list[dict[str, Any]]) -> None:
+    """A dry run's writes, one table per system."""
+    for system, label in _SYSTEMS:
+        rows = [p for p in planned if p["system"] == system]
+        if not rows:
+            out.print(f"{label}: nothing would be written", highlight=False)
+            continue
+        table = Table(title=f"{label}: {len(rows):,} write(s) the pull-back would make",
+                      box=box.SIMPLE_HEAD, title_justify="left")
+        table.add_column("Action", no_wrap=True)
+        table.add_column("Record", no_wrap=True, min_width=18)  # an id, whole
+        table.add_column("What")
+        for row in rows:
+            table.add_row(escape(row["action"]), escape(str(row["record"])),
+                          escape(_what(row)))
+        out.print(table)
 
 
 @app.command("backfill")

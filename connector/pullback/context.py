@@ -52,6 +52,11 @@ class PullbackContext:
     lead_reason_field: str | None = None
     loss_reason_field: str | None = None
     counts: Counter[str] = field(default_factory=Counter)
+    # a dry run: the outcomes and hand-off states it read but did not store (the SLA step
+    # judges them as the real run would), and what it would write (`planned`)
+    unstored: list[dict[str, Any]] = field(default_factory=list)
+    unstored_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    planned: list[dict[str, Any]] = field(default_factory=list)
     _vocabulary: SalesVocabulary | None = None
     _handshake_tasks: set[str] | None = None
 

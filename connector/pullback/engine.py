@@ -30,5 +30,7 @@ def pull_back(ctx: PullbackContext, streams: tuple[Stream, ...] = STREAMS) -> Ha
     # states the streams stored are stored again unchanged: one write, and never missed
     if first_seen and not ctx.dry_run:
         ctx.store.record_pullback(outcomes=[], states=first_seen, run_id=ctx.run_id)
+    elif ctx.dry_run:
+        ctx.unstored_states.update({str(s["hubspot_id"]): dict(s) for s in first_seen})
     ctx.counts["handoffs.first_seen"] = len(first_seen)
     return handoffs

@@ -29,6 +29,7 @@ from connector.errors import Actor
 from connector.hubspot import settings as hs
 from connector.hubspot.outcomes import (
     OutcomeClient,
+    OutcomePlan,
     OutcomeSettings,
     OutcomeWriter,
     PulledBackLead,
@@ -237,8 +238,14 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
     if not due:
         return
     if ctx.dry_run:
-        ctx.counts["salesforce.recycle.would_write"] += sum(1 for _, r in due
-                                                           if r.source_id in new)
+        would = [(h, r) for h, r in due if r.source_id in new]
+        ctx.counts["salesforce.recycle.would_write"] += len(would)
+        for hubspot_id, r in would:
+            state = handoffs.states.get(hubspot_id, {})
+            ctx.planned.append({
+                "system": "salesforce", "action": "recycle", "record": r.lead_id,
+                "status": f"{state.get('status')} -> {rules.lead_status}",
+                "owner": f"{state.get('owner_id')} -> {rules.owner_queue or 'unchanged'}"})
         return
     ledger = LedgerWrites(ctx.store, stage="pullback", system="salesforce", run_id=ctx.run_id)
     payload = {"Status": rules.lead_status, "owner_queue": rules.owner_queue}
@@ -306,7 +313,29 @@ def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla:
     if ctx.dry_run:
         ctx.counts["hubspot.outcomes.would_write"] += len(plans)
         ctx.counts["hubspot.recycle.would_move"] += sum(1 for p in plans if p.join_list)
+        ctx.planned.extend(_planned_hubspot(plans, properties, settings))
         return
     writer = OutcomeWriter(hubspot, ctx.store, settings, run_id=ctx.run_id)
     written = writer.push(plans)
     ctx.counts.update({f"hubspot.outcomes.{k}": v for k, v in written.items()})
+
+
+def _planned_hubspot(plans: Sequence[OutcomePlan], current: Mapping[str, Mapping[str, Any]],
+                     settings: OutcomeSettings) -> list[dict[str, Any]]:
+    """A dry run's listing of the HubSpot writes: each contact's properties (ids and values
+    Handshake sets, no contact data), its lifecycle move, its list addition."""
+    out: list[dict[str, Any]] = []
+    for plan in plans:
+        before = current.get(plan.contact_id, {}).get(hs.LIFECYCLE_PROPERTY)
+        after = plan.move_back_to or plan.properties.get(hs.LIFECYCLE_PROPERTY)
+        if plan.properties:
+            out.append({"system": "hubspot", "action": "update", "record": plan.contact_id,
+                        "properties": dict(sorted(plan.properties.items()))})
+        if after and after != before:
+            out.append({"system": "hubspot", "action": "lifecycle", "record": plan.contact_id,
+                        "from": before or "", "to": after,
+                        "how": "clear, then set" if plan.move_back_to else "set"})
+        if plan.join_list:
+            out.append({"system": "hubspot", "action": "list_add", "record": plan.contact_id,
+                        "list": settings.reengagement_list})
+    return out

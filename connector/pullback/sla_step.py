@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import median
+from types import SimpleNamespace
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -121,14 +122,24 @@ def _status_at(outcomes: Sequence[SalesOutcome], state: Any, lead_id: str,
     return getattr(state, "status", None) if getattr(state, "lead_id", None) == lead_id else None
 
 
-def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime) -> list[Turn]:
+def _states(store: Store, unstored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The hand-offs' states as stored, those a dry run read (not stored) over them."""
+    states: dict[str, Any] = dict(store.handoff_states())
+    states.update({h: SimpleNamespace(**s) for h, s in unstored.items()})
+    return states
+
+
+def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime,
+                      unstored: Sequence[Mapping[str, Any]] = (),
+                      unstored_states: Mapping[str, Mapping[str, Any]] | None = None,
+                      ) -> list[Turn]:
     """Every SLA turn of the hand-offs as of `now` (each contact's reassignments in order),
-    evaluated from the stored outcomes."""
+    evaluated from the stored outcomes (and those a dry run read, `unstored`)."""
     by_contact: dict[str, list[SalesOutcome]] = defaultdict(list)
-    for outcome in store.outcomes():
+    for outcome in [*store.outcomes(), *(SalesOutcome(**o) for o in unstored)]:
         if outcome.hubspot_id:
             by_contact[outcome.hubspot_id].append(outcome)
-    states = store.handoff_states()
+    states = _states(store, unstored_states or {})
     out: list[Turn] = []
     for hubspot_id, timers in _turns_of(store).items():
         outcomes = by_contact.get(hubspot_id, [])
@@ -170,9 +181,9 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
     says so."""
     store = ctx.store
     now = ctx.clock.now()
-    states = store.handoff_states()
+    states = _states(store, ctx.unstored_states)
     latest = {h: timers[-1].id for h, timers in _turns_of(store).items()}
-    turns = evaluate_handoffs(store, sla, now)
+    turns = evaluate_handoffs(store, sla, now, ctx.unstored, ctx.unstored_states)
     known = {b.key for b in store.sla_breaches()}
     records: list[dict[str, Any]] = []
     alerts: list[tuple[Turn, Any]] = []
@@ -190,6 +201,8 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
                 alerts.append((turn, breach))
     if ctx.dry_run:
         ctx.counts["sla.alerts"] += sum(1 for _, b in alerts if b.key not in known)
+        if sla.breach.alert_owner:
+            _plan_alerts(ctx, sf, sla, alerts)
     else:
         store.record_sla_breaches(records)
         _update_timers(ctx, turns)
@@ -257,6 +270,40 @@ def _judge(write: LedgerWrite[dict[str, Any]], result: Any) -> Outcome:
                     rejection.actor if rejection else Actor.ADMIN, write.item)
 
 
+def _managers(sf: SlaSalesforce, sla: SlaFile,
+              alerts: Sequence[tuple[Turn, Any]]) -> dict[str, str]:
+    """Each alerted owner's manager (User.ManagerId), when sla.toml alerts managers."""
+    if not sla.breach.alert_manager or not alerts:
+        return {}
+    owners = sorted({b.owner_id for _, b in alerts if b.owner_id.startswith(USER_ID_PREFIX)})
+    return {str(r["Id"]): str(r["ManagerId"])
+            for r in sf.records_by_id("User", owners, ("ManagerId",),
+                                      what="SLA alert managers") if r.get("ManagerId")}
+
+
+def _targets(breach: Any, managers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Who gets the breach's alert Task: (ledger prefix, user id), the owner then a manager."""
+    targets = [(ALERT_PREFIX, breach.owner_id)]
+    if breach.owner_id in managers:
+        targets.append((MANAGER_PREFIX, managers[breach.owner_id]))
+    return targets
+
+
+def _plan_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
+                 alerts: Sequence[tuple[Turn, Any]]) -> None:
+    """A dry run: the alert Tasks the real run would create (those the ledger has not)."""
+    managers = _managers(sf, sla, alerts)
+    done = {e.key for prefix in (ALERT_PREFIX, MANAGER_PREFIX)
+            for e in ctx.store.ledger_entries(prefix, status="done")}
+    for _, breach in alerts:
+        for prefix, owner in _targets(breach, managers):
+            if prefix + breach.key not in done:
+                ctx.planned.append({
+                    "system": "salesforce", "action": "alert_task", "record": breach.lead_id,
+                    "to": owner, "role": "manager" if prefix == MANAGER_PREFIX else "owner",
+                    "breach": breach.kind, "due_at": breach.due_at.isoformat()})
+
+
 def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
                  alerts: Sequence[tuple[Turn, Any]], states: Mapping[str, Any]) -> None:
     """One Task per breach to its owner (and manager), once: the ledger skips those done."""
@@ -264,18 +311,10 @@ def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
         return
     ledger = LedgerWrites(ctx.store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
     today = ctx.clock.now().date().isoformat()
-    managers: dict[str, str] = {}
-    if sla.breach.alert_manager:
-        owners = sorted({b.owner_id for _, b in alerts})
-        managers = {str(r["Id"]): str(r["ManagerId"])
-                    for r in sf.records_by_id("User", owners, ("ManagerId",),
-                                              what="SLA alert managers") if r.get("ManagerId")}
+    managers = _managers(sf, sla, alerts)
     writes: list[LedgerWrite[dict[str, Any]]] = []
     for turn, breach in alerts:
-        targets = [(ALERT_PREFIX, breach.owner_id)]
-        if breach.owner_id in managers:
-            targets.append((MANAGER_PREFIX, managers[breach.owner_id]))
-        for prefix, owner in targets:
+        for prefix, owner in _targets(breach, managers):
             key = prefix + breach.key
             if ledger.claim(key, operation="alert", target="Task", payload={"breach": breach.key}):
                 writes.append(LedgerWrite((key,), f"sla:alert:{breach.key}",
@@ -359,7 +398,13 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
     if not moves:
         return
     if ctx.dry_run:
-        ctx.counts["sla.reassignments"] += len(moves)
+        done = {e.key for e in store.ledger_entries(REASSIGN_PREFIX + "reassign:",
+                                                    status="done")}
+        due = [m for _, m in moves if REASSIGN_PREFIX + m.key not in done]
+        ctx.counts["sla.reassignments"] += len(due)
+        ctx.planned.extend({"system": "salesforce", "action": "reassign", "record": m.lead_id,
+                            "from": m.from_owner, "to": m.to_owner, "team": m.team}
+                           for m in due)
         return
     ledger = LedgerWrites(store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
     claimed = [(t, m) for t, m in moves

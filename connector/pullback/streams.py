@@ -290,6 +290,8 @@ def _store(ctx: PullbackContext, sobject: str, outcomes: list[Outcome],
         return
     if ctx.dry_run:
         ctx.counts[f"{sobject}.would_store"] += len(outcomes)
+        ctx.unstored.extend(outcomes)
+        ctx.unstored_states.update({str(s["hubspot_id"]): dict(s) for s in states})
         return
     added = ctx.store.record_pullback(outcomes=outcomes, states=states, stream=stream,
                                       bookmark=bookmark, run_id=ctx.run_id)

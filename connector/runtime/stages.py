@@ -236,6 +236,7 @@ def run_pullback_stage(
             dry_run=dry_run, lead_reason_field=settings.lead_reason_field or None,
             loss_reason_field=settings.loss_reason_field or None)
         run.result.counts = ctx.counts
+        run.result.planned = ctx.planned
         handoffs = pull_back(ctx)
         run_sla_step(ctx, sf, config)
         _outcomes_and_recycling(config, run, sf, ctx, handoffs)

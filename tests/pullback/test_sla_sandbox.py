@@ -7,6 +7,7 @@ the ground truth says, and a dry run writes nothing."""
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -18,10 +19,11 @@ import pytest
 from typer.testing import CliRunner
 
 from connector.cli.main import app
+from connector.clock import FrozenClock
 from connector.config import AlertSettings, Config, PullbackSettings
 from connector.defaults import default_mapping
 from connector.mapping import load_routing, load_sla
-from connector.pullback.sla_step import ALERT_PREFIX
+from connector.pullback.sla_step import ALERT_PREFIX, MANAGER_PREFIX
 from connector.pull import pull
 from connector.runtime import (
     StageResult,
@@ -31,13 +33,19 @@ from connector.runtime import (
     run_score_stage,
 )
 from connector.sandbox import Sandbox
+from connector.sandbox.salesforce import settings as sfs
 from connector.store import SlaBreachRecord, SlaTimer
 from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime
+from tests.pullback.test_recycling_sandbox import _writes
 from tests.pull.helpers import context
 from tests.push.helpers import sandbox_org
 from tests.push.webhook_receiver import WebhookReceiver
 
 DAYS = 5
+# dry runs (each followed by the real run at the same instant) just past the first-touch and
+# the worked windows, and after a day without pull-backs (sales outcomes for HubSpot pile up)
+DRY_RUNS = (12, 24, 48)
+QUIET = range(37, 48)
 
 
 @dataclass
@@ -61,9 +69,13 @@ class Worked:
     dry: list[tuple[StageResult, Snapshot, Snapshot]] = field(default_factory=list)
     again: StageResult | None = None
     handed_off_status: dict[str, Any] = field(default_factory=dict)  # Lead id: Status
+    warnings: list[str] = field(default_factory=list)  # every WARNING the stages logged
+    # after each dry run, the real run at the same instant: its org writes and stats
+    followed: list[tuple[StageResult, dict[str, Any], Counter[str], Counter[str]]] = field(
+        default_factory=list)
 
     def pull_back(self, **kwargs: Any) -> StageResult:
-        result = run_pullback_stage(self.config, clock=self.clock, **kwargs)
+        result = run_pullback_stage(self.config, **{"clock": self.clock, **kwargs})
         assert result.status == "ok", result.error
         return result
 
@@ -90,7 +102,7 @@ class Worked:
 # Fixed sandbox starts (the data depends on the minute it is generated), each with a hand-off
 # to a Lead already "Working - Contacted" that its rep then touches: the case that decides
 # what "worked" means (sla.toml: the worked status AND a touch in the turn).
-STARTS = [datetime(2026, 3, 2, 14, 7, tzinfo=UTC), datetime(2026, 6, 15, 9, 41, tzinfo=UTC)]
+STARTS = [datetime(2026, 3, 2, 14, 7, tzinfo=UTC), datetime(2026, 1, 12, 11, 23, tzinfo=UTC)]
 
 
 @pytest.fixture(scope="module", params=STARTS, ids=lambda s: f"{s:%Y%m%dT%H%M}")
@@ -100,15 +112,20 @@ def worked(request: pytest.FixtureRequest,
     shipped = default_mapping("sla")
     assert shipped is not None
     sla_file = folder / "sla.toml"  # the shipped file, with the webhook on
-    sla_file.write_text(shipped.read_text().replace("alert_webhook = false",
-                                                    "alert_webhook = true"))
+    sla_file.write_text(shipped.read_text()  # the shipped file, webhook and manager on
+                        .replace("alert_webhook = false", "alert_webhook = true")
+                        .replace("alert_manager = false", "alert_manager = true"))
+    warnings = _Warnings()
+    logging.getLogger("connector").addHandler(warnings)
     with sandbox_org(folder, 600, start=request.param) as (sb, config), \
             WebhookReceiver() as hook:
         config = config.model_copy(update={
             "pullback": PullbackSettings(lead_reason_field=REASON_FIELD),
             "alerts": AlertSettings(webhook_url=hook.url, max_attempts=2),
             "mappings": config.mappings.model_copy(update={"sla": str(sla_file)})})
-        assert load_sla(config.mapping_path("sla")).spec.breach.alert_webhook
+        spec = load_sla(config.mapping_path("sla")).spec
+        assert spec.breach.alert_webhook and spec.breach.alert_manager
+        assert spec.recycling.owner_queue == sfs.MARKETING_QUEUE_NAME  # the shipped queue
         clock = SandboxTime(sb)  # every stage on the sandbox's time, which starts in the past
         store = open_store(config)
         try:
@@ -124,13 +141,82 @@ def worked(request: pytest.FixtureRequest,
         simulator = sb.simulator(profile=PROFILE)
         for step in range(1, DAYS * 12 + 1):
             state.truth.extend(simulator.run(2, step_hours=1))
-            if step in (12, 24):  # just past the first-touch and the worked windows
-                before = state.snapshot()
-                dry = state.pull_back(dry_run=True)
+            if step in QUIET:
+                continue
+            if step in DRY_RUNS:
+                at = FrozenClock(sb.clock.now())  # the dry run and the real one: one instant
+                before, org, stats = state.snapshot(), org_view(sb), write_stats(sb)
+                dry = state.pull_back(dry_run=True, clock=at)
                 state.dry.append((dry, before, state.snapshot()))
+                dry_stats = write_stats(sb) - stats
+                assert org_view(sb) == org
+                real = state.pull_back(clock=at)
+                state.runs.append(real)
+                state.followed.append((real, _org_writes(org, org_view(sb)), dry_stats,
+                                       write_stats(sb) - stats - dry_stats))
+                continue
             state.runs.append(state.pull_back())
         state.again = state.pull_back()
+        state.warnings = warnings.messages
         yield state
+    logging.getLogger("connector").removeHandler(warnings)
+
+
+class _Warnings(logging.Handler):
+    """The WARNING (and worse) lines the stages log, as read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def org_view(sb: Sandbox) -> dict[str, Any]:
+    """What a pull-back can write in both orgs: Salesforce Tasks and Leads (status, owner,
+    description), HubSpot contacts' properties and list members."""
+    sf = sb.salesforce.state  # type: ignore[union-attr]
+    hs = sb.hubspot.state  # type: ignore[union-attr]
+    return {
+        "tasks": {r["Id"]: (r.get("WhoId"), r.get("OwnerId")) for r in sf.records("Task")},
+        "leads": {r["Id"]: (r.get("Status"), r.get("OwnerId"), r.get("Description"))
+                  for r in sf.records("Lead")},
+        "contacts": {cid: dict(rec.props) for cid, rec in hs.contacts.items()},
+        "lists": {rec.name: set(rec.members) for rec in hs.lists.values()},
+    }
+
+
+def write_stats(sb: Sandbox) -> Counter[str]:
+    """The write calls both sandboxes answered so far, by route."""
+    return (_writes(Counter(sb.salesforce.stats.by_route))  # type: ignore[union-attr]
+            + _writes(Counter(sb.hubspot.stats.by_route)))  # type: ignore[union-attr]
+
+
+AUTOMATIC = ("lastmodifieddate", "hs_lastmodifieddate", "hs_lifecyclestage_")  # HubSpot sets
+
+
+def _org_writes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What changed between two views, in the dry run's listing terms."""
+    tasks = Counter(v for k, v in after["tasks"].items() if k not in before["tasks"])
+    owners, statuses = {}, {}
+    for lead, (status, owner, _) in after["leads"].items():
+        old = before["leads"].get(lead)
+        if old is not None and old[1] != owner:
+            owners[lead] = (old[1], owner)
+        if old is not None and old[0] != status:
+            statuses[lead] = status
+    contacts: dict[str, dict[str, str]] = {}
+    for cid, props in after["contacts"].items():
+        old = before["contacts"].get(cid, {})
+        changed = {k: props.get(k, "") for k in set(props) | set(old)
+                   if props.get(k, "") != old.get(k, "") and not k.startswith(AUTOMATIC)}
+        if changed:
+            contacts[cid] = changed
+    lists = {name: members - before["lists"].get(name, set())
+             for name, members in after["lists"].items()}
+    return {"tasks": tasks, "owners": owners, "statuses": statuses, "contacts": contacts,
+            "lists": {k: v for k, v in lists.items() if v}}
 
 
 def _attempts(worked: Worked) -> dict[str, list[datetime]]:
@@ -185,6 +271,8 @@ def test_first_touch_breaches_equal_the_ground_truth(worked: Worked) -> None:
 
 
 def test_each_breach_alerted_once_across_runs(worked: Worked) -> None:
+    """sla.toml alerts the manager too: each breach is one Task to the turn's rep and one to
+    the rep's manager (User.ManagerId), never more, across all the runs."""
     breaches, _ = worked.store_rows()
     keys = {b.key for b in breaches if b.kind != "reassign"}
     tasks = [t for t in worked.sb.salesforce.state.records("Task")
@@ -192,24 +280,31 @@ def test_each_breach_alerted_once_across_runs(worked: Worked) -> None:
     refs = Counter(str(t["Description"]).rsplit("Handshake SLA ref: ", 1)[1] for t in tasks)
     assert refs, "no alert Task was written"
     assert set(refs) <= keys
-    assert max(refs.values()) == 1
+    assert set(refs.values()) == {2}  # the owner's and the manager's
     assert sum(r.counts.get("sla.alerts", 0) for r in worked.runs) == len(tasks)
     store = open_store(worked.config)
     try:
         done = {e.key for e in store.ledger_entries(ALERT_PREFIX) if e.status == "done"}
+        managed = {e.key for e in store.ledger_entries(MANAGER_PREFIX) if e.status == "done"}
     finally:
         store.close()
     assert done == {ALERT_PREFIX + k for k in refs}
-    # the owner of each alert is the breached turn's rep
+    assert managed == {MANAGER_PREFIX + k for k in refs}
+    # one Task to the breached turn's rep, one to that rep's manager
     owners = {b.key: b.owner_id for b in breaches}
+    manager_of = {u["Id"]: u.get("ManagerId") for u in worked.sb.salesforce.state.users()}
+    assert all(manager_of[o] for o in owners.values())  # every rep reports to a manager
+    to: dict[str, list[str]] = defaultdict(list)
     for task in tasks:
         key = str(task["Description"]).rsplit("Handshake SLA ref: ", 1)[1]
-        assert task["OwnerId"] == owners[key]
+        to[key].append(task["OwnerId"])
         assert task["Priority"] == "High"
+    assert {k: sorted(v) for k, v in to.items()} == {
+        k: sorted([owners[k], manager_of[owners[k]]]) for k in refs}
     # the same breaches POSTed to the webhook, once each, with no contact data
     sla_bodies = [b for b in worked.hook.received if b.get("event") == "handshake.sla_breach"]
     posted = Counter(body["breach"] for body in sla_bodies)  # (the push's alerts aside)
-    assert posted == refs
+    assert posted == Counter(set(refs))
     assert all("email" not in body for body in sla_bodies)
     # a run with nothing new alerts, records and moves nothing
     assert worked.again is not None
@@ -313,10 +408,72 @@ def test_sla_json_equals_the_ground_truth(worked: Worked,
 
 
 def test_dry_run_writes_nothing_and_counts_what_it_would(worked: Worked) -> None:
-    assert len(worked.dry) == 2
+    assert len(worked.dry) == len(DRY_RUNS)
     for _, before, after in worked.dry:
         assert before == after
-    (first, _, _), (second, _, _) = worked.dry
+    (first, _, _), (second, _, _), _ = worked.dry
     assert first.counts["sla.breaches"] > 0
     assert first.counts["sla.alerts"] > 0
     assert second.counts["sla.reassignments"] > 0
+
+
+def test_dry_run_lists_what_the_next_run_writes(worked: Worked) -> None:
+    """`sync pullback --dry-run` writes nothing in either sandbox, and what it lists is what
+    the real run at the same instant then writes: alert Tasks to whom, owner moves, recycled
+    Leads' status and queue, HubSpot properties, lifecycle moves and list additions."""
+    queue = worked.sb.salesforce.state.marketing_queue_id  # type: ignore[union-attr]
+    sla = load_sla(worked.config.mapping_path("sla")).spec
+    seen: Counter[str] = Counter()
+    for (dry, _, _), (real, wrote, dry_stats, real_stats) in zip(worked.dry, worked.followed,
+                                                                  strict=True):
+        assert dry_stats == Counter()  # no write call to either system
+        assert real_stats, "the real run wrote nothing: nothing was compared"
+        planned = dry.planned
+        seen.update(p["action"] for p in planned)
+        assert {p["system"] for p in planned} <= {"salesforce", "hubspot"}
+        assert "@" not in json.dumps(planned)  # ids, never contact data
+        alerts = Counter((p["record"], p["to"]) for p in planned if p["action"] == "alert_task")
+        assert alerts == wrote["tasks"]
+        owners = {p["record"]: (p["from"], p["to"]) for p in planned
+                  if p["action"] == "reassign"}
+        recycled = {p["record"] for p in planned if p["action"] == "recycle"}
+        assert {lead: to for lead, (_, to) in wrote["owners"].items()} == {
+            **{lead: to for lead, (_, to) in owners.items()}, **dict.fromkeys(recycled, queue)}
+        assert all(wrote["owners"][lead] == move for lead, move in owners.items())
+        assert wrote["statuses"] == dict.fromkeys(recycled, sla.recycling.lead_status)
+        expected: dict[str, dict[str, str]] = defaultdict(dict)
+        for p in planned:
+            if p["action"] == "update":
+                expected[p["record"]].update({k: str(v) for k, v in p["properties"].items()})
+            elif p["action"] == "lifecycle":
+                expected[p["record"]]["lifecyclestage"] = p["to"]
+        assert wrote["contacts"] == expected
+        joined = {p["record"] for p in planned if p["action"] == "list_add"}
+        assert wrote["lists"] == ({sla.recycling.reengagement_list: joined} if joined else {})
+        assert real.counts["sla.alerts"] == len(alerts)
+    assert seen["alert_task"] and seen["reassign"] and seen["update"], seen
+    assert seen["recycle"] and seen["list_add"] and seen["lifecycle"], seen
+
+
+def test_shipped_queue_takes_the_recycled_leads(worked: Worked) -> None:
+    """The shipped sla.toml names the "Marketing Nurture" queue, which the sandbox org has
+    (a Group of Type Queue with a QueueSobject for Lead): no run warns that it is missing,
+    and every recycled, unconverted Lead is owned by it."""
+    assert not [w for w in worked.warnings if "owner_queue" in w], worked.warnings
+    assert all(r.counts.get("salesforce.recycle.queue_missing", 0) == 0 for r in worked.runs)
+    org = worked.sb.salesforce.state  # type: ignore[union-attr]
+    queue = org.marketing_queue_id
+    assert {(r["Type"], r["Name"]) for r in org.records("Group") if r["Id"] == queue} == {
+        ("Queue", sfs.MARKETING_QUEUE_NAME)}
+    assert {(q["QueueId"], q["SobjectType"]) for q in org.records("QueueSobject")
+            if q["QueueId"] == queue} == {(queue, "Lead")}
+    store = open_store(worked.config)
+    try:
+        recycled = {o.sf_id for o in store.outcomes() if o.kind == "recycled"}
+    finally:
+        store.close()
+    assert recycled, "no lead was recycled in the simulated days"
+    leads = {r["Id"]: r for r in org.records("Lead")}
+    open_ones = {lead for lead in recycled if not leads[lead]["IsConverted"]}  # (a lost deal's
+    assert open_ones  # Lead is converted: Salesforce keeps it as it is)
+    assert {lead: leads[lead]["OwnerId"] for lead in open_ones} == dict.fromkeys(open_ones, queue)
