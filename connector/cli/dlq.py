@@ -15,8 +15,9 @@ from connector.logs import bind_run
 __all__ = ["STAGES", "dlq_app"]
 
 # The stages that park records (`Store.dead_letter(stage=...)`): the pull, the score's write-back
-# to HubSpot and the push; a backfill and `dlq retry` park under "pull" or "push" too.
-STAGES = ("pull", "score", "push")
+# to HubSpot, the push and the pull-back (its SLA alerts, reassignments, recycled Leads and
+# outcomes to HubSpot); a backfill and `dlq retry` park under "pull" or "push" too.
+STAGES = ("pull", "score", "push", "pullback")
 
 
 dlq_app = typer.Typer(help="Dead letters: records parked with the reason and who must act.",
@@ -35,10 +36,7 @@ def dlq_list(
     from connector.store import Store
 
     loaded = load_checked_config(config, require_secrets=False)
-    if stage is not None and stage not in STAGES:
-        err.print(f"--stage {stage!r} is not a stage that parks records; "
-                  f"known stages: {', '.join(STAGES)}", markup=False, highlight=False)
-        raise exit_with(ExitCode.CONFIG)
+    _check_stage(stage)
     store = Store(loaded.state.database_url)
     letters = store.dead_letters(stage=stage)
     store.close()
@@ -56,20 +54,42 @@ def dlq_list(
         out.print(f"{len(letters)} open dead letter(s)")
 
 
+def _check_stage(stage: str | None) -> None:
+    if stage is not None and stage not in STAGES:
+        err.print(f"--stage {stage!r} is not a stage that parks records; "
+                  f"known stages: {', '.join(STAGES)}", markup=False, highlight=False)
+        raise exit_with(ExitCode.CONFIG)
+
+
 @dlq_app.command("retry")
 def dlq_retry(
     config: ConfigOption = None,
     ids: Annotated[list[int] | None, typer.Option("--id", metavar="ID", help="Only this dead "
                                                   "letter (repeatable).")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", metavar="STAGE",
+                                              help=f"Only this stage: {', '.join(STAGES)}.")] = None,
 ) -> None:
     """Try dead letters again once their cause is fixed (mapping corrected, data repaired)."""
     from connector.runtime import retry_dead_letters
+    from connector.store import Store
 
+    _check_stage(stage)
     loaded = load_checked_config(config)
     if ids:
         ids = _open_ones(loaded.state.database_url, ids)
         if not ids:
             return
+    if stage is not None:
+        store = Store(loaded.state.database_url)
+        try:
+            staged = [d.id for d in store.dead_letters(stage=stage) if not ids or d.id in ids]
+        finally:
+            store.close()
+        if not staged:
+            out.print(f"no open dead letter of stage {stage}: nothing to retry", markup=False,
+                      highlight=False)
+            return
+        ids = staged
     with bind_run():
         outcome = retry_dead_letters(loaded, ids or ())
     out.print(f"{outcome.get('selected', 0)} dead letter(s) retried: "

@@ -262,17 +262,19 @@ def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
     ctx.counts["salesforce.recycle.calls"] = sf.calls - before
 
 
-def retry_dead_letters(config: Config, ids: Sequence[int] = ()) -> dict[str, int]:
+def retry_dead_letters(config: Config, ids: Sequence[int] = (),
+                       clock: Clock | None = None) -> dict[str, int]:
     """Try the open dead letters again (all, or those with the given ids), after an admin fixed
     the mapping or the data: parked HubSpot contacts are read again (under the pull's lease);
-    parked pushes run through the push stage, which retries every write the ledger marks
-    failed. Returns what happened."""
+    parked pushes run through the push stage and parked pull-back writes (SLA alerts,
+    reassignments, recycled Leads) through the pull-back stage, which retry every write the
+    ledger marks failed. Returns what happened."""
     from connector.hubspot.client import HubSpotClient
     from connector.pull.normalize import contact_from_hubspot
     from connector.pull.properties import needed_properties
 
     outcome: Counter[str] = Counter()
-    with stage_run(config, "dlq-retry", trigger="manual") as run:
+    with stage_run(config, "dlq-retry", trigger="manual", clock=clock) as run:
         store = run.store
         letters = [d for d in store.dead_letters() if not ids or d.id in ids]
         outcome["selected"] = len(letters)
@@ -301,14 +303,20 @@ def retry_dead_letters(config: Config, ids: Sequence[int] = ()) -> dict[str, int
                 and (c.merged_into or c.archived)]
         outcome["resolved"] += store.resolve_dead_letters(stage="push", record_keys=gone)
         pushes = [d for d in pushes if d.record_key not in gone]
+        pullbacks = [d for d in letters if d.stage == "pullback"]
         before = {d.id for d in store.dead_letters(stage="push")}
     if pushes:
-        run_push_stage(config, trigger="dlq-retry")
+        run_push_stage(config, trigger="dlq-retry", clock=clock)
+    if pullbacks:  # the pull-back's ledger sends its failed writes (alerts, moves) again
+        run_pullback_stage(config, trigger="dlq-retry", clock=clock)
     store = open_store(config)
     try:
         after = {d.id for d in store.dead_letters(stage="push")}
         if pushes:
             outcome["resolved"] += len({d.id for d in pushes} & (before - after))
+        if pullbacks:
+            still = {d.id for d in store.dead_letters(stage="pullback")}
+            outcome["resolved"] += len({d.id for d in pullbacks} - still)
         outcome["still_open"] = len([d for d in store.dead_letters() if not ids or d.id in ids])
     finally:
         store.close()

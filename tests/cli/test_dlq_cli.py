@@ -79,6 +79,13 @@ def test_list_refuses_an_unknown_stage_naming_the_known_ones(config: Path) -> No
     assert "'nosuchstage'" in errors and "known stages: pull, score, push" in errors
 
 
+def test_retry_refuses_an_unknown_stage(config: Path) -> None:
+    code, out, errors = dlq(config, "retry", "--stage", "nosuchstage")
+    assert code == ExitCode.CONFIG
+    assert out == ""
+    assert "known stages: pull, score, push, pullback" in errors
+
+
 def test_retry_refuses_an_unknown_id_and_says_how_to_list_them(config: Path) -> None:
     code, out, errors = dlq(config, "retry", "--id", "9999")
     assert code == ExitCode.CONFIG
@@ -104,8 +111,9 @@ def test_retry_of_a_resolved_id_says_so_and_retries_nothing(config: Path) -> Non
 def test_the_known_stages_are_those_that_park_records() -> None:
     from connector.hubspot.write import HubSpotWriter
     from connector.pull import base as pull_base
+    from connector.pullback import context as pullback
     from connector.push import context
 
-    named = {pull_base.STAGE, context.STAGE,
+    named = {pull_base.STAGE, context.STAGE, pullback.STAGE,
              inspect.signature(HubSpotWriter.push).parameters["stage"].default}
     assert named == set(STAGES)
