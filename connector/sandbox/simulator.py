@@ -4,7 +4,9 @@
 unconverted Lead owned by an active sales user, follows a plan drawn from
 `random.Random(f"{seed}|{lead email}|{owner id}")`: most leads get a first attempt within 24 hours
 of reaching the rep, some later (24-72 h), some never; calls and emails are logged as completed
-Tasks with their outcome; the first attempt moves the Lead to "Working - Contacted"; connected
+Tasks with their outcome; the first attempt moves the Lead to "Working - Contacted" (a Lead
+already there stays, and the attempt entry then has no "status": either way the rep's first
+attempt of a turn is when the lead is worked, a status and a touch); connected
 leads are converted (Account, Contact, Opportunity) or closed as "Closed - Not Converted" with a
 reason, unreachable ones closed as Unresponsive or left working; converted opportunities close
 Won or Lost weeks later. A Lead reassigned to another rep gets a new plan for that rep (the SLA's

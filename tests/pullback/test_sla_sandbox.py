@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -23,8 +26,8 @@ from connector.clock import FrozenClock
 from connector.config import AlertSettings, Config, PullbackSettings
 from connector.defaults import default_mapping
 from connector.mapping import load_routing, load_sla
-from connector.pullback.sla_step import ALERT_PREFIX, MANAGER_PREFIX
 from connector.pull import pull
+from connector.pullback.sla_step import ALERT_PREFIX, MANAGER_PREFIX
 from connector.runtime import (
     StageResult,
     open_store,
@@ -35,9 +38,9 @@ from connector.runtime import (
 from connector.sandbox import Sandbox
 from connector.sandbox.salesforce import settings as sfs
 from connector.store import SlaBreachRecord, SlaTimer
+from tests.pull.helpers import context
 from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime
 from tests.pullback.test_recycling_sandbox import _writes
-from tests.pull.helpers import context
 from tests.push.helpers import sandbox_org
 from tests.push.webhook_receiver import WebhookReceiver
 
@@ -477,3 +480,38 @@ def test_shipped_queue_takes_the_recycled_leads(worked: Worked) -> None:
     open_ones = {lead for lead in recycled if not leads[lead]["IsConverted"]}  # (a lost deal's
     assert open_ones  # Lead is converted: Salesforce keeps it as it is)
     assert {lead: leads[lead]["OwnerId"] for lead in open_ones} == dict.fromkeys(open_ones, queue)
+
+
+def test_sync_pullback_dry_run_lists_by_system_in_a_table_and_json(
+        worked: Worked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command itself, on a copy of the store (its run record stays there) and 100 days
+    on (untouched leads go back to marketing): a table per system and `--json`, both the
+    same listing, ids and values only; neither sandbox is written to."""
+    source = worked.config.state.database_url.removeprefix("sqlite:///")
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    config = worked.config.model_copy(update={"state": worked.config.state.model_copy(
+        update={"database_url": f"sqlite:///{copy}"})})
+    monkeypatch.setattr("connector.cli.sync.load_checked_config", lambda *a, **k: config)
+    at = FrozenClock(worked.sb.clock.now() + timedelta(days=100))
+    monkeypatch.setattr("connector.runtime.run_pullback_stage",
+                        partial(run_pullback_stage, clock=at))
+    before, stats = org_view(worked.sb), write_stats(worked.sb)
+    result = CliRunner().invoke(app, ["sync", "pullback", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert (body["status"], body["dry_run"]) == ("ok", True)
+    planned = body["planned"]
+    actions = Counter((p["system"], p["action"]) for p in planned)
+    assert actions[("salesforce", "recycle")] and actions[("hubspot", "update")], actions
+    assert actions[("hubspot", "list_add")] == actions[("salesforce", "recycle")]
+    assert body["counts"]["salesforce.recycle.would_write"] == actions[("salesforce", "recycle")]
+    table = CliRunner().invoke(app, ["sync", "pullback", "--dry-run"],
+                               env={"COLUMNS": "250"}).output
+    assert "Salesforce:" in table and "HubSpot:" in table and "nothing stored" in table
+    for entry in planned:
+        assert entry["record"] in table
+    assert "@" not in result.output + table  # no contact data: ids and values
+    assert org_view(worked.sb) == before
+    assert write_stats(worked.sb) == stats
