@@ -252,11 +252,16 @@ def test_personas_cover_the_segments(ds: SandboxDataset) -> None:
 
 
 def test_owners_are_the_salesforce_team(ds: SandboxDataset) -> None:
-    assert len(ds.sf_users) == 12
-    teams = Counter(u.team for u in ds.sf_users)
+    reps = [u for u in ds.sf_users if u.team != "Sales Management"]
+    assert len(reps) == 12
+    teams = Counter(u.team for u in reps)
     assert set(teams) == {"SDR-NA", "SDR-EMEA", "SDR-APAC", "Enterprise"}
     assert all(u.id.startswith("005") and len(u.id) == 18 for u in ds.sf_users)
-    assert {o.email for o in ds.owners} == {u.email for u in ds.sf_users}
+    assert {o.email for o in ds.owners} == {u.email for u in reps}
+    # the reps report to one sales manager (User.ManagerId), who is in no territory
+    (manager,) = [u for u in ds.sf_users if u.team == "Sales Management"]
+    assert {u.manager_id for u in reps} == {manager.id}
+    assert manager.territory == "" and manager.manager_id is None
     owner_ids = {o.id for o in ds.owners}
     owned = [c for c in ds.contacts if c.properties["hubspot_owner_id"]]
     assert 0 < len(owned) < len(ds.contacts) / 2
