@@ -222,3 +222,47 @@ def test_next_member() -> None:
     assert next_member(TEAM, "005Z00000000001AAA") == A  # the owner left the team
     assert next_member([A], A) is None
     assert next_member([], A) is None
+
+
+# --- "worked": a worked status AND a touch in the turn ------------------------------------------
+
+def already(status_at_start: str | None, owner: str = A) -> Assignment:
+    return Assignment(LEAD, owner, ASSIGNED, team="SDR-NA", status=status_at_start)
+
+
+def test_a_lead_already_in_a_worked_status_is_worked_at_its_first_touch() -> None:
+    sla = evaluate(SLA, already("Working - Contacted"), [call(30, by=B)], hours(72))
+    assert (sla.first_touch_at, sla.worked_at) == (hours(30), hours(30))
+    assert sla.worked_by == B
+    assert [b.kind for b in sla.breaches] == ["first_touch"]  # touched late, worked in time
+
+
+def test_a_worked_status_it_already_had_is_not_work_without_a_touch() -> None:
+    sla = evaluate(SLA, already("Working - Contacted"), [], hours(72))
+    assert (sla.first_touch_at, sla.worked_at) == (None, None)
+    assert [b.kind for b in sla.breaches] == ["first_touch", "worked"]
+    assert sla.open
+
+
+def test_a_touch_on_an_open_lead_is_no_work_until_its_status_says_so() -> None:
+    for start in ("Open - Not Contacted", None):  # None: the status at hand-off is unknown
+        sla = evaluate(SLA, already(start), [call(2)], hours(72))
+        assert (sla.first_touch_at, sla.worked_at) == (hours(2), None)
+        sla = evaluate(SLA, already(start), [call(2), status(5, "Working - Contacted")],
+                       hours(72))
+        assert sla.worked_at == hours(5)
+
+
+def test_a_lead_moved_out_of_a_worked_status_needs_the_status_again() -> None:
+    moved = [status(1, "Open - Not Contacted"), call(2)]
+    sla = evaluate(SLA, already("Working - Contacted"), moved, hours(72))
+    assert (sla.first_touch_at, sla.worked_at) == (hours(1), None)  # a status change touches
+    touches = [call(2), status(3, "Open - Not Contacted"), call(4)]
+    sla = evaluate(SLA, already("Working - Contacted"), touches, hours(72))
+    assert sla.worked_at == hours(2)  # worked at the first touch, while still in the status
+
+
+def test_handshakes_own_writes_never_work_a_lead() -> None:
+    ours = Activity(hours(2), "task", task_type="Call", by_handshake=True)
+    sla = evaluate(SLA, already("Working - Contacted"), [ours], hours(72))
+    assert sla.worked_at is None
