@@ -153,7 +153,7 @@ def sync_pullback(
     else:
         if dry_run:
             print_pullback_plan(result.planned)
-        print_counts(f"pullback {'(dry run: nothing stored or written) ' if dry_run else ''}"
+        print_counts(f"pullback {'(dry run: nothing stored) ' if dry_run else ''}"
                      f"{result.status}", dict(result.counts))
     finish(result)
 
