@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connector.errors import Actor
 from connector.hubspot import settings as hs
 from connector.hubspot.outcomes import (
+    OUTCOME_KEYS,
+    REENGAGE_KEYS,
     OutcomeClient,
+    OutcomePlan,
     OutcomeSettings,
     OutcomeWriter,
     PulledBackLead,
@@ -307,6 +310,34 @@ def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla:
         ctx.counts["hubspot.outcomes.would_write"] += len(plans)
         ctx.counts["hubspot.recycle.would_move"] += sum(1 for p in plans if p.join_list)
         return
+    plans = _settle_unconfirmed(ctx, plans, properties, current)
     writer = OutcomeWriter(hubspot, ctx.store, settings, run_id=ctx.run_id)
     written = writer.push(plans)
     ctx.counts.update({f"hubspot.outcomes.{k}": v for k, v in written.items()})
+
+
+def _settle_unconfirmed(ctx: PullbackContext, plans: Sequence[OutcomePlan],
+                        read: Mapping[str, Any],
+                        current: Mapping[str, Recycle | None]) -> list[OutcomePlan]:
+    """Writes an earlier run left unconfirmed (killed with them in flight, ledger entries
+    pending): an outcome update HubSpot now shows (nothing left to write for the contact, as
+    just read) is done; the re-engagement membership of a recycled contact is sent again (an
+    add of a member changes nothing the second time)."""
+    store = ctx.store
+    by_contact = {p.contact_id: p for p in plans}
+    ledger = LedgerWrites(store, stage="pullback", system=hs.HUBSPOT_SYSTEM, run_id=ctx.run_id)
+    shown = []
+    for entry in store.ledger_entries(OUTCOME_KEYS, status="pending"):
+        plan = by_contact.get(contact := entry.key[len(OUTCOME_KEYS):])
+        if contact in read and not (plan and (plan.properties or plan.move_back_to)):
+            shown.append(entry.key)
+    ledger.done(shown)
+    ctx.counts["hubspot.outcomes.reconciled"] += len(shown)
+    for entry in store.ledger_entries(REENGAGE_KEYS, status="pending"):
+        contact = entry.key[len(REENGAGE_KEYS):]
+        taken = current.get(contact)
+        if contact in read and taken is not None and taken.action == "recycled":
+            plan = by_contact.get(contact)
+            by_contact[contact] = (replace(plan, join_list=True) if plan is not None
+                                   else OutcomePlan(contact, join_list=True))
+    return list(by_contact.values())

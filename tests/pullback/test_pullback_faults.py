@@ -36,8 +36,12 @@ from connector.clock import FrozenClock
 from connector.config import Config, PullbackSettings
 from connector.pull import pull
 from connector.pullback.sla_step import ALERT_PREFIX, REF_LABEL
-from connector.runtime import StageResult, open_store, run_pullback_stage, run_push_stage
-from connector.runtime import run_score_stage
+from connector.runtime import (
+    open_store,
+    run_pullback_stage,
+    run_push_stage,
+    run_score_stage,
+)
 from connector.sandbox import Fault, FaultPlan, Sandbox
 from tests.pull.helpers import context, sandbox_env, unthrottle
 from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime
