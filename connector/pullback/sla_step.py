@@ -327,6 +327,7 @@ def _find_alerts(ctx: PullbackContext, sf: SlaSalesforce,
     for write in writes:
         ref = str(write.item["Description"]).rsplit(REF_LABEL, 1)[-1]
         wanted[(str(write.item["WhoId"]), ref)].append(write)
+    ledger = LedgerWrites(ctx.store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
     found: dict[str, str] = {}
     for subject in sorted({str(w.item["Subject"]) for w in writes}):
         rows = sf.find_tasks({str(w.item["WhoId"]) for w in writes}, subject_contains=subject,
@@ -343,9 +344,7 @@ def _find_alerts(ctx: PullbackContext, sf: SlaSalesforce,
                 if key in found or (owner and row.get("OwnerId") != owner):
                     continue
                 found[key] = str(row["Id"])
-                LedgerWrites(ctx.store, stage=STAGE, system="salesforce",
-                             run_id=ctx.run_id).done([key], remote_id=found[key],
-                                                      record_keys=[write.record_key])
+                ledger.done([key], remote_id=found[key], record_keys=[write.record_key])
                 break
     if found:
         log.info("%d of %d SLA alert Tasks left unconfirmed were found in Salesforce; not "
