@@ -35,6 +35,8 @@ from connector.ledger import LedgerStore, LedgerWrite, LedgerWrites, Refusal
 
 __all__ = [
     "OUTCOMES",
+    "OUTCOME_KEYS",
+    "REENGAGE_KEYS",
     "OutcomeClient",
     "OutcomePlan",
     "OutcomeProperty",
@@ -50,6 +52,9 @@ HUBSPOT_NAME = r"^[a-z][a-z0-9_]*$"
 # What became of a handed-off lead, from the least to the most final.
 OUTCOMES = ("open", "working", "closed", "converted", "opportunity", "won", "lost", "recycled",
             "disqualified")
+# ledger keys of a contact's outcome update and of its re-engagement list membership
+OUTCOME_KEYS = "hubspot:outcome:"
+REENGAGE_KEYS = "hubspot:reengage:"
 REASON_MAX_CHARS = 1000  # a readable line in the HubSpot sidebar
 DEFAULT_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
                   "opportunity", "customer", "evangelist")
@@ -344,12 +349,12 @@ class OutcomeWriter:
     def push(self, plans: Sequence[OutcomePlan]) -> Counter[str]:
         """Send the plans: list memberships, then stage moves, then plain updates; a write
         the ledger already holds with the same values is skipped."""
-        joins = self._claim([p for p in plans if p.join_list], "hubspot:reengage:", "add",
+        joins = self._claim([p for p in plans if p.join_list], REENGAGE_KEYS, "add",
                             "list", lambda p: {"list": self.settings.reengagement_list})
-        moves = self._claim([p for p in plans if p.move_back_to], "hubspot:outcome:", "update",
+        moves = self._claim([p for p in plans if p.move_back_to], OUTCOME_KEYS, "update",
                             "contact", lambda p: {"back_to": p.move_back_to, **p.properties})
         updates = self._claim([p for p in plans if not p.move_back_to and p.properties],
-                              "hubspot:outcome:", "update", "contact", lambda p: p.properties)
+                              OUTCOME_KEYS, "update", "contact", lambda p: p.properties)
         if (moves or updates) and not self._properties_ready:
             self.ensure_properties()
         if joins:

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connector.errors import Actor
 from connector.hubspot import settings as hs
 from connector.hubspot.outcomes import (
+    OUTCOME_KEYS,
+    REENGAGE_KEYS,
     OutcomeClient,
     OutcomePlan,
     OutcomeSettings,
@@ -38,7 +40,7 @@ from connector.hubspot.outcomes import (
 from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Written
 from connector.mapping.sla import SlaFile
 from connector.pullback.context import Handoffs, PullbackContext
-from connector.sla import LeadOutcome, RecycleDecision, interest_after, recycle
+from connector.sla import LeadOutcome, RecycleDecision, recycle
 from connector.store import SalesOutcome
 
 __all__ = [
@@ -84,6 +86,8 @@ class Recycle:
     count: int
     at: datetime
     source_id: str
+    interest: str = "keep"  # what the recycle does to the interest score: reset | decay | keep
+    keep_percent: float = 100.0
 
 
 def _aware(when: datetime | None) -> datetime | None:
@@ -97,7 +101,9 @@ def _recycle_of(row: SalesOutcome) -> Recycle:
     at = _aware(row.occurred_at)
     assert at is not None
     return Recycle(str(row.hubspot_id), row.sf_id, row.kind, str(details.get("reason", "")),
-                   row.reason or "", int(details.get("count", 0)), at, row.source_id)
+                   row.reason or "", int(details.get("count", 0)), at, row.source_id,
+                   str(details.get("interest") or "keep"),
+                   float(details.get("keep_percent", 100.0)))
 
 
 def recycles_by_contact(outcomes: Iterable[SalesOutcome]) -> dict[str, list[Recycle]]:
@@ -195,33 +201,39 @@ def hand_back(
         counts["recycle.would_store"] += len(rows)
     elif rows:
         store.record_pullback(outcomes=rows, states=[], run_id=ctx.run_id)
-        _adjust_interest(ctx, decisions, now)
     for row in rows:  # a dry run sees them too, to count what it would write
         recycles.setdefault(row["hubspot_id"], []).append(_recycle_of(SalesOutcome(**row)))
     current = {h: _current(recycles.get(h, []), _aware(link.linked_at) or now)
                for h, link in handoffs.links.items()}
+    if not ctx.dry_run:
+        _adjust_interest(ctx, current, now)
     _recycle_in_salesforce(ctx, sf, sla, handoffs, current, {r["source_id"] for r in rows})
     _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current)
 
 
-def _adjust_interest(ctx: PullbackContext, decisions: list[tuple[str, RecycleDecision]],
+def _adjust_interest(ctx: PullbackContext, current: Mapping[str, Recycle | None],
                      now: datetime) -> None:
     """A score row with the interest a recycled contact keeps: the newest score, so the push
-    no longer sees an MQL and the score stage goes on from it."""
-    recycled = [(h, d) for h, d in decisions if d.action == "recycle" and d.interest != "keep"]
-    latest = ctx.store.latest_scores([h for h, _ in recycled])
+    no longer sees an MQL and the score stage goes on from it. Owed by each current recycle
+    whose contact has no score since the decision: one taken now, or one a run stopped
+    before adjusting (the decision is stored first)."""
+    recycled = {h: r for h, r in current.items()
+                if r is not None and r.action == "recycled" and r.interest != "keep"}
+    latest = ctx.store.latest_scores(sorted(recycled))
     rows = []
-    for hubspot_id, decision in recycled:
+    for hubspot_id, taken in sorted(recycled.items()):
         score = latest.get(hubspot_id)
-        if score is None:
+        scored_at = _aware(score.scored_at) if score is not None else None
+        if score is None or scored_at is None or scored_at >= taken.at:
             continue
         rows.append({"contact_id": hubspot_id, "scored_at": now,
-                     "interest": interest_after(decision, score.interest),
+                     # as connector.sla.interest_after, from the stored decision
+                     "interest": round(score.interest * taken.keep_percent / 100.0, 2),
                      "fit_grade": score.fit_grade, "fit_points": score.fit_points,
                      "is_mql": False, "model_version": score.model_version,
-                     "explanation": {"recycled": decision.reason,
+                     "explanation": {"recycled": taken.reason,
                                      "interest_before": score.interest,
-                                     "interest": decision.interest}})
+                                     "interest": taken.interest}})
     ctx.store.add_scores(rows)
     ctx.counts["recycle.interest_adjusted"] += len(rows)
 
@@ -315,6 +327,7 @@ def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla:
         ctx.counts["hubspot.recycle.would_move"] += sum(1 for p in plans if p.join_list)
         ctx.planned.extend(_planned_hubspot(plans, properties, settings))
         return
+    plans = _settle_unconfirmed(ctx, plans, properties, current)
     writer = OutcomeWriter(hubspot, ctx.store, settings, run_id=ctx.run_id)
     written = writer.push(plans)
     ctx.counts.update({f"hubspot.outcomes.{k}": v for k, v in written.items()})
@@ -339,3 +352,30 @@ def _planned_hubspot(plans: Sequence[OutcomePlan], current: Mapping[str, Mapping
             out.append({"system": "hubspot", "action": "list_add", "record": plan.contact_id,
                         "list": settings.reengagement_list})
     return out
+
+
+def _settle_unconfirmed(ctx: PullbackContext, plans: Sequence[OutcomePlan],
+                        read: Mapping[str, Any],
+                        current: Mapping[str, Recycle | None]) -> list[OutcomePlan]:
+    """Writes an earlier run left unconfirmed (killed with them in flight, ledger entries
+    pending): an outcome update HubSpot now shows (nothing left to write for the contact, as
+    just read) is done; the re-engagement membership of a recycled contact is sent again (an
+    add of a member changes nothing the second time)."""
+    store = ctx.store
+    by_contact = {p.contact_id: p for p in plans}
+    ledger = LedgerWrites(store, stage="pullback", system=hs.HUBSPOT_SYSTEM, run_id=ctx.run_id)
+    shown = []
+    for entry in store.ledger_entries(OUTCOME_KEYS, status="pending"):
+        plan = by_contact.get(contact := entry.key[len(OUTCOME_KEYS):])
+        if contact in read and not (plan and (plan.properties or plan.move_back_to)):
+            shown.append(entry.key)
+    ledger.done(shown)
+    ctx.counts["hubspot.outcomes.reconciled"] += len(shown)
+    for entry in store.ledger_entries(REENGAGE_KEYS, status="pending"):
+        contact = entry.key[len(REENGAGE_KEYS):]
+        taken = current.get(contact)
+        if contact in read and taken is not None and taken.action == "recycled":
+            plan = by_contact.get(contact)
+            by_contact[contact] = (replace(plan, join_list=True) if plan is not None
+                                   else OutcomePlan(contact, join_list=True))
+    return list(by_contact.values())

@@ -4,10 +4,14 @@ For each Lead handed off (its current turn: the newest SLA timer of the contact)
 evaluates the windows at the run's time from the stored attempts and status changes. Each
 breach is recorded once by its stable key (`sla_breaches`) and alerts the owner (and the
 manager, when sla.toml says so) with one Task through the write ledger (`sf:task:sla:{key}`),
-so no run alerts twice. After the worked window, when sla.toml says reassign, the Lead goes to
+so no run alerts twice: Task has no external id, so an alert whose create may have reached
+Salesforce unconfirmed (its answer lost, or the run killed while it was in flight: its ledger
+entry is left pending) is first looked for among the Tasks Handshake created on the Lead, by
+the breach reference its Description ends with, and only created when not found. After the worked window, when sla.toml says reassign, the Lead goes to
 the next active member of the owner's routing team with the note in its Description (ledger
 key `sf:lead:{reassignment key}`), the move is recorded and a new SLA timer opened for the new
-owner. `dry_run` writes nothing and counts what it would.
+owner; a reassignment left unconfirmed is not noted twice on the Lead. `dry_run` writes
+nothing and counts what it would.
 """
 
 from __future__ import annotations
@@ -53,16 +57,23 @@ REASSIGN_PREFIX = "sf:lead:"
 USER_ID_PREFIX = "005"  # only a user may own a Task
 LEAD_ID_PREFIX = "00Q"
 DESCRIPTION_MAX = 32_000
+REF_LABEL = "Handshake SLA ref: "  # an alert Task's Description ends with it and the breach key
+SEND_ROUNDS = 4  # creates of one batch whose answers keep getting lost, before the run gives up
 _TASK_TYPES = {"call": "Call", "email": "Email", "task": "Task"}
 
 
 class SlaSalesforce(Protocol):
     """What the SLA step needs of Salesforce (`connector.salesforce.SalesforceClient` fits)."""
 
+    user_id: str | None  # the integration user: CreatedById of what Handshake writes
+
     def users(self, *, active_only: bool = False) -> list[dict[str, Any]]: ...
 
     def records_by_id(self, sobject: str, ids: Any, fields: Sequence[str], *,
                       what: str = "") -> Iterator[dict[str, Any]]: ...
+
+    def find_tasks(self, who_ids: Any, *, subject_contains: str, created_by: str | None = ...,
+                   fields: Sequence[str] = ...) -> Iterator[dict[str, Any]]: ...
 
     def create_batches(self, sobject: str, records: Sequence[Mapping[str, Any]], *,
                        auto_assign: bool = ..., allow_duplicates: bool = ...) -> Iterator[Any]: ...
@@ -249,7 +260,7 @@ def _alert_record(sla: SlaFile, turn: Turn, breach: Any, owner: str | None,
         "Priority": sla.breach.priority, "ActivityDate": today,
         "Description": (f"This lead was assigned {breach.assigned_at:%Y-%m-%d %H:%M} UTC; its "
                         f"{what} was due {breach.due_at:%Y-%m-%d %H:%M} UTC.\n\n"
-                        f"Handshake SLA ref: {breach.key}"),
+                        f"{REF_LABEL}{breach.key}"),
     }
     if owner and owner.startswith(USER_ID_PREFIX):
         record["OwnerId"] = owner
@@ -312,6 +323,8 @@ def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
     ledger = LedgerWrites(ctx.store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
     today = ctx.clock.now().date().isoformat()
     managers = _managers(sf, sla, alerts)
+    unconfirmed = {e.key for prefix in (ALERT_PREFIX, MANAGER_PREFIX)
+                   for e in ctx.store.ledger_entries(prefix, status="pending")}
     writes: list[LedgerWrite[dict[str, Any]]] = []
     for turn, breach in alerts:
         for prefix, owner in _targets(breach, managers):
@@ -320,13 +333,79 @@ def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
                 writes.append(LedgerWrite((key,), f"sla:alert:{breach.key}",
                                           _alert_record(sla, turn, breach, owner, today)))
     try:
-        for _, _, outcome in ledger.send(writes, lambda items: sf.create_batches("Task", items),
-                                         _judge):
-            ctx.counts["sla.alerts" if isinstance(outcome, Written)
-                       else "sla.dead_letters"] += 1
+        # left pending by an earlier run: created after all unless found
+        found = _find_alerts(ctx, sf, [w for w in writes if w.keys[0] in unconfirmed])
+        ctx.counts["sla.alerts_reconciled"] += len(found)
+        _create_alerts(ctx, sf, ledger, [w for w in writes if w.keys[0] not in found])
     except RetriableError as exc:
         ctx.counts["sla.alerts_unconfirmed"] += 1
-        log.warning("SLA alert Tasks unconfirmed (%s); the next pull-back sends them again", exc)
+        log.warning("SLA alert Tasks unconfirmed (%s); the next pull-back looks for them and "
+                    "sends those not found", exc)
+
+
+def _create_alerts(ctx: PullbackContext, sf: SlaSalesforce, ledger: LedgerWrites,
+                   writes: Sequence[LedgerWrite[dict[str, Any]]]) -> None:
+    """Create the alert Tasks; when a create call's answer is lost (it may have been applied),
+    look for its Tasks and create only those not found, a few rounds at most (then the error
+    reaches the caller, the entries left pending for the next run to look for)."""
+    batch = list(writes)
+    for round_ in range(1, SEND_ROUNDS + 1):
+        settled: set[str] = set()
+        try:
+            for write, _, outcome in ledger.send(
+                    batch, lambda items: sf.create_batches("Task", items), _judge):
+                settled.add(write.keys[0])
+                ctx.counts["sla.alerts" if isinstance(outcome, Written)
+                           else "sla.dead_letters"] += 1
+            return
+        except RetriableError as exc:
+            batch = [w for w in batch if w.keys[0] not in settled]
+            if round_ == SEND_ROUNDS:
+                raise
+            log.warning("%s; looking for %d SLA alert Tasks before sending them again",
+                        exc.message, len(batch))
+            ctx.clock.sleep(exc.retry_after or float(2 ** (round_ - 1)))
+            found = _find_alerts(ctx, sf, batch)
+            ctx.counts["sla.alerts"] += len(found)  # created by this run after all
+            batch = [w for w in batch if w.keys[0] not in found]
+            if not batch:
+                return
+
+
+def _find_alerts(ctx: PullbackContext, sf: SlaSalesforce,
+                 writes: Sequence[LedgerWrite[dict[str, Any]]]) -> dict[str, str]:
+    """The alert Tasks of `writes` that already stand in Salesforce (created by Handshake on
+    the Lead, with the subject, the owner and the breach reference of the write): their
+    ledger entries are completed; returns ledger key -> Task id."""
+    if not writes:
+        return {}
+    wanted: dict[tuple[str, str], list[LedgerWrite[dict[str, Any]]]] = defaultdict(list)
+    for write in writes:
+        ref = str(write.item["Description"]).rsplit(REF_LABEL, 1)[-1]
+        wanted[(str(write.item["WhoId"]), ref)].append(write)
+    ledger = LedgerWrites(ctx.store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
+    found: dict[str, str] = {}
+    for subject in sorted({str(w.item["Subject"]) for w in writes}):
+        rows = sf.find_tasks({str(w.item["WhoId"]) for w in writes}, subject_contains=subject,
+                             created_by=sf.user_id,
+                             fields=("Id", "WhoId", "Subject", "OwnerId", "Description"))
+        for row in rows:
+            text = str(row.get("Description") or "")
+            if REF_LABEL not in text or row.get("Subject") != subject:
+                continue
+            ref = text.rsplit(REF_LABEL, 1)[1].strip()
+            for write in wanted.get((str(row.get("WhoId")), ref), []):
+                key = write.keys[0]
+                owner = write.item.get("OwnerId")
+                if key in found or (owner and row.get("OwnerId") != owner):
+                    continue
+                found[key] = str(row["Id"])
+                ledger.done([key], remote_id=found[key], record_keys=[write.record_key])
+                break
+    if found:
+        log.info("%d of %d SLA alert Tasks left unconfirmed were found in Salesforce; not "
+                 "sent again", len(found), len(writes))
+    return found
 
 
 def _post_webhooks(ctx: PullbackContext, settings: AlertSettings,
@@ -407,22 +486,52 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
                            for m in due)
         return
     ledger = LedgerWrites(store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
+    unconfirmed = {e.key for e in store.ledger_entries(REASSIGN_PREFIX + "reassign:",
+                                                       status="pending")}
     claimed = [(t, m) for t, m in moves
                if ledger.claim(REASSIGN_PREFIX + m.key, operation="update", target="Lead",
                                payload={"OwnerId": m.to_owner})]
     if not claimed:
         return
-    described = {str(r["Id"]): str(r.get("Description") or "")
-                 for r in sf.records_by_id("Lead", [m.lead_id for _, m in claimed],
-                                           ("Description",), what="Leads to reassign")}
+    leads = {str(r["Id"]): r for r in sf.records_by_id(
+        "Lead", [m.lead_id for _, m in claimed], ("Description", "OwnerId"),
+        what="Leads to reassign")}
+    by_lead = {m.lead_id: (t, m) for t, m in claimed}
+
+    def moved(turn: Turn, move: Any) -> None:
+        """The Lead stands with its new owner: the move recorded, a new turn opened."""
+        # recorded before the ledger settles: a done entry always has its new turn
+        store.record_sla_breaches([{
+            "key": move.key, "kind": "reassign", "hubspot_id": turn.hubspot_id,
+            "lead_id": move.lead_id, "owner_id": move.from_owner, "timer_id": turn.timer.id,
+            "assigned_at": turn.status.assignment.assigned_at, "due_at": move.due_at,
+            "met_at": None, "to_owner": move.to_owner, "team": move.team, "found_at": now}])
+        cal = calendar_of(sla)
+        store.update_sla_timer(turn.timer.id, state="breached", breached_at=now)
+        store.open_sla_timer(hubspot_id=turn.hubspot_id, sf_id=move.lead_id,
+                             owner_id=move.to_owner, assigned_at=now,
+                             first_touch_due=cal.add(now, sla.windows.first_touch_hours),
+                             worked_due=cal.add(now, sla.windows.worked_hours),
+                             recycled_from=turn.timer.id)
+
     writes = []
     for turn, move in claimed:
-        text = "\n".join(p for p in (described.get(move.lead_id, ""), move.note) if p)
-        writes.append(LedgerWrite((REASSIGN_PREFIX + move.key,), f"sla:reassign:{move.lead_id}",
+        key = REASSIGN_PREFIX + move.key
+        lead = leads.get(move.lead_id, {})
+        before = str(lead.get("Description") or "")
+        if key in unconfirmed and lead.get("OwnerId") == move.to_owner \
+                and before.endswith(move.note):
+            # an earlier run's update was applied, its answer lost: nothing to send again
+            moved(turn, move)
+            ledger.done([key], remote_id=move.lead_id,
+                        record_keys=[f"sla:reassign:{move.lead_id}"])
+            ctx.counts["sla.reassignments_reconciled"] += 1
+            continue
+        text = "\n".join(p for p in (before, move.note) if p)
+        writes.append(LedgerWrite((key,), f"sla:reassign:{move.lead_id}",
                                   {"Id": move.lead_id, "OwnerId": move.to_owner,
                                    "Description": text[-DESCRIPTION_MAX:]},
                                   remote_id=move.lead_id))
-    by_lead = {m.lead_id: (t, m) for t, m in claimed}
 
     def _update_leads(items: list[dict[str, Any]]) -> Iterator[Any]:
         # the org's assignment rules must not undo the move
@@ -431,24 +540,11 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
     def judge(write: LedgerWrite[dict[str, Any]], result: Any) -> Outcome:
         outcome = _judge(write, result)
         if isinstance(outcome, Written):
-            turn, move = by_lead[write.item["Id"]]
-            # recorded before the ledger settles: a done entry always has its new turn
-            store.record_sla_breaches([{
-                "key": move.key, "kind": "reassign", "hubspot_id": turn.hubspot_id,
-                "lead_id": move.lead_id, "owner_id": move.from_owner, "timer_id": turn.timer.id,
-                "assigned_at": turn.status.assignment.assigned_at, "due_at": move.due_at,
-                "met_at": None, "to_owner": move.to_owner, "team": move.team, "found_at": now}])
-            cal = calendar_of(sla)
-            store.update_sla_timer(turn.timer.id, state="breached", breached_at=now)
-            store.open_sla_timer(hubspot_id=turn.hubspot_id, sf_id=move.lead_id,
-                                 owner_id=move.to_owner, assigned_at=now,
-                                 first_touch_due=cal.add(now, sla.windows.first_touch_hours),
-                                 worked_due=cal.add(now, sla.windows.worked_hours), recycled_from=turn.timer.id)
+            moved(*by_lead[write.item["Id"]])
         return outcome
 
     try:
-        for _, _, outcome in ledger.send(writes, _update_leads,
-                                         judge):
+        for _, _, outcome in ledger.send(writes, _update_leads, judge):
             ctx.counts["sla.reassignments" if isinstance(outcome, Written)
                        else "sla.dead_letters"] += 1
     except RetriableError as exc:

@@ -136,7 +136,8 @@ class FaultPlan:
 class RequestStats:
     """Counts requests by route template and status, for `/__sandbox__/stats`; the parts of
     a request that carries others (a Salesforce composite call) are counted apart, under
-    `subrequests_by_route`, so `total` stays the number of HTTP calls."""
+    `subrequests_by_route`, so `total` stays the number of HTTP calls. `by_method_route`
+    counts them as "METHOD route" (a route template may take a read and a write)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -144,12 +145,15 @@ class RequestStats:
         self.by_status: Counter[int] = Counter()
         self.by_route_status: Counter[str] = Counter()
         self.subrequests_by_route: Counter[str] = Counter()
+        self.by_method_route: Counter[str] = Counter()
         self.total = 0
 
-    def record(self, route: str, status: int) -> None:
+    def record(self, route: str, status: int, method: str = "") -> None:
         with self._lock:
             self.total += 1
             self.by_route[route] += 1
+            if method:
+                self.by_method_route[f"{method} {route}"] += 1
             self.by_status[status] += 1
             self.by_route_status[f"{route} {status}"] += 1
 
@@ -164,6 +168,7 @@ class RequestStats:
             self.by_status.clear()
             self.by_route_status.clear()
             self.subrequests_by_route.clear()
+            self.by_method_route.clear()
             self.total = 0
 
     def snapshot(self) -> dict[str, Any]:
@@ -174,6 +179,7 @@ class RequestStats:
                 "by_status": {str(k): v for k, v in self.by_status.items()},
                 "by_route_status": dict(self.by_route_status),
                 "subrequests_by_route": dict(self.subrequests_by_route),
+                "by_method_route": dict(self.by_method_route),
             }
 
 
@@ -238,7 +244,7 @@ class SandboxMiddleware:
         if fault is not None and fault.kind == "drop":
             if fault.seconds:
                 await asyncio.sleep(fault.seconds)
-            self.stats.record(route, 0)
+            self.stats.record(route, 0, scope["method"])
             await send(
                 {
                     "type": "http.response.start",
@@ -250,7 +256,7 @@ class SandboxMiddleware:
             raise DroppedConnection("sandbox fault injection: connection dropped")
         if fault is not None and fault.kind in ("429", "500", "503"):
             status, headers, body = await self.render_fault(fault, scope)
-            self.stats.record(route, status)
+            self.stats.record(route, status, scope["method"])
             await send(
                 {
                     "type": "http.response.start",
@@ -280,7 +286,7 @@ class SandboxMiddleware:
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # counted before the client can read the whole answer, so a caller that looks
                 # at the statistics right after its call sees it
-                self.stats.record(route, status_seen)
+                self.stats.record(route, status_seen, scope["method"])
                 recorded = True
             await send(message)
 
@@ -288,7 +294,7 @@ class SandboxMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             if not recorded:
-                self.stats.record(route, status_seen)
+                self.stats.record(route, status_seen, scope["method"])
 
     async def _after_applied(
         self, fault: Fault, scope: Scope, receive: Receive, send: Send, route: str
@@ -306,11 +312,11 @@ class SandboxMiddleware:
         body = b"".join(m.get("body", b"") for m in answer if m["type"] == "http.response.body")
         if fault.kind == "stall_after":
             await asyncio.sleep(fault.seconds)
-            self.stats.record(route, int(start["status"]))
+            self.stats.record(route, int(start["status"]), scope["method"])
             await send(start)
             await send({"type": "http.response.body", "body": body})
             return
-        self.stats.record(route, 0)
+        self.stats.record(route, 0, scope["method"])
         await send(start)
         await send({"type": "http.response.body", "body": body[: len(body) // 2],
                     "more_body": True})

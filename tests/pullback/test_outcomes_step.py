@@ -156,3 +156,28 @@ def test_recycles_disqualifies_and_spares_customers_once(store: Store) -> None:
     again = _run(store, hubspot, sf)
     assert (len(hubspot.writes), len(sf.updates)) == (writes, updates)
     assert again.counts["recycle.decided"] == 0 and again.counts["recycle.disqualified"] == 0
+
+
+def test_a_recycle_stored_by_a_run_stopped_before_its_score_is_adjusted_once(
+        store: Store) -> None:
+    """A run killed between storing its recycle decision and writing the kept interest: the
+    next run writes the score row it owed (no MQL), once."""
+    _setup(store)
+    store.add_scores([{"contact_id": "101", "scored_at": HANDED, "interest": 60.0,
+                       "fit_grade": "A", "fit_points": 40, "is_mql": True,
+                       "model_version": "m1", "explanation": {}}])
+    store.clock = FrozenClock(NOW)  # type: ignore[assignment]
+    store.record_pullback(outcomes=[{
+        "hubspot_id": "101", "sf_object": "Lead", "sf_id": LEADS["101"],
+        "source_id": f"recycle:{LEADS['101']}:1:recycle", "kind": "recycled",
+        "status": "Open - Not Contacted", "reason": "not worked", "owner_id": None,
+        "occurred_at": NOW - timedelta(minutes=1), "amount": None,
+        "details": {"reason": "never_accepted", "count": 1, "interest": "decay",
+                    "keep_percent": 50.0}}], states=[])
+    ctx = _run(store, _portal(), FakeSalesforce())
+    assert ctx.counts["recycle.decided"] == 0  # taken by the stopped run
+    assert ctx.counts["recycle.interest_adjusted"] == 1
+    score = store.latest_score("101")
+    assert score is not None and not score.is_mql and score.interest == 30.0
+    assert score.explanation["recycled"] == "never_accepted"
+    assert _run(store, _portal(), FakeSalesforce()).counts["recycle.interest_adjusted"] == 0
