@@ -160,7 +160,7 @@ def run_push_stage(
     write is reported (`StageResult.problems`) before anything is planned. `progress` is told
     each MQL settled (created, updated, linked, unchanged or parked)."""
     from connector.hubspot.client import HubSpotClient
-    from connector.mapping import load_fields, load_routing
+    from connector.mapping import load_fields, load_routing, load_sla
     from connector.push.engine import PushContext, push
     from connector.salesforce import SalesforceClient
     from connector.salesforce.governor import GovernorSnapshot
@@ -168,6 +168,8 @@ def run_push_stage(
 
     fields = load_fields(config.mapping_path("fields"))
     routing = load_routing(config.mapping_path("routing"))
+    # the hand-off Task is due, and the SLA timer it opens counts, as sla.toml says
+    sla = load_sla(config.mapping_path("sla")).spec
     engine = Engine(load_model(config.mapping_path("scoring")))
     with stage_run(config, "push", trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
@@ -198,7 +200,7 @@ def run_push_stage(
                           hubspot=hubspot, alerts=config.alerts,
                           bulk_threshold=config.salesforce.bulk_threshold,
                           activity_tasks=config.push.activity_tasks,
-                          existing_contact=config.push.existing_contact,
+                          existing_contact=config.push.existing_contact, sla=sla,
                           counts=ProgressCounts().watch(sink, handing, PUSH_OUTCOMES))
         result.counts = ctx.counts
         result.planned = ctx.planned
@@ -237,15 +239,18 @@ def run_pullback_stage(
             loss_reason_field=settings.loss_reason_field or None)
         run.result.counts = ctx.counts
         handoffs = pull_back(ctx)
-        run_sla_step(ctx, sf, config)
-        _outcomes_and_recycling(config, run, sf, ctx, handoffs)
+        # the Leads the SLA finds never accepted go back to marketing with that reason
+        never_accepted = run_sla_step(ctx, sf, config)
+        _outcomes_and_recycling(config, run, sf, ctx, handoffs, never_accepted)
         ctx.counts["salesforce.calls"] = sf.calls
     return run.result
 
 
 def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
-                            ctx: PullbackContext, handoffs: Handoffs) -> None:
-    """The pull-back's last step: outcomes to HubSpot, dead leads back to marketing."""
+                            ctx: PullbackContext, handoffs: Handoffs,
+                            never_accepted: set[str]) -> None:
+    """The pull-back's last step: outcomes to HubSpot, dead leads back to marketing
+    (`never_accepted`: the Lead ids the SLA step found never accepted)."""
     from connector.hubspot.client import HubSpotClient
     from connector.hubspot.outcomes import OutcomeSettings
     from connector.mapping.sla import load_sla
@@ -257,7 +262,8 @@ def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
     hubspot = run.own(HubSpotClient.from_config(config, clock=run.clock))
     settings = OutcomeSettings(reengagement_list=sla.recycling.reengagement_list)
     before = sf.calls
-    hand_back(ctx, handoffs, hubspot=hubspot, sf=sf, sla=sla, settings=settings)
+    hand_back(ctx, handoffs, hubspot=hubspot, sf=sf, sla=sla, settings=settings,
+              never_accepted=never_accepted)
     ctx.counts["salesforce.recycle.calls"] = sf.calls - before
 
 
