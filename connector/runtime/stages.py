@@ -23,6 +23,7 @@ from connector.runtime.wiring import open_store, pull_context
 from connector.store import Contact
 
 if TYPE_CHECKING:
+    from connector.mapping.sla import SlaFile
     from connector.pullback import Handoffs, PullbackContext
     from connector.runtime.run import StageRun
     from connector.salesforce import SalesforceClient
@@ -160,7 +161,7 @@ def run_push_stage(
     write is reported (`StageResult.problems`) before anything is planned. `progress` is told
     each MQL settled (created, updated, linked, unchanged or parked)."""
     from connector.hubspot.client import HubSpotClient
-    from connector.mapping import load_fields, load_routing, load_sla
+    from connector.mapping import load_fields, load_routing
     from connector.push.engine import PushContext, push
     from connector.salesforce import SalesforceClient
     from connector.salesforce.governor import GovernorSnapshot
@@ -168,8 +169,7 @@ def run_push_stage(
 
     fields = load_fields(config.mapping_path("fields"))
     routing = load_routing(config.mapping_path("routing"))
-    # the hand-off Task is due, and the SLA timer it opens counts, as sla.toml says
-    sla = load_sla(config.mapping_path("sla")).spec
+    sla = _push_sla(config)
     engine = Engine(load_model(config.mapping_path("scoring")))
     with stage_run(config, "push", trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
@@ -207,6 +207,22 @@ def run_push_stage(
         push(ctx)
         sink.done(handing)
     return run.result
+
+
+def _push_sla(config: Config) -> SlaFile:
+    """sla.toml as the push reads it: the hand-off Task is due, and the SLA timer it opens
+    counts, as its windows say. A mappings folder made before sla.toml existed has none: the
+    push then uses the shipped windows and says so (the pull-back needs the file)."""
+    from connector.defaults import default_mapping
+    from connector.mapping import load_sla
+
+    path = config.mapping_path("sla")
+    shipped = default_mapping("sla")
+    if not path.exists() and "sla" not in config.mappings.model_fields_set and shipped:
+        log.warning("no SLA file at %s: hand-off Tasks are due as the shipped sla.toml says "
+                    "(fix: copy the shipped mappings/sla.toml there, or set [mappings] sla)", path)
+        path = shipped
+    return load_sla(path).spec
 
 
 def run_pullback_stage(
