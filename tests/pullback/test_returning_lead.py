@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, update
 
 from connector.config import Config, PullbackSettings
 from connector.mapping import load_routing, load_sla
 from connector.pull import pull
 from connector.pullback.sla_step import evaluate_handoffs
+from connector.push.context import handoff_task_key
 from connector.runtime import StageResult, open_store, run_push_stage, run_score_stage
 from connector.sandbox import Sandbox
 from connector.sandbox.salesforce import settings as sfs
-from connector.store import SalesOutcome
+from connector.store import SalesOutcome, SlaTimer, WriteLedgerEntry
 from tests.pull.helpers import context
 from tests.pullback.test_pullback_sandbox import REASON_FIELD, SandboxTime
 from tests.push.helpers import sandbox_org
@@ -150,6 +152,21 @@ def _pick(story: Story) -> None:
     pytest.fail("no handed-off Lead fits the scenario")
 
 
+def _unrecord_return(story: Story) -> None:
+    """The store as a crash between sending the return's hand-off Task and recording it left
+    it: its ledger entry pending, no SLA timer opened for it yet."""
+    key = handoff_task_key(story.hubspot_id, 1)
+    store = open_store(story.config)
+    try:
+        newest = max(t.id for t in store.sla_timers() if t.hubspot_id == story.hubspot_id)
+        with store.transaction() as s:
+            s.execute(update(WriteLedgerEntry).where(WriteLedgerEntry.key == key)
+                      .values(status="pending", remote_id=None, completed_at=None))
+            s.execute(delete(SlaTimer).where(SlaTimer.id == newest))
+    finally:
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     folder = tmp_path_factory.mktemp("returning")
@@ -189,6 +206,11 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         s.steps["returned_lead"] = s.lead()
         s.steps["again"] = s.push()
         s.steps["again_tasks"] = len(s.tasks())
+        # a crash after the return's Task was sent, before it was recorded: the next push
+        # finds it in Salesforce instead of sending it again
+        _unrecord_return(s)
+        s.steps["after_crash"] = s.push()
+        s.steps["after_crash_tasks"] = len(s.tasks())
         sb.clock.advance(timedelta(minutes=10))
         s.steps["pullback_after"] = s.pull_back()
         yield s
@@ -246,6 +268,19 @@ def test_a_second_push_hands_nothing_off(story: Story) -> None:
     assert again["tasks.handoff"] == 0
     assert again["leads.updated"] == 0 and again["leads.created"] == 0
     assert story.lead()["OwnerId"] == story.steps["returned_lead"]["OwnerId"]
+
+
+def test_a_rerun_after_a_crash_hands_nothing_off(story: Story) -> None:
+    after = story.steps["after_crash"].counts
+    assert story.steps["after_crash_tasks"] == 2
+    assert after["tasks.reconciled"] == 1 and after["tasks.handoff"] == 0
+    store = open_store(story.config)
+    try:
+        entry = store.ledger_entry(handoff_task_key(story.hubspot_id, 1))
+        assert entry is not None and entry.status == "done"
+        assert entry.remote_id == story.tasks()[-1]["Id"]
+    finally:
+        store.close()
 
 
 def test_the_sla_restarts_for_the_new_owner(story: Story) -> None:
