@@ -175,8 +175,9 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
           users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
     returns = _returns(ctx, batch)
     batch = [c for c in batch if returns.get(c.hubspot_id, True) is not None]
-    ctx.counts["leads.recycled_waiting"] += len(returns) - sum(
-        1 for r in returns.values() if r is not None)
+    waiting = sum(1 for r in returns.values() if r is None)
+    if waiting:
+        ctx.counts["leads.recycled_waiting"] += waiting  # with marketing until they qualify
     matches = ctx.sf.match_emails([c.email for c in batch if c.email])
     plans: list[_Plan] = []
     for contact in batch:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -382,3 +383,47 @@ def test_a_lead_never_accepted_goes_back_to_marketing(ignored: Story) -> None:
         assert lead["OwnerId"] == state.queue_id
         assert lead["Status"] == "Open - Not Contacted"
     assert ignored.steps["again"].counts["recycle.decided"] == 0
+
+
+# --- which recycled MQLs return -----------------------------------------------------------------
+
+
+def test_only_a_score_newer_than_the_recycle_makes_a_return(tmp_path: Path) -> None:
+    """A recycled contact whose newest MQL score predates its recycle (sla.toml kept its
+    interest) waits with marketing; one scored an MQL since returns, with its latest recycle."""
+    from connector.clock import FrozenClock
+    from connector.push.engine import _returns
+    from connector.store import Store
+
+    clock = FrozenClock(datetime(2026, 11, 2, 9, tzinfo=UTC))
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    store.migrate()
+    try:
+        def score(contact: str, at: datetime) -> dict[str, Any]:
+            return {"contact_id": contact, "scored_at": at, "interest": 60.0, "fit_grade": "A",
+                    "fit_points": 40.0, "is_mql": True, "explanation": {}}
+
+        def recycled(contact: str, count: int, at: datetime, why: str) -> dict[str, Any]:
+            return {"hubspot_id": contact, "sf_object": "Lead", "sf_id": f"00Q{contact}",
+                    "source_id": f"recycle:{contact}:{count}", "kind": "recycled",
+                    "status": "Open - Not Contacted", "reason": why, "owner_id": None,
+                    "occurred_at": at, "amount": None,
+                    "details": {"reason": "closed_not_converted", "count": count}}
+
+        t0 = clock.now()
+        store.add_scores([score("1", t0), score("2", t0), score("3", t0)])
+        store.record_pullback(outcomes=[recycled("1", 1, t0 + timedelta(hours=1), "No Budget"),
+                                        recycled("2", 1, t0 + timedelta(hours=1), "Timing"),
+                                        recycled("2", 2, t0 + timedelta(days=3), "No Budget")],
+                              states=[])
+        store.add_scores([score("2", t0 + timedelta(days=4))])
+        batch = [SimpleNamespace(hubspot_id=h) for h in ("1", "2", "3")]
+        ctx = SimpleNamespace(store=store)
+        returns = _returns(ctx, batch)  # type: ignore[arg-type]
+        assert returns["1"] is None  # kept its old MQL score: not qualified again
+        back = returns["2"]
+        assert back is not None and back.count == 2 and back.detail == "No Budget"
+        assert back.at == t0 + timedelta(days=3)
+        assert "3" not in returns  # never recycled: a first hand-off
+    finally:
+        store.close()
