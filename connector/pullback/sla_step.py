@@ -210,7 +210,8 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
     moving = {t.timer.id: m for t, m in planned}
     never = {t.timer.sf_id for t in breached
              if never_accepted(sla, t.status, moving.get(t.timer.id))}
-    ctx.counts["sla.never_accepted"] = len(never)
+    if never:
+        ctx.counts["sla.never_accepted"] = len(never)
     return never
 
 
