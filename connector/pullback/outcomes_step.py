@@ -139,6 +139,10 @@ def _decision_row(hubspot_id: str, decision: RecycleDecision, now: datetime) -> 
                         "interest": decision.interest, "keep_percent": decision.keep_percent}}
 
 
+def _folded(status: Any) -> str:
+    return str(status or "").strip().casefold()
+
+
 def _handed_off_at(link_at: datetime | None, timers: Sequence[SlaTimer]) -> datetime | None:
     """When the contact's newest hand-off began: its link, or the latest SLA timer the push
     opened (a return after a recycle; a reassignment's timer is no new hand-off)."""
@@ -204,6 +208,7 @@ def hand_back(
     store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
     recycles = recycles_by_contact(store.outcomes())
     started = _fresh_handoffs(ctx, handoffs)
+    worked = {_folded(s) for s in sla.worked.statuses}
     decisions: list[tuple[str, RecycleDecision]] = []
     for hubspot_id, link in sorted(handoffs.links.items()):
         state = handoffs.states.get(hubspot_id)
@@ -211,9 +216,11 @@ def hand_back(
         if state is None or handed_off_at is None:
             continue
         lead_id = state.get("lead_id") or link.sf_id
+        # a Lead standing in a worked status was accepted, whatever the stored outcomes say
+        # yet (a dry run stores none of what it just read)
+        ignored = lead_id in never_accepted and _folded(state.get("status")) not in worked
         decision = recycle(sla, _lead_outcome(state, lead_id, handed_off_at,
-                                              recycles.get(hubspot_id, []),
-                                              lead_id in never_accepted), now)
+                                              recycles.get(hubspot_id, []), ignored), now)
         if decision is not None:
             decisions.append((hubspot_id, decision))
     counts["recycle.decided"] += sum(1 for _, d in decisions if d.action == "recycle")
