@@ -55,6 +55,7 @@ log = logging.getLogger("connector.push")
 BATCH = 1000
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
+RETURN_LINES = 10  # a returning lead's activities since its recycle, listed first
 SEND_ROUNDS = 5  # sends of one batch whose answers keep getting lost, before the run gives up
 ACTIVITY_TASK_MODES = ("digest", "each", "none")
 ActivityTaskMode = Literal["digest", "each", "none"]
@@ -221,7 +222,14 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
         why = plan.why or "new MQL"
         back = plan.returning
         if back is not None:
-            text = f"{back.describe()}\n\n{text}"[:DESCRIPTION_MAX]
+            # what made it qualify again: its activities since the recycle, newest first
+            since = sorted((x for x in activities if x.occurred_at >= back.at),
+                           key=lambda x: (x.occurred_at, x.id), reverse=True)
+            lines = [activity_line(x) for x in since[:RETURN_LINES]]
+            if len(since) > RETURN_LINES:
+                lines.append(f"... and {len(since) - RETURN_LINES} more")
+            done = "\n".join(["What it did since:", *lines]) if lines else ""
+            text = "\n\n".join(p for p in (back.describe(), done, text) if p)[:DESCRIPTION_MAX]
             why = f"returning lead ({back.reason.replace('_', ' ')}); {why}"
         record = {
             "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}", ref_of(key)),

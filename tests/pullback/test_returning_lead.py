@@ -243,7 +243,9 @@ def test_one_new_handoff_saying_why_it_came_back(story: Story) -> None:
     text = back["Description"]
     assert text.startswith("Returning lead: handed off before and sent back to marketing once.")
     assert "closed not converted (No Budget)" in text
-    assert "Request a demo" in text  # its activity history, the new form included
+    since = text.split("What it did since:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert any("Request a demo" in line for line in since)  # what made it qualify again
+    assert "Request a demo" in text.split("\n\n", 2)[2]  # and its history, as usual
     assert story.steps["return"].counts["tasks.handoff"] == 1
     lead = story.steps["returned_lead"]
     assert back["OwnerId"] == lead["OwnerId"]
