@@ -3,7 +3,9 @@ sales did (store -> HubSpot, store -> Salesforce).
 
     hand_back(ctx, handoffs, hubspot=..., sf=..., sla=sla.spec, settings=OutcomeSettings())
 
-Each hand-off's stored state is judged by `connector.sla.recycle`; a new decision is stored
+Each hand-off's stored state is judged by `connector.sla.recycle`, against its newest hand-off
+(a recycled lead that qualified again was handed off anew: the push opened a fresh SLA timer,
+and what was decided before it is history, not this hand-off's); a new decision is stored
 first, as an outcome of kind `recycled` or `disqualified` whose source id is the decision's
 key (so it is taken once, and a crash after it loses no write: the writes below are derived
 from the stored decisions and the write ledger skips those already made). Then:
@@ -41,7 +43,7 @@ from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Writte
 from connector.mapping.sla import SlaFile
 from connector.pullback.context import Handoffs, PullbackContext
 from connector.sla import LeadOutcome, RecycleDecision, recycle
-from connector.store import SalesOutcome
+from connector.store import SalesOutcome, SlaTimer
 
 __all__ = [
     "RECYCLE_KINDS",
@@ -144,8 +146,37 @@ def _decision_row(hubspot_id: str, decision: RecycleDecision, now: datetime) -> 
                         "interest": decision.interest, "keep_percent": decision.keep_percent}}
 
 
+def _folded(status: Any) -> str:
+    return str(status or "").strip().casefold()
+
+
+def _handed_off_at(link_at: datetime | None, timers: Sequence[SlaTimer]) -> datetime | None:
+    """When the contact's newest hand-off began: its link, or the latest SLA timer the push
+    opened (a return after a recycle; a reassignment's timer is no new hand-off)."""
+    starts = [a for t in timers if t.recycled_from is None
+              and (a := _aware(t.assigned_at)) is not None]
+    latest = max(starts, default=None)
+    if link_at is None or (latest is not None and latest > link_at):
+        return latest
+    return link_at
+
+
+def _fresh_handoffs(ctx: PullbackContext, handoffs: Handoffs) -> dict[str, datetime]:
+    """Each hand-off's newest start (see `_handed_off_at`)."""
+    timers: dict[str, list[SlaTimer]] = {}
+    for timer in ctx.store.sla_timers():
+        timers.setdefault(timer.hubspot_id, []).append(timer)
+    out: dict[str, datetime] = {}
+    for hubspot_id, link in handoffs.links.items():
+        at = _handed_off_at(_aware(link.linked_at), timers.get(hubspot_id, []))
+        if at is not None:
+            out[hubspot_id] = at
+    return out
+
+
 def _pulled_back(hubspot_id: str, state: Mapping[str, Any], sla: SlaFile,
-                 taken: Recycle | None, count: int) -> PulledBackLead:
+                 taken: Recycle | None, count: int,
+                 last: Recycle | None = None) -> PulledBackLead:
     closed = {s.strip().casefold() for s in sla.recycling.closed_statuses}
     status = state.get("status")
     lost = bool(state.get("is_closed")) and not state.get("is_won")
@@ -161,8 +192,9 @@ def _pulled_back(hubspot_id: str, state: Mapping[str, Any], sla: SlaFile,
         opportunity_lost=lost,
         reason=state.get("loss_reason") if lost else state.get("reason"),
         last_sales_touch_at=_aware(state.get("last_touch_at")),
-        recycled=recycled, recycle_reason=taken.detail if recycled and taken else None,
-        recycled_at=taken.at if recycled and taken else None, recycle_count=count,
+        # the latest recycle's reason and time stay shown once the lead is handed off again
+        recycled=recycled, recycle_reason=last.detail if last is not None else None,
+        recycled_at=last.at if last is not None else None, recycle_count=count,
         disqualified=taken is not None and taken.action == "disqualified")
 
 
@@ -182,16 +214,20 @@ def hand_back(
     write."""
     store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
     recycles = recycles_by_contact(store.outcomes())
+    started = _fresh_handoffs(ctx, handoffs)
+    worked = {_folded(s) for s in sla.worked.statuses}
     decisions: list[tuple[str, RecycleDecision]] = []
     for hubspot_id, link in sorted(handoffs.links.items()):
         state = handoffs.states.get(hubspot_id)
-        handed_off_at = _aware(link.linked_at)
+        handed_off_at = started.get(hubspot_id)
         if state is None or handed_off_at is None:
             continue
         lead_id = state.get("lead_id") or link.sf_id
+        # a Lead standing in a worked status was accepted, whatever the stored outcomes say
+        # yet (a dry run stores none of what it just read)
+        ignored = lead_id in never_accepted and _folded(state.get("status")) not in worked
         decision = recycle(sla, _lead_outcome(state, lead_id, handed_off_at,
-                                              recycles.get(hubspot_id, []),
-                                              lead_id in never_accepted), now)
+                                              recycles.get(hubspot_id, []), ignored), now)
         if decision is not None:
             decisions.append((hubspot_id, decision))
     counts["recycle.decided"] += sum(1 for _, d in decisions if d.action == "recycle")
@@ -203,8 +239,7 @@ def hand_back(
         store.record_pullback(outcomes=rows, states=[], run_id=ctx.run_id)
     for row in rows:  # a dry run sees them too, to count what it would write
         recycles.setdefault(row["hubspot_id"], []).append(_recycle_of(SalesOutcome(**row)))
-    current = {h: _current(recycles.get(h, []), _aware(link.linked_at) or now)
-               for h, link in handoffs.links.items()}
+    current = {h: _current(recycles.get(h, []), started.get(h, now)) for h in handoffs.links}
     if not ctx.dry_run:
         _adjust_interest(ctx, current, now)
     _recycle_in_salesforce(ctx, sf, sla, handoffs, current, {r["source_id"] for r in rows})
@@ -305,8 +340,9 @@ def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla:
         state = handoffs.states.get(hubspot_id)
         if state is None:
             continue
-        count = sum(1 for r in recycles.get(hubspot_id, []) if r.action == "recycled")
-        leads.append(_pulled_back(hubspot_id, state, sla, current.get(hubspot_id), count))
+        done = [r for r in recycles.get(hubspot_id, []) if r.action == "recycled"]
+        leads.append(_pulled_back(hubspot_id, state, sla, current.get(hubspot_id), len(done),
+                                  done[-1] if done else None))
     if not leads:
         return
     s = settings

@@ -1,7 +1,10 @@
 """The pull-back's SLA step: each open hand-off's follow-up SLA, from the outcomes in the store.
 
 For each Lead handed off (its current turn: the newest SLA timer of the contact), `connector.sla`
-evaluates the windows at the run's time from the stored attempts and status changes. Each
+evaluates the windows at the run's time from the stored attempts and status changes. A timer
+the push opened (not a reassignment's) starts a fresh hand-off: a returning lead's new owner
+starts at turn 0, and the turns of its earlier hand-off end where the return begins (nothing
+done after it counts for or against them). Each
 breach is recorded once by its stable key (`sla_breaches`) and alerts the owner (and the
 manager, when sla.toml says so) with one Task through the write ledger (`sf:task:sla:{key}`),
 so no run alerts twice: Task has no external id, so an alert whose create may have reached
@@ -10,8 +13,10 @@ entry is left pending) is first looked for among the Tasks Handshake created on 
 the breach reference its Description ends with, and only created when not found. After the worked window, when sla.toml says reassign, the Lead goes to
 the next active member of the owner's routing team with the note in its Description (ledger
 key `sf:lead:{reassignment key}`), the move is recorded and a new SLA timer opened for the new
-owner; a reassignment left unconfirmed is not noted twice on the Lead. `dry_run` writes
-nothing and counts what it would.
+owner; a reassignment left unconfirmed is not noted twice on the Lead. A Lead whose worked
+window passed with no reassignment left (reassignment off, the turn limit reached, nobody else
+in the team) was never accepted: `apply_sla` returns those Lead ids for recycling. `dry_run`
+writes nothing and counts what it would.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ from connector.pullback.context import STAGE, PullbackContext
 from connector.sla import (
     Activity,
     Assignment,
+    Reassignment,
     SlaStatus,
     calendar_of,
     evaluate,
+    never_accepted,
     reassignment,
 )
 from connector.store import SalesOutcome, SlaTimer, Store
@@ -91,11 +98,12 @@ class Turn:
     status: SlaStatus
 
 
-def run_sla_step(ctx: PullbackContext, sf: SlaSalesforce, config: Config) -> None:
-    """The SLA step of the pull-back stage, with sla.toml and routing.toml from `config`."""
+def run_sla_step(ctx: PullbackContext, sf: SlaSalesforce, config: Config) -> set[str]:
+    """The SLA step of the pull-back stage, with sla.toml and routing.toml from `config`;
+    returns the ids of the Leads never accepted (for recycling)."""
     sla = load_sla(config.mapping_path("sla")).spec
     routing = load_routing(config.mapping_path("routing"))
-    apply_sla(ctx, sf, sla, routing, config.alerts)
+    return apply_sla(ctx, sf, sla, routing, config.alerts)
 
 
 def _activities(outcomes: Sequence[SalesOutcome]) -> list[Activity]:
@@ -155,14 +163,25 @@ def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime,
     for hubspot_id, timers in _turns_of(store).items():
         outcomes = by_contact.get(hubspot_id, [])
         activities = _activities(outcomes)
-        for turn, timer in enumerate(timers):
+        turn = 0
+        for at, timer in enumerate(timers):
+            # a timer the push opened is a fresh hand-off (a return's too): turn 0 again
+            turn = 0 if timer.recycled_from is None else turn + 1
             if not timer.owner_id:
                 continue  # Salesforce's assignment rules chose: no rep to hold to a window
             status = _status_at(outcomes, states.get(hubspot_id), timer.sf_id,
                                 timer.assigned_at)
             assignment = Assignment(timer.sf_id, timer.owner_id, timer.assigned_at,
                                     reassignments=turn, status=status)
-            out.append(Turn(hubspot_id, timer, evaluate(sla, assignment, activities, now)))
+            # an earlier hand-off's turns end where the lead's return begins
+            until = next((t.assigned_at for t in timers[at + 1:] if t.recycled_from is None),
+                         None)
+            if until is None:
+                verdict = evaluate(sla, assignment, activities, now)
+            else:
+                verdict = evaluate(sla, assignment, [a for a in activities if a.at < until],
+                                   min(now, until))
+            out.append(Turn(hubspot_id, timer, verdict))
     return out
 
 
@@ -186,10 +205,11 @@ def _team_of(teams: Mapping[str, list[str]], owner: str) -> tuple[str, list[str]
 
 
 def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing,
-              webhook: AlertSettings | None = None) -> None:
+              webhook: AlertSettings | None = None) -> set[str]:
     """Record, alert and reassign what the SLA says of every current turn (see the module);
     `webhook`: the `[alerts]` settings, whose URL the breaches are POSTed to when sla.toml
-    says so."""
+    says so. Returns the ids of the Leads never accepted: not worked in their window and not
+    reassigned (`connector.sla.never_accepted`), which recycling hands back to marketing."""
     store = ctx.store
     now = ctx.clock.now()
     states = _states(store, ctx.unstored_states)
@@ -224,8 +244,16 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
     moves = [t for t in turns if t.timer.id == latest.get(t.hubspot_id)
              and t.timer.sf_id.startswith(LEAD_ID_PREFIX)  # an existing Contact stays put
              and _open(states.get(t.hubspot_id))]
-    if sla.breach.reassign and any(t.status.breach("worked") for t in moves):
-        _reassign(ctx, sf, sla, routing, [t for t in moves if t.status.breach("worked")], now)
+    breached = [t for t in moves if t.status.breach("worked") and t.status.worked_at is None]
+    planned = _moves(sf, sla, routing, breached) if sla.breach.reassign and breached else []
+    if planned:
+        _reassign(ctx, sf, sla, planned, now)
+    moving = {t.timer.id: m for t, m in planned}
+    never = {t.timer.sf_id for t in breached
+             if never_accepted(sla, t.status, moving.get(t.timer.id))}
+    if never:
+        ctx.counts["sla.never_accepted"] = len(never)
+    return never
 
 
 def _update_timers(ctx: PullbackContext, turns: Sequence[Turn]) -> None:
@@ -459,10 +487,10 @@ def _webhook_client(settings: AlertSettings, clock: Clock) -> Any:
     return make_httpx_client(policy, "")
 
 
-def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Routing,
-              turns: Sequence[Turn], now: datetime) -> None:
-    """Give each Lead not worked in its window to the next active rep of its owner's team."""
-    store = ctx.store
+def _moves(sf: SlaSalesforce, sla: SlaFile, routing: Routing,
+           turns: Sequence[Turn]) -> list[tuple[Turn, Reassignment]]:
+    """Where each Lead not worked in its window goes: the next active rep of its owner's
+    team (none for an owner in no team, at the turn limit, or alone in the team)."""
     teams = _teams(routing, sf.users())
     moves = []
     for turn in turns:
@@ -474,8 +502,13 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
         move = reassignment(sla, status, members)
         if move is not None:
             moves.append((turn, move))
-    if not moves:
-        return
+    return moves
+
+
+def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
+              moves: Sequence[tuple[Turn, Reassignment]], now: datetime) -> None:
+    """Give each Lead not worked in its window to the next active rep of its owner's team."""
+    store = ctx.store
     if ctx.dry_run:
         done = {e.key for e in store.ledger_entries(REASSIGN_PREFIX + "reassign:",
                                                     status="done")}

@@ -24,7 +24,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
 from connector.ledger import LedgerWrite, Outcome, Refusal, Written
-from connector.push.context import PushContext, handoff_task_key
+from connector.push.context import PushContext, latest_handoff
 from connector.push.ports import WriteResult
 from connector.scoring.engine import ActivityLike, rule_matcher, url_path
 from connector.scoring.model import ScoringModel
@@ -232,11 +232,21 @@ def send_alerts(ctx: PushContext) -> None:
 
 
 def _handoff_time(ctx: PushContext, hubspot_id: str) -> datetime | None:
-    """When the contact's hand-off Task was written; None while it has not been."""
-    entry = ctx.store.ledger_entry(handoff_task_key(hubspot_id))
-    if entry is None or entry.status != "done":
+    """When the contact's newest hand-off Task (its first, or its latest return) was
+    written; None while it has not been, or while the contact is back with marketing (the
+    pull-back recycled it after that hand-off): its activities go into its next hand-off."""
+    entry = latest_handoff(ctx.store, hubspot_id)
+    if entry is None:
         return None
-    return entry.completed_at or entry.created_at
+    at = entry.completed_at or entry.created_at
+    recycle = ctx.store.latest_recycles([hubspot_id]).get(hubspot_id)
+    if recycle is not None and _utc(recycle.occurred_at) >= _utc(at):
+        return None
+    return at
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[StoredActivity]) -> list[_Due]:

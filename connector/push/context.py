@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from connector.clock import Clock
@@ -16,22 +16,58 @@ from connector.config import AlertSettings
 from connector.hubspot.write import ContactUpdate
 from connector.ledger import LedgerWrites
 from connector.mapping import FieldMap, Routing
+from connector.mapping.sla import SlaFile
 from connector.push.ports import HubSpotPort, SalesforcePort
 from connector.scoring import Engine
-from connector.store import Contact, Store
+from connector.sla import calendar_of
+from connector.store import Contact, Store, WriteLedgerEntry
 
-__all__ = ["FIRST_TOUCH_SLA", "STAGE", "WORKED_SLA", "HandedOff", "PushContext",
-           "handoff_task_key"]
+__all__ = ["FIRST_TOUCH_SLA", "STAGE", "WORKED_SLA", "HandedOff", "PushContext", "Returning",
+           "handoff_task_key", "latest_handoff"]
 
 STAGE = "push"
+# Without an sla.toml (a push built by hand): the default windows
 FIRST_TOUCH_SLA = timedelta(hours=24)
 WORKED_SLA = timedelta(hours=48)
+HANDOFF_KEYS = "sf:task:handoff:"
 
 
-def handoff_task_key(hubspot_id: str) -> str:
-    """The ledger key of a contact's hand-off Task: written once, and when it was written
-    is when the contact was handed off."""
-    return f"sf:task:handoff:{hubspot_id}"
+def handoff_task_key(hubspot_id: str, generation: int = 0) -> str:
+    """The ledger key of a contact's hand-off Task: written once per generation (0: the first
+    hand-off; n: its return after the n-th recycle), and when it was written is when the
+    contact was handed off."""
+    if generation <= 0:
+        return f"{HANDOFF_KEYS}{hubspot_id}"
+    return f"{HANDOFF_KEYS}{hubspot_id}:{generation:04d}"
+
+
+def latest_handoff(store: Store, hubspot_id: str) -> WriteLedgerEntry | None:
+    """The done ledger entry of the contact's newest hand-off Task (its return, if any)."""
+    first = store.ledger_entry(handoff_task_key(hubspot_id))
+    returns = store.ledger_entries(f"{handoff_task_key(hubspot_id)}:", status="done")
+    if returns:
+        return returns[-1]  # the generation is zero-padded: the newest sorts last
+    return first if first is not None and first.status == "done" else None
+
+
+@dataclass(frozen=True, slots=True)
+class Returning:
+    """A recycled contact that qualified again: its latest recycle, as the pull-back stored
+    it (`count`: recycles so far, which is the generation of its new hand-off)."""
+
+    count: int
+    reason: str  # the RecycleReason: closed_not_converted, opportunity_lost, ...
+    detail: str  # why, as sales said it (the reason-not-converted value, the loss reason)
+    at: datetime
+
+    def describe(self) -> str:
+        """The lines the returning hand-off Task opens with."""
+        why = self.reason.replace("_", " ")
+        times = "once" if self.count == 1 else f"{self.count} times"
+        return (f"Returning lead: handed off before and sent back to marketing {times}.\n"
+                f"Why it came back to marketing: {why} ({self.detail or 'no reason given'}), "
+                f"recycled {self.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.\n"
+                f"It qualified again since; its activity history follows.")
 
 
 @dataclass
@@ -62,11 +98,34 @@ class PushContext:
     hubspot: HubSpotPort | None = None  # hand-off write-back (None: none)
     alerts: AlertSettings | None = None  # the alert webhook (None: Tasks only)
     handoffs: list[ContactUpdate] = field(default_factory=list)  # HubSpot write-back noted
+    # sla.toml: the hand-off Task is due at the first-touch window's end, and the SLA timer the
+    # hand-off opens uses its windows (None: the default 24 h and 48 h, every hour counting)
+    sla: SlaFile | None = None
+    open_status: str | None = None  # the org's default Lead Status, read at the first return
 
     def ledger(self, system: str = "salesforce") -> LedgerWrites:
         """The write ledger's claim -> send -> settle -> park sequence for this run's writes
         to `system`."""
         return LedgerWrites(self.store, stage=STAGE, system=system, run_id=self.run_id)
+
+    def first_touch_due(self, assigned_at: datetime) -> datetime:
+        """When the first follow-up of a lead assigned at `assigned_at` is due (sla.toml)."""
+        if self.sla is None:
+            return assigned_at + FIRST_TOUCH_SLA
+        return calendar_of(self.sla).add(assigned_at, self.sla.windows.first_touch_hours)
+
+    def worked_due(self, assigned_at: datetime) -> datetime:
+        """When a lead assigned at `assigned_at` must be worked (sla.toml)."""
+        if self.sla is None:
+            return assigned_at + WORKED_SLA
+        return calendar_of(self.sla).add(assigned_at, self.sla.windows.worked_hours)
+
+    def due_date(self, due: datetime) -> date:
+        """A due time as a Task's ActivityDate: the day in sla.toml's business time zone when
+        only business hours count, else in UTC."""
+        if self.sla is not None and self.sla.windows.business_hours_only:
+            return due.astimezone(self.sla.business_hours.zone()).date()
+        return due.astimezone(UTC).date()
 
 
 class HandedOff(Protocol):
@@ -80,3 +139,10 @@ class HandedOff(Protocol):
     def owner_id(self) -> str | None: ...
     @property
     def why(self) -> str: ...
+    @property
+    def returning(self) -> Returning | None: ...
+
+    @property
+    def generation(self) -> int:
+        """Which hand-off of the contact this is (0: the first; n: after n recycles)."""
+        ...

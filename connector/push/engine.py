@@ -9,9 +9,17 @@ wastes at most one part-filled call per kind of write — Lead creates, Lead upd
 3. every write is claimed in the write ledger first and completed after: a record whose values
    did not change is not written again; a DUPLICATES_DETECTED answer links to the matched record;
    any other refusal is a dead letter saying who must act;
-4. one hand-off Task per MQL (the lead-intelligence summary, due at the first-touch SLA) and the
-   activities not sent yet, as a digest or one Task each, each written once (ledger, reconciled
-   after a lost answer or a crash; no Task external id): connector/push/tasks.py.
+4. one hand-off Task per MQL (the lead-intelligence summary, due at the end of sla.toml's
+   first-touch window) and the activities not sent yet, as a digest or one Task each, each
+   written once (ledger, reconciled after a lost answer or a crash; no Task external id):
+   connector/push/tasks.py.
+
+A recycled contact (the pull-back handed it back to marketing) is left alone until it
+qualifies again, that is until a score newer than its recycle makes it an MQL. Then it is a
+returning lead: its Lead is routed again (owner and the org's default Lead Status: the
+recycle left it in the marketing queue) and it gets one new hand-off Task saying why it came
+back. Its ledger keys carry the recycle count (its generation), so each return is handed off
+once, however often the push runs or fails.
 
 A backfill (more MQLs not yet in Salesforce than `bulk_threshold`) holds its Lead creates back
 and sends them through Bulk API 2.0, 10,000 a job, when more than the threshold are pending;
@@ -25,18 +33,18 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import Actor
 from connector.ledger import LedgerWrite, Outcome, Refusal, Written
 from connector.mapping import MappedRecord
 from connector.push.alerts import send_alerts
-from connector.push.context import PushContext
+from connector.push.context import PushContext, Returning, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
-from connector.store import Contact, Store
+from connector.store import Contact, SalesOutcome, Store
 
 __all__ = ["PushContext", "push"]
 
@@ -65,6 +73,13 @@ class _Plan:
     # created in one run and found as an open Lead in the next is not written again.
     payload: dict[str, Any] = field(default_factory=dict)
     mapped: MappedRecord | None = None  # updates: the sync rules
+    returning: Returning | None = None  # a recycled contact that qualified again
+    rerouted: bool = False  # its return is handed off in this run: routed again
+
+    @property
+    def generation(self) -> int:
+        """Which hand-off of the contact this is: 0, or its recycles so far."""
+        return self.returning.count if self.returning is not None else 0
 
 
 def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
@@ -129,12 +144,45 @@ def _unlinked_mqls(store: Store) -> int:
 # --- planning -------------------------------------------------------------------------------
 
 
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _returning(row: SalesOutcome) -> Returning:
+    details = row.details or {}
+    return Returning(count=int(details.get("count") or 1), reason=str(details.get("reason", "")),
+                     detail=row.reason or "", at=_aware(row.occurred_at))
+
+
+def _returns(ctx: PushContext, batch: Sequence[Contact]) -> dict[str, Returning | None]:
+    """The recycled contacts of the batch: those that qualified again since their latest
+    recycle (a score newer than it made them an MQL) as `Returning`, the others (still with
+    marketing: their newest MQL score is older than the recycle) as None."""
+    rows = ctx.store.latest_recycles([c.hubspot_id for c in batch])
+    if not rows:
+        return {}
+    scores = ctx.store.latest_scores(list(rows))
+    out: dict[str, Returning | None] = {}
+    for hubspot_id, row in rows.items():
+        back = _returning(row)
+        score = scores.get(hubspot_id)
+        qualified = score is not None and _aware(score.scored_at) >= back.at
+        out[hubspot_id] = back if qualified else None
+    return out
+
+
 def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any],
           users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
+    returns = _returns(ctx, batch)
+    batch = [c for c in batch if returns.get(c.hubspot_id, True) is not None]
+    waiting = sum(1 for r in returns.values() if r is None)
+    if waiting:
+        ctx.counts["leads.recycled_waiting"] += waiting  # with marketing until they qualify
     matches = ctx.sf.match_emails([c.email for c in batch if c.email])
     plans: list[_Plan] = []
     for contact in batch:
         email = contact.email or ""
+        returning = returns.get(contact.hubspot_id)
         mapped = ctx.fields.lead_values(contact.properties, email=email,
                                         hubspot_id=contact.hubspot_id, describe=describe)
         values = dict(mapped.values)
@@ -148,7 +196,8 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
         if existing_contacts:
             sf_contact = existing_contacts[0]
             plans.append(_Plan(contact, "link_contact", {}, sf_contact.id, sf_contact.owner_id,
-                               "the email is already a Salesforce Contact"))
+                               "the email is already a Salesforce Contact",
+                               returning=returning))
         elif open_leads:
             lead = open_leads[0]
             update = {k: v for k, v in values.items()
@@ -156,14 +205,15 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
             update["Id"] = lead.id
             plans.append(_Plan(contact, "update", update, lead.id, lead.owner_id,
                                "an open Lead has this email", mapped.fixed, payload=values,
-                               mapped=mapped))
+                               mapped=mapped, returning=returning))
         elif converted and converted[0].converted_contact_id:
             lead = converted[0]
             plans.append(_Plan(contact, "link_converted", {}, lead.converted_contact_id,
-                               None, "the Lead was converted: its Contact takes over"))
+                               None, "the Lead was converted: its Contact takes over",
+                               returning=returning))
         else:
             plans.append(_Plan(contact, "create", values, None, None, "new MQL", mapped.fixed,
-                               payload=dict(values)))
+                               payload=dict(values), returning=returning))
     return plans
 
 
@@ -185,13 +235,16 @@ def _routing_state(ctx: PushContext, users: Sequence[Mapping[str, Any]]) -> None
 
 
 def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]], *,
-           resume: bool = False) -> None:
-    """Owner of a new Lead, by `mappings/routing.toml` (only for Leads about to be created, so
-    the round-robin pointers move once per Lead). The choice is kept: a create that did not land
-    (`resume`: its ledger entry is pending or failed) goes again to the same owner while that
-    owner is still active, instead of moving the round-robin once more."""
+           resume: bool = False, since: datetime | None = None) -> None:
+    """Owner of a new Lead, by `mappings/routing.toml` (only for Leads about to be created or
+    returning, so the round-robin pointers move once per Lead and return). The choice is kept:
+    a create that did not land (`resume`: its ledger entry is pending or failed) goes again to
+    the same owner while that owner is still active, instead of moving the round-robin once
+    more; `since`: only a choice made after it counts (a return's, not the first hand-off's)."""
     hid = plan.contact.hubspot_id
     kept = ctx.store.lead_route(hid) if resume else None
+    if kept is not None and since is not None and _aware(kept.decided_at) < since:
+        kept = None
     active = {str(u.get("Id")) for u in users}
     if kept is not None and (not (kept.owner_id or "").startswith("005")
                              or kept.owner_id in active):
@@ -231,7 +284,14 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
     active = {str(u.get("Id")) for u in users}
     for plan in plans:
         hid = plan.contact.hubspot_id
-        if _owner_inactive(plan, active):
+        if plan.returning is not None and plan.action == "update" and not _returned(ctx, plan):
+            # Back from marketing: the Lead sits in the marketing queue; routed like a new one
+            _route(ctx, plan, users, resume=True, since=plan.returning.at)
+            status = _open_status(ctx)
+            if status:
+                plan.values["Status"] = status
+            plan.rerouted = True
+        elif _owner_inactive(plan, active):
             # Nobody works a record whose owner left: the Lead is re-routed (a Contact keeps
             # its owner; the hand-off Task goes to the routed rep).
             gone = plan.owner_id
@@ -261,7 +321,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             counts[f"leads.{plan.action}"] += 1
             handed.append(plan)
             continue
-        key = _lead_key(hid)
+        key = _lead_key(hid, plan.generation)
         if plan.action == "create":
             before = store.ledger_entry(key)
             if before is None or before.status != "done":
@@ -327,7 +387,10 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
         if row.get(ctx.external_id_field) != plan.contact.hubspot_id:
             changes[ctx.external_id_field] = plan.contact.hubspot_id
         if plan.values.get("OwnerId") and plan.values["OwnerId"] != row.get("OwnerId"):
-            changes["OwnerId"] = plan.values["OwnerId"]  # re-routed from an inactive owner
+            changes["OwnerId"] = plan.values["OwnerId"]  # re-routed (inactive owner, a return)
+        if plan.rerouted and plan.values.get("Status") and plan.values["Status"] != row.get(
+                "Status"):
+            changes["Status"] = plan.values["Status"]  # a return: open again
         if not changes and ctx.dry_run:
             ctx.counts["leads.would_leave_unchanged"] += 1
             continue
@@ -336,7 +399,7 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             link = ctx.store.linked(hid)
             if link is None or link.sf_id != plan.sf_id:
                 ctx.store.link(hid, "Lead", str(plan.sf_id), how="matched")
-            ctx.ledger().done([_lead_key(hid)], remote_id=str(plan.sf_id))
+            ctx.ledger().done([_lead_key(hid, plan.generation)], remote_id=str(plan.sf_id))
             ctx.counts["leads.unchanged"] += 1
             handed.append(plan)
             continue
@@ -359,8 +422,8 @@ def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False
     """Upsert (create) or update the group's Leads, 1,000 a composite call (up to 200 as one
     collection call) or in Bulk API jobs, settle each result; returns the plans whose contact
     now stands in Salesforce."""
-    writes = [LedgerWrite((_lead_key(p.contact.hubspot_id),), p.contact.hubspot_id, p)
-              for p in group]
+    writes = [LedgerWrite((_lead_key(p.contact.hubspot_id, p.generation),), p.contact.hubspot_id,
+                          p) for p in group]
 
     def send(plans: list[_Plan]) -> Iterable[Sequence[WriteResult]]:
         records = [p.values for p in plans]
@@ -391,9 +454,27 @@ def _write_held(ctx: PushContext, held: list[_Plan],
         note_handoffs(ctx, handed[start:start + ROUND], users)
 
 
-def _lead_key(hubspot_id: str) -> str:
-    """The ledger key of the Lead standing for a HubSpot contact."""
-    return f"sf:lead:{hubspot_id}"
+def _lead_key(hubspot_id: str, generation: int = 0) -> str:
+    """The ledger key of the Lead standing for a HubSpot contact (from its n-th return on,
+    a key of that generation: the return's update is a write of its own)."""
+    if generation <= 0:
+        return f"sf:lead:{hubspot_id}"
+    return f"sf:lead:{hubspot_id}:{generation:04d}"
+
+
+def _returned(ctx: PushContext, plan: _Plan) -> bool:
+    """This return of the contact was handed off already (its hand-off Task is written)."""
+    entry = ctx.store.ledger_entry(handoff_task_key(plan.contact.hubspot_id, plan.generation))
+    return entry is not None and entry.status == "done"
+
+
+def _open_status(ctx: PushContext) -> str | None:
+    """The Lead Status a new Lead gets in the org (LeadStatus.IsDefault), read once a run:
+    what a returning lead's Lead is set back to."""
+    if ctx.open_status is None:
+        default = [s.api_name for s in ctx.sf.lead_statuses() if s.is_default]
+        ctx.open_status = default[0] if default else ""
+    return ctx.open_status or None
 
 
 def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> Outcome:

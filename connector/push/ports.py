@@ -16,6 +16,7 @@ __all__ = [
     "EmailMatches",
     "HubSpotPort",
     "LeadMatch",
+    "LeadStatusValue",
     "RecordMatch",
     "RecordRejection",
     "SalesforcePort",
@@ -70,6 +71,15 @@ class WriteResult(Protocol):
     def rejection(self) -> RecordRejection | None: ...
     @property
     def duplicates(self) -> Sequence[DuplicateMatch]: ...
+
+
+class LeadStatusValue(Protocol):
+    """One Lead Status value: its API name and whether new Leads get it."""
+
+    @property
+    def api_name(self) -> str: ...
+    @property
+    def is_default(self) -> bool: ...
 
 
 class RecordMatch(Protocol):
@@ -136,6 +146,10 @@ class SalesforcePort(Protocol):
 
     def queue_id(self, name: str) -> str | None:
         """The id of the Lead queue with this name."""
+        ...
+
+    def lead_statuses(self) -> Sequence[LeadStatusValue]:
+        """The org's Lead Status values (the LeadStatus object), read once a client."""
         ...
 
     def records_by_id(self, sobject: str, ids: Iterable[str], fields: Sequence[str], *,

@@ -1,6 +1,8 @@
 """Tasks on the handed-off records, each written once however often the push runs or fails.
 
-    hand-off   one per MQL and record: why this lead, what they did; due at the first-touch SLA
+    hand-off   one per MQL and record (and one more per return after a recycle, saying why
+               it came back): why this lead, what they did; due at the end of sla.toml's
+               first-touch window
     activity   the stored activities not sent yet: one digest Task a batch (`[push]
                activity_tasks = "digest"`), one completed Task each ("each"), or none ("none")
 
@@ -31,13 +33,7 @@ from typing import Any, Literal
 from connector.activities import label
 from connector.errors import Actor, QuotaExhausted, RetriableError
 from connector.ledger import LedgerWrite, Outcome, Refusal, Written
-from connector.push.context import (
-    FIRST_TOUCH_SLA,
-    WORKED_SLA,
-    HandedOff,
-    PushContext,
-    handoff_task_key,
-)
+from connector.push.context import HandedOff, PushContext, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.scoring.engine import ActivityLike
 from connector.scoring.intelligence import render_text, summarize
@@ -59,12 +55,15 @@ log = logging.getLogger("connector.push")
 BATCH = 1000
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
+RETURN_LINES = 10  # a returning lead's activities since its recycle, listed first
 SEND_ROUNDS = 5  # sends of one batch whose answers keep getting lost, before the run gives up
 ACTIVITY_TASK_MODES = ("digest", "each", "none")
 ActivityTaskMode = Literal["digest", "each", "none"]
 
 TASK_KEYS = "sf:task:"
-REF_KINDS = {"handoff": "", "digest": "d", "activity": "a"}  # the Task kinds written here
+# the Task kinds written here; a first hand-off's reference is "hs-{contact}", a return's
+# "hs-{contact}-r{recycles}"
+REF_KINDS = {"handoff": "r", "digest": "d", "activity": "a"}
 REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
 _REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 
@@ -216,15 +215,26 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
     hid = plan.contact.hubspot_id
     who = str(plan.sf_id)
     writes: list[TaskWrite] = []
-    key = handoff_task_key(hid)
+    key = handoff_task_key(hid, plan.generation)
     if ledger.claim(key, operation="create", target="Task", payload={"who": who}):
         result = ctx.engine.score(plan.contact, activities, now)
         text = render_text(summarize(plan.contact, activities, result, now), limit=DESCRIPTION_MAX)
+        why = plan.why or "new MQL"
+        back = plan.returning
+        if back is not None:
+            # what made it qualify again: its activities since the recycle, newest first
+            since = sorted((x for x in activities if x.occurred_at >= back.at),
+                           key=lambda x: (x.occurred_at, x.id), reverse=True)
+            lines = [activity_line(x) for x in since[:RETURN_LINES]]
+            if len(since) > RETURN_LINES:
+                lines.append(f"... and {len(since) - RETURN_LINES} more")
+            done = "\n".join(["What it did since:", *lines]) if lines else ""
+            text = "\n\n".join(p for p in (back.describe(), done, text) if p)[:DESCRIPTION_MAX]
+            why = f"returning lead ({back.reason.replace('_', ' ')}); {why}"
         record = {
-            "WhoId": who, "Subject": subject(f"Handshake hand-off: {plan.why or 'new MQL'}",
-                                             ref_of(key)),
+            "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}", ref_of(key)),
             "Description": text, "Status": "Not Started", "Priority": "High",
-            "ActivityDate": (now + FIRST_TOUCH_SLA).date().isoformat(),
+            "ActivityDate": ctx.due_date(ctx.first_touch_due(now)).isoformat(),
         }
         writes.append(TaskWrite(key, "handoff", _owned(record, plan.owner_id), plan))
     if mode == "none" or not activities:
@@ -325,7 +335,8 @@ def _reconcile_earlier(ctx: PushContext, handed: Sequence[HandedOff], now: datet
 def _open_sla(ctx: PushContext, plan: HandedOff, now: datetime) -> None:
     ctx.store.open_sla_timer(hubspot_id=plan.contact.hubspot_id, sf_id=str(plan.sf_id),
                              owner_id=plan.owner_id, assigned_at=now,
-                             first_touch_due=now + FIRST_TOUCH_SLA, worked_due=now + WORKED_SLA)
+                             first_touch_due=ctx.first_touch_due(now),
+                             worked_due=ctx.worked_due(now))
 
 
 def _outcome(write: LedgerWrite[TaskWrite], result: WriteResult) -> Outcome:

@@ -51,7 +51,7 @@ def note_handoffs(ctx: PushContext, handed: Sequence[HandedOff],
     names = {str(u.get("Id")): u.get("Email") or u.get("Name") for u in users}
     for plan in handed:
         hubspot_id = plan.contact.hubspot_id
-        entry = ctx.store.ledger_entry(handoff_task_key(hubspot_id))
+        entry = ctx.store.ledger_entry(handoff_task_key(hubspot_id, plan.generation))
         if not plan.sf_id or entry is None or entry.status != "done":
             continue  # not handed off yet: a later run writes it
         wanted = {

@@ -23,6 +23,7 @@ from connector.runtime.wiring import open_store, pull_context
 from connector.store import Contact
 
 if TYPE_CHECKING:
+    from connector.mapping.sla import SlaFile
     from connector.pullback import Handoffs, PullbackContext
     from connector.runtime.run import StageRun
     from connector.salesforce import SalesforceClient
@@ -168,6 +169,7 @@ def run_push_stage(
 
     fields = load_fields(config.mapping_path("fields"))
     routing = load_routing(config.mapping_path("routing"))
+    sla = _push_sla(config)
     engine = Engine(load_model(config.mapping_path("scoring")))
     with stage_run(config, "push", trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
@@ -198,13 +200,29 @@ def run_push_stage(
                           hubspot=hubspot, alerts=config.alerts,
                           bulk_threshold=config.salesforce.bulk_threshold,
                           activity_tasks=config.push.activity_tasks,
-                          existing_contact=config.push.existing_contact,
+                          existing_contact=config.push.existing_contact, sla=sla,
                           counts=ProgressCounts().watch(sink, handing, PUSH_OUTCOMES))
         result.counts = ctx.counts
         result.planned = ctx.planned
         push(ctx)
         sink.done(handing)
     return run.result
+
+
+def _push_sla(config: Config) -> SlaFile:
+    """sla.toml as the push reads it: the hand-off Task is due, and the SLA timer it opens
+    counts, as its windows say. A mappings folder made before sla.toml existed has none: the
+    push then uses the shipped windows and says so (the pull-back needs the file)."""
+    from connector.defaults import default_mapping
+    from connector.mapping import load_sla
+
+    path = config.mapping_path("sla")
+    shipped = default_mapping("sla")
+    if not path.exists() and "sla" not in config.mappings.model_fields_set and shipped:
+        log.warning("no SLA file at %s: hand-off Tasks are due as the shipped sla.toml says "
+                    "(fix: copy the shipped mappings/sla.toml there, or set [mappings] sla)", path)
+        path = shipped
+    return load_sla(path).spec
 
 
 def run_pullback_stage(
@@ -238,15 +256,18 @@ def run_pullback_stage(
         run.result.counts = ctx.counts
         run.result.planned = ctx.planned
         handoffs = pull_back(ctx)
-        run_sla_step(ctx, sf, config)
-        _outcomes_and_recycling(config, run, sf, ctx, handoffs)
+        # the Leads the SLA finds never accepted go back to marketing with that reason
+        never_accepted = run_sla_step(ctx, sf, config)
+        _outcomes_and_recycling(config, run, sf, ctx, handoffs, never_accepted)
         ctx.counts["salesforce.calls"] = sf.calls
     return run.result
 
 
 def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
-                            ctx: PullbackContext, handoffs: Handoffs) -> None:
-    """The pull-back's last step: outcomes to HubSpot, dead leads back to marketing."""
+                            ctx: PullbackContext, handoffs: Handoffs,
+                            never_accepted: set[str]) -> None:
+    """The pull-back's last step: outcomes to HubSpot, dead leads back to marketing
+    (`never_accepted`: the Lead ids the SLA step found never accepted)."""
     from connector.hubspot.client import HubSpotClient
     from connector.hubspot.outcomes import OutcomeSettings
     from connector.mapping.sla import load_sla
@@ -258,7 +279,8 @@ def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
     hubspot = run.own(HubSpotClient.from_config(config, clock=run.clock))
     settings = OutcomeSettings(reengagement_list=sla.recycling.reengagement_list)
     before = sf.calls
-    hand_back(ctx, handoffs, hubspot=hubspot, sf=sf, sla=sla, settings=settings)
+    hand_back(ctx, handoffs, hubspot=hubspot, sf=sf, sla=sla, settings=settings,
+              never_accepted=never_accepted)
     ctx.counts["salesforce.recycle.calls"] = sf.calls - before
 
 

@@ -39,6 +39,23 @@ class SalesStore(StoreBase):
                 )
             )
 
+    def latest_recycles(self, hubspot_ids: Sequence[str]) -> dict[str, SalesOutcome]:
+        """The newest `recycled` outcome (the pull-back's hand-back to marketing) of each given
+        contact that has one: its `details["count"]` is the contact's recycles so far."""
+        if not hubspot_ids:
+            return {}
+        out: dict[str, SalesOutcome] = {}
+        with self.transaction() as s:
+            rows = s.scalars(
+                select(SalesOutcome)
+                .where(SalesOutcome.kind == "recycled",
+                       SalesOutcome.hubspot_id.in_(list(hubspot_ids)))
+                .order_by(SalesOutcome.occurred_at, SalesOutcome.id)
+            )
+            for row in rows:  # oldest first: the newest wins
+                out[str(row.hubspot_id)] = row
+            return out
+
     # --- SLA timers -------------------------------------------------------------------------------
 
     def open_sla_timer(
