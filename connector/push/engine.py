@@ -15,8 +15,10 @@ wastes at most one part-filled call per kind of write — Lead creates, Lead upd
    connector/push/tasks.py.
 
 A recycled contact (the pull-back handed it back to marketing) is left alone until it
-qualifies again, that is until a score newer than its recycle makes it an MQL. Then it is a
-returning lead: its Lead is routed again (owner and the org's default Lead Status: the
+qualifies again, that is until it engages after its recycle (an activity newer than it) and a
+score newer than the recycle makes it an MQL: the interest it kept alone never brings it back
+(a decay that leaves it at the threshold would otherwise bounce it straight back to sales).
+Then it is a returning lead: its Lead is routed again (owner and the org's default Lead Status: the
 recycle left it in the marketing queue) and it gets one new hand-off Task saying why it came
 back. Its ledger keys carry the recycle count (its generation), so each return is handed off
 once, however often the push runs or fails.
@@ -156,17 +158,19 @@ def _returning(row: SalesOutcome) -> Returning:
 
 def _returns(ctx: PushContext, batch: Sequence[Contact]) -> dict[str, Returning | None]:
     """The recycled contacts of the batch: those that qualified again since their latest
-    recycle (a score newer than it made them an MQL) as `Returning`, the others (still with
-    marketing: their newest MQL score is older than the recycle) as None."""
+    recycle (they engaged after it and a score newer than it made them an MQL) as
+    `Returning`, the others (still with marketing) as None."""
     rows = ctx.store.latest_recycles([c.hubspot_id for c in batch])
     if not rows:
         return {}
     scores = ctx.store.latest_scores(list(rows))
+    activities = ctx.store.activities_for_many(list(rows))
     out: dict[str, Returning | None] = {}
     for hubspot_id, row in rows.items():
         back = _returning(row)
         score = scores.get(hubspot_id)
-        qualified = score is not None and _aware(score.scored_at) >= back.at
+        engaged = any(_aware(a.occurred_at) >= back.at for a in activities.get(hubspot_id, []))
+        qualified = engaged and score is not None and _aware(score.scored_at) >= back.at
         out[hubspot_id] = back if qualified else None
     return out
 

@@ -397,10 +397,11 @@ def test_a_lead_never_accepted_goes_back_to_marketing(ignored: Story) -> None:
 
 def test_only_a_score_newer_than_the_recycle_makes_a_return(tmp_path: Path) -> None:
     """A recycled contact whose newest MQL score predates its recycle (sla.toml kept its
-    interest) waits with marketing; one scored an MQL since returns, with its latest recycle."""
+    interest) waits with marketing, and so does one scored an MQL since without engaging since;
+    one that engaged and was scored an MQL since returns, with its latest recycle."""
     from connector.clock import FrozenClock
     from connector.push.engine import _returns
-    from connector.store import Store
+    from connector.store import ActivityRecord, Store
 
     clock = FrozenClock(datetime(2026, 11, 2, 9, tzinfo=UTC))
     store = Store(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
@@ -423,11 +424,21 @@ def test_only_a_score_newer_than_the_recycle_makes_a_return(tmp_path: Path) -> N
                                         recycled("2", 1, t0 + timedelta(hours=1), "Timing"),
                                         recycled("2", 2, t0 + timedelta(days=3), "No Budget")],
                               states=[])
-        store.add_scores([score("2", t0 + timedelta(days=4))])
-        batch = [SimpleNamespace(hubspot_id=h) for h in ("1", "2", "3")]
+        store.record_pullback(outcomes=[recycled("4", 1, t0 + timedelta(hours=1), "Timing")],
+                              states=[])
+        # 2 engaged after its latest recycle; 4 only kept enough interest to stay an MQL
+        store.add_activities([
+            ActivityRecord("2", "form_submission", t0 + timedelta(days=3, hours=5), "hubspot",
+                           "form-2"),
+            ActivityRecord("4", "form_submission", t0, "hubspot", "form-4")])
+        store.add_scores([score("2", t0 + timedelta(days=4)), score("4", t0 + timedelta(days=4))])
+        batch = [SimpleNamespace(hubspot_id=h) for h in ("1", "2", "3", "4")]
         ctx = SimpleNamespace(store=store)
         returns = _returns(ctx, batch)  # type: ignore[arg-type]
         assert returns["1"] is None  # kept its old MQL score: not qualified again
+        # an MQL score since the recycle, but no engagement since: the kept interest alone
+        # never brings a lead back to sales
+        assert returns["4"] is None
         back = returns["2"]
         assert back is not None and back.count == 2 and back.detail == "No Budget"
         assert back.at == t0 + timedelta(days=3)
