@@ -1,6 +1,7 @@
 """Pull-back: what sales did with the hand-offs (Salesforce -> store).
 
-    engine.py    the run: the streams in order, then the states of first-seen hand-offs
+    engine.py    the run: every stream's query and the deleted checks in composite calls,
+                 deletions and merges, then the states of first-seen hand-offs
     streams.py   one stream per object (Lead, Opportunity, Task, Event): changes since the
                  bookmark become outcomes, stored page by page with the states they moved
     context.py   PullbackContext, the hand-offs read for, bookmark names
