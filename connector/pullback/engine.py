@@ -175,8 +175,10 @@ class _Run:
             if state.get(field) == sf_id:
                 state[field] = master
             link = self.handoffs.links.get(hubspot_id)
-            if link is not None and link.sf_id == sf_id and not self.ctx.dry_run:
+            if (link is not None and link.sf_id == sf_id and not self.ctx.dry_run
+                    and self.ctx.store.hubspot_id_for(master) is None):
                 # the hand-off itself moves: the push and the next runs follow the survivor
+                # (unless the survivor is another hand-off's: one record, one contact)
                 self.ctx.store.link(hubspot_id, link.sf_object, master, how="merged")
             self.handoffs.started.add(sobject)  # the survivor is read by id
             self.handoffs.add(hubspot_id, sobject, master, fresh=True)
