@@ -148,12 +148,13 @@ def main() -> None:
         first = pull_back()  # the hand-offs as Handshake left them
         simulator = sb.simulator()
         runs: list[Counter[str]] = []
+        truth_log: list[dict[str, Any]] = []
         started = time.monotonic()
         every = args.every_hours if args.every_hours > 0 else 24.0 * args.days
         left = 24.0 * args.days
         while left > 1e-9:
             chunk = min(every, left)
-            simulator.run(chunk, step_hours=min(1.0, chunk))
+            truth_log.extend(simulator.run(chunk, step_hours=min(1.0, chunk)))
             left -= chunk
             runs.append(pull_back())
         print(f"{args.days} simulated days, {len(runs)} pull-backs in "
@@ -196,9 +197,18 @@ def main() -> None:
         try:
             checks = ground_truth(config, store, sb, statuses, outcome_truth,
                                   stored_outcomes, outcome_differences)
+            checks["SLA: first-touch breaches equal the simulator's late or missing ones"] = \
+                sla_differences(config, store, sb, truth_log)
+            kinds = Counter(o.kind for o in store.outcomes())
+            breaches = Counter(b.kind for b in store.sla_breaches())
+            sizes = (f"hand-offs {len(store.handoffs())}; outcomes: "
+                     + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                     + "; SLA breaches: "
+                     + ", ".join(f"{k} {n}" for k, n in sorted(breaches.items())))
         finally:
             store.close()
         print("\nchecked against the ground truth")
+        print(f"  ({sizes})")
         for name, problems in checks.items():
             print(f"  {name:<52} {'ok' if not problems else f'{len(problems)} differ'}")
             for problem in problems[:5]:
@@ -245,6 +255,42 @@ def hubspot_differences(config: Any, store: Any, sb: Any) -> list[str]:
             problems.append(f"contact {hubspot_id}: {names.lead_status_property} "
                             f"{props.get(names.lead_status_property)!r}, not {mapped!r}")
     return problems
+
+
+def sla_differences(config: Any, store: Any, sb: Any,
+                    truth_log: list[dict[str, Any]]) -> list[str]:
+    """The first-touch breaches found against the simulator's log: a turn whose first call or
+    email (as the org stamped its Task completed) came after the window, or never and the
+    window is over."""
+    from collections import defaultdict
+
+    from connector.mapping import load_sla
+
+    sla = load_sla(config.mapping_path("sla")).spec
+    if sla.windows.business_hours_only:
+        return ["business hours on: not compared by this bench"]
+    window = timedelta(hours=sla.windows.first_touch_hours)
+    org = sb.salesforce.state
+    attempts: dict[str, list[datetime]] = defaultdict(list)
+    for entry in truth_log:
+        if entry.get("action") in ("call", "email") and "error" not in entry:
+            task = org.get("Task", entry["task_id"])
+            attempts[entry["lead_id"]].append(datetime.fromisoformat(
+                str(task["CompletedDateTime"])))
+    now = sb.clock.now()
+    expected = set()
+    for timer in store.sla_timers():
+        if timer.owner_id is None:
+            continue
+        after = sorted(t for t in attempts.get(timer.sf_id, []) if timer.assigned_at <= t <= now)
+        due = timer.assigned_at + window
+        if (not after and now >= due) or (after and after[0] > due):
+            expected.add(timer.id)
+    found = {b.timer_id for b in store.sla_breaches(kind="first_touch")}
+    return ([f"SLA turn {t}: breached in the ground truth, not found" for t in
+             sorted(expected - found)]
+            + [f"SLA turn {t}: found, not breached in the ground truth" for t in
+               sorted(found - expected)])
 
 
 def team_differences(config: Any, store: Any, sb: Any) -> list[str]:
