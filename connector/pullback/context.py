@@ -7,7 +7,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,7 @@ class Vocabulary:
     lead_statuses: frozenset[str] = frozenset()
     stages: frozenset[str] = frozenset()
     task_statuses: frozenset[str] = frozenset()
+    unknown: frozenset[str] = frozenset()  # values read in rows the org did not list
 
     @classmethod
     def of(cls, read: SalesVocabulary) -> Vocabulary:
@@ -126,10 +127,20 @@ class PullbackContext:
         vocabulary does not know makes it read again (once a run) before it is used."""
         if value in (None, "") or self._vocabulary_fresh:
             return
-        if str(value) not in getattr(self.vocabulary, kind):
-            log.info("Salesforce has a %s value Handshake has not seen: reading the org's "
-                     "vocabulary again", kind.removesuffix("es").removesuffix("s"))
-            self._read_vocabulary()
+        known = self.vocabulary
+        if str(value) in getattr(known, kind) or str(value) in known.unknown:
+            return
+        log.info("Salesforce has a %s value Handshake has not seen: reading the org's "
+                 "vocabulary again", kind.removesuffix("es").removesuffix("s"))
+        self._read_vocabulary()
+        read = self.vocabulary
+        if str(value) not in getattr(read, kind):
+            # a value the org no longer lists (an inactive picklist value on old records):
+            # remembered, so it does not make every run read the vocabulary again
+            self._vocabulary = replace(read, unknown=read.unknown | {str(value)})
+            if not self.dry_run:
+                self.store.set_bookmark(VOCABULARY_BOOKMARK, self._vocabulary.to_json(),
+                                        run_id=self.run_id)
 
     @property
     def handshake_tasks(self) -> set[str]:

@@ -208,3 +208,21 @@ def test_a_conversion_brings_its_contact_and_opportunity_into_the_same_run(store
     # the run's Opportunity and Task queries, read after the Lead's rows, have what the
     # conversion made: no second call for them
     assert org.calls - org.vocabulary_reads == 1
+
+
+def test_the_vocabulary_is_kept_and_read_again_only_for_a_value_it_lacks(store: Store) -> None:
+    store.link("101", "Lead", LEAD)
+    pull_back(context(store, ScriptedOrg({"Lead": [[lead(0, "New", by=HANDSHAKE)]]})))
+    first = ScriptedOrg({"Task": [[task(1)]]})
+    pull_back(context(store, first))
+    assert first.vocabulary_reads == 1  # a change needs it: read, and kept in the store
+    again = ScriptedOrg({"Task": [[task(2, status="Skipped")]]})
+    pull_back(context(store, again))
+    assert again.vocabulary_reads == 0
+    odd = ScriptedOrg({"Task": [[task(3, status="Parked")], [task(4, status="Parked")]]})
+    pull_back(context(store, odd))
+    assert odd.vocabulary_reads == 1  # once a run, however many rows carry it
+    later = ScriptedOrg({"Task": [[task(5, status="Parked")]]})
+    pull_back(context(store, later))
+    assert later.vocabulary_reads == 0  # the org does not list it: remembered as unknown
+    assert [o.source_id for o in store.outcomes()] == [task(1)["Id"], task(2)["Id"]]
