@@ -14,7 +14,8 @@ included) need ceil(rows / 2,000) query operations, one after another (a query's
 needs the page before), at least one per object to learn nothing changed; the org's vocabulary
 three when it is read; deleted records looked up one more after their check; a composite call
 carries 5 query operations and 25 subrequests and counts once. So a run needs at least
-max(its longest chain of pages, ceil(query operations / 5), ceil(subrequests / 25)) calls.
+max(its longest chain of pages, ceil(query operations / 5), ceil(subrequests / 25)) calls
+(`connector.demo.verify.minimum_pullback_run_calls`, the demo's figure too).
 Then a pull-back with nothing changed: its calls, and calls per object pulled (target <= 1).
 Last, the ground truth's checks, as `handshake demo` makes them: every status change, logged
 call and email, conversion and opportunity outcome of a handed-off Lead in the store, the
@@ -25,7 +26,6 @@ log, and each reassignment within the routing team. Figures only, no assertions.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time
@@ -39,11 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 OBJECTS = ("Lead", "Opportunity", "Task", "Event")
-FOLLOWED = ("Lead", "Contact", "Opportunity")  # asked to the deleted resource
-PAGE = 2000
-QUERIES_A_CALL = 5
-SUBREQUESTS_A_CALL = 25
-VOCABULARY_QUERIES = 3
 
 
 class SandboxTime:
@@ -60,20 +55,6 @@ class SandboxTime:
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-
-def fewest_calls(counts: Mapping[str, int]) -> int:
-    """The fewest Salesforce calls the API allows for what one pull-back run read."""
-    chains = [max(1, math.ceil(counts.get(f"{o}.read", 0) / PAGE)) for o in OBJECTS]
-    checks = sum(1 for o in FOLLOWED if counts.get(f"{o}.deleted_listed") is not None
-                 or counts.get("deleted.window_gone"))
-    lookups = sum(1 for o in FOLLOWED if counts.get(f"{o}.deleted", 0)
-                  + counts.get(f"{o}.merged", 0))
-    if lookups:
-        chains.append(2)  # a lookup comes after the check that named the records
-    queries = sum(chains) + lookups + VOCABULARY_QUERIES * counts.get("vocabulary.read", 0)
-    return max(max(chains), math.ceil(queries / QUERIES_A_CALL),
-               math.ceil((queries + checks) / SUBREQUESTS_A_CALL))
 
 
 def main() -> None:
@@ -98,7 +79,14 @@ def main() -> None:
         StateSettings,
     )
     from connector.defaults import DEFAULTS_DIR
-    from connector.demo.verify import outcome_differences, outcome_truth, stored_outcomes
+    from connector.demo.verify import (
+        minimum_pullback_run_calls,
+        outcome_differences,
+        outcome_truth,
+        stored_outcomes,
+    )
+
+    fewest_calls = minimum_pullback_run_calls
     from connector.pull import pull
     from connector.sandbox import Sandbox
     from connector.sandbox.hubspot.settings import RateLimits
