@@ -1,6 +1,9 @@
-"""One stream per object (Lead, Opportunity, Task, Event): read what changed since the
-bookmark for the hand-offs, turn each change a person made into an outcome, store each page
-with the states it moved, and the bookmark at the end.
+"""One stream per object (Lead, Opportunity, Task, Event): the query that reads what changed
+since the bookmark (`plan`: every record of the object changed since the bookmark less the
+lookback, the rows of records not handed off left out here, new hand-offs' Leads whole), each
+change a person made to a hand-off turned into an outcome, each page stored with the states
+it moved, and the bookmark once every row it covers is stored (`StreamRun`). The engine sends
+the queries of all streams together.
 
 Rows come oldest change first and many share one SystemModstamp, so each stream re-reads a
 lookback before its bookmark; a row already applied (its stamp not newer than the state's)
