@@ -226,3 +226,22 @@ def test_the_vocabulary_is_kept_and_read_again_only_for_a_value_it_lacks(store: 
     pull_back(context(store, later))
     assert later.vocabulary_reads == 0  # the org does not list it: remembered as unknown
     assert [o.source_id for o in store.outcomes()] == [task(1)["Id"], task(2)["Id"]]
+
+
+def test_a_conversion_on_a_later_lead_page_is_read_by_id(store: Store) -> None:
+    store.link("101", "Lead", LEAD)
+    store.link("303", "Lead", "00Q000000000003AAA")
+    pull_back(context(store, ScriptedOrg({"Lead": [[lead(0, "New", by=HANDSHAKE)]]})))
+    other = {**lead(4, "Working"), "Id": "00Q000000000003AAA"}
+    converted = {**lead(5, "Qualified"), "IsConverted": True,
+                 "ConvertedContactId": "003000000000001AAA",
+                 "ConvertedOpportunityId": "006000000000001AAA", "ConvertedDate": "2026-11-02"}
+    opportunity = {"Id": "006000000000001AAA", "StageName": "Signed", "Amount": 10,
+                   "CloseDate": "2026-11-03", "OwnerId": REP, "LastModifiedById": REP,
+                   "LastModifiedDate": _time(8), "SystemModstamp": _time(8)}
+    # the Opportunity's page is applied before the Lead's second page names it
+    org = ScriptedOrg({"Lead": [[other], [converted]], "Opportunity": [[opportunity]]})
+    pull_back(context(store, org))
+    assert ("Opportunity", None) in org.asked  # read again, by id, whole
+    assert {(o.kind, o.sf_id) for o in store.outcomes()} >= {
+        ("converted", LEAD), ("won", "006000000000001AAA")}

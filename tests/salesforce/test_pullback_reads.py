@@ -28,6 +28,7 @@ def test_vocabulary_is_read_from_the_org(sandbox: Sandbox, client: SalesforceCli
     state.set_value_record("OpportunityStage", "Closed Won",
                            {"MasterLabel": "Signed", "ApiName": "Signed"})
     state.set_value_record("TaskStatus", "Deferred", {"IsClosed": True})
+    before = client.calls
     try:
         vocab = client.sales_vocabulary()
     finally:
@@ -38,6 +39,8 @@ def test_vocabulary_is_read_from_the_org(sandbox: Sandbox, client: SalesforceCli
     assert vocab.closed_stages == {"Signed", "Closed Lost"}
     assert vocab.closed_task_statuses == {"Completed", "Deferred"}
     assert vocab.converted_statuses == {"Closed - Converted"}
+    assert client.calls == before + 1  # the three value objects in one composite call
+    assert {"Signed", "Closed Lost"} < vocab.stages and "Deferred" in vocab.task_statuses
     calls = client.calls
     client.sales_vocabulary()
     assert client.calls == calls  # read once per run
