@@ -125,15 +125,15 @@ class CompositeReads:
     def _take(self) -> list[_Op]:
         """The next call's subrequests: the query operations of the longest chains first (5
         at most), then every deleted check that fits in the 25."""
+        added = {id(op): n for n, op in enumerate(self._ops)}
         queries = sorted((op for op in self._ops if op.query), key=lambda op: -op.left)
         chosen = queries[:ss.COMPOSITE_MAX_QUERIES]
         room = ss.COMPOSITE_MAX_SUBREQUESTS - len(chosen)
         chosen += [op for op in self._ops if not op.query][:room]
         picked = {id(op) for op in chosen}
         self._ops = deque(op for op in self._ops if id(op) not in picked)
-        order = {id(op): n for n, op in enumerate(chosen)}
-        # answered in the order the caller added them (Lead before the others)
-        return sorted(chosen, key=lambda op: (op.query, order[id(op)]))
+        # answered checks first, then pages in the order they were asked for
+        return sorted(chosen, key=lambda op: (op.query, added[id(op)]))
 
     def call(self) -> Iterator[ChangePage | Deleted]:
         """Send one composite call; its answers in order: deleted checks, then pages."""
