@@ -225,12 +225,17 @@ def ground_truth(config: Any, store: Any, sb: Any, statuses: Mapping[str, str | 
 
 def hubspot_differences(config: Any, store: Any, sb: Any) -> list[str]:
     """Each hand-off in HubSpot as the store holds it: a sales outcome written, and the
-    `hs_lead_status` its Lead's status maps to in sla.toml (a recycled lead's included)."""
+    `hs_lead_status` its Lead's status maps to in sla.toml (a recycled lead's: the one its
+    recycling status maps to)."""
     from connector.hubspot.outcomes import OutcomeSettings
     from connector.mapping import load_sla
 
     names = OutcomeSettings()
-    status_map = load_sla(config.mapping_path("sla")).spec.hubspot_lead_status
+    sla = load_sla(config.mapping_path("sla")).spec
+    status_map = sla.hubspot_lead_status
+    # a lead handed back to marketing shows the status recycling gave it (a converted one
+    # whose opportunity was lost is recycled on the contact's side: its Lead keeps its own)
+    recycled = {o.hubspot_id for o in store.outcomes(kind="recycled")}
     hub = sb.hubspot.state
     problems: list[str] = []
     for hubspot_id, state in store.handoff_states().items():
@@ -239,6 +244,9 @@ def hubspot_differences(config: Any, store: Any, sb: Any) -> list[str]:
         if not props.get(names.outcome.hubspot_property):
             problems.append(f"contact {hubspot_id}: no {names.outcome.hubspot_property}")
         mapped = status_map.get(state.status or "")
+        if hubspot_id in recycled and props.get(names.lead_status_property) == status_map.get(
+                sla.recycling.lead_status):
+            continue
         if mapped and props.get(names.lead_status_property) != mapped:
             problems.append(f"contact {hubspot_id}: {names.lead_status_property} "
                             f"{props.get(names.lead_status_property)!r}, not {mapped!r}")
