@@ -403,13 +403,16 @@ class SalesforceClient:
 
     def reads(self) -> CompositeReads:
         """A batch of reads sent as composite calls (queries, their pages, deleted checks)."""
-        return CompositeReads(self)
 
-    def id_chunks(
-        self, head: str, values: Sequence[str], *, tail: str = "", repeats: int = 1
-    ) -> Iterator[list[str]]:
-        """`values` split so `head + IN (...) + tail` stays under the URI and SOQL limits."""
-        return self._chunks(head, values, tail=tail, repeats=repeats)
+        def send(what: str, body: dict[str, Any]) -> Any:
+            return self._call("query", what, self._send(ss.COMPOSITE, "POST", body, {}))
+
+        def chunks(head: str, values: Sequence[str], tail: str,
+                   repeats: int) -> Iterator[list[str]]:
+            return self._chunks(head, values, tail=tail, repeats=repeats)
+
+        return CompositeReads(root=urlsplit(self.sf.base_url).path, send=send,
+                              policy=self.policy, chunks=chunks)
 
     # --- queries ----------------------------------------------------------------------------
 

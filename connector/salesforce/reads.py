@@ -21,21 +21,23 @@ import json
 import logging
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode
 
 from simple_salesforce.format import format_soql
 
 from connector.errors import RequestFailed, RetriableError
-from connector.http import ResponseView
+from connector.http import HttpPolicy, ResponseView
 from connector.salesforce import settings as ss
 from connector.salesforce.records import ChangePage, ChangeQuery, Deleted, DeletedCheck
 
-if TYPE_CHECKING:
-    from connector.salesforce.client import SalesforceClient
+# (what, composite body) -> the composite answer: one API call, counted and governed
+Send = Callable[[str, dict[str, Any]], Any]
+# (head, values, tail, repeats) -> the values split under the URI and SOQL limits
+Chunks = Callable[[str, Sequence[str], str, int], Iterator[list[str]]]
 
 __all__ = ["CompositeReads", "soql_datetime"]
 
@@ -70,9 +72,11 @@ class _Op:
 class CompositeReads:
     """Queries and deleted checks waiting to be sent, packed into composite calls."""
 
-    def __init__(self, client: SalesforceClient) -> None:
-        self.client = client
-        self.root = urlsplit(client.sf.base_url).path  # subrequest urls are absolute paths
+    def __init__(self, *, root: str, send: Send, policy: HttpPolicy, chunks: Chunks) -> None:
+        self.root = root  # the REST root's path: subrequest urls are absolute paths
+        self._send = send
+        self._policy = policy
+        self._chunks = chunks
         self._ops: deque[_Op] = deque()
         self.calls = 0
         self.query_ops = 0
@@ -115,8 +119,8 @@ class CompositeReads:
             return [head + since + tail] if since else []
         out: list[str] = []
         prefix = head + (f"{since} OR " if since else "")
-        for n, chunk in enumerate(self.client.id_chunks(prefix + ids_since, wanted, tail=tail,
-                                                        repeats=len(query.keys))):
+        for n, chunk in enumerate(self._chunks(prefix + ids_since, wanted, tail,
+                                               len(query.keys))):
             matches = " OR ".join(format_soql(f"{key} IN {{}}", chunk) for key in query.keys)
             part = f"(({matches}){ids_since})"
             out.append((prefix if n == 0 else head) + part + tail)
@@ -150,8 +154,7 @@ class CompositeReads:
         queries = sum(op.query for op in ops)
         what = (f"read {queries} queries and {len(ops) - queries} deleted checks "
                 f"(composite)")
-        answer = self.client._call("query", what, self.client._send(ss.COMPOSITE, "POST",
-                                                                    body, {}))
+        answer = self._send(what, body)
         self.calls += 1
         self.query_ops += queries
         self.subrequests += len(ops)
@@ -200,7 +203,7 @@ class CompositeReads:
         times), any other raises the policy's error."""
         view = ResponseView(status=status if isinstance(status, int) else 500, headers={},
                             body=json.dumps(body), method="GET", path=self.root + op.url)
-        error = self.client.policy.error_for(view, describe=f"read {op.tag} (subrequest)")
+        error = self._policy.error_for(view, describe=f"read {op.tag} (subrequest)")
         op.attempts += 1
         if isinstance(error, RetriableError) and op.attempts < SUBREQUEST_ATTEMPTS:
             log.info("%s; sending it again in the next call", error)
