@@ -137,7 +137,7 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
     if "outcomes" in summary:
         calls, minimum = summary["outcomes"]["api_calls"], summary["outcomes"]["minimum_calls"]
         lines.append(_row(calls, f"{'Pull-back':<11} minimum {_n(minimum):>7}  "
-                                 f"({_ratio(calls, minimum)}): Salesforce, "
+                                 f"({_ratio(calls, minimum)}): Salesforce reads, "
                                  f"{_n(summary['outcomes']['pullback_runs'])} runs"))
     checked = summary["checked"]
     problems = [*summary["pull_checks"], *summary["checks"]]

@@ -32,6 +32,7 @@ __all__ = [
     "minimum_hubspot_calls",
     "minimum_pull_calls",
     "minimum_pullback_calls",
+    "minimum_pullback_run_calls",
     "minimum_salesforce_calls",
     "outcome_differences",
     "outcome_truth",
@@ -54,6 +55,7 @@ CHECKS = {
 # The pull-back's streams (connector.pullback.STREAMS) and the org vocabulary it reads once a
 # changed record needs it (LeadStatus, OpportunityStage, TaskStatus).
 PULLBACK_OBJECTS = ("Lead", "Opportunity", "Task", "Event")
+FOLLOWED_OBJECTS = ("Lead", "Contact", "Opportunity")  # asked to the deleted-records resource
 VOCABULARY_READS = 3
 _ATTEMPTS = ("call", "email")
 _WON, _LOST = "Closed Won", "Closed Lost"
@@ -363,19 +365,31 @@ def outcome_differences(stored: Mapping[str, Any], truth: Mapping[str, Any]) -> 
                                  truth[key])]
 
 
-def minimum_pullback_calls(runs: Iterable[Mapping[str, int]],
-                           opportunities: Iterable[bool]) -> int:
-    """The fewest Salesforce calls the same pull-back runs can make (logins are not calls).
+def minimum_pullback_calls(runs: Iterable[Mapping[str, int]]) -> int:
+    """The fewest Salesforce calls the same pull-back runs can make for their reads (logins
+    are not calls), each run's as `minimum_pullback_run_calls` counts them."""
+    return sum(minimum_pullback_run_calls(counts) for counts in runs)
 
-    Each run must ask every object it follows whether anything changed (one query, a page per
-    2,000 rows read): Lead, Task and Event always, Opportunity once a hand-off has one
-    (`opportunities`, a flag per run). The org's vocabulary does not change between runs: read
-    once in all.
+
+def minimum_pullback_run_calls(counts: Mapping[str, int]) -> int:
+    """The fewest Salesforce calls one pull-back run's reads allow (its counts say what it read).
+
+    Each object (Lead, Opportunity, Task, Event) needs one query operation to learn nothing
+    changed, a page per 2,000 rows read (the lookback's too), one page after another; the
+    org's vocabulary three when the run read it; a deleted record looked up one more, after the
+    deleted check that named it. A composite call carries 5 query operations and 25
+    subrequests and counts once: a run needs at least its longest chain of pages, the query
+    operations over 5, and the subrequests over 25.
     """
-    total = VOCABULARY_READS
-    for counts, has_opportunities in zip(runs, opportunities, strict=True):
-        for sobject in PULLBACK_OBJECTS:
-            if sobject == "Opportunity" and not has_opportunities:
-                continue
-            total += max(1, math.ceil(counts.get(f"{sobject}.read", 0) / ss.QUERY_MAX_BATCH))
-    return total
+    chains = [max(1, math.ceil(counts.get(f"{o}.read", 0) / ss.QUERY_MAX_BATCH))
+              for o in PULLBACK_OBJECTS]
+    checks = sum(1 for o in FOLLOWED_OBJECTS if f"{o}.deleted_listed" in counts)
+    if counts.get("deleted.window_gone"):
+        checks = max(checks, counts["deleted.window_gone"])
+    lookups = sum(1 for o in FOLLOWED_OBJECTS
+                  if counts.get(f"{o}.deleted", 0) + counts.get(f"{o}.merged", 0))
+    if lookups:
+        chains.append(2)  # a lookup comes after the check that named the records
+    queries = sum(chains) + lookups + VOCABULARY_READS * counts.get("vocabulary.read", 0)
+    return max(max(chains), math.ceil(queries / ss.COMPOSITE_MAX_QUERIES),
+               math.ceil((queries + checks) / ss.COMPOSITE_MAX_SUBREQUESTS))

@@ -1,6 +1,9 @@
-"""One stream per object (Lead, Opportunity, Task, Event): read what changed since the
-bookmark for the hand-offs, turn each change a person made into an outcome, store each page
-with the states it moved, and the bookmark at the end.
+"""One stream per object (Lead, Opportunity, Task, Event): the query that reads what changed
+since the bookmark (`plan`: every record of the object changed since the bookmark less the
+lookback, the rows of records not handed off left out here, new hand-offs' Leads whole), each
+change a person made to a hand-off turned into an outcome, each page stored with the states
+it moved, and the bookmark once every row it covers is stored (`StreamRun`). The engine sends
+the queries of all streams together.
 
 Rows come oldest change first and many share one SystemModstamp, so each stream re-reads a
 lookback before its bookmark; a row already applied (its stamp not newer than the state's)
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connector.control import checkpoint
 from connector.pullback.context import (
     Handoffs,
     PullbackContext,
@@ -25,9 +27,10 @@ from connector.pullback.context import (
     parse_date,
     parse_time,
 )
+from connector.pullback.ports import ChangeQuery
 from connector.salesforce import settings as ss
 
-__all__ = ["STREAMS", "Stream", "run_stream"]
+__all__ = ["STREAMS", "Stream", "StreamRun", "outcome", "plan", "store"]
 
 log = logging.getLogger("connector.pullback")
 
@@ -40,7 +43,7 @@ def _key(stamp: datetime) -> str:
     return stamp.strftime("%Y%m%d%H%M%S%f")
 
 
-def _outcome(hubspot_id: str, sobject: str, sf_id: str, source_id: str, kind: str,
+def outcome(hubspot_id: str, sobject: str, sf_id: str, source_id: str, kind: str,
              occurred_at: datetime, *, status: str | None = None, reason: str | None = None,
              owner_id: str | None = None, amount: float | None = None,
              details: dict[str, Any] | None = None) -> Outcome:
@@ -91,18 +94,18 @@ def apply_lead(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, Any],
         lead_id = str(row["Id"])
         common = {"status": now["status"], "owner_id": now["owner_id"]}
         if converted:
-            out.append(_outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:converted",
+            out.append(outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:converted",
                                 "converted", when, **common, details={
                                     "contact_id": now["contact_id"],
                                     "account_id": now["account_id"],
                                     "opportunity_id": now["opportunity_id"],
                                     "converted_on": str(now["converted_on"] or "")}))
         elif now["status"] != state.get("status"):
-            out.append(_outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:status:{_key(stamp)}",
+            out.append(outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:status:{_key(stamp)}",
                                 "status", when, **common, reason=now["reason"],
                                 details={"from": state.get("status")}))
         if state.get("owner_id") and now["owner_id"] != state["owner_id"]:
-            out.append(_outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:owner:{_key(stamp)}",
+            out.append(outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:owner:{_key(stamp)}",
                                 "owner", when, **common,
                                 details={"from": state["owner_id"]}))
     state.update(now, lead_changed_at=stamp)
@@ -122,8 +125,9 @@ def apply_opportunity(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, A
     if changed_at is not None and stamp <= changed_at:
         ctx.counts["Opportunity.already_read"] += 1
         return None
-    vocabulary = ctx.vocabulary
     stage = row.get("StageName")
+    ctx.check_value("stages", stage)
+    vocabulary = ctx.vocabulary
     amount = row.get("Amount")
     now = {
         "opportunity_id": row["Id"],
@@ -143,12 +147,12 @@ def apply_opportunity(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, A
                   "details": {"from": state.get("stage"),
                               "close_date": str(now["close_date"] or "")}}
         if now["is_closed"] and not state.get("is_closed"):
-            out.append(_outcome(hubspot_id, "Opportunity", opp_id,
+            out.append(outcome(hubspot_id, "Opportunity", opp_id,
                                 f"{opp_id}:closed:{_key(stamp)}",
                                 "won" if now["is_won"] else "lost", when,
                                 reason=None if now["is_won"] else now["loss_reason"], **common))
         elif state.get("stage") is not None and stage != state.get("stage"):
-            out.append(_outcome(hubspot_id, "Opportunity", opp_id,
+            out.append(outcome(hubspot_id, "Opportunity", opp_id,
                                 f"{opp_id}:stage:{_key(stamp)}", "stage", when, **common))
     state.update(now, opportunity_changed_at=stamp)
     return hubspot_id
@@ -177,6 +181,8 @@ def apply_activity(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, Any]
     if ours and ctx.by_handshake(row):
         ctx.counts[f"{sobject}.handshake_writes"] += 1
         return None
+    if sobject == ss.TASK:
+        ctx.check_value("task_statuses", row.get("Status"))
     if sobject == ss.TASK and row.get("Status") not in ctx.vocabulary.closed_task_statuses:
         ctx.counts["Task.open"] += 1
         return None
@@ -185,7 +191,7 @@ def apply_activity(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, Any]
     else:
         when = parse_time(row.get("CompletedDateTime")) or parse_time(row.get("LastModifiedDate"))
     when = when or _stamp(row)
-    out.append(_outcome(hubspot_id, sobject, str(row["Id"]), str(row["Id"]), "attempt", when,
+    out.append(outcome(hubspot_id, sobject, str(row["Id"]), str(row["Id"]), "attempt", when,
                         status=row.get("Status"), owner_id=row.get("OwnerId"), details={
                             "channel": _channel(sobject, row),
                             "subject": row.get("Subject"),
@@ -201,7 +207,7 @@ def apply_activity(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, Any]
 
 @dataclass(frozen=True)
 class Stream:
-    """One object's stream: which of the hand-offs' ids it reads, by which key, how."""
+    """One object's stream: which of the hand-offs' ids it follows, by which key, how."""
 
     sobject: str
     ids: Callable[[Handoffs], set[str]]
@@ -209,11 +215,11 @@ class Stream:
     keys: tuple[str, ...] = (ss.ID,)
     activities: bool = False  # read through queryAll; new ids from their hand-off
 
-    def fields(self, ctx: PullbackContext) -> list[str]:
+    def fields(self, ctx: PullbackContext) -> tuple[str, ...]:
         """The fields read, a mapped reason field added when configured."""
         extra = {ss.LEAD: ctx.lead_reason_field,
                  ss.OPPORTUNITY: ctx.loss_reason_field}.get(self.sobject)
-        return [*ss.PULLBACK_FIELDS[self.sobject], *([extra] if extra else [])]
+        return (*ss.PULLBACK_FIELDS[self.sobject], *([extra] if extra else []))
 
 
 STREAMS: tuple[Stream, ...] = (
@@ -226,66 +232,76 @@ STREAMS: tuple[Stream, ...] = (
 )
 
 
-def _reads(ctx: PullbackContext, handoffs: Handoffs, stream: Stream,
-           newest: datetime | None) -> list[tuple[list[str], datetime | None]]:
-    """The queries to make: the ids the bookmark covers from the bookmark less the lookback;
-    ids new this run (a new hand-off, a conversion) whole, or for activities from their
-    hand-off."""
-    ids = stream.ids(handoffs)
-    fresh = sorted(ids & handoffs.fresh)
-    known = sorted(ids - handoffs.fresh)
-    reads: list[tuple[list[str], datetime | None]] = []
-    if known:
-        if newest is not None:
-            reads.append((known, newest - ctx.lookback))
-        else:
-            start = handoffs.handed_off_at(known) if stream.activities else None
-            reads.append((known, start - ctx.lookback if start is not None else None))
-    if fresh:
-        start = handoffs.handed_off_at(fresh) if stream.activities else None
-        reads.append((fresh, start - ctx.lookback if start is not None else None))
-    return reads
+def plan(ctx: PullbackContext, handoffs: Handoffs, stream: Stream,
+         ids: set[str] | None = None) -> ChangeQuery | None:
+    """The stream's query. The first of a run (`ids` None): every record of the object
+    changed since the bookmark less the lookback (since the first hand-off, before any
+    bookmark), the rows of other records left out here: one query however many hand-offs.
+    Ids new this run are read whole (a new hand-off's Lead, an Opportunity a conversion
+    made), or for activities from their hand-off, where the bookmark does not cover them.
+    With `ids`: those alone (ids added after the run's query passed them)."""
+    newest = parse_time(ctx.store.get_bookmark(bookmark_name(stream.sobject)))
+    start = newest if newest is not None else handoffs.earliest()
+    since = start - ctx.lookback if start is not None and ids is None else None
+    fresh = sorted((ids if ids is not None else stream.ids(handoffs) & handoffs.fresh)
+                   & stream.ids(handoffs))
+    fresh_since: datetime | None = None
+    if stream.activities and fresh:
+        handed = handoffs.handed_off_at(fresh)
+        fresh_since = handed - ctx.lookback if handed is not None else None
+        if since is not None and fresh_since is not None and fresh_since >= since:
+            fresh = []  # the bookmark covers them
+    if since is None and not fresh:
+        return None
+    return ChangeQuery(stream.sobject, stream.sobject, stream.fields(ctx), since=since,
+                       ids=tuple(fresh), ids_since=fresh_since, keys=stream.keys,
+                       include_deleted=stream.activities)
 
 
-def run_stream(ctx: PullbackContext, handoffs: Handoffs, stream: Stream) -> None:
-    """Read one object's changes page by page. Each page's outcomes and the states they moved
-    are stored together once the next page is in hand; the last page's go with the bookmark
-    (the newest SystemModstamp read), so the bookmark is committed with the rows it covers
-    (the ids' chunks are read one after another: only the end of all of them covers it)."""
-    name = bookmark_name(stream.sobject)
-    newest = parse_time(ctx.store.get_bookmark(name))
-    seen = newest
-    fields = stream.fields(ctx)
-    held: tuple[list[Outcome], list[dict[str, Any]]] | None = None
-    for ids, since in _reads(ctx, handoffs, stream, newest):
-        for page in ctx.sf.modified_since(stream.sobject, fields, ids=ids, keys=stream.keys,
-                                          since=since, include_deleted=stream.activities):
-            if held is not None:
-                _store(ctx, stream.sobject, *held)
-                held = None
-            checkpoint()  # a stop lands here: every page before this one is stored
-            ctx.counts[f"{stream.sobject}.read"] += len(page)
-            if stream.activities:
-                stored = ctx.store.stored_sources([str(r["Id"]) for r in page])
-                page = [r for r in page if str(r["Id"]) not in stored]
-            outcomes: list[Outcome] = []
-            moved: set[str] = set()
-            for row in page:
-                stamp = _stamp(row)
-                seen = stamp if seen is None or stamp > seen else seen
-                hubspot_id = stream.apply(ctx, handoffs, row, outcomes)
-                if hubspot_id is not None:
-                    moved.add(hubspot_id)
-            # copies: a later page may move the same hand-off again before this one is stored
-            held = (outcomes, [dict(handoffs.states[h]) for h in sorted(moved)])
-    bookmark = seen.isoformat() if seen is not None and seen != newest else None
-    if held is not None or bookmark is not None:
-        _store(ctx, stream.sobject, *(held or ([], [])), stream=name, bookmark=bookmark)
+@dataclass
+class StreamRun:
+    """One stream's progress this run: the newest SystemModstamp read, its stored bookmark."""
+
+    stream: Stream
+    newest: datetime | None
+    seen: datetime | None = None
+
+    @classmethod
+    def start(cls, ctx: PullbackContext, stream: Stream) -> StreamRun:
+        newest = parse_time(ctx.store.get_bookmark(bookmark_name(stream.sobject)))
+        return cls(stream, newest, newest)
+
+    def page(self, ctx: PullbackContext, handoffs: Handoffs, rows: list[dict[str, Any]]) -> None:
+        """Apply one page of rows and store its outcomes with the states they moved."""
+        stream = self.stream
+        handoffs.started.add(stream.sobject)
+        ctx.counts[f"{stream.sobject}.read"] += len(rows)
+        ctx.counts[f"{stream.sobject}.pages"] += 1
+        for row in rows:
+            stamp = _stamp(row)
+            self.seen = stamp if self.seen is None or stamp > self.seen else self.seen
+        if stream.activities:
+            stored = ctx.store.stored_sources([str(r["Id"]) for r in rows])
+            rows = [r for r in rows if str(r["Id"]) not in stored]
+        outcomes: list[Outcome] = []
+        moved: set[str] = set()
+        for row in rows:
+            hubspot_id = stream.apply(ctx, handoffs, row, outcomes)
+            if hubspot_id is not None:
+                moved.add(hubspot_id)
+        store(ctx, stream.sobject, outcomes, [dict(handoffs.states[h]) for h in sorted(moved)])
+
+    def finish(self, ctx: PullbackContext) -> None:
+        """Commit the bookmark once every row it covers is stored."""
+        if self.seen is not None and self.seen != self.newest:
+            store(ctx, self.stream.sobject, [], [], stream=bookmark_name(self.stream.sobject),
+                  bookmark=self.seen.isoformat())
 
 
-def _store(ctx: PullbackContext, sobject: str, outcomes: list[Outcome],
-           states: list[dict[str, Any]], *, stream: str | None = None,
-           bookmark: str | None = None) -> None:
+def store(ctx: PullbackContext, sobject: str, outcomes: list[Outcome],
+          states: list[dict[str, Any]], *, stream: str | None = None,
+          bookmark: str | None = None) -> None:
+    """Store outcomes (once each), the states they moved and a bookmark, together."""
     if not (outcomes or states or bookmark):
         return
     if ctx.dry_run:

@@ -51,7 +51,9 @@ from connector.salesforce.bulk import bulk_upsert
 from connector.salesforce.errors import classify_record_errors
 from connector.salesforce.governor import AllocationGovernor, GovernorSnapshot
 from connector.salesforce.policy import build_salesforce_policy
+from connector.salesforce.reads import CompositeReads
 from connector.salesforce.records import (
+    ChangePage,
     ContactMatch,
     EmailMatches,
     ExternalIdMatches,
@@ -358,28 +360,59 @@ class SalesforceClient:
 
     def sales_vocabulary(self) -> SalesVocabulary:
         """Which Lead statuses convert, which Opportunity stages close and win, which Task
-        statuses close: read from LeadStatus, OpportunityStage and TaskStatus (two calls past
-        the Lead statuses, once per client)."""
+        statuses close, and every value of each: LeadStatus, OpportunityStage and TaskStatus
+        read in one composite call (once per client)."""
         if self._vocabulary is None:
-            stages = list(self.query(
-                f"SELECT {', '.join(ss.OPPORTUNITY_STAGE_FIELDS)} FROM {ss.OPPORTUNITY_STAGE}",
-                what="opportunity stages"))
-            task_statuses = list(self.query(
-                f"SELECT {', '.join(ss.TASK_STATUS_FIELDS)} FROM {ss.TASK_STATUS}",
-                what="task statuses"))
+            reads = self.reads()
+            for sobject, fields in ((ss.LEAD_STATUS, ss.LEAD_STATUS_FIELDS),
+                                    (ss.OPPORTUNITY_STAGE, ss.OPPORTUNITY_STAGE_FIELDS),
+                                    (ss.TASK_STATUS, ss.TASK_STATUS_FIELDS)):
+                reads.add_soql(sobject, f"SELECT {', '.join(fields)} FROM {sobject}")
+            rows: dict[str, list[dict[str, Any]]] = {}
+            while reads.pending:
+                for page in reads.call():
+                    if isinstance(page, ChangePage):
+                        rows.setdefault(page.tag, []).extend(page.rows)
 
-            def names(rows: Iterable[Mapping[str, Any]], flag: str) -> frozenset[str]:
+            def names(found: Iterable[Mapping[str, Any]], flag: str = "") -> frozenset[str]:
                 return frozenset(str(r.get("ApiName") or r["MasterLabel"])
-                                 for r in rows if r.get(flag))
+                                 for r in found if not flag or r.get(flag))
 
+            statuses, stages = rows.get(ss.LEAD_STATUS, []), rows.get(ss.OPPORTUNITY_STAGE, [])
+            task_statuses = rows.get(ss.TASK_STATUS, [])
+            if self._lead_statuses is None:
+                self._lead_statuses = [
+                    LeadStatus(label=r["MasterLabel"], api_name=r.get("ApiName")
+                               or r["MasterLabel"], sort_order=r.get("SortOrder"),
+                               is_default=bool(r.get("IsDefault")),
+                               is_converted=bool(r.get("IsConverted")))
+                    for r in sorted(statuses, key=lambda r: r.get("SortOrder") or 0)]
             self._vocabulary = SalesVocabulary(
-                converted_statuses=frozenset(
-                    s.api_name for s in self.lead_statuses() if s.is_converted),
+                converted_statuses=names(statuses, "IsConverted"),
                 closed_stages=names(stages, "IsClosed"),
                 won_stages=names(stages, "IsWon"),
                 closed_task_statuses=names(task_statuses, "IsClosed"),
+                lead_statuses=names(statuses), stages=names(stages),
+                task_statuses=names(task_statuses),
             )
         return self._vocabulary
+
+    def forget_vocabulary(self) -> None:
+        """Read the vocabulary again next time it is asked for (the org added a value)."""
+        self._vocabulary = None
+
+    def reads(self) -> CompositeReads:
+        """A batch of reads sent as composite calls (queries, their pages, deleted checks)."""
+
+        def send(what: str, body: dict[str, Any]) -> Any:
+            return self._call("query", what, self._send(ss.COMPOSITE, "POST", body, {}))
+
+        def chunks(head: str, values: Sequence[str], tail: str,
+                   repeats: int) -> Iterator[list[str]]:
+            return self._chunks(head, values, tail=tail, repeats=repeats)
+
+        return CompositeReads(root=urlsplit(self.sf.base_url).path, send=send,
+                              policy=self.policy, chunks=chunks)
 
     # --- queries ----------------------------------------------------------------------------
 

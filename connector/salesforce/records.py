@@ -1,14 +1,22 @@
 """What the Salesforce adapter answers with: Lead Status values, matched Leads and Contacts,
-and the outcome of each record written (by sObject Collections or Bulk API 2.0 alike)."""
+the outcome of each record written (by sObject Collections or Bulk API 2.0 alike), and the
+reads the pull-back batches into composite calls (`ChangeQuery`, `DeletedCheck` in; `ChangePage`,
+`Deleted` out)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from connector.salesforce.errors import DuplicateMatch, SalesforceRecordRejected
 
 __all__ = [
+    "ChangePage",
+    "ChangeQuery",
     "ContactMatch",
+    "Deleted",
+    "DeletedCheck",
     "EmailMatches",
     "ExternalIdMatches",
     "LeadMatch",
@@ -45,6 +53,58 @@ class SalesVocabulary:
     closed_stages: frozenset[str]
     won_stages: frozenset[str]
     closed_task_statuses: frozenset[str]
+    # every value of each, flagged or not: a value outside them is one the org added since
+    lead_statuses: frozenset[str] = frozenset()
+    stages: frozenset[str] = frozenset()
+    task_statuses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeQuery:
+    """One SOQL read of the pull-back, `tag` naming it for the caller: the records of `sobject`
+    changed at or after `since` (None: no such part), or whose `keys` (`Id`, or `WhoId` and
+    `WhatId`) name one of `ids` (changed at or after `ids_since`; None: whatever their stamp),
+    oldest change first (`ORDER BY SystemModstamp, Id`). `include_deleted` reads through
+    `queryAll` (deleted and merged records, archived Tasks and Events)."""
+
+    tag: str
+    sobject: str
+    fields: tuple[str, ...]
+    since: datetime | None = None
+    ids: tuple[str, ...] = ()
+    ids_since: datetime | None = None
+    keys: tuple[str, ...] = ("Id",)
+    include_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedCheck:
+    """The sObject Get Deleted resource for `sobject` between `start` and `end`."""
+
+    sobject: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One page of a `ChangeQuery`'s rows (`last`: no page of that query follows)."""
+
+    tag: str
+    rows: list[dict[str, Any]]
+    last: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What the deleted resource answered: the ids deleted in the window and the safe next
+    start; or `window_gone` (INVALID_REPLICATION_DATE: the start is past the 15 days kept or
+    the delete log was purged after it), when only a full re-read is safe."""
+
+    sobject: str
+    ids: tuple[str, ...] = ()
+    latest_covered: datetime | None = None
+    window_gone: bool = False
 
 
 @dataclass(frozen=True, slots=True)

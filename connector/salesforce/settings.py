@@ -7,12 +7,16 @@ Sources (checked while writing this module):
     `allOrNone` false by default, one result per record in order.
   - Composite (`POST /composite`, resources_composite_composite_post.htm,
     requests_composite.htm): up to 25 subrequests, at most 5 of them sObject Collections or
-    queries, one API call for the whole series; `allOrNone` false lets the others run when one
+    query operations (Query, QueryAll, the next page of either), one API call for the whole
+    series; sObject resources (`/sobjects/{type}/deleted/` too) may be subrequests; `allOrNone` false lets the others run when one
     fails; each subrequest's `httpHeaders` carry the headers its resource takes (not Accept,
     Authorization, Content-Type, which it inherits). Its answer is `{"compositeResponse":
     [{"body","httpHeaders","httpStatusCode","referenceId"}]}`, a failed subrequest's body the
     error list its direct call would answer (resources_composite_subrequest_result.htm).
   - Query: `nextRecordsUrl` pages of up to 2,000 rows.
+  - sObject Get Deleted (resources_getdeleted.htm, SOAP getDeleted()): at most 15 days back,
+    start more than a minute before end, seconds ignored; a start before that, or before the
+    delete log's purge (`earliestDateAvailable`), answers INVALID_REPLICATION_DATE: resync.
   - Headers: `Sforce-Limit-Info: api-usage=N/M[, per-app-api-usage=N/M(appName=...)]`
     (headers_api_usage.htm), `Sforce-Auto-Assign` (TRUE when absent, headers_autoassign.htm),
     `Sforce-Duplicate-Rule-Header: allowSave=true; includeRecordDetails=false;
@@ -45,6 +49,7 @@ QUERY_ALL = "queryAll"  # deleted, merged and archived records too
 COLLECTIONS = "composite/sobjects"
 COLLECTIONS_UPSERT = "composite/sobjects/{sobject}/{field}"
 COMPOSITE = "composite"
+DELETED = "sobjects/{sobject}/deleted/"  # ?start=&end=: 15 days back at most
 BULK_INGEST = "jobs/ingest"
 BULK_JOB = "jobs/ingest/{job_id}"
 BULK_BATCHES = "jobs/ingest/{job_id}/batches"
@@ -64,6 +69,8 @@ SALESFORCE_HOST_SUFFIX = ".salesforce.com"
 # --- limits -------------------------------------------------------------------------------
 COLLECTION_MAX_RECORDS = 200
 COMPOSITE_MAX_COLLECTIONS = 5  # collection subrequests in one composite call: 1,000 records
+COMPOSITE_MAX_QUERIES = 5  # query operations (Query, QueryAll, next pages) in one composite call
+COMPOSITE_MAX_SUBREQUESTS = 25
 # The composite body limit is not documented; a call is kept well under the REST API's request
 # sizes seen in practice (a few MB) by closing it early when records are large.
 COMPOSITE_MAX_BODY_BYTES = 3_000_000
@@ -125,6 +132,12 @@ OPPORTUNITY = "Opportunity"
 EVENT = "Event"
 OPPORTUNITY_STAGE = "OpportunityStage"
 TASK_STATUS = "TaskStatus"
+# merged Leads and Contacts: deleted, MasterRecordId naming the survivor (through queryAll)
+MERGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "Lead": ("Id", "IsDeleted", "MasterRecordId"),
+    "Contact": ("Id", "IsDeleted", "MasterRecordId"),
+    "Opportunity": ("Id", "IsDeleted"),
+}
 OPPORTUNITY_STAGE_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsClosed", "IsWon")
 TASK_STATUS_FIELDS = ("Id", "MasterLabel", "ApiName", "SortOrder", "IsClosed")
 # The cursor of incremental reads: moves on every change, user or system (LastModifiedDate

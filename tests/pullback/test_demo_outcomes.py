@@ -131,14 +131,19 @@ def test_a_figure_off_the_ground_truth_is_a_problem() -> None:
     assert len(outcome_differences({"attempts": 3}, truth)) == 1
 
 
-def test_the_pullback_floor_asks_each_followed_object_once_a_run() -> None:
+def test_the_pullback_floor_packs_its_queries_in_composite_calls() -> None:
     quiet: dict[str, int] = {}
-    busy = {"Lead.read": 2001, "Task.read": 5, "Opportunity.read": 3}
-    # Lead, Task, Event each run; Opportunity once a hand-off has one; the vocabulary once
-    assert minimum_pullback_calls([quiet], [False]) == 3 + 3
-    assert minimum_pullback_calls([quiet, busy], [False, True]) == 3 + 3 + (2 + 1 + 1 + 1)
-    with pytest.raises(ValueError):
-        minimum_pullback_calls([quiet], [])
+    # the 4 objects' queries (and the deleted checks) in one composite call
+    assert minimum_pullback_calls([quiet]) == 1
+    assert minimum_pullback_calls([{"Lead.deleted_listed": 0, "Contact.deleted_listed": 0}]) == 1
+    # 2,001 Leads: two pages, one after the other
+    assert minimum_pullback_calls([quiet, {"Lead.read": 2001, "Task.read": 5}]) == 1 + 2
+    # the vocabulary read: 3 more queries, 7 in all, two calls
+    assert minimum_pullback_calls([{"vocabulary.read": 1}]) == 2
+    # 5 pages of Tasks: a chain of 5 calls; 8 query operations fit in its length
+    assert minimum_pullback_calls([{"Task.read": 9000, "Lead.read": 4001}]) == 5
+    # a deleted Lead looked up after the check that named it
+    assert minimum_pullback_calls([{"Lead.deleted_listed": 1, "Lead.deleted": 1}]) == 2
 
 
 def test_the_demo_command_refuses_negative_days() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from connector.salesforce import SalesforceClient
 from connector.salesforce import settings as ss
+from connector.salesforce.records import ChangePage, ChangeQuery, Deleted, DeletedCheck
 from connector.sandbox import Sandbox
 
 from .conftest import make_client
@@ -28,6 +29,7 @@ def test_vocabulary_is_read_from_the_org(sandbox: Sandbox, client: SalesforceCli
     state.set_value_record("OpportunityStage", "Closed Won",
                            {"MasterLabel": "Signed", "ApiName": "Signed"})
     state.set_value_record("TaskStatus", "Deferred", {"IsClosed": True})
+    before = client.calls
     try:
         vocab = client.sales_vocabulary()
     finally:
@@ -38,6 +40,8 @@ def test_vocabulary_is_read_from_the_org(sandbox: Sandbox, client: SalesforceCli
     assert vocab.closed_stages == {"Signed", "Closed Lost"}
     assert vocab.closed_task_statuses == {"Completed", "Deferred"}
     assert vocab.converted_statuses == {"Closed - Converted"}
+    assert client.calls == before + 1  # the three value objects in one composite call
+    assert {"Signed", "Closed Lost"} < vocab.stages and "Deferred" in vocab.task_statuses
     calls = client.calls
     client.sales_vocabulary()
     assert client.calls == calls  # read once per run
@@ -82,3 +86,33 @@ def test_many_ids_take_as_few_queries_as_the_uri_allows(
     pages = list(client.modified_since(ss.LEAD, ("Id",), ids=ids, since=sandbox.clock.now()))
     assert pages and all(page == [] for page in pages)
     assert client.calls - before == len(pages) <= 6  # one query a chunk, nothing found
+
+
+def test_reads_pack_into_the_fewest_composite_calls(
+    sandbox: Sandbox, client: SalesforceClient
+) -> None:
+    state = sandbox.salesforce.state
+    since = sandbox.clock.now()
+    sandbox.clock.advance(timedelta(minutes=1))
+    made = [state.insert("Lead", {"LastName": f"Many{n}", "Company": "Many Co"})
+            for n in range(4100)]
+    reads = client.reads()
+    reads.add(ChangeQuery("Lead", ss.LEAD, ("Id",), since=since))  # 3 pages of 2,000
+    for sobject in ("LeadStatus", "TaskStatus", "OpportunityStage", "User", "Event", "Task"):
+        reads.add_soql(sobject, f"SELECT Id FROM {sobject}")
+    reads.check_deleted(DeletedCheck(ss.LEAD, since - timedelta(hours=1),
+                                     sandbox.clock.now()))
+    before = client.calls
+    answers: list[ChangePage | Deleted] = []
+    while reads.pending:
+        answers.extend(reads.call())
+    # 9 query operations, 5 a call, the Lead's 3 pages one after another: 3 calls
+    assert client.calls - before == reads.calls == 3
+    assert reads.query_ops == 9
+    lead_rows = [r["Id"] for a in answers if isinstance(a, ChangePage) and a.tag == "Lead"
+                 for r in a.rows]
+    assert len(lead_rows) == len(set(lead_rows)) and set(lead_rows) == set(made)
+    assert [a.last for a in answers if isinstance(a, ChangePage) and a.tag == "Lead"] == [
+        False, False, True]
+    assert [a for a in answers if isinstance(a, Deleted)] == [
+        Deleted(ss.LEAD, (), answers[0].latest_covered)]  # type: ignore[union-attr]

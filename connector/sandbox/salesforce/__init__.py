@@ -34,6 +34,11 @@ Pointing simple-salesforce 1.12 at it (it builds every login URL as
 when REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE are set in the environment.
 
 Routes: see `settings.ROUTES`; rules (duplicate, assignment) in `state`; SOQL in `soql`.
+A composite call is one API call whatever it carries (at most 25 subrequests, 5 of them
+query operations or collections). Deletions: `state.delete` (recycle bin, queryAll sees it),
+`state.merge` (Leads, Contacts: losers deleted with MasterRecordId, their activities moved),
+`state.purge_recycle_bin` (gone for good; the deleted resource then refuses an earlier start
+with INVALID_REPLICATION_DATE, as it does past 15 days or for a window of a minute or less).
 Injected "429" faults render as Salesforce throttles REST: 403 REQUEST_LIMIT_EXCEEDED
 "ConcurrentPerOrgLongTxn Limit exceeded." (or 503 SERVER_UNAVAILABLE with
 `sandbox.throttle_style = "unavailable"`); the spent daily allocation is 403

@@ -811,6 +811,13 @@ class SalesforceApp:
     ) -> Response:
         obj = self._obj(sobject)
         start, end = self._window(request, settings.DELETED_MAX_DAYS)
+        purged = self.state.purged_through
+        if purged is not None and start < purged:
+            # the delete log before `purged` is gone: what was deleted then cannot be listed
+            raise RequestError(
+                400, "INVALID_REPLICATION_DATE",
+                f"startDate is before the earliest date available: {format_datetime(purged)}",
+            )
         deleted = self.state.deletions(obj.name, start, end)
         earliest = self.state.earliest_deletion() or start
         return _json(
@@ -838,8 +845,11 @@ class SalesforceApp:
 
         start, end = parse("start"), parse("end")
         now = self.state.clock.now()
-        if start > end:
-            raise RequestError(400, "INVALID_REPLICATION_DATE", "EndDate before StartDate")
+        if end - start <= timedelta(minutes=1):
+            # getDeleted()/getUpdated(): start must precede end by more than one minute
+            raise RequestError(
+                400, "INVALID_REPLICATION_DATE", "startDate must be before endDate by more "
+                "than one minute")
         if start < now - timedelta(days=max_days):
             raise RequestError(
                 400,

@@ -276,6 +276,15 @@ _LEAD = _obj(
     "Lead",
     "Leads",
     [
+        _f(
+            "MasterRecordId",
+            "reference",
+            length=18,
+            createable=False,
+            updateable=False,
+            reference_to=("Lead",),
+            label="Master Record ID",
+        ),
         _f("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
         _f("FirstName", "string", length=40),
         _f("LastName", "string", length=80, nillable=False),
@@ -390,6 +399,15 @@ _CONTACT = _obj(
     "Contact",
     "Contacts",
     [
+        _f(
+            "MasterRecordId",
+            "reference",
+            length=18,
+            createable=False,
+            updateable=False,
+            reference_to=("Contact",),
+            label="Master Record ID",
+        ),
         _f("AccountId", "reference", length=18, reference_to=("Account",)),
         _f("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
         _f("FirstName", "string", length=40),

@@ -176,6 +176,7 @@ class SalesforceState:
             for o in OBJECTS.values()
         }
         self._deletions: list[_Deletion] = []
+        self.purged_through: datetime | None = None  # the delete log is gone before this
         self._round_robin: dict[str, int] = {}
         self._undo: list[tuple[str, str, dict[str, Any] | None]] | None = None
         self._marks: list[int] = []  # where each open `begin` starts in `_undo`
@@ -575,7 +576,7 @@ class SalesforceState:
 
     def earliest_deletion(self) -> datetime | None:
         with self._lock:
-            return min((d.when for d in self._deletions), default=None)
+            return min((d.when for d in self._deletions), default=self.purged_through)
 
     # ----------------------------------------------------------------- writes
     def insert(
@@ -678,6 +679,43 @@ class SalesforceState:
             record["IsDeleted"] = True
             record["SystemModstamp"] = format_datetime(now)
             self._deletions.append(_Deletion(obj.name, record["Id"], now))
+
+    def merge(self, sobject: str, master_id: str, loser_ids: list[str], *,
+              as_user_id: str | None = None) -> None:
+        """Merge Leads or Contacts as the merge call does: each loser is deleted with its
+        MasterRecordId set to the master (queryAll still sees it, the deleted resource lists
+        it), and its Tasks and Events move to the master (WhoId)."""
+        obj = self._obj(sobject)
+        if obj.name not in ("Lead", "Contact"):
+            raise RecordError.one(
+                "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support merge"
+            )
+        with self._lock:
+            master = self._live(obj, master_id)
+            user = as_user_id or self.integration_user_id
+            for loser_id in loser_ids:
+                loser = self._live(obj, loser_id)
+                if loser["Id"] == master["Id"]:
+                    raise RecordError.one("INVALID_ID_FIELD", "cannot merge a record with itself")
+                for kind in ("Task", "Event"):
+                    for activity in list(self._data[kind].values()):
+                        if activity["WhoId"] == loser["Id"] and not activity["IsDeleted"]:
+                            self._write(OBJECTS[kind], activity, {"WhoId": master["Id"]}, user)
+                self._write(obj, loser, {"MasterRecordId": master["Id"]}, user)
+                self.delete(obj.name, loser["Id"])
+            self._write(obj, master, {}, user)
+
+    def purge_recycle_bin(self) -> None:
+        """Empty the recycle bin: deleted records are gone for good (queryAll no longer sees
+        them) and the delete log before now is purged, so the deleted resource refuses a
+        start before it (INVALID_REPLICATION_DATE: only a full re-read is safe)."""
+        with self._lock:
+            now = self.clock.now()
+            for d in self._deletions:
+                self._data[d.sobject].pop(d.id, None)
+                self._by_id.pop(d.id, None)
+            self._deletions = []
+            self.purged_through = now
 
     def convert_lead(
         self,
