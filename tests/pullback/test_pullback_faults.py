@@ -289,7 +289,7 @@ def test_sigkill_at_four_points_then_rerun_equals_an_undisturbed_run(
 
         # 1. during the Salesforce pull streams (some pages stored): a query hangs unanswered
         stored = outcomes()
-        sf_plan.schedule(QUERY, *[None] * 5, Fault("drop", HOLD))
+        sf_plan.schedule(QUERY, None, Fault("drop", HOLD))
         kill_when(start_pullback(sb, config), lambda: not sf_plan.script[QUERY])
         assert outcomes() > stored
         assert not alert_refs(sb) and noted() == 0
