@@ -70,7 +70,10 @@ class PullContext:
         ledger.park((), record_key=f"{stream}:{err.record_key}", refusal=Refusal(
             reason=err.message, actor=err.actor, payload={"stream": stream, "record": payload},
             error_code="UNUSABLE_RECORD"))
-        # the key and the reason may quote the record (a form's email, a field's value)
-        log.warning("parked a %s record (%s must act; `handshake dlq list` says why)", stream,
-                    err.actor)
+        # the key and the reason may quote the record (a form's email, a field's value); the
+        # first of a stream in a run is a warning, the others INFO (`dlq list` lists them
+        # all), so a large backfill does not print a line per parked record
+        level = logging.WARNING if self.counts[f"{stream}.dead_letters"] == 1 else logging.INFO
+        log.log(level, "parked a %s record (%s must act; `handshake dlq list` lists them and "
+                "says why)", stream, err.actor)
         log.debug("parked %s record %s: %s", stream, err.record_key, err.message)

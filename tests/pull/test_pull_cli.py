@@ -31,7 +31,8 @@ def cli(sb: Sandbox, config: Path, *args: str) -> subprocess.CompletedProcess[st
            "HANDSHAKE_SF_USERNAME": "u", "HANDSHAKE_SF_PASSWORD": "p",
            "HANDSHAKE_SF_SECURITY_TOKEN": "t", "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "connector.cli", *args, "-c", str(config)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+                          check=False, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
 
 
 def test_dry_run_stores_nothing_then_pull_stores_with_progress_lines(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -107,3 +108,28 @@ def test_dlq_list_shows_who_must_act(sandbox: Sandbox, tmp_path: Path) -> None:
 
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert rows and all(r["actor"] == "data" and r["stage"] == "pull" for r in rows)
+
+
+def test_many_parked_records_print_one_warning_not_one_line_each(tmp_path: Path) -> None:
+    """A backfill that parks hundreds of records must not print a line per record: the first
+    of a stream is a warning, the others go to INFO; every one is in the dead-letter store."""
+    with Sandbox(contacts=20, seed=5) as sb:
+        unthrottle(sb)
+        hub = sb.hubspot
+        assert hub is not None
+        bad = [hub.state.create_contact({"email": f"odd{i}@acme-corp.com", "lastname": "Odd",
+                                         "hs_analytics_num_page_views": "many"})
+               for i in range(4)]
+        sb.clock.advance(timedelta(hours=1))
+        config = tmp_path / "h.toml"
+        config.write_text(sandbox_toml(sb, tmp_path / "s.db"))
+        result = cli(sb, config, "sync", "pull", "--stream", "contacts")
+        assert result.returncode == 0, result.stderr
+        parked_lines = [line for line in result.stderr.splitlines()
+                        if "parked a contacts record" in line]
+        assert len(parked_lines) >= len(bad)
+        assert sum(" WARNING " in line for line in parked_lines) == 1, result.stderr
+        assert "odd" not in result.stderr  # no contact data
+        store = Store(f"sqlite:///{tmp_path / 's.db'}")
+        parked = {d.record_key for d in store.dead_letters()}
+        assert {f"contacts:{c.id}" for c in bad} <= parked
