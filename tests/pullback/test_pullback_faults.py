@@ -85,7 +85,20 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Scored:
         sb.clock.advance(timedelta(hours=1))
         config = config_for(sb, folder, folder / "scored.db")
         pull(context(config, open_store(config)))
-        run_score_stage(config, clock=FrozenClock(sb.clock.now()))
+        clock = FrozenClock(sb.clock.now())
+        # on a loaded machine (CI runs 4 workers on 2 cores) the write-back can run out of
+        # retries and leave its ledger entries pending: the next score run settles them, as in
+        # production; every org of the module starts from this settled store
+        store = open_store(config)
+        try:
+            for _ in range(3):
+                result = run_score_stage(config, clock=clock)
+                if result.status == "ok" and not store.pending_writes():
+                    break
+            assert result.status == "ok", result.error
+            assert [e.key for e in store.pending_writes()] == []
+        finally:
+            store.close()
     return Scored(start, folder / "scored.db")
 
 
