@@ -41,22 +41,6 @@ sys.path.insert(0, str(ROOT))
 OBJECTS = ("Lead", "Opportunity", "Task", "Event")
 
 
-class SandboxTime:
-    """The connector's clock on the sandbox's time (the sales team moves it days ahead)."""
-
-    def __init__(self, sb: Any) -> None:
-        self.sb = sb
-
-    def now(self) -> datetime:
-        return self.sb.clock.now()  # type: ignore[no-any-return]
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(min(seconds, 0.05))
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=5000)
@@ -69,16 +53,7 @@ def main() -> None:
     contacts = 500 if args.quick else args.contacts
 
     from connector import runtime
-    from connector.config import (
-        Config,
-        HubSpotSettings,
-        MappingPaths,
-        PullbackSettings,
-        SalesforceSettings,
-        Secrets,
-        StateSettings,
-    )
-    from connector.defaults import DEFAULTS_DIR
+    from connector.demo import SandboxTime, sandbox_config
     from connector.demo.verify import (
         minimum_pullback_run_calls,
         outcome_differences,
@@ -97,20 +72,7 @@ def main() -> None:
         sb.hubspot.limiter.configure(RateLimits(window_max=10**9, daily=10**9,
                                                 search_per_second=10**6))
         sb.clock.advance(timedelta(hours=1))
-        info = sb.info()
-        hub, sf = info["hubspot"], info["salesforce"]
-        config = Config(
-            hubspot=HubSpotSettings(base_url=hub["base_url"]),
-            salesforce=SalesforceSettings(
-                instance_url=sf["instance_url"], login_url=sf["login_url"],
-                ca_bundle=sf["ca_bundle"], daily_allocation_share=1.0),
-            state=StateSettings(database_url=f"sqlite:///{Path(tmp) / 'state.db'}"),
-            mappings=MappingPaths(**{name: str(DEFAULTS_DIR / f"{name}.toml")
-                                     for name in ("fields", "scoring", "routing", "sla")}),
-            pullback=PullbackSettings(lead_reason_field="Reason_Not_Converted__c"),
-        ).model_copy(update={"secrets": Secrets(
-            hubspot_token=hub["access_token"], sf_username=sf["username"],
-            sf_password=sf["password"], sf_security_token=sf["security_token"])})
+        config = sandbox_config(sb.info(), Path(tmp) / "state.db")
         clock = SandboxTime(sb)
 
         started = time.monotonic()

@@ -67,7 +67,7 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 
 def run(contacts: int, seed: int) -> dict[str, Any]:
-    from connector.demo import _config
+    from connector.demo import sandbox_config
     from connector.pull import pull
     from connector.runtime import (
         lift_pacing,
@@ -84,7 +84,7 @@ def run(contacts: int, seed: int) -> dict[str, Any]:
     try:
         info = json.loads(serve.stdout.readline())
         with tempfile.TemporaryDirectory() as tmp:
-            config = _config(info, Path(tmp) / "state.db")
+            config = sandbox_config(info, Path(tmp) / "state.db")
             store = open_store(config)
             ctx = lift_pacing(pull_context(config, store))
             pull(ctx)

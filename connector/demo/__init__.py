@@ -7,9 +7,14 @@ Handshake's results against the sandbox's ground truth (`connector.demo.verify`)
 
 from __future__ import annotations
 
-# `_config` (the demo's config for a running sandbox) is re-exported for the tests that build
-# their own sandbox runs.
-from connector.demo.cycle import MAPPINGS_DIR, NEXT_STEPS, run_demo
-from connector.demo.cycle import _config as _config
+# `sandbox_config` and `SandboxTime` serve the tests and benchmarks that build their own
+# sandbox runs.
+from connector.demo.cycle import (
+    MAPPINGS_DIR,
+    NEXT_STEPS,
+    SandboxTime,
+    run_demo,
+    sandbox_config,
+)
 
-__all__ = ["MAPPINGS_DIR", "NEXT_STEPS", "run_demo"]
+__all__ = ["MAPPINGS_DIR", "NEXT_STEPS", "SandboxTime", "run_demo", "sandbox_config"]

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from connector.sandbox import Sandbox, SandboxDataset
     from connector.store import Store
 
-__all__ = ["DAYS", "MAPPINGS_DIR", "NEXT_STEPS", "PULLBACK_EVERY_HOURS", "run_demo"]
+__all__ = ["DAYS", "MAPPINGS_DIR", "NEXT_STEPS", "PULLBACK_EVERY_HOURS", "SandboxTime",
+           "run_demo", "sandbox_config"]
 
 # Simulated days the sandbox's sales team works the hand-offs after the push.
 DAYS = 14
@@ -66,7 +67,9 @@ NEXT_STEPS = [
 ]
 
 
-def _config(info: dict[str, Any], db: Path) -> Config:
+def sandbox_config(info: dict[str, Any], db: Path) -> Config:
+    """A config on the sandbox (`Sandbox.info()`), the shipped mapping files and a SQLite
+    state at `db`: the demo's, and the benchmarks'."""
     hub, sf = info["hubspot"], info["salesforce"]
     config = Config(
         hubspot=HubSpotSettings(base_url=hub["base_url"]),
@@ -76,7 +79,7 @@ def _config(info: dict[str, Any], db: Path) -> Config:
         ),
         state=StateSettings(database_url=f"sqlite:///{db}"),
         mappings=MappingPaths(**{name: str(MAPPINGS_DIR / f"{name}.toml")
-                                 for name in ("fields", "scoring", "lifecycle", "routing")}),
+                                 for name in ("fields", "scoring", "lifecycle", "routing", "sla")}),
         pullback=PullbackSettings(lead_reason_field=LEAD_REASON_FIELD),
     )
     secrets = Secrets(
@@ -105,7 +108,7 @@ class _StageProgress:
         self.sink.done(task)
 
 
-class _SandboxTime:
+class SandboxTime:
     """The connector's clock on the sandbox's time, which the sales team moves days ahead;
     waits are real, and short (the sandbox's limits are lifted)."""
 
@@ -141,7 +144,7 @@ def _work_the_handoffs(sb: Sandbox, config: Config, days: int, sink: ProgressSin
     assert sb.salesforce is not None
     worked = _Worked(statuses={r["Id"]: r.get("Status")
                                for r in sb.salesforce.state.records("Lead")})
-    clock = _SandboxTime(sb)
+    clock = SandboxTime(sb)
     simulator = sb.simulator(profile=profile)
     day = sink.task("sales team: simulated days", days)
 
@@ -203,7 +206,7 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             sb.hubspot.limiter.configure(RateLimits(window_max=10**9, daily=10**9,
                                                     search_per_second=10**6))
             sb.clock.advance(timedelta(hours=1))  # the data is history when the sync starts
-            config = _config(sb.info(), folder / "state.db")
+            config = sandbox_config(sb.info(), folder / "state.db")
             gt = sb.dataset.ground_truth
 
             store = runtime.open_store(config)

@@ -16,7 +16,7 @@ from typing import Any
 
 from connector.clock import FrozenClock
 from connector.config import Config, load_config
-from connector.demo import _config
+from connector.demo import sandbox_config
 from connector.pull import pull
 from connector.sandbox import FaultPlan, Sandbox
 from connector.runtime import run_score_stage
@@ -53,7 +53,7 @@ def sandbox_org(folder: Path, contacts: int, *, seed: int = 42,
     with Sandbox(contacts=contacts, seed=seed, workdir=folder / "sb", **sandbox) as sb:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
-        yield sb, _config(sb.info(), folder / "state.db")
+        yield sb, sandbox_config(sb.info(), folder / "state.db")
 
 
 def pull_and_score(config: Config) -> None:

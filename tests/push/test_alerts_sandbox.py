@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from connector.config import AlertSettings, Config
-from connector.demo import _config
+from connector.demo import sandbox_config
 from connector.pull import pull
 from connector.sandbox import Sandbox
 from connector.sandbox.base import Fault, FaultPlan
@@ -104,7 +104,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
             WebhookReceiver() as hook:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
-        config = _config(sb.info(), folder / "state.db").model_copy(
+        config = sandbox_config(sb.info(), folder / "state.db").model_copy(
             update={"alerts": AlertSettings(webhook_url=hook.url, max_attempts=2)})
         store = open_store(config)
         _pull_score(config, store)

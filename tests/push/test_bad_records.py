@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from connector.demo import MAPPINGS_DIR, _config
+from connector.demo import MAPPINGS_DIR, sandbox_config
 from connector.pull import pull
 from connector.sandbox import Sandbox
 from connector.sandbox.salesforce import ValidationRule
@@ -246,7 +246,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         hubspot, org = sb.hubspot.state, sb.salesforce.state
         db = folder / "state.db"
         paths = {n: str(mappings / f"{n}.toml") for n in ("fields", "scoring", "routing")}
-        base = _config(sb.info(), db)
+        base = sandbox_config(sb.info(), db)
         config = base.model_copy(update={"mappings": base.mappings.model_copy(update=paths)})
         cfg = folder / "h.toml"
         cfg.write_text(sandbox_toml(sb, db) + "[mappings]\n" + "".join(

@@ -8,7 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from connector.demo import MAPPINGS_DIR, _config
+from connector.demo import MAPPINGS_DIR, sandbox_config
 from connector.pull import pull
 from connector.sandbox import Sandbox
 from connector.runtime import run_push_stage, run_score_stage
@@ -34,8 +34,8 @@ def test_wrong_field_is_parked_for_an_admin_then_retried_after_the_fix(tmp_path:
         cfg = tmp_path / "h.toml"
         cfg.write_text(sandbox_toml(sb, db) + "[mappings]\n" + "".join(
             f'{n} = "{mappings / (n + ".toml")}"\n' for n in ("fields", "scoring", "routing")))
-        config = _config(sb.info(), db).model_copy(update={
-            "mappings": _config(sb.info(), db).mappings.model_copy(update={
+        config = sandbox_config(sb.info(), db).model_copy(update={
+            "mappings": sandbox_config(sb.info(), db).mappings.model_copy(update={
                 n: str(mappings / f"{n}.toml") for n in ("fields", "scoring", "routing")})})
         store = open_store(config)
         pull(context(config, store))

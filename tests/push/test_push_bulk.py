@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from connector.demo import MAPPINGS_DIR, _config
+from connector.demo import MAPPINGS_DIR, sandbox_config
 from connector.pull import pull
 from connector.sandbox import Sandbox
 from connector.runtime import run_push_stage, run_score_stage
@@ -63,7 +63,7 @@ def _cycle(folder: Path, threshold: int) -> dict[str, Any]:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
         spoiled = _spoil(sb)
-        config = _config(sb.info(), folder / "state.db")
+        config = sandbox_config(sb.info(), folder / "state.db")
         config = config.model_copy(update={
             "salesforce": config.salesforce.model_copy(update={"bulk_threshold": threshold}),
             "mappings": config.mappings.model_copy(update={

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.demo import MAPPINGS_DIR, _config
+from connector.demo import MAPPINGS_DIR, sandbox_config
 from connector.mapping import load_routing
 from connector.pull import pull
 from connector.sandbox import Sandbox
@@ -31,7 +31,7 @@ def cycle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sandbox, object, di
     with Sandbox(contacts=800, seed=42, workdir=folder / "sb") as sb:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
-        config = _config(sb.info(), folder / "state.db")
+        config = sandbox_config(sb.info(), folder / "state.db")
         store = open_store(config)
         pull(context(config, store))
         run_score_stage(config)
@@ -118,7 +118,7 @@ def test_sync_push_dry_run_shows_fields_and_writes_nothing(tmp_path: Path) -> No
     with Sandbox(contacts=300, seed=42, workdir=tmp_path / "sb") as sb:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
-        config = _config(sb.info(), tmp_path / "state.db")
+        config = sandbox_config(sb.info(), tmp_path / "state.db")
         store = open_store(config)
         pull(context(config, store))
         run_score_stage(config)
