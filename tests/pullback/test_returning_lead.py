@@ -323,15 +323,22 @@ def test_the_returned_lead_is_no_longer_recycled(story: Story) -> None:
 def test_handoff_tasks_are_due_as_sla_toml_says(story: Story) -> None:
     store = open_store(story.config)
     try:
-        timers = {t.sf_id: t for t in store.sla_timers() if t.recycled_from is None}
+        hand_offs: dict[str, list[SlaTimer]] = {}  # a Lead's hand-off timers, oldest first
+        for timer in store.sla_timers():
+            if timer.recycled_from is None:  # not a reassignment's turn
+                hand_offs.setdefault(timer.sf_id, []).append(timer)
     finally:
         store.close()
     state = story.sb.salesforce.state  # type: ignore[union-attr]
-    tasks = [t for t in state.records("Task") if str(t.get("Subject") or "").startswith(HANDOFF)
-             and not str(t.get("Subject")).startswith(HANDOFF + "returning")]
+    tasks = [t for t in state.records("Task") if str(t.get("Subject") or "").startswith(HANDOFF)]
     assert len(tasks) > 10
+    returning = [t for t in tasks if str(t["Subject"]).startswith(HANDOFF + "returning")]
+    assert [t["WhoId"] for t in returning] == [story.lead_id]
     for task in tasks:
-        timer = timers[task["WhoId"]]
+        # the first hand-off's Task goes with the Lead's first timer, the return's with its
+        # last (a timer of the return may fall on another day than the first hand-off's)
+        timers = hand_offs[task["WhoId"]]
+        timer = timers[-1] if task in returning else timers[0]
         assert timer.first_touch_due - timer.assigned_at == timedelta(hours=FIRST_TOUCH_HOURS)
         assert task["ActivityDate"] == timer.first_touch_due.date().isoformat()
 
