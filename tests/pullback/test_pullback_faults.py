@@ -17,7 +17,6 @@ was found, when a turn or a recycle started) is left out of the comparisons."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from connector.runtime import (
 from connector.sandbox import Fault, FaultPlan, Sandbox
 from tests.pull.helpers import context, sandbox_env, unthrottle
 from tests.pullback.test_pullback_sandbox import PROFILE, REASON_FIELD, SandboxTime
-from tests.push.helpers import config_for
+from tests.push.helpers import config_for, copy_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTACTS = 500
@@ -110,7 +109,7 @@ def worked_org(scored: Scored, folder: Path, name: str) -> Iterator[tuple[Sandbo
     injected yet)."""
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / f"{name}.db"
-    shutil.copyfile(scored.database, db)
+    copy_store(scored.database, db)
     hs_plan, sf_plan = FaultPlan(seed=3), FaultPlan(seed=4)
     with Sandbox(contacts=CONTACTS, seed=SEED, start=scored.start, frozen_clock=True,
                  workdir=folder / f"{name}-sb", hubspot_faults=hs_plan,

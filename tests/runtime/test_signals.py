@@ -13,7 +13,6 @@ the undisturbed run run in this process.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from tests.pull.helpers import (
     snapshot,
     unthrottle,
 )
-from tests.push.helpers import LEAD_UPSERT, Scored, config_for, leads, org, tasks
+from tests.push.helpers import LEAD_UPSERT, Scored, config_for, copy_store, leads, org, tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 STOP_WITHIN = 10.0  # the bound, from the signal to the process's exit
@@ -175,7 +174,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
         store = open_store(config)
         pull(context(config, store))
         store.close()  # a WAL database is whole on disk once closed
-        shutil.copyfile(folder / "scored.db", folder / "pulled.db")
+        copy_store(folder / "scored.db", folder / "pulled.db")
         now = sb.clock.now()
         assert run_score_stage(config, clock=FrozenClock(now)).status == "ok"
     scored = Scored(300, 17, start, folder / "scored.db", now)
