@@ -71,6 +71,28 @@ class RunStore(StoreBase):
                 q = q.where(SyncRun.stage == stage)
             return list(s.scalars(q.order_by(SyncRun.started_at.desc()).limit(limit)))
 
+    def runs_since(self, since: datetime | None = None) -> list[SyncRun]:
+        """Every run started at or after `since` (all runs when None), oldest first: what
+        `handshake status` and `/metrics` add up (their figures equal these records)."""
+        with self.transaction() as s:
+            q = select(SyncRun)
+            if since is not None:
+                q = q.where(SyncRun.started_at >= since)
+            return list(s.scalars(q.order_by(SyncRun.started_at, SyncRun.id)))
+
+    def last_runs(self, *, statuses: Sequence[str] | None = None) -> dict[str, SyncRun]:
+        """The newest run of each stage (only runs in `statuses` when given), by stage."""
+        with self.transaction() as s:
+            newest = select(SyncRun.stage, func.max(SyncRun.started_at).label("at"))
+            if statuses is not None:
+                newest = newest.where(SyncRun.status.in_(list(statuses)))
+            sub = newest.group_by(SyncRun.stage).subquery()
+            q = select(SyncRun).join(sub, (SyncRun.stage == sub.c.stage)
+                                     & (SyncRun.started_at == sub.c.at))
+            if statuses is not None:
+                q = q.where(SyncRun.status.in_(list(statuses)))
+            return {r.stage: r for r in s.scalars(q.order_by(SyncRun.started_at, SyncRun.id))}
+
     def admin_letters_since(self, stages: Sequence[str], since: datetime) -> dict[str, int]:
         """Open dead letters of `stages` an admin must act on, parked or re-parked at or after
         `since`, counted by error code (the reason kinds a degraded run reports)."""
