@@ -19,6 +19,7 @@ from connector.cli import init as _init  # noqa: F401  (mounts `init`)
 from connector.cli import recycled as _recycled  # noqa: F401  (mounts `recycled`)
 from connector.cli import score as _score  # noqa: F401  (mounts `score`, `mappings`)
 from connector.cli import sla as _sla  # noqa: F401  (mounts `sla`)
+from connector.cli import status as _status  # noqa: F401  (mounts `status`, `mappings preview`)
 from connector.cli import sync as _sync  # noqa: F401  (mounts `sync`, `backfill`)
 from connector.cli._app import CommandInterrupted, app, state
 from connector.cli.failures import report

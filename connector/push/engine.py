@@ -48,7 +48,7 @@ from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
 from connector.store import Contact, SalesOutcome, Store
 
-__all__ = ["PushContext", "push"]
+__all__ = ["PushContext", "plan_leads", "push"]
 
 log = logging.getLogger("connector.push")
 
@@ -219,6 +219,13 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
             plans.append(_Plan(contact, "create", values, None, None, "new MQL", mapped.fixed,
                                payload=dict(values), returning=returning))
     return plans
+
+
+def plan_leads(ctx: PushContext, contacts: Sequence[Contact]) -> list[_Plan]:
+    """What the push would do with these MQLs and the Lead values it would send (fields.toml
+    applied, sync rules too), without routing them: `handshake mappings preview`. Reads
+    Salesforce (the Lead describe, the email matches) and writes nothing."""
+    return _plan(ctx, contacts, ctx.sf.fields("Lead"), ())
 
 
 def _routing_state(ctx: PushContext, users: Sequence[Mapping[str, Any]]) -> None:
