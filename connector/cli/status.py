@@ -135,7 +135,7 @@ def _print(found: dict[str, Any]) -> None:
     out.print(f"[bold]SLA[/]: {sla['open_breaches'] if sla['open_breaches'] is not None else '?'}"
               f" open breach(es)" + (f" ({escape(sla['error'])})" if sla.get("error") else ""))
     mappings = found["mappings"]
-    for name, row in mappings["files"].items():
+    for row in mappings["files"].values():
         mark = "[green]✓[/]" if row["ok"] else "[red]✗[/]"
         out.print(f"{mark} {escape(row['path'])}" + ("" if row["ok"] else
                                                      f": {len(row['errors'])} problem(s)"))

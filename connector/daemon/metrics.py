@@ -34,7 +34,7 @@ def _timestamp(iso: str | None) -> float | None:
 def _run_counters(runs: Iterable[SyncRun]) -> list[Metric]:
     """Counters summed over every recorded run."""
     by_status: Counter[tuple[str, str]] = Counter()
-    records: Counter[tuple[str, str]] = Counter()
+    records: dict[tuple[str, str], float] = {}
     calls: Counter[tuple[str, str]] = Counter()
     errors: Counter[str] = Counter()
     for run in runs:
@@ -42,7 +42,7 @@ def _run_counters(runs: Iterable[SyncRun]) -> list[Metric]:
         counts: dict[str, Any] = dict(run.counts or {})
         for key, value in counts.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
-                records[(run.stage, key)] += value
+                records[(run.stage, key)] = records.get((run.stage, key), 0) + value
         for system, n in api_calls(counts).items():
             calls[(run.stage, system)] += n
         if run.status == "failed":
@@ -54,8 +54,8 @@ def _run_counters(runs: Iterable[SyncRun]) -> list[Metric]:
     records_total = CounterMetricFamily(
         "handshake_records", "Records each stage counted (the run records' counts, summed).",
         labels=["stage", "count"])
-    for (stage, key), n in sorted(records.items()):
-        records_total.add_metric([stage, key], n)
+    for (stage, key), total in sorted(records.items()):
+        records_total.add_metric([stage, key], total)
     calls_total = CounterMetricFamily("handshake_api_calls",
                                       "API calls each stage made to each system.",
                                       labels=["stage", "system"])

@@ -97,7 +97,7 @@ def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return _aware(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+        return _aware(datetime.fromisoformat(str(text)))
     except ValueError:
         return None
 

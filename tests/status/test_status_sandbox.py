@@ -24,6 +24,7 @@ from connector.daemon.mappings import MappingWatcher
 from connector.daemon.metrics import render_metrics
 from connector.demo import MAPPINGS_DIR
 from connector.errors import Actor
+from connector.logs import setup_logging
 from connector.runtime import (
     open_store,
     run_pull_stage,
@@ -104,6 +105,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def cli(world: World, *args: str, config: Path | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, [*args, "-c", str(config or world.path)],
                                 env={**world.env, "COLUMNS": "200"})
+    setup_logging()  # the command logged to the runner's stream, closed now
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -261,6 +263,16 @@ def test_metrics_parse_and_counters_equal_the_run_records(world: World) -> None:
         == pytest.approx(pull_done.finished_at.timestamp())
     assert (("stream", "contacts.modified"),) in found["handshake_bookmark_lag_seconds"]
     assert (("stream", "page_views/*"),) in found["handshake_bookmark_lag_seconds"]
+
+
+def test_preview_command(world: World) -> None:
+    code, out, err = cli(world, "mappings", "preview", "--sample", "2", "--json")
+    assert code == 0, err
+    assert [r["hubspot_id"] for r in json.loads(out)["records"]] == [
+        r["hubspot_id"] for r in preview_mappings(world.config, sample=2)["records"]]
+    code, out, err = cli(world, "mappings", "preview", "--sample", "2")
+    assert code == 0, err
+    assert "Would write" in out and "Salesforce now" in out and "Email" in out
 
 
 def test_preview_shows_would_write_next_to_salesforce(world: World) -> None:
