@@ -2,69 +2,118 @@
 
 A fresh `CollectorRegistry` with one custom collector per scrape: every counter is the sum of
 the run records (`sync_runs`), so it equals what `handshake status` and the store say, whichever
-instance served the scrape and however often the daemon restarted. Gauges come from
+instance served the scrape and however often the daemon restarted (runs finished over a day
+ago are added up once per process and kept: a scrape reads the last day's runs). Gauges come from
 `collect_status`. Names are prefixed `handshake_` (the README lists them).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from connector.clock import Clock
+from connector.clock import Clock, SystemClock
 from connector.config import Config
 from connector.runtime.lease import instance_name
 from connector.runtime.status import api_calls, collect_status
 from connector.store import Store, SyncRun
 
-__all__ = ["render_metrics", "status_metrics"]
+__all__ = ["RunTotals", "render_metrics", "run_totals", "status_metrics"]
 
 
 def _timestamp(iso: str | None) -> float | None:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
-def _run_counters(runs: Iterable[SyncRun]) -> list[Metric]:
-    """Counters summed over every recorded run."""
-    by_status: Counter[tuple[str, str]] = Counter()
-    records: dict[tuple[str, str], float] = {}
-    calls: Counter[tuple[str, str]] = Counter()
-    errors: Counter[str] = Counter()
-    for run in runs:
-        by_status[(run.stage, run.status)] += 1
-        counts: dict[str, Any] = dict(run.counts or {})
-        for key, value in counts.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                records[(run.stage, key)] = records.get((run.stage, key), 0) + value
-        for system, n in api_calls(counts).items():
-            calls[(run.stage, system)] += n
-        if run.status == "failed":
-            errors[run.stage] += 1
+@dataclass
+class RunTotals:
+    """The run records added up: runs by stage and result, the counts, the calls, failures."""
+
+    by_status: Counter[tuple[str, str]] = field(default_factory=Counter)
+    records: dict[tuple[str, str], float] = field(default_factory=dict)
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def add(self, runs: Iterable[SyncRun]) -> RunTotals:
+        """Add these runs (returns self)."""
+        for run in runs:
+            self.by_status[(run.stage, run.status)] += 1
+            counts: dict[str, Any] = dict(run.counts or {})
+            for key, value in counts.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.records[(run.stage, key)] = self.records.get((run.stage, key), 0) + value
+            for system, n in api_calls(counts).items():
+                self.calls[(run.stage, system)] += n
+            if run.status == "failed":
+                self.errors[run.stage] += 1
+        return self
+
+    def plus(self, other: RunTotals) -> RunTotals:
+        """These totals and `other`'s, as new totals."""
+        # Counter.update, not +: a stage with zero calls keeps its series at 0
+        out = RunTotals(Counter(self.by_status), dict(self.records), Counter(self.calls),
+                        Counter(self.errors))
+        out.by_status.update(other.by_status)
+        out.calls.update(other.calls)
+        out.errors.update(other.errors)
+        for key, value in other.records.items():
+            out.records[key] = out.records.get(key, 0) + value
+        return out
+
+
+# Runs that finished more than a day ago are settled: added up once per process and kept
+# (per database), so a scrape reads only the last day's runs however long the daemon has run.
+# A run is recorded finished by its own process's clock: one running a day behind the others
+# would be missed, nothing less.
+SETTLED_AFTER = timedelta(days=1)
+_settled: dict[str, tuple[datetime, RunTotals]] = {}
+_settled_lock = threading.Lock()
+
+
+def run_totals(store: Store, now: datetime) -> RunTotals:
+    """Every run record added up: the settled runs from this process's cache (extended to
+    `now - SETTLED_AFTER`), the others read now."""
+    horizon = now - SETTLED_AFTER
+    with _settled_lock:
+        since, settled = _settled.get(store.url, (None, RunTotals()))
+        if since is None or horizon > since:
+            settled = settled.plus(RunTotals().add(
+                store.runs_finished(since=since, before=horizon)))
+            _settled[store.url] = (horizon, settled)
+        else:
+            horizon = since
+    recent = store.runs_finished(since=horizon, unfinished=True)
+    return settled.plus(RunTotals().add(recent))
+
+
+def _run_counters(totals: RunTotals) -> list[Metric]:
+    """Counters of every recorded run."""
     runs_total = CounterMetricFamily("handshake_runs", "Stage runs recorded, by how they ended.",
                                      labels=["stage", "status"])
-    for (stage, status), n in sorted(by_status.items()):
+    for (stage, status), n in sorted(totals.by_status.items()):
         runs_total.add_metric([stage, status], n)
     records_total = CounterMetricFamily(
         "handshake_records", "Records each stage counted (the run records' counts, summed).",
         labels=["stage", "count"])
-    for (stage, key), total in sorted(records.items()):
+    for (stage, key), total in sorted(totals.records.items()):
         records_total.add_metric([stage, key], total)
     calls_total = CounterMetricFamily("handshake_api_calls",
                                       "API calls each stage made to each system.",
                                       labels=["stage", "system"])
-    for (stage, system), n in sorted(calls.items()):
+    for (stage, system), n in sorted(totals.calls.items()):
         calls_total.add_metric([stage, system], n)
     errors_total = CounterMetricFamily("handshake_stage_errors", "Stage runs that failed.",
                                        labels=["stage"])
-    for stage in sorted({stage for stage, _ in by_status}):
-        errors_total.add_metric([stage], errors[stage])
+    for stage in sorted({stage for stage, _ in totals.by_status}):
+        errors_total.add_metric([stage], totals.errors[stage])
     return [runs_total, records_total, calls_total, errors_total]
 
 
@@ -164,8 +213,10 @@ class _Snapshot(Collector):
 def render_metrics(config: Config, store: Store, *, clock: Clock | None = None
                    ) -> tuple[bytes, str]:
     """The Prometheus text of this instance's view of the store, and its content type."""
+    clock = clock or SystemClock()
     status = collect_status(config, store, clock=clock)
-    families = [*_run_counters(store.runs_since()), *status_metrics(status, instance_name())]
+    totals = run_totals(store, clock.now())
+    families = [*_run_counters(totals), *status_metrics(status, instance_name())]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(families))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 
 from connector.errors import Actor
 from connector.store._base import StoreBase, _rowcount
@@ -79,6 +79,22 @@ class RunStore(StoreBase):
             if since is not None:
                 q = q.where(SyncRun.started_at >= since)
             return list(s.scalars(q.order_by(SyncRun.started_at, SyncRun.id)))
+
+    def runs_finished(self, *, since: datetime | None = None, before: datetime | None = None,
+                      unfinished: bool = False) -> list[SyncRun]:
+        """The runs that finished in [since, before) (either bound open when None), and with
+        `unfinished` those not finished yet too: what `/metrics` adds to its totals."""
+        with self.transaction() as s:
+            bounds: list[ColumnElement[bool]] = [SyncRun.finished_at.is_not(None)]
+            if since is not None:
+                bounds.append(SyncRun.finished_at >= since)
+            if before is not None:
+                bounds.append(SyncRun.finished_at < before)
+            where = and_(*bounds)
+            if unfinished:
+                where = or_(where, SyncRun.finished_at.is_(None))
+            return list(s.scalars(select(SyncRun).where(where)
+                                  .order_by(SyncRun.started_at, SyncRun.id)))
 
     def last_runs(self, *, statuses: Sequence[str] | None = None) -> dict[str, SyncRun]:
         """The newest run of each stage (only runs in `statuses` when given), by stage."""
