@@ -79,7 +79,7 @@ def _print(found: dict[str, Any]) -> None:
     for i in daemons["instances"]:
         cycle = i["last_cycle"] or {}
         mappings = i["mappings"] or {}
-        table.add_row(escape(i["instance"]), i["state"] + (" (lease)" if i["leader"] else ""),
+        table.add_row(escape(i["instance"]), i["state"] + (" (leads)" if i["leader"] else ""),
                       escape(str(i["listen"] or "-")), _ago(i["seen_seconds_ago"]) + " ago",
                       ("ok" if cycle.get("ok") else f"failed: {cycle.get('error')}")
                       if cycle else "-",
@@ -135,6 +135,7 @@ def _print(found: dict[str, Any]) -> None:
     out.print(f"[bold]SLA[/]: {sla['open_breaches'] if sla['open_breaches'] is not None else '?'}"
               f" open breach(es)" + (f" ({escape(sla['error'])})" if sla.get("error") else ""))
     mappings = found["mappings"]
+    out.print("[bold]Mapping files[/] (as they are now):")
     for row in mappings["files"].values():
         mark = "[green]✓[/]" if row["ok"] else "[red]✗[/]"
         out.print(f"{mark} {escape(row['path'])}" + ("" if row["ok"] else

@@ -163,7 +163,7 @@ def status_metrics(status: dict[str, Any], me: str) -> list[Metric]:
     mine = next((i for i in daemons["instances"] if i["instance"] == me), None)
     lease = daemons["leader"] or {}
     leading = bool(lease.get("held") and lease.get("holder") == me) or bool(
-        mine is not None and mine["state"] == "leader")
+        mine is not None and mine["leader"])
     leader = GaugeMetricFamily("handshake_leader",
                                "1 when this instance is the active daemon, else 0.",
                                labels=["instance"])

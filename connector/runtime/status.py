@@ -206,14 +206,19 @@ def _daemons(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         state = "gone" if gone else role
         instances.append({
             "instance": name, "role": role, "state": state,
-            "leader": bool(held and lease is not None and lease.holder == name)
-            or (state == "leader"),
+            "leader": state == "leader",
             "started_at": record.get("started_at"), "seen_at": record.get("seen_at"),
             "seen_seconds_ago": round(age, 3) if age is not None else None,
             "listen": record.get("listen"), "next_runs": record.get("next_runs") or {},
             "last_cycle": record.get("last_cycle"), "mappings": record.get("mappings"),
         })
-    instances.sort(key=lambda i: (i["state"] != "leader", i["state"] == "gone", i["instance"]))
+    # The lease decides who leads when its holder is a recorded instance (a record saying
+    # "leader" may be stale); otherwise the records say it.
+    holder = lease.holder if held and lease is not None else None
+    if holder is not None and any(i["instance"] == holder for i in instances):
+        for i in instances:
+            i["leader"] = i["instance"] == holder
+    instances.sort(key=lambda i: (not i["leader"], i["state"] == "gone", i["instance"]))
     return {"leader": leader, "instances": instances, "gone_after_seconds": GONE_AFTER_TTLS * ttl}
 
 
@@ -235,7 +240,7 @@ def _run(run: SyncRun | None) -> dict[str, Any] | None:
 def _stages(config: Config, store: Store, daemons: Mapping[str, Any]) -> dict[str, Any]:
     last = store.last_runs()
     good = store.last_runs(statuses=SUCCESS)
-    active = next((i for i in daemons["instances"] if i["state"] == "leader"), None)
+    active = next((i for i in daemons["instances"] if i["leader"]), None)
     planned: Mapping[str, Any] = active["next_runs"] if active is not None else {}
     out: dict[str, Any] = {}
     for stage in [*STAGES, *sorted(set(last) - set(STAGES))]:

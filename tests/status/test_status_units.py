@@ -176,3 +176,42 @@ def test_api_calls_of_each_stage_record() -> None:
         "hubspot": 2, "salesforce": 0}
     assert api_calls({"hubspot.outcomes.requests": 1, "salesforce.calls": 9,
                       "salesforce.pull.calls": 1}) == {"hubspot": 1, "salesforce": 9}
+
+
+def test_the_lease_decides_between_two_records_saying_leader(
+        setup: tuple[Config, Path, Store]) -> None:
+    """A record still saying "leader" after another instance took the lease (the old one
+    not yet gone) does not make two leaders; the next runs are the lease holder's."""
+    config, _, store = setup
+    now = datetime.now(UTC).isoformat()
+    for name, pull in (("old:1:1", "2026-01-01T00:00:00+00:00"),
+                       ("new:2:2", "2026-01-02T00:00:00+00:00")):
+        store.set_bookmark(f"daemon.instance.{name}", json.dumps(
+            {"instance": name, "role": "leader", "started_at": now, "seen_at": now,
+             "listen": "127.0.0.1:8787", "next_runs": {"pull": pull}, "last_cycle": None,
+             "mappings": None}))
+    assert store.take_lease("leader", "new:2:2", ttl_seconds=60) is not None
+    found = collect_status(config, store)
+    assert [(i["instance"], i["leader"]) for i in found["daemons"]["instances"]] == [
+        ("new:2:2", True), ("old:1:1", False)]
+    assert found["stages"]["pull"]["next_run"] == "2026-01-02T00:00:00+00:00"
+
+
+def test_preview_with_a_bad_mapping_stops_before_any_call(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.cli.main import main
+    from tests.cli.test_config_check import GOOD_ENV
+
+    for name, value in GOOD_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = make_config(tmp_path)
+    fields = tmp_path / "mappings" / "fields.toml"
+    fields.write_text(fields.read_text().replace('hubspot = "jobtitle"',
+                                                 'hubspot = "jobtitle"\ncase = "sideways"'))
+    with pytest.raises(SystemExit) as ended:
+        main(["mappings", "preview", "-c", str(path)])
+    setup_logging()
+    err = capsys.readouterr().err
+    assert ended.value.code == 2, err  # Salesforce (unreachable here) is never tried
+    assert str(fields) in err and "fields[3].case" in err
