@@ -15,7 +15,6 @@ files only (never HubSpot or Salesforce), so it works with no daemon running:
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from collections import Counter
@@ -43,8 +42,6 @@ __all__ = [
     "mapping_problems",
     "schedule_minutes",
 ]
-
-log = logging.getLogger("connector.status")
 
 INSTANCE_PREFIX = "daemon.instance."  # + instance_name(): the daemon's record of itself
 LEADER_LEASE = "leader"  # the lease row the active daemon holds
