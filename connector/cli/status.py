@@ -75,7 +75,7 @@ def _print(found: dict[str, Any]) -> None:
     daemons = found["daemons"]
     table = Table(title="Daemons", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("Instance", "State", "Listen", "Seen", "Last cycle", "Mappings"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # names wrapped, never cut short
     for i in daemons["instances"]:
         cycle = i["last_cycle"] or {}
         mappings = i["mappings"] or {}
@@ -94,7 +94,7 @@ def _print(found: dict[str, Any]) -> None:
                   f"{'held' if lease['held'] else 'free'} until {_when(lease['expires_at'])}")
     table = Table(title="Stages", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("Stage", "Last run", "Result", "Took", "Last success", "Next run"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for stage, row in found["stages"].items():
         run = row["last_run"] or {}
         took = run.get("duration_seconds")
@@ -108,7 +108,7 @@ def _print(found: dict[str, Any]) -> None:
     out.print(table)
     table = Table(title="Bookmarks", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("Stream", "Position", "Lag"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     bookmarks = found["bookmarks"]
     for stream, row in bookmarks["streams"].items():
         table.add_row(escape(stream), escape(row["value"]), _ago(row["lag_seconds"]))

@@ -195,9 +195,13 @@ def test_status_json_equals_what_the_store_holds(world: World) -> None:
                                                 found["webhooks"]["queue_depth"])
 
 
-def test_status_table_and_no_remote_system_needed(world: World) -> None:
+def test_status_table_and_no_remote_system_needed(world: World,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """With HubSpot and Salesforce unreachable, status still reads everything from the
     store."""
+    from connector.cli import _app
+
+    monkeypatch.setattr(_app.out, "width", 200)  # the console took its width at import
     db = world.config.state.database_url.removeprefix("sqlite:///")
     offline = world.folder / "offline.toml"
     offline.write_text(f"""
