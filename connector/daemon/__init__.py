@@ -1,0 +1,1 @@
+"""The daemon (`handshake run`): the schedule, leadership, the HTTP listener and its routes."""
