@@ -715,7 +715,7 @@ class HubSpotState:
                 )
             }
             now = self.clock.now()
-            moved = self._apply(primary, fill, now, "MERGE")
+            self._apply(primary, fill, now, "MERGE")
             extra = merged.props.get("email")
             if extra:
                 emails = [
@@ -749,7 +749,7 @@ class HubSpotState:
             self._notify("contact.merge", primary, now, "CRM_UI",
                          primaryObjectId=int(primary.id), mergedObjectIds=[int(merged.id)],
                          newObjectId=int(primary.id),
-                         numberOfPropertiesMoved=len(fill) if moved else 0)
+                         numberOfPropertiesMoved=len(fill))
             return primary
 
     # ------------------------------------------------------------------ properties
