@@ -11,7 +11,8 @@ sync and the scheduled stages never write the same thing at the same time:
                                     (100 a call), their page views and new form submissions,
                                     store them through the pull's own code, mark the batch done
     webhook-score  (lease "score")  score those contacts that are due, write back to HubSpot
-    webhook-push   (lease "push")   hand those of them that are MQLs to Salesforce
+    webhook-push   (lease "push")   hand those of them that are MQLs to Salesforce (no run
+                                    when none is)
 
 A contact deleted in HubSpot is read among the archived and flagged archived (the push then
 leaves it); a merge is read through its surviving contact, whose merge the pull records. A
@@ -32,7 +33,7 @@ from connector.config import Config
 from connector.pull import pull_contacts
 from connector.runtime.run import StageResult, stage_run
 from connector.runtime.stages import run_push_stage, run_score_stage
-from connector.runtime.wiring import pull_context
+from connector.runtime.wiring import open_store, pull_context
 
 __all__ = ["BATCH", "MAX_ROUNDS", "run_contacts_sync"]
 
@@ -63,15 +64,31 @@ def run_contacts_sync(config: Config, *, clock: Clock | None = None, trigger: st
         if not pulled.counts.get("queue.taken"):
             break
         total.counts["queue.taken"] += pulled.counts["queue.taken"]
-        if live:
-            for stage, runner in (("score", _score), ("push", _push)):
-                result = runner(config, live, clock=clock, trigger=trigger, transport=transport)
-                total.status = _worse(total.status, result.status)
-                total.counts.update(_prefixed(stage, result.counts))
-                total.problems.extend(result.problems)
-                for code, n in result.parked.items():
-                    total.parked[code] = total.parked.get(code, 0) + n
+        if not live:
+            continue
+        _merge(total, "score", _score(config, live, clock=clock, trigger=trigger,
+                                      transport=transport))
+        mqls = _mqls_among(config, live, clock)
+        if mqls:  # no MQL among them: nothing to hand off, no Salesforce call
+            _merge(total, "push", _push(config, mqls, clock=clock, trigger=trigger,
+                                        transport=transport))
     return total
+
+
+def _merge(total: StageResult, stage: str, result: StageResult) -> None:
+    total.status = _worse(total.status, result.status)
+    total.counts.update(_prefixed(stage, result.counts))
+    total.problems.extend(result.problems)
+    for code, n in result.parked.items():
+        total.parked[code] = total.parked.get(code, 0) + n
+
+
+def _mqls_among(config: Config, ids: list[str], clock: Clock | None) -> list[str]:
+    store = open_store(config, clock)
+    try:
+        return [c.hubspot_id for c in store.iter_mqls(ids=ids)]
+    finally:
+        store.close()
 
 
 def _prefixed(stage: str, counts: Counter[str]) -> Counter[str]:
