@@ -144,3 +144,18 @@ def test_statuses_hubspot_does_not_retry(sandbox: Sandbox, fresh: Catcher) -> No
     hs.update_contact(cid, {"city": "Nowhere"})
     _idle(sandbox)
     assert len(fresh.events()) == 1
+
+
+def test_serve_takes_a_webhook_url_and_refuses_anything_else() -> None:
+    from typer.testing import CliRunner
+
+    from connector.cli import app
+
+    runner = CliRunner()
+    help_text = runner.invoke(app, ["sandbox", "serve", "--help"],
+                              env={"COLUMNS": "200"}).stdout
+    assert "--webhook-url" in help_text and "URL" in help_text
+    refused = runner.invoke(app, ["sandbox", "serve", "--webhook-url", "localhost:8787"],
+                            env={"COLUMNS": "200"})
+    assert refused.exit_code == 2
+    assert "not an http(s) URL" in refused.output
