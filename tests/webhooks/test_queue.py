@@ -49,3 +49,19 @@ def test_a_failed_sync_releases_its_batch_and_a_dead_ones_is_reclaimed(
     # the dead run's late finish removes nothing it no longer holds
     assert store.finish_webhook_batch("run-2", ["1", "2"]) == 0
     assert store.webhook_queue_depth() == 2
+
+
+def test_the_targeted_score_and_push_select_only_their_contacts(store: Store,
+                                                                 clock: FrozenClock) -> None:
+    from connector.store import ContactRecord
+
+    now = clock.now()
+    store.upsert_contacts([ContactRecord(cid, f"p{cid}@example.com", {}, now, now)
+                           for cid in ("1", "2", "3")])
+    due = [c.hubspot_id for batch in store.contacts_to_score(ids=["2", "3"]) for c in batch]
+    assert due == ["2", "3"]
+    store.add_scores([{"contact_id": cid, "scored_at": now, "interest": 60.0, "fit_grade": "A",
+                       "fit_points": 90.0, "is_mql": True, "explanation": {}}
+                      for cid in ("1", "2", "3")])
+    assert [c.hubspot_id for c in store.iter_mqls()] == ["1", "2", "3"]
+    assert [c.hubspot_id for c in store.iter_mqls(ids=["2"])] == ["2"]
