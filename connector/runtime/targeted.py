@@ -54,9 +54,13 @@ def run_contacts_sync(config: Config, *, clock: Clock | None = None, trigger: st
     """Drain the webhook queue: pull, score and push the queued contacts, a batch at a time.
     Returns one result for the whole drain: the first pull run's id, the worst status of its
     runs, and their counts prefixed by stage (`pull.`, `score.`, `push.`) plus `queue.taken`.
-    A failure raises as the stage runs do (recorded first)."""
+    An empty queue records no run (run id ""), so calling it on every tick costs one query.
+    A failure raises as the stage runs do (recorded first); a stage lease held by a scheduled
+    run past `[runtime] lease_wait_seconds` raises `StageBusy`, the queue left as it was."""
     total = StageResult("", "ok")
     for _ in range(MAX_ROUNDS):
+        if not _queued(config, clock):
+            break
         pulled, live = _pull_batch(config, clock=clock, trigger=trigger, transport=transport)
         total.run_id = total.run_id or pulled.run_id
         total.status = _worse(total.status, pulled.status)
@@ -81,6 +85,14 @@ def _merge(total: StageResult, stage: str, result: StageResult) -> None:
     total.problems.extend(result.problems)
     for code, n in result.parked.items():
         total.parked[code] = total.parked.get(code, 0) + n
+
+
+def _queued(config: Config, clock: Clock | None) -> int:
+    store = open_store(config, clock)
+    try:
+        return store.webhook_queue_depth()
+    finally:
+        store.close()
 
 
 def _mqls_among(config: Config, ids: list[str], clock: Clock | None) -> list[str]:

@@ -124,8 +124,8 @@ def test_a_queued_mql_reaches_salesforce_reading_only_that_contact(org: Org) -> 
         assert all(r.status == "ok" for r in stages.values())
     finally:
         store.close()
-    again = run_contacts_sync(org.config, clock=org.clock)  # nothing queued: nothing read
-    assert again.counts["queue.taken"] == 0
+    again = run_contacts_sync(org.config, clock=org.clock)  # nothing queued: no run, no read
+    assert again.counts["queue.taken"] == 0 and again.run_id == ""
     assert len(org.leads(email)) == 1
 
 
@@ -140,6 +140,31 @@ def test_a_deleted_contact_from_a_webhook_is_flagged_archived(org: Org) -> None:
         contact = store.get_contact(cid)
         assert contact is not None and contact.archived
     finally:
+        store.close()
+
+
+def test_a_targeted_sync_waits_for_the_polling_pull_and_keeps_its_queue(org: Org) -> None:
+    from connector.errors import StageBusy
+    from connector.runtime.lease import StageLease
+
+    cid = org.candidate()
+    email = org.request_demo(cid)
+    impatient = org.config.model_copy(update={"runtime": org.config.runtime.model_copy(
+        update={"lease_wait_seconds": 0.3})})
+    store = open_store(org.config)
+    polling = StageLease(store, "pull", "a-scheduled-pull", ttl=60, wait=0,
+                         heartbeat=False).acquire()
+    try:
+        store.enqueue_webhook_contacts([cid])
+        with pytest.raises(StageBusy):
+            run_contacts_sync(impatient, clock=org.clock)
+        assert store.webhook_queue_depth() == 1  # nothing taken, nothing written
+        assert org.leads(email) == []
+        polling.release()
+        assert run_contacts_sync(impatient, clock=org.clock).counts["push.leads.created"] == 1
+        assert len(org.leads(email)) == 1 and store.webhook_queue_depth() == 0
+    finally:
+        polling.release()
         store.close()
 
 
