@@ -195,6 +195,7 @@ def _polling(config: Any, clock: Any, batch: list[str], change: Callable[[str], 
     watch.wait(2 * interval + 120)
     stop.set()
     poller.join()
+    _explain_missing(config, batch, watch)
     if cycles:
         print(f"polling cycles: {len(cycles)}, median {statistics.median(cycles):.1f} s, "
               f"longest {max(cycles):.1f} s")
@@ -234,6 +235,7 @@ def _webhooks(sb: Any, config: Any, clock: Any, batch: list[str], change: Callab
             watch.expect(change(cid), time.monotonic())
             time.sleep(rng.uniform(0, 1))
         watch.wait(120)
+        _explain_missing(config, batch, watch)
         sb.stop_webhooks()
         stop.set()
         worker.join()
@@ -242,6 +244,30 @@ def _webhooks(sb: Any, config: Any, clock: Any, batch: list[str], change: Callab
           f"delivered, {sender.stats.dropped_events} dropped; run_contacts_sync called "
           f"{len(syncs)} time(s) (each drains the queue until it stays empty)")
     return list(watch.took.values())
+
+
+def _explain_missing(config: Any, batch: list[str], watch: Watch) -> None:
+    """Why a change never reached Salesforce: its newest score, its open dead letters."""
+    from connector import runtime
+
+    if not watch.waiting:
+        return
+    store = runtime.open_store(config)
+    try:
+        emails = set(watch.waiting)
+        for cid in batch:
+            contact = store.get_contact(cid)
+            if contact is None or (contact.email or "").lower() not in emails:
+                continue
+            score = store.latest_score(cid)
+            letters = [d.reason for d in store.dead_letters() if d.record_key.endswith(cid)]
+            why = ("the demo request did not make it an MQL (its form points are capped): "
+                   "no sync delay" if score is not None and not score.is_mql else "")
+            print(f"  contact {cid} not in Salesforce: MQL {score.is_mql if score else None}, "
+                  f"grade {score.fit_grade if score else None}, interest "
+                  f"{score.interest if score else 0:.1f}; dead letters {len(letters)} {why}")
+    finally:
+        store.close()
 
 
 def _print(name: str, took: list[float], changes: int, target: str) -> None:
