@@ -261,7 +261,7 @@ def _explain_missing(config: Any, batch: list[str], watch: Watch) -> None:
                 continue
             score = store.latest_score(cid)
             letters = [d.reason for d in store.dead_letters() if d.record_key.endswith(cid)]
-            why = ("the demo request did not make it an MQL (its form points are capped): "
+            why = ("the demo request did not make it an MQL (the scoring rules' caps): "
                    "no sync delay" if score is not None and not score.is_mql else "")
             print(f"  contact {cid} not in Salesforce: MQL {score.is_mql if score else None}, "
                   f"grade {score.fit_grade if score else None}, interest "
