@@ -94,8 +94,10 @@ async def _read_capped(request: Request, cap: int) -> bytes:
 def webhook_route(config: Config, store_factory: Callable[[], Store],
                   on_queued: Callable[[int], None], *, clock: Clock | None = None) -> Route:
     """The `POST /webhooks/hubspot` route. `store_factory()` gives the daemon's open store
-    (called per request, never closed here); `on_queued(n)` is called with the number of
-    contacts queued by a request, so the daemon can run `run_contacts_sync` at once."""
+    (called per request, from a worker thread; never closed here); `on_queued(n)` is called
+    with the number of contacts a request queued, on the server's event loop, so it must only
+    signal (set an event, submit a job) for the daemon to run `run_contacts_sync` at once.
+    `clock` decides whether a timestamp is stale (the system clock by default)."""
     clock = clock or SystemClock()
     cap = config.daemon.webhook_max_body_bytes
     secret = config.secrets.hubspot_app_secret
