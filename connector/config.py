@@ -31,6 +31,7 @@ __all__ = [
     "CONFIG_ENV",
     "AlertSettings",
     "Config",
+    "DaemonSettings",
     "HubSpotSettings",
     "PushSettings",
     "RuntimeSettings",
@@ -53,8 +54,11 @@ ENV_SF_PRIVATE_KEY_FILE = "HANDSHAKE_SF_PRIVATE_KEY_FILE"
 ENV_SF_CLIENT_ID = "HANDSHAKE_SF_CLIENT_ID"
 ENV_SF_CLIENT_SECRET = "HANDSHAKE_SF_CLIENT_SECRET"
 ENV_SF_SESSION_ID = "HANDSHAKE_SF_SESSION_ID"
+# The HubSpot app's client secret: signs the webhooks the daemon receives (optional).
+ENV_HUBSPOT_APP_SECRET = "HANDSHAKE_HUBSPOT_APP_SECRET"
 SECRET_ENV_VARS = (
     ENV_HUBSPOT_TOKEN,
+    ENV_HUBSPOT_APP_SECRET,
     ENV_SF_PASSWORD,
     ENV_SF_SECURITY_TOKEN,
     ENV_SF_CLIENT_SECRET,
@@ -191,6 +195,15 @@ class AlertSettings(_Section):
     max_attempts: int = Field(4, ge=1, le=20)
 
 
+class DaemonSettings(_Section):
+    """The daemon (`handshake run`): its HTTP listener, leadership lease and health."""
+
+    listen: str = "127.0.0.1:8787"
+    leader_ttl_seconds: float = 15
+    health_max_age_minutes: float = 30
+    webhook_max_body_bytes: int = 1_000_000
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = False
@@ -211,6 +224,7 @@ class Secrets(BaseModel):
     sf_client_id: str | None = None
     sf_client_secret: SecretStr | None = None
     sf_session_id: SecretStr | None = None
+    hubspot_app_secret: SecretStr | None = None
 
     def values(self) -> list[str]:
         """Every secret value, for the log redactor."""
@@ -232,6 +246,7 @@ class Config(_Section):
     runtime: RuntimeSettings = RuntimeSettings()
     mappings: MappingPaths = MappingPaths()
     alerts: AlertSettings = AlertSettings()
+    daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field("", exclude=True)
@@ -301,6 +316,7 @@ def _read_secrets(env: Mapping[str, str]) -> Secrets:
         sf_client_id=get(ENV_SF_CLIENT_ID),
         sf_client_secret=get(ENV_SF_CLIENT_SECRET),
         sf_session_id=get(ENV_SF_SESSION_ID),
+        hubspot_app_secret=get(ENV_HUBSPOT_APP_SECRET),
     )
 
 

@@ -83,7 +83,8 @@ def sandbox_config(info: dict[str, Any], db: Path) -> Config:
         pullback=PullbackSettings(lead_reason_field=LEAD_REASON_FIELD),
     )
     secrets = Secrets(
-        hubspot_token=hub["access_token"], sf_username=sf["username"],
+        hubspot_token=hub["access_token"], hubspot_app_secret=hub.get("app_secret"),
+        sf_username=sf["username"],
         sf_password=sf["password"], sf_security_token=sf["security_token"],
     )
     return config.model_copy(update={"secrets": secrets})

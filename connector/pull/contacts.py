@@ -250,6 +250,34 @@ class ContactsStream:
             mark_value = (MODIFIED, newest.isoformat()) if bookmark and newest else None
             self.store_page(page, bookmark=mark_value)
 
+    def read_ids(self, ids: Sequence[str]) -> list[str]:
+        """These contacts, read by id (batch read, 100 a call) and stored as any page is.
+        A merged-away id comes back as its survivor (whose merge is then recorded); ids not
+        among the live contacts are read among the archived and flagged archived. Returns the
+        ids of the live contacts read."""
+        ctx = self.ctx
+        props = list(dict.fromkeys([*ctx.properties, MODIFIED_PROP]))
+        raws = ctx.client.batch_read_contacts(list(ids), props)
+        self.store_page(raws)
+        live = [str(r.get("id")) for r in raws]
+        merged = {m.strip() for r in raws
+                  for m in str((r.get("properties") or {}).get("hs_merged_object_ids") or "")
+                  .split(";")}
+        gone = [i for i in ids if i not in live and i not in merged]
+        if gone:
+            records = []
+            for raw in ctx.client.batch_read_contacts(gone, ["email", MODIFIED_PROP],
+                                                      archived=True):
+                try:
+                    records.append(contact_from_hubspot(raw, archived=True))
+                except SkippableError as err:
+                    ctx.park(self.name, err, raw)
+            ctx.counts["contacts.archived_seen"] += len(records)
+            if not ctx.dry_run and records:
+                ctx.counts["contacts.archived"] += ctx.store.mark_archived(records)
+        ctx.progress.done(self.task)
+        return live
+
     def archived_sweep(self, *, force: bool = False) -> None:
         """Flag contacts HubSpot archived (list with archived=true), at most once a day."""
         ctx = self.ctx

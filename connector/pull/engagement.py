@@ -259,6 +259,14 @@ class PageViewsStream(_Stream):
             self._read_contact(cid, marker, since, until, bookmark)
         self.finish()
 
+    def run_for(self, ids: Iterable[str]) -> None:
+        """Page views of these contacts only, those whose visit counter moved (as `run`)."""
+        for cid in ids:
+            marker = PAGE_VIEWS_DUE + cid
+            if self.ctx.store.get_bookmark(marker) is not None:
+                self._read_contact(cid, marker, None, None, True)
+        self.finish()
+
     def _read_contact(self, cid: str, marker: str, since: datetime | None,
                       until: datetime | None, bookmark: bool) -> None:
         ctx = self.ctx

@@ -17,7 +17,7 @@ from connector.pull.engagement import (
     WebinarsStream,
 )
 
-__all__ = ["ENGAGEMENT_STREAMS", "STREAMS", "backfill", "pull"]
+__all__ = ["ENGAGEMENT_STREAMS", "STREAMS", "backfill", "pull", "pull_contacts"]
 
 log = logging.getLogger("connector.pull")
 
@@ -41,6 +41,21 @@ def pull(ctx: PullContext, *, streams: Sequence[str] = STREAMS, full: bool = Fal
                 stream(ctx).run()
     ctx.counts["hubspot.calls"] = ctx.client.calls
     return ctx.counts
+
+
+def pull_contacts(ctx: PullContext, ids: Sequence[str]) -> list[str]:
+    """Just these contacts (the webhooks' targeted sync): read by id, stored as the pull stores
+    them, then their page views and any new form submissions, as a pull reads them when the
+    contact's counters moved. Email events and webinars are portal-wide streams: the next
+    regular pull brings them. Returns the ids of the live contacts read."""
+    with _calls(ctx, "contacts"):
+        live = ContactsStream(ctx).read_ids(ids)
+    with _calls(ctx, "page_views"):
+        PageViewsStream(ctx).run_for(live)
+    with _calls(ctx, "form_submissions"):
+        FormSubmissionsStream(ctx).run()
+    ctx.counts["hubspot.calls"] = ctx.client.calls
+    return live
 
 
 @contextmanager

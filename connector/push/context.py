@@ -102,6 +102,7 @@ class PushContext:
     # hand-off opens uses its windows (None: the default 24 h and 48 h, every hour counting)
     sla: SlaFile | None = None
     open_status: str | None = None  # the org's default Lead Status, read at the first return
+    only: frozenset[str] | None = None  # hand off only these contacts (webhooks); None: all
 
     def ledger(self, system: str = "salesforce") -> LedgerWrites:
         """The write ledger's claim -> send -> settle -> park sequence for this run's writes

@@ -84,10 +84,12 @@ class _Plan:
         return self.returning.count if self.returning is not None else 0
 
 
-def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
-    """Live contacts with an email whose newest score makes them an MQL, `size` at a time."""
+def _mql_batches(store: Store, size: int = BATCH,
+                 only: frozenset[str] | None = None) -> Iterator[list[Contact]]:
+    """Live contacts with an email whose newest score makes them an MQL (of `only`, when
+    given), `size` at a time."""
     chunk: list[Contact] = []
-    for contact in store.iter_mqls(batch=1000):
+    for contact in store.iter_mqls(batch=1000, ids=only):
         chunk.append(contact)
         if len(chunk) == size:
             yield chunk
@@ -104,9 +106,10 @@ def push(ctx: PushContext) -> Counter[str]:
     _routing_state(ctx, users)
     # A backfill holds its creates back for Bulk API; otherwise each batch writes its own.
     held: list[_Plan] | None = (
-        [] if not ctx.dry_run and _unlinked_mqls(ctx.store) > ctx.bulk_threshold else None
+        [] if not ctx.dry_run and _unlinked_mqls(ctx.store, ctx.only) > ctx.bulk_threshold
+        else None
     )
-    for batch in _mql_batches(ctx.store, ROUND):
+    for batch in _mql_batches(ctx.store, ROUND, ctx.only):
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
@@ -136,11 +139,11 @@ def _fix_kind(fixed: str) -> str:
     return f"{head} picklist" if head.isidentifier() else "other"
 
 
-def _unlinked_mqls(store: Store) -> int:
+def _unlinked_mqls(store: Store, only: frozenset[str] | None = None) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
     store alone, before any call)."""
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
-               for batch in _mql_batches(store, 1000))
+               for batch in _mql_batches(store, 1000, only))
 
 
 # --- planning -------------------------------------------------------------------------------

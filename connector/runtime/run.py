@@ -41,6 +41,10 @@ LEASES: dict[str, str] = {
     "score": "score",
     "push": "push",
     "pullback": "pullback",
+    # the webhooks' targeted sync: pull, score and push of the queued contacts
+    "webhook-pull": "pull",
+    "webhook-score": "score",
+    "webhook-push": "push",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import TYPE_CHECKING
@@ -73,11 +73,13 @@ def run_score_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False, everyone: bool = False,
     write_back: bool = True, clock: Clock | None = None,
     transport: httpx.BaseTransport | None = None, progress: ProgressSink | None = None,
+    ids: Collection[str] | None = None, stage: str = "score",
 ) -> StageResult:
     """Score the contacts that are due, record scores and lifecycle decisions, and write the
     changed values back to HubSpot. `dry_run` computes everything and stores or sends nothing.
     A bad scoring file raises `ConfigError` before anything runs. `progress` is told each batch
-    of contacts scored."""
+    of contacts scored. `ids` scores only those contacts (the webhooks' targeted sync, recorded
+    as `stage`); a write-back a full run left pending is then left to the next full run."""
     from connector.hubspot.client import HubSpotClient
     from connector.hubspot.write import HubSpotWriter, plan_updates
     from connector.scoring import Engine, load_model
@@ -85,20 +87,23 @@ def run_score_stage(
 
     model = load_model(config.mapping_path("scoring"))
     engine = Engine(model)
-    with stage_run(config, "score", trigger=trigger, clock=clock) as run:
+    with stage_run(config, stage, trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
         writing = write_back and not dry_run
-        resuming = writing and store.get_bookmark(SCORE_WRITEBACK_PENDING) is not None
+        pending = store.get_bookmark(SCORE_WRITEBACK_PENDING) is not None
+        resuming = writing and pending and ids is None
+        # a targeted run neither resumes nor clears a full run's pending write-back
+        marking = writing and (ids is None or not pending)
         if resuming:
             log.warning("the last score run stopped before its HubSpot write-back: "
                         "re-scoring every contact so nothing scored goes unwritten")
             everyone = True
-        if writing:
+        if marking:
             store.set_bookmark(SCORE_WRITEBACK_PENDING, run.run_id, run_id=run.run_id)
         sink = progress or NullProgress()
         scoring = sink.task("contacts scored")
         scored = score_contacts(store, engine, run.clock.now(), run_id=run.run_id,
-                                dry_run=dry_run, everyone=everyone,
+                                dry_run=dry_run, everyone=everyone, ids=ids,
                                 on_batch=lambda n: sink.advance(scoring, n))
         sink.done(scoring)
         result.counts.update(scored.counts)
@@ -118,7 +123,7 @@ def run_score_stage(
                                    steps, model.writeback, model.lifecycle)
             writer.push(updates)
             result.counts.update({f"hubspot.{k}": v for k, v in writer.counts.items()})
-        if writing:
+        if marking:
             store.delete_bookmark(SCORE_WRITEBACK_PENDING)
     return run.result
 
@@ -154,8 +159,10 @@ def _unwritten_steps(contacts: Iterable[Contact], section: LifecycleSection,
 def run_push_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False,
     clock: Clock | None = None, progress: ProgressSink | None = None,
+    ids: Collection[str] | None = None, stage: str = "push",
 ) -> StageResult:
-    """Hand the MQLs to Salesforce once. Stops cleanly (status "stopped") when Handshake's
+    """Hand the MQLs (of `ids` only, when given: the webhooks' targeted sync, recorded as
+    `stage`) to Salesforce once. Stops cleanly (status "stopped") when Handshake's
     share of the Salesforce allocation is spent; the next cycle resumes where it stopped.
     A fields.toml naming what the org's Lead describe does not have (or cannot take)
     write is reported (`StageResult.problems`) before anything is planned. `progress` is told
@@ -171,7 +178,7 @@ def run_push_stage(
     routing = load_routing(config.mapping_path("routing"))
     sla = _push_sla(config)
     engine = Engine(load_model(config.mapping_path("scoring")))
-    with stage_run(config, "push", trigger=trigger, clock=clock) as run:
+    with stage_run(config, stage, trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
         sink = progress or NullProgress()
         handing = sink.task("MQLs handed off")
@@ -201,6 +208,7 @@ def run_push_stage(
                           bulk_threshold=config.salesforce.bulk_threshold,
                           activity_tasks=config.push.activity_tasks,
                           existing_contact=config.push.existing_contact, sla=sla,
+                          only=frozenset(ids) if ids is not None else None,
                           counts=ProgressCounts().watch(sink, handing, PUSH_OUTCOMES))
         result.counts = ctx.counts
         result.planned = ctx.planned

@@ -39,6 +39,13 @@ def _check_tier(value: str) -> str:
     return value
 
 
+def _check_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{value!r} is not an http(s) URL, e.g. "
+                                 "http://127.0.0.1:8787/webhooks/hubspot")
+    return value
+
+
 @app.command()
 def serve(
     contacts: Annotated[int, typer.Option(metavar="N", min=1,
@@ -57,6 +64,13 @@ def serve(
         typer.Option(metavar="TIER", callback=_check_tier,
                      help=f"HubSpot rate-limit tier: {', '.join(TIERS)}."),
     ] = "professional",
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", callback=_check_url,
+                     help="POST signed HubSpot v3 webhooks of contact changes to this URL "
+                          "(e.g. http://127.0.0.1:8787/webhooks/hubspot); the app secret that "
+                          "signs them is printed with the credentials."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the URLs and credentials as one JSON object.")
     ] = False,
@@ -73,7 +87,7 @@ def serve(
     # Ctrl-C and SIGTERM only set the event, so a signal during start-up still stops cleanly.
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(contacts, seed, hubspot_port=hubspot_port,
-                      salesforce_port=salesforce_port, tier=tier)
+                      salesforce_port=salesforce_port, tier=tier, webhook_url=webhook_url)
     try:
         try:
             sandbox.start()
@@ -88,6 +102,8 @@ def serve(
                 sys.stdout.flush()
             else:
                 _print_table(Console(), info, sandbox)
+            if webhook_url:
+                err.print(f"Webhooks of contact changes go to {webhook_url} (signed v3).")
             err.print("Sandbox running; Ctrl-C or SIGTERM stops it.")
             while not stop.wait(0.5):
                 pass

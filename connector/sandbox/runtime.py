@@ -4,12 +4,16 @@ portal (plain HTTP) and Salesforce org (HTTPS with a throw-away CA), on one sand
     with Sandbox(contacts=1000, seed=42) as sb:
         sb.info()            # base URLs and credentials for the connector's config
         sb.simulator().run(48)   # let the sales team work the Leads for two days
+
+With `webhook_url`, the HubSpot portal POSTs signed v3 webhooks of its contact changes there
+(`sb.webhooks`: the sender and its delivery stats; `start_webhooks(url)` starts it later).
 """
 
 from __future__ import annotations
 
 import socket
 import tempfile
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -18,11 +22,14 @@ from connector.sandbox.base import FaultPlan, SandboxClock, ServedApp, TLSFiles,
 from connector.sandbox.dataset import SandboxDataset
 from connector.sandbox.generator import generate
 from connector.sandbox.hubspot import HubSpotSandbox
+from connector.sandbox.hubspot.state import APP_ID
+from connector.sandbox.hubspot.webhooks import WebhookSender
 from connector.sandbox.salesforce import SalesforceSandbox
 from connector.sandbox.simulator import SalesTeamSimulator
 
 __all__ = [
     "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_APP_SECRET",
     "SALESFORCE_CONSUMER_KEY",
     "SALESFORCE_CONSUMER_SECRET",
     "SALESFORCE_PASSWORD",
@@ -33,6 +40,7 @@ __all__ = [
 
 # The sandbox's credentials: fixed, public, useless anywhere else.
 HUBSPOT_ACCESS_TOKEN = "pat-sandbox-0000"
+HUBSPOT_APP_SECRET = "sandbox-app-secret-0000"  # the app's client secret: signs its webhooks
 SALESFORCE_USERNAME = "integration@handshake.sandbox"
 SALESFORCE_PASSWORD = "sandbox-pass"
 SALESFORCE_SECURITY_TOKEN = "sandboxtoken"
@@ -62,6 +70,10 @@ class Sandbox:
         start: datetime | None = None,
         workdir: str | Path | None = None,
         frozen_clock: bool = False,
+        webhook_url: str | None = None,
+        webhook_properties: Collection[str] | None = None,
+        webhook_batch_delay: float = 0.2,
+        webhook_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
     ) -> None:
         self.contacts = contacts
         self.seed = seed
@@ -84,6 +96,11 @@ class Sandbox:
         self.tls: TLSFiles | None = None
         self.hubspot_url = ""
         self.salesforce_url = ""
+        self.webhook_url = webhook_url
+        self.webhook_properties = webhook_properties
+        self.webhook_batch_delay = webhook_batch_delay
+        self.webhook_retry_delays = webhook_retry_delays
+        self.webhooks: WebhookSender | None = None
 
     def start(self) -> Self:
         """Generate the dataset, load both servers and serve them; returns self."""
@@ -125,7 +142,32 @@ class Sandbox:
             raise
         self.hubspot_url = hubspot_server.base_url
         self.salesforce_url = salesforce_server.base_url
+        if self.webhook_url:
+            self.start_webhooks(self.webhook_url)
         return self
+
+    def start_webhooks(self, url: str) -> WebhookSender:
+        """POST the portal's contact changes from now on to `url`, signed with the app secret
+        (creations, property changes of `webhook_properties` or all, deletions, merges)."""
+        if self.hubspot is None:
+            raise RuntimeError("the sandbox is not running: call start() first")
+        self.stop_webhooks()
+        self.webhook_url = url
+        self.webhooks = WebhookSender(
+            url, app_secret=HUBSPOT_APP_SECRET, clock=self.clock,
+            portal_id=self.hubspot.portal_id, app_id=APP_ID,
+            properties=self.webhook_properties, batch_delay=self.webhook_batch_delay,
+            retry_delays=self.webhook_retry_delays).start()
+        self.hubspot.state.listener = self.webhooks.emit
+        return self.webhooks
+
+    def stop_webhooks(self) -> None:
+        """Stop sending webhooks (events not yet sent are dropped)."""
+        if self.hubspot is not None:
+            self.hubspot.state.listener = None
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks = None
 
     def info(self) -> dict[str, dict[str, str]]:
         """Base URLs and credentials, in the shape the connector's configuration takes."""
@@ -135,6 +177,7 @@ class Sandbox:
             "hubspot": {
                 "base_url": self.hubspot_url,
                 "access_token": HUBSPOT_ACCESS_TOKEN,
+                "app_secret": HUBSPOT_APP_SECRET,
             },
             "salesforce": {
                 "instance_url": self.salesforce_url,
@@ -163,6 +206,7 @@ class Sandbox:
 
     def stop(self) -> None:
         """Stop both servers and remove the temporary directory (if the sandbox made one)."""
+        self.stop_webhooks()
         while self._servers:
             self._servers.pop().stop()
         if self._tempdir is not None:

@@ -19,6 +19,7 @@ from connector.store.models import (
     SlaBreachRecord,
     SlaTimer,
     SyncRun,
+    WebhookQueueEntry,
     WriteLedgerEntry,
 )
 from connector.store.store import Store
@@ -41,6 +42,7 @@ __all__ = [
     "SlaTimer",
     "Store",
     "SyncRun",
+    "WebhookQueueEntry",
     "WriteLedgerEntry",
     "payload_hash",
 ]

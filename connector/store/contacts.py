@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -272,10 +272,12 @@ class ContactStore(StoreBase):
             yield from rows
             last = rows[-1].hubspot_id
 
-    def iter_mqls(self, *, batch: int = 1000) -> Iterator[Contact]:
+    def iter_mqls(self, *, batch: int = 1000,
+                  ids: Collection[str] | None = None) -> Iterator[Contact]:
         """Live contacts with an email whose newest score makes them an MQL, by id, in batches:
         found by the database (the newest score per contact by a window function), so a push
-        reads the MQLs, not every contact and its score history."""
+        reads the MQLs, not every contact and its score history. `ids`: only these contacts
+        (the webhooks' targeted sync)."""
 
         def mqls_after(after: str) -> Select[Any]:
             ranked = (
@@ -284,10 +286,12 @@ class ContactStore(StoreBase):
                            partition_by=Score.contact_id,
                            order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
                 .where(Score.contact_id > after)
-                .subquery()
             )
-            return (select(Contact).join(ranked, ranked.c.cid == Contact.hubspot_id)
-                    .where(ranked.c.n == 1, ranked.c.mql.is_(True),
+            if ids is not None:
+                ranked = ranked.where(Score.contact_id.in_(list(ids)))
+            mqls = ranked.subquery()
+            return (select(Contact).join(mqls, mqls.c.cid == Contact.hubspot_id)
+                    .where(mqls.c.n == 1, mqls.c.mql.is_(True),
                            Contact.email.is_not(None), Contact.email != ""))
 
         return self._live_contacts(mqls_after, batch)

@@ -47,6 +47,7 @@ __all__ = [
     "SlaTimer",
     "SyncRun",
     "UTCDateTime",
+    "WebhookQueueEntry",
     "WriteLedgerEntry",
 ]
 
@@ -351,3 +352,20 @@ class Lease(Base):
     expires_at: Mapped[datetime]
     fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     acquired_at: Mapped[datetime | None]
+
+
+class WebhookQueueEntry(Base):
+    """A contact a HubSpot webhook said changed, waiting for the targeted sync: one row per
+    contact, however many events named it. `seq` rises with each event; a sync takes the row
+    (`taken_seq`, `taken_by`, `taken_at`) and, when done, deletes it only if no event came in
+    meanwhile (else the row is pending again, so the newer change is synced too)."""
+
+    __tablename__ = "webhook_queue"
+    hubspot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="")  # the newest event's kind
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    queued_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    taken_seq: Mapped[int | None] = mapped_column(Integer)
+    taken_by: Mapped[str | None] = mapped_column(String(36))
+    taken_at: Mapped[datetime | None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,11 @@ class ScoreStore(StoreBase):
 
     def contacts_to_score(
         self, *, stale_before: datetime | None = None, everyone: bool = False, batch: int = 1000,
+        ids: Collection[str] | None = None,
     ) -> Iterator[list[Contact]]:
         """Live contacts to (re)score, by id, a batch at a time: never scored, inputs changed
         since their latest score, or (with `stale_before`) scored before it, for decay and
-        expiry. `everyone` yields every live contact."""
+        expiry. `everyone` yields every live contact; `ids` limits it to these contacts."""
         latest = (
             select(Score.contact_id, func.max(Score.scored_at).label("last"))
             .group_by(Score.contact_id)
@@ -39,6 +40,8 @@ class ScoreStore(StoreBase):
                     .where(Contact.hubspot_id > last, Contact.archived.is_(False),
                            Contact.merged_into.is_(None))
                 )
+                if ids is not None:
+                    q = q.where(Contact.hubspot_id.in_(list(ids)))
                 if not everyone:
                     due = latest.c.last.is_(None) | (Contact.inputs_changed_at > latest.c.last)
                     if stale_before is not None:

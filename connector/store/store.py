@@ -11,6 +11,7 @@ sessions, schema, and the boundary where database failures become `StoreError`s)
     sales.py          SalesStore        sales outcomes, SLA timers, round-robin pointers
     pullback.py       PullbackStore     hand-offs' state in Salesforce, outcomes with bookmarks
     runs.py           RunStore          sync runs and stage leases
+    webhooks.py       WebhookQueueStore contacts HubSpot's webhooks said changed
     store.py          Store             the facade
 
 Each method is one short transaction, so a crash never leaves half a batch behind, and a
@@ -27,10 +28,11 @@ from connector.store.pullback import PullbackStore
 from connector.store.runs import RunStore
 from connector.store.sales import SalesStore
 from connector.store.scores import ScoreStore
+from connector.store.webhooks import WebhookQueueStore
 
 __all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
 
 
 class Store(RunStore, PullbackStore, BookmarkStore, ContactStore, ScoreStore, LedgerStore,
-            DeadLetterStore, SalesStore):
+            DeadLetterStore, SalesStore, WebhookQueueStore):
     """Repository over the state database; every flow goes through it."""

@@ -47,6 +47,7 @@ def sandbox_env(sb: Sandbox) -> dict[str, str]:
     """The secrets of the sandbox, as the environment variables Handshake reads."""
     info = sb.info()
     return {"HANDSHAKE_HUBSPOT_TOKEN": info["hubspot"]["access_token"],
+            "HANDSHAKE_HUBSPOT_APP_SECRET": info["hubspot"]["app_secret"],
             "HANDSHAKE_SF_USERNAME": info["salesforce"]["username"],
             "HANDSHAKE_SF_PASSWORD": info["salesforce"]["password"],
             "HANDSHAKE_SF_SECURITY_TOKEN": info["salesforce"]["security_token"]}

@@ -24,7 +24,7 @@ from connector.sandbox.salesforce import salesforce_session
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 INFO_KEYS = {
-    "hubspot": {"base_url", "access_token"},
+    "hubspot": {"base_url", "access_token", "app_secret"},
     "salesforce": {"instance_url", "login_url", "username", "password", "security_token",
                    "ca_bundle"},
 }

@@ -12,7 +12,7 @@ import gc
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,6 +121,8 @@ class HubSpotState:
         self.lists: dict[str, ListRecord] = {}
         self._next_list_id = 1
         self._search_cache: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+        # told of every contact change as a webhook event (`webhooks.WebhookSender.emit`)
+        self.listener: Callable[[dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ loading
 
@@ -270,6 +272,12 @@ class HubSpotState:
         email = rec.props.get("email")
         if email and self._by_email.get(email.lower()) == rec.id:
             del self._by_email[email.lower()]
+
+    def _notify(self, kind: str, rec: ContactRecord, at: datetime, source: str,
+                **fields: Any) -> None:
+        if self.listener is not None:
+            self.listener({"subscriptionType": kind, "objectId": int(rec.id),
+                           "occurredAt": ms(at), "changeSource": source, **fields})
 
     def _changed(self) -> None:
         self.version += 1
@@ -549,9 +557,11 @@ class HubSpotState:
         source: str,
         *,
         force: bool = False,
+        notify: bool = True,
     ) -> bool:
         """Set properties; lifecycle stage only moves forward (silently kept otherwise) unless
-        `force` (a user editing the record in HubSpot's UI may set any stage)."""
+        `force` (a user editing the record in HubSpot's UI may set any stage). Each change is
+        a `contact.propertyChange` event for the listener unless not `notify`."""
         changed = False
         stamp = iso(at)
         for name, raw in props.items():
@@ -583,6 +593,9 @@ class HubSpotState:
             else:
                 rec.props.pop(name, None)
             rec.history.setdefault(name, []).insert(0, (value, stamp, source))
+            if notify:
+                self._notify("contact.propertyChange", rec, at, source, propertyName=name,
+                             propertyValue=value)
             if name == settings.LIFECYCLE_PROPERTY and value:
                 date_prop = f"hs_lifecyclestage_{value}_date"
                 if date_prop in self.properties and date_prop not in rec.props:
@@ -613,10 +626,11 @@ class HubSpotState:
             rec = ContactRecord(id=str(self._next_id), props={}, created_at=now, updated_at=now)
             self._next_id += 1
             self.contacts[rec.id] = rec
-            self._apply(rec, props, now, source)
+            self._apply(rec, props, now, source, notify=False)
             self._stamp(rec)
             self._index(rec)
             self._changed()
+            self._notify("contact.creation", rec, now, source, changeFlag="CREATED")
             return rec
 
     def update_contact(
@@ -675,6 +689,8 @@ class HubSpotState:
             rec.archived_at = self.clock.now()
             self._index(rec)
             self._changed()
+            self._notify("contact.deletion", rec, rec.archived_at, SOURCE_SANDBOX,
+                         changeFlag="DELETED")
 
     def merge_contacts(self, primary_id: str, merged_id: str) -> ContactRecord:
         """Merge `merged_id` into `primary_id`: the survivor keeps its values, fills blanks,
@@ -730,6 +746,10 @@ class HubSpotState:
                 if merged.id in lst.members:
                     lst.members.setdefault(primary.id, lst.members.pop(merged.id))
             self._changed()
+            self._notify("contact.merge", primary, now, "CRM_UI",
+                         primaryObjectId=int(primary.id), mergedObjectIds=[int(merged.id)],
+                         newObjectId=int(primary.id),
+                         numberOfPropertiesMoved=len(fill))
             return primary
 
     # ------------------------------------------------------------------ properties
