@@ -84,8 +84,13 @@ class _Plan:
         return self.returning.count if self.returning is not None else 0
 
 
-def _mql_batches(store: Store, size: int = BATCH) -> Iterator[list[Contact]]:
-    """Live contacts with an email whose newest score makes them an MQL, `size` at a time."""
+def _mql_batches(store: Store, size: int = BATCH, ctx: PushContext | None = None,
+                 ) -> Iterator[list[Contact]]:
+    """Live contacts with an email whose newest score makes them an MQL, `size` at a time
+    (a backfill's: those its context selects)."""
+    if ctx is not None and ctx.mqls is not None:
+        yield from ctx.mqls(store, size)
+        return
     chunk: list[Contact] = []
     for contact in store.iter_mqls(batch=1000):
         chunk.append(contact)
@@ -104,9 +109,9 @@ def push(ctx: PushContext) -> Counter[str]:
     _routing_state(ctx, users)
     # A backfill holds its creates back for Bulk API; otherwise each batch writes its own.
     held: list[_Plan] | None = (
-        [] if not ctx.dry_run and _unlinked_mqls(ctx.store) > ctx.bulk_threshold else None
+        [] if not ctx.dry_run and _unlinked_mqls(ctx) > ctx.bulk_threshold else None
     )
-    for batch in _mql_batches(ctx.store, ROUND):
+    for batch in _mql_batches(ctx.store, ROUND, ctx):
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
@@ -114,6 +119,11 @@ def push(ctx: PushContext) -> Counter[str]:
         if held is not None and len(held) >= max(BULK_JOB_RECORDS, ctx.bulk_threshold + 1):
             _write_held(ctx, held, users)
             held = []
+        if ctx.on_round is not None and not held:
+            # a backfill's checkpoint: every write of the rounds so far is settled, HubSpot
+            # told of their hand-offs (held creates wait for their bulk job first)
+            write_back_handoffs(ctx)
+            ctx.on_round(ctx, batch[-1].hubspot_id)
     if held:
         _write_held(ctx, held, users)
     if ctx.fixes:
@@ -136,11 +146,12 @@ def _fix_kind(fixed: str) -> str:
     return f"{head} picklist" if head.isidentifier() else "other"
 
 
-def _unlinked_mqls(store: Store) -> int:
+def _unlinked_mqls(ctx: PushContext) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
     store alone, before any call)."""
+    store = ctx.store
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
-               for batch in _mql_batches(store, 1000))
+               for batch in _mql_batches(store, 1000, ctx))
 
 
 # --- planning -------------------------------------------------------------------------------
