@@ -413,7 +413,9 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             hid = plan.contact.hubspot_id
             link = ctx.store.linked(hid)
             if link is None or link.sf_id != plan.sf_id:
-                ctx.store.link(hid, "Lead", str(plan.sf_id), how="matched")
+                ctx.store.link(hid, "Lead", str(plan.sf_id),
+                               how="created" if link is None and _lost_create(ctx, plan)
+                               else "matched")
             ctx.ledger().done([_lead_key(hid, plan.generation)], remote_id=str(plan.sf_id))
             ctx.counts["leads.unchanged"] += 1
             handed.append(plan)
@@ -477,6 +479,13 @@ def _lead_key(hubspot_id: str, generation: int = 0) -> str:
     return f"sf:lead:{hubspot_id}:{generation:04d}"
 
 
+def _lost_create(ctx: PushContext, plan: _Plan) -> bool:
+    """The contact's Lead was created by an earlier run whose answer never came back (its
+    ledger entry is a create still pending): the Lead found now is that creation."""
+    entry = ctx.store.ledger_entry(_lead_key(plan.contact.hubspot_id, plan.generation))
+    return entry is not None and entry.operation == "create" and entry.status != "done"
+
+
 def _returned(ctx: PushContext, plan: _Plan) -> bool:
     """This return of the contact was handed off already (its hand-off Task is written)."""
     entry = ctx.store.ledger_entry(handoff_task_key(plan.contact.hubspot_id, plan.generation))
@@ -500,8 +509,14 @@ def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> O
     if result.success and result.id:
         plan.sf_id = result.id
         # A create whose first answer was lost comes back from the retried upsert as an update
-        # of the Lead it made; with no link yet, that Lead is this run's creation.
-        created = result.created or (kind == "create" and store.linked(hid) is None)
+        # of the Lead it made; with no link yet (or the link that attempt stored before it was
+        # cut short: a create is planned only when no Lead matched), that Lead is our creation.
+        link = store.linked(hid) if not result.created else None
+        created = result.created or (kind == "create" and (link is None
+                                                           or link.sf_id == result.id))
+        # ... or the Lead our create made, its answer lost, matched by email on the next run
+        created = created or ((link is None or link.sf_id == result.id)
+                              and _lost_create(ctx, plan))
         store.link(hid, "Lead", result.id, how="created" if created else "updated")
         counts["leads.created" if created else "leads.updated"] += 1
         return Written(result.id)

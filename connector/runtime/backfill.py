@@ -58,7 +58,7 @@ log = logging.getLogger("connector.backfill")
 
 STAGES = ("pull", "score", "push", "pullback")
 PREFIX = "backfill."
-SCORE_BATCH = 500  # contacts scored, written back and checkpointed together
+SCORE_BATCH = 200  # contacts scored, written back (≤ 100 a call) and checkpointed together
 FIELDS_BATCH = 1000  # Leads read and updated together (≤ 200 a collection, 5 a composite call)
 FIELDS_LEDGER = "sf:lead-fields:"
 

@@ -31,7 +31,7 @@ VOLATILE_SF = {"attributes", "Id", "CreatedDate", "LastModifiedDate", "SystemMod
                "CompletedDateTime"}
 # set or not: they move with each write, or tell the instant (or decayed points) of a run
 VOLATILE_HS = ("lastmodifieddate", "hs_lastmodifieddate", "handshake_handed_off_at",
-               "handshake_score_reasons")
+               "handshake_score_reasons", "handshake_mql_date")
 STAMPED_HS = ("hs_lifecyclestage_", "hs_date_entered_", "hs_date_exited_", "hs_time_in_")
 
 
