@@ -77,6 +77,9 @@ class _Plan:
     mapped: MappedRecord | None = None  # updates: the sync rules
     returning: Returning | None = None  # a recycled contact that qualified again
     rerouted: bool = False  # its return is handed off in this run: routed again
+    # an earlier run's create of this Lead never got its answer (ledger: a create left
+    # pending or failed): the Lead matched now is that creation
+    lost_create: bool = False
 
     @property
     def generation(self) -> int:
@@ -349,6 +352,10 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                                 "why": plan.why, "fixed": plan.fixed})
             counts[f"leads.would_{plan.action}"] += 1
             continue
+        if plan.action == "update":
+            before = store.ledger_entry(key)
+            plan.lost_create = (before is not None and before.operation == "create"
+                                and before.status != "done")
         if not ledger.claim(key, operation=plan.action, target="Lead", payload=plan.payload):
             counts["leads.unchanged"] += 1
             link = store.linked(hid)
@@ -414,7 +421,7 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             link = ctx.store.linked(hid)
             if link is None or link.sf_id != plan.sf_id:
                 ctx.store.link(hid, "Lead", str(plan.sf_id),
-                               how="created" if link is None and _lost_create(ctx, plan)
+                               how="created" if link is None and plan.lost_create
                                else "matched")
             ctx.ledger().done([_lead_key(hid, plan.generation)], remote_id=str(plan.sf_id))
             ctx.counts["leads.unchanged"] += 1
@@ -479,13 +486,6 @@ def _lead_key(hubspot_id: str, generation: int = 0) -> str:
     return f"sf:lead:{hubspot_id}:{generation:04d}"
 
 
-def _lost_create(ctx: PushContext, plan: _Plan) -> bool:
-    """The contact's Lead was created by an earlier run whose answer never came back (its
-    ledger entry is a create still pending): the Lead found now is that creation."""
-    entry = ctx.store.ledger_entry(_lead_key(plan.contact.hubspot_id, plan.generation))
-    return entry is not None and entry.operation == "create" and entry.status != "done"
-
-
 def _returned(ctx: PushContext, plan: _Plan) -> bool:
     """This return of the contact was handed off already (its hand-off Task is written)."""
     entry = ctx.store.ledger_entry(handoff_task_key(plan.contact.hubspot_id, plan.generation))
@@ -516,7 +516,7 @@ def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> O
                                                            or link.sf_id == result.id))
         # ... or the Lead our create made, its answer lost, matched by email on the next run
         created = created or ((link is None or link.sf_id == result.id)
-                              and _lost_create(ctx, plan))
+                              and plan.lost_create)
         store.link(hid, "Lead", result.id, how="created" if created else "updated")
         counts["leads.created" if created else "leads.updated"] += 1
         return Written(result.id)
