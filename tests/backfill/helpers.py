@@ -73,7 +73,7 @@ def start(sb: Sandbox, config: Config, *args: str) -> subprocess.Popen[bytes]:
 
 def run(sb: Sandbox, config: Config, *args: str) -> subprocess.CompletedProcess[str]:
     """`handshake <args> -c <config>` run to its end."""
-    return subprocess.run(command(sb, config, *args), cwd=ROOT, env=environment(sb),
+    return subprocess.run(command(sb, config, *args), check=False, cwd=ROOT, env=environment(sb),
                           capture_output=True, text=True, timeout=300)
 
 
