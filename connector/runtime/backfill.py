@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from connector.mapping import FieldMap
     from connector.push.context import PushContext
     from connector.push.ports import WriteResult
+    from connector.salesforce import SalesforceClient
+    from connector.store import IdLink
 
 __all__ = ["STAGES", "Backfill", "Checkpoint", "Window", "checkpoint_key", "fields_wanted",
            "run_backfill"]
@@ -354,6 +356,14 @@ def _pullback(config: Config, backfill: Backfill, key: str, sink: ProgressSink,
     bookmarks and the deleted-records check left to the scheduled runs; its SLA, outcomes and
     recycling steps as in any pull-back (each write once, by the ledger). Rows changed after
     `until` are read too: they are applied once, and the scheduled run finds them applied."""
+    if backfill.restart and not backfill.dry_run:
+        # from `since` again: the streams' own bookmarks go with the checkpoint
+        store = open_store(config, clock)
+        try:
+            for name in [key, *store.bookmarks(f"{key}.")]:
+                store.delete_bookmark(name)
+        finally:
+            store.close()
     result = run_pullback_stage(config, trigger="backfill", dry_run=backfill.dry_run,
                                 clock=clock, stage="backfill-pullback",
                                 window=(key, backfill.window.since))
@@ -450,7 +460,7 @@ def _fields(config: Config, backfill: Backfill, key: str, sink: ProgressSink,
     return run.result
 
 
-def _field_updates(store: Store, sf: Any, fields: FieldMap, links: Sequence[Any],
+def _field_updates(store: Store, sf: SalesforceClient, fields: FieldMap, links: Sequence[IdLink],
                    sending: list[str], describe: dict[str, Any],
                    result: StageResult) -> list[_FieldUpdate]:
     """What each Lead of the batch needs of the named fields, against its current values."""
@@ -479,7 +489,7 @@ def _field_updates(store: Store, sf: Any, fields: FieldMap, links: Sequence[Any]
     return out
 
 
-def _send_fields(sf: Any, fields: FieldMap, ledger: LedgerWrites, key: str,
+def _send_fields(sf: SalesforceClient, fields: FieldMap, ledger: LedgerWrites, key: str,
                  updates: list[_FieldUpdate], result: StageResult, dry_run: bool) -> None:
     if dry_run:
         for u in updates:
