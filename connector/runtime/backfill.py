@@ -181,6 +181,9 @@ def _finished(config: Config, key: str, clock: Clock | None) -> bool:
 
 
 def _start(run: StageRun, key: str, backfill: Backfill) -> Checkpoint:
+    if backfill.restart and not backfill.dry_run:
+        for name in run.store.bookmarks(f"{key}."):  # the stage's own bookmarks (pull)
+            run.store.delete_bookmark(name)
     cp = Checkpoint.load(run.store, key, backfill.window, run.clock.now(),
                          restart=backfill.restart)
     if cp.started and not cp.done:
@@ -197,6 +200,7 @@ def _pull(config: Config, backfill: Backfill, key: str, sink: ProgressSink,
           clock: Clock | None) -> StageResult:
     """HubSpot's changes in the window, stream by stream; a stream done is not read again."""
     from connector.pull.contacts import ContactsStream
+    from connector.pull.normalize import parse_time
     from connector.pull.runner import ENGAGEMENT_STREAMS, STREAMS
 
     dry_run = backfill.dry_run
@@ -211,8 +215,12 @@ def _pull(config: Config, backfill: Backfill, key: str, sink: ProgressSink,
                 continue
             before = ctx.client.calls
             if name == "contacts":
+                # each page stored moves the backfill's own bookmark: a rerun resumes there
                 contacts = ContactsStream(ctx)
-                contacts.incremental(backfill.window.since, cp.until, bookmark=False)
+                mark = f"{key}.contacts"
+                done = parse_time(run.store.get_bookmark(mark) or "")
+                contacts.incremental(max(backfill.window.since, done or backfill.window.since),
+                                     cp.until, bookmark_stream=mark)
                 sink.done(contacts.task)
             else:
                 ENGAGEMENT_STREAMS[name](ctx).run(backfill.window.since, cp.until,
