@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -48,8 +47,7 @@ def finish(result: StageResult) -> None:
         raise exit_with(result.exit_code)
 
 
-def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None = None,
-              until: datetime | None = None, full: bool = False,
+def _run_pull(config_path: str | None, *, dry_run: bool, full: bool = False,
               streams: list[str] | None = None) -> None:
     from connector.progress import make_progress
     from connector.pull import STREAMS
@@ -62,12 +60,9 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
                   markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG)
     with make_progress() as progress:
-        result = run_pull_stage(
-            loaded, trigger="backfill" if since else "manual", dry_run=dry_run, full=full,
-            streams=streams or STREAMS, since=since, until=until, progress=progress,
-        )
-    title = "backfill" if since else "pull"
-    print_counts(f"{title} {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
+        result = run_pull_stage(loaded, dry_run=dry_run, full=full,
+                                streams=streams or STREAMS, progress=progress)
+    print_counts(f"pull {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
     finish(result)
 
