@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -144,9 +144,17 @@ def run_backfill(config: Config, backfill: Backfill, *, progress: ProgressSink |
                  clock: Clock | None = None) -> list[StageOutcome]:
     """Run the backfill's stages in order (pull -> score -> push -> pullback), or its fields;
     stops after a stage that did not finish (failed, stopped at a quota). A stage finished
-    before is skipped (restart: run again from the start)."""
+    before is skipped (restart: run again from the start). Fields fields.toml does not map
+    raise ConfigError before anything runs."""
     sink = progress or NullProgress()
     outcomes: list[StageOutcome] = []
+    if backfill.fields:
+        # named by their Salesforce fields (one checkpoint and ledger key however named)
+        from connector.mapping import load_fields
+
+        path = config.mapping_path("fields")
+        backfill = replace(backfill, fields=tuple(
+            fields_wanted(load_fields(path), backfill.fields, str(path))))
     jobs = [("fields", _fields)] if backfill.fields else [
         (stage, _BODIES[stage]) for stage in STAGES if stage in backfill.stages]
     for stage, body in jobs:
