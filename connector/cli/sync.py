@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -48,8 +47,7 @@ def finish(result: StageResult) -> None:
         raise exit_with(result.exit_code)
 
 
-def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None = None,
-              until: datetime | None = None, full: bool = False,
+def _run_pull(config_path: str | None, *, dry_run: bool, full: bool = False,
               streams: list[str] | None = None) -> None:
     from connector.progress import make_progress
     from connector.pull import STREAMS
@@ -62,12 +60,9 @@ def _run_pull(config_path: str | None, *, dry_run: bool, since: datetime | None 
                   markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG)
     with make_progress() as progress:
-        result = run_pull_stage(
-            loaded, trigger="backfill" if since else "manual", dry_run=dry_run, full=full,
-            streams=streams or STREAMS, since=since, until=until, progress=progress,
-        )
-    title = "backfill" if since else "pull"
-    print_counts(f"{title} {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
+        result = run_pull_stage(loaded, dry_run=dry_run, full=full,
+                                streams=streams or STREAMS, progress=progress)
+    print_counts(f"pull {'(dry run: nothing stored) ' if dry_run else ''}{result.status}",
                  dict(result.counts))
     finish(result)
 
@@ -198,25 +193,80 @@ def print_pullback_plan(planned: list[dict[str, Any]]) -> None:
         out.print(table)
 
 
+_STAGE_CHOICES = ("pull", "score", "push", "pullback", "all")
+
+
 @app.command("backfill")
 def backfill_command(
     since: Annotated[str, typer.Option("--since", metavar="DATE",
                                        help="Start date (YYYY-MM-DD or ISO-8601).")],
     until: Annotated[str | None, typer.Option("--until", metavar="DATE",
                                               help="End date (default: now).")] = None,
-    stage: Annotated[str, typer.Option("--stage", metavar="STAGE",
-                                       help="Which stage to backfill: pull.")] = "pull",
+    stage: Annotated[str | None, typer.Option(
+        "--stage", metavar="STAGE",
+        help="pull, score, push, pullback or all (default: all, in that order).")] = None,
+    fields: Annotated[list[str] | None, typer.Option(
+        "--fields", metavar="FIELD",
+        help="Send these fields.toml fields (repeatable, or comma-separated) to every Lead "
+             "linked in the window, and nothing else.")] = None,
     config: ConfigOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, store nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing; list what would "
+                                          "be written.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Run a backfill finished (or "
+                                          "begun) before again from its start.")] = False,
 ) -> None:
-    """Re-read a date range without moving the scheduled bookmarks (nothing is duplicated)."""
-    if stage != "pull":
-        err.print(f"--stage {stage!r}: only 'pull' can be backfilled so far", markup=False,
+    """Re-run stages over a date range without moving the scheduled bookmarks: resumable
+    from its checkpoint, under the same leases as the scheduled runs, nothing written twice."""
+    from connector.progress import make_progress
+    from connector.runtime.backfill import STAGES, Backfill, Window, fields_wanted, run_backfill
+
+    if stage is not None and stage not in _STAGE_CHOICES:
+        err.print(f"--stage {stage!r}: use one of {', '.join(_STAGE_CHOICES)}", markup=False,
                   highlight=False)
+        raise exit_with(ExitCode.CONFIG)
+    names = [n.strip() for item in fields or [] for n in item.split(",") if n.strip()]
+    if names and stage not in (None, "all"):
+        err.print("--fields sends fields to the Leads already in Salesforce; it runs on its "
+                  "own: leave out --stage", markup=False, highlight=False)
         raise exit_with(ExitCode.CONFIG)
     start = parse_date(since, "--since")
     end = parse_date(until, "--until") if until else None
     if end is not None and end <= start:
         err.print("--until must be after --since")
         raise exit_with(ExitCode.CONFIG)
-    _run_pull(config, dry_run=dry_run, since=start, until=end)
+    loaded = load_checked_config(config)
+    try:
+        if names:
+            from connector.mapping import load_fields
+
+            path = loaded.mapping_path("fields")
+            fields_wanted(load_fields(path), names, str(path))
+        job = Backfill(Window(start, end), STAGES if stage in (None, "all") else (stage,),
+                       tuple(names), dry_run=dry_run, restart=restart)
+        with make_progress() as progress:
+            outcomes = run_backfill(loaded, job, progress=progress)
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise exit_with(ExitCode.CONFIG) from None
+    for outcome in outcomes:
+        result = outcome.result
+        if result is None:
+            out.print(f"backfill {outcome.stage}: finished before (checkpoint "
+                      f"{escape(outcome.checkpoint)}); nothing to do — --restart runs it "
+                      f"again", highlight=False)
+            continue
+        if dry_run and outcome.stage in ("push", "fields"):
+            for plan in result.planned:
+                out.print(f"[bold]{escape(str(plan['action']))}[/] Lead for HubSpot contact "
+                          f"{escape(str(plan['contact']))} ({escape(str(plan['why']))})",
+                          highlight=False)
+                for name, value in sorted(plan["values"].items()):
+                    out.print(f"    {name} = {escape(repr(value))}", highlight=False)
+        elif dry_run and outcome.stage == "pullback":
+            print_pullback_plan(result.planned)
+        print_counts(f"backfill {outcome.stage} "
+                     f"{'(dry run: nothing written) ' if dry_run else ''}{result.status}",
+                     dict(result.counts))
+    for outcome in outcomes:
+        if outcome.result is not None:
+            finish(outcome.result)

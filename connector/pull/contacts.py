@@ -238,8 +238,9 @@ class ContactsStream:
             return
 
     def incremental(self, since: datetime | None = None, until: datetime | None = None,
-                    *, bookmark: bool = True) -> None:
-        """Contacts modified since the bookmark (minus the lookback), oldest first."""
+                    *, bookmark: bool = True, bookmark_stream: str = MODIFIED) -> None:
+        """Contacts modified since the bookmark (minus the lookback), oldest first; each page
+        moves the bookmark `bookmark_stream` (a backfill's own: where it resumes)."""
         ctx = self.ctx
         if since is None:
             mark = ctx.store.get_bookmark(MODIFIED)
@@ -247,7 +248,7 @@ class ContactsStream:
             since = since - ctx.lookback
         props = list(dict.fromkeys([*ctx.properties, MODIFIED_PROP]))
         for page, newest in search_windows(ctx, since, until, props):
-            mark_value = (MODIFIED, newest.isoformat()) if bookmark and newest else None
+            mark_value = (bookmark_stream, newest.isoformat()) if bookmark and newest else None
             self.store_page(page, bookmark=mark_value)
 
     def read_ids(self, ids: Sequence[str]) -> list[str]:

@@ -100,9 +100,19 @@ class PullbackContext:
     unstored: list[dict[str, Any]] = field(default_factory=list)
     unstored_states: dict[str, dict[str, Any]] = field(default_factory=dict)
     planned: list[dict[str, Any]] = field(default_factory=list)
+    # A backfill: its streams' bookmarks live under its own prefix and, before there are any,
+    # start at `window_start` (the incremental bookmarks are neither read nor moved)
+    bookmark_prefix: str = STAGE
+    window_start: datetime | None = None
     _vocabulary: Vocabulary | None = None
     _vocabulary_fresh: bool = False  # read from the org this run
     _handshake_tasks: set[str] | None = None
+
+    def bookmark(self, sobject: str) -> str:
+        """The bookmark of one object's stream in this run (a backfill's has its own)."""
+        if self.bookmark_prefix == STAGE:
+            return bookmark_name(sobject)
+        return f"{self.bookmark_prefix}.{sobject}"
 
     @property
     def vocabulary(self) -> Vocabulary:

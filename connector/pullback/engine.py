@@ -83,6 +83,8 @@ class _Run:
             query = plan(self.ctx, self.handoffs, stream)
             if query is not None:
                 self.reads.add(query)
+        if self.ctx.window_start is not None:
+            return  # a backfill re-reads changes; the incremental run follows deletions
         previous = parse_time(self.ctx.store.get_bookmark(DELETED_BOOKMARK))
         earliest = self.handoffs.earliest()
         start = previous or (earliest - self.ctx.lookback if earliest is not None else None)

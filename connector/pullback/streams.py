@@ -23,7 +23,6 @@ from typing import Any
 from connector.pullback.context import (
     Handoffs,
     PullbackContext,
-    bookmark_name,
     parse_date,
     parse_time,
 )
@@ -240,8 +239,8 @@ def plan(ctx: PullbackContext, handoffs: Handoffs, stream: Stream,
     Ids new this run are read whole (a new hand-off's Lead, an Opportunity a conversion
     made), or for activities from their hand-off, where the bookmark does not cover them.
     With `ids`: those alone (ids added after the run's query passed them)."""
-    newest = parse_time(ctx.store.get_bookmark(bookmark_name(stream.sobject)))
-    start = newest if newest is not None else handoffs.earliest()
+    newest = parse_time(ctx.store.get_bookmark(ctx.bookmark(stream.sobject)))
+    start = newest if newest is not None else (ctx.window_start or handoffs.earliest())
     since = start - ctx.lookback if start is not None and ids is None else None
     fresh = sorted((ids if ids is not None else stream.ids(handoffs) & handoffs.fresh)
                    & stream.ids(handoffs))
@@ -268,7 +267,7 @@ class StreamRun:
 
     @classmethod
     def start(cls, ctx: PullbackContext, stream: Stream) -> StreamRun:
-        newest = parse_time(ctx.store.get_bookmark(bookmark_name(stream.sobject)))
+        newest = parse_time(ctx.store.get_bookmark(ctx.bookmark(stream.sobject)))
         return cls(stream, newest, newest)
 
     def page(self, ctx: PullbackContext, handoffs: Handoffs, rows: list[dict[str, Any]]) -> None:
@@ -294,7 +293,7 @@ class StreamRun:
     def finish(self, ctx: PullbackContext) -> None:
         """Commit the bookmark once every row it covers is stored."""
         if self.seen is not None and self.seen != self.newest:
-            store(ctx, self.stream.sobject, [], [], stream=bookmark_name(self.stream.sobject),
+            store(ctx, self.stream.sobject, [], [], stream=ctx.bookmark(self.stream.sobject),
                   bookmark=self.seen.isoformat())
 
 

@@ -6,7 +6,7 @@ write-back); they import this module, never the engine.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -103,6 +103,10 @@ class PushContext:
     sla: SlaFile | None = None
     open_status: str | None = None  # the org's default Lead Status, read at the first return
     only: frozenset[str] | None = None  # hand off only these contacts (webhooks); None: all
+    # A backfill's selection: the MQLs to hand off, `size` a batch (None: every MQL), and what
+    # to do once a round is written (its hand-offs told to HubSpot too), with its last id.
+    mqls: Callable[[Store, int], Iterable[list[Contact]]] | None = None
+    on_round: Callable[[PushContext, str], None] | None = None
 
     def ledger(self, system: str = "salesforce") -> LedgerWrites:
         """The write ledger's claim -> send -> settle -> park sequence for this run's writes

@@ -77,6 +77,9 @@ class _Plan:
     mapped: MappedRecord | None = None  # updates: the sync rules
     returning: Returning | None = None  # a recycled contact that qualified again
     rerouted: bool = False  # its return is handed off in this run: routed again
+    # an earlier run's create of this Lead never got its answer (ledger: a create left
+    # pending or failed): the Lead matched now is that creation
+    lost_create: bool = False
 
     @property
     def generation(self) -> int:
@@ -84,10 +87,15 @@ class _Plan:
         return self.returning.count if self.returning is not None else 0
 
 
-def _mql_batches(store: Store, size: int = BATCH,
-                 only: frozenset[str] | None = None) -> Iterator[list[Contact]]:
-    """Live contacts with an email whose newest score makes them an MQL (of `only`, when
-    given), `size` at a time."""
+def _mql_batches(store: Store, size: int = BATCH, ctx: PushContext | None = None,
+                 ) -> Iterator[list[Contact]]:
+    """Live contacts with an email whose newest score makes them an MQL, `size` at a time
+    (of the context's `only` when given: the webhooks'; a backfill's: those its context
+    selects)."""
+    if ctx is not None and ctx.mqls is not None:
+        yield from ctx.mqls(store, size)
+        return
+    only = ctx.only if ctx is not None else None
     chunk: list[Contact] = []
     for contact in store.iter_mqls(batch=1000, ids=only):
         chunk.append(contact)
@@ -106,10 +114,9 @@ def push(ctx: PushContext) -> Counter[str]:
     _routing_state(ctx, users)
     # A backfill holds its creates back for Bulk API; otherwise each batch writes its own.
     held: list[_Plan] | None = (
-        [] if not ctx.dry_run and _unlinked_mqls(ctx.store, ctx.only) > ctx.bulk_threshold
-        else None
+        [] if not ctx.dry_run and _unlinked_mqls(ctx) > ctx.bulk_threshold else None
     )
-    for batch in _mql_batches(ctx.store, ROUND, ctx.only):
+    for batch in _mql_batches(ctx.store, ROUND, ctx):
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
@@ -117,6 +124,11 @@ def push(ctx: PushContext) -> Counter[str]:
         if held is not None and len(held) >= max(BULK_JOB_RECORDS, ctx.bulk_threshold + 1):
             _write_held(ctx, held, users)
             held = []
+        if ctx.on_round is not None and not held:
+            # a backfill's checkpoint: every write of the rounds so far is settled, HubSpot
+            # told of their hand-offs (held creates wait for their bulk job first)
+            write_back_handoffs(ctx)
+            ctx.on_round(ctx, batch[-1].hubspot_id)
     if held:
         _write_held(ctx, held, users)
     if ctx.fixes:
@@ -139,11 +151,12 @@ def _fix_kind(fixed: str) -> str:
     return f"{head} picklist" if head.isidentifier() else "other"
 
 
-def _unlinked_mqls(store: Store, only: frozenset[str] | None = None) -> int:
+def _unlinked_mqls(ctx: PushContext) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
     store alone, before any call)."""
+    store = ctx.store
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
-               for batch in _mql_batches(store, 1000, only))
+               for batch in _mql_batches(store, 1000, ctx))
 
 
 # --- planning -------------------------------------------------------------------------------
@@ -348,6 +361,10 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                                 "why": plan.why, "fixed": plan.fixed})
             counts[f"leads.would_{plan.action}"] += 1
             continue
+        if plan.action == "update":
+            before = store.ledger_entry(key)
+            plan.lost_create = (before is not None and before.operation == "create"
+                                and before.status != "done")
         if not ledger.claim(key, operation=plan.action, target="Lead", payload=plan.payload):
             counts["leads.unchanged"] += 1
             link = store.linked(hid)
@@ -412,7 +429,9 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             hid = plan.contact.hubspot_id
             link = ctx.store.linked(hid)
             if link is None or link.sf_id != plan.sf_id:
-                ctx.store.link(hid, "Lead", str(plan.sf_id), how="matched")
+                ctx.store.link(hid, "Lead", str(plan.sf_id),
+                               how="created" if link is None and plan.lost_create
+                               else "matched")
             ctx.ledger().done([_lead_key(hid, plan.generation)], remote_id=str(plan.sf_id))
             ctx.counts["leads.unchanged"] += 1
             handed.append(plan)
@@ -499,8 +518,14 @@ def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> O
     if result.success and result.id:
         plan.sf_id = result.id
         # A create whose first answer was lost comes back from the retried upsert as an update
-        # of the Lead it made; with no link yet, that Lead is this run's creation.
-        created = result.created or (kind == "create" and store.linked(hid) is None)
+        # of the Lead it made; with no link yet (or the link that attempt stored before it was
+        # cut short: a create is planned only when no Lead matched), that Lead is our creation.
+        link = store.linked(hid) if not result.created else None
+        created = result.created or (kind == "create" and (link is None
+                                                           or link.sf_id == result.id))
+        # ... or the Lead our create made, its answer lost, matched by email on the next run
+        created = created or ((link is None or link.sf_id == result.id)
+                              and plan.lost_create)
         store.link(hid, "Lead", result.id, how="created" if created else "updated")
         counts["leads.created" if created else "leads.updated"] += 1
         return Written(result.id)

@@ -4,7 +4,8 @@ daemon to come) runs inside `stage_run`, which records, leases, guards and close
     stage_run(config, stage)        the one context: store, lease, run record, signals, cleanup
     ├── StageLease                  a lease row with expiry and fencing number, renewed, checked
     ├── stop_on_signals             SIGINT/SIGTERM -> stop after the batch in flight
-    └── run_*_stage                 the stage bodies (connector.runtime.stages)
+    ├── run_*_stage                 the stage bodies (connector.runtime.stages)
+    └── run_backfill                a window of every stage, resumable (connector.runtime.backfill)
 """
 
 from __future__ import annotations

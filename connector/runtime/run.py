@@ -39,8 +39,12 @@ LEASES: dict[str, str] = {
     "backfill-pull": "pull",
     "dlq-retry": "pull",
     "score": "score",
+    "backfill-score": "score",
     "push": "push",
+    "backfill-push": "push",
+    "backfill-fields": "push",
     "pullback": "pullback",
+    "backfill-pullback": "pullback",
     # the webhooks' targeted sync: pull, score and push of the queued contacts
     "webhook-pull": "pull",
     "webhook-score": "score",

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -20,11 +20,12 @@ from connector.progress import NullProgress, ProgressCounts, ProgressSink
 from connector.pull import STREAMS, backfill, pull
 from connector.runtime.run import StageResult, stage_run
 from connector.runtime.wiring import open_store, pull_context
-from connector.store import Contact
+from connector.store import Contact, Store
 
 if TYPE_CHECKING:
     from connector.mapping.sla import SlaFile
     from connector.pullback import Handoffs, PullbackContext
+    from connector.push.context import PushContext
     from connector.runtime.run import StageRun
     from connector.salesforce import SalesforceClient
     from connector.scoring.lifecycle import Decision
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GOVERNOR_BOOKMARK",
     "SCORE_WRITEBACK_PENDING",
+    "PushSelection",
     "retry_dead_letters",
     "run_pull_stage",
     "run_pullback_stage",
@@ -128,6 +130,23 @@ def run_score_stage(
     return run.result
 
 
+class PushSelection(Protocol):
+    """Which MQLs a push hands off (a backfill's window), and what it does after each round
+    written (its checkpoint)."""
+
+    def total(self, store: Store) -> int:
+        """How many MQLs it selects (the progress bar's total)."""
+        ...
+
+    def mqls(self, store: Store, size: int) -> Iterable[list[Contact]]:
+        """The MQLs, `size` a batch."""
+        ...
+
+    def on_round(self, ctx: PushContext, last: str) -> None:
+        """A round is written up to HubSpot contact `last`."""
+        ...
+
+
 # The push's counts that settle one MQL each: its progress.
 PUSH_OUTCOMES = (
     "leads.created", "leads.updated", "leads.unchanged", "leads.link_contact",
@@ -160,13 +179,15 @@ def run_push_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False,
     clock: Clock | None = None, progress: ProgressSink | None = None,
     ids: Collection[str] | None = None, stage: str = "push",
+    select: PushSelection | None = None,
 ) -> StageResult:
     """Hand the MQLs (of `ids` only, when given: the webhooks' targeted sync, recorded as
     `stage`) to Salesforce once. Stops cleanly (status "stopped") when Handshake's
     share of the Salesforce allocation is spent; the next cycle resumes where it stopped.
     A fields.toml naming what the org's Lead describe does not have (or cannot take)
     write is reported (`StageResult.problems`) before anything is planned. `progress` is told
-    each MQL settled (created, updated, linked, unchanged or parked)."""
+    each MQL settled (created, updated, linked, unchanged or parked). A backfill runs it as
+    its own `stage` with its `select`ion of MQLs and a call after each round written."""
     from connector.hubspot.client import HubSpotClient
     from connector.mapping import load_fields, load_routing
     from connector.push.engine import PushContext, push
@@ -181,7 +202,8 @@ def run_push_stage(
     with stage_run(config, stage, trigger=trigger, clock=clock) as run:
         store, result = run.store, run.result
         sink = progress or NullProgress()
-        handing = sink.task("MQLs handed off")
+        handing = sink.task("MQLs handed off",
+                            select.total(store) if select is not None else None)
         saved = store.get_bookmark(GOVERNOR_BOOKMARK)
         snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
         # A Lead goes to its HubSpot owner's Salesforce user when routing.toml prefers it.
@@ -209,7 +231,9 @@ def run_push_stage(
                           activity_tasks=config.push.activity_tasks,
                           existing_contact=config.push.existing_contact, sla=sla,
                           only=frozenset(ids) if ids is not None else None,
-                          counts=ProgressCounts().watch(sink, handing, PUSH_OUTCOMES))
+                          counts=ProgressCounts().watch(sink, handing, PUSH_OUTCOMES),
+                          mqls=select.mqls if select is not None else None,
+                          on_round=select.on_round if select is not None else None)
         result.counts = ctx.counts
         result.planned = ctx.planned
         push(ctx)
@@ -235,18 +259,21 @@ def _push_sla(config: Config) -> SlaFile:
 
 def run_pullback_stage(
     config: Config, *, trigger: str = "manual", dry_run: bool = False,
-    clock: Clock | None = None,
+    clock: Clock | None = None, stage: str = "pullback",
+    window: tuple[str, datetime] | None = None,
 ) -> StageResult:
     """Pull back what sales did with the hand-offs (Lead status, owner and conversion, the
     Opportunity's stage and outcome, completed Tasks and Events) into the store, since each
     object's bookmark. `dry_run` reads and stores nothing (the counts say what it would).
-    Stops cleanly (status "stopped") when Handshake's Salesforce share is spent."""
+    Stops cleanly (status "stopped") when Handshake's Salesforce share is spent. A backfill
+    runs it as its own `stage` with a `window` (its bookmarks' prefix, the time its streams
+    start from before they have one)."""
     from connector.pullback import PullbackContext, pull_back
     from connector.pullback.sla_step import run_sla_step
     from connector.salesforce import SalesforceClient
     from connector.salesforce.governor import GovernorSnapshot
 
-    with stage_run(config, "pullback", trigger=trigger, clock=clock) as run:
+    with stage_run(config, stage, trigger=trigger, clock=clock) as run:
         store = run.store
         saved = store.get_bookmark(GOVERNOR_BOOKMARK)
         snapshot = GovernorSnapshot.from_json(json.loads(saved)) if saved else None
@@ -261,6 +288,8 @@ def run_pullback_stage(
             lookback=timedelta(minutes=config.schedule.lookback_minutes), run_id=run.run_id,
             dry_run=dry_run, lead_reason_field=settings.lead_reason_field or None,
             loss_reason_field=settings.loss_reason_field or None)
+        if window is not None:
+            ctx.bookmark_prefix, ctx.window_start = window
         run.result.counts = ctx.counts
         run.result.planned = ctx.planned
         handoffs = pull_back(ctx)

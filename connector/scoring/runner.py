@@ -5,7 +5,7 @@ lifecycle decisions, and collect what HubSpot must be told."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -48,15 +48,16 @@ def score_contacts(
     store: Store, engine: Engine, now: datetime, *, run_id: str | None = None,
     dry_run: bool = False, everyone: bool = False, keep_results: bool = True,
     batch: int = 1000, on_batch: Callable[[int], None] | None = None,
-    ids: Collection[str] | None = None,
+    ids: Collection[str] | None = None, selected: Iterable[list[Contact]] | None = None,
 ) -> ScoreRun:
-    """Score the contacts that are due at `now` (of `ids` only, when given); store scores and
-    transitions unless `dry_run`."""
+    """Score the contacts that are due at `now` (of `ids` only, when given; or the batches
+    `selected`: a backfill's window); store scores and transitions unless `dry_run`."""
     run = ScoreRun()
     section = engine.model.lifecycle
     recycled = recycles(store)
-    for contacts in store.contacts_to_score(stale_before=now - RESCORE_AFTER,
-                                            everyone=everyone, batch=batch, ids=ids):
+    batches = selected if selected is not None else store.contacts_to_score(
+        stale_before=now - RESCORE_AFTER, everyone=everyone, batch=batch, ids=ids)
+    for contacts in batches:
         checkpoint()  # a stop lands between batches: each batch's scores are stored whole
         ids = [c.hubspot_id for c in contacts]
         activities = store.activities_for_many(ids)

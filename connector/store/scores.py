@@ -6,10 +6,10 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
 
 from connector.store._base import StoreBase
-from connector.store.models import Contact, LifecycleTransition, Score
+from connector.store.models import Activity, Contact, IdLink, LifecycleTransition, Score
 
 __all__ = ["ScoreStore"]
 
@@ -48,6 +48,48 @@ class ScoreStore(StoreBase):
                         due = due | (latest.c.last < stale_before)
                     q = q.where(due)
                 rows = list(s.scalars(q.order_by(Contact.hubspot_id).limit(batch)))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].hubspot_id
+
+    def contacts_in_window(
+        self, since: datetime, until: datetime, *, after: str = "", mqls_only: bool = False,
+        batch: int = 1000,
+    ) -> Iterator[list[Contact]]:
+        """Live contacts that changed or engaged in [since, until], by id after `after`, a
+        batch at a time: modified in HubSpot, their inputs changed in the store, an activity
+        that occurred, or a lifecycle step recorded in the window. `mqls_only`: those with an
+        email whose newest score makes them an MQL (what a push hands off)."""
+        last = after
+        while True:
+            with self.transaction() as s:
+                q = _in_window(since, until, mqls_only).where(Contact.hubspot_id > last)
+                rows = list(s.scalars(q.order_by(Contact.hubspot_id).limit(batch)))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].hubspot_id
+
+    def count_in_window(self, since: datetime, until: datetime, *, after: str = "",
+                        mqls_only: bool = False) -> int:
+        """How many contacts `contacts_in_window` yields (a progress bar's total)."""
+        with self.transaction() as s:
+            q = _in_window(since, until, mqls_only).where(Contact.hubspot_id > after)
+            return int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+
+    def leads_linked_in_window(self, since: datetime, until: datetime, *, after: str = "",
+                               batch: int = 1000) -> Iterator[list[IdLink]]:
+        """The links to Salesforce Leads made in [since, until], by HubSpot id after `after`,
+        a batch at a time."""
+        last = after
+        while True:
+            with self.transaction() as s:
+                rows = list(s.scalars(
+                    select(IdLink)
+                    .where(IdLink.sf_object == "Lead", IdLink.hubspot_id > last,
+                           IdLink.linked_at >= since, IdLink.linked_at <= until)
+                    .order_by(IdLink.hubspot_id).limit(batch)))
             if not rows:
                 return
             yield rows
@@ -145,3 +187,32 @@ class ScoreStore(StoreBase):
             for row in rows:
                 out[row.contact_id].append(row)
         return out
+
+
+def _between(column: Any, since: datetime,
+             until: datetime) -> ColumnElement[bool]:
+    return and_(column >= since, column <= until)
+
+
+def _in_window(since: datetime, until: datetime, mqls_only: bool) -> Select[Any]:
+    """Live contacts that changed or engaged in [since, until] (a backfill's selection)."""
+    engaged = exists().where(Activity.contact_id == Contact.hubspot_id,
+                             _between(Activity.occurred_at, since, until))
+    stepped = exists().where(LifecycleTransition.contact_id == Contact.hubspot_id,
+                             _between(LifecycleTransition.at, since, until))
+    q = select(Contact).where(
+        Contact.archived.is_(False), Contact.merged_into.is_(None),
+        or_(_between(Contact.hubspot_updated_at, since, until),
+            _between(Contact.inputs_changed_at, since, until), engaged, stepped))
+    if mqls_only:
+        ranked = (
+            select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
+                   func.row_number().over(
+                       partition_by=Score.contact_id,
+                       order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
+            .subquery()
+        )
+        q = (q.join(ranked, ranked.c.cid == Contact.hubspot_id)
+             .where(ranked.c.n == 1, ranked.c.mql.is_(True), Contact.email.is_not(None),
+                    Contact.email != ""))
+    return q
