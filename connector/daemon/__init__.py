@@ -1,0 +1,38 @@
+"""The daemon (`handshake run`): the stages on a schedule, one active instance at a time, and
+its HTTP listener.
+
+    service.Daemon          leadership (the `leader` lease), the scheduler, signals, the
+                            instance record, /healthz and a minimal /metrics
+    jobs.JOBS               one APScheduler job a stage (pull, score, push, pullback, sla,
+                            dlq-retry), each through the stage runtime
+    web.create_app          the Starlette app: /healthz, /metrics, extra routes (webhooks)
+    web.WebServer           uvicorn in a thread
+"""
+
+from __future__ import annotations
+
+from connector.daemon.jobs import CYCLE, JOBS, StageJob
+from connector.daemon.service import (
+    INSTANCE_PREFIX,
+    Daemon,
+    Health,
+    basic_metrics,
+    instance_key,
+    mapping_problems,
+)
+from connector.daemon.web import WebHooks, WebServer, create_app
+
+__all__ = [
+    "CYCLE",
+    "INSTANCE_PREFIX",
+    "JOBS",
+    "Daemon",
+    "Health",
+    "StageJob",
+    "WebHooks",
+    "WebServer",
+    "basic_metrics",
+    "create_app",
+    "instance_key",
+    "mapping_problems",
+]
