@@ -248,18 +248,18 @@ class Daemon:
         """One heartbeat: keep or take the leadership, then write the instance record."""
         assert self.leader is not None
         try:
-            if self.leader.held:
-                if not self.leader.renew():
-                    self._step_down()
-            elif self.leader.try_acquire():
-                self._step_up()
-            else:
-                self._standby()
+            if self.health.role == "leader" and not self.leader.renew():
+                self._step_down()
+            if self.health.role != "leader":
+                if self.leader.try_acquire():
+                    self._step_up()
+                else:
+                    self._standby()
             self.health.beat_at = datetime.now(UTC)
         except Exception as exc:  # noqa: BLE001  (the database blinked: the next beat retries)
             log.warning("the daemon's heartbeat could not reach the state database: %s",
                         describe(exc))
-            if self.leader.held and not self.leader.renew():
+            if self.health.role == "leader" and not self.leader.held:
                 self._step_down()
         self._write_record()
 
@@ -328,7 +328,7 @@ class Daemon:
         """One job, on the worker thread, guarded by the leader lease."""
         assert self.leader is not None
         leader = self.leader
-        if not leader.held:
+        if not leader.held or self._stop.is_set():  # queued before a stop or a step-down
             return None
         with guarded(leader.ensure):
             result = JOBS[job_id].run(self.config, None)
@@ -494,11 +494,12 @@ class Daemon:
         if waiting.is_alive():
             log.error("the stage in flight did not stop within %.0f s: exiting without it",
                       self.config.runtime.stop_timeout_seconds + 2)
+        leading = self.health.role == "leader"
         self.leader.release()
         self.health.role = "stopped"
         self._write_record()
         log.warning("the daemon stopped%s", "; the leadership is free for a standby"
-                    if self.health.cycle.at is not None else "")
+                    if leading else "")
         return 128 + (self._signum or signal.SIGTERM)
 
     # --- web and the instance record ----------------------------------------------------------

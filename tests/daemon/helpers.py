@@ -26,11 +26,13 @@ REF = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 
 
 @contextmanager
-def wall_sandbox(folder: Path, contacts: int, *, seed: int = 42) -> Iterator[Sandbox]:
+def wall_sandbox(folder: Path, contacts: int, *, seed: int = 42,
+                 **sandbox: Any) -> Iterator[Sandbox]:
     """A sandbox whose data ends an hour ago and whose clock is the wall clock (a daemon on
     the real clock sees what it changes as it happens), rate limits lifted."""
     start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
-    with Sandbox(contacts=contacts, seed=seed, start=start, workdir=folder / "sb") as sb:
+    with Sandbox(contacts=contacts, seed=seed, start=start, workdir=folder / "sb",
+                 **sandbox) as sb:
         unthrottle(sb)
         sb.clock.advance(timedelta(hours=1))
         yield sb
@@ -136,18 +138,24 @@ class HubSpotWrites:
         return [key for key, n in self.writes.items() if n > 1]
 
 
-def make_mqls(sb: Sandbox, db: Path, n: int) -> list[str]:
+def make_mqls(sb: Sandbox, database_url: str, n: int) -> list[str]:
     """Ask for a demo and a consultation for `n` contacts of fit grade A or B that are not
-    MQLs (as last scored in the SQLite store `db`): each becomes an MQL. Their HubSpot ids."""
-    import sqlite3
+    MQLs (as last scored in the store): each becomes an MQL. Their HubSpot ids."""
+    from sqlalchemy import text
 
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT s.contact_id FROM scores s JOIN (SELECT contact_id, MAX(scored_at) m "
-            "FROM scores GROUP BY contact_id) l ON l.contact_id = s.contact_id "
-            "AND l.m = s.scored_at JOIN contacts c ON c.hubspot_id = s.contact_id "
-            "WHERE s.fit_grade IN ('A', 'B') AND NOT s.is_mql AND NOT c.archived "
-            "AND c.merged_into IS NULL ORDER BY s.contact_id").fetchall()
+    from connector.store import Store
+
+    store = Store(database_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT s.contact_id FROM scores s JOIN (SELECT contact_id, MAX(scored_at) m "
+                "FROM scores GROUP BY contact_id) l ON l.contact_id = s.contact_id "
+                "AND l.m = s.scored_at JOIN contacts c ON c.hubspot_id = s.contact_id "
+                "WHERE s.fit_grade IN ('A', 'B') AND NOT s.is_mql AND NOT c.archived "
+                "AND c.merged_into IS NULL ORDER BY s.contact_id")).fetchall()
+    finally:
+        store.close()
     hs = sb.hubspot.state  # type: ignore[union-attr]
     forms = {form["name"]: guid for guid, form in hs.forms.items()}
     chosen = []
@@ -156,8 +164,7 @@ def make_mqls(sb: Sandbox, db: Path, n: int) -> list[str]:
         if contact is None or not contact.props.get("email"):
             continue
         for form in ("Request a demo", "Request a consultation"):
-            guid = forms[form]
-            hs.add_form_submission(guid, {"email": contact.props["email"]},
+            hs.add_form_submission(forms[form], {"email": contact.props["email"]},
                                    contact_id=contact_id, page_url="https://example.com/demo")
         chosen.append(contact_id)
         if len(chosen) == n:

@@ -63,7 +63,7 @@ def test_daemon_carries_changes_to_salesforce_and_stops_on_sigterm(tmp_path: Pat
 
             # two more rounds of HubSpot changes, each reaching Salesforce in later cycles
             for round_ in range(2):
-                new = make_mqls(sb, db, 3)
+                new = make_mqls(sb, f"sqlite:///{db}", 3)
                 assert len(new) == 3, "the sandbox has too few A/B contacts left"
                 assert not set(new) & first_leads
                 wait_for(f"round {round_}: the new MQLs' Leads in Salesforce",
@@ -79,7 +79,7 @@ def test_daemon_carries_changes_to_salesforce_and_stops_on_sigterm(tmp_path: Pat
             assert [s.value for s in families["handshake_leader"].samples] == [1.0]
 
             # stopped while it works: within 10 s, everything recorded
-            make_mqls(sb, db, 2)
+            make_mqls(sb, f"sqlite:///{db}", 2)
             time.sleep(1.5)
             code, took = stop(proc, signal.SIGTERM)
             assert code == 143, log.read_text()[-3000:]
