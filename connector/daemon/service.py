@@ -311,8 +311,12 @@ class Daemon:
                                     | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_EXECUTED
                                     | EVENT_JOB_SUBMITTED)
         # its own logger would print a job's traceback at ERROR: the listener says it instead
+        quiet = not log.isEnabledFor(logging.DEBUG)
         logging.getLogger("apscheduler.executors").setLevel(
-            logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
+            logging.CRITICAL if quiet else logging.DEBUG)
+        # it says misses too, in its words: the listener says them in ours
+        logging.getLogger("apscheduler.scheduler").setLevel(
+            logging.ERROR if quiet else logging.DEBUG)
         self.scheduler.start(paused=True)
 
     def _add_job(self, job_id: str, *, first: datetime) -> None:
@@ -348,8 +352,8 @@ class Daemon:
                         "long): it runs at its next slot", job_id,
                         self.config.schedule.misfire_grace_seconds)
             return
-        if event.code == EVENT_JOB_MAX_INSTANCES:
-            log.warning("the %s job is still running: this slot is skipped", job_id)
+        if event.code == EVENT_JOB_MAX_INSTANCES:  # waiting behind another stage: usual
+            log.info("the %s job is still running: this slot is skipped", job_id)
             return
         assert isinstance(event, JobExecutionEvent)
         self._queued.discard(job_id)
