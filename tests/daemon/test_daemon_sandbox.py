@@ -67,7 +67,8 @@ def test_daemon_carries_changes_to_salesforce_and_stops_on_sigterm(tmp_path: Pat
                 assert len(new) == 3, "the sandbox has too few A/B contacts left"
                 assert not set(new) & first_leads
                 wait_for(f"round {round_}: the new MQLs' Leads in Salesforce",
-                         lambda: set(new) <= {r["Handshake_Id__c"] for r in handshake_leads(sb)},
+                         lambda new=new: set(new) <= {r["Handshake_Id__c"]  # type: ignore[misc]
+                                                      for r in handshake_leads(sb)},
                          60, (proc,), (log,))
             assert pushes_ok() >= 3, "fewer than three cycles ran"
 

@@ -92,8 +92,9 @@ def test_once_runs_one_cycle_and_exits(tmp_path: Path) -> None:
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **sandbox_env(sb)}
         result = subprocess.run([sys.executable, "-m",
                                  "connector.cli", "run", "-c", str(config), "--once"],
-                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        # the sandbox parks a contact without an email for an admin... or data: 0 or 3
+                                check=False, cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=120)
+        # a contact the sandbox makes without an email is parked: ok or degraded
         assert result.returncode in (0, 3), result.stderr[-3000:]
         assert handshake_leads(sb), "the cycle handed no MQL off"
         store = Store(url)
