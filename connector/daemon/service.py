@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -55,7 +56,7 @@ from connector.errors import (
     StopRequested,
 )
 from connector.logs import redact
-from connector.runtime import StageResult, open_store
+from connector.runtime import LEASES, StageResult, open_store
 from connector.runtime.lease import LEADER, LeaderLease, instance_name
 from connector.store import Store
 
@@ -75,6 +76,13 @@ _STAGGER = timedelta(milliseconds=50)
 def instance_key(name: str | None = None) -> str:
     """The bookmark holding a daemon's instance record (`handshake status` reads them)."""
     return INSTANCE_PREFIX + (name or instance_name())
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -210,6 +218,7 @@ class Daemon:
         self._signum: int | None = None
         self._failures: dict[str, int] = {}
         self._queued: set[str] = set()
+        self._mapping_state: tuple[tuple[float, ...], dict[str, Any]] | None = None
         self._announced_standby = False
         self._lock = threading.Lock()
         self.store: Store | None = None
@@ -269,11 +278,27 @@ class Daemon:
                     instance_name())
         self.health.role = "leader"
         self._announced_standby = False
+        self._free_stage_leases(self.leader.previous)
         now = datetime.now(UTC)
         for i, job_id in enumerate(CYCLE):
             self._add_job(job_id, first=now + i * _STAGGER)
         self._add_job("sla", first=now + JOBS["sla"].interval(self.config))
         self.scheduler.resume()
+
+    def _free_stage_leases(self, previous: str | None) -> None:
+        """Expire the stage leases the previous leader's runs still hold: they stopped
+        writing when it lost the leadership (each checks it before every write batch), so the
+        new leader need not wait out `[runtime] lease_ttl_seconds` on another machine."""
+        assert self.store is not None
+        if not previous or previous == instance_name():
+            return
+        for name in sorted(set(LEASES.values())):
+            row = self.store.lease(name)
+            run = self.store.get_run(row.holder) if row is not None and row.holder else None
+            if (row is not None and run is not None and run.instance == previous
+                    and self.store.expire_lease(name, row.holder, row.fence)):
+                log.warning("the %s lease of the previous daemon's run %s is free now",
+                            name, row.holder)
 
     def _step_down(self) -> None:
         assert self.leader is not None and self.scheduler is not None
@@ -541,9 +566,20 @@ class Daemon:
         }
 
     def _mapping_health(self) -> dict[str, Any]:
+        """The mapping files' health: the hook's (the mapping watcher's), or checked again
+        here whenever a file's modification time moved."""
         if self._mappings is not None:
             return self._mappings()
-        return {"ok": True, "errors": [], "checked_at": _iso(self.health.started_at)}
+        names = ("scoring", "fields", "routing", "sla")
+        stamp = tuple(_mtime(self.config.mapping_path(n)) for n in names)
+        if self._mapping_state is None or self._mapping_state[0] != stamp:
+            try:
+                errors = [str(p) for p in mapping_problems(self.config)]
+            except Exception as exc:  # noqa: BLE001  (a file half-written: checked next beat)
+                errors = [describe(exc)]
+            self._mapping_state = (stamp, {"ok": not errors, "errors": errors,
+                                           "checked_at": _iso(datetime.now(UTC))})
+        return self._mapping_state[1]
 
     def _write_record(self) -> None:
         if self.store is None:

@@ -204,6 +204,9 @@ class LeaderLease(StageLease):
         super().__init__(store, LEADER, f"{instance_name()}#{token or os.urandom(4).hex()}",
                          ttl=ttl, wait=0)
         self.check_seconds = check_seconds
+        # the instance that held the lease before this daemon took it (None: it was free or
+        # ours): its stage runs stopped writing when it lost the lease
+        self.previous: str | None = None
         self._valid_until = 0.0
 
     @property
@@ -216,12 +219,15 @@ class LeaderLease(StageLease):
         if self.held:
             return True
         self._lost = False
+        row = self.store.lease(self.name)
+        before = row.holder if row is not None else ""
         fence = self.store.take_lease(self.name, self.holder, ttl_seconds=self.ttl)
         if fence is None and self._holder_is_gone():
             fence = self.store.take_lease(self.name, self.holder, ttl_seconds=self.ttl)
         if fence is None:
             return False
         self.fence = fence
+        self.previous = (before.rpartition("#")[0] or None) if before != self.holder else None
         self._safe_until = time.monotonic() + self.check_seconds
         self._valid_until = time.monotonic() + self.ttl / 2
         self._stop.clear()
