@@ -50,6 +50,7 @@ from connector.errors import (
     ConfigError,
     ConfigProblem,
     ExitCode,
+    FatalError,
     HandshakeError,
     LeaseLost,
     StageBusy,
@@ -520,11 +521,17 @@ class Daemon:
                                    daemon=True)
         waiting.start()
         waiting.join(self.config.runtime.stop_timeout_seconds + 2)
-        if waiting.is_alive():
-            log.error("the stage in flight did not stop within %.0f s: exiting without it",
-                      self.config.runtime.stop_timeout_seconds + 2)
         leading = self.health.role == "leader"
-        self.leader.release()
+        if waiting.is_alive():
+            # its batch may still be sending: the lease is left to expire rather than given
+            # to a standby that could write beside it
+            log.error("the stage in flight did not stop within %.0f s: exiting without it; "
+                      "a standby takes over when the leadership expires (%.0f s)",
+                      self.config.runtime.stop_timeout_seconds + 2,
+                      self.config.daemon.leader_ttl_seconds)
+            self.leader.abandon()
+        else:
+            self.leader.release()
         self.health.role = "stopped"
         self._write_record()
         log.warning("the daemon stopped%s", "; the leadership is free for a standby"
@@ -541,7 +548,14 @@ class Daemon:
         beat_age = timedelta(seconds=3 * self.config.daemon.leader_ttl_seconds)
         hooks = WebHooks(health=lambda: self.health.check(max_age, beat_age),
                          metrics=metrics, routes=routes)
-        self.web = WebServer(create_app(hooks), self.listen).start()
+        try:
+            self.web = WebServer(create_app(hooks), self.listen).start()
+        except OSError as exc:
+            failure = FatalError(f"the daemon cannot listen on {self.listen}: "
+                                 f"{exc.strerror or exc}")
+            failure.fix = ("stop what uses that address, or choose another with `--listen` or "
+                           "`[daemon] listen` (port 0: any free port)")
+            raise failure from None
         log.info("serving /healthz and /metrics at %s", self.web.url)
 
     def record(self) -> dict[str, Any]:

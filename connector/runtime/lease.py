@@ -297,3 +297,8 @@ class LeaderLease(StageLease):
         super().release()
         self.fence = None
         self._thread = None
+
+    def abandon(self) -> None:
+        """Stop renewing but keep the lease: it expires after `ttl` (a stage of this daemon
+        may still be sending, so no other daemon may take it over at once)."""
+        self._stop.set()
