@@ -219,6 +219,7 @@ class Daemon:
         self._signum: int | None = None
         self._failures: dict[str, int] = {}
         self._queued: set[str] = set()
+        self._extra: dict[str, Callable[[Config, Clock | None], StageResult | None]] = {}
         self._mapping_state: tuple[tuple[float, ...], dict[str, Any]] | None = None
         self._announced_standby = False
         self._lock = threading.Lock()
@@ -354,14 +355,34 @@ class Daemon:
             args=[job_id], id=job_id, name=job_id, replace_existing=True,
             next_run_time=first)
 
+    def run_now(self, job_id: str,
+                run: Callable[[Config, Clock | None], StageResult | None]) -> bool:
+        """Run `run` once, as soon as the worker is free, as the job `job_id` (e.g. the
+        webhooks' sync of the contacts just queued): guarded by the leadership like every
+        stage; asked again before it ran, it still runs once. False when this daemon is not
+        the active one (the queue waits for the leader's next run)."""
+        scheduler = self.scheduler
+        if scheduler is None or self.health.role != "leader" or self._stop.is_set():
+            return False
+        self._extra[job_id] = run
+        try:
+            scheduler.add_job(self._job, "date", args=[job_id], id=job_id, name=job_id,
+                              replace_existing=True, run_date=datetime.now(UTC))
+        except Exception as exc:  # noqa: BLE001  (stopping meanwhile: the poll catches up)
+            log.warning("could not start the %s job now: %s", job_id, describe(exc))
+            return False
+        return True
+
     def _job(self, job_id: str) -> StageResult | None:
         """One job, on the worker thread, guarded by the leader lease."""
         assert self.leader is not None
         leader = self.leader
         if not leader.held or self._stop.is_set():  # queued before a stop or a step-down
             return None
+        job = JOBS.get(job_id)
+        run = job.run if job is not None else self._extra[job_id]
         with guarded(leader.ensure):
-            result = JOBS[job_id].run(self.config, None)
+            result = run(self.config, None)
         self.results[job_id] = result
         return result
 
@@ -412,6 +433,9 @@ class Daemon:
         message = describe(exc) if exc is not None else "unknown error"
         self.health.cycle.record(now, False, f"{job_id}: {message}")
         failures = self._failures[job_id] = self._failures.get(job_id, 0) + 1
+        if job_id not in JOBS:  # a one-off job: the schedule's next poll covers it
+            log.error("the %s job failed: %s; the scheduled stages go on", job_id, message)
+            return
         interval = JOBS[job_id].interval(self.config).total_seconds()
         delay = min(interval, RETRY_FIRST_SECONDS * 2 ** (failures - 1))
         log.error("the %s stage failed (%d in a row): %s; the other stages go on, and it is "

@@ -16,6 +16,7 @@ import pytest
 
 from connector.clock import Clock
 from connector.config import Config, DaemonSettings, ScheduleSettings
+from connector.control import current_guard
 from connector.daemon import service
 from connector.daemon.jobs import JOBS, StageJob
 from connector.demo import sandbox_config
@@ -81,6 +82,18 @@ def test_a_failing_stage_backs_off_and_the_others_go_on(tmp_path: Path,
         while len(ran["pull"]) < 5 and time.monotonic() < deadline:
             time.sleep(0.1)
         record = json.loads(store.bookmarks("daemon.instance.").popitem()[1])
+        # a one-off job (the webhooks' sync) runs once on the worker, under the leader guard
+        guards: list[bool] = []
+
+        def webhook_sync(_config: Config, _clock: Clock | None) -> StageResult:
+            guards.append(current_guard() is not None)
+            return StageResult("webhook", "ok")
+
+        assert daemon.run_now("webhook", webhook_sync)
+        deadline = time.monotonic() + 30
+        while not guards and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert guards == [True]
     finally:
         store.close()
         daemon.stop()
@@ -115,3 +128,8 @@ def test_a_failing_stage_backs_off_and_the_others_go_on(tmp_path: Path,
         assert datetime.fromisoformat(final["seen_at"]) <= datetime.now(UTC)
     finally:
         store.close()
+
+
+def test_run_now_needs_the_leadership(tmp_path: Path) -> None:
+    daemon = service.Daemon(_config(tmp_path))
+    assert not daemon.run_now("webhook", lambda _c, _k: None)
