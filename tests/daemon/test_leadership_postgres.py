@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,63 @@ def test_one_active_daemon_and_a_standby_that_takes_over(tmp_path: Path,
                 if proc.poll() is None:
                     proc.kill()
             store.close()
+
+
+def test_a_paused_leader_is_replaced_and_never_writes_again(tmp_path: Path,
+                                                            database_url: str) -> None:
+    """SIGSTOP stands for a lost network: the process lives, its lease is not renewed. The
+    standby takes over when the lease expires; resumed, the old leader finds its lease taken,
+    writes nothing more and waits as standby."""
+    with wall_sandbox(tmp_path, 150) as sb:
+        hubspot = HubSpotWrites(sb)
+        config = write_config(sb, tmp_path, database_url=database_url, ttl=5)
+        logs = (tmp_path / "a.log", tmp_path / "b.log")
+        a = start_daemon(sb, config, logs[0])
+        store = Store(database_url)
+        b = None
+        try:
+            wait_for("the first daemon leads", lambda: _leader_pid(store) == a.pid, 60, (a,),
+                     logs)
+            wait_for("a first cycle pushed", lambda: any(
+                r.status == "ok" for r in store.runs(stage="push")), 60, (a,), logs)
+            b = start_daemon(sb, config, logs[1])
+            wait_for("the second waits", lambda: _roles(store).get(b.pid) == "standby", 30,
+                     (a, b), logs)
+            new = make_mqls(sb, database_url, 3)
+            time.sleep(0.5)
+            a.send_signal(signal.SIGSTOP)
+            paused = time.monotonic()
+            wait_for("the standby leads", lambda: _leader_pid(store) == b.pid,
+                     TAKEOVER_SECONDS, (b,), logs)
+            assert time.monotonic() - paused < TAKEOVER_SECONDS
+            took_over = datetime.now(UTC)
+            a.send_signal(signal.SIGCONT)
+            wait_for("the old leader says it lost", lambda: "no longer the active one" in
+                     logs[0].read_text(), 30, (a, b), logs)
+            wait_for("the old leader waits as standby", lambda: _roles(store).get(a.pid) ==
+                     "standby", 30, (a, b), logs)
+            wait_for("the MQLs' Leads", lambda: set(new) <= {
+                r["Handshake_Id__c"] for r in handshake_leads(sb)}, 60, (a, b), logs)
+            time.sleep(3)
+            # runs the old leader started after the new one took over: none
+            a_runs = [r for r in store.runs(limit=1000) if r.instance.split(":")[1] == str(a.pid)]
+            assert [r for r in a_runs if _aware(r.started_at) > took_over] == []
+            assert [r.status for r in a_runs if r.status == "running"] == []
+            assert _leader_pid(store) == b.pid
+            for proc in (a, b):
+                code, took = stop(proc, signal.SIGTERM)
+                assert code == 143 and took < 10
+            ids = [r["Handshake_Id__c"] for r in handshake_leads(sb)]
+            assert len(ids) == len(set(ids)), "a Lead written twice"
+            assert [ref for ref, n in task_refs(sb).items() if n > 1] == [], "a Task twice"
+            assert hubspot.twice() == [], "a HubSpot write made twice"
+        finally:
+            for proc in (a, b):
+                if proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+            store.close()
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -134,8 +134,8 @@ def test_a_second_daemon_on_one_sqlite_file_waits_as_standby(tmp_path: Path) -> 
             wait_for("the second runs a stage", lambda: any(
                 r.instance.split(":")[1] == str(second.pid) for r in store.runs(limit=500)),
                 30, (second,), (second_log,))
-            code, took = stop(second, signal.SIGTERM)
-            assert code == 143 and took < 10
+            code, took = stop(second, signal.SIGINT)  # Ctrl-C: 130
+            assert code == 130 and took < 10
         finally:
             for proc in (first, second):
                 if proc is not None and proc.poll() is None:
