@@ -2,7 +2,8 @@
 its HTTP listener.
 
     service.Daemon          leadership (the `leader` lease), the scheduler, signals, the
-                            instance record, /healthz and a minimal /metrics
+                            instance record
+    health.Health           what /healthz answers; basic_metrics, a minimal /metrics
     jobs.JOBS               one APScheduler job a stage (pull, score, push, pullback, sla,
                             dlq-retry), each through the stage runtime
     web.create_app          the Starlette app: /healthz, /metrics, extra routes (webhooks)
@@ -11,15 +12,9 @@ its HTTP listener.
 
 from __future__ import annotations
 
+from connector.daemon.health import Health, basic_metrics, mapping_problems
 from connector.daemon.jobs import CYCLE, JOBS, StageJob
-from connector.daemon.service import (
-    INSTANCE_PREFIX,
-    Daemon,
-    Health,
-    basic_metrics,
-    instance_key,
-    mapping_problems,
-)
+from connector.daemon.service import INSTANCE_PREFIX, Daemon, instance_key
 from connector.daemon.web import WebHooks, WebServer, create_app
 
 __all__ = [

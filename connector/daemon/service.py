@@ -22,9 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -44,25 +42,29 @@ from apscheduler.triggers.interval import IntervalTrigger
 from connector.clock import Clock, SystemClock
 from connector.config import Config
 from connector.control import guarded, request_stop
+from connector.daemon.health import (
+    Health,
+    basic_metrics,
+    describe,
+    iso,
+    mapping_problems,
+    mtime,
+)
 from connector.daemon.jobs import CYCLE, JOBS, pull_changed
 from connector.daemon.web import WebHooks, WebServer, create_app
 from connector.errors import (
     ConfigError,
-    ConfigProblem,
     ExitCode,
     FatalError,
-    HandshakeError,
     LeaseLost,
     StageBusy,
     StopRequested,
 )
-from connector.logs import redact
 from connector.runtime import LEASES, StageResult, open_store
 from connector.runtime.lease import LEADER, LeaderLease, instance_name
 from connector.store import Store
 
-__all__ = ["INSTANCE_PREFIX", "Daemon", "Health", "basic_metrics", "instance_key",
-           "mapping_problems"]
+__all__ = ["INSTANCE_PREFIX", "Daemon", "instance_key"]
 
 log = logging.getLogger("connector.daemon")
 
@@ -77,126 +79,6 @@ _STAGGER = timedelta(milliseconds=50)
 def instance_key(name: str | None = None) -> str:
     """The bookmark holding a daemon's instance record (`handshake status` reads them)."""
     return INSTANCE_PREFIX + (name or instance_name())
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return -1.0
-
-
-def _iso(when: datetime | None) -> str | None:
-    return when.astimezone(UTC).isoformat(timespec="seconds") if when is not None else None
-
-
-@dataclass
-class Cycle:
-    """How the daemon's last job ended, and when one last succeeded."""
-
-    at: datetime | None = None
-    ok: bool = False
-    error: str | None = None
-    ok_at: datetime | None = None
-
-    def record(self, at: datetime, ok: bool, error: str | None) -> None:
-        self.at, self.ok, self.error = at, ok, error
-        if ok:
-            self.ok_at = at
-
-
-@dataclass
-class Health:
-    """What /healthz decides from: the role, the last cycle and the last heartbeat."""
-
-    role: str = "starting"
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    beat_at: datetime | None = None
-    cycle: Cycle = field(default_factory=Cycle)
-
-    def check(self, max_age: timedelta, beat_age: timedelta,
-              now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
-        """(healthy, details): the leader is healthy when a cycle succeeded within `max_age`;
-        a standby when its last heartbeat reached the state store within `beat_age`."""
-        now = now or datetime.now(UTC)
-        body: dict[str, Any] = {"role": self.role, "last_cycle": {
-            "at": _iso(self.cycle.at), "ok": self.cycle.ok, "error": self.cycle.error},
-            "last_success": _iso(self.cycle.ok_at)}
-        if self.role == "leader":
-            if self.cycle.ok_at is None:
-                body["reason"] = "no cycle has succeeded yet"
-                if self.cycle.error:
-                    body["reason"] += f" (the last failed: {self.cycle.error})"
-                return False, body
-            if now - self.cycle.ok_at > max_age:
-                body["reason"] = (f"no cycle succeeded for {max_age} (last success "
-                                  f"{_iso(self.cycle.ok_at)}; last error: {self.cycle.error})")
-                return False, body
-            return True, body
-        if self.role == "standby":
-            if self.beat_at is None or now - self.beat_at > beat_age:
-                body["reason"] = "this standby has not reached the state database lately"
-                return False, body
-            return True, body
-        body["reason"] = f"the daemon is {self.role}"
-        return False, body
-
-
-def basic_metrics(store_factory: Callable[[], Store], is_leader: Callable[[], bool],
-                  ) -> Callable[[], tuple[bytes, str]]:
-    """A minimal /metrics (until the status module's `render_metrics` is wired): the leader
-    gauge and the runs recorded, by stage and status."""
-    from prometheus_client import CollectorRegistry, Gauge, generate_latest
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-    def render() -> tuple[bytes, str]:
-        registry = CollectorRegistry()
-        Gauge("handshake_leader", "1 when this instance is the active daemon",
-              registry=registry).set(1 if is_leader() else 0)
-        runs = Gauge("handshake_stage_runs", "Stage runs recorded in the state store",
-                     ["stage", "status"], registry=registry)
-        store = store_factory()
-        try:
-            counts: dict[tuple[str, str], int] = {}
-            for run in store.runs(limit=1_000_000):
-                key = (run.stage, run.status)
-                counts[key] = counts.get(key, 0) + 1
-        finally:
-            store.close()
-        for (stage, status), n in sorted(counts.items()):
-            runs.labels(stage=stage, status=status).set(n)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-
-    return render
-
-
-def mapping_problems(config: Config) -> list[ConfigProblem]:
-    """Every problem of the mapping files the stages read (as `handshake mappings check`)."""
-    from connector.mapping import fields as fields_file
-    from connector.mapping import routing as routing_file
-    from connector.mapping import sla as sla_file
-    from connector.scoring.model import load_model
-
-    problems: list[ConfigProblem] = []
-    try:
-        load_model(config.mapping_path("scoring"))
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    problems.extend(fields_file.problems_of(config.mapping_path("fields")))
-    problems.extend(routing_file.problems_of(config.mapping_path("routing")))
-    sla = config.mapping_path("sla")
-    if sla.exists():  # the push falls back to the shipped windows without one
-        problems.extend(sla_file.problems_of(sla))
-    return problems
-
-
-def describe(exc: BaseException) -> str:
-    """A failure in a line for the log and the instance record: no traceback, no record data
-    (Handshake's messages carry ids only; anything else is named by its type)."""
-    if isinstance(exc, HandshakeError):
-        fix = f" (fix: {exc.fix})" if exc.fix else ""
-        return redact(f"{type(exc).__name__}: {exc.message}{fix}")[:500]
-    return type(exc).__name__
 
 
 class Daemon:
@@ -587,7 +469,7 @@ class Daemon:
         next_runs: dict[str, str | None] = {}
         if self.scheduler is not None and self.health.role == "leader":
             for job in self.scheduler.get_jobs():
-                next_runs[job.id] = _iso(job.next_run_time)
+                next_runs[job.id] = iso(job.next_run_time)
         listen = self.listen
         if self.web is not None:
             listen = f"{self.web.host}:{self.web.port}"
@@ -595,11 +477,11 @@ class Daemon:
         return {
             "instance": instance_name(),
             "role": self.health.role if self.health.role != "starting" else "standby",
-            "started_at": _iso(self.health.started_at),
-            "seen_at": _iso(datetime.now(UTC)),
+            "started_at": iso(self.health.started_at),
+            "seen_at": iso(datetime.now(UTC)),
             "listen": listen,
             "next_runs": next_runs,
-            "last_cycle": {"at": _iso(cycle.at), "ok": cycle.ok, "error": cycle.error},
+            "last_cycle": {"at": iso(cycle.at), "ok": cycle.ok, "error": cycle.error},
             "mappings": self._mapping_health(),
         }
 
@@ -609,14 +491,14 @@ class Daemon:
         if self._mappings is not None:
             return self._mappings()
         names = ("scoring", "fields", "routing", "sla")
-        stamp = tuple(_mtime(self.config.mapping_path(n)) for n in names)
+        stamp = tuple(mtime(self.config.mapping_path(n)) for n in names)
         if self._mapping_state is None or self._mapping_state[0] != stamp:
             try:
                 errors = [str(p) for p in mapping_problems(self.config)]
             except Exception as exc:  # noqa: BLE001  (a file half-written: checked next beat)
                 errors = [describe(exc)]
             self._mapping_state = (stamp, {"ok": not errors, "errors": errors,
-                                           "checked_at": _iso(datetime.now(UTC))})
+                                           "checked_at": iso(datetime.now(UTC))})
         return self._mapping_state[1]
 
     def _write_record(self) -> None:
