@@ -39,9 +39,9 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connector.clock import Clock, SystemClock
+from connector.clock import Clock
 from connector.config import Config
-from connector.control import guarded, request_stop
+from connector.control import clear_stop, guarded, request_stop
 from connector.daemon.health import (
     Health,
     basic_metrics,
@@ -92,7 +92,7 @@ class Daemon:
         self.config = config
         self.listen = listen or config.daemon.listen
         self.once = once
-        self.clock = clock or SystemClock()
+        self.clock = clock  # the stages' (None: the system clock)
         self.routes = routes or []
         self.health = Health()
         self._metrics = metrics
@@ -104,7 +104,6 @@ class Daemon:
         self._extra: dict[str, Callable[[Config, Clock | None], StageResult | None]] = {}
         self._mapping_state: tuple[tuple[float, ...], dict[str, Any]] | None = None
         self._announced_standby = False
-        self._lock = threading.Lock()
         self.store: Store | None = None
         self.leader: LeaderLease | None = None
         self.web: WebServer | None = None
@@ -132,6 +131,7 @@ class Daemon:
             return self._shutdown()
         finally:
             self._restore_signals(previous)
+            clear_stop()  # the stop was this daemon's (embedded, the process goes on)
             if self.web is not None:
                 self.web.stop()
             if self.store is not None:
@@ -162,6 +162,7 @@ class Daemon:
                     instance_name())
         self.health.role = "leader"
         self._announced_standby = False
+        self._failures.clear()
         self._free_stage_leases(self.leader.previous)
         now = datetime.now(UTC)
         for i, job_id in enumerate(CYCLE):
@@ -264,7 +265,7 @@ class Daemon:
         job = JOBS.get(job_id)
         run = job.run if job is not None else self._extra[job_id]
         with guarded(leader.ensure):
-            result = run(self.config, None)
+            result = run(self.config, self.clock)
         self.results[job_id] = result
         return result
 
@@ -358,7 +359,8 @@ class Daemon:
         self._write_record()
         if self._signum is not None:
             return 128 + self._signum
-        worst = [ExitCode.FAILED, ExitCode.BUSY, ExitCode.QUOTA, ExitCode.DEGRADED]
+        worst = [ExitCode.CONFIG, ExitCode.FAILED, ExitCode.BUSY, ExitCode.QUOTA,
+                 ExitCode.DEGRADED]
         return int(next((c for c in worst if c in codes), ExitCode.OK))
 
     def _cycle_once(self, codes: list[int]) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from connector.clock import Clock
 from connector.config import Config, DaemonSettings, ScheduleSettings
-from connector.control import current_guard
+from connector.control import current_guard, stop_requested
 from connector.daemon import service
 from connector.daemon.jobs import JOBS, StageJob
 from connector.demo import sandbox_config
@@ -99,6 +99,7 @@ def test_a_failing_stage_backs_off_and_the_others_go_on(tmp_path: Path,
         daemon.stop()
         thread.join(30)
     assert not thread.is_alive()
+    assert stop_requested() is None  # an embedded daemon's stop ends with it
     assert codes == [143]
     assert len(ran["pull"]) >= 5 and len(ran["push"]) >= 3, dict(ran)
     assert len(ran["pullback"]) >= 1 and len(ran["dlq-retry"]) == 1 and ran["sla"] == []
