@@ -26,13 +26,13 @@ def run(
     config: ConfigOption = None,
     listen: Annotated[str | None, typer.Option(
         "--listen", metavar="HOST:PORT",
-        help="Serve /healthz and /metrics here (default: [daemon] listen; port 0: any free "
-             "port).")] = None,
+        help="Serve /healthz and /metrics here (default: the daemon section's listen; "
+             "port 0: any free port).")] = None,
     once: Annotated[bool, typer.Option(
         "--once", help="Run one cycle of every stage, then exit (for cron and tests).")] = False,
 ) -> None:
-    """Run the sync as a daemon: every stage on its `[schedule]` interval, score and push right
-    after a pull that brought changes. One daemon is active per state database; another waits
+    """Run the sync as a daemon: every stage on its interval from the config's schedule
+    section, score and push right after a pull that brought changes. One daemon is active per state database; another waits
     as standby and takes over when it stops. SIGTERM/SIGINT finish the batch in flight."""
     from connector.daemon import Daemon, mapping_problems
 
