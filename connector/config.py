@@ -129,10 +129,13 @@ class SalesforceSettings(_Section):
 
 
 class ScheduleSettings(_Section):
-    pull_interval_minutes: PositiveMinutes = 15
-    score_interval_minutes: PositiveMinutes = 15
-    push_interval_minutes: PositiveMinutes = 15
-    pullback_interval_minutes: PositiveMinutes = 30
+    # Minutes between the daemon's runs of each stage (`handshake run`); fractions allowed.
+    pull_interval_minutes: PositiveMinutes = 2
+    score_interval_minutes: PositiveMinutes = 2
+    push_interval_minutes: PositiveMinutes = 2
+    pullback_interval_minutes: PositiveMinutes = 5
+    sla_interval_minutes: PositiveMinutes = 15
+    dlq_interval_minutes: PositiveMinutes = 60
     misfire_grace_seconds: int = Field(300, gt=0)
     # Records HubSpot changes while a pull runs can be missed without re-reading a margin.
     lookback_minutes: PositiveMinutes = 10
@@ -169,6 +172,30 @@ class RuntimeSettings(_Section):
     stop_timeout_seconds: float = Field(8, gt=0, le=60)
 
 
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("not host:port (port 0-65535; 0 = any free port)")
+    return value
+
+
+Listen = Annotated[str, AfterValidator(_listen)]
+
+
+class DaemonSettings(_Section):
+    """The daemon (`handshake run`): its HTTP listener and its leadership lease."""
+
+    # Where /healthz, /metrics and the webhooks are served; port 0 = any free port (logged).
+    listen: Listen = "127.0.0.1:8787"
+    # The active daemon renews its leadership this often (a third of it); a standby takes
+    # over at most this long after the active one died (at once on the same machine).
+    leader_ttl_seconds: float = Field(15, ge=5, le=300)
+    # /healthz answers 503 when no cycle succeeded for this long.
+    health_max_age_minutes: PositiveMinutes = 30
+    # Webhook bodies larger than this are refused (413).
+    webhook_max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
+
+
 class StateSettings(_Section):
     # SQLite file by default; postgresql+psycopg://user@host/db for production or several instances.
     database_url: str = Field("sqlite:///handshake.db", pattern=r"^(sqlite|postgresql)(\+\w+)?://")
@@ -193,15 +220,6 @@ class AlertSettings(_Section):
     timeout_seconds: float = Field(10, gt=0)
     # Attempts per alert before it becomes a dead letter (retried in the next cycles).
     max_attempts: int = Field(4, ge=1, le=20)
-
-
-class DaemonSettings(_Section):
-    """The daemon (`handshake run`): its HTTP listener, leadership lease and health."""
-
-    listen: str = "127.0.0.1:8787"
-    leader_ttl_seconds: float = 15
-    health_max_age_minutes: float = 30
-    webhook_max_body_bytes: int = 1_000_000
 
 
 class LoggingSettings(_Section):
@@ -244,9 +262,9 @@ class Config(_Section):
     pullback: PullbackSettings = PullbackSettings()
     state: StateSettings = StateSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    daemon: DaemonSettings = DaemonSettings()
     mappings: MappingPaths = MappingPaths()
     alerts: AlertSettings = AlertSettings()
-    daemon: DaemonSettings = DaemonSettings()
     logging: LoggingSettings = LoggingSettings()
     secrets: Secrets = Field(default_factory=Secrets, exclude=True)
     source: str = Field("", exclude=True)
@@ -281,6 +299,8 @@ _FIXES: dict[str, str] = {
 
 def _fix_for(err: Mapping[str, Any]) -> str:
     kind = str(err.get("type", ""))
+    if kind == "value_error" and tuple(err.get("loc", ()))[-1:] == ("listen",):
+        return 'use host:port, such as "127.0.0.1:8787" (port 0: any free port)'
     if kind in _FIXES:
         return _FIXES[kind]
     if kind.endswith(("_type", "_parsing")):

@@ -19,6 +19,7 @@ from connector.errors import StopRequested
 __all__ = [
     "checkpoint",
     "clear_stop",
+    "current_guard",
     "guarded",
     "request_stop",
     "stop_requested",
@@ -58,6 +59,12 @@ def checkpoint() -> None:
     guard = _guard.get()
     if guard is not None:
         guard()
+
+
+def current_guard() -> Callable[[], None] | None:
+    """The guard bound in this context (a daemon binds its leader lease around the stage runs
+    it starts, and `stage_run` checks it with the stage's own lease)."""
+    return _guard.get()
 
 
 @contextmanager

@@ -23,11 +23,13 @@ from connector.control import wait as stoppable_wait
 from connector.errors import LeaseLost, StageBusy
 from connector.store import Store
 
-__all__ = ["StageLease", "instance_name", "is_dead_here"]
+__all__ = ["LEADER", "LeaderLease", "StageLease", "instance_name", "is_dead_here"]
 
 log = logging.getLogger("connector.runtime")
 
 POLL_SECONDS = 0.5
+# The lease row the daemons (`handshake run`) share: its holder is the active one.
+LEADER = "leader"
 
 
 def _pid_namespace() -> str:
@@ -186,3 +188,117 @@ class StageLease:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+class LeaderLease(StageLease):
+    """A daemon's hold on the `leader` lease, on a store connection of its own.
+
+    The holder is `<instance_name()>#<token>`, so the lease names the process holding it (a
+    holder of this machine that died is expired at once) and two daemons in one process stay
+    two holders. `try_acquire()` takes it without waiting; `ensure()`, bound as a guard of every
+    stage run the daemon starts, checks it against the database before each write batch (at
+    most every `check_seconds`), so a daemon whose lease was taken stops writing at once."""
+
+    def __init__(self, store: Store, *, ttl: float, check_seconds: float = 1.0,
+                 token: str = "") -> None:
+        super().__init__(store, LEADER, f"{instance_name()}#{token or os.urandom(4).hex()}",
+                         ttl=ttl, wait=0)
+        self.check_seconds = check_seconds
+        # the instance that held the lease before this daemon took it (None: it was free or
+        # ours): its stage runs stopped writing when it lost the lease
+        self.previous: str | None = None
+        self._valid_until = 0.0
+
+    @property
+    def held(self) -> bool:
+        """True while this daemon holds the lease (as far as the last check knows)."""
+        return self.fence is not None and not self._lost
+
+    def try_acquire(self) -> bool:
+        """Take the lease if it is free (or its holder is known dead); never waits."""
+        if self.held:
+            return True
+        self._lost = False
+        row = self.store.lease(self.name)
+        before = row.holder if row is not None else ""
+        fence = self.store.take_lease(self.name, self.holder, ttl_seconds=self.ttl)
+        if fence is None and self._holder_is_gone():
+            fence = self.store.take_lease(self.name, self.holder, ttl_seconds=self.ttl)
+        if fence is None:
+            return False
+        self.fence = fence
+        self.previous = (before.rpartition("#")[0] or None) if before != self.holder else None
+        self._safe_until = time.monotonic() + self.check_seconds
+        self._valid_until = time.monotonic() + self.ttl / 2
+        self._stop.clear()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._beat, name="lease-leader", daemon=True)
+            self._thread.start()
+        return True
+
+    def renew(self) -> bool:
+        """Renew now (the daemon's heartbeat); False when the lease is no longer held."""
+        self._renew()
+        return self.held
+
+    def ensure(self) -> None:
+        """Raise `LeaseLost` unless this daemon still holds the lease: checked against the
+        database when the last check is older than `check_seconds`."""
+        if self._lost or self.fence is None:
+            raise self._lost_error()
+        if time.monotonic() >= self._safe_until:
+            self._renew()
+            if self._lost:
+                raise self._lost_error()
+
+    def _renew(self) -> None:
+        with self._lock:
+            if self._lost or self.fence is None:
+                return
+            started = time.monotonic()
+            try:
+                held = self.store.renew_lease(self.name, self.holder, self.fence,
+                                              ttl_seconds=self.ttl)
+            except Exception as exc:  # noqa: BLE001  (the database blinked: checked below)
+                log.warning("could not renew the leader lease: %s", exc)
+                held = None
+            if held:
+                self._valid_until = started + self.ttl / 2
+                self._safe_until = started + self.check_seconds
+            elif held is False or started >= self._valid_until:
+                # taken by another daemon, or not renewed for half its ttl: another may take
+                # it any moment, so this one stops writing now
+                self._lost = True
+                log.error("this daemon lost its leader lease (%s): it stops writing and "
+                          "waits as standby", "taken by another daemon" if held is False
+                          else "the state database did not answer")
+
+    def _holder_is_gone(self) -> bool:
+        row = self.store.lease(self.name)
+        if row is None or not row.holder or row.expires_at is None:
+            return False
+        instance = row.holder.rpartition("#")[0]
+        if not instance or not is_dead_here(instance):
+            return False
+        log.warning("the active daemon (%s) is gone: taking over", instance)
+        return self.store.expire_lease(self.name, row.holder, row.fence)
+
+    def _lost_error(self) -> LeaseLost:
+        exc = LeaseLost("this daemon is no longer the active one (its leader lease was taken "
+                        "by another daemon or not renewed in time); it stopped before its "
+                        "next write", system="state database")
+        exc.fix = ("nothing to undo: the other daemon goes on and this one waits as standby; "
+                   "if the database or this machine was paused, raise "
+                   "`[daemon] leader_ttl_seconds`")
+        return exc
+
+    def release(self) -> None:
+        """Stop renewing and give the lease up (kept when it was already lost)."""
+        super().release()
+        self.fence = None
+        self._thread = None
+
+    def abandon(self) -> None:
+        """Stop renewing but keep the lease: it expires after `ttl` (a stage of this daemon
+        may still be sending, so no other daemon may take it over at once)."""
+        self._stop.set()

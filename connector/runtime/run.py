@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.control import guarded
+from connector.control import current_guard, guarded
 from connector.errors import ExitCode, QuotaExhausted, StopRequested
 from connector.logs import bind_run
 from connector.runtime.lease import StageLease, instance_name
@@ -113,8 +113,13 @@ class StageRun:
 
 @contextmanager
 def stage_run(config: Config, stage: str, *, trigger: str = "manual",
-              clock: Clock | None = None) -> Iterator[StageRun]:
+              clock: Clock | None = None,
+              guard: Callable[[], None] | None = None) -> Iterator[StageRun]:
     """Run the body as one recorded, leased, stoppable run of `stage`.
+
+    `guard` (default: the guard bound where the run starts, such as the daemon's leader lease)
+    is checked before the run starts and at every checkpoint, with the stage's own lease: when
+    it raises (`LeaseLost`) nothing more is written and the run is recorded failed.
 
     A spent daily quota ends the run `stopped` (the body's exception is swallowed: the next
     cycle resumes); records parked for an admin during the run make it `degraded`; a stop
@@ -123,6 +128,9 @@ def stage_run(config: Config, stage: str, *, trigger: str = "manual",
     """
     clock = clock or SystemClock()
     settings = config.runtime
+    outer = guard if guard is not None else current_guard()
+    if outer is not None:
+        outer()  # a daemon no longer the active one starts nothing
     run_id = str(uuid.uuid4())
     with stop_on_signals(settings.stop_timeout_seconds), ExitStack() as resources:
         store = open_store(config, clock)
@@ -142,7 +150,7 @@ def stage_run(config: Config, stage: str, *, trigger: str = "manual",
         started = store.get_run(run_id)
         run = StageRun(config, stage, store, clock, run_id, resources)
         result = run.result
-        with bind_run(run_id), guarded(lease.ensure):
+        with bind_run(run_id), guarded(_checks(outer, lease.ensure)):
             try:
                 with ExitStack() as owned:
                     run._resources = owned
@@ -174,6 +182,19 @@ def stage_run(config: Config, stage: str, *, trigger: str = "manual",
                                 "(`handshake dlq list` shows them)", sum(result.parked.values()),
                                 ", ".join(f"{k} {n}" for k, n in sorted(result.parked.items())))
             _finish(store, result)
+
+
+def _checks(outer: Callable[[], None] | None,
+            ensure: Callable[[], None]) -> Callable[[], None]:
+    """The stage lease's check, after the outer guard's (the daemon's leadership) if any."""
+    if outer is None:
+        return ensure
+
+    def both() -> None:
+        outer()
+        ensure()
+
+    return both
 
 
 def _finish(store: Store, result: StageResult) -> None:

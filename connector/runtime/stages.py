@@ -322,7 +322,7 @@ def _outcomes_and_recycling(config: Config, run: StageRun, sf: SalesforceClient,
 
 
 def retry_dead_letters(config: Config, ids: Sequence[int] = (),
-                       clock: Clock | None = None) -> dict[str, int]:
+                       clock: Clock | None = None, *, trigger: str = "manual") -> dict[str, int]:
     """Try the open dead letters again (all, or those with the given ids), after an admin fixed
     the mapping or the data: parked HubSpot contacts are read again (under the pull's lease);
     parked pushes run through the push stage and parked pull-back writes (SLA alerts,
@@ -333,7 +333,7 @@ def retry_dead_letters(config: Config, ids: Sequence[int] = (),
     from connector.pull.properties import needed_properties
 
     outcome: Counter[str] = Counter()
-    with stage_run(config, "dlq-retry", trigger="manual", clock=clock) as run:
+    with stage_run(config, "dlq-retry", trigger=trigger, clock=clock) as run:
         store = run.store
         letters = [d for d in store.dead_letters() if not ids or d.id in ids]
         outcome["selected"] = len(letters)
