@@ -44,14 +44,16 @@ from connector.config import Config
 from connector.control import clear_stop, guarded, request_stop
 from connector.daemon.health import (
     Health,
-    basic_metrics,
     describe,
     iso,
     mapping_problems,
     mtime,
 )
 from connector.daemon.jobs import CYCLE, JOBS, pull_changed
+from connector.daemon.mappings import MappingWatcher
+from connector.daemon.metrics import render_metrics
 from connector.daemon.web import WebHooks, WebServer, create_app
+from connector.daemon.webhooks import webhook_route
 from connector.errors import (
     ConfigError,
     ExitCode,
@@ -62,6 +64,7 @@ from connector.errors import (
 )
 from connector.runtime import LEASES, StageResult, open_store
 from connector.runtime.lease import LEADER, LeaderLease, instance_name
+from connector.runtime.targeted import run_contacts_sync
 from connector.store import Store
 
 __all__ = ["INSTANCE_PREFIX", "Daemon", "instance_key"]
@@ -69,6 +72,7 @@ __all__ = ["INSTANCE_PREFIX", "Daemon", "instance_key"]
 log = logging.getLogger("connector.daemon")
 
 INSTANCE_PREFIX = "daemon.instance."
+WEBHOOK_JOB = "webhook"  # the targeted sync of the contacts HubSpot's webhooks queued
 RETRY_FIRST_SECONDS = 10.0  # a failed stage is tried again after 10 s, 20 s, 40 s... (capped)
 HARD_EXIT_SECONDS = 25.0  # after a stop signal, exit whatever is still running (limit: 30 s)
 # A new leader's first round: each stage a moment after the one before, so they run in order
@@ -105,6 +109,8 @@ class Daemon:
         self._mapping_state: tuple[tuple[float, ...], dict[str, Any]] | None = None
         self._announced_standby = False
         self.store: Store | None = None
+        self.web_store: Store | None = None  # the web thread's connection (webhooks, metrics)
+        self.watcher: MappingWatcher | None = None
         self.leader: LeaderLease | None = None
         self.web: WebServer | None = None
         self.scheduler: BackgroundScheduler | None = None
@@ -118,6 +124,8 @@ class Daemon:
         self.store = open_store(self.config)  # the daemon's own connection: lease and record
         ttl = self.config.daemon.leader_ttl_seconds
         self.leader = LeaderLease(self.store, ttl=ttl)
+        if self._mappings is None:
+            self.watcher = MappingWatcher(self.config, store=self.store)
         previous = self._install_signals()
         try:
             if self.once:
@@ -134,8 +142,11 @@ class Daemon:
             clear_stop()  # the stop was this daemon's (embedded, the process goes on)
             if self.web is not None:
                 self.web.stop()
-            if self.store is not None:
-                self.store.close()
+            if self.watcher is not None:
+                self.watcher.close()
+            for store in (self.web_store, self.store):
+                if store is not None:
+                    store.close()
 
     def _beat(self) -> None:
         """One heartbeat: keep or take the leadership, then write the instance record."""
@@ -149,6 +160,7 @@ class Daemon:
                 else:
                     self._standby()
             self.health.beat_at = datetime.now(UTC)
+            self._drain_webhooks()
         except Exception as exc:  # noqa: BLE001  (the database blinked: the next beat retries)
             log.warning("the daemon's heartbeat could not reach the state database: %s",
                         describe(exc))
@@ -257,7 +269,8 @@ class Daemon:
         return True
 
     def _job(self, job_id: str) -> StageResult | None:
-        """One job, on the worker thread, guarded by the leader lease."""
+        """One job, on the worker thread, guarded by the leader lease, with the last good
+        version of the mapping files."""
         assert self.leader is not None
         leader = self.leader
         if not leader.held or self._stop.is_set():  # queued before a stop or a step-down
@@ -265,9 +278,45 @@ class Daemon:
         job = JOBS.get(job_id)
         run = job.run if job is not None else self._extra[job_id]
         with guarded(leader.ensure):
-            result = run(self.config, self.clock)
+            result = run(self._mapped_config(), self.clock)
         self.results[job_id] = result
         return result
+
+    def _mapped_config(self) -> Config:
+        """The config with the mapping files' last good version: an edit is taken here, before
+        a job; an invalid one is refused (logged, kept for status) and the last good runs."""
+        if self.watcher is None:
+            return self.config
+        try:
+            self.watcher.check()
+        except Exception as exc:  # noqa: BLE001  (a file half-written: checked before the next job)
+            log.warning("could not check the mapping files for edits: %s", describe(exc))
+        return self.watcher.config
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    def _sync_queued(self, config: Config, clock: Clock | None) -> StageResult | None:
+        """The webhooks' targeted sync; a scheduled stage holding a lease leaves the queue for
+        the next heartbeat."""
+        try:
+            return run_contacts_sync(config, clock=clock, trigger="webhook")
+        except StageBusy as exc:
+            log.info("the webhooks' sync waits for a scheduled stage: %s", describe(exc))
+            return None
+
+    def on_webhooks(self, queued: int) -> None:
+        """Contacts were queued by a webhook: sync them now (on the event loop: only schedules)."""
+        if queued:
+            self.run_now(WEBHOOK_JOB, self._sync_queued)
+
+    def _drain_webhooks(self) -> None:
+        """On the leader, contacts still queued (received by a standby, or while a stage held
+        a lease) are synced at the next heartbeat."""
+        if (self.health.role != "leader" or self.store is None or WEBHOOK_JOB in self._queued
+                or self.scheduler is None):
+            return
+        if self.store.webhook_queue_depth() > 0:
+            self.run_now(WEBHOOK_JOB, self._sync_queued)
 
     def _on_event(self, event: JobEvent) -> None:
         """Listener: log misses and errors, record the cycle, back off a failing stage, and
@@ -449,9 +498,10 @@ class Daemon:
     # --- web and the instance record ----------------------------------------------------------
 
     def _start_web(self) -> None:
-        routes = list(self.routes)
-        metrics = self._metrics or basic_metrics(lambda: open_store(self.config),
-                                                 lambda: self.health.role == "leader")
+        self.web_store = web_store = open_store(self.config)
+        routes = [*self.routes, webhook_route(self.config, lambda: web_store, self.on_webhooks,
+                                              clock=self.clock)]
+        metrics = self._metrics or (lambda: render_metrics(self.config, web_store))
         max_age = timedelta(minutes=self.config.daemon.health_max_age_minutes)
         beat_age = timedelta(seconds=3 * self.config.daemon.leader_ttl_seconds)
         hooks = WebHooks(health=lambda: self.health.check(max_age, beat_age),
@@ -492,6 +542,8 @@ class Daemon:
         here whenever a file's modification time moved."""
         if self._mappings is not None:
             return self._mappings()
+        if self.watcher is not None:
+            return self.watcher.health.to_json()
         names = ("scoring", "fields", "routing", "sla")
         stamp = tuple(mtime(self.config.mapping_path(n)) for n in names)
         if self._mapping_state is None or self._mapping_state[0] != stamp:
