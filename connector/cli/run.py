@@ -19,8 +19,8 @@ from connector.cli._app import (
     state,
 )
 from connector.config import Config, _listen
-from connector.logs import register_secrets, setup_logging
 from connector.errors import ConfigError, ExitCode
+from connector.logs import register_secrets, setup_logging
 
 __all__ = ["run"]
 
