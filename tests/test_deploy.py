@@ -46,13 +46,13 @@ def test_systemd_unit_runs_the_daemon_as_its_own_user() -> None:
 
 def test_container_runs_non_root_with_config_and_state_as_volumes() -> None:
     text = (DEPLOY / "Containerfile").read_text()
-    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
-    volumes = re.search(r"^VOLUME\s+(\[.*\])", text, re.M)
+    volumes = re.search(r"^VOLUME\s+(\[.*\])", text, re.MULTILINE)
     assert volumes is not None and '"/config"' in volumes.group(1) and '"/state"' in volumes.group(1)
-    assert re.search(r"^HEALTHCHECK .*\n?.*http://127\.0\.0\.1:8787/healthz", text, re.M)
-    assert re.search(r"^STOPSIGNAL SIGTERM", text, re.M)
-    cmd = re.search(r"^CMD\s+(\[.*\])", text, re.M)
+    assert re.search(r"^HEALTHCHECK .*\n?.*http://127\.0\.0\.1:8787/healthz", text, re.MULTILINE)
+    assert re.search(r"^STOPSIGNAL SIGTERM", text, re.MULTILINE)
+    cmd = re.search(r"^CMD\s+(\[.*\])", text, re.MULTILINE)
     assert cmd is not None
     command = json.loads(cmd.group(1))
     assert command[:2] == ["handshake", "run"]

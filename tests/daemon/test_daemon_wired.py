@@ -7,13 +7,18 @@ cycle."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from connector.store import Store
 from tests.daemon.helpers import (
@@ -25,7 +30,10 @@ from tests.daemon.helpers import (
     wall_sandbox,
     write_config,
 )
+from tests.pull.helpers import sandbox_env
 from tests.push.test_push_sandbox import MAPPINGS_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +126,22 @@ def test_a_bad_mapping_edit_is_refused_while_the_sync_goes_on(tmp_path: Path) ->
                 30, (proc,), (log,))
             said = log.read_text()
             assert str(fields) in said and "case" in said
+            # reported by `handshake status --json` and /metrics too
+            shown = subprocess.run([sys.executable, "-m", "connector.cli", "status", "--json",
+                                    "-c", str(config)], check=False, cwd=ROOT,
+                                   capture_output=True,
+                                   env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                        **sandbox_env(sb)}, timeout=120)
+            status = json.loads(shown.stdout)
+            assert status["mappings"]["files"]["fields"]["ok"] is False
+            assert status["mappings"]["daemon"]["ok"] is False
+            port = int(_record(store)["listen"].rpartition(":")[2])  # type: ignore[index]
+            metrics = {(f.name, s.labels.get("file", "")): s.value for f in
+                       text_string_to_metric_families(httpx.get(
+                           f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+                       for s in f.samples}
+            assert metrics[("handshake_mappings_ok", "")] == 0
+            assert metrics[("handshake_mapping_file_errors", "fields")] >= 1
             new = make_mqls(sb, f"sqlite:///{db}", 3)
             wait_for("MQLs made after the bad edit reach Salesforce",
                      lambda: set(new) <= set(_leads(sb)), 60, (proc,), (log,))
