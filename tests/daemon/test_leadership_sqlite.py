@@ -139,7 +139,10 @@ def test_a_second_daemon_on_one_sqlite_file_waits_as_standby(tmp_path: Path) -> 
                 r.instance.split(":")[1] == str(second.pid) for r in store.runs(limit=500)),
                 30, (second,), (second_log,))
             code, took = stop(second, signal.SIGINT)  # Ctrl-C: 130
-            assert code == 130 and took < 10
+            # within the 30 s (the 10 s line is test_daemon_sandbox's SIGTERM): on a
+            # loaded CI machine this stop once took 25 s, the stage in flight on the SQLite file
+            # not reaching its checkpoint within the stop timeout
+            assert code == 130 and took < 30, (took, second_log.read_text()[-3000:])
         finally:
             for proc in (first, second):
                 if proc is not None and proc.poll() is None:
