@@ -33,7 +33,7 @@ from connector.config import ENV_HUBSPOT_APP_SECRET, Config
 from connector.hubspot.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_v3
 from connector.store import Store
 
-__all__ = ["WEBHOOK_PATH", "contact_ids", "public_url", "webhook_route"]
+__all__ = ["WEBHOOK_PATH", "contact_ids", "own_properties", "public_url", "webhook_route"]
 
 log = logging.getLogger("connector.daemon.webhooks")
 
@@ -59,9 +59,27 @@ def public_url(request: Request) -> str:
     return f"{scheme}://{host}{request.url.path}" + (f"?{query}" if query else "")
 
 
-def contact_ids(events: Any) -> tuple[dict[str, str], int]:
+def own_properties(config: Config) -> frozenset[str]:
+    """The contact properties only Handshake writes (the score write-back, the hand-off and
+    the outcomes): their changes are Handshake's own writes coming back, never news for the
+    sync, and a webhook of them alone queues nothing (each would cost a targeted sync)."""
+    from connector.hubspot.outcomes import OutcomeSettings, outcome_property_definitions
+    from connector.hubspot.write import handoff_property_definitions, property_definitions
+    from connector.scoring import load_model
+
+    try:
+        writeback = load_model(config.mapping_path("scoring")).writeback
+    except Exception:  # noqa: BLE001  (a bad scoring file is reported by the stages; nothing ignored)
+        return frozenset()
+    return frozenset(str(d["name"]) for d in (
+        *property_definitions(writeback), *handoff_property_definitions(writeback),
+        *outcome_property_definitions(OutcomeSettings())))
+
+
+def contact_ids(events: Any, ignore: frozenset[str] = frozenset()) -> tuple[dict[str, str], int]:
     """The contacts a webhook body names (id -> the newest event's kind), and how many events
-    it held. Events about other objects are left out; a merge names its surviving contact."""
+    it held. Events about other objects are left out, and so are changes of the properties in
+    `ignore` (Handshake's own); a merge names its surviving contact."""
     if not isinstance(events, list):
         raise TypeError("the body is not a JSON array of events")
     found: dict[str, str] = {}
@@ -70,6 +88,8 @@ def contact_ids(events: Any) -> tuple[dict[str, str], int]:
             raise TypeError("an event is not a JSON object")
         kind = str(event.get("subscriptionType") or "")
         if kind not in CONTACT_EVENTS:
+            continue
+        if kind == "contact.propertyChange" and str(event.get("propertyName")) in ignore:
             continue
         target = event.get("primaryObjectId") if kind == "contact.merge" else None
         target = target if target not in (None, "") else event.get("objectId")
@@ -101,6 +121,7 @@ def webhook_route(config: Config, store_factory: Callable[[], Store],
     clock = clock or SystemClock()
     cap = config.daemon.webhook_max_body_bytes
     secret = config.secrets.hubspot_app_secret
+    ignore = own_properties(config)
     warned: set[str] = set()
 
     def refuse(status: int, why: str) -> Response:
@@ -136,7 +157,7 @@ def webhook_route(config: Config, store_factory: Callable[[], Store],
         if why is not None:
             return refuse(401, why)
         try:
-            ids, events = contact_ids(json.loads(body))
+            ids, events = contact_ids(json.loads(body), ignore)
         except (ValueError, TypeError) as exc:  # signed by HubSpot yet unreadable: a 400 is not retried
             return refuse(400, f"the webhook body cannot be read: {exc}")
         queued = await run_in_threadpool(enqueue, ids) if ids else 0

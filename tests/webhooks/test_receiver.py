@@ -155,3 +155,16 @@ def test_the_signed_url_is_the_one_the_proxy_was_called_on(receiver: Receiver) -
 def test_a_signed_body_that_is_no_event_list_is_a_400(receiver: Receiver) -> None:
     assert receiver.post(*signed(receiver, {"not": "a list"})) == 400
     assert receiver.depth() == 0
+
+
+def test_handshake_s_own_properties_coming_back_queue_nothing(receiver: Receiver) -> None:
+    """Handshake's write-backs (score, hand-off, outcomes) come back as property changes: alone
+    they queue nothing (each would cost a targeted sync); with another change they do."""
+    events = [event(21, propertyName="handshake_score", propertyValue="72"),
+              event(21, propertyName="handshake_sales_outcome", propertyValue="working"),
+              event(22, propertyName="handshake_salesforce_id", propertyValue="00Q000000000001"),
+              event(23, propertyName="handshake_score", propertyValue="10"),
+              event(23, propertyName="jobtitle", propertyValue="CTO")]
+    assert receiver.post(*signed(receiver, events)) == 200
+    assert receiver.store.take_webhook_batch("run") == ["23"]
+    assert receiver.queued == [1]
