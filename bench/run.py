@@ -38,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.pull import peak_rss_mb  # noqa: E402  (this process's VmHWM, exec-safe)
+from bench.pull import peak_rss_mb  # this process's VmHWM, exec-safe
 
 # The dataset's "now", fixed so this process can regenerate the very same data to check against.
 START = "2026-11-01T00:00:00+00:00"
@@ -263,8 +263,8 @@ def run_size(contacts: int, seed: int) -> dict[str, Any]:
             leads_before = {r["Id"] for r in SalesforceRecords(info).records("Lead")}
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", json.dumps(info), db, str(proc.pid)],
-                cwd=ROOT, capture_output=True, text=True, env={**os.environ,
-                                                               "PYTHONPATH": str(ROOT)})
+                check=False, cwd=ROOT, capture_output=True, text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)})
             if out.returncode:
                 raise SystemExit(f"the Handshake worker failed (exit {out.returncode}):\n"
                                  f"{out.stderr[-3000:]}")
@@ -334,7 +334,7 @@ def print_text(out: Mapping[str, Any]) -> None:
         info = size["info"]
         print(f"== {int(contacts):,} contacts ({_show(info['contacts'])} live, "
               f"{_show(info['activities'])} activities)")
-        for key, fig in size["figures"].items():
+        for fig in size["figures"].values():
             value = _show(fig["value"]) + (f" {fig['unit']}" if fig["unit"] else "")
             mark = "ok" if fig["met"] else "MISSED"
             print(f"  {fig['what']:<55} {value:>14}   target {fig['target']:<18} {mark}")
