@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Annotated
 
@@ -71,6 +72,22 @@ def serve(
                           "(e.g. http://127.0.0.1:8787/webhooks/hubspot); the app secret that "
                           "signs them is printed with the credentials."),
     ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(metavar="ISO-TIME", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+                     help="The dataset's \"now\" and the sandbox clock's start (default: the "
+                          "current minute); the same seed, size and start give the same data."),
+    ] = None,
+    advance_hours: Annotated[
+        float, typer.Option("--advance-hours", metavar="H", min=0,
+                            help="Move the sandbox clock this far past the data once it is "
+                                 "loaded, so the data is history when a sync starts.")
+    ] = 0.0,
+    unthrottled: Annotated[
+        bool, typer.Option("--unthrottled",
+                           help="Lift the HubSpot rate limits (window, daily, search) for "
+                                "benchmarks: calls are still counted in /__sandbox__/stats.")
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the URLs and credentials as one JSON object.")
     ] = False,
@@ -87,7 +104,8 @@ def serve(
     # Ctrl-C and SIGTERM only set the event, so a signal during start-up still stops cleanly.
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(contacts, seed, hubspot_port=hubspot_port,
-                      salesforce_port=salesforce_port, tier=tier, webhook_url=webhook_url)
+                      salesforce_port=salesforce_port, tier=tier, webhook_url=webhook_url,
+                      start=start if start is None or start.tzinfo else start.replace(tzinfo=UTC))
     try:
         try:
             sandbox.start()
@@ -96,6 +114,7 @@ def serve(
                       "with --hubspot-port / --salesforce-port, or 0 for any free port.[/red]")
             raise typer.Exit(1) from exc
         with sandbox:
+            _tune(sandbox, advance_hours=advance_hours, unthrottled=unthrottled)
             info = sandbox.info()
             if as_json:
                 sys.stdout.write(json.dumps(info, sort_keys=True) + "\n")
@@ -111,6 +130,20 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _tune(sandbox: object, *, advance_hours: float, unthrottled: bool) -> None:
+    """Apply --unthrottled and --advance-hours to a started sandbox (before its URLs are
+    printed, so no client sees it otherwise)."""
+    from connector.sandbox.hubspot.settings import RateLimits
+    from connector.sandbox.runtime import Sandbox
+
+    assert isinstance(sandbox, Sandbox) and sandbox.hubspot is not None
+    if unthrottled:
+        sandbox.hubspot.limiter.configure(RateLimits(window_max=10**9, daily=10**9,
+                                                     search_per_second=10**6))
+    if advance_hours:
+        sandbox.clock.advance(timedelta(hours=advance_hours))
 
 
 def _print_table(console: Console, info: dict[str, dict[str, str]], sandbox: object) -> None:
