@@ -4,8 +4,9 @@ cycle, and a refused API (403) leaves the stream limited, never the pull failed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +71,7 @@ def test_many_views_at_one_instant_across_pages_and_at_the_window_edge(
     # window's lookback reads them; those read already are not stored twice.
     state = store.get_bookmark("page_views")
     assert state is not None and '"done"' in state
-    import json
-
     edge = json.loads(state)["done"]
-    from datetime import UTC, datetime
-
     at_edge = datetime.fromtimestamp(edge / 1000, UTC)
     late = [hub.state.add_page_view(people[n], f"https://example.com/late/{n}", at=at_edge,
                                     session_id=f"late-{n}").id for n in range(7)]
