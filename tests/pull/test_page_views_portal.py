@@ -171,3 +171,26 @@ def test_a_refused_events_api_leaves_the_stream_limited_and_the_pull_ok(
     pull(context(config, store))
     assert collect_status(config, store)["limited_streams"] == {}
     assert_matches_ground_truth(store, sandbox)
+
+
+def test_the_pull_stage_with_a_refused_events_api_ends_ok_and_status_says_limited(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from connector.cli import app
+    from connector.runtime import run_pull_stage
+    from tests.pull.helpers import sandbox_env, sandbox_toml
+
+    hub = sandbox.hubspot
+    assert hub is not None
+    hub.set_events_api(False)
+    config = sandbox_config(sandbox, tmp_path / "stage.db")
+    result = run_pull_stage(config)
+    assert result.status == "ok", result.error
+    path = tmp_path / "handshake.toml"
+    path.write_text(sandbox_toml(sandbox, tmp_path / "stage.db"))
+    shown = CliRunner().invoke(app, ["status", "-c", str(path)],
+                               env={"COLUMNS": "200", **sandbox_env(sandbox)})
+    assert shown.exit_code == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "stream page_views is limited" in text and "403" in text
