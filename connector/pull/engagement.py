@@ -349,7 +349,11 @@ class PageViewsStream(_Stream):
     def _limit(self, err: AccessRefused, bookmark: bool) -> None:
         ctx = self.ctx
         ctx.counts[f"{self.name}.limited"] += 1
-        log.warning(
+        held = load(ctx.store.get_bookmark(PAGE_VIEWS_LIMITED))
+        # a warning when the stream becomes limited; while it stays so (a daemon's every
+        # cycle), INFO: `handshake status` keeps saying it
+        log.log(
+            logging.INFO if held else logging.WARNING,
             "page views: HubSpot refused the events API (403: the account's tier or the "
             "token's scopes do not include it); page-view counts and first/last pages come "
             "from the contact properties instead. Fix: an Enterprise account and a token with "
@@ -359,7 +363,6 @@ class PageViewsStream(_Stream):
             return
         reason = ("HubSpot refused the events API (403: account tier or token scopes); "
                   "counts and first/last pages come from the contact properties")
-        held = load(ctx.store.get_bookmark(PAGE_VIEWS_LIMITED))
         since = held.get("since") or ctx.now().isoformat()
         due = list(ctx.store.iter_bookmark_streams(PAGE_VIEWS_DUE))
         with ctx.store.transaction() as s:

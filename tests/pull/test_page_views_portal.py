@@ -194,3 +194,20 @@ def test_the_pull_stage_with_a_refused_events_api_ends_ok_and_status_says_limite
     assert shown.exit_code == 0, shown.stderr
     text = " ".join(shown.stdout.split())
     assert "stream page_views is limited" in text and "403" in text
+
+
+def test_a_portal_wide_read_refused_as_invalid_falls_back_to_per_contact_reads(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.errors import RequestFailed
+
+    def refused(self: HubSpotClient, *args: Any, **kwargs: Any) -> Page:
+        raise RequestFailed("objectId or objectProperty is required", system="hubspot",
+                            status=400)
+
+    monkeypatch.setattr(HubSpotClient, "portal_page_views", refused)
+    config = sandbox_config(sandbox, tmp_path / "s.db")
+    store = new_store(tmp_path)
+    counts = pull(context(config, store))
+    assert counts["page_views.calls"] > 10  # one or more per contact whose counter moved
+    assert_matches_ground_truth(store, sandbox)
+    assert not list(store.iter_bookmark_streams("page_views_due/"))
