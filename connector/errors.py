@@ -28,6 +28,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 __all__ = [
+    "AccessRefused",
     "Actor",
     "AuthError",
     "ConfigError",
@@ -136,6 +137,11 @@ class ConfigError(FatalError):
 
 class AuthError(FatalError):
     """Credentials were refused (401/403 on login, revoked token)."""
+
+
+class AccessRefused(AuthError):
+    """A 403: the token is valid but this API is outside its scopes or the account's tier.
+    Fatal for the call; a stream with another way to the same data may degrade instead."""
 
 
 class StoreError(FatalError):

@@ -152,6 +152,9 @@ def _print(found: dict[str, Any]) -> None:
             out.print(f"    {escape(str(line))}", highlight=False)
     depth = found["webhooks"]["queue_depth"]
     out.print(f"[bold]Webhook queue[/]: {'-' if depth is None else depth}")
+    for stream, flag in (found.get("limited_streams") or {}).items():
+        out.print(f"[yellow]stream {escape(stream)} is limited[/] since {_when(flag['since'])}: "
+                  f"{escape(str(flag['reason']))}", highlight=False)
 
 
 @mappings_app.command("preview")

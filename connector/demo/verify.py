@@ -122,16 +122,15 @@ def minimum_pull_calls(dataset: SandboxDataset) -> int:
     gt = dataset.ground_truth
     subs = Counter(s.form_guid for s in dataset.form_submissions)
     parts = Counter(p.event_id for p in dataset.participations)
-    # Page views are read for the contacts a correct sync keeps (live ones with an email).
-    wanted = set(gt.contact_ids) - set(gt.bad_records)
-    views = Counter(v.contact_id for v in dataset.page_views if v.contact_id in wanted)
+    # Page views are read portal-wide (the events API without `objectId`): every view of the
+    # portal, a full page at a time, in one time window.
     return (
         math.ceil(len(gt.contact_ids) / hs.CONTACTS_LIST_LIMIT)
         + max(1, math.ceil(len(gt.archived_ids) / hs.CONTACTS_LIST_LIMIT))
         + max(1, math.ceil(len(dataset.email_events) / hs.EMAIL_EVENTS_LIMIT))
         + max(1, math.ceil(len(dataset.forms) / hs.FORMS_LIMIT))
         + sum(max(1, math.ceil(subs[f.guid] / hs.FORM_SUBMISSIONS_LIMIT)) for f in dataset.forms)
-        + sum(math.ceil(n / hs.WEB_EVENTS_LIMIT) for n in views.values())
+        + max(1, math.ceil(len(dataset.page_views) / hs.WEB_EVENTS_LIMIT))
         + max(1, math.ceil(len(dataset.marketing_events) / hs.MARKETING_EVENTS_LIMIT))
         + sum(max(1, math.ceil(parts[e.id] / hs.PARTICIPATIONS_LIMIT))
               for e in dataset.marketing_events)

@@ -238,6 +238,21 @@ class HubSpotClient:
         body, when = self.request("GET", hs.WEB_EVENTS, params=params, describe="page views")
         return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
 
+    def portal_page_views(self, occurred_after: str, occurred_before: str, *,
+                          after: str | None = None) -> Page:
+        """Page views of every contact in [occurred_after, occurred_before], oldest first
+        (the events API without `objectId`), paged by `after`."""
+        params: list[tuple[str, Any]] = [
+            ("objectType", "contact"), ("eventType", hs.PAGE_VIEW_EVENT),
+            ("occurredAfter", occurred_after), ("occurredBefore", occurred_before),
+            ("sort", "occurredAt"), ("limit", hs.WEB_EVENTS_LIMIT),
+        ]
+        if after:
+            params.append(("after", after))
+        body, when = self.request("GET", hs.WEB_EVENTS, params=params,
+                                  describe="page views of the portal")
+        return Page(list(body.get("results") or []), self._next_after(body), when, raw=body)
+
     def owner_emails(self) -> dict[str, str]:
         """HubSpot owner id -> email, for routing a Lead to its HubSpot owner in Salesforce."""
         out: dict[str, str] = {}

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connector.errors import (
+    AccessRefused,
     AuthError,
     QuotaExhausted,
     RateLimited,
@@ -76,7 +77,8 @@ HUBSPOT_RULES: tuple[Rule, ...] = (
     ),
     Rule(Action.RATE_LIMIT, RateLimited, "rate limited", status=statuses(429)),
     Rule(Action.FAIL, AuthError, "the token was refused", status=statuses(401)),
-    Rule(Action.FAIL, AuthError, "the token lacks a scope or access", status=statuses(403)),
+    Rule(Action.FAIL, AccessRefused, "the token lacks a scope or access",
+         status=statuses(403)),
     Rule(
         Action.SKIP,
         RecordRejected,

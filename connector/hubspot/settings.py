@@ -71,6 +71,8 @@ CORE_PROPERTIES = (
     "hs_analytics_num_page_views",
     "hs_analytics_num_visits",
     "hs_analytics_last_visit_timestamp",
+    "hs_analytics_first_url",
+    "hs_analytics_last_url",
     "hs_analytics_first_timestamp",
     "hs_email_optout",
     "hs_merged_object_ids",

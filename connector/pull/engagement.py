@@ -5,8 +5,12 @@ page after a crash or a lookback never duplicates anything. Bookmarks:
 - `email_events`        {"done": ms} everything before it is stored; while a window is being
                         read also {"start", "end", "offset"} to resume inside it.
 - `forms/<guid>`        ms of the newest submission stored for that form.
-- `page_views/<id>`     ISO time of the newest page view stored for that contact; contacts are
-                        read only while `page_views_due/<id>` says their visit counter moved.
+- `page_views`          {"done": ms}, as `email_events`, for the portal-wide read (with
+                        {"start", "end", "after"} while a window is being read).
+- `page_views_limited`  {"since", "reason"} while HubSpot refuses the events API (403): the
+                        contact properties stand in; `handshake status` shows it.
+- `page_views/<id>`     per-contact fallback: ISO time of the newest page view stored for that
+                        contact; read only while `page_views_due/<id>` says its counter moved.
 - `webinars/<id>`       the event's counters (registrants, attendees...) when last read; its
                         participations are read again only when they move.
 - `forms_due`           set by the contacts stream when a contact's form-submission counter
@@ -21,10 +25,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.errors import SkippableError
+from connector.errors import AccessRefused, RequestFailed, SkippableError
 from connector.hubspot.client import Page
 from connector.pull.base import PullContext, dump, load
-from connector.pull.contacts import FORMS_DUE, PAGE_VIEWS_DUE
+from connector.pull.contacts import FORMS_DUE, PAGE_VIEWS_DUE, ContactsStream
 from connector.pull.normalize import (
     activity_from_email_event,
     activity_from_form_submission,
@@ -42,6 +46,10 @@ EMAIL_EVENTS = "email_events"
 FORMS = "forms/"
 PAGE_VIEWS = "page_views/"
 WEBINARS = "webinars/"
+PAGE_VIEWS_PORTAL = "page_views"
+PAGE_VIEWS_LIMITED = "page_views_limited"
+# Page views reach the events API within seconds to minutes: leave the newest minutes.
+PAGE_VIEWS_SETTLE = timedelta(minutes=1)
 # HubSpot records email events asynchronously: leave the newest minute for the next pull.
 EMAIL_EVENTS_SETTLE = timedelta(minutes=1)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -49,6 +57,12 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    """Epoch milliseconds as the ISO time the events API takes."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
 
 
 class _Stream:
@@ -235,12 +249,133 @@ class FormSubmissionsStream(_Stream):
 
 
 class PageViewsStream(_Stream):
-    """Page views of the contacts whose visit counter moved since their last read."""
+    """Page views of every contact, read portal-wide by time window (the events API without
+    `objectId`), oldest first and resumable inside a window, as the email events are.
+
+    Fallbacks: an API that refuses the portal-wide form (400) gets the per-contact reads of
+    the contacts whose visit counter moved; an account that refuses the events API (403, tier
+    or scopes) leaves the stream *limited*: the contacts' own counters and first/last pages
+    (`hs_analytics_num_page_views`, `hs_analytics_first_url`, `hs_analytics_last_url`, pulled
+    with every contact) stand in, `handshake status` says so, and the pull goes on."""
 
     name = "page_views"
 
+    def __init__(self, ctx: PullContext) -> None:
+        super().__init__(ctx)
+        self._tried: set[str] = set()  # unknown contacts already read by id in this run
+        self._parked: set[str] | None = None
+
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:
+        try:
+            self._portal(since, until, bookmark)
+        except AccessRefused as err:
+            self._limit(err, bookmark)
+        except RequestFailed as err:
+            if err.status != 400:
+                raise
+            log.info("page views: HubSpot refused the portal-wide read (%s); reading the "
+                     "contacts whose visit counter moved one by one", err.status)
+            self._per_contact(since, until, bookmark)
+        self.finish()
+
+    # --- portal-wide ----------------------------------------------------------------------
+
+    def _portal(self, since: datetime | None, until: datetime | None, bookmark: bool) -> None:
+        ctx = self.ctx
+        state = load(ctx.store.get_bookmark(PAGE_VIEWS_PORTAL)) if bookmark else {}
+        if "start" in state and "end" in state:
+            # a window was being read when the last run stopped: go on from its cursor
+            start, end, after = int(state["start"]), int(state["end"]), state.get("after")
+        else:
+            done = int(state["done"]) if "done" in state else None
+            # the lookback re-reads the window's edge: views at the same instant as the last
+            # one read, and views HubSpot recorded late, are read again and deduplicated
+            begin = since or (
+                datetime.fromtimestamp(done / 1000, UTC) - ctx.lookback if done else EPOCH
+            )
+            stop = until or (ctx.now() - PAGE_VIEWS_SETTLE)
+            start, end, after = _ms(begin), _ms(stop), None
+        while True:
+            page = ctx.saw(ctx.client.portal_page_views(_iso(start), _iso(end), after=after))
+            acts: list[ActivityRecord] = []
+            for event in page.results:
+                try:
+                    acts.append(activity_from_page_view(event))
+                except SkippableError as err:
+                    ctx.park(self.name, err, event)
+            acts = self._owned(acts)
+            after = page.next_after
+            if after:
+                # the page's views and the cursor after them commit together: a crash here
+                # resumes at the next page, nothing read twice or skipped
+                marks = [(PAGE_VIEWS_PORTAL, dump({"start": start, "end": end, "after": after,
+                                                   "done": state.get("done")}))]
+                self.save(acts, bookmarks=marks if bookmark else [])
+                continue
+            if not bookmark:
+                self.save(acts)
+                return
+            # every view up to `end` is stored: the per-contact "counter moved" markers are
+            # answered, and a stream limited before is readable again
+            due = list(ctx.store.iter_bookmark_streams(PAGE_VIEWS_DUE))
+            self.save(acts, bookmarks=[(PAGE_VIEWS_PORTAL, dump({"done": end}))],
+                      delete=[*due, PAGE_VIEWS_LIMITED])
+            return
+
+    def _owned(self, acts: list[ActivityRecord]) -> list[ActivityRecord]:
+        """Views re-pointed to live contacts. Views of contacts not pulled yet (created since
+        the contacts were read) get their contacts read by id now, in the same cycle, so the
+        views are stored rather than lost; contacts parked as unusable stay parked."""
+        ctx = self.ctx
+        live = ctx.store.resolve_contact_ids(a.contact_id for a in acts)
+        unknown = {a.contact_id for a in acts if a.contact_id not in live}
+        unknown -= self._tried | self._parked_contacts()
+        if unknown:
+            self._tried |= unknown
+            ctx.counts[f"{self.name}.contacts_fetched"] += len(unknown)
+            ContactsStream(ctx).read_ids(sorted(unknown))
+        return self._known_contacts(acts, {"stream": "portal"})
+
+    def _parked_contacts(self) -> set[str]:
+        if self._parked is None:
+            self._parked = {d.record_key.split(":", 1)[1]
+                            for d in self.ctx.store.dead_letters(stage="pull")
+                            if d.record_key.startswith("contacts:")}
+        return self._parked
+
+    # --- refused: the contact properties stand in -----------------------------------------
+
+    def _limit(self, err: AccessRefused, bookmark: bool) -> None:
+        ctx = self.ctx
+        ctx.counts[f"{self.name}.limited"] += 1
+        held = load(ctx.store.get_bookmark(PAGE_VIEWS_LIMITED))
+        # a warning when the stream becomes limited; while it stays so (a daemon's every
+        # cycle), INFO: `handshake status` keeps saying it
+        log.log(
+            logging.INFO if held else logging.WARNING,
+            "page views: HubSpot refused the events API (403: the account's tier or the "
+            "token's scopes do not include it); page-view counts and first/last pages come "
+            "from the contact properties instead. Fix: an Enterprise account and a token with "
+            "the events scope; `handshake status` shows the stream as limited until then")
+        log.debug("page views refused: %s", err)
+        if not bookmark or ctx.dry_run:
+            return
+        reason = ("HubSpot refused the events API (403: account tier or token scopes); "
+                  "counts and first/last pages come from the contact properties")
+        since = held.get("since") or ctx.now().isoformat()
+        due = list(ctx.store.iter_bookmark_streams(PAGE_VIEWS_DUE))
+        with ctx.store.transaction() as s:
+            ctx.store.set_bookmark(PAGE_VIEWS_LIMITED, dump({"since": since, "reason": reason}),
+                                   run_id=ctx.run_id, session=s)
+            # the markers cannot be answered by a refused API; the counters carry the news
+            for marker in due:
+                ctx.store.delete_bookmark(marker, session=s)
+
+    # --- per contact (the fallback, and the webhooks' targeted sync) ----------------------
+
+    def _per_contact(self, since: datetime | None, until: datetime | None,
+                     bookmark: bool) -> None:
         ctx = self.ctx
         if not bookmark and since is not None:
             # A backfill re-reads every contact that visited since `since`.
@@ -252,19 +387,21 @@ class PageViewsStream(_Stream):
                     visited = None
                 if visited is not None and visited >= since:
                     self._read_contact(contact.hubspot_id, "", since, until, bookmark)
-            self.finish()
             return
         for marker in ctx.store.iter_bookmark_streams(PAGE_VIEWS_DUE):
             cid = marker[len(PAGE_VIEWS_DUE):]
             self._read_contact(cid, marker, since, until, bookmark)
-        self.finish()
 
     def run_for(self, ids: Iterable[str]) -> None:
-        """Page views of these contacts only, those whose visit counter moved (as `run`)."""
-        for cid in ids:
-            marker = PAGE_VIEWS_DUE + cid
-            if self.ctx.store.get_bookmark(marker) is not None:
-                self._read_contact(cid, marker, None, None, True)
+        """Page views of these contacts only, those whose visit counter moved: a few
+        contacts cost fewer calls one by one than a portal-wide window."""
+        try:
+            for cid in ids:
+                marker = PAGE_VIEWS_DUE + cid
+                if self.ctx.store.get_bookmark(marker) is not None:
+                    self._read_contact(cid, marker, None, None, True)
+        except AccessRefused as err:
+            self._limit(err, True)
         self.finish()
 
     def _read_contact(self, cid: str, marker: str, since: datetime | None,

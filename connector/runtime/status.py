@@ -398,4 +398,26 @@ def collect_status(config: Config, store: Store, *, clock: Clock | None = None
         "sla": sla,
         "mappings": _mappings(config, store),
         "webhooks": {"queue_depth": int(depth()) if callable(depth) else None},
+        "limited_streams": _limited(store),
     }
+
+
+# Streams that read less than the whole data when an API is refused, and their flag bookmark
+# (`{"since", "reason"}`, set by the stream and cleared when the API answers again).
+LIMITED_FLAGS = {"page_views": "page_views_limited"}
+
+
+def _limited(store: Store) -> dict[str, Any]:
+    """Streams running limited, with since when and why."""
+    out: dict[str, Any] = {}
+    for stream, key in LIMITED_FLAGS.items():
+        raw = store.get_bookmark(key)
+        if raw is None:
+            continue
+        try:
+            flag = json.loads(raw)
+        except ValueError:
+            flag = {}
+        flag = flag if isinstance(flag, dict) else {}
+        out[stream] = {"since": flag.get("since"), "reason": flag.get("reason") or raw}
+    return out

@@ -52,11 +52,11 @@ HANGS = 30.0  # a held call outlasting the stop timeout: the run must cut it sho
 SIGNALS = [pytest.param(signal.SIGINT, ANSWERS, id="SIGINT-batch-finishes"),
            pytest.param(signal.SIGTERM, HANGS, id="SIGTERM-call-hangs")]
 # The call each stage is stopped in: (pattern, how many such calls pass first), on the system
-# the stage talks to: a page-view page of the pull (its 21st call of that stream), the score's
+# the stage talks to: a page-view page of the pull (its 5th portal-wide page), the score's
 # first write-back batch to HubSpot, the push's Lead upsert to Salesforce.
 PAGE_VIEWS = r"^GET /events/v3/events"
 SCORE_WRITEBACK = r"^POST /crm/v3/objects/contacts/batch/update$"
-HELD = {"pull": (PAGE_VIEWS, 20), "score": (SCORE_WRITEBACK, 0), "push": (LEAD_UPSERT, 0)}
+HELD = {"pull": (PAGE_VIEWS, 4), "score": (SCORE_WRITEBACK, 0), "push": (LEAD_UPSERT, 0)}
 # Score write-back properties and what the write-back moves: the score run's end state.
 SCORE_PROPERTIES = ("handshake_", "lifecyclestage")
 

@@ -397,3 +397,50 @@ def test_email_event_type_filter_is_case_sensitive(http: httpx.Client) -> None:
     opens = http.get("/email/public/v1/events", params={"eventType": "OPEN"}).json()["events"]
     assert [e["id"] for e in opens] == ["e2", "e4"]
     assert http.get("/email/public/v1/events", params={"eventType": "open"}).json()["events"] == []
+
+
+# ---------------------------------------------------------------------- events API, portal-wide
+
+
+def test_portal_wide_page_views_sorted_windowed_and_paged_across_one_instant(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
+    at = sandbox.clock.now() + timedelta(minutes=5)
+    for n in range(5):  # five views of two contacts in one millisecond
+        sandbox.state.add_page_view(("101", "102")[n % 2], f"https://example.com/same/{n}", at=at)
+    query = {"objectType": "contact", "eventType": "e_visited_page", "sort": "occurredAt",
+             "limit": 2}
+    seen: list[dict[str, object]] = []
+    after: str | None = None
+    while True:
+        body = http.get("/events/v3/events", params={**query, **({"after": after} if after
+                                                                  else {})}).json()
+        seen.extend(body["results"])
+        after = (body.get("paging") or {}).get("next", {}).get("after")
+        if not after:
+            break
+    every = [p for views in sandbox.state.page_views.values() for p in views]
+    assert sorted(str(e["id"]) for e in seen) == sorted(p.id for p in every)  # each once
+    assert {str(e["objectId"]) for e in seen} >= {"101", "102"}  # every contact's views
+    times = [str(e["occurredAt"]) for e in seen]
+    assert times == sorted(times)  # oldest first
+    window = {**query, "limit": 100, "occurredAfter": at.isoformat().replace("+00:00", "Z"),
+              "occurredBefore": at.isoformat().replace("+00:00", "Z")}
+    assert len(http.get("/events/v3/events", params=window).json()["results"]) == 5
+    too_many = http.get("/events/v3/events", params={**query, "limit": 1001})
+    assert too_many.status_code == 400
+    assert too_many.json()["category"] == "VALIDATION_ERROR"
+
+
+def test_an_account_without_the_events_api_gets_403_missing_scopes(
+    sandbox: HubSpotSandbox, http: httpx.Client
+) -> None:
+    sandbox.set_events_api(False)
+    refused = http.get("/events/v3/events", params={"objectType": "contact",
+                                                    "eventType": "e_visited_page"})
+    assert refused.status_code == 403
+    assert refused.json()["category"] == "MISSING_SCOPES"
+    # the rest of the portal answers as before
+    assert http.get("/email/public/v1/events", params={"limit": 1}).status_code == 200
+    sandbox.set_events_api(True)
+    assert http.get("/events/v3/events", params={"objectType": "contact"}).status_code == 200

@@ -171,10 +171,13 @@ def test_status_json_equals_what_the_store_holds(world: World) -> None:
     assert streams["contacts.modified"]["time"] == modified.isoformat()
     assert streams["contacts.modified"]["lag_seconds"] == pytest.approx(
         (at - modified).total_seconds(), abs=0.001)
-    views = [bookmark_time(v) for k, v in bookmarks.items() if k.startswith("page_views/")]
-    group = found["bookmarks"]["groups"]["page_views/*"]
-    assert group["count"] == len(views) > 0
-    assert group["newest"] == max(v for v in views if v is not None).isoformat()
+    # page views are read portal-wide: one stream with its window's end as its time
+    assert streams["page_views"]["time"] == bookmark_time(bookmarks["page_views"]).isoformat()
+    # the per-record bookmarks (one per marketing event) show as a group
+    events = [bookmark_time(v) for k, v in bookmarks.items() if k.startswith("webinars/")]
+    group = found["bookmarks"]["groups"]["webinars/*"]
+    assert group["count"] == len(events) > 0
+    assert group["newest"] == max(v for v in events if v is not None).isoformat()
 
     # API usage: HubSpot's calls today from the runs, Salesforce's from the governor
     hubspot = found["api_usage"]["hubspot"]
@@ -266,7 +269,8 @@ def test_metrics_parse_and_counters_equal_the_run_records(world: World) -> None:
     assert found["handshake_last_success_timestamp_seconds"][(("stage", "pull"),)] \
         == pytest.approx(pull_done.finished_at.timestamp())
     assert (("stream", "contacts.modified"),) in found["handshake_bookmark_lag_seconds"]
-    assert (("stream", "page_views/*"),) in found["handshake_bookmark_lag_seconds"]
+    assert (("stream", "page_views"),) in found["handshake_bookmark_lag_seconds"]
+    assert (("stream", "webinars/*"),) in found["handshake_bookmark_lag_seconds"]
 
 
 def test_preview_command(world: World) -> None:

@@ -176,12 +176,16 @@ class HubSpotSandbox:
         access_tokens: tuple[str, ...] = ("pat-sandbox-0000",),
         portal_id: int = 12345678,
         rate_limits: RateLimits | None = None,
+        events_api: bool = True,
     ) -> None:
         if tier not in settings.TIERS:
             raise ValueError(f"unknown HubSpot tier {tier!r}; one of {', '.join(settings.TIERS)}")
         self.clock = clock
         self.tier = tier
         self.portal_id = portal_id
+        # HubSpot serves the events API to Enterprise accounts and tokens with its scope only;
+        # False answers 403 MISSING_SCOPES as an account without it gets.
+        self.events_api = events_api
         self.faults = faults or FaultPlan()
         self.stats = RequestStats()
         self.state = HubSpotState(clock, portal_id=portal_id)
@@ -217,6 +221,10 @@ class HubSpotSandbox:
         # HubSpot's Date header is HubSpot's clock, here the sandbox clock (clients read it as
         # the server's "now"); the app writes it, so uvicorn must not add a wall-clock one too
         return ServedApp(self.app, port=port, date_header=False).start()
+
+    def set_events_api(self, granted: bool) -> None:
+        """Grant or refuse the events API (page views) at run time, as a tier or scope change."""
+        self.events_api = granted
 
     def set_rate_limits(self, limits: RateLimits) -> None:
         """Change the per-token limits at run time (tests lower them to exceed them fast)."""
@@ -851,6 +859,14 @@ class HubSpotSandbox:
     # ------------------------------------------------------------------ web analytics
 
     async def web_events(self, request: Request) -> Response:
+        if not self.events_api:
+            raise HubSpotApiError(
+                403,
+                "MISSING_SCOPES",
+                settings.MSG_MISSING_SCOPES,
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": [settings.EVENTS_SCOPE]}}],
+            )
         q = request.query_params
         limit = _int(
             q.get("limit"),

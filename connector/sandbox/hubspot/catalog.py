@@ -92,6 +92,8 @@ _STANDARD: tuple[tuple[str, str, str, str, str, bool], ...] = (
         "analyticsinformation",
         True,
     ),
+    ("hs_analytics_first_url", "First Page Seen", "string", "text", "analyticsinformation", True),
+    ("hs_analytics_last_url", "Last Page Seen", "string", "text", "analyticsinformation", True),
     (
         "hs_analytics_last_visit_timestamp",
         "Time Last Seen",

@@ -101,6 +101,12 @@ MSG_AUTH_MISSING = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
     "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
 )
+# The events API: Enterprise accounts only; others (or tokens without the scope) get this 403.
+EVENTS_SCOPE = "oauth"  # the only scope the reference spec (events-v3.json) names
+MSG_MISSING_SCOPES = (
+    "This app hasn't been granted all required scopes to make this call. Read more about "
+    "required scopes here: https://developers.hubspot.com/scopes."
+)
 MSG_TEN_SECONDLY = "You have reached your ten_secondly_rolling limit."
 MSG_SECONDLY = "You have reached your secondly limit."
 MSG_DAILY = "You have reached your daily limit."

@@ -1153,6 +1153,8 @@ class HubSpotState:
                 "hs_analytics_num_page_views": str(len(views)),
                 "hs_analytics_num_visits": str(len({p.session_id for p in views})),
                 "hs_analytics_last_visit_timestamp": iso(max(p.occurred_at for p in views)),
+                "hs_analytics_first_url": min(views, key=lambda p: (p.occurred_at, p.id)).url,
+                "hs_analytics_last_url": max(views, key=lambda p: (p.occurred_at, p.id)).url,
             },
             bump=bump,
         )
