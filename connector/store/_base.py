@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, insert, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
@@ -77,6 +77,11 @@ def _json_loads(value: str) -> Any:
 def _rowcount(result: Any) -> int:
     """Rows an UPDATE or INSERT touched (a CursorResult's rowcount; typed Result lacks it)."""
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _table(entity: Any) -> Table:
+    """A mapped class's Core table (for Core statements on hot paths)."""
+    return cast(Table, entity.__table__)
 
 
 class StoreBase:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, String, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from connector.store._base import INSERT_PAGE, StoreBase, _rowcount
+from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
 from connector.store.models import Activity, Contact, IdLink, Score
 
 __all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
@@ -162,7 +162,7 @@ class ContactStore(StoreBase):
         # Moved activities are stored again under new ids, as if just pulled for the survivor:
         # the push sends activity history by id ranges, and an old id inside a range already
         # sent to the survivor's Lead would never reach it.
-        columns = [c for c in Activity.__table__.columns if c.name != "id"]
+        columns = [c for c in _table(Activity).columns if c.name != "id"]
         rows = [dict(r._mapping) for r in session.execute(
             select(*columns).where(Activity.contact_id.in_(merged)).order_by(Activity.id))]
         moved = len(rows)
@@ -209,7 +209,7 @@ class ContactStore(StoreBase):
             return len(self._core(s).execute(stmt, rows).all())
 
     def _contacts_upsert(self) -> Any:
-        table = Contact.__table__
+        table = _table(Contact)
         stmt = self._insert(table)
         ex = stmt.excluded
         return stmt.on_conflict_do_update(
@@ -332,10 +332,10 @@ class ContactStore(StoreBase):
         # Core executemany of statements built once (no ORM objects: a pull stores ~20 per
         # contact).
         stmt = self._statement("activities.insert", lambda: self._insert(
-            Activity.__table__).on_conflict_do_nothing(
-                index_elements=["source", "source_id"]).returning(Activity.__table__.c.contact_id))
-        touch = self._statement("activities.touch", lambda: update(Contact.__table__).where(
-            Contact.__table__.c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
+            _table(Activity)).on_conflict_do_nothing(
+                index_elements=["source", "source_id"]).returning(_table(Activity).c.contact_id))
+        touch = self._statement("activities.touch", lambda: update(_table(Contact)).where(
+            _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
                 inputs_changed_at=bindparam("now")))
 
         def insert(s: Session) -> int:

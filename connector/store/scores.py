@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
 
-from connector.store._base import StoreBase
+from connector.store._base import StoreBase, _table
 from connector.store.models import Activity, Contact, IdLink, LifecycleTransition, Score
 
 __all__ = ["ScoreStore"]
@@ -100,7 +100,7 @@ class ScoreStore(StoreBase):
             return
         # Core executemany of one statement built once: no ORM objects, no multi-row VALUES
         # compiled anew for every batch size.
-        stmt = self._statement("scores.insert", lambda: insert(Score.__table__))
+        stmt = self._statement("scores.insert", lambda: insert(_table(Score)))
         with self.transaction() as s:
             self._core(s).execute(stmt, [dict(r) for r in rows])
 
@@ -155,7 +155,7 @@ class ScoreStore(StoreBase):
         if not rows:
             return
         stmt = self._statement("transitions.insert",
-                               lambda: insert(LifecycleTransition.__table__))
+                               lambda: insert(_table(LifecycleTransition)))
         with self.transaction() as s:
             self._core(s).execute(stmt, [dict(r) for r in rows])
             final = {r["contact_id"]: r["to_stage"] for r in rows}
