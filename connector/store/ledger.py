@@ -7,9 +7,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, bindparam, select, update
 
-from connector.store._base import StoreBase
+from connector.store._base import StoreBase, _table
 from connector.store.models import IdLink, WriteLedgerEntry
 
 __all__ = ["LedgerStore", "payload_hash"]
@@ -93,6 +93,23 @@ class LedgerStore(StoreBase):
                         completed_at=self._now())
             )
 
+    def complete_writes(self, settled: Sequence[tuple[str, str | None]], *,
+                        ok: bool = True) -> None:
+        """Settle many writes `(key, remote_id)` in one transaction, as `complete_write` does
+        each (one statement built once, executed for every row)."""
+        if not settled:
+            return
+        table = _table(WriteLedgerEntry)
+        stmt = self._statement("ledger.complete", lambda: update(table).where(
+            table.c.key == bindparam("k")).values(
+                status=bindparam("st"), remote_id=bindparam("rid"),
+                completed_at=bindparam("at")))
+        now = self._now()
+        status = "done" if ok else "failed"
+        with self.transaction() as s:
+            self._core(s).execute(stmt, [{"k": k, "st": status, "rid": rid, "at": now}
+                                         for k, rid in settled])
+
     def ledger_entry(self, key: str) -> WriteLedgerEntry | None:
         with self.transaction() as s:
             return s.get(WriteLedgerEntry, key)
@@ -100,8 +117,7 @@ class LedgerStore(StoreBase):
     def ledger_entries(self, prefix: str, *, status: str | None = None) -> list[WriteLedgerEntry]:
         """Ledger entries whose key starts with `prefix` (e.g. every digest of one contact)."""
         with self.transaction() as s:
-            q = select(WriteLedgerEntry).where(
-                WriteLedgerEntry.key.startswith(prefix, autoescape=True))
+            q = select(WriteLedgerEntry).where(self._key_prefix(prefix))
             if status:
                 q = q.where(WriteLedgerEntry.status == status)
             return list(s.scalars(q.order_by(WriteLedgerEntry.key)))
@@ -112,3 +128,16 @@ class LedgerStore(StoreBase):
             if system:
                 q = q.where(WriteLedgerEntry.system == system)
             return list(s.scalars(q.order_by(WriteLedgerEntry.created_at)))
+
+    def _key_prefix(self, prefix: str) -> ColumnElement[bool]:
+        """Keys starting with `prefix`. SQLite's LIKE is case-insensitive, so it never uses the
+        key's index and every call scanned the whole ledger; its keys compare byte-wise
+        (UTF-8 keeps code point order), so the range [prefix, prefix with its last character
+        incremented) holds exactly the keys that start with it, and is read by the index. The
+        LIKE stays beside it (exact on every backend; PostgreSQL's collations may not order
+        keys that way)."""
+        like = WriteLedgerEntry.key.startswith(prefix, autoescape=True)
+        if self.engine.dialect.name != "sqlite" or not prefix or ord(prefix[-1]) >= 0x10FFFF:
+            return like
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return and_(WriteLedgerEntry.key >= prefix, WriteLedgerEntry.key < upper, like)
