@@ -59,10 +59,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
-    # Sorts and temporary indexes (GROUP BY, window functions) in memory, and a 32 MB page
-    # cache per connection (the default is 2 MB): bounded, so memory stays flat with size.
-    cur.execute("PRAGMA temp_store=MEMORY")
-    cur.execute("PRAGMA cache_size=-32768")
+    # An 8 MB page cache per connection (the default is 2 MB): bounded, so memory stays flat
+    # with size. Temporary sorts stay on disk (temp_store default): a GROUP BY over millions of
+    # activities must not grow the process.
+    cur.execute("PRAGMA cache_size=-8192")
     cur.close()
 
 
