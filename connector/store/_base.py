@@ -66,10 +66,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _json_loads(value: str) -> Any:
-    """Decode a JSON column: most activities' `details` are empty, so skip the decoder for
-    them (a fresh dict each time: callers may change it)."""
-    if value == "{}":
+def _json_loads(value: str | bytes) -> Any:
+    """Decode a JSON column (text from SQLite, bytes from psycopg): most activities'
+    `details` are empty, so skip the decoder for them (a fresh dict each time: callers may
+    change it)."""
+    if value == "{}" or value == b"{}":
         return {}
     return json.loads(value)
 
