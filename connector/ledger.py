@@ -44,6 +44,9 @@ class LedgerStore(Protocol):
     def complete_write(self, key: str, *, remote_id: str | None = None,
                        ok: bool = True) -> None: ...
 
+    def complete_writes(self, settled: Sequence[tuple[str, str | None]], *,
+                        ok: bool = True) -> None: ...
+
     def dead_letter(self, *, stage: str, system: str, record_key: str, reason: str,
                     actor: Actor | str, payload: Mapping[str, Any] | None = None,
                     error_code: str | None = None) -> int: ...
@@ -112,16 +115,14 @@ class LedgerWrites:
              record_keys: Iterable[str] = ()) -> None:
         """The writes stand on the other side; the dead letters of `record_keys` (parked by
         an earlier attempt) are resolved."""
-        for key in keys:
-            self.store.complete_write(key, remote_id=remote_id)
+        self.store.complete_writes([(key, remote_id) for key in keys])
         resolved = list(record_keys)
         if resolved:
             self.store.resolve_dead_letters(stage=self.stage, record_keys=resolved)
 
     def release(self, keys: Iterable[str]) -> None:
         """The writes were not made and nobody must act: a later run sends them again."""
-        for key in keys:
-            self.store.complete_write(key, ok=False)
+        self.store.complete_writes([(key, None) for key in keys], ok=False)
 
     def park(self, keys: Iterable[str], *, record_key: str, refusal: Refusal) -> None:
         """The writes were refused: failed in the ledger (the next run tries again) and
@@ -159,12 +160,28 @@ class LedgerWrites:
         judge: Callable[[LedgerWrite[T], R], Outcome],
     ) -> Iterator[tuple[LedgerWrite[T], R, Outcome]]:
         """Settle the results of one call that sent `writes` (each result names its write by
-        index), as `send` does; for a caller that makes the call itself."""
-        for result in results:
-            write = writes[result.index]
-            outcome = judge(write, result)
-            self.settle(write, outcome)
-            yield write, result, outcome
+        index), as `send` does; for a caller that makes the call itself. The call's written
+        records are settled together (one transaction, not one per record), each judged before
+        and yielded after; whatever was judged is settled even when a later `judge` raises."""
+        judged: list[tuple[LedgerWrite[T], R, Outcome]] = []
+        try:
+            for result in results:
+                write = writes[result.index]
+                judged.append((write, result, judge(write, result)))
+        finally:
+            self._settle_many([(w, o) for w, _, o in judged])
+        yield from judged
+
+    def _settle_many(self, settled: Sequence[tuple[LedgerWrite[Any], Outcome]]) -> None:
+        """`settle` for many records: the written ones in one transaction, refusals parked."""
+        done = [(key, o.remote_id) for w, o in settled if isinstance(o, Written) for key in w.keys]
+        self.store.complete_writes(done)
+        resolved = [w.record_key for w, o in settled if isinstance(o, Written)]
+        if resolved:
+            self.store.resolve_dead_letters(stage=self.stage, record_keys=resolved)
+        for write, outcome in settled:
+            if isinstance(outcome, Refusal):
+                self.park(write.keys, record_key=write.record_key, refusal=outcome)
 
     def send_together(
         self,
@@ -182,8 +199,7 @@ class LedgerWrites:
             for write in writes:
                 self.park(write.keys, record_key=write.record_key, refusal=refused(exc, write))
             return exc
-        for write in writes:
-            self.done(write.keys, remote_id=write.remote_id)
+        self.store.complete_writes([(key, w.remote_id) for w in writes for key in w.keys])
         self.store.resolve_dead_letters(stage=self.stage,
                                         record_keys=[w.record_key for w in writes])
         return None

@@ -33,10 +33,11 @@ from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
 from connector.ledger import LedgerWrite, Outcome, Refusal, Written
-from connector.push.context import PushContext, latest_handoff
+from connector.push.context import PushContext, latest_handoffs
 from connector.push.ports import WriteResult
 from connector.scoring.engine import ActivityLike, rule_matcher, url_path
 from connector.scoring.model import ScoringModel
+from connector.store import SalesOutcome, WriteLedgerEntry
 
 __all__ = ["AlertRules", "WebhookSender", "send_alerts"]
 
@@ -231,15 +232,24 @@ def send_alerts(ctx: PushContext) -> None:
             sender.close()
 
 
-def _handoff_time(ctx: PushContext, hubspot_id: str) -> datetime | None:
-    """When the contact's newest hand-off Task (its first, or its latest return) was
-    written; None while it has not been, or while the contact is back with marketing (the
-    pull-back recycled it after that hand-off): its activities go into its next hand-off."""
-    entry = latest_handoff(ctx.store, hubspot_id)
-    if entry is None:
-        return None
+def _handoff_times(ctx: PushContext, hubspot_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each contact's newest hand-off Task (its first, or its latest return) was
+    written, for those that have one, read together (two transactions, not three per
+    contact). A contact is left out while it has not been, or while it is back with marketing
+    (the pull-back recycled it after that hand-off): its activities go into its next
+    hand-off."""
+    entries = latest_handoffs(ctx.store, hubspot_ids)
+    recycles = ctx.store.latest_recycles(list(entries)) if entries else {}
+    out: dict[str, datetime] = {}
+    for hubspot_id, entry in entries.items():
+        at = _handed_at(entry, recycles.get(hubspot_id))
+        if at is not None:
+            out[hubspot_id] = at
+    return out
+
+
+def _handed_at(entry: WriteLedgerEntry, recycle: SalesOutcome | None) -> datetime | None:
     at = entry.completed_at or entry.created_at
-    recycle = ctx.store.latest_recycles([hubspot_id]).get(hubspot_id)
     if recycle is not None and _utc(recycle.occurred_at) >= _utc(at):
         return None
     return at
@@ -256,8 +266,9 @@ def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[StoredActivity]) 
     for row in rows:
         by_contact[row.contact_id].append(row)
     candidates: dict[str, tuple[datetime, list[StoredActivity]]] = {}
+    times = _handoff_times(ctx, list(by_contact))
     for hubspot_id, acts in by_contact.items():
-        handed_at = _handoff_time(ctx, hubspot_id)
+        handed_at = times.get(hubspot_id)
         if handed_at is None:
             continue  # not handed off yet: these will be in its hand-off Task
         new = [a for a in acts if a.ingested_at > handed_at and a.occurred_at >= oldest]
@@ -312,7 +323,7 @@ def _unfinished(ctx: PushContext, rules: AlertRules, *, webhook: bool) -> list[_
     stored = store.activities_for_many(list(wanted))
     activities = {h: [a for a in stored.get(h, []) if a.id in ids] for h, ids in wanted.items()}
     return _judge(ctx, rules, {h: a for h, a in activities.items() if a},
-                  {h: _handoff_time(ctx, h) for h in activities})
+                  dict.fromkeys(activities, None) | _handoff_times(ctx, list(activities)))
 
 
 def _tasks_written(ctx: PushContext, claimed: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:

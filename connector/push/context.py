@@ -6,7 +6,7 @@ write-back); they import this module, never the engine.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ from connector.sla import calendar_of
 from connector.store import Contact, Store, WriteLedgerEntry
 
 __all__ = ["FIRST_TOUCH_SLA", "STAGE", "WORKED_SLA", "HandedOff", "PushContext", "Returning",
-           "handoff_task_key", "latest_handoff"]
+           "handoff_task_key", "latest_handoff", "latest_handoffs"]
 
 STAGE = "push"
 # Without an sla.toml (a push built by hand): the default windows
@@ -48,6 +48,22 @@ def latest_handoff(store: Store, hubspot_id: str) -> WriteLedgerEntry | None:
     if returns:
         return returns[-1]  # the generation is zero-padded: the newest sorts last
     return first if first is not None and first.status == "done" else None
+
+
+def latest_handoffs(store: Store, hubspot_ids: Sequence[str]) -> dict[str, WriteLedgerEntry]:
+    """`latest_handoff` of many contacts in one transaction: those that have one, by id."""
+    prefixes = [handoff_task_key(h) for h in hubspot_ids]
+    found = store.ledger_entries_many(prefixes)  # the first key and its returns' keys
+    out: dict[str, WriteLedgerEntry] = {}
+    for hubspot_id, prefix in zip(hubspot_ids, prefixes, strict=True):
+        entries = found[prefix]
+        returns = [e for e in entries if e.key.startswith(f"{prefix}:") and e.status == "done"]
+        first = next((e for e in entries if e.key == prefix), None)
+        if returns:
+            out[hubspot_id] = returns[-1]  # zero-padded generations: the newest sorts last
+        elif first is not None and first.status == "done":
+            out[hubspot_id] = first
+    return out
 
 
 @dataclass(frozen=True, slots=True)

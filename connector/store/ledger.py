@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
-from connector.store._base import StoreBase
+from connector.store._base import StoreBase, _table
 from connector.store.models import IdLink, WriteLedgerEntry
 
 __all__ = ["LedgerStore", "payload_hash"]
@@ -68,21 +69,30 @@ class LedgerStore(StoreBase):
         """
         digest = payload_hash(payload) if payload is not None else ""
         now = self._now()
+        table = _table(WriteLedgerEntry)
+        # Core statements built once: a push claims a write or more per hand-off, each its own
+        # short transaction, so the ORM's unit of work and cache keys cost more than the rows.
+        read = self._statement("ledger.claim.read", lambda: select(table).where(
+            table.c.key == bindparam("k")).with_for_update())
+        add = self._statement("ledger.claim.insert", lambda: insert(table))
+        renew = self._statement("ledger.claim.update", lambda: update(table).where(
+            table.c.key == bindparam("k")).values(
+                status="pending", payload_hash=bindparam("h"), run_id=bindparam("rid")))
         with self.transaction() as s:
-            entry = s.get(WriteLedgerEntry, key, with_for_update=True)
-            if entry is None:
-                entry = WriteLedgerEntry(
-                    key=key, system=system, operation=operation, target=target,
-                    payload_hash=digest, status="pending", run_id=run_id, created_at=now,
-                )
-                s.add(entry)
-                return entry
-            if entry.status == "done" and entry.payload_hash == digest:
+            conn = self._core(s)
+            row = conn.execute(read, {"k": key}).mappings().first()
+            if row is None:
+                values = {"key": key, "system": system, "operation": operation,
+                          "target": target, "payload_hash": digest, "status": "pending",
+                          "remote_id": None, "run_id": run_id, "created_at": now,
+                          "completed_at": None}
+                conn.execute(add, values)
+                return WriteLedgerEntry(**values)
+            if row["status"] == "done" and row["payload_hash"] == digest:
                 return None
-            entry.status = "pending"
-            entry.payload_hash = digest
-            entry.run_id = run_id
-            return entry
+            conn.execute(renew, {"k": key, "h": digest, "rid": run_id})
+            return WriteLedgerEntry(**{**row, "status": "pending", "payload_hash": digest,
+                                       "run_id": run_id})
 
     def complete_write(self, key: str, *, remote_id: str | None = None, ok: bool = True) -> None:
         with self.transaction() as s:
@@ -93,18 +103,51 @@ class LedgerStore(StoreBase):
                         completed_at=self._now())
             )
 
-    def ledger_entry(self, key: str) -> WriteLedgerEntry | None:
+    def complete_writes(self, settled: Sequence[tuple[str, str | None]], *,
+                        ok: bool = True) -> None:
+        """Settle many writes `(key, remote_id)` in one transaction, as `complete_write` does
+        each (one statement built once, executed for every row)."""
+        if not settled:
+            return
+        table = _table(WriteLedgerEntry)
+        stmt = self._statement("ledger.complete", lambda: update(table).where(
+            table.c.key == bindparam("k")).values(
+                status=bindparam("st"), remote_id=bindparam("rid"),
+                completed_at=bindparam("at")))
+        now = self._now()
+        status = "done" if ok else "failed"
         with self.transaction() as s:
-            return s.get(WriteLedgerEntry, key)
+            self._core(s).execute(stmt, [{"k": k, "st": status, "rid": rid, "at": now}
+                                         for k, rid in settled])
+
+    def ledger_entry(self, key: str) -> WriteLedgerEntry | None:
+        stmt = self._statement("ledger.entry", lambda: select(WriteLedgerEntry).where(
+            WriteLedgerEntry.key == bindparam("k")))
+        with self.transaction() as s:
+            return s.scalars(stmt, {"k": key}).first()
 
     def ledger_entries(self, prefix: str, *, status: str | None = None) -> list[WriteLedgerEntry]:
         """Ledger entries whose key starts with `prefix` (e.g. every digest of one contact)."""
         with self.transaction() as s:
-            q = select(WriteLedgerEntry).where(
-                WriteLedgerEntry.key.startswith(prefix, autoescape=True))
-            if status:
-                q = q.where(WriteLedgerEntry.status == status)
-            return list(s.scalars(q.order_by(WriteLedgerEntry.key)))
+            return self._entries_with_prefix(s, prefix, status)
+
+    def ledger_entries_many(self, prefixes: Sequence[str], *,
+                            status: str | None = None) -> dict[str, list[WriteLedgerEntry]]:
+        """`ledger_entries` of many prefixes in one transaction, by prefix."""
+        with self.transaction() as s:
+            return {p: self._entries_with_prefix(s, p, status) for p in prefixes}
+
+    def _entries_with_prefix(self, s: Session, prefix: str,
+                             status: str | None) -> list[WriteLedgerEntry]:
+        escaped = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+        params: dict[str, Any] = {"like": escaped, "st": status or ""}
+        ranged = (self.engine.dialect.name == "sqlite" and bool(prefix)
+                  and ord(prefix[-1]) < 0x10FFFF)
+        if ranged:
+            params.update(lo=prefix, hi=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        stmt = self._statement(
+            f"ledger.prefix.{ranged}.{bool(status)}", lambda: _prefix_query(ranged, bool(status)))
+        return list(s.scalars(stmt, params))
 
     def pending_writes(self, system: str | None = None) -> list[WriteLedgerEntry]:
         with self.transaction() as s:
@@ -112,3 +155,19 @@ class LedgerStore(StoreBase):
             if system:
                 q = q.where(WriteLedgerEntry.system == system)
             return list(s.scalars(q.order_by(WriteLedgerEntry.created_at)))
+
+
+def _prefix_query(ranged: bool, with_status: bool) -> Any:
+    """Ledger entries whose key is LIKE :like (ESCAPE '/'), by key. SQLite's LIKE is
+    case-insensitive, so it never uses the key's index and every call scanned the whole
+    ledger; its keys compare byte-wise (UTF-8 keeps code point order), so with `ranged` the
+    range [:lo, :hi) (the prefix, and the prefix with its last character incremented) holds
+    exactly the keys that start with it and is read by the index. The LIKE stays beside it:
+    exact on every backend (PostgreSQL's collations may not order keys that way)."""
+    key = WriteLedgerEntry.key
+    q = select(WriteLedgerEntry).where(key.like(bindparam("like"), escape="/"))
+    if ranged:
+        q = q.where(key >= bindparam("lo"), key < bindparam("hi"))
+    if with_status:
+        q = q.where(WriteLedgerEntry.status == bindparam("st"))
+    return q.order_by(key)

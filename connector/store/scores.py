@@ -6,9 +6,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
 
-from connector.store._base import StoreBase
+from connector.store._base import StoreBase, _table
 from connector.store.models import Activity, Contact, IdLink, LifecycleTransition, Score
 
 __all__ = ["ScoreStore"]
@@ -98,8 +98,11 @@ class ScoreStore(StoreBase):
     def add_scores(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
+        # Core executemany of one statement built once: no ORM objects, no multi-row VALUES
+        # compiled anew for every batch size.
+        stmt = self._statement("scores.insert", lambda: insert(_table(Score)))
         with self.transaction() as s:
-            s.execute(self._insert(Score).values([dict(r) for r in rows]))
+            self._core(s).execute(stmt, [dict(r) for r in rows])
 
     def latest_score(self, contact_id: str) -> Score | None:
         with self.transaction() as s:
@@ -151,8 +154,10 @@ class ScoreStore(StoreBase):
         one transaction, moving each contact's stored stage to its last `to_stage`."""
         if not rows:
             return
+        stmt = self._statement("transitions.insert",
+                               lambda: insert(_table(LifecycleTransition)))
         with self.transaction() as s:
-            s.execute(self._insert(LifecycleTransition).values([dict(r) for r in rows]))
+            self._core(s).execute(stmt, [dict(r) for r in rows])
             final = {r["contact_id"]: r["to_stage"] for r in rows}
             by_stage: dict[str, list[str]] = {}
             for contact_id, stage in final.items():

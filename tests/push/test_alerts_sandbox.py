@@ -157,19 +157,20 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
         _visit(sb, out.crashing, "/pricing/enterprise")
         _pull_score(config, store)
         before = _before(sb, hook)
-        original = Store.complete_write
+        original = Store.complete_writes  # a call's results are settled together
 
-        def dies(self: Store, key: str, **kwargs: Any) -> None:
-            if key.startswith("sf:task:alert:"):
-                raise Crash(key)
-            original(self, key, **kwargs)
+        def dies(self: Store, settled: Any, **kwargs: Any) -> None:
+            for key, _ in settled:
+                if key.startswith("sf:task:alert:"):
+                    raise Crash(key)
+            original(self, settled, **kwargs)
 
-        Store.complete_write = dies  # type: ignore[method-assign]
+        Store.complete_writes = dies  # type: ignore[method-assign]
         try:
             with pytest.raises(Crash):
                 run_push_stage(config)
         finally:
-            Store.complete_write = original  # type: ignore[method-assign]
+            Store.complete_writes = original  # type: ignore[method-assign]
         out.tasks_after_crash = len(_alert_tasks(sb)) - len(before["tasks"])
         out.record("after_crash", sb, hook, run_push_stage(config), before)
 

@@ -182,6 +182,33 @@ def test_write_ledger_makes_writes_happen_once(store: Store) -> None:
     assert store.pending_writes() != []
 
 
+def test_ledger_prefixes_are_exact_and_writes_settle_together(store: Store) -> None:
+    # Keys that a LIKE wildcard or a neighbouring range would also match, and the next
+    # character after the prefix's last one: only keys that start with the prefix come back.
+    keys = ["t:1", "t:1:0001", "t:10", "t:1_x", "t;", "t:2", "tx1", "t%1", "t:1%"]
+    for key in keys:
+        store.claim_write(key, system="salesforce", operation="create", target="Task",
+                          payload={"k": key})
+    # (sorted here: PostgreSQL orders keys by its collation)
+    assert sorted(e.key for e in store.ledger_entries("t:1")) == ["t:1", "t:1%", "t:10",
+                                                                  "t:1:0001", "t:1_x"]
+    assert [e.key for e in store.ledger_entries("t:1_")] == ["t:1_x"]
+    assert [e.key for e in store.ledger_entries("t%")] == ["t%1"]
+    store.complete_writes([("t:1", "00T1"), ("t:1:0001", None)])
+    store.complete_writes([("t:10", None)], ok=False)
+    found = store.ledger_entries_many(["t:1:", "t:1", "t:3"], status="done")
+    assert {p: sorted((e.key, e.remote_id) for e in v) for p, v in found.items()} == {
+        "t:1:": [("t:1:0001", None)], "t:1": [("t:1", "00T1"), ("t:1:0001", None)], "t:3": []}
+    assert store.ledger_entry("t:10").status == "failed"  # type: ignore[union-attr]
+    # Settled with the same payload: nothing to write; the pending one is claimed again.
+    assert store.claim_write("t:1", system="salesforce", operation="create", target="Task",
+                             payload={"k": "t:1"}) is None
+    again = store.claim_write("t:2", system="salesforce", operation="create", target="Task",
+                              payload={"k": "t:2"}, run_id="r2")
+    assert again is not None and (again.status, again.run_id, again.target) == (
+        "pending", "r2", "Task")
+
+
 def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
     first = store.dead_letter(stage="push", system="salesforce", record_key="42",
                               reason="Email: invalid email address", actor=Actor.DATA,
