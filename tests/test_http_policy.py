@@ -30,6 +30,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from connector.clock import FrozenClock
 from connector.errors import (
+    AccessRefused,
     AuthError,
     FatalError,
     HandshakeError,
@@ -591,7 +592,7 @@ def test_programming_errors_propagate_untouched(hs_policy: HttpPolicy) -> None:
             hubspot_error(
                 403, "This app hasn't been granted all required scopes", category="MISSING_SCOPES"
             ),
-            AuthError,
+            AccessRefused,  # an AuthError a stream may answer by limiting itself
         ),
         (404, hubspot_error(404, "Resource not found", category="OBJECT_NOT_FOUND"), RequestFailed),
         (

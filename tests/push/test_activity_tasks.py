@@ -103,6 +103,7 @@ def test_activity_tasks_match_the_stored_activities(scored: Scored, tmp_path: Pa
         sb.clock.advance(timedelta(minutes=5))
         hub.add_page_view(hid, "https://www.handshake-demo.com/pricing", title="Pricing")
         hub.add_participation(next(iter(hub.marketing_events)), hid, "ATTENDED")
+        sb.clock.advance(timedelta(minutes=2))  # past the page views' settle minute
         pull(context(config, store))
         again = run_push_stage(config, clock=clock)
         assert again.status == "ok", again.error
@@ -133,6 +134,7 @@ def test_a_digest_left_unsent_goes_out_as_it_was_and_newer_activity_apart(
         sb.clock.advance(timedelta(minutes=5))
         sb.hubspot.state.add_page_view(hid, "https://www.handshake-demo.com/demo",  # type: ignore[union-attr]
                                        title="Book a demo")
+        sb.clock.advance(timedelta(minutes=2))  # past the page views' settle minute
         pull(context(config, store))
         result = run_push_stage(config, clock=clock)
         assert result.status == "ok", result.error
