@@ -891,10 +891,17 @@ class HubSpotSandbox:
             if found is None:
                 return _json({"results": []})
             object_id = found.id
+        occurred_after = _dt_param(q.get("occurredAfter"), "occurredAfter")
+        occurred_before = _dt_param(q.get("occurredBefore"), "occurredBefore")
+        if object_id is None:  # portal-wide: an index, not a sort of every view a page
+            page, more = self.state.portal_page_views(
+                occurred_after=occurred_after, occurred_before=occurred_before,
+                after=cursor, descending=descending, limit=limit)
+            return self._web_events_page(request, page, more)
         views = self.state.query_page_views(
             object_id,
-            occurred_after=_dt_param(q.get("occurredAfter"), "occurredAfter"),
-            occurred_before=_dt_param(q.get("occurredBefore"), "occurredBefore"),
+            occurred_after=occurred_after,
+            occurred_before=occurred_before,
             descending=descending,
         )
         if cursor is not None:
@@ -904,6 +911,9 @@ class HubSpotSandbox:
                 len(views),
             )
         page = views[start : start + limit]
+        return self._web_events_page(request, page, start + limit < len(views))
+
+    def _web_events_page(self, request: Request, page: list[Any], more: bool) -> Response:
         results = [
             {
                 "objectType": "CONTACT",
@@ -915,7 +925,6 @@ class HubSpotSandbox:
             }
             for p in page
         ]
-        more = start + limit < len(views)
         nxt = _encode_cursor(ms(page[-1].occurred_at), page[-1].id) if more and page else None
         return _json({"results": results, **_paging(request, nxt)})
 

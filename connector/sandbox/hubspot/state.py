@@ -115,6 +115,9 @@ class HubSpotState:
         self.form_submissions: dict[str, list[dict[str, Any]]] = {}
         self._subs_by_contact: dict[str, list[dict[str, Any]]] = {}
         self.page_views: dict[str, list[PageViewSeed]] = {}
+        # every page view by (occurredAt ms, id), for the portal-wide events read: built on
+        # the first read after a change, so paging through 200,000 views is not a sort a page
+        self._portal_views: tuple[list[PageViewSeed], list[tuple[int, str]]] | None = None
         self.marketing_events: dict[str, MarketingEventSeed] = {}
         self.marketing_event_meta: dict[str, dict[str, Any]] = {}
         self.participations: list[dict[str, Any]] = []
@@ -190,6 +193,7 @@ class HubSpotState:
             for subs in self.form_submissions.values():
                 subs.sort(key=lambda s: (s["submittedAt"], s["conversionId"]), reverse=True)
             self.page_views = {}
+            self._portal_views = None
             for pv in dataset.page_views:
                 self.page_views.setdefault(self.resolve_id(pv.contact_id), []).append(pv)
             for views in self.page_views.values():
@@ -729,6 +733,7 @@ class HubSpotState:
             primary.updated_at = now
             self._stamp(primary)
             if merged.id in self.page_views:
+                self._portal_views = None
                 views = self.page_views.setdefault(primary.id, []) + self.page_views.pop(merged.id)
                 views.sort(key=lambda p: (p.occurred_at, p.id))
                 self.page_views[primary.id] = views
@@ -1139,6 +1144,7 @@ class HubSpotState:
             )
             keys = [(p.occurred_at, p.id) for p in views]
             views.insert(bisect.bisect_right(keys, (pv.occurred_at, pv.id)), pv)
+            self._portal_views = None
             self._refresh_page_view_counters(cid, bump=True)
             return pv
 
@@ -1183,6 +1189,34 @@ class HubSpotState:
             if descending:
                 views.reverse()
             return views
+
+    def portal_page_views(
+        self,
+        *,
+        occurred_after: int | None,
+        occurred_before: int | None,
+        after: tuple[int, str] | None,
+        descending: bool,
+        limit: int,
+    ) -> tuple[list[PageViewSeed], bool]:
+        """One page of every contact's page views within the window, by (occurrence ms, id),
+        after the cursor `after`; and whether more follow."""
+        with self.lock:
+            if self._portal_views is None:
+                views = sorted((p for vs in self.page_views.values() for p in vs),
+                               key=lambda p: (ms(p.occurred_at), p.id))
+                self._portal_views = (views, [(ms(p.occurred_at), p.id) for p in views])
+            views, keys = self._portal_views
+        lo = 0 if occurred_after is None else bisect.bisect_left(keys, (occurred_after, ""))
+        hi = (len(keys) if occurred_before is None
+              else bisect.bisect_right(keys, (occurred_before, "\U0010ffff")))
+        if not descending:
+            start = lo if after is None else max(lo, bisect.bisect_right(keys, after))
+            page = views[start:min(hi, start + limit)]
+            return page, start + limit < hi
+        end = hi if after is None else min(hi, bisect.bisect_left(keys, after))
+        first = max(lo, end - limit)
+        return list(reversed(views[first:end])), first > lo
 
     # ------------------------------------------------------------------ marketing events
 
