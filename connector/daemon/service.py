@@ -58,6 +58,7 @@ from connector.errors import (
     ConfigError,
     ExitCode,
     FatalError,
+    HandshakeError,
     LeaseLost,
     StageBusy,
     StopRequested,
@@ -363,6 +364,9 @@ class Daemon:
             log.error("the %s job stopped: %s", job_id, describe(exc))
             return  # the heartbeat steps down
         message = describe(exc) if exc is not None else "unknown error"
+        if exc is not None and not isinstance(exc, HandshakeError):
+            # not one of ours: named by its type above (no record data); the traceback at DEBUG
+            log.debug("the %s job's failure", job_id, exc_info=exc)
         self.health.cycle.record(now, False, f"{job_id}: {message}")
         failures = self._failures[job_id] = self._failures.get(job_id, 0) + 1
         if job_id not in JOBS:  # a one-off job: the schedule's next poll covers it
