@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 
 from connector.runtime.lease import LEADER
 from connector.store import Store
-from tests.conftest import POSTGRES_URL, postgres_unavailable
 from tests.daemon.helpers import (
     HubSpotWrites,
     handshake_leads,
@@ -29,6 +27,7 @@ from tests.daemon.helpers import (
     wall_sandbox,
     write_config,
 )
+from tests.runtime.helpers import database_url as fresh_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -36,23 +35,10 @@ TAKEOVER_SECONDS = 30  # the issue's limit, with the default leader_ttl_seconds 
 
 
 @pytest.fixture
-def database_url() -> Iterator[str]:
+def database_url(tmp_path: Path) -> Iterator[str]:
     """A throw-away schema of the test database, dropped afterwards."""
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-
-    schema = f"hs_daemon_{uuid.uuid4().hex[:10]}"
-    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_database("postgresql", tmp_path) as url:
+        yield url
 
 
 def _leader_pid(store: Store) -> int | None:
