@@ -34,6 +34,19 @@ TASK_CREATE = r"^POST /services/data/v[\d.]+/composite/sobjects$"
 LEAD_UPSERT = r"^PATCH /services/data/v[\d.]+/composite/sobjects/Lead/"
 
 
+class InstantClock(FrozenClock):
+    """A frozen clock whose waits take no time at all: `sleep` moves only the monotonic clock.
+    Two runs compared at one instant need it: `FrozenClock.sleep` moves `now` too, so a run
+    that retried (and waited) would plan its later writes minutes after the calm run's, and a
+    score near a rounding edge (interest 98.975...) would read differently in the two orgs."""
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if seconds > 0:
+            with self._lock:
+                self._mono += seconds
+
+
 @dataclass(frozen=True)
 class Scored:
     """A store pulled and scored from a sandbox of `contacts` and `seed` started at `start`."""

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.clock import FrozenClock
 from connector.sandbox import Fault, FaultPlan
 from connector.runtime import run_push_stage
 from tests.push.helpers import (
+    InstantClock,
     LEAD_UPSERT,
     TASK_CREATE,
     Scored,
@@ -41,7 +41,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Scored:
 @pytest.mark.parametrize("mode", ["digest", "each"])
 def test_twenty_percent_faults_leave_salesforce_as_an_undisturbed_run(
         scored: Scored, tmp_path: Path, mode: str) -> None:
-    clock = FrozenClock(scored.now)  # both runs at one instant; retry waits are instant
+    clock = InstantClock(scored.now)  # both runs at one instant; retry waits take no time
     with org(scored, tmp_path, "calm", activity_tasks=mode) as (sb, config, db):
         calm = run_push_stage(config, clock=clock)
         assert calm.status == "ok"
@@ -60,6 +60,7 @@ def test_twenty_percent_faults_leave_salesforce_as_an_undisturbed_run(
     with org(scored, tmp_path, "faulty", activity_tasks=mode, faults=plan) as (sb, config, db):
         result = run_push_stage(config, clock=clock)
         assert result.status == "ok", result.error
+        assert clock.slept and clock.now() == scored.now  # it waited, and planned at one instant
         assert leads(sb) == calm_leads
         assert tasks(sb) == calm_tasks
         assert parked(db) == calm_parked  # the same records refused, for the same reasons
