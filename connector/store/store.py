@@ -12,6 +12,7 @@ sessions, schema, and the boundary where database failures become `StoreError`s)
     pullback.py       PullbackStore     hand-offs' state in Salesforce, outcomes with bookmarks
     runs.py           RunStore          sync runs and stage leases
     webhooks.py       WebhookQueueStore contacts HubSpot's webhooks said changed
+    reports.py        ReportStore       what the reports read (funnel facts)
     store.py          Store             the facade
 
 Each method is one short transaction, so a crash never leaves half a batch behind, and a
@@ -25,6 +26,7 @@ from connector.store.contacts import ActivityRecord, ContactRecord, ContactStore
 from connector.store.dead_letters import DeadLetterStore
 from connector.store.ledger import LedgerStore, payload_hash
 from connector.store.pullback import PullbackStore
+from connector.store.reports import ReportStore
 from connector.store.runs import RunStore
 from connector.store.sales import SalesStore
 from connector.store.scores import ScoreStore
@@ -34,5 +36,5 @@ __all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
 
 
 class Store(RunStore, PullbackStore, BookmarkStore, ContactStore, ScoreStore, LedgerStore,
-            DeadLetterStore, SalesStore, WebhookQueueStore):
+            DeadLetterStore, SalesStore, WebhookQueueStore, ReportStore):
     """Repository over the state database; every flow goes through it."""
