@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +28,9 @@ def demo_command(
     days: Annotated[int, typer.Option("--days", metavar="N", min=0, max=365,
                                       help="Simulated days the sandbox's sales team works the "
                                            "hand-offs, the pull-back following (0: none).")] = 14,
+    report: Annotated[Path, typer.Option(
+        "--report", metavar="PATH", help="Where the HTML report of the run is written.")] = Path(
+            "handshake-report.html"),
 ) -> None:
     """A full sync cycle against the bundled sandbox: pull, score and push, then the sales
     team works the hand-offs for --days simulated days and the pull-back reads what it did;
@@ -39,7 +43,8 @@ def demo_command(
         err.print(f"Starting the sandbox with {contacts:,} contacts (seed {seed}), then pull, "
                   f"score and push{then}...", highlight=False)
         with make_progress() as progress:
-            summary = run_demo(contacts=contacts, seed=seed, progress=progress, days=days)
+            summary = run_demo(contacts=contacts, seed=seed, progress=progress, days=days,
+                               report=report)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
         return
@@ -150,6 +155,9 @@ def render_summary(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  {mark} " + escape(text[0].strip()))
         lines += [escape(line) for line in text[1:]]
     lines += [escape(line) for problem in problems for line in _wrapped(f"- {problem}", 8, 2)]
+    if summary.get("report"):
+        lines += ["", (f"[bold]Report[/]: {escape(summary['report'])} (open it in a browser; "
+                      "`handshake report` prints it as tables)")]
     lines += ["", "[bold]What to try next[/]"]
     for step in summary["next_steps"]:
         lines.append(f"  [cyan]{escape(step['command'])}[/]")

@@ -168,14 +168,35 @@ def _work_the_handoffs(sb: Sandbox, config: Config, days: int, sink: ProgressSin
     return worked
 
 
+def _write_report(store: Any, config: Config, path: Path, sb: Any) -> Path:
+    """The HTML report of the demo's store, as of its newest pull-back (else the sandbox's
+    now), written to `path`."""
+    from connector.mapping import load_sla
+    from connector.pullback.sla_step import as_of
+    from connector.reports.html import render_html
+    from connector.reports.report import build_report
+
+    spec = load_sla(config.mapping_path("sla")).spec
+    from connector.scoring import Engine, load_model
+
+    engine = Engine(load_model(config.mapping_path("scoring")))
+    data = build_report(store, spec, as_of(store) or sb.clock.now(), engine=engine)
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(data, title="Handshake demo report"), encoding="utf-8")
+    return path
+
+
 def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = None,
              progress: ProgressSink | None = None, days: int = DAYS,
              pullback_every_hours: float = PULLBACK_EVERY_HOURS,
-             sales_profile: dict[str, Any] | None = None) -> dict[str, Any]:
+             sales_profile: dict[str, Any] | None = None,
+             report: Path | None = None) -> dict[str, Any]:
     """Run pull, score and push against a fresh sandbox, then let its sales team work the
     hand-offs for `days` simulated days with the pull-back running every
     `pullback_every_hours` (`sales_profile` changes the simulator's habits); returns the
-    summary. `progress` shows each stage as it runs (nothing by default)."""
+    summary. `progress` shows each stage as it runs (nothing by default). With `report`, the
+    HTML report of the run is written there (`summary["report"]`: its path)."""
     from connector import runtime
     from connector.demo.verify import (
         CHECKS,
@@ -323,6 +344,8 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
                 }
                 sink.advance(checking)
                 sink.done(checking)
+            if report is not None:
+                summary["report"] = str(_write_report(store, config, report, sb))
             store.close()
             return summary
     finally:

@@ -517,6 +517,12 @@ class Engine:
             return True, f"grade {fit.grade} with interest {score:g} >= {threshold:g}"
         return False, f"grade {fit.grade} needs interest {threshold:g}, has {score:g}"
 
+    def segment_track(self, contact: ContactLike, grade: str, interest: float,
+                      expired: bool = False, fit_points: float = 0.0) -> str:
+        """The nurture track the contact's segment gives it, as if it were not an MQL (an MQL
+        is in no track: the reports ask which track's people became MQLs)."""
+        return self._track(contact, FitResult(fit_points, grade, ()), interest, expired)
+
     def _track(self, contact: ContactLike, fit: FitResult, score: float, expired: bool) -> str:
         results = {"grade": fit.grade, "interest": score, "expired": expired,
                    "fit_points": fit.points}
