@@ -28,8 +28,8 @@ th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); text-align: rig
          white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 tr.breach td { background: var(--warnbg); } tr.breach td.b { color: var(--warn); font-weight: 600; }
-svg { width: 100%; height: auto; display: block; }
-svg text { font: 12px system-ui, sans-serif; fill: var(--ink); }
+svg.chart { width: 100%; max-width: 560px; height: auto; display: block; margin: 8px 0; }
+svg text { font: 13px system-ui, sans-serif; fill: var(--ink); }
 """
 
 
@@ -52,22 +52,22 @@ def _num(path: str, value: Any, text: str | None = None) -> str:
 
 
 def _bars(rows: Sequence[tuple[str, int, str]], title: str) -> str:
-    """A horizontal bar chart: (label, value, data-figure path) per bar."""
+    """A horizontal bar chart, each bar under its label (readable on a phone's width): (label,
+    value, data-figure path) per bar."""
     if not rows:
         return "<p>Nothing to show yet.</p>"
     top = max(v for _, v, _ in rows) or 1
-    label_w, bar_w, row_h = 240, 460, 26
-    height = row_h * len(rows) + 8
-    parts = [(f'<svg viewBox="0 0 {label_w + bar_w + 70} {height}" role="img" '
-             f'aria-label="{escape(title)}">')]
+    width, bar_w, row_h = 400, 330, 40
+    height = row_h * len(rows) + 4
+    parts = [(f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+              f'aria-label="{escape(title)}"><title>{escape(title)}</title>')]
     for i, (label, value, path) in enumerate(rows):
-        y = 4 + i * row_h
+        y = 2 + i * row_h
         w = max(2, round(bar_w * value / top)) if value else 0
-        parts.append(f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">'
-                     f'{escape(label[:38])}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{w}" height="{row_h - 8}" '
-                     f'rx="3" fill="#2f6fde"/>')
-        parts.append(f'<text x="{label_w + w + 6}" y="{y + 16}" data-figure="{escape(path)}">'
+        parts.append(f'<text x="0" y="{y + 13}">{escape(label[:60])}</text>')
+        parts.append(f'<rect x="0" y="{y + 18}" width="{w}" height="16" rx="3" '
+                     f'fill="#2f6fde"/>')
+        parts.append(f'<text x="{w + 6}" y="{y + 31}" data-figure="{escape(path)}">'
                      f'{value:,}</text>')
     parts.append("</svg>")
     return "".join(parts)
