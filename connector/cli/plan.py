@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -45,7 +46,7 @@ def plan(
         "--sql-to-opportunity", metavar="P",
         help="Opportunities of sales-accepted leads (0..1).")] = None,
     mql_to_sql: Annotated[float | None, typer.Option(
-        "--mql-to-sql", metavar="P", help="Sales-accepted of handed-off MQLs (0..1).")] = None,
+        "--mql-to-sql", metavar="P", help="Sales-accepted of MQLs (0..1).")] = None,
     lead_to_mql: Annotated[float | None, typer.Option(
         "--lead-to-mql", metavar="P", help="MQLs of leads (0..1).")] = None,
     config: ConfigOption = None,
@@ -55,6 +56,7 @@ def plan(
     leads needed per month, from the average deal size and conversion rates measured in the
     store (each can be given instead); every assumption is shown with what it rests on."""
     from connector.mapping import load_sla
+    from connector.pullback.sla_step import as_of
     from connector.reports import PERIODS, measure_funnel, work_back
     from connector.store import Store
 
@@ -74,10 +76,9 @@ def plan(
              "lead_to_mql": _rate(lead_to_mql, "--lead-to-mql")}
     loaded = load_checked_config(config, require_secrets=False)
     spec = load_sla(loaded.mapping_path("sla")).spec
-    accepting = set(spec.worked.statuses) - set(spec.recycling.closed_statuses)
     store = Store(loaded.state.database_url)
     try:
-        funnel = measure_funnel(store, accepting)
+        funnel = measure_funnel(store, spec, as_of(store) or datetime.now(UTC))
     finally:
         store.close()
     result = work_back(revenue_goal, period, funnel, given=given)

@@ -83,14 +83,14 @@ def _up(value: float) -> int:
 _RATES = {
     "win_rate": ("--win-rate", "won of the closed opportunities"),
     "sql_to_opportunity": ("--sql-to-opportunity", "opportunities of the sales-accepted leads"),
-    "mql_to_sql": ("--mql-to-sql", "sales-accepted of the handed-off MQLs"),
+    "mql_to_sql": ("--mql-to-sql", "sales-accepted of the MQLs"),
     "lead_to_mql": ("--lead-to-mql", "MQLs of the leads"),
 }
 
 
 def _measured_rates(f: Funnel) -> dict[str, tuple[int, int]]:
     return {"win_rate": (f.won, f.closed), "sql_to_opportunity": (f.opportunities, f.accepted),
-            "mql_to_sql": (f.accepted, f.handoffs), "lead_to_mql": (f.mqls, f.leads)}
+            "mql_to_sql": (f.accepted, f.mqls), "lead_to_mql": (f.mqls, f.leads)}
 
 
 def work_back(goal: float, period: str, funnel: Funnel, *,

@@ -9,9 +9,11 @@ Definitions (each figure of `--json` is one of these):
   and disqualify decisions *taken* in it; list decay the contacts *lost* in it; SLA by rep the
   turns assigned since `since` (as `handshake sla`);
 - funnel stages, each reached at most once per contact: lead (a live contact), MQL (its first
-  MQL score, or its hand-off if earlier), SQL (sales accepted it: its Lead first held an
-  accepting status - a `[worked]` status of `sla.toml` that is not a recycling
-  `closed_statuses` one - or was converted), opportunity (converted with an Opportunity), won
+  MQL score, or its hand-off if earlier), SQL (sales accepted it: a rep worked it as `sla.toml`
+  defines - a touch and a `[worked]` status in one turn - at that turn's first touch; or its
+  Lead held an accepting status - a `[worked]` status that is not a recycling
+  `closed_statuses` one - or was converted, if earlier), opportunity (converted with an
+  Opportunity), won
   (the Opportunity closed won); rates are each stage's count over the stage before; median days
   between the stages of the contacts that reached both; the sales cycle is MQL to won;
 - by source: HubSpot's original source (`hs_analytics_source`); by segment: the fit grade of
@@ -162,6 +164,20 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
                       for h, ts in timers_by.items()}
     first_handoff = {h: min(starts) for h, starts in handoff_starts.items() if starts}
 
+    # each hand-off's first touch (its first turn's), and when sales first worked each contact
+    turns = evaluate_handoffs(store, sla, now)
+    first_touch: dict[tuple[str, datetime], datetime | None] = {}
+    worked_at: dict[str, datetime] = {}
+    for turn in turns:
+        start = _utc(turn.timer.assigned_at)
+        if turn.timer.recycled_from is None:
+            first_touch[(turn.hubspot_id, start)] = turn.status.first_touch_at
+        done = turn.status.worked_at
+        if done is not None:  # accepted at the touch that began the work
+            at = min(done, turn.status.first_touch_at or done)
+            if turn.hubspot_id not in worked_at or at < worked_at[turn.hubspot_id]:
+                worked_at[turn.hubspot_id] = at
+
     # --- the funnel ---------------------------------------------------------------------------
     paths: dict[str, _Path] = {}
     for c in contacts:
@@ -176,6 +192,8 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
             accepted = [_utc(o.occurred_at) for o in outs
                         if (o.kind == "status" and o.status in accepting)
                         or o.kind == "converted"]
+            if c.hubspot_id in worked_at:
+                accepted.append(worked_at[c.hubspot_id])
             path.sql = min(accepted) if accepted else None
             state = states.get(c.hubspot_id)
             if state is not None and state.opportunity_id:
@@ -197,12 +215,6 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
     }
 
     # --- hand-offs: work rate, outcome, first touch -------------------------------------------
-    turns = evaluate_handoffs(store, sla, now)
-    first_touch: dict[tuple[str, datetime], datetime | None] = {}
-    for turn in turns:
-        start = _utc(turn.timer.assigned_at)
-        if turn.timer.recycled_from is None:
-            first_touch[(turn.hubspot_id, start)] = turn.status.first_touch_at
     decisions = {h: sorted((o for o in outs if o.kind in ("recycled", "disqualified")),
                            key=lambda o: _utc(o.occurred_at))
                  for h, outs in outcomes_by.items()}

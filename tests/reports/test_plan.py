@@ -4,14 +4,16 @@ funnel measured in the store; refused, saying what is missing, when it cannot be
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from connector.cli import app
+from connector.defaults import default_mapping
 from connector.errors import ExitCode
+from connector.mapping import load_sla
 from connector.reports import Funnel, PlanRefused, measure_funnel, work_back
 from connector.store import ContactRecord, Store
 from tests.cli.test_config_check import GOOD_ENV
@@ -20,17 +22,17 @@ from tests.runtime.helpers import database_url
 
 ENV = {**GOOD_ENV, "COLUMNS": "200"}
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
-ACCEPTING = {"Working - Contacted", "Closed - Converted"}
+SLA = load_sla(default_mapping("sla")).spec  # type: ignore[arg-type]
 
-# 2,000 leads, 200 MQLs, 100 handed off, 40 accepted, 20 opportunities, 8 closed, 2 won
-FUNNEL = Funnel(leads=2000, mqls=200, handoffs=100, accepted=40, opportunities=20, closed=8,
+# 1,000 leads, 100 MQLs, 100 handed off, 40 accepted, 20 opportunities, 8 closed, 2 won
+FUNNEL = Funnel(leads=1000, mqls=100, handoffs=100, accepted=40, opportunities=20, closed=8,
                 won=2, won_amounts=(8_000.0, 12_000.0))
 
 
 def test_the_goal_worked_back_by_hand() -> None:
     # 300,000 a quarter = 100,000 a month; deal 10,000 -> 10 won; win 2/8 = 25% -> 40
     # opportunities; SQL -> opp 20/40 = 50% -> 80 SQLs; MQL -> SQL 40/100 = 40% -> 200 MQLs;
-    # lead -> MQL 200/2000 = 10% -> 2,000 leads a month
+    # lead -> MQL 100/1000 = 10% -> 2,000 leads a month
     plan = work_back(300_000, "quarter", FUNNEL)
     assert plan.per_month == {"won": 10, "opportunities": 40, "sqls": 80, "mqls": 200,
                               "leads": 2000}
@@ -43,7 +45,7 @@ def test_the_goal_worked_back_by_hand() -> None:
     assert a["win_rate"].basis == "won of the closed opportunities: 2 of 8"
     assert (a["sql_to_opportunity"].value, a["mql_to_sql"].value, a["lead_to_mql"].value) == (
         0.5, 0.4, 0.1)
-    assert (a["mql_to_sql"].records, a["lead_to_mql"].records) == (100, 2000)
+    assert (a["mql_to_sql"].records, a["lead_to_mql"].records) == (100, 1000)
 
 
 def test_fractions_are_kept_and_each_stage_rounded_up() -> None:
@@ -89,6 +91,9 @@ def _store(db: Path | str, *, won: bool) -> None:
     store.migrate()
     store.upsert_contacts([ContactRecord(f"{i}", f"c{i}@example.com", {}, T0, T0)
                            for i in range(20)])
+    store.add_scores([{"contact_id": f"{i}", "scored_at": T0, "interest": 80.0,
+                       "fit_grade": "A", "fit_points": 60.0, "is_mql": True,
+                       "model_version": "t", "explanation": {}} for i in range(10)])
     for i in range(10):
         store.link(f"{i}", "Lead", f"00Q{i:015d}")
     outcomes, states = [], []
@@ -134,7 +139,7 @@ def test_the_funnel_measured_from_the_store(tmp_path: Path, backend: str) -> Non
         _store(url, won=True)
         store = Store(url)
         try:
-            funnel = measure_funnel(store, ACCEPTING)
+            funnel = measure_funnel(store, SLA, T0 + timedelta(days=1))
         finally:
             store.close()
     assert funnel == Funnel(leads=20, mqls=10, handoffs=10, accepted=7, opportunities=4,
