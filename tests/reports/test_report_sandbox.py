@@ -36,7 +36,7 @@ from tests.runtime.helpers import database_url
 
 CONTACTS = 500
 DAYS = 30
-EVERY_HOURS = 6
+EVERY_HOURS = 12
 START = datetime(2026, 3, 2, 14, 7, tzinfo=UTC)
 REASON_FIELD = "Reason_Not_Converted__c"
 # the leads sales never accepted are recycled by the SLA's verdict: off here, so that the dead
