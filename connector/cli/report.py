@@ -100,7 +100,7 @@ def report(
         return
     _print_tables(data)
     if html is not None:
-        out.print(f"HTML report: {html}", markup=False, highlight=False)
+        out.print(f"HTML report: {html}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_tables(data: dict[str, Any]) -> None:
