@@ -104,10 +104,8 @@ class _Stream:
             return
         with ctx.store.transaction() as s:
             ctx.counts[f"{self.name}.new"] += ctx.store.add_activities(acts, session=s)
-            for stream, value in bookmarks:
-                ctx.store.set_bookmark(stream, value, run_id=ctx.run_id, session=s)
-            for stream in delete:
-                ctx.store.delete_bookmark(stream, session=s)
+            ctx.store.set_bookmarks(bookmarks, run_id=ctx.run_id, session=s)
+            ctx.store.delete_bookmarks(delete, session=s)
 
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:

@@ -55,11 +55,11 @@ class ContactStore(StoreBase):
         """For known ids: (HubSpot lastmodifieddate, archived, properties) as stored."""
         if not ids:
             return {}
+        stmt = self._statement("contacts.versions", lambda: select(
+            Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived, Contact.properties,
+        ).where(Contact.hubspot_id.in_(bindparam("ids", expanding=True))))
         with self.transaction() as s:
-            rows = s.execute(
-                select(Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived,
-                       Contact.properties).where(Contact.hubspot_id.in_(list(ids)))
-            )
+            rows = self._core(s).execute(stmt, {"ids": list(ids)})
             return {cid: (updated, archived, props or {}) for cid, updated, archived, props in rows}
 
     def resolve_contact_ids(self, ids: Iterable[str]) -> dict[str, str]:
@@ -67,10 +67,11 @@ class ContactStore(StoreBase):
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        stmt = self._statement("contacts.resolve", lambda: select(
+            Contact.hubspot_id, Contact.merged_into,
+        ).where(Contact.hubspot_id.in_(bindparam("ids", expanding=True))))
         with self.transaction() as s:
-            rows = s.execute(
-                select(Contact.hubspot_id, Contact.merged_into).where(Contact.hubspot_id.in_(wanted))
-            )
+            rows = self._core(s).execute(stmt, {"ids": wanted})
             return {cid: merged_into or cid for cid, merged_into in rows}
 
     def contact_ids_by_email(self, emails: Iterable[str]) -> dict[str, str]:
@@ -80,11 +81,11 @@ class ContactStore(StoreBase):
         if not wanted:
             return {}
         out: dict[str, str] = {}
+        stmt = self._statement("contacts.by_email", lambda: select(
+            Contact.email, Contact.hubspot_id, Contact.archived, Contact.merged_into,
+        ).where(Contact.email.in_(bindparam("emails", expanding=True))))
         with self.transaction() as s:
-            rows = s.execute(
-                select(Contact.email, Contact.hubspot_id, Contact.archived, Contact.merged_into)
-                .where(Contact.email.in_(wanted))
-            )
+            rows = self._core(s).execute(stmt, {"emails": wanted})
             ranked = sorted(rows, key=lambda r: (bool(r.merged_into), r.archived, r.hubspot_id))
         for email, cid, _archived, merged_into in reversed(ranked):
             if email:

@@ -71,6 +71,27 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, `process_bind_param` and DATETIME's own text formatting in one step (a
+        pull binds two times per activity): the same text, checked once against the two-step
+        path; other databases take the two steps."""
+        two_steps = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or two_steps is None:
+            return two_steps
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        probe = datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)
+        if process(probe) != two_steps(probe) or process(probe.replace(microsecond=0)) != \
+                two_steps(probe.replace(microsecond=0)):
+            return two_steps
+        return process
+
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
