@@ -60,11 +60,13 @@ class BookmarkStore(StoreBase):
 
     def bookmarks(self, prefix: str | None = None) -> dict[str, str]:
         """All bookmarks, or those whose stream name starts with `prefix`."""
+        table = _table(Bookmark)
+        q = select(table.c.stream, table.c.value)
+        if prefix:
+            q = q.where(table.c.stream.startswith(prefix, autoescape=True))
         with self.transaction() as s:
-            q = select(Bookmark)
-            if prefix:
-                q = q.where(Bookmark.stream.startswith(prefix, autoescape=True))
-            return {b.stream: b.value for b in s.scalars(q.order_by(Bookmark.stream))}
+            rows = self._core(s).execute(q.order_by(table.c.stream))
+            return {stream: value for stream, value in rows}
 
     def iter_bookmark_streams(self, prefix: str, *, batch: int = 500) -> Iterator[str]:
         """Names of the bookmarks starting with `prefix`, in order, read `batch` at a time

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
-from connector.store.models import Activity, Contact, IdLink, Score
+from connector.store.models import Activity, Contact, IdLink, Score, sqlite_utc_text
 
 __all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
+
+
+@cache
+def _activity_text_table() -> Table:
+    """The activities table's inserted columns as SQLite receives them: plain text (times and
+    details already in the text their types would bind), so nothing is processed per value."""
+    columns = [Column(c.name, Text) for c in _table(Activity).columns if c.name != "id"]
+    return Table(_table(Activity).name, MetaData(), *columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,30 +335,54 @@ class ContactStore(StoreBase):
         Returns how many were new; their contacts are marked changed for re-scoring.
         """
         now = self._now()
-        rows = [
-            {
-                "contact_id": r.contact_id,
-                "type": r.type,
-                "occurred_at": r.occurred_at,
-                "source": r.source,
-                "source_id": r.source_id,
-                "title": r.title,
-                "url": r.url,
-                "content": r.content,
-                "details": dict(r.details or {}),
-                "ingested_at": now,
-            }
-            for r in records
-        ]
+        sqlite = self.engine.dialect.name == "sqlite"
+        rows: list[dict[str, Any]]
+        if sqlite:
+            # SQLite: the rows carry the very text the column types would bind (times as
+            # `UTCDateTime` writes them, details as the JSON type dumps them), so the insert's
+            # columns need no per-value processing: a pull stores ~20 activities per contact.
+            stamp = sqlite_utc_text(now)
+            rows = [
+                {
+                    "contact_id": r.contact_id,
+                    "type": r.type,
+                    "occurred_at": sqlite_utc_text(r.occurred_at),
+                    "source": r.source,
+                    "source_id": r.source_id,
+                    "title": r.title,
+                    "url": r.url,
+                    "content": r.content,
+                    "details": json.dumps(dict(r.details)) if r.details else "{}",
+                    "ingested_at": stamp,
+                }
+                for r in records
+            ]
+        else:
+            rows = [
+                {
+                    "contact_id": r.contact_id,
+                    "type": r.type,
+                    "occurred_at": r.occurred_at,
+                    "source": r.source,
+                    "source_id": r.source_id,
+                    "title": r.title,
+                    "url": r.url,
+                    "content": r.content,
+                    "details": dict(r.details or {}),
+                    "ingested_at": now,
+                }
+                for r in records
+            ]
         if not rows:
             return 0
 
         # RETURNING yields one row per inserted activity; count them while collecting contacts.
         # Core executemany of statements built once (no ORM objects: a pull stores ~20 per
         # contact).
+        table = _activity_text_table() if sqlite else _table(Activity)
         stmt = self._statement("activities.insert", lambda: self._insert(
-            _table(Activity)).on_conflict_do_nothing(
-                index_elements=["source", "source_id"]).returning(_table(Activity).c.contact_id))
+            table).on_conflict_do_nothing(
+                index_elements=["source", "source_id"]).returning(table.c.contact_id))
         touch = self._statement("activities.touch", lambda: update(_table(Contact)).where(
             _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
                 inputs_changed_at=bindparam("now")))

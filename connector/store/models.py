@@ -49,6 +49,7 @@ __all__ = [
     "UTCDateTime",
     "WebhookQueueEntry",
     "WriteLedgerEntry",
+    "sqlite_utc_text",
 ]
 
 
@@ -80,17 +81,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return two_steps
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return None if value is None else sqlite_utc_text(value)
 
         probe = datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)
         if process(probe) != two_steps(probe) or process(probe.replace(microsecond=0)) != \
                 two_steps(probe.replace(microsecond=0)):
             return two_steps
         return process
+
+
+def sqlite_utc_text(value: datetime) -> str:
+    """An aware time as `UTCDateTime` stores it on SQLite (UTC, SQLite DATETIME's text)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 NAMING = {
