@@ -2,42 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    MetaData,
-    Select,
-    String,
-    Table,
-    Text,
-    bindparam,
-    cast,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Select, String, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
-from connector.store.models import Activity, Contact, IdLink, Score, sqlite_utc_text
+from connector.store.models import (
+    Activity,
+    Contact,
+    IdLink,
+    Score,
+    activity_text_table,
+    sqlite_json_text,
+    sqlite_utc_text,
+)
 
 __all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
-
-
-@cache
-def _activity_text_table() -> Table:
-    """The activities table's inserted columns as SQLite receives them: plain text (times and
-    details already in the text their types would bind), so nothing is processed per value."""
-    columns = [Column(c.name, Text) for c in _table(Activity).columns if c.name != "id"]
-    return Table(_table(Activity).name, MetaData(), *columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +336,7 @@ class ContactStore(StoreBase):
                     "title": r.title,
                     "url": r.url,
                     "content": r.content,
-                    "details": json.dumps(dict(r.details)) if r.details else "{}",
+                    "details": sqlite_json_text(r.details),
                     "ingested_at": stamp,
                 }
                 for r in records
@@ -379,7 +363,7 @@ class ContactStore(StoreBase):
         # RETURNING yields one row per inserted activity; count them while collecting contacts.
         # Core executemany of statements built once (no ORM objects: a pull stores ~20 per
         # contact).
-        table = _activity_text_table() if sqlite else _table(Activity)
+        table = activity_text_table() if sqlite else _table(Activity)
         stmt = self._statement("activities.insert", lambda: self._insert(
             table).on_conflict_do_nothing(
                 index_elements=["source", "source_id"]).returning(table.c.contact_id))

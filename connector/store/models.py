@@ -9,13 +9,17 @@ every stage
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -23,6 +27,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -49,6 +54,8 @@ __all__ = [
     "UTCDateTime",
     "WebhookQueueEntry",
     "WriteLedgerEntry",
+    "activity_text_table",
+    "sqlite_json_text",
     "sqlite_utc_text",
 ]
 
@@ -174,6 +181,20 @@ class Activity(Base):
         UniqueConstraint("source", "source_id"),
         Index(None, "contact_id", "occurred_at"),
     )
+
+
+@cache
+def activity_text_table() -> Table:
+    """The activities table's inserted columns as SQLite receives them from a pull: text
+    (times by `sqlite_utc_text`, details by `sqlite_json_text`, as their types would bind
+    them), so an insert of many rows processes no value."""
+    columns = [Column(c.name, Text) for c in Activity.__table__.columns if c.name != "id"]
+    return Table(Activity.__tablename__, MetaData(), *columns)
+
+
+def sqlite_json_text(value: Mapping[str, Any] | None) -> str:
+    """A JSON column's value as the JSON type binds it (`json.dumps`; an empty one `{}`)."""
+    return json.dumps(dict(value)) if value else "{}"
 
 
 class Score(Base):
