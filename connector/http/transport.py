@@ -8,6 +8,9 @@ respx still mocks underneath: it patches the transport the policy wraps.
 
 from __future__ import annotations
 
+import os
+import ssl
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +25,20 @@ DESCRIBE = "handshake.describe"
 ACCEPT = "handshake.accept"
 
 _AUTH_SCHEMES = ("bearer ", "basic ")
+# httpx's verifying SSL context per CA setting (SSL_CERT_FILE, SSL_CERT_DIR): loading the CA
+# bundle costs tens of milliseconds of CPU, and each pull would build a client and load it again
+_SSL_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _verifying_context() -> ssl.SSLContext:
+    """httpx's default context (`verify=True`), built once per process and CA setting."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _SSL_LOCK:
+        context = _SSL_CONTEXTS.get(key)
+        if context is None:
+            context = _SSL_CONTEXTS[key] = httpx.create_ssl_context()
+        return context
 
 
 class PolicyTransport(httpx.BaseTransport):
@@ -73,7 +90,8 @@ def make_httpx_client(
 ) -> httpx.Client:
     """An `httpx.Client` whose requests all go through `policy`, with its timeouts.
 
-    `transport` is the one wrapped (default: `httpx.HTTPTransport(verify=verify)`); a bearer
+    `transport` is the one wrapped (default: `httpx.HTTPTransport(verify=verify)`, the default
+    verifying context shared by every client of the process); a bearer
     token in `headers` is registered with the policy so it never shows in an error message.
     """
     for name, value in (headers or {}).items():
@@ -81,7 +99,9 @@ def make_httpx_client(
             lowered = value.lower()
             token = value.split(" ", 1)[1] if lowered.startswith(_AUTH_SCHEMES) else value
             policy.add_secret(token)
-    inner = transport if transport is not None else httpx.HTTPTransport(verify=verify)
+    if transport is None:
+        transport = httpx.HTTPTransport(verify=_verifying_context() if verify is True else verify)
+    inner = transport
     return httpx.Client(
         base_url=base_url,
         headers=dict(headers or {}),

@@ -194,14 +194,13 @@ class ContactsStream:
             for survivor, merged_ids in merges:
                 ctx.counts["contacts.merged"] += len(merged_ids)
                 ctx.store.mark_merged(survivor, merged_ids, session=s)
-            for cid in due:
-                ctx.store.set_bookmark(PAGE_VIEWS_DUE + cid, "1", run_id=ctx.run_id, session=s)
+            marks = [(PAGE_VIEWS_DUE + cid, "1") for cid in due]
             if forms_due:
-                ctx.store.set_bookmark(FORMS_DUE, "1", run_id=ctx.run_id, session=s)
-            for stream, value in ([bookmark] if bookmark else []) + list(extra_bookmarks):
-                ctx.store.set_bookmark(stream, value, run_id=ctx.run_id, session=s)
-            for stream in delete_bookmarks:
-                ctx.store.delete_bookmark(stream, session=s)
+                marks.append((FORMS_DUE, "1"))
+            marks += [bookmark] if bookmark else []
+            marks += extra_bookmarks
+            ctx.store.set_bookmarks(marks, run_id=ctx.run_id, session=s)
+            ctx.store.delete_bookmarks(delete_bookmarks, session=s)
 
     # --- modes --------------------------------------------------------------------------------
 

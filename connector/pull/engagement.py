@@ -69,11 +69,14 @@ class _Stream:
     name = "stream"
 
     def _known_contacts(
-        self, acts: list[ActivityRecord], payload: dict[str, Any]
+        self, acts: list[ActivityRecord], payload: dict[str, Any],
+        live: dict[str, str] | None = None,
     ) -> list[ActivityRecord]:
         """Activities re-pointed to live contacts (merged ones to their survivor); activities
-        of unknown contacts are parked."""
-        live = self.ctx.store.resolve_contact_ids(a.contact_id for a in acts)
+        of unknown contacts are parked. `live`: the store's answer for these contacts, when
+        the caller has it already."""
+        if live is None:
+            live = self.ctx.store.resolve_contact_ids(a.contact_id for a in acts)
         kept = []
         for act in acts:
             target = live.get(act.contact_id)
@@ -104,10 +107,8 @@ class _Stream:
             return
         with ctx.store.transaction() as s:
             ctx.counts[f"{self.name}.new"] += ctx.store.add_activities(acts, session=s)
-            for stream, value in bookmarks:
-                ctx.store.set_bookmark(stream, value, run_id=ctx.run_id, session=s)
-            for stream in delete:
-                ctx.store.delete_bookmark(stream, session=s)
+            ctx.store.set_bookmarks(bookmarks, run_id=ctx.run_id, session=s)
+            ctx.store.delete_bookmarks(delete, session=s)
 
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:
@@ -331,10 +332,12 @@ class PageViewsStream(_Stream):
         live = ctx.store.resolve_contact_ids(a.contact_id for a in acts)
         unknown = {a.contact_id for a in acts if a.contact_id not in live}
         unknown -= self._tried | self._parked_contacts()
-        if unknown:
-            self._tried |= unknown
-            ctx.counts[f"{self.name}.contacts_fetched"] += len(unknown)
-            ContactsStream(ctx).read_ids(sorted(unknown))
+        if not unknown:
+            # every contact was known: the answer above stands (one query a page, not two)
+            return self._known_contacts(acts, {"stream": "portal"}, live)
+        self._tried |= unknown
+        ctx.counts[f"{self.name}.contacts_fetched"] += len(unknown)
+        ContactsStream(ctx).read_ids(sorted(unknown))
         return self._known_contacts(acts, {"stream": "portal"})
 
     def _parked_contacts(self) -> set[str]:

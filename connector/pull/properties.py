@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,17 @@ def _walk(node: Any, key: str | None = None) -> Iterator[str]:
         yield node
 
 
+@lru_cache(maxsize=32)
+def _named_in(text: str) -> tuple[str, ...]:
+    """The property names a mapping file's text names (parsed once per text: every pull asks,
+    and parsing the files cost an incremental pull most of its CPU); none when it is not TOML
+    (`mappings check` reports it; the pull still has its core set)."""
+    try:
+        return tuple(_walk(tomllib.loads(text)))
+    except tomllib.TOMLDecodeError:
+        return ()
+
+
 def needed_properties(config: Config | None) -> list[str]:
     """Core properties first, then the mapping files' ones, each once, in a stable order."""
     names = list(CORE_PROPERTIES)
@@ -35,8 +47,5 @@ def needed_properties(config: Config | None) -> list[str]:
         for mapping in ("fields", "scoring", "lifecycle", "routing"):
             path: Path = config.mapping_path(mapping)
             if path.is_file():
-                try:
-                    names.extend(_walk(tomllib.loads(path.read_text(encoding="utf-8"))))
-                except tomllib.TOMLDecodeError:
-                    continue  # `mappings check` reports it; the pull still has its core set
+                names.extend(_named_in(path.read_text(encoding="utf-8")))
     return list(dict.fromkeys(n.lower() for n in names))

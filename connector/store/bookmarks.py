@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from connector.store._base import StoreBase
+from connector.store._base import INSERT_PAGE, StoreBase, _table
 from connector.store.models import Bookmark
 
 __all__ = ["BookmarkStore"]
@@ -17,35 +18,55 @@ class BookmarkStore(StoreBase):
     """Bookmarks, one per stream (`contacts`, `engagement:<type>`, one per contact...)."""
 
     def get_bookmark(self, stream: str) -> str | None:
+        stmt = self._statement("bookmarks.get", lambda: select(_table(Bookmark).c.value).where(
+            _table(Bookmark).c.stream == bindparam("stream")))
         with self.transaction() as s:
-            row = s.get(Bookmark, stream)
-            return row.value if row else None
+            return self._core(s).execute(stmt, {"stream": stream}).scalar()
 
     def set_bookmark(
         self, stream: str, value: str, *, run_id: str | None = None, session: Session | None = None
     ) -> None:
         """Save where `stream` resumes; pass `session` to commit it with the records it covers."""
-        stmt = self._insert(Bookmark).values(
-            stream=stream, value=value, updated_at=self._now(), run_id=run_id
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["stream"],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at,
-                  "run_id": stmt.excluded.run_id},
-        )
+        self.set_bookmarks([(stream, value)], run_id=run_id, session=session)
+
+    def set_bookmarks(
+        self, marks: Iterable[tuple[str, str]], *, run_id: str | None = None,
+        session: Session | None = None,
+    ) -> None:
+        """Save many (stream, value) bookmarks in one statement built once (executemany): a
+        contacts page may mark hundreds of contacts whose page views are due."""
+        now = self._now()
+        # one row per stream, the last value given winning (as one call after another would):
+        # an upsert may not touch a row twice in one statement on PostgreSQL
+        latest = dict(marks)
+        rows = [{"stream": stream, "value": value, "updated_at": now, "run_id": run_id}
+                for stream, value in latest.items()]
+        if not rows:
+            return
+        stmt = self._statement("bookmarks.upsert", self._bookmark_upsert)
         if session is not None:
-            session.execute(stmt)
+            self._core(session).execute(stmt, rows)
             return
         with self.transaction() as s:
-            s.execute(stmt)
+            self._core(s).execute(stmt, rows)
+
+    def _bookmark_upsert(self) -> Any:
+        stmt = self._insert(_table(Bookmark))
+        ex = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=["stream"],
+            set_={"value": ex.value, "updated_at": ex.updated_at, "run_id": ex.run_id},
+        )
 
     def bookmarks(self, prefix: str | None = None) -> dict[str, str]:
         """All bookmarks, or those whose stream name starts with `prefix`."""
+        table = _table(Bookmark)
+        q = select(table.c.stream, table.c.value)
+        if prefix:
+            q = q.where(table.c.stream.startswith(prefix, autoescape=True))
         with self.transaction() as s:
-            q = select(Bookmark)
-            if prefix:
-                q = q.where(Bookmark.stream.startswith(prefix, autoescape=True))
-            return {b.stream: b.value for b in s.scalars(q.order_by(Bookmark.stream))}
+            rows = self._core(s).execute(q.order_by(table.c.stream))
+            return {stream: value for stream, value in rows}
 
     def iter_bookmark_streams(self, prefix: str, *, batch: int = 500) -> Iterator[str]:
         """Names of the bookmarks starting with `prefix`, in order, read `batch` at a time
@@ -65,9 +86,23 @@ class BookmarkStore(StoreBase):
             last = names[-1]
 
     def delete_bookmark(self, stream: str, *, session: Session | None = None) -> None:
-        stmt = delete(Bookmark).where(Bookmark.stream == stream)
+        self.delete_bookmarks([stream], session=session)
+
+    def delete_bookmarks(self, streams: Iterable[str], *, session: Session | None = None) -> None:
+        """Delete these bookmarks, a page of names per statement (built once)."""
+        names = list(streams)
+        if not names:
+            return
+        stmt = self._statement("bookmarks.delete", lambda: delete(_table(Bookmark)).where(
+            _table(Bookmark).c.stream.in_(bindparam("streams", expanding=True))))
+
+        def run(s: Session) -> None:
+            conn = self._core(s)
+            for k in range(0, len(names), INSERT_PAGE):
+                conn.execute(stmt, {"streams": names[k:k + INSERT_PAGE]})
+
         if session is not None:
-            session.execute(stmt)
+            run(session)
             return
         with self.transaction() as s:
-            s.execute(stmt)
+            run(s)

@@ -11,7 +11,15 @@ from sqlalchemy import Select, String, bindparam, cast, delete, func, insert, se
 from sqlalchemy.orm import Session
 
 from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
-from connector.store.models import Activity, Contact, IdLink, Score
+from connector.store.models import (
+    Activity,
+    Contact,
+    IdLink,
+    Score,
+    activity_text_table,
+    sqlite_json_text,
+    sqlite_utc_text,
+)
 
 __all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
 
@@ -55,11 +63,11 @@ class ContactStore(StoreBase):
         """For known ids: (HubSpot lastmodifieddate, archived, properties) as stored."""
         if not ids:
             return {}
+        stmt = self._statement("contacts.versions", lambda: select(
+            Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived, Contact.properties,
+        ).where(Contact.hubspot_id.in_(bindparam("ids", expanding=True))))
         with self.transaction() as s:
-            rows = s.execute(
-                select(Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived,
-                       Contact.properties).where(Contact.hubspot_id.in_(list(ids)))
-            )
+            rows = self._core(s).execute(stmt, {"ids": list(ids)})
             return {cid: (updated, archived, props or {}) for cid, updated, archived, props in rows}
 
     def resolve_contact_ids(self, ids: Iterable[str]) -> dict[str, str]:
@@ -67,10 +75,11 @@ class ContactStore(StoreBase):
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        stmt = self._statement("contacts.resolve", lambda: select(
+            Contact.hubspot_id, Contact.merged_into,
+        ).where(Contact.hubspot_id.in_(bindparam("ids", expanding=True))))
         with self.transaction() as s:
-            rows = s.execute(
-                select(Contact.hubspot_id, Contact.merged_into).where(Contact.hubspot_id.in_(wanted))
-            )
+            rows = self._core(s).execute(stmt, {"ids": wanted})
             return {cid: merged_into or cid for cid, merged_into in rows}
 
     def contact_ids_by_email(self, emails: Iterable[str]) -> dict[str, str]:
@@ -80,11 +89,11 @@ class ContactStore(StoreBase):
         if not wanted:
             return {}
         out: dict[str, str] = {}
+        stmt = self._statement("contacts.by_email", lambda: select(
+            Contact.email, Contact.hubspot_id, Contact.archived, Contact.merged_into,
+        ).where(Contact.email.in_(bindparam("emails", expanding=True))))
         with self.transaction() as s:
-            rows = s.execute(
-                select(Contact.email, Contact.hubspot_id, Contact.archived, Contact.merged_into)
-                .where(Contact.email.in_(wanted))
-            )
+            rows = self._core(s).execute(stmt, {"emails": wanted})
             ranked = sorted(rows, key=lambda r: (bool(r.merged_into), r.archived, r.hubspot_id))
         for email, cid, _archived, merged_into in reversed(ranked):
             if email:
@@ -310,30 +319,54 @@ class ContactStore(StoreBase):
         Returns how many were new; their contacts are marked changed for re-scoring.
         """
         now = self._now()
-        rows = [
-            {
-                "contact_id": r.contact_id,
-                "type": r.type,
-                "occurred_at": r.occurred_at,
-                "source": r.source,
-                "source_id": r.source_id,
-                "title": r.title,
-                "url": r.url,
-                "content": r.content,
-                "details": dict(r.details or {}),
-                "ingested_at": now,
-            }
-            for r in records
-        ]
+        sqlite = self.engine.dialect.name == "sqlite"
+        rows: list[dict[str, Any]]
+        if sqlite:
+            # SQLite: the rows carry the very text the column types would bind (times as
+            # `UTCDateTime` writes them, details as the JSON type dumps them), so the insert's
+            # columns need no per-value processing: a pull stores ~20 activities per contact.
+            stamp = sqlite_utc_text(now)
+            rows = [
+                {
+                    "contact_id": r.contact_id,
+                    "type": r.type,
+                    "occurred_at": sqlite_utc_text(r.occurred_at),
+                    "source": r.source,
+                    "source_id": r.source_id,
+                    "title": r.title,
+                    "url": r.url,
+                    "content": r.content,
+                    "details": sqlite_json_text(r.details),
+                    "ingested_at": stamp,
+                }
+                for r in records
+            ]
+        else:
+            rows = [
+                {
+                    "contact_id": r.contact_id,
+                    "type": r.type,
+                    "occurred_at": r.occurred_at,
+                    "source": r.source,
+                    "source_id": r.source_id,
+                    "title": r.title,
+                    "url": r.url,
+                    "content": r.content,
+                    "details": dict(r.details or {}),
+                    "ingested_at": now,
+                }
+                for r in records
+            ]
         if not rows:
             return 0
 
         # RETURNING yields one row per inserted activity; count them while collecting contacts.
         # Core executemany of statements built once (no ORM objects: a pull stores ~20 per
         # contact).
+        table = activity_text_table() if sqlite else _table(Activity)
         stmt = self._statement("activities.insert", lambda: self._insert(
-            _table(Activity)).on_conflict_do_nothing(
-                index_elements=["source", "source_id"]).returning(_table(Activity).c.contact_id))
+            table).on_conflict_do_nothing(
+                index_elements=["source", "source_id"]).returning(table.c.contact_id))
         touch = self._statement("activities.touch", lambda: update(_table(Contact)).where(
             _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
                 inputs_changed_at=bindparam("now")))

@@ -9,13 +9,17 @@ every stage
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -23,6 +27,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -49,6 +54,9 @@ __all__ = [
     "UTCDateTime",
     "WebhookQueueEntry",
     "WriteLedgerEntry",
+    "activity_text_table",
+    "sqlite_json_text",
+    "sqlite_utc_text",
 ]
 
 
@@ -70,6 +78,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, `process_bind_param` and DATETIME's own text formatting in one step (a
+        pull binds two times per activity): the same text, checked once against the two-step
+        path; other databases take the two steps."""
+        two_steps = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or two_steps is None:
+            return two_steps
+
+        def process(value: datetime | None) -> str | None:
+            return None if value is None else sqlite_utc_text(value)
+
+        probe = datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)
+        if process(probe) != two_steps(probe) or process(probe.replace(microsecond=0)) != \
+                two_steps(probe.replace(microsecond=0)):
+            return two_steps
+        return process
+
+
+def sqlite_utc_text(value: datetime) -> str:
+    """An aware time as `UTCDateTime` stores it on SQLite (UTC, SQLite DATETIME's text)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 NAMING = {
@@ -149,6 +181,20 @@ class Activity(Base):
         UniqueConstraint("source", "source_id"),
         Index(None, "contact_id", "occurred_at"),
     )
+
+
+@cache
+def activity_text_table() -> Table:
+    """The activities table's inserted columns as SQLite receives them from a pull: text
+    (times by `sqlite_utc_text`, details by `sqlite_json_text`, as their types would bind
+    them), so an insert of many rows processes no value."""
+    columns = [Column(c.name, Text) for c in Activity.__table__.columns if c.name != "id"]
+    return Table(Activity.__tablename__, MetaData(), *columns)
+
+
+def sqlite_json_text(value: Mapping[str, Any] | None) -> str:
+    """A JSON column's value as the JSON type binds it (`json.dumps`; an empty one `{}`)."""
+    return json.dumps(dict(value)) if value else "{}"
 
 
 class Score(Base):
