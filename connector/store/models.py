@@ -167,7 +167,7 @@ class Activity(Base):
 
     __tablename__ = "activities"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    contact_id: Mapped[str] = mapped_column(String(32), index=True)
+    contact_id: Mapped[str] = mapped_column(String(32))  # (contact_id, occurred_at) indexes it
     type: Mapped[str] = mapped_column(String(48))
     occurred_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(48))
