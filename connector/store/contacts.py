@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, String, bindparam, cast, delete, func, insert, select, update
@@ -16,7 +17,6 @@ from connector.store.models import (
     Contact,
     IdLink,
     Score,
-    activity_text_table,
     sqlite_json_text,
     sqlite_utc_text,
 )
@@ -50,6 +50,22 @@ class ActivityRecord:
     url: str | None = None
     content: str | None = None
     details: Mapping[str, Any] | None = None
+
+
+# SQLite binds at most 32,766 values a statement: 10 columns x 500 rows stays well under
+SQLITE_ROWS = 500
+_ACTIVITY_COLUMNS = ("contact_id", "type", "occurred_at", "source", "source_id", "title", "url",
+                     "content", "details", "ingested_at")
+
+
+@cache
+def _sqlite_insert_sql(rows: int) -> str:
+    """INSERT of `rows` activities (values as the driver receives them), skipping those already
+    stored (same source and source id), returning each new row's contact."""
+    one = "(" + ",".join("?" * len(_ACTIVITY_COLUMNS)) + ")"
+    return (f"INSERT INTO activities ({', '.join(_ACTIVITY_COLUMNS)}) VALUES "
+            + ",".join([one] * rows)
+            + " ON CONFLICT (source, source_id) DO NOTHING RETURNING contact_id")
 
 
 class ContactStore(StoreBase):
@@ -323,24 +339,20 @@ class ContactStore(StoreBase):
         rows: list[dict[str, Any]]
         if sqlite:
             # SQLite: the rows carry the very text the column types would bind (times as
-            # `UTCDateTime` writes them, details as the JSON type dumps them), so the insert's
-            # columns need no per-value processing: a pull stores ~20 activities per contact.
+            # `UTCDateTime` writes them, details as the JSON type dumps them), given to the
+            # driver as they are: a pull stores ~20 activities per contact.
             stamp = sqlite_utc_text(now)
-            rows = [
-                {
-                    "contact_id": r.contact_id,
-                    "type": r.type,
-                    "occurred_at": sqlite_utc_text(r.occurred_at),
-                    "source": r.source,
-                    "source_id": r.source_id,
-                    "title": r.title,
-                    "url": r.url,
-                    "content": r.content,
-                    "details": sqlite_json_text(r.details),
-                    "ingested_at": stamp,
-                }
+            values = [
+                (r.contact_id, str(r.type), sqlite_utc_text(r.occurred_at), r.source,
+                 r.source_id, r.title, r.url, r.content, sqlite_json_text(r.details), stamp)
                 for r in records
             ]
+            if not values:
+                return 0
+            if session is not None:
+                return self._sqlite_add_activities(session, values, now)
+            with self.transaction() as s:
+                return self._sqlite_add_activities(s, values, now)
         else:
             rows = [
                 {
@@ -363,7 +375,7 @@ class ContactStore(StoreBase):
         # RETURNING yields one row per inserted activity; count them while collecting contacts.
         # Core executemany of statements built once (no ORM objects: a pull stores ~20 per
         # contact).
-        table = activity_text_table() if sqlite else _table(Activity)
+        table = _table(Activity)
         stmt = self._statement("activities.insert", lambda: self._insert(
             table).on_conflict_do_nothing(
                 index_elements=["source", "source_id"]).returning(table.c.contact_id))
@@ -383,6 +395,31 @@ class ContactStore(StoreBase):
             return insert(session)
         with self.transaction() as s:
             return insert(s)
+
+    def _sqlite_add_activities(self, s: Session, values: Sequence[tuple[Any, ...]],
+                               now: datetime) -> int:
+        """SQLite's insert of many activities: multi-row INSERT statements (one text per row
+        count, kept) run by the driver on the session's connection, a flat tuple of values
+        each, with no per-row parameter processing; the contacts of the new rows marked
+        changed. Returns how many were new."""
+        conn = self._core(s)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        inserted: list[str] = []
+        try:
+            for k in range(0, len(values), SQLITE_ROWS):
+                chunk = values[k:k + SQLITE_ROWS]
+                cursor.execute(_sqlite_insert_sql(len(chunk)),
+                               [v for row in chunk for v in row])
+                inserted.extend(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.close()
+        touch = self._statement("activities.touch", lambda: update(_table(Contact)).where(
+            _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
+                inputs_changed_at=bindparam("now")))
+        touched = sorted(set(inserted))
+        for k in range(0, len(touched), INSERT_PAGE):
+            conn.execute(touch, {"ids": touched[k:k + INSERT_PAGE], "now": now})
+        return len(inserted)
 
     def activities_for(self, contact_id: str) -> list[Activity]:
         with self.transaction() as s:

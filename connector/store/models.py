@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -27,7 +25,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -54,7 +51,6 @@ __all__ = [
     "UTCDateTime",
     "WebhookQueueEntry",
     "WriteLedgerEntry",
-    "activity_text_table",
     "sqlite_json_text",
     "sqlite_utc_text",
 ]
@@ -181,15 +177,6 @@ class Activity(Base):
         UniqueConstraint("source", "source_id"),
         Index(None, "contact_id", "occurred_at"),
     )
-
-
-@cache
-def activity_text_table() -> Table:
-    """The activities table's inserted columns as SQLite receives them from a pull: text
-    (times by `sqlite_utc_text`, details by `sqlite_json_text`, as their types would bind
-    them), so an insert of many rows processes no value."""
-    columns = [Column(c.name, Text) for c in Activity.__table__.columns if c.name != "id"]
-    return Table(Activity.__tablename__, MetaData(), *columns)
 
 
 def sqlite_json_text(value: Mapping[str, Any] | None) -> str:
