@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,14 +35,21 @@ from connector.mapping._toml import (
     suggest,
 )
 
-if TYPE_CHECKING:
-    from connector.store import Store
+
+class RoundRobin(Protocol):
+    """Where each team's round-robin pointer is kept (`connector.store.Store` persists it)."""
+
+    def next_round_robin(self, team: str, size: int) -> int:
+        """The team member's index to assign next, advancing the pointer."""
+        ...
+
 
 __all__ = [
     "CONDITIONS",
     "Assignment",
     "Fallback",
     "Member",
+    "RoundRobin",
     "Routing",
     "RoutingFile",
     "Rule",
@@ -373,7 +380,7 @@ class Routing:
         properties: Mapping[str, Any],
         *,
         users: Sequence[Mapping[str, Any]],
-        store: Store | None,
+        store: RoundRobin | None,
         owner_email: str | None = None,
         load: Mapping[str, int] | None = None,
         queues: Mapping[str, str] | None = None,
@@ -422,7 +429,7 @@ class Routing:
                               by_key, by_id, queues, None)
 
     def _next(self, team_name: str, active: list[tuple[Member, _User]], team: Team,
-              load: Mapping[str, int], store: Store | None) -> tuple[_User, int] | None:
+              load: Mapping[str, int], store: RoundRobin | None) -> tuple[_User, int] | None:
         """The next member in turn under their cap; each skipped member advances the pointer
         too, so nobody gets two Leads in a row because a neighbour is full."""
         for _ in range(len(active)):
