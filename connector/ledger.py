@@ -43,7 +43,7 @@ class LedgerStore(Protocol):
                     payload: Any = None, run_id: str | None = None) -> object | None: ...
 
     def claim_writes(self, claims: Sequence[WriteClaim], *, system: str,
-                     run_id: str | None = None) -> set[str]: ...
+                     run_id: str | None = None) -> list[bool]: ...
 
     def complete_write(self, key: str, *, remote_id: str | None = None,
                        ok: bool = True) -> None: ...
@@ -118,9 +118,8 @@ class LedgerWrites:
                                       target=target, payload=payload,
                                       run_id=self.run_id) is not None
 
-    def claim_many(self, claims: Sequence[WriteClaim]) -> set[str]:
-        """`claim` of many writes in one transaction: the keys to send (a key done with the
-        same payload is left out)."""
+    def claim_many(self, claims: Sequence[WriteClaim]) -> list[bool]:
+        """`claim` of many writes, in order, in one transaction: whether each is to be sent."""
         return self.store.claim_writes(claims, system=self.system, run_id=self.run_id)
 
     def done(self, keys: Iterable[str], *, remote_id: str | None = None,

@@ -421,7 +421,8 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             counts["leads.would_update"] += 1
         return handed
     store.link_many(links)
-    claimed = ledger.claim_many(claims)
+    claimed = {c.key for c, to_send in zip(claims, ledger.claim_many(claims), strict=True)
+               if to_send}
     unchanged = [plan.contact.hubspot_id for step, plan in steps
                  if step == "claimed" and keys[plan.contact.hubspot_id] not in claimed]
     linked = store.linked_many(unchanged) if unchanged else {}

@@ -405,6 +405,36 @@ class ContactStore(StoreBase):
                 out[row.contact_id].append(row)
         return out
 
+    def linked_activity_times_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:
+        """`linked_activities_after` without what the activities say: read-only rows of id,
+        contact_id, occurred_at and ingested_at (what the alert scan filters on; the few
+        activities it keeps are read in full with `activities_by_id`)."""
+        stmt = self._statement("activities.linked_times_after", lambda: select(
+            Activity.id, Activity.contact_id, Activity.occurred_at, Activity.ingested_at)
+            .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
+            .where(Activity.id > bindparam("after"))
+            .order_by(Activity.id)
+            .limit(bindparam("limit")))
+        with self.transaction() as s:
+            return list(self._core(s).execute(stmt, {"after": after_id, "limit": limit}))
+
+    def activities_by_id(self, ids: Sequence[int]) -> list[Any]:
+        """These activities by id, as `linked_activities_after` gives them (with
+        `ingested_at`), read-only rows in id order."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        stmt = self._statement("activities.by_id", lambda: select(
+            Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
+            Activity.title, Activity.url, Activity.details, Activity.ingested_at)
+            .where(Activity.id.in_(bindparam("ids", expanding=True))).order_by(Activity.id))
+        out: list[Any] = []
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(wanted), INSERT_PAGE):
+                out.extend(conn.execute(stmt, {"ids": wanted[k:k + INSERT_PAGE]}))
+        return out
+
     def linked_activities_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:
         """Activities stored with an id above `after_id` whose contact is linked to a Salesforce
         record, by id, at most `limit`: read-only rows with `ingested_at` (alerts scan them)."""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
@@ -149,13 +149,14 @@ class LedgerStore(StoreBase):
                                        "run_id": run_id})
 
     def claim_writes(self, claims: Sequence[WriteClaim], *, system: str,
-                     run_id: str | None = None) -> set[str]:
-        """`claim_write` of many writes in one transaction: the keys to send (new, changed,
-        or left pending/failed), the others being done with the same payload. The existing
+                     run_id: str | None = None) -> list[bool]:
+        """`claim_write` of many writes, in order, in one transaction: for each, whether it
+        is to be sent (new, changed, or left pending/failed) or not (done with the same
+        payload), as `claim_write` returning an entry or None. The existing
         entries are read in one query a page (locked for update), the new ones inserted and
         the renewed ones updated by statements built once, executed for every row."""
         if not claims:
-            return set()
+            return []
         table = _table(WriteLedgerEntry)
         read = self._statement("ledger.claims.read", lambda: select(
             table.c.key, table.c.status, table.c.payload_hash).where(
@@ -166,7 +167,7 @@ class LedgerStore(StoreBase):
                 status="pending", payload_hash=bindparam("h"), run_id=bindparam("rid")))
         now = self._now()
         keys = sorted({c.key for c in claims})
-        claimed: set[str] = set()
+        claimed: list[bool] = []
         with self.transaction() as s:
             conn = self._core(s)
             state: dict[str, tuple[str, str]] = {}
@@ -184,13 +185,14 @@ class LedgerStore(StoreBase):
                                     "status": "pending", "remote_id": None, "run_id": run_id,
                                     "created_at": now, "completed_at": None}
                 elif before == ("done", digest):
+                    claimed.append(False)
                     continue
                 elif c.key in added:
                     added[c.key]["payload_hash"] = digest
                 else:
                     renewed[c.key] = {"k": c.key, "h": digest, "rid": run_id}
                 state[c.key] = ("pending", digest)
-                claimed.add(c.key)
+                claimed.append(True)
             if added:
                 conn.execute(add, list(added.values()))
             if renewed:
@@ -267,21 +269,30 @@ class LedgerStore(StoreBase):
 
     def _entries_with_prefixes(self, s: Session, prefixes: Sequence[str],
                                status: str | None) -> list[WriteLedgerEntry]:
-        """Entries whose key starts with one of `prefixes`, by key (as `_entries_with_prefix`
-        for each, in one statement: built per number of prefixes, cached)."""
+        """Entries whose key starts with one of `prefixes` (each entry once), by key: as
+        `_entries_with_prefix` for each, in one statement (built per number of prefixes,
+        cached). On SQLite the prefixes' ranges are a VALUES list joined to the ledger, each
+        read by the key's index (OR-ed ranges make its planner scan the whole ledger)."""
         ranged = (self.engine.dialect.name == "sqlite"
                   and all(p and ord(p[-1]) < 0x10FFFF for p in prefixes))
         params: dict[str, Any] = {"st": status or ""}
         for i, prefix in enumerate(prefixes):
-            params[f"like{i}"] = (prefix.replace("/", "//").replace("%", "/%")
-                                  .replace("_", "/_") + "%")
             if ranged:
                 params[f"lo{i}"] = prefix
                 params[f"hi{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            else:
+                params[f"like{i}"] = (prefix.replace("/", "//").replace("%", "/%")
+                                      .replace("_", "/_") + "%")
         stmt = self._statement(
             f"ledger.prefixes.{len(prefixes)}.{ranged}.{bool(status)}",
             lambda: _prefixes_query(len(prefixes), ranged, bool(status)))
-        return list(s.scalars(stmt, params))
+        seen: set[str] = set()
+        out: list[WriteLedgerEntry] = []
+        for entry in s.scalars(stmt, params):
+            if entry.key not in seen:  # a key under two of the prefixes comes twice
+                seen.add(entry.key)
+                out.append(entry)
+        return out
 
     def _entries_with_prefix(self, s: Session, prefix: str,
                              status: str | None) -> list[WriteLedgerEntry]:
@@ -304,15 +315,18 @@ class LedgerStore(StoreBase):
 
 
 def _prefixes_query(count: int, ranged: bool, with_status: bool) -> Any:
-    """`_prefix_query` of `count` prefixes at once (:like0, :lo0, :hi0, ...), OR-ed."""
+    """`_prefix_query` of `count` prefixes at once: with `ranged`, the ranges [:lo0, :hi0),
+    [:lo1, :hi1)... as a VALUES list joined to the ledger (exact on SQLite, see
+    `_prefix_query`); else :like0, :like1... OR-ed."""
     key = WriteLedgerEntry.key
-    terms: list[Any] = []
-    for i in range(count):
-        term: Any = key.like(bindparam(f"like{i}"), escape="/")
-        if ranged:
-            term = and_(key >= bindparam(f"lo{i}"), key < bindparam(f"hi{i}"), term)
-        terms.append(term)
-    q = select(WriteLedgerEntry).where(or_(*terms))
+    if ranged:
+        rows = ", ".join(f"(:lo{i}, :hi{i})" for i in range(count))
+        where = " AND w.status = :st" if with_status else ""
+        return select(WriteLedgerEntry).from_statement(text(
+            f"WITH p(lo, hi) AS (VALUES {rows}) SELECT w.* FROM p JOIN write_ledger AS w "
+            f"ON w.key >= p.lo AND w.key < p.hi{where} ORDER BY w.key"))
+    q = select(WriteLedgerEntry).where(or_(*[key.like(bindparam(f"like{i}"), escape="/")
+                                              for i in range(count)]))
     if with_status:
         q = q.where(WriteLedgerEntry.status == bindparam("st"))
     return q.order_by(key)
