@@ -220,12 +220,16 @@ def send_alerts(ctx: PushContext) -> None:
         if retry:
             _deliver(ctx, retry, sender)
         last = int(ctx.store.get_bookmark(BOOKMARK) or 0)
-        while True:
-            rows = ctx.store.linked_activity_times_after(last, limit=SCAN_PAGE)
-            if not rows:
-                break
-            _deliver(ctx, _fresh(ctx, rules, rows), sender)
-            last = rows[-1].id
+        # Up to the newest linked activity now; older than `max_age_days` never alerts, so
+        # the database leaves those out of the pages (the bookmark passes them all the same).
+        top = ctx.store.last_linked_activity_id()
+        while last < top:
+            oldest = ctx.clock.now() - rules.max_age
+            rows = ctx.store.linked_activity_times_after(last, until_id=top,
+                                                         occurred_since=oldest,
+                                                         limit=SCAN_PAGE)
+            _deliver(ctx, _fresh(ctx, rules, rows, oldest), sender)
+            last = rows[-1].id if len(rows) == SCAN_PAGE else top
             ctx.store.set_bookmark(BOOKMARK, str(last), run_id=ctx.run_id)
     finally:
         if sender is not None:
@@ -259,10 +263,13 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any]) -> list[_Due]:
-    """Alerts among newly stored activities (`rows`: their ids, contacts and times): contacts
-    handed off before they were stored. Only those activities are read in full."""
-    oldest = ctx.clock.now() - rules.max_age
+def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any],
+           oldest: datetime) -> list[_Due]:
+    """Alerts among newly stored activities (`rows`: their ids, contacts and times) that
+    occurred at `oldest` or later: contacts handed off before they were stored. Only those
+    activities are read in full."""
+    if not rows:
+        return []
     by_contact: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_contact[row.contact_id].append(row)

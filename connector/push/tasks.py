@@ -201,10 +201,11 @@ class _Covered:
 
 
 def _digest_chunks(
-    fresh: Sequence[ActivityLike], promised: Sequence[str]
+    fresh: Sequence[ActivityLike], promised: Sequence[str], lines: dict[int, str]
 ) -> list[tuple[str | None, list[ActivityLike]]]:
     """Fresh activities (oldest id first) cut into digests: first one per promised digest range,
-    then new ranges, each small enough for Description."""
+    then new ranges, each small enough for Description (the lines measured are kept in
+    `lines` by activity id, for the digests' text)."""
     out: list[tuple[str | None, list[ActivityLike]]] = []
     rest = list(fresh)
     for key in promised:
@@ -215,7 +216,8 @@ def _digest_chunks(
     chunk: list[ActivityLike] = []
     size = 0
     for activity in rest:
-        cost = len(activity_line(activity)) + 1
+        line = lines[activity.id] = activity_line(activity)
+        cost = len(line) + 1
         if chunk and size + cost > DESCRIPTION_MAX:
             out.append((None, chunk))
             chunk, size = [], 0
@@ -283,8 +285,9 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
             out.append(_Candidate(activity_key(hid, activity.id), "activity", plan,
                                   partial(_activity_record, who, plan, activity, hid)))
         return out
-    for known, chunk in _digest_chunks(fresh, promised):
-        out.extend(_digest(plan, known, chunk, covered, release))
+    lines: dict[int, str] = {}
+    for known, chunk in _digest_chunks(fresh, promised, lines):
+        out.extend(_digest(plan, known, chunk, covered, release, lines))
     return out
 
 
@@ -306,8 +309,10 @@ def _inside(activity: ActivityLike, key: str) -> bool:
 
 
 def _digest(plan: HandedOff, key: str | None, chunk: Sequence[ActivityLike], covered: _Covered,
-            release: list[str]) -> list[_Candidate]:
-    """The digest Task of `chunk` (under `key` when it was promised before)."""
+            release: list[str], lines: Mapping[int, str] | None = None) -> list[_Candidate]:
+    """The digest Task of `chunk` (under `key` when it was promised before; `lines`: the
+    activities' digest lines already made, by id)."""
+    made = lines or {}
     hid = plan.contact.hubspot_id
     if not chunk:
         if key is not None and covered.status.get(key) == "pending":
@@ -317,13 +322,13 @@ def _digest(plan: HandedOff, key: str | None, chunk: Sequence[ActivityLike], cov
 
     def build() -> dict[str, Any]:
         newest = max(a.occurred_at for a in chunk)
-        lines = [activity_line(a) for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id),
-                                                   reverse=True)]
+        text = [made.get(a.id) or activity_line(a)
+                for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id), reverse=True)]
         record = {
             "WhoId": str(plan.sf_id), "Status": "Completed", "Priority": "Normal",
             "Subject": subject(f"Marketing activity: {len(chunk)} new (to {newest:%Y-%m-%d})",
                                ref_of(str(key))),
-            "Description": "\n".join(lines)[:DESCRIPTION_MAX],
+            "Description": "\n".join(text)[:DESCRIPTION_MAX],
             "ActivityDate": newest.date().isoformat(),
         }
         return _owned(record, plan.owner_id)

@@ -405,18 +405,31 @@ class ContactStore(StoreBase):
                 out[row.contact_id].append(row)
         return out
 
-    def linked_activity_times_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:
-        """`linked_activities_after` without what the activities say: read-only rows of id,
-        contact_id, occurred_at and ingested_at (what the alert scan filters on; the few
-        activities it keeps are read in full with `activities_by_id`)."""
+    def last_linked_activity_id(self) -> int:
+        """The newest id of an activity whose contact is linked to a Salesforce record (0:
+        none): where a scan of `linked_activity_times_after` up to now ends."""
+        with self.transaction() as s:
+            return int(s.scalar(select(func.max(Activity.id)).join(
+                IdLink, IdLink.hubspot_id == Activity.contact_id)) or 0)
+
+    def linked_activity_times_after(self, after_id: int, *, until_id: int,
+                                    occurred_since: datetime, limit: int = 2000) -> list[Any]:
+        """Activities with an id in (`after_id`, `until_id`] whose contact is linked to a
+        Salesforce record and that occurred at `occurred_since` or later, by id, at most
+        `limit`, without what they say: read-only rows of id, contact_id, occurred_at and
+        ingested_at (what the alert scan filters on; the few activities it keeps are read in
+        full with `activities_by_id`). The database drops the older ones: no row for them."""
         stmt = self._statement("activities.linked_times_after", lambda: select(
             Activity.id, Activity.contact_id, Activity.occurred_at, Activity.ingested_at)
             .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
-            .where(Activity.id > bindparam("after"))
+            .where(Activity.id > bindparam("after"), Activity.id <= bindparam("until"),
+                   Activity.occurred_at >= bindparam("since"))
             .order_by(Activity.id)
             .limit(bindparam("limit")))
         with self.transaction() as s:
-            return list(self._core(s).execute(stmt, {"after": after_id, "limit": limit}))
+            return list(self._core(s).execute(stmt, {
+                "after": after_id, "until": until_id, "since": occurred_since,
+                "limit": limit}).all())
 
     def activities_by_id(self, ids: Sequence[int]) -> list[Any]:
         """These activities by id, as `linked_activities_after` gives them (with
