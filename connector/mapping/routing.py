@@ -287,8 +287,21 @@ class Routing:
         self.lines = lines
         self.file = file
         self._pointers: dict[str, int] = {}  # round robin when no store is given (dry runs)
+        self._users_memo: tuple[Sequence[Mapping[str, Any]], int,
+                                tuple[dict[str, _User], dict[str, _User]]] | None = None
         self._region_of = {c.strip().casefold(): region
                            for region, countries in spec.regions.items() for c in countries}
+
+    def _users_of(self, users: Sequence[Mapping[str, Any]]
+                  ) -> tuple[dict[str, _User], dict[str, _User]]:
+        """`_users(users)`, made once for the same list given Lead after Lead (a push passes
+        one list of the org's users to every `assign` of its run)."""
+        memo = self._users_memo
+        if memo is not None and memo[0] is users and memo[1] == len(users):
+            return memo[2]
+        made = _users(users)
+        self._users_memo = (users, len(users), made)
+        return made
 
     @property
     def mode(self) -> str:
@@ -392,7 +405,7 @@ class Routing:
         you go. `store` keeps each team's round-robin pointer (None: kept in this object, for
         dry runs). `queues` maps queue names to their Group ids.
         """
-        by_key, by_id = _users(users)
+        by_key, by_id = self._users_of(users)
         notes: list[str] = []
         if self.spec.prefer_hubspot_owner and owner_email:
             owner = by_key.get(owner_email.strip().lower())

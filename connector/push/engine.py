@@ -155,6 +155,8 @@ def _unlinked_mqls(ctx: PushContext) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
     store alone, before any call)."""
     store = ctx.store
+    if ctx.mqls is None:  # counted by the database
+        return store.count_unlinked_mqls(ids=ctx.only)
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
                for batch in _mql_batches(store, 1000, ctx))
 

@@ -276,6 +276,25 @@ class ContactStore(StoreBase):
             yield from rows
             last = rows[-1].hubspot_id
 
+    def count_unlinked_mqls(self, *, ids: Collection[str] | None = None) -> int:
+        """How many of `iter_mqls(ids=ids)` have no link to a Salesforce record yet, counted
+        by the database in one query (no contact read)."""
+        ranked = select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
+                        func.row_number().over(
+                            partition_by=Score.contact_id,
+                            order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
+        if ids is not None:
+            ranked = ranked.where(Score.contact_id.in_(list(ids)))
+        mqls = ranked.subquery()
+        query = (select(func.count()).select_from(Contact)
+                 .join(mqls, mqls.c.cid == Contact.hubspot_id)
+                 .outerjoin(IdLink, IdLink.hubspot_id == Contact.hubspot_id)
+                 .where(mqls.c.n == 1, mqls.c.mql.is_(True), Contact.email.is_not(None),
+                        Contact.email != "", Contact.archived.is_(False),
+                        Contact.merged_into.is_(None), IdLink.hubspot_id.is_(None)))
+        with self.transaction() as s:
+            return int(s.scalar(query) or 0)
+
     def iter_mqls(self, *, batch: int = 1000,
                   ids: Collection[str] | None = None) -> Iterator[Contact]:
         """Live contacts with an email whose newest score makes them an MQL, by id, in batches:
@@ -400,9 +419,9 @@ class ContactStore(StoreBase):
         ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
          .order_by(Activity.contact_id, Activity.occurred_at, Activity.id))
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, {"ids": list(contact_ids)})
-            for row in rows:
-                out[row.contact_id].append(row)
+            rows = self._core(s).execute(stmt, {"ids": list(contact_ids)}).all()  # fetchall
+        for row in rows:
+            out[row.contact_id].append(row)
         return out
 
     def last_linked_activity_id(self) -> int:
