@@ -246,7 +246,7 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
     hid = plan.contact.hubspot_id
     who = str(plan.sf_id)
     out: list[_Candidate] = []
-    key = handoff_task_key(hid, plan.generation)
+    handoff_key = handoff_task_key(hid, plan.generation)
 
     def handoff() -> dict[str, Any]:
         result = ctx.engine.score(plan.contact, activities, now)
@@ -264,13 +264,14 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
             text = "\n\n".join(p for p in (back.describe(), done, text) if p)[:DESCRIPTION_MAX]
             why = f"returning lead ({back.reason.replace('_', ' ')}); {why}"
         record = {
-            "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}", ref_of(key)),
+            "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}",
+                                             ref_of(handoff_key)),
             "Description": text, "Status": "Not Started", "Priority": "High",
             "ActivityDate": ctx.due_date(ctx.first_touch_due(now)).isoformat(),
         }
         return _owned(record, plan.owner_id)
 
-    out.append(_Candidate(key, "handoff", plan, handoff))
+    out.append(_Candidate(handoff_key, "handoff", plan, handoff))
     if mode == "none" or not activities:
         return out
     ranges, singles, promised = covered.ranges, covered.singles, covered.promised
