@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from connector.errors import Actor, HandshakeError
+from connector.store import WriteClaim
 
-__all__ = ["LedgerStore", "LedgerWrite", "LedgerWrites", "Refusal", "Written"]
+__all__ = ["LedgerStore", "LedgerWrite", "LedgerWrites", "Refusal", "WriteClaim", "Written"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound="IndexedResult")
@@ -40,6 +41,9 @@ class LedgerStore(Protocol):
 
     def claim_write(self, key: str, *, system: str, operation: str, target: str,
                     payload: Any = None, run_id: str | None = None) -> object | None: ...
+
+    def claim_writes(self, claims: Sequence[WriteClaim], *, system: str,
+                     run_id: str | None = None) -> list[bool]: ...
 
     def complete_write(self, key: str, *, remote_id: str | None = None,
                        ok: bool = True) -> None: ...
@@ -92,6 +96,9 @@ class Refusal:
 
 
 Outcome = Written | Refusal
+# What must stand before a call's judged results are settled (links to written records),
+# recorded for all of them at once.
+Prepare = Callable[[Sequence[tuple["LedgerWrite[T]", R, Outcome]]], None]
 
 
 class LedgerWrites:
@@ -110,6 +117,10 @@ class LedgerWrites:
         return self.store.claim_write(key, system=self.system, operation=operation,
                                       target=target, payload=payload,
                                       run_id=self.run_id) is not None
+
+    def claim_many(self, claims: Sequence[WriteClaim]) -> list[bool]:
+        """`claim` of many writes, in order, in one transaction: whether each is to be sent."""
+        return self.store.claim_writes(claims, system=self.system, run_id=self.run_id)
 
     def done(self, keys: Iterable[str], *, remote_id: str | None = None,
              record_keys: Iterable[str] = ()) -> None:
@@ -144,31 +155,38 @@ class LedgerWrites:
         writes: Sequence[LedgerWrite[T]],
         send: Callable[[list[T]], Iterable[Sequence[R]]],
         judge: Callable[[LedgerWrite[T], R], Outcome],
+        prepare: Prepare[T, R] | None = None,
     ) -> Iterator[tuple[LedgerWrite[T], R, Outcome]]:
         """Send the records in batches and settle each result as it comes: `send` yields each
         call's results (settled before the next call is made), `judge` says what a result
-        means. Yields each write with its result and outcome once the ledger knows it."""
+        means, `prepare` (when given) records what must stand before the ledger is settled
+        for a whole call's judged results at once. Yields each write with its result and
+        outcome once the ledger knows it."""
         if not writes:
             return
         for results in send([w.item for w in writes]):
-            yield from self.settle_results(writes, results, judge)
+            yield from self.settle_results(writes, results, judge, prepare)
 
     def settle_results(
         self,
         writes: Sequence[LedgerWrite[T]],
         results: Iterable[R],
         judge: Callable[[LedgerWrite[T], R], Outcome],
+        prepare: Prepare[T, R] | None = None,
     ) -> Iterator[tuple[LedgerWrite[T], R, Outcome]]:
         """Settle the results of one call that sent `writes` (each result names its write by
         index), as `send` does; for a caller that makes the call itself. The call's written
         records are settled together (one transaction, not one per record), each judged before
-        and yielded after; whatever was judged is settled even when a later `judge` raises."""
+        and yielded after; whatever was judged is settled even when a later `judge` raises
+        (after `prepare` of what was judged: a `prepare` that raises leaves them pending)."""
         judged: list[tuple[LedgerWrite[T], R, Outcome]] = []
         try:
             for result in results:
                 write = writes[result.index]
                 judged.append((write, result, judge(write, result)))
         finally:
+            if prepare is not None and judged:
+                prepare(judged)
             self._settle_many([(w, o) for w, _, o in judged])
         yield from judged
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from connector.errors import Actor, HandshakeError, RecordRejected, RequestFailed
 from connector.hubspot import settings as hs
 from connector.hubspot.properties import RequestSender, create_missing_properties
-from connector.ledger import LedgerWrite, LedgerWrites, Refusal
+from connector.ledger import LedgerWrite, LedgerWrites, Refusal, WriteClaim
 from connector.scoring.engine import ScoreResult
 from connector.scoring.lifecycle import Decision
 from connector.scoring.model import LifecycleSection, WritebackSection
@@ -165,10 +165,12 @@ class HubSpotWriter:
         `stage`."""
         ledger = LedgerWrites(self.store, stage=stage, system="hubspot", run_id=self.run_id)
         due: list[LedgerWrite[ContactUpdate]] = []
-        for update in updates:
+        claimed = ledger.claim_many([  # one transaction for all the claims
+            WriteClaim(f"{key_prefix}{u.contact_id}", "update", "contact", u.properties)
+            for u in updates])
+        for update, to_send in zip(updates, claimed, strict=True):
             key = f"{key_prefix}{update.contact_id}"
-            if not ledger.claim(key, operation="update", target="contact",
-                                payload=update.properties):
+            if not to_send:
                 self.counts["contacts.unchanged"] += 1
                 continue
             due.append(LedgerWrite((key,), f"contacts:{update.contact_id}", update,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,14 +35,21 @@ from connector.mapping._toml import (
     suggest,
 )
 
-if TYPE_CHECKING:
-    from connector.store import Store
+
+class RoundRobin(Protocol):
+    """Where each team's round-robin pointer is kept (`connector.store.Store` persists it)."""
+
+    def next_round_robin(self, team: str, size: int) -> int:
+        """The team member's index to assign next, advancing the pointer."""
+        ...
+
 
 __all__ = [
     "CONDITIONS",
     "Assignment",
     "Fallback",
     "Member",
+    "RoundRobin",
     "Routing",
     "RoutingFile",
     "Rule",
@@ -280,8 +287,21 @@ class Routing:
         self.lines = lines
         self.file = file
         self._pointers: dict[str, int] = {}  # round robin when no store is given (dry runs)
+        self._users_memo: tuple[Sequence[Mapping[str, Any]], int,
+                                tuple[dict[str, _User], dict[str, _User]]] | None = None
         self._region_of = {c.strip().casefold(): region
                            for region, countries in spec.regions.items() for c in countries}
+
+    def _users_of(self, users: Sequence[Mapping[str, Any]]
+                  ) -> tuple[dict[str, _User], dict[str, _User]]:
+        """`_users(users)`, made once for the same list given Lead after Lead (a push passes
+        one list of the org's users to every `assign` of its run)."""
+        memo = self._users_memo
+        if memo is not None and memo[0] is users and memo[1] == len(users):
+            return memo[2]
+        made = _users(users)
+        self._users_memo = (users, len(users), made)
+        return made
 
     @property
     def mode(self) -> str:
@@ -373,7 +393,7 @@ class Routing:
         properties: Mapping[str, Any],
         *,
         users: Sequence[Mapping[str, Any]],
-        store: Store | None,
+        store: RoundRobin | None,
         owner_email: str | None = None,
         load: Mapping[str, int] | None = None,
         queues: Mapping[str, str] | None = None,
@@ -385,7 +405,7 @@ class Routing:
         you go. `store` keeps each team's round-robin pointer (None: kept in this object, for
         dry runs). `queues` maps queue names to their Group ids.
         """
-        by_key, by_id = _users(users)
+        by_key, by_id = self._users_of(users)
         notes: list[str] = []
         if self.spec.prefer_hubspot_owner and owner_email:
             owner = by_key.get(owner_email.strip().lower())
@@ -422,7 +442,7 @@ class Routing:
                               by_key, by_id, queues, None)
 
     def _next(self, team_name: str, active: list[tuple[Member, _User]], team: Team,
-              load: Mapping[str, int], store: Store | None) -> tuple[_User, int] | None:
+              load: Mapping[str, int], store: RoundRobin | None) -> tuple[_User, int] | None:
         """The next member in turn under their cap; each skipped member advances the pointer
         too, so nobody gets two Leads in a row because a neighbour is full."""
         for _ in range(len(active)):

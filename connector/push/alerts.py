@@ -32,7 +32,7 @@ from connector.activities import PASSIVE_TYPES, ActivityType
 from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
-from connector.ledger import LedgerWrite, Outcome, Refusal, Written
+from connector.ledger import LedgerWrite, Outcome, Refusal, WriteClaim, Written
 from connector.push.context import PushContext, latest_handoffs
 from connector.push.ports import WriteResult
 from connector.scoring.engine import ActivityLike, rule_matcher, url_path
@@ -220,12 +220,16 @@ def send_alerts(ctx: PushContext) -> None:
         if retry:
             _deliver(ctx, retry, sender)
         last = int(ctx.store.get_bookmark(BOOKMARK) or 0)
-        while True:
-            rows = ctx.store.linked_activities_after(last, limit=SCAN_PAGE)
-            if not rows:
-                break
-            _deliver(ctx, _fresh(ctx, rules, rows), sender)
-            last = rows[-1].id
+        # Up to the newest linked activity now; older than `max_age_days` never alerts, so
+        # the database leaves those out of the pages (the bookmark passes them all the same).
+        top = ctx.store.last_linked_activity_id()
+        while last < top:
+            oldest = ctx.clock.now() - rules.max_age
+            rows = ctx.store.linked_activity_times_after(last, until_id=top,
+                                                         occurred_since=oldest,
+                                                         limit=SCAN_PAGE)
+            _deliver(ctx, _fresh(ctx, rules, rows, oldest), sender)
+            last = rows[-1].id if len(rows) == SCAN_PAGE else top
             ctx.store.set_bookmark(BOOKMARK, str(last), run_id=ctx.run_id)
     finally:
         if sender is not None:
@@ -259,34 +263,44 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[StoredActivity]) -> list[_Due]:
-    """Alerts among newly stored activities: contacts handed off before they were stored."""
-    oldest = ctx.clock.now() - rules.max_age
-    by_contact: dict[str, list[StoredActivity]] = defaultdict(list)
+def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any],
+           oldest: datetime) -> list[_Due]:
+    """Alerts among newly stored activities (`rows`: their ids, contacts and times) that
+    occurred at `oldest` or later: contacts handed off before they were stored. Only those
+    activities are read in full."""
+    if not rows:
+        return []
+    by_contact: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_contact[row.contact_id].append(row)
-    candidates: dict[str, tuple[datetime, list[StoredActivity]]] = {}
+    handed: dict[str, datetime] = {}
+    keep: list[int] = []
     times = _handoff_times(ctx, list(by_contact))
     for hubspot_id, acts in by_contact.items():
         handed_at = times.get(hubspot_id)
         if handed_at is None:
             continue  # not handed off yet: these will be in its hand-off Task
-        new = [a for a in acts if a.ingested_at > handed_at and a.occurred_at >= oldest]
+        new = [a.id for a in acts if a.ingested_at > handed_at and a.occurred_at >= oldest]
         if new:
-            candidates[hubspot_id] = (handed_at, new)
-    return _judge(ctx, rules, {h: new for h, (_, new) in candidates.items()},
-                  {h: at for h, (at, _) in candidates.items()})
+            handed[hubspot_id] = handed_at
+            keep.extend(new)
+    candidates: dict[str, list[StoredActivity]] = defaultdict(list)
+    for activity in ctx.store.activities_by_id(keep):
+        candidates[activity.contact_id].append(activity)
+    return _judge(ctx, rules, {h: candidates[h] for h in handed if candidates.get(h)}, handed)
 
 
 def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[StoredActivity]],
            handed: Mapping[str, datetime | None]) -> list[_Due]:
     wanted = [h for h, acts in activities.items() if rules.needs_history(acts)]
     history = ctx.store.activities_for_many(wanted) if wanted else {}
+    judged = {hubspot_id: [alert for a in acts
+                           if (alert := rules.judge(hubspot_id, a, history.get(hubspot_id, [])))]
+              for hubspot_id, acts in activities.items()}
+    links = ctx.store.linked_many([h for h, alerts in judged.items() if alerts])
     out: list[_Due] = []
-    for hubspot_id, acts in activities.items():
-        alerts = [alert for a in acts
-                  if (alert := rules.judge(hubspot_id, a, history.get(hubspot_id, [])))]
-        link = ctx.store.linked(hubspot_id) if alerts else None
+    for hubspot_id, alerts in judged.items():
+        link = links.get(hubspot_id) if alerts else None
         if link is not None:
             out.append(_Due(hubspot_id, link.sf_id, link.sf_object, handed.get(hubspot_id),
                             alerts))
@@ -354,14 +368,17 @@ def _tasks_written(ctx: PushContext, claimed: Sequence[tuple[str, int]]) -> dict
 
 def _deliver(ctx: PushContext, dues: list[_Due], sender: WebhookSender | None) -> None:
     """Write the alert Tasks and POST the webhooks these contacts still need."""
-    store = ctx.store
+    keys = [_task_key(d.hubspot_id, a.activity.id) for d in dues for a in d.alerts]
+    if sender is not None:
+        keys += [_webhook_key(d.hubspot_id, a.activity.id) for d in dues for a in d.alerts]
+    entries = ctx.store.ledger_entries_by_key(keys)  # one read for every alert's entries
     for due in dues:
         for alert in due.alerts:
-            task = store.ledger_entry(_task_key(due.hubspot_id, alert.activity.id))
+            task = entries.get(_task_key(due.hubspot_id, alert.activity.id))
             if task is None or task.status != "done":
                 due.task.append(alert)
             if sender is not None:
-                hook = store.ledger_entry(_webhook_key(due.hubspot_id, alert.activity.id))
+                hook = entries.get(_webhook_key(due.hubspot_id, alert.activity.id))
                 if hook is None or hook.status != "done":
                     due.webhook.append(alert)
     dues = [d for d in dues if d.task or d.webhook]
@@ -439,17 +456,24 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
     today = ctx.clock.now().date().isoformat()
     tasks: list[LedgerWrite[tuple[_Due, dict[str, Any]]]] = []
     for due in dues:
-        record_key = f"alert:task:{due.hubspot_id}"
         if due.who is None:
-            ledger.park((), record_key=record_key, refusal=_refused_task(
-                due, "the Salesforce record this contact was handed off to "
-                f"({due.sf_object} {due.sf_id}) no longer exists", Actor.DATA))
+            ledger.park((), record_key=f"alert:task:{due.hubspot_id}",
+                        refusal=_refused_task(
+                            due, "the Salesforce record this contact was handed off to "
+                            f"({due.sf_object} {due.sf_id}) no longer exists", Actor.DATA))
             ctx.counts["alerts.dead_letters"] += 1
+    # every alert Task's activities claimed in one transaction
+    claims = [WriteClaim(_task_key(d.hubspot_id, a.activity.id), "alert", "Task",
+                         {"activity": a.activity.id})
+              for d in dues if d.who is not None for a in d.task]
+    claimed = {c.key for c, to_send in zip(claims, ledger.claim_many(claims), strict=True)
+               if to_send}
+    for due in dues:
+        if due.who is None:
             continue
+        record_key = f"alert:task:{due.hubspot_id}"
         keys = [key for alert in due.task
-                if ledger.claim(key := _task_key(due.hubspot_id, alert.activity.id),
-                                operation="alert", target="Task",
-                                payload={"activity": alert.activity.id})]
+                if (key := _task_key(due.hubspot_id, alert.activity.id)) in claimed]
         if not keys:
             continue
         alerts = [a for a in due.task if _task_key(due.hubspot_id, a.activity.id) in keys]

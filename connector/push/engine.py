@@ -46,7 +46,7 @@ from connector.push.context import PushContext, Returning, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
-from connector.store import Contact, SalesOutcome, Store
+from connector.store import Contact, IdLink, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
 
 __all__ = ["PushContext", "plan_leads", "push"]
 
@@ -155,6 +155,8 @@ def _unlinked_mqls(ctx: PushContext) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
     store alone, before any call)."""
     store = ctx.store
+    if ctx.mqls is None:  # counted by the database
+        return store.count_unlinked_mqls(ids=ctx.only)
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
                for batch in _mql_batches(store, 1000, ctx))
 
@@ -261,15 +263,47 @@ def _routing_state(ctx: PushContext, users: Sequence[Mapping[str, Any]]) -> None
 # --- writing Leads --------------------------------------------------------------------------
 
 
-def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]], *,
-           resume: bool = False, since: datetime | None = None) -> None:
+class _Routes:
+    """Routing of one round of Leads, read and kept together: the choices recorded by earlier
+    runs read in one query, the teams' round-robin pointers read once and advanced in memory,
+    and the new choices with the pointers they moved saved in one transaction (`save`, before
+    any of the round's Leads is sent)."""
+
+    def __init__(self, ctx: PushContext, hubspot_ids: Sequence[str]) -> None:
+        self.ctx = ctx
+        self.kept = ctx.store.lead_routes(hubspot_ids) if hubspot_ids else {}
+        self._pointers: dict[str, int] | None = None
+        self.moved: dict[str, int] = {}
+        self.chosen: list[dict[str, Any]] = []
+
+    def next_round_robin(self, team: str, size: int) -> int:
+        """As `Store.next_round_robin`, in memory until `save`."""
+        if size <= 0:
+            raise ValueError("team size must be positive")
+        if self._pointers is None:
+            self._pointers = self.ctx.store.round_robin_pointers()
+        index = self._pointers.get(team, 0) % size
+        self._pointers[team] = self.moved[team] = index + 1
+        return index
+
+    def save(self) -> None:
+        """Keep the round's choices and pointers (the pointers move in a dry run too, as
+        routing one Lead at a time through the store moved them)."""
+        if self.chosen or self.moved:
+            self.ctx.store.record_routing(self.chosen, self.moved)
+        self.chosen, self.moved = [], {}
+
+
+def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]], routes: _Routes,
+           *, resume: bool = False, since: datetime | None = None) -> None:
     """Owner of a new Lead, by `mappings/routing.toml` (only for Leads about to be created or
     returning, so the round-robin pointers move once per Lead and return). The choice is kept:
     a create that did not land (`resume`: its ledger entry is pending or failed) goes again to
     the same owner while that owner is still active, instead of moving the round-robin once
-    more; `since`: only a choice made after it counts (a return's, not the first hand-off's)."""
+    more; `since`: only a choice made after it counts (a return's, not the first hand-off's).
+    New choices are kept in `routes` (saved before the round's Leads are sent)."""
     hid = plan.contact.hubspot_id
-    kept = ctx.store.lead_route(hid) if resume else None
+    kept = routes.kept.get(hid) if resume else None
     if kept is not None and since is not None and _aware(kept.decided_at) < since:
         kept = None
     active = {str(u.get("Id")) for u in users}
@@ -278,14 +312,14 @@ def _route(ctx: PushContext, plan: _Plan, users: Sequence[Mapping[str, Any]], *,
         owner_id, reason, rules = kept.owner_id, kept.reason, kept.use_assignment_rules
     else:
         owner = str(plan.contact.properties.get("hubspot_owner_id") or "")
-        assignment = ctx.routing.assign(plan.contact.properties, users=users, store=ctx.store,
+        assignment = ctx.routing.assign(plan.contact.properties, users=users, store=routes,
                                         owner_email=ctx.owner_emails.get(owner), load=ctx.load,
                                         queues=ctx.queues)
         owner_id, reason = assignment.owner_id, assignment.reason
         rules = assignment.use_assignment_rules
         if not ctx.dry_run:
-            ctx.store.record_lead_route(hid, owner_id=owner_id, reason=reason or "",
-                                        use_assignment_rules=rules)
+            routes.chosen.append({"hubspot_id": hid, "owner_id": owner_id,
+                                  "reason": reason or "", "use_assignment_rules": rules})
     plan.owner_id = owner_id
     if owner_id:
         ctx.load[owner_id] += 1
@@ -303,17 +337,31 @@ def _owner_inactive(plan: _Plan, active: set[str]) -> bool:
 def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[str, Any]],
                  held: list[_Plan] | None = None) -> list[_Plan]:
     """Write what changed; returns the plans whose contact now stands in Salesforce. Claimed
-    creates go to `held` instead when it is given (a backfill: written by `_write_held`)."""
+    creates go to `held` instead when it is given (a backfill: written by `_write_held`).
+    What the round needs from the store is read in one query a table, its routes and links
+    written in one transaction each and its writes claimed in one, before anything is sent."""
     store, counts, ledger = ctx.store, ctx.counts, ctx.ledger()
     handed: list[_Plan] = []
     creates: list[_Plan] = []
     updates: list[_Plan] = []
     active = {str(u.get("Id")) for u in users}
+    keys = {p.contact.hubspot_id: _lead_key(p.contact.hubspot_id, p.generation) for p in plans}
+    returns = [handoff_task_key(p.contact.hubspot_id, p.generation) for p in plans
+               if p.returning is not None and p.action == "update"]
+    entries = store.ledger_entries_by_key([*keys.values(), *returns])
+    owners = store.hubspot_ids_for([str(p.sf_id) for p in plans if p.sf_id])
+    routes = _Routes(ctx, [p.contact.hubspot_id for p in plans
+                           if p.action == "create" or p.returning is not None])
+    links: list[tuple[str, str, str, str]] = []
+    # in the order of the plans: ("handed", plan) or ("claimed", plan) once the claims are known
+    steps: list[tuple[str, _Plan]] = []
+    claims: list[WriteClaim] = []
     for plan in plans:
         hid = plan.contact.hubspot_id
-        if plan.returning is not None and plan.action == "update" and not _returned(ctx, plan):
+        if plan.returning is not None and plan.action == "update" and not _returned(
+                entries, plan):
             # Back from marketing: the Lead sits in the marketing queue; routed like a new one
-            _route(ctx, plan, users, resume=True, since=plan.returning.at)
+            _route(ctx, plan, users, routes, resume=True, since=plan.returning.at)
             status = _open_status(ctx)
             if status:
                 plan.values["Status"] = status
@@ -322,11 +370,11 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             # Nobody works a record whose owner left: the Lead is re-routed (a Contact keeps
             # its owner; the hand-off Task goes to the routed rep).
             gone = plan.owner_id
-            _route(ctx, plan, users)
+            _route(ctx, plan, users, routes)
             plan.why = f"its owner {gone} is an inactive user; {plan.why}"
             if plan.action != "update":
                 plan.values.pop("OwnerId", None)
-        taken = store.hubspot_id_for(plan.sf_id) if plan.sf_id else None
+        taken = owners.get(str(plan.sf_id)) if plan.sf_id else None
         if taken not in (None, hid):
             # Matched by email to a record another HubSpot contact already stands for: the two
             # contacts are one person to Salesforce, which only HubSpot can settle.
@@ -343,16 +391,16 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             continue
         if plan.action in ("link_contact", "link_converted"):
             if not ctx.dry_run:
-                store.link(hid, "Contact", str(plan.sf_id), how="matched" if
-                           plan.action == "link_contact" else "converted")
+                links.append((hid, "Contact", str(plan.sf_id),
+                              "matched" if plan.action == "link_contact" else "converted"))
+                owners[str(plan.sf_id)] = hid  # taken from now on, as the link stored says
             counts[f"leads.{plan.action}"] += 1
-            handed.append(plan)
+            steps.append(("handed", plan))
             continue
-        key = _lead_key(hid, plan.generation)
-        if plan.action == "create":
-            before = store.ledger_entry(key)
-            if before is None or before.status != "done":
-                _route(ctx, plan, users, resume=before is not None)
+        key = keys[hid]
+        before = entries.get(key)
+        if plan.action == "create" and (before is None or before.status != "done"):
+            _route(ctx, plan, users, routes, resume=before is not None)
         if ctx.dry_run:
             if plan.action == "update":
                 updates.append(plan)  # shown below as the fields that would change
@@ -362,12 +410,32 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             counts[f"leads.would_{plan.action}"] += 1
             continue
         if plan.action == "update":
-            before = store.ledger_entry(key)
             plan.lost_create = (before is not None and before.operation == "create"
                                 and before.status != "done")
-        if not ledger.claim(key, operation=plan.action, target="Lead", payload=plan.payload):
+        claims.append(WriteClaim(key, plan.action, "Lead", plan.payload))
+        steps.append(("claimed", plan))
+    routes.save()
+    if ctx.dry_run:
+        handed += [plan for _, plan in steps]
+        for plan in _only_changes(ctx, updates, []):
+            ctx.planned.append({"contact": plan.contact.hubspot_id, "action": "update",
+                                "values": plan.values, "why": plan.why, "fixed": plan.fixed})
+            counts["leads.would_update"] += 1
+        return handed
+    store.link_many(links)
+    claimed = {c.key for c, to_send in zip(claims, ledger.claim_many(claims), strict=True)
+               if to_send}
+    unchanged = [plan.contact.hubspot_id for step, plan in steps
+                 if step == "claimed" and keys[plan.contact.hubspot_id] not in claimed]
+    linked = store.linked_many(unchanged) if unchanged else {}
+    for step, plan in steps:
+        hid = plan.contact.hubspot_id
+        if step == "handed":
+            handed.append(plan)
+            continue
+        if keys[hid] not in claimed:
             counts["leads.unchanged"] += 1
-            link = store.linked(hid)
+            link = linked.get(hid)
             if link is not None:
                 plan.sf_id = link.sf_id
                 handed.append(plan)
@@ -381,12 +449,6 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             updates.append(plan)
         else:
             (creates if held is None else held).append(plan)
-    if ctx.dry_run:
-        for plan in _only_changes(ctx, updates, []):
-            ctx.planned.append({"contact": plan.contact.hubspot_id, "action": "update",
-                                "values": plan.values, "why": plan.why, "fixed": plan.fixed})
-            counts["leads.would_update"] += 1
-        return handed
     handed += _send(ctx, "create", creates)
     handed += _send(ctx, "update", _only_changes(ctx, updates, handed))
     return handed
@@ -407,6 +469,9 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
     current = {str(row["Id"])[:15]: row for row in ctx.sf.records_by_id(
         "Lead", ids, names, what="open Leads' current values")}
     send: list[_Plan] = []
+    links = ctx.store.linked_many([p.contact.hubspot_id for p in updates])
+    relinked: list[tuple[str, str, str, str]] = []
+    done: list[tuple[str, str | None]] = []
     for plan in updates:
         row = current.get(str(plan.sf_id)[:15])
         if row is None or plan.mapped is None:
@@ -427,17 +492,20 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
             continue
         if not changes:
             hid = plan.contact.hubspot_id
-            link = ctx.store.linked(hid)
+            link = links.get(hid)
             if link is None or link.sf_id != plan.sf_id:
-                ctx.store.link(hid, "Lead", str(plan.sf_id),
-                               how="created" if link is None and plan.lost_create
-                               else "matched")
-            ctx.ledger().done([_lead_key(hid, plan.generation)], remote_id=str(plan.sf_id))
+                relinked.append((hid, "Lead", str(plan.sf_id),
+                                 "created" if link is None and plan.lost_create else "matched"))
+            done.append((_lead_key(hid, plan.generation), str(plan.sf_id)))
             ctx.counts["leads.unchanged"] += 1
             handed.append(plan)
             continue
         plan.values = {"Id": plan.sf_id, **changes}
         send.append(plan)
+    # the links first, then the ledger (a done entry never stands without its link); one
+    # remote id a key, so settled key by key in one transaction
+    ctx.store.link_many(relinked)
+    ctx.store.complete_writes(done)
     return send
 
 
@@ -467,11 +535,49 @@ def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False
             return [ctx.sf.bulk_upsert("Lead", records, ctx.external_id_field, auto_assign=auto)]
         return ctx.sf.upsert_batches("Lead", records, ctx.external_id_field, auto_assign=auto)
 
-    def judge(write: LedgerWrite[_Plan], result: WriteResult) -> Outcome:
-        return _outcome(ctx, write.item, result, kind)
+    links = _Links(ctx.store, ctx.store.linked_many([p.contact.hubspot_id for p in group])
+                   if group else {})
 
-    return [write.item for write, _, _ in ctx.ledger().send(writes, send, judge)
+    def judge(write: LedgerWrite[_Plan], result: WriteResult) -> Outcome:
+        return _outcome(ctx, write.item, result, kind, links)
+
+    def prepare(_: object) -> None:
+        links.save()  # a call's links, before its ledger entries are settled
+
+    return [write.item for write, _, _ in ctx.ledger().send(writes, send, judge, prepare)
             if write.item.sf_id]
+
+
+class _Links:
+    """The links one group of Lead writes reads and makes: the group's links read at once
+    before sending, each call's new links stored together before its results are settled
+    (`save`), and the Salesforce records they take known at once (a later result of the same
+    call matched to one of them finds it taken)."""
+
+    def __init__(self, store: Store, known: Mapping[str, IdLink]) -> None:
+        self.store = store
+        self.known = dict(known)
+        self.pending: dict[str, tuple[str, str, str, str]] = {}
+        self.taken: dict[str, str] = {}  # sf id -> HubSpot id, of the links not saved yet
+
+    def linked(self, hubspot_id: str) -> str | None:
+        """The Salesforce id the contact's link names (before this group's writes)."""
+        link = self.known.get(hubspot_id)
+        return link.sf_id if link is not None else None
+
+    def owner_of(self, sf_id: str) -> str | None:
+        """The contact the Salesforce record stands for, if any."""
+        if sf_id in self.taken:
+            return self.taken[sf_id]
+        return self.store.hubspot_id_for(sf_id)
+
+    def link(self, hubspot_id: str, sf_object: str, sf_id: str, how: str) -> None:
+        self.pending[hubspot_id] = (hubspot_id, sf_object, sf_id, how)
+        self.taken[sf_id] = hubspot_id
+
+    def save(self) -> None:
+        self.store.link_many(list(self.pending.values()))
+        self.pending, self.taken = {}, {}
 
 
 def _write_held(ctx: PushContext, held: list[_Plan],
@@ -495,9 +601,10 @@ def _lead_key(hubspot_id: str, generation: int = 0) -> str:
     return f"sf:lead:{hubspot_id}:{generation:04d}"
 
 
-def _returned(ctx: PushContext, plan: _Plan) -> bool:
-    """This return of the contact was handed off already (its hand-off Task is written)."""
-    entry = ctx.store.ledger_entry(handoff_task_key(plan.contact.hubspot_id, plan.generation))
+def _returned(entries: Mapping[str, WriteLedgerEntry], plan: _Plan) -> bool:
+    """This return of the contact was handed off already (its hand-off Task is written):
+    `entries` holds the round's ledger entries by key."""
+    entry = entries.get(handoff_task_key(plan.contact.hubspot_id, plan.generation))
     return entry is not None and entry.status == "done"
 
 
@@ -510,34 +617,34 @@ def _open_status(ctx: PushContext) -> str | None:
     return ctx.open_status or None
 
 
-def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str) -> Outcome:
-    """What Salesforce's answer means for the plan's Lead; the link to the Lead is stored here,
-    before the ledger is settled."""
-    store, counts = ctx.store, ctx.counts
+def _outcome(ctx: PushContext, plan: _Plan, result: WriteResult, kind: str,
+             links: _Links) -> Outcome:
+    """What Salesforce's answer means for the plan's Lead; the link to the Lead is kept in
+    `links`, stored before the ledger is settled."""
+    counts = ctx.counts
     hid = plan.contact.hubspot_id
     if result.success and result.id:
         plan.sf_id = result.id
         # A create whose first answer was lost comes back from the retried upsert as an update
         # of the Lead it made; with no link yet (or the link that attempt stored before it was
         # cut short: a create is planned only when no Lead matched), that Lead is our creation.
-        link = store.linked(hid) if not result.created else None
-        created = result.created or (kind == "create" and (link is None
-                                                           or link.sf_id == result.id))
+        linked = links.linked(hid) if not result.created else None
+        created = result.created or (kind == "create" and (linked is None
+                                                           or linked == result.id))
         # ... or the Lead our create made, its answer lost, matched by email on the next run
-        created = created or ((link is None or link.sf_id == result.id)
-                              and plan.lost_create)
-        store.link(hid, "Lead", result.id, how="created" if created else "updated")
+        created = created or ((linked is None or linked == result.id) and plan.lost_create)
+        links.link(hid, "Lead", result.id, "created" if created else "updated")
         counts["leads.created" if created else "leads.updated"] += 1
         return Written(result.id)
     duplicates = result.duplicates
     # A matched record another HubSpot contact already stands for cannot take this one too:
     # Salesforce says the two contacts are one person, which only HubSpot can settle.
-    owners = {d.id: store.hubspot_id_for(d.id) for d in duplicates}
+    owners = {d.id: links.owner_of(d.id) for d in duplicates}
     free = [d for d in duplicates if owners[d.id] in (None, hid)]
     if free:
         match = free[0]
         plan.sf_id = match.id
-        store.link(hid, match.sobject, match.id, how="duplicate_rule")
+        links.link(hid, match.sobject, match.id, "duplicate_rule")
         counts["leads.linked_duplicate"] += 1
         return Written(match.id)
     counts["leads.dead_letters"] += 1

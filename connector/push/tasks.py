@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from connector.activities import label
@@ -37,7 +38,7 @@ from connector.push.context import HandedOff, PushContext, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.scoring.engine import ActivityLike
 from connector.scoring.intelligence import render_text, summarize
-from connector.store import Store
+from connector.store import Store, WriteClaim
 
 __all__ = [
     "ACTIVITY_TASK_MODES",
@@ -167,27 +168,44 @@ def _owned(record: dict[str, Any], owner: str | None) -> dict[str, Any]:
 # --- planning ----------------------------------------------------------------------------------
 
 
-def _covered(store: Store, hubspot_id: str) -> tuple[list[tuple[int, int]], set[int], list[str]]:
-    """Digest ranges and single activities already in Salesforce for this contact, and the
-    digests promised but not there (pending and not found, or refused): sent again under the
-    same key, so their range and their dead letter stay theirs."""
-    ranges: list[tuple[int, int]] = []
-    promised: list[str] = []
-    for entry in store.ledger_entries(f"{TASK_KEYS}digest:{hubspot_id}:"):
-        if entry.status == "done":
-            ranges.append(_range(entry.key))
-        else:
-            promised.append(entry.key)
-    singles = {int(_parts(e.key)[2]) for e in
-               store.ledger_entries(f"{TASK_KEYS}activity:{hubspot_id}:", status="done")}
-    return ranges, singles, promised
+def _covered_many(store: Store, hubspot_ids: Sequence[str]) -> dict[str, _Covered]:
+    """`_Covered` of many contacts, read in one query a page of contacts."""
+    digests = {h: f"{TASK_KEYS}digest:{h}:" for h in hubspot_ids}
+    singles = {h: f"{TASK_KEYS}activity:{h}:" for h in hubspot_ids}
+    found = store.ledger_entries_many([*digests.values(), *singles.values()])
+    out: dict[str, _Covered] = {}
+    for hid in hubspot_ids:
+        covered = _Covered()
+        for entry in found[digests[hid]]:
+            if entry.status == "done":
+                covered.ranges.append(_range(entry.key))
+            else:
+                covered.promised.append(entry.key)
+                covered.status[entry.key] = entry.status
+        covered.singles = {int(_parts(e.key)[2]) for e in found[singles[hid]]
+                           if e.status == "done"}
+        out[hid] = covered
+    return out
+
+
+@dataclass
+class _Covered:
+    """Digest ranges and single activities already in Salesforce for one contact, and the
+    digests promised but not there (pending and not found, or refused; their status by key):
+    sent again under the same key, so their range and their dead letter stay theirs."""
+
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    singles: set[int] = field(default_factory=set)
+    promised: list[str] = field(default_factory=list)
+    status: dict[str, str] = field(default_factory=dict)
 
 
 def _digest_chunks(
-    fresh: Sequence[ActivityLike], promised: Sequence[str]
+    fresh: Sequence[ActivityLike], promised: Sequence[str], lines: dict[int, str]
 ) -> list[tuple[str | None, list[ActivityLike]]]:
     """Fresh activities (oldest id first) cut into digests: first one per promised digest range,
-    then new ranges, each small enough for Description."""
+    then new ranges, each small enough for Description (the lines measured are kept in
+    `lines` by activity id, for the digests' text)."""
     out: list[tuple[str | None, list[ActivityLike]]] = []
     rest = list(fresh)
     for key in promised:
@@ -198,7 +216,8 @@ def _digest_chunks(
     chunk: list[ActivityLike] = []
     size = 0
     for activity in rest:
-        cost = len(activity_line(activity)) + 1
+        line = lines[activity.id] = activity_line(activity)
+        cost = len(line) + 1
         if chunk and size + cost > DESCRIPTION_MAX:
             out.append((None, chunk))
             chunk, size = [], 0
@@ -209,14 +228,27 @@ def _digest_chunks(
     return out
 
 
+@dataclass
+class _Candidate:
+    """A Task the planning wants, written when its ledger claim says so (`build` makes its
+    record then: a hand-off's summary is built only for a hand-off to send)."""
+
+    key: str
+    kind: str  # handoff | activity
+    plan: HandedOff
+    build: Callable[[], dict[str, Any]]
+
+
 def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike], now: datetime,
-          mode: str) -> list[TaskWrite]:
-    store, ledger = ctx.store, ctx.ledger()
+          mode: str, covered: _Covered, release: list[str]) -> list[_Candidate]:
+    """The Tasks the contact may need, in order (hand-off first); `release` collects promised
+    digests whose activities are gone."""
     hid = plan.contact.hubspot_id
     who = str(plan.sf_id)
-    writes: list[TaskWrite] = []
-    key = handoff_task_key(hid, plan.generation)
-    if ledger.claim(key, operation="create", target="Task", payload={"who": who}):
+    out: list[_Candidate] = []
+    handoff_key = handoff_task_key(hid, plan.generation)
+
+    def handoff() -> dict[str, Any]:
         result = ctx.engine.score(plan.contact, activities, now)
         text = render_text(summarize(plan.contact, activities, result, now), limit=DESCRIPTION_MAX)
         why = plan.why or "new MQL"
@@ -232,35 +264,44 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
             text = "\n\n".join(p for p in (back.describe(), done, text) if p)[:DESCRIPTION_MAX]
             why = f"returning lead ({back.reason.replace('_', ' ')}); {why}"
         record = {
-            "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}", ref_of(key)),
+            "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}",
+                                             ref_of(handoff_key)),
             "Description": text, "Status": "Not Started", "Priority": "High",
             "ActivityDate": ctx.due_date(ctx.first_touch_due(now)).isoformat(),
         }
-        writes.append(TaskWrite(key, "handoff", _owned(record, plan.owner_id), plan))
+        return _owned(record, plan.owner_id)
+
+    out.append(_Candidate(handoff_key, "handoff", plan, handoff))
     if mode == "none" or not activities:
-        return writes
-    ranges, singles, promised = _covered(store, hid)
+        return out
+    ranges, singles, promised = covered.ranges, covered.singles, covered.promised
     fresh = sorted((a for a in activities if a.id not in singles
                     and not any(lo <= a.id <= hi for lo, hi in ranges)), key=lambda a: a.id)
     if mode == "each":
         for key in promised:  # digests promised before go out as they were
-            writes.extend(_digest(ctx, plan, key, [a for a in fresh if _inside(a, key)]))
+            out.extend(_digest(plan, key, [a for a in fresh if _inside(a, key)], covered,
+                               release))
         fresh = [a for a in fresh if not any(_inside(a, k) for k in promised)]
         for activity in fresh:
-            key = activity_key(hid, activity.id)
-            if not ledger.claim(key, operation="create", target="Task", payload={"who": who}):
-                continue
-            record = {
-                "WhoId": who, "Status": "Completed", "Priority": "Normal",
-                "Subject": subject(activity_subject(activity), ref_of(key)),
-                "Description": _activity_description(activity),
-                "ActivityDate": activity.occurred_at.date().isoformat(),
-            }
-            writes.append(TaskWrite(key, "activity", _owned(record, plan.owner_id), plan))
-        return writes
-    for known, chunk in _digest_chunks(fresh, promised):
-        writes.extend(_digest(ctx, plan, known, chunk))
-    return writes
+            out.append(_Candidate(activity_key(hid, activity.id), "activity", plan,
+                                  partial(_activity_record, who, plan, activity, hid)))
+        return out
+    lines: dict[int, str] = {}
+    for known, chunk in _digest_chunks(fresh, promised, lines):
+        out.extend(_digest(plan, known, chunk, covered, release, lines))
+    return out
+
+
+def _activity_record(who: str, plan: HandedOff, activity: ActivityLike,
+                     hid: str) -> dict[str, Any]:
+    """The completed Task of one activity ("each" mode)."""
+    record = {
+        "WhoId": who, "Status": "Completed", "Priority": "Normal",
+        "Subject": subject(activity_subject(activity), ref_of(activity_key(hid, activity.id))),
+        "Description": _activity_description(activity),
+        "ActivityDate": activity.occurred_at.date().isoformat(),
+    }
+    return _owned(record, plan.owner_id)
 
 
 def _inside(activity: ActivityLike, key: str) -> bool:
@@ -268,30 +309,32 @@ def _inside(activity: ActivityLike, key: str) -> bool:
     return bool(first <= activity.id <= last)
 
 
-def _digest(ctx: PushContext, plan: HandedOff, key: str | None,
-            chunk: Sequence[ActivityLike]) -> list[TaskWrite]:
-    """The digest Task of `chunk` (under `key` when it was promised before)."""
-    ledger = ctx.ledger()
+def _digest(plan: HandedOff, key: str | None, chunk: Sequence[ActivityLike], covered: _Covered,
+            release: list[str], lines: Mapping[int, str] | None = None) -> list[_Candidate]:
+    """The digest Task of `chunk` (under `key` when it was promised before; `lines`: the
+    activities' digest lines already made, by id)."""
+    made = lines or {}
     hid = plan.contact.hubspot_id
     if not chunk:
-        entry = ctx.store.ledger_entry(key) if key is not None else None
-        if key is not None and entry is not None and entry.status == "pending":
-            ledger.release([key])  # its activities are gone: nothing to send
+        if key is not None and covered.status.get(key) == "pending":
+            release.append(key)  # its activities are gone: nothing to send
         return []
     key = key or digest_key(hid, min(a.id for a in chunk), max(a.id for a in chunk))
-    if not ledger.claim(key, operation="create", target="Task", payload={"who": str(plan.sf_id)}):
-        return []
-    newest = max(a.occurred_at for a in chunk)
-    lines = [activity_line(a) for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id),
-                                               reverse=True)]
-    record = {
-        "WhoId": str(plan.sf_id), "Status": "Completed", "Priority": "Normal",
-        "Subject": subject(f"Marketing activity: {len(chunk)} new (to {newest:%Y-%m-%d})",
-                           ref_of(key)),
-        "Description": "\n".join(lines)[:DESCRIPTION_MAX],
-        "ActivityDate": newest.date().isoformat(),
-    }
-    return [TaskWrite(key, "activity", _owned(record, plan.owner_id), plan)]
+
+    def build() -> dict[str, Any]:
+        newest = max(a.occurred_at for a in chunk)
+        text = [made.get(a.id) or activity_line(a)
+                for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id), reverse=True)]
+        record = {
+            "WhoId": str(plan.sf_id), "Status": "Completed", "Priority": "Normal",
+            "Subject": subject(f"Marketing activity: {len(chunk)} new (to {newest:%Y-%m-%d})",
+                               ref_of(str(key))),
+            "Description": "\n".join(text)[:DESCRIPTION_MAX],
+            "ActivityDate": newest.date().isoformat(),
+        }
+        return _owned(record, plan.owner_id)
+
+    return [_Candidate(key, "activity", plan, build)]
 
 
 # --- reconciling and sending -------------------------------------------------------------------
@@ -311,7 +354,7 @@ def _reconcile(ctx: PushContext, expected: Mapping[str, str]) -> dict[str, str]:
         key = by_ref.get((str(row.get("WhoId")), match.group(1))) if match else None
         if key is not None and key not in found:
             found[key] = str(row["Id"])
-            ctx.ledger().done([key], remote_id=found[key])
+    ctx.store.complete_writes(list(found.items()))
     ctx.counts["tasks.reconciled"] += len(found)
     if found:
         log.info("%d of %d Tasks left unconfirmed were found in Salesforce; not written again",
@@ -326,17 +369,19 @@ def _reconcile_earlier(ctx: PushContext, handed: Sequence[HandedOff], now: datet
     expected = {e.key: str(plans[_parts(e.key)[1]].sf_id)
                 for e in ctx.store.ledger_entries(TASK_KEYS, status="pending")
                 if _parts(e.key)[0] in REF_KINDS and _parts(e.key)[1] in plans}
-    for key in _reconcile(ctx, expected):
-        kind, hid, _ = _parts(key)
-        if kind == "handoff":
-            _open_sla(ctx, plans[hid], now)
+    _open_sla(ctx, [plans[_parts(key)[1]] for key in _reconcile(ctx, expected)
+                    if _parts(key)[0] == "handoff"], now)
 
 
-def _open_sla(ctx: PushContext, plan: HandedOff, now: datetime) -> None:
-    ctx.store.open_sla_timer(hubspot_id=plan.contact.hubspot_id, sf_id=str(plan.sf_id),
-                             owner_id=plan.owner_id, assigned_at=now,
-                             first_touch_due=ctx.first_touch_due(now),
-                             worked_due=ctx.worked_due(now))
+def _open_sla(ctx: PushContext, plans: Sequence[HandedOff], now: datetime) -> None:
+    """The hand-off SLA timers of these contacts, opened in one transaction."""
+    if not plans:
+        return
+    first_touch, worked = ctx.first_touch_due(now), ctx.worked_due(now)
+    ctx.store.open_sla_timers([
+        {"hubspot_id": p.contact.hubspot_id, "sf_id": str(p.sf_id), "owner_id": p.owner_id,
+         "assigned_at": now, "first_touch_due": first_touch, "worked_due": worked}
+        for p in plans])
 
 
 def _outcome(write: LedgerWrite[TaskWrite], result: WriteResult) -> Outcome:
@@ -350,11 +395,14 @@ def _outcome(write: LedgerWrite[TaskWrite], result: WriteResult) -> Outcome:
                    error_code=(rejection.code if rejection else "") or "")
 
 
-def _written(ctx: PushContext, write: TaskWrite, now: datetime) -> None:
-    """Count a Task that stands in Salesforce; a hand-off Task opens the contact's SLA."""
-    ctx.counts["tasks.handoff" if write.kind == "handoff" else "tasks.activity"] += 1
-    if write.kind == "handoff":
-        _open_sla(ctx, write.plan, now)
+def _written(ctx: PushContext, writes: Sequence[TaskWrite], now: datetime) -> None:
+    """Count Tasks that stand in Salesforce; a hand-off Task opens the contact's SLA."""
+    handoffs = [w.plan for w in writes if w.kind == "handoff"]
+    for name, n in (("tasks.handoff", len(handoffs)),
+                    ("tasks.activity", len(writes) - len(handoffs))):
+        if n:
+            ctx.counts[name] += n
+    _open_sla(ctx, handoffs, now)
 
 
 def _send(ctx: PushContext, batch: list[TaskWrite], now: datetime) -> None:
@@ -376,19 +424,17 @@ def _send(ctx: PushContext, batch: list[TaskWrite], now: datetime) -> None:
             log.warning("%s; looking for the %d Tasks before sending them again", exc, len(batch))
             ctx.clock.sleep(exc.retry_after or float(2 ** (round_ - 1)))
             found = _reconcile(ctx, {w.key: str(w.record["WhoId"]) for w in batch})
-            for write in batch:
-                if write.key in found:  # created by this run after all
-                    _written(ctx, write, now)
+            _written(ctx, [w for w in batch if w.key in found], now)  # created after all
             batch = [w for w in batch if w.key not in found]
             if not batch:
                 return
             continue
-        settled = ledger.settle_results([w.ledgered() for w in batch], results, _outcome)
-        for sent, _, outcome in settled:
-            if isinstance(outcome, Written):
-                _written(ctx, sent.item, now)
-            else:
-                ctx.counts["tasks.dead_letters"] += 1
+        settled = list(ledger.settle_results([w.ledgered() for w in batch], results, _outcome))
+        _written(ctx, [sent.item for sent, _, outcome in settled
+                       if isinstance(outcome, Written)], now)
+        refused = sum(1 for _, _, o in settled if not isinstance(o, Written))
+        if refused:
+            ctx.counts["tasks.dead_letters"] += refused
         return
 
 
@@ -402,10 +448,24 @@ def write_tasks(ctx: PushContext, handed: Sequence[HandedOff], mode: str = "dige
     now = ctx.clock.now()
     handed = [p for p in handed if p.sf_id]
     _reconcile_earlier(ctx, handed, now)
-    activities = ctx.store.activities_for_many([p.contact.hubspot_id for p in handed])
-    writes: list[TaskWrite] = []
+    ids = [p.contact.hubspot_id for p in handed]
+    activities = ctx.store.activities_for_many(ids)
+    # what the contacts' Tasks so far cover, read together (none needed for mode "none")
+    covered = _covered_many(ctx.store, ids) if mode != "none" else {}
+    release: list[str] = []
+    wanted: list[_Candidate] = []
     for plan in handed:
-        writes.extend(_plan(ctx, plan, activities.get(plan.contact.hubspot_id, []), now, mode))
+        hid = plan.contact.hubspot_id
+        wanted.extend(_plan(ctx, plan, activities.get(hid, []), now, mode,
+                            covered.get(hid) or _Covered(), release))
+    ledger = ctx.ledger()
+    if release:
+        ledger.release(release)
+    # every Task claimed in one transaction; a record is built only for a claimed one
+    claimed = ledger.claim_many([WriteClaim(c.key, "create", "Task", {"who": str(c.plan.sf_id)})
+                                 for c in wanted])
+    writes = [TaskWrite(c.key, c.kind, c.build(), c.plan)
+              for c, to_send in zip(wanted, claimed, strict=True) if to_send]
     for start in range(0, len(writes), BATCH):
         try:
             _send(ctx, writes[start:start + BATCH], now)

@@ -49,9 +49,11 @@ def note_handoffs(ctx: PushContext, handed: Sequence[HandedOff],
         return
     wb = ctx.engine.model.writeback
     names = {str(u.get("Id")): u.get("Email") or u.get("Name") for u in users}
+    entries = ctx.store.ledger_entries_by_key(
+        [handoff_task_key(p.contact.hubspot_id, p.generation) for p in handed])
     for plan in handed:
         hubspot_id = plan.contact.hubspot_id
-        entry = ctx.store.ledger_entry(handoff_task_key(hubspot_id, plan.generation))
+        entry = entries.get(handoff_task_key(hubspot_id, plan.generation))
         if not plan.sf_id or entry is None or entry.status != "done":
             continue  # not handed off yet: a later run writes it
         wanted = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connector.store.contacts import ActivityRecord, ContactRecord
-from connector.store.ledger import payload_hash
+from connector.store.ledger import WriteClaim, payload_hash
 from connector.store.models import (
     Activity,
     Bookmark,
@@ -43,6 +43,7 @@ __all__ = [
     "Store",
     "SyncRun",
     "WebhookQueueEntry",
+    "WriteClaim",
     "WriteLedgerEntry",
     "payload_hash",
 ]

@@ -301,6 +301,25 @@ class ContactStore(StoreBase):
             yield from rows
             last = rows[-1].hubspot_id
 
+    def count_unlinked_mqls(self, *, ids: Collection[str] | None = None) -> int:
+        """How many of `iter_mqls(ids=ids)` have no link to a Salesforce record yet, counted
+        by the database in one query (no contact read)."""
+        ranked = select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
+                        func.row_number().over(
+                            partition_by=Score.contact_id,
+                            order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
+        if ids is not None:
+            ranked = ranked.where(Score.contact_id.in_(list(ids)))
+        mqls = ranked.subquery()
+        query = (select(func.count()).select_from(Contact)
+                 .join(mqls, mqls.c.cid == Contact.hubspot_id)
+                 .outerjoin(IdLink, IdLink.hubspot_id == Contact.hubspot_id)
+                 .where(mqls.c.n == 1, mqls.c.mql.is_(True), Contact.email.is_not(None),
+                        Contact.email != "", Contact.archived.is_(False),
+                        Contact.merged_into.is_(None), IdLink.hubspot_id.is_(None)))
+        with self.transaction() as s:
+            return int(s.scalar(query) or 0)
+
     def iter_mqls(self, *, batch: int = 1000,
                   ids: Collection[str] | None = None) -> Iterator[Contact]:
         """Live contacts with an email whose newest score makes them an MQL, by id, in batches:
@@ -470,9 +489,52 @@ class ContactStore(StoreBase):
         ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
          .order_by(Activity.contact_id, Activity.occurred_at, Activity.id))
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, {"ids": list(contact_ids)})
-            for row in rows:
-                out[row.contact_id].append(row)
+            rows = self._core(s).execute(stmt, {"ids": list(contact_ids)}).all()  # fetchall
+        for row in rows:
+            out[row.contact_id].append(row)
+        return out
+
+    def last_linked_activity_id(self) -> int:
+        """The newest id of an activity whose contact is linked to a Salesforce record (0:
+        none): where a scan of `linked_activity_times_after` up to now ends."""
+        with self.transaction() as s:
+            return int(s.scalar(select(func.max(Activity.id)).join(
+                IdLink, IdLink.hubspot_id == Activity.contact_id)) or 0)
+
+    def linked_activity_times_after(self, after_id: int, *, until_id: int,
+                                    occurred_since: datetime, limit: int = 2000) -> list[Any]:
+        """Activities with an id in (`after_id`, `until_id`] whose contact is linked to a
+        Salesforce record and that occurred at `occurred_since` or later, by id, at most
+        `limit`, without what they say: read-only rows of id, contact_id, occurred_at and
+        ingested_at (what the alert scan filters on; the few activities it keeps are read in
+        full with `activities_by_id`). The database drops the older ones: no row for them."""
+        stmt = self._statement("activities.linked_times_after", lambda: select(
+            Activity.id, Activity.contact_id, Activity.occurred_at, Activity.ingested_at)
+            .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
+            .where(Activity.id > bindparam("after"), Activity.id <= bindparam("until"),
+                   Activity.occurred_at >= bindparam("since"))
+            .order_by(Activity.id)
+            .limit(bindparam("limit")))
+        with self.transaction() as s:
+            return list(self._core(s).execute(stmt, {
+                "after": after_id, "until": until_id, "since": occurred_since,
+                "limit": limit}).all())
+
+    def activities_by_id(self, ids: Sequence[int]) -> list[Any]:
+        """These activities by id, as `linked_activities_after` gives them (with
+        `ingested_at`), read-only rows in id order."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        stmt = self._statement("activities.by_id", lambda: select(
+            Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
+            Activity.title, Activity.url, Activity.details, Activity.ingested_at)
+            .where(Activity.id.in_(bindparam("ids", expanding=True))).order_by(Activity.id))
+        out: list[Any] = []
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(wanted), INSERT_PAGE):
+                out.extend(conn.execute(stmt, {"ids": wanted[k:k + INSERT_PAGE]}))
         return out
 
     def linked_activities_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:

@@ -5,15 +5,29 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
 from connector.store.models import IdLink, WriteLedgerEntry
 
-__all__ = ["LedgerStore", "payload_hash"]
+__all__ = ["LedgerStore", "WriteClaim", "payload_hash"]
+
+PAGE = 500  # keys (or ids) one IN (...) carries
+PREFIX_PAGE = 100  # key prefixes one OR-ed query carries (3 parameters each on SQLite)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteClaim:
+    """One write to reserve in the ledger (`LedgerStore.claim_writes`)."""
+
+    key: str
+    operation: str
+    target: str
+    payload: Any = None
 
 
 def payload_hash(payload: Any) -> str:
@@ -42,6 +56,29 @@ class LedgerStore(StoreBase):
         with self.transaction() as s:
             s.execute(stmt)
 
+    def link_many(self, links: Sequence[tuple[str, str, str, str]]) -> None:
+        """`link` of many contacts `(hubspot_id, sf_object, sf_id, how)` in one transaction
+        (one statement built once, executed for every row; a contact named twice keeps its
+        last link, as `link` called in order would)."""
+        if not links:
+            return
+        table = _table(IdLink)
+
+        def build() -> Any:
+            stmt = self._insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=["hubspot_id"],
+                set_={"sf_object": stmt.excluded.sf_object, "sf_id": stmt.excluded.sf_id,
+                      "how": stmt.excluded.how, "updated_at": stmt.excluded.updated_at})
+
+        stmt = self._statement("links.upsert", build)
+        now = self._now()
+        last = {hid: (hid, obj, sf_id, how) for hid, obj, sf_id, how in links}
+        rows = [{"hubspot_id": hid, "sf_object": obj, "sf_id": sf_id, "how": how,
+                 "linked_at": now, "updated_at": now} for hid, obj, sf_id, how in last.values()]
+        with self.transaction() as s:
+            self._core(s).execute(stmt, rows)
+
     def linked(self, hubspot_id: str) -> IdLink | None:
         with self.transaction() as s:
             return s.get(IdLink, hubspot_id)
@@ -53,6 +90,23 @@ class LedgerStore(StoreBase):
         with self.transaction() as s:
             rows = s.scalars(select(IdLink).where(IdLink.hubspot_id.in_(list(hubspot_ids))))
             return {row.hubspot_id: row for row in rows}
+
+    def hubspot_ids_for(self, sf_ids: Sequence[str]) -> dict[str, str]:
+        """`hubspot_id_for` of many Salesforce ids in one query: those linked, by sf id."""
+        ids = sorted(set(sf_ids))
+        if not ids:
+            return {}
+        table = _table(IdLink)
+        stmt = self._statement("links.by_sf_id", lambda: select(
+            table.c.sf_id, table.c.hubspot_id).where(
+                table.c.sf_id.in_(bindparam("ids", expanding=True))))
+        out: dict[str, str] = {}
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(ids), PAGE):
+                out.update({str(a): str(b) for a, b in conn.execute(
+                    stmt, {"ids": ids[k:k + PAGE]})})
+        return out
 
     def hubspot_id_for(self, sf_id: str) -> str | None:
         with self.transaction() as s:
@@ -94,6 +148,57 @@ class LedgerStore(StoreBase):
             return WriteLedgerEntry(**{**row, "status": "pending", "payload_hash": digest,
                                        "run_id": run_id})
 
+    def claim_writes(self, claims: Sequence[WriteClaim], *, system: str,
+                     run_id: str | None = None) -> list[bool]:
+        """`claim_write` of many writes, in order, in one transaction: for each, whether it
+        is to be sent (new, changed, or left pending/failed) or not (done with the same
+        payload), as `claim_write` returning an entry or None. The existing
+        entries are read in one query a page (locked for update), the new ones inserted and
+        the renewed ones updated by statements built once, executed for every row."""
+        if not claims:
+            return []
+        table = _table(WriteLedgerEntry)
+        read = self._statement("ledger.claims.read", lambda: select(
+            table.c.key, table.c.status, table.c.payload_hash).where(
+                table.c.key.in_(bindparam("keys", expanding=True))).with_for_update())
+        add = self._statement("ledger.claim.insert", lambda: insert(table))
+        renew = self._statement("ledger.claim.update", lambda: update(table).where(
+            table.c.key == bindparam("k")).values(
+                status="pending", payload_hash=bindparam("h"), run_id=bindparam("rid")))
+        now = self._now()
+        keys = sorted({c.key for c in claims})
+        claimed: list[bool] = []
+        with self.transaction() as s:
+            conn = self._core(s)
+            state: dict[str, tuple[str, str]] = {}
+            for k in range(0, len(keys), PAGE):
+                for key, status, digest in conn.execute(read, {"keys": keys[k:k + PAGE]}):
+                    state[key] = (status, digest)
+            added: dict[str, dict[str, Any]] = {}
+            renewed: dict[str, dict[str, Any]] = {}
+            for c in claims:  # in order, as one `claim_write` after another would
+                digest = payload_hash(c.payload) if c.payload is not None else ""
+                before = state.get(c.key)
+                if before is None:
+                    added[c.key] = {"key": c.key, "system": system, "operation": c.operation,
+                                    "target": c.target, "payload_hash": digest,
+                                    "status": "pending", "remote_id": None, "run_id": run_id,
+                                    "created_at": now, "completed_at": None}
+                elif before == ("done", digest):
+                    claimed.append(False)
+                    continue
+                elif c.key in added:
+                    added[c.key]["payload_hash"] = digest
+                else:
+                    renewed[c.key] = {"k": c.key, "h": digest, "rid": run_id}
+                state[c.key] = ("pending", digest)
+                claimed.append(True)
+            if added:
+                conn.execute(add, list(added.values()))
+            if renewed:
+                conn.execute(renew, list(renewed.values()))
+        return claimed
+
     def complete_write(self, key: str, *, remote_id: str | None = None, ok: bool = True) -> None:
         with self.transaction() as s:
             s.execute(
@@ -126,6 +231,19 @@ class LedgerStore(StoreBase):
         with self.transaction() as s:
             return s.scalars(stmt, {"k": key}).first()
 
+    def ledger_entries_by_key(self, keys: Sequence[str]) -> dict[str, WriteLedgerEntry]:
+        """`ledger_entry` of many keys in one query a page: those that exist, by key."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        stmt = self._statement("ledger.entries.by_key", lambda: select(WriteLedgerEntry).where(
+            WriteLedgerEntry.key.in_(bindparam("keys", expanding=True))))
+        out: dict[str, WriteLedgerEntry] = {}
+        with self.transaction() as s:
+            for k in range(0, len(wanted), PAGE):
+                out.update({e.key: e for e in s.scalars(stmt, {"keys": wanted[k:k + PAGE]})})
+        return out
+
     def ledger_entries(self, prefix: str, *, status: str | None = None) -> list[WriteLedgerEntry]:
         """Ledger entries whose key starts with `prefix` (e.g. every digest of one contact)."""
         with self.transaction() as s:
@@ -133,9 +251,48 @@ class LedgerStore(StoreBase):
 
     def ledger_entries_many(self, prefixes: Sequence[str], *,
                             status: str | None = None) -> dict[str, list[WriteLedgerEntry]]:
-        """`ledger_entries` of many prefixes in one transaction, by prefix."""
+        """`ledger_entries` of many prefixes, by prefix: one query a page of prefixes (their
+        conditions OR-ed), each entry given to every prefix its key starts with."""
+        out: dict[str, list[WriteLedgerEntry]] = {p: [] for p in prefixes}
+        wanted = sorted(set(prefixes))
+        if not wanted:
+            return out
+        lengths = sorted({len(p) for p in wanted})
         with self.transaction() as s:
-            return {p: self._entries_with_prefix(s, p, status) for p in prefixes}
+            for k in range(0, len(wanted), PREFIX_PAGE):
+                for entry in self._entries_with_prefixes(s, wanted[k:k + PREFIX_PAGE], status):
+                    for n in lengths:
+                        found = out.get(entry.key[:n])
+                        if found is not None and len(entry.key) >= n:
+                            found.append(entry)
+        return out
+
+    def _entries_with_prefixes(self, s: Session, prefixes: Sequence[str],
+                               status: str | None) -> list[WriteLedgerEntry]:
+        """Entries whose key starts with one of `prefixes` (each entry once), by key: as
+        `_entries_with_prefix` for each, in one statement (built per number of prefixes,
+        cached). On SQLite the prefixes' ranges are a VALUES list joined to the ledger, each
+        read by the key's index (OR-ed ranges make its planner scan the whole ledger)."""
+        ranged = (self.engine.dialect.name == "sqlite"
+                  and all(p and ord(p[-1]) < 0x10FFFF for p in prefixes))
+        params: dict[str, Any] = {"st": status or ""}
+        for i, prefix in enumerate(prefixes):
+            if ranged:
+                params[f"lo{i}"] = prefix
+                params[f"hi{i}"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            else:
+                params[f"like{i}"] = (prefix.replace("/", "//").replace("%", "/%")
+                                      .replace("_", "/_") + "%")
+        stmt = self._statement(
+            f"ledger.prefixes.{len(prefixes)}.{ranged}.{bool(status)}",
+            lambda: _prefixes_query(len(prefixes), ranged, bool(status)))
+        seen: set[str] = set()
+        out: list[WriteLedgerEntry] = []
+        for entry in s.scalars(stmt, params):
+            if entry.key not in seen:  # a key under two of the prefixes comes twice
+                seen.add(entry.key)
+                out.append(entry)
+        return out
 
     def _entries_with_prefix(self, s: Session, prefix: str,
                              status: str | None) -> list[WriteLedgerEntry]:
@@ -155,6 +312,24 @@ class LedgerStore(StoreBase):
             if system:
                 q = q.where(WriteLedgerEntry.system == system)
             return list(s.scalars(q.order_by(WriteLedgerEntry.created_at)))
+
+
+def _prefixes_query(count: int, ranged: bool, with_status: bool) -> Any:
+    """`_prefix_query` of `count` prefixes at once: with `ranged`, the ranges [:lo0, :hi0),
+    [:lo1, :hi1)... as a VALUES list joined to the ledger (exact on SQLite, see
+    `_prefix_query`); else :like0, :like1... OR-ed."""
+    key = WriteLedgerEntry.key
+    if ranged:
+        rows = ", ".join(f"(:lo{i}, :hi{i})" for i in range(count))
+        where = " AND w.status = :st" if with_status else ""
+        return select(WriteLedgerEntry).from_statement(text(
+            f"WITH p(lo, hi) AS (VALUES {rows}) SELECT w.* FROM p JOIN write_ledger AS w "
+            f"ON w.key >= p.lo AND w.key < p.hi{where} ORDER BY w.key"))
+    q = select(WriteLedgerEntry).where(or_(*[key.like(bindparam(f"like{i}"), escape="/")
+                                              for i in range(count)]))
+    if with_status:
+        q = q.where(WriteLedgerEntry.status == bindparam("st"))
+    return q.order_by(key)
 
 
 def _prefix_query(ranged: bool, with_status: bool) -> Any:

@@ -6,12 +6,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
-from connector.store._base import StoreBase
+from connector.store._base import StoreBase, _table
 from connector.store.models import LeadRoute, RoutingPointer, SalesOutcome, SlaTimer
 
 __all__ = ["SalesStore"]
+
+PAGE = 500  # ids one IN (...) carries
 
 
 class SalesStore(StoreBase):
@@ -72,6 +74,21 @@ class SalesStore(StoreBase):
             s.flush()
             return row.id
 
+    def open_sla_timers(self, timers: Sequence[Mapping[str, Any]]) -> None:
+        """`open_sla_timer` of many hand-offs in one transaction (one statement built once,
+        executed for every row): each mapping has hubspot_id, sf_id, owner_id, assigned_at,
+        first_touch_due and worked_due."""
+        if not timers:
+            return
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.open", lambda: insert(table))
+        rows = [{"hubspot_id": t["hubspot_id"], "sf_id": t["sf_id"], "owner_id": t["owner_id"],
+                 "assigned_at": t["assigned_at"], "first_touch_due": t["first_touch_due"],
+                 "worked_due": t["worked_due"], "state": "open",
+                 "recycled_from": t.get("recycled_from")} for t in timers]
+        with self.transaction() as s:
+            self._core(s).execute(stmt, rows)
+
     def sla_timers(self, *, state: str | None = None) -> list[SlaTimer]:
         with self.transaction() as s:
             q = select(SlaTimer)
@@ -96,6 +113,56 @@ class SalesStore(StoreBase):
         with self.transaction() as s:
             s.merge(LeadRoute(hubspot_id=hubspot_id, owner_id=owner_id, reason=reason,
                               use_assignment_rules=use_assignment_rules, decided_at=self._now()))
+
+    def lead_routes(self, hubspot_ids: Sequence[str]) -> dict[str, LeadRoute]:
+        """`lead_route` of many contacts in one query: those recorded, by HubSpot id."""
+        ids = sorted(set(hubspot_ids))
+        if not ids:
+            return {}
+        out: dict[str, LeadRoute] = {}
+        with self.transaction() as s:
+            for k in range(0, len(ids), PAGE):
+                out.update({r.hubspot_id: r for r in s.scalars(select(LeadRoute).where(
+                    LeadRoute.hubspot_id.in_(ids[k:k + PAGE])))})
+        return out
+
+    def round_robin_pointers(self) -> dict[str, int]:
+        """Every team's persisted round-robin position (what `next_round_robin` reads)."""
+        with self.transaction() as s:
+            return {str(t): int(p) for t, p in s.execute(
+                select(RoutingPointer.team, RoutingPointer.position))}
+
+    def record_routing(self, routes: Sequence[Mapping[str, Any]],
+                       pointers: Mapping[str, int]) -> None:
+        """Keep the owners chosen for many Leads about to be created (`record_lead_route` of
+        each: hubspot_id, owner_id, reason, use_assignment_rules) and the teams' round-robin
+        positions they moved to, in one transaction (statements built once)."""
+        if not routes and not pointers:
+            return
+        now = self._now()
+        routes_table, pointers_table = _table(LeadRoute), _table(RoutingPointer)
+
+        def upsert(table: Any, key: str, columns: Sequence[str]) -> Any:
+            stmt = self._insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=[key], set_={c: stmt.excluded[c] for c in columns})
+
+        route = self._statement("routing.routes", lambda: upsert(
+            routes_table, "hubspot_id",
+            ("owner_id", "reason", "use_assignment_rules", "decided_at")))
+        pointer = self._statement("routing.pointers", lambda: upsert(
+            pointers_table, "team", ("position", "updated_at")))
+        last = {r["hubspot_id"]: r for r in routes}  # a contact routed twice keeps the last
+        with self.transaction() as s:
+            conn = self._core(s)
+            if last:
+                conn.execute(route, [
+                    {"hubspot_id": r["hubspot_id"], "owner_id": r["owner_id"],
+                     "reason": r["reason"], "use_assignment_rules": r["use_assignment_rules"],
+                     "decided_at": now} for r in last.values()])
+            if pointers:
+                conn.execute(pointer, [{"team": t, "position": p, "updated_at": now}
+                                       for t, p in pointers.items()])
 
     def next_round_robin(self, team: str, size: int) -> int:
         """The team member's index to assign next, advancing the persisted pointer atomically."""

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from connector.clock import FrozenClock
 from connector.errors import Actor
-from connector.store import ActivityRecord, ContactRecord, Store
+from connector.store import ActivityRecord, ContactRecord, Store, WriteClaim
 
 T0 = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 
@@ -145,6 +145,10 @@ def test_mqls_are_live_contacts_with_an_email_whose_newest_score_is_an_mql(
     want = [cid for cid in ("1", "2", "3", "4", "5", "6", "7")
             if (s := store.latest_scores([cid]).get(cid)) is not None and s.is_mql]
     assert want == ["2", "3", "4", "6", "7"]  # 6 has no email, 7 is archived
+    assert store.count_unlinked_mqls() == 3
+    store.link("3", "Lead", "00Q000000000003AAA")
+    assert store.count_unlinked_mqls() == 2
+    assert store.count_unlinked_mqls(ids={"1", "3", "4", "7"}) == 1  # 4
 
 
 def test_lifecycle_transitions_update_the_contact(store: Store) -> None:
@@ -207,6 +211,65 @@ def test_ledger_prefixes_are_exact_and_writes_settle_together(store: Store) -> N
                               payload={"k": "t:2"}, run_id="r2")
     assert again is not None and (again.status, again.run_id, again.target) == (
         "pending", "r2", "Task")
+
+
+def test_page_sized_ledger_writes_match_one_at_a_time(store: Store) -> None:
+    store.claim_write("a", system="salesforce", operation="create", target="Lead",
+                      payload={"v": 1})
+    store.complete_write("a", remote_id="00Q1")
+    store.claim_write("b", system="salesforce", operation="create", target="Lead",
+                      payload={"v": 1})  # left pending
+    claims = [WriteClaim("a", "create", "Lead", {"v": 1}),  # done, same payload: not sent
+              WriteClaim("b", "create", "Lead", {"v": 1}),  # pending: sent again
+              WriteClaim("c", "create", "Task", {"v": 1}),  # new
+              WriteClaim("a", "update", "Lead", {"v": 2}),  # changed: due again
+              WriteClaim("c", "create", "Task", {"v": 1})]  # claimed twice: pending, sent
+    assert store.claim_writes(claims, system="salesforce", run_id="r1") == [
+        False, True, True, True, True]
+    entries = store.ledger_entries_by_key(["a", "b", "c", "d"])
+    assert sorted(entries) == ["a", "b", "c"]
+    assert {k: (e.status, e.run_id) for k, e in entries.items()} == {
+        "a": ("pending", "r1"), "b": ("pending", "r1"), "c": ("pending", "r1")}
+    assert entries["c"].target == "Task" and entries["c"].system == "salesforce"
+    store.complete_writes([("a", "00Q1"), ("b", "00Q2"), ("c", "00T1")])
+    assert store.claim_writes([WriteClaim("a", "update", "Lead", {"v": 2}),
+                               WriteClaim("c", "create", "Task", {"v": 1})],
+                              system="salesforce") == [False, False]
+    assert store.claim_writes([], system="salesforce") == []
+
+
+def test_page_sized_links_routes_and_timers(store: Store) -> None:
+    store.link("1", "Lead", "00Q000000000001AAA")
+    store.link_many([("2", "Contact", "003000000000002AAA", "matched"),
+                     ("1", "Lead", "00Q000000000009AAA", "updated"),
+                     ("3", "Lead", "00Q000000000003AAA", "created"),
+                     ("3", "Lead", "00Q000000000004AAA", "duplicate_rule")])  # the last wins
+    links = store.linked_many(["1", "2", "3"])
+    assert {h: (link.sf_object, link.sf_id, link.how) for h, link in links.items()} == {
+        "1": ("Lead", "00Q000000000009AAA", "updated"),
+        "2": ("Contact", "003000000000002AAA", "matched"),
+        "3": ("Lead", "00Q000000000004AAA", "duplicate_rule")}
+    assert store.hubspot_ids_for(["00Q000000000009AAA", "003000000000002AAA",
+                                  "00Q000000000001AAA"]) == {
+        "00Q000000000009AAA": "1", "003000000000002AAA": "2"}
+    store.record_lead_route("1", owner_id="005A", reason="first", use_assignment_rules=False)
+    store.record_routing(
+        [{"hubspot_id": "1", "owner_id": "005B", "reason": "again", "use_assignment_rules": False},
+         {"hubspot_id": "2", "owner_id": None, "reason": "rules", "use_assignment_rules": True}],
+        {"emea": 3})
+    routes = store.lead_routes(["1", "2", "9"])
+    assert {h: (r.owner_id, r.reason, r.use_assignment_rules) for h, r in routes.items()} == {
+        "1": ("005B", "again", False), "2": (None, "rules", True)}
+    assert store.round_robin_pointers() == {"emea": 3}
+    assert store.next_round_robin("emea", 2) == 1  # 3 % 2, as the pointer it continues
+    store.record_routing([], {"emea": 5, "na": 1})
+    assert store.round_robin_pointers() == {"emea": 5, "na": 1}
+    store.open_sla_timers([{"hubspot_id": h, "sf_id": "00Q000000000001AAA", "owner_id": "005A",
+                            "assigned_at": T0, "first_touch_due": T0 + timedelta(hours=24),
+                            "worked_due": T0 + timedelta(hours=48)} for h in ("1", "2")])
+    timers = store.sla_timers(state="open")
+    assert [(t.hubspot_id, t.first_touch_due, t.recycled_from) for t in timers] == [
+        ("1", T0 + timedelta(hours=24), None), ("2", T0 + timedelta(hours=24), None)]
 
 
 def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
