@@ -41,6 +41,9 @@ class LedgerStore(Protocol):
     def claim_write(self, key: str, *, system: str, operation: str, target: str,
                     payload: Any = None, run_id: str | None = None) -> object | None: ...
 
+    def claim_writes(self, claims: Sequence[tuple[str, Any]], *, system: str, operation: str,
+                     target: str, run_id: str | None = None) -> list[bool]: ...
+
     def complete_write(self, key: str, *, remote_id: str | None = None,
                        ok: bool = True) -> None: ...
 
@@ -110,6 +113,12 @@ class LedgerWrites:
         return self.store.claim_write(key, system=self.system, operation=operation,
                                       target=target, payload=payload,
                                       run_id=self.run_id) is not None
+
+    def claim_many(self, claims: Sequence[tuple[str, Any]], *, operation: str,
+                   target: str) -> list[bool]:
+        """`claim` of many `(key, payload)` in one transaction: whether each is to be sent."""
+        return self.store.claim_writes(claims, system=self.system, operation=operation,
+                                       target=target, run_id=self.run_id)
 
     def done(self, keys: Iterable[str], *, remote_id: str | None = None,
              record_keys: Iterable[str] = ()) -> None:

@@ -15,6 +15,9 @@ from connector.store.models import IdLink, WriteLedgerEntry
 
 __all__ = ["LedgerStore", "payload_hash"]
 
+# Keys read in one query when claiming many writes (an IN list well under any bound limit).
+CLAIM_PAGE = 500
+
 
 def payload_hash(payload: Any) -> str:
     """A stable hash of a JSON-able payload (sorted keys), to tell whether a write changed."""
@@ -93,6 +96,57 @@ class LedgerStore(StoreBase):
             conn.execute(renew, {"k": key, "h": digest, "rid": run_id})
             return WriteLedgerEntry(**{**row, "status": "pending", "payload_hash": digest,
                                        "run_id": run_id})
+
+    def claim_writes(
+        self, claims: Sequence[tuple[str, Any]], *, system: str, operation: str, target: str,
+        run_id: str | None = None,
+    ) -> list[bool]:
+        """`claim_write` of many `(key, payload)` in one transaction, each as that claims it
+        in turn: per claim, False when the same key is already done with the same payload
+        (nothing to do), True when it is now pending (new, left by a crash, or changed). Reads
+        the keys' entries in one query and writes the new and renewed ones with statements
+        built once (a score run claims one write per contact scored)."""
+        if not claims:
+            return []
+        now = self._now()
+        table = _table(WriteLedgerEntry)
+        read = self._statement("ledger.claims.read", lambda: select(
+            table.c.key, table.c.status, table.c.payload_hash).where(
+                table.c.key.in_(bindparam("keys", expanding=True))).with_for_update())
+        add = self._statement("ledger.claim.insert", lambda: insert(table))
+        renew = self._statement("ledger.claims.update", lambda: update(table).where(
+            table.c.key == bindparam("k")).values(
+                status="pending", payload_hash=bindparam("h"), run_id=bindparam("rid")))
+        out: list[bool] = []
+        with self.transaction() as s:
+            conn = self._core(s)
+            keys = sorted({key for key, _ in claims})
+            known: dict[str, tuple[str, str]] = {}
+            for k in range(0, len(keys), CLAIM_PAGE):
+                for key, status, digest in conn.execute(read, {"keys": keys[k:k + CLAIM_PAGE]}):
+                    known[key] = (status, digest)
+            added: list[dict[str, Any]] = []
+            renewed: dict[str, dict[str, Any]] = {}
+            for key, payload in claims:
+                digest = payload_hash(payload) if payload is not None else ""
+                state = known.get(key)
+                if state is None:
+                    added.append({"key": key, "system": system, "operation": operation,
+                                  "target": target, "payload_hash": digest,
+                                  "status": "pending", "remote_id": None, "run_id": run_id,
+                                  "created_at": now, "completed_at": None})
+                elif state == ("done", digest):
+                    out.append(False)
+                    continue
+                else:
+                    renewed[key] = {"k": key, "h": digest, "rid": run_id}
+                known[key] = ("pending", digest)
+                out.append(True)
+            if added:
+                conn.execute(add, added)
+            if renewed:
+                conn.execute(renew, list(renewed.values()))
+        return out
 
     def complete_write(self, key: str, *, remote_id: str | None = None, ok: bool = True) -> None:
         with self.transaction() as s:
