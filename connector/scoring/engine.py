@@ -327,6 +327,8 @@ class Engine:
         self.tracks = [
             (t.name, [(c, compile_condition(c)) for c in t.when]) for t in model.nurture.tracks
         ]
+        # The activity types an interest rule can count: the others change no score.
+        self.counted_types = frozenset(self.by_kind)
         self.not_scored = frozenset(model.lifecycle.not_scored)
 
     # --- fit ------------------------------------------------------------------------------

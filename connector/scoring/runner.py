@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from connector.activities import ActivityType
 from connector.control import checkpoint
 from connector.scoring.engine import Engine, ScoreResult
 from connector.scoring.lifecycle import Decision, decide, mql_time
@@ -76,6 +77,9 @@ def score_batches(
     can write it back and let it go (memory stays flat with the number of contacts)."""
     section = engine.model.lifecycle
     recycled = recycles(store)
+    # What a score and a lifecycle decision read: the activities the interest rules count,
+    # and forms (a form makes a subscriber a lead); email sends and deliveries are most rows.
+    types = engine.counted_types | {ActivityType.FORM_SUBMISSION}
     batches = selected if selected is not None else store.contacts_to_score(
         stale_before=now - RESCORE_AFTER, everyone=everyone, batch=batch, ids=ids)
     for contacts in batches:
@@ -83,7 +87,7 @@ def score_batches(
         run = ScoreRun()
         counts = run.counts
         wanted = [c.hubspot_id for c in contacts]
-        activities = store.activities_for_many(wanted)
+        activities = store.activities_for_many(wanted, types=types)
         transitions = store.transitions_for_many(wanted)
         score_rows = []
         decisions = run.decisions

@@ -443,25 +443,36 @@ class ContactStore(StoreBase):
             q = select(Activity.contact_id, func.count()).group_by(Activity.contact_id)
             return {str(c): int(n) for c, n in s.execute(q)}
 
-    def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Any]]:
+    def activities_for_many(self, contact_ids: Sequence[str], *,
+                            types: Collection[str] | None = None) -> dict[str, list[Any]]:
         """Activities of many contacts in one query, oldest first, by contact id: read-only
         `ActivityRow`s with the `Activity` attributes (no ORM objects: scoring reads tens of
-        thousands). Their `details` are decoded on first read (scoring reads few)."""
+        thousands). Their `details` are decoded on first read (scoring reads few). `types`:
+        only activities of these types (what a reader can use of them)."""
         out: dict[str, list[Any]] = {cid: [] for cid in contact_ids}
         if not contact_ids:
             return out
         sqlite = self.engine.dialect.name == "sqlite"
-        # SQLite keeps a datetime as ISO text: read it raw and parse it in C (fromisoformat),
-        # not through SQLAlchemy's regular expression and then our zone decorator.
-        stmt = self._statement("activities.for_many", lambda: select(
-            Activity.id, Activity.contact_id, Activity.type,
-            type_coerce(Activity.occurred_at, String) if sqlite else Activity.occurred_at,
-            Activity.title, Activity.url, cast(Activity.details, Text), Activity.source,
-            Activity.source_id,
-        ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
-         .order_by(Activity.contact_id, Activity.occurred_at, Activity.id))
+
+        def build() -> Any:
+            # SQLite keeps a datetime as ISO text: read it raw and parse it in C
+            # (fromisoformat), not through SQLAlchemy's regular expression and our decorator.
+            q = select(
+                Activity.id, Activity.contact_id, Activity.type,
+                type_coerce(Activity.occurred_at, String) if sqlite else Activity.occurred_at,
+                Activity.title, Activity.url, cast(Activity.details, Text), Activity.source,
+                Activity.source_id,
+            ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
+            if types is not None:
+                q = q.where(Activity.type.in_(bindparam("types", expanding=True)))
+            return q.order_by(Activity.contact_id, Activity.occurred_at, Activity.id)
+
+        stmt = self._statement(f"activities.for_many.{types is not None}", build)
+        params: dict[str, Any] = {"ids": list(contact_ids)}
+        if types is not None:
+            params["types"] = sorted(str(t) for t in types)
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, {"ids": list(contact_ids)})
+            rows = self._core(s).execute(stmt, params)
             current = ""
             into: list[Any] = []
             for aid, cid, kind, at, title, url, raw, source, source_id in rows.tuples().all():

@@ -262,6 +262,8 @@ def test_activities_for_many_read_as_stored(store: Store) -> None:
     assert opened.details == {} and got["1"][1].details == {"campaign": 7}
     assert isinstance(form.id, int) and form.id != opened.id
     assert store.activities_for_many([]) == {}
+    only = store.activities_for_many(["1", "2"], types={"page_view", "form_submission"})
+    assert {k: [a.source_id for a in v] for k, v in only.items()} == {"1": ["a"], "2": ["f"]}
 
 
 def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
