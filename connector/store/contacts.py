@@ -94,11 +94,6 @@ class ActivityRow:
         return f"ActivityRow(id={self.id!r}, contact_id={self.contact_id!r}, type={self.type!r})"
 
 
-def _from_sqlite(text: str) -> datetime:
-    """A datetime SQLite stores as text (UTC, as the store writes it), aware."""
-    return datetime.fromisoformat(text + "+00:00")  # aware, tzinfo UTC; cheaper than replace
-
-
 class ContactStore(StoreBase):
     """Contacts and activities: what the pull writes and the score and push read."""
 
@@ -471,6 +466,7 @@ class ContactStore(StoreBase):
         params: dict[str, Any] = {"ids": list(contact_ids)}
         if types is not None:
             params["types"] = sorted(str(t) for t in types)
+        from_iso = datetime.fromisoformat
         with self.transaction() as s:
             rows = self._core(s).execute(stmt, params)
             current = ""
@@ -478,8 +474,8 @@ class ContactStore(StoreBase):
             for aid, cid, kind, at, title, url, raw, source, source_id in rows.tuples().all():
                 if cid != current:
                     current, into = cid, out[cid]
-                if at.__class__ is str:
-                    at = _from_sqlite(at)
+                if at.__class__ is str:  # SQLite: UTC as the store writes it
+                    at = from_iso(at + "+00:00")
                 elif at.tzinfo is None:
                     at = at.replace(tzinfo=UTC)
                 else:
