@@ -468,10 +468,16 @@ class ContactStore(StoreBase):
             params["types"] = sorted(str(t) for t in types)
         from_iso = datetime.fromisoformat
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, params)
+            result = self._core(s).execute(stmt, params)
+            try:
+                # the driver's own tuples: no column here needs SQLAlchemy's processing (the
+                # time is made aware below), and no Row per activity is built
+                rows = result.cursor.fetchall()
+            finally:
+                result.close()
             current = ""
             into: list[Any] = []
-            for aid, cid, kind, at, title, url, raw, source, source_id in rows.tuples().all():
+            for aid, cid, kind, at, title, url, raw, source, source_id in rows:
                 if cid != current:
                     current, into = cid, out[cid]
                 if at.__class__ is str:  # SQLite: UTC as the store writes it
