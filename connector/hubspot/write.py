@@ -30,6 +30,7 @@ __all__ = ["ContactUpdate", "HubSpotWriter", "RequestSender", "handoff_property_
 LIFECYCLE_PROPERTY = "lifecyclestage"
 GRADE_OPTIONS = ("A", "B", "C", "D", "F")
 REASONS_MAX_CHARS = 1000  # a readable single line in the HubSpot sidebar
+CLAIM_PAGE = 1000  # ledger claims per transaction
 
 
 class _ContactProps(Protocol):
@@ -165,16 +166,17 @@ class HubSpotWriter:
         `stage`."""
         ledger = LedgerWrites(self.store, stage=stage, system="hubspot", run_id=self.run_id)
         due: list[LedgerWrite[ContactUpdate]] = []
-        claimed = ledger.claim_many([  # one transaction for all the claims
-            WriteClaim(f"{key_prefix}{u.contact_id}", "update", "contact", u.properties)
-            for u in updates])
-        for update, to_send in zip(updates, claimed, strict=True):
-            key = f"{key_prefix}{update.contact_id}"
-            if not to_send:
-                self.counts["contacts.unchanged"] += 1
-                continue
-            due.append(LedgerWrite((key,), f"contacts:{update.contact_id}", update,
-                                   remote_id=update.contact_id))
+        for start in range(0, len(updates), CLAIM_PAGE):  # a transaction per page of claims
+            page = updates[start : start + CLAIM_PAGE]
+            keys = [f"{key_prefix}{update.contact_id}" for update in page]
+            claimed = ledger.claim_many([WriteClaim(key, "update", "contact", u.properties)
+                                         for key, u in zip(keys, page, strict=True)])
+            for key, update, sending in zip(keys, page, claimed, strict=True):
+                if not sending:
+                    self.counts["contacts.unchanged"] += 1
+                    continue
+                due.append(LedgerWrite((key,), f"contacts:{update.contact_id}", update,
+                                       remote_id=update.contact_id))
         if due and ensure is not None:
             self.ensure_properties(ensure)
         path = self.contacts_path + hs.CONTACTS_BATCH_UPDATE

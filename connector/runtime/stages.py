@@ -85,7 +85,7 @@ def run_score_stage(
     from connector.hubspot.client import HubSpotClient
     from connector.hubspot.write import HubSpotWriter, plan_updates
     from connector.scoring import Engine, load_model
-    from connector.scoring.runner import score_contacts
+    from connector.scoring.runner import score_batches
 
     model = load_model(config.mapping_path("scoring"))
     engine = Engine(model)
@@ -104,26 +104,31 @@ def run_score_stage(
             store.set_bookmark(SCORE_WRITEBACK_PENDING, run.run_id, run_id=run.run_id)
         sink = progress or NullProgress()
         scoring = sink.task("contacts scored")
-        scored = score_contacts(store, engine, run.clock.now(), run_id=run.run_id,
-                                dry_run=dry_run, everyone=everyone, ids=ids,
-                                on_batch=lambda n: sink.advance(scoring, n))
-        sink.done(scoring)
-        result.counts.update(scored.counts)
-        if writing and scored.results:
-            client = run.own(HubSpotClient.from_config(config, clock=run.clock,
-                                                       transport=transport))
-            writer = HubSpotWriter(client, store, model.writeback,
-                                   contacts_path=client.contacts_path, run_id=run.run_id)
-            writer.ensure_properties()
+        writer: HubSpotWriter | None = None
+        # Each batch is written back once stored, then let go: the pending bookmark above
+        # covers the whole run, so a run stopped between batches re-scores everyone.
+        for scored in score_batches(store, engine, run.clock.now(), run_id=run.run_id,
+                                    dry_run=dry_run, everyone=everyone, ids=ids):
+            result.counts.update(scored.counts)
+            sink.advance(scoring, len(scored.contacts))
+            if not (writing and scored.results):
+                continue
+            if writer is None:
+                client = run.own(HubSpotClient.from_config(config, clock=run.clock,
+                                                           transport=transport))
+                writer = HubSpotWriter(client, store, model.writeback,
+                                       contacts_path=client.contacts_path, run_id=run.run_id)
+                writer.ensure_properties()
             steps = scored.decisions
             if resuming:
                 # The stopped run recorded its lifecycle steps, so this run decides none of
                 # them again: the ones HubSpot was not told come from the store.
                 steps = [*_unwritten_steps(scored.contacts.values(), model.lifecycle,
                                            run.clock.now()), *steps]
-            updates = plan_updates(scored.contacts.values(), scored.results, scored.mql_at,
-                                   steps, model.writeback, model.lifecycle)
-            writer.push(updates)
+            writer.push(plan_updates(scored.contacts.values(), scored.results, scored.mql_at,
+                                     steps, model.writeback, model.lifecycle))
+        sink.done(scoring)
+        if writer is not None:
             result.counts.update({f"hubspot.{k}": v for k, v in writer.counts.items()})
         if marking:
             store.delete_bookmark(SCORE_WRITEBACK_PENDING)

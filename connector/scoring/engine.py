@@ -113,19 +113,24 @@ class ScoreResult:
     # them only when asked, so scoring stays fast.
     hits: list[tuple[InterestRule, Any, float, float]] = field(default_factory=list, repr=False)
     _contributions: tuple[InterestContribution, ...] | None = field(default=None, repr=False)
+    _ordered: list[tuple[InterestRule, Any, float, float]] | None = field(default=None,
+                                                                          repr=False)
 
     @property
     def contributions(self) -> tuple[InterestContribution, ...]:
         """Every counted activity with its rule and points, biggest first."""
         if self._contributions is None:
-            items = [
+            self._contributions = tuple(
                 InterestContribution(rule.name, activity.id, activity.type, activity.occurred_at,
                                      _label(activity), points, worth, rule.high_intent)
-                for rule, activity, points, worth in self.hits
-            ]
-            items.sort(key=lambda c: (-abs(c.decayed), -c.occurred_at.timestamp()))
-            self._contributions = tuple(items)
+                for rule, activity, points, worth in self._ordered_hits())
         return self._contributions
+
+    def _ordered_hits(self) -> list[tuple[InterestRule, Any, float, float]]:
+        """The hits in the contributions' order: biggest (decayed) first, then newest."""
+        if self._ordered is None:
+            self._ordered = sorted(self.hits, key=_hit_order)
+        return self._ordered
 
     def reasons_text(self, limit: int = REASONS_SHOWN) -> str:
         """One line for a HubSpot property: grade, score and the biggest contributions."""
@@ -136,14 +141,15 @@ class ScoreResult:
         if self.expired:
             parts.append("expired: no recent engagement")
         by_rule: dict[str, float] = {}
-        for c in self.contributions:
-            by_rule[c.rule] = by_rule.get(c.rule, 0.0) + c.decayed
+        for rule, _activity, _points, worth in self._ordered_hits():
+            by_rule[rule.name] = by_rule.get(rule.name, 0.0) + worth
         top = sorted(by_rule.items(), key=lambda kv: -abs(kv[1]))[:limit]
         parts += [f"{rule} {value:+.1f}" for rule, value in top]
         return "; ".join(parts)
 
     def explanation(self) -> dict[str, Any]:
-        """JSON-able explanation stored with the score."""
+        """JSON-able explanation stored with the score (its interest rules are the
+        contributions', built straight from the hits)."""
         return {
             "fit": {
                 "points": self.fit.points,
@@ -159,14 +165,18 @@ class ScoreResult:
                                        if self.last_engagement_at else None),
                 "capped": list(self.capped),
                 "rules": [
-                    [c.rule, c.activity_id, c.activity_type, c.occurred_at.isoformat(), c.label,
-                     c.points, round(c.decayed, 4)]
-                    for c in self.contributions
+                    [rule.name, activity.id, activity.type, activity.occurred_at.isoformat(),
+                     _label(activity), points, round(worth, 4)]
+                    for rule, activity, points, worth in self._ordered_hits()
                 ],
             },
             "mql": {"is_mql": self.is_mql, "reason": self.mql_reason},
             "nurture_track": self.nurture_track,
         }
+
+
+def _hit_order(hit: tuple[InterestRule, Any, float, float]) -> tuple[float, float]:
+    return (-abs(hit[3]), -hit[1].occurred_at.timestamp())
 
 
 def email_domain(email: str | None) -> str | None:
@@ -275,8 +285,8 @@ def rule_matcher(rule: InterestRule) -> Callable[[ActivityLike], bool]:
 
 
 def _label(activity: ActivityLike) -> str:
-    details = activity.details or {}
     if activity.type == ActivityType.FORM_SUBMISSION:
+        details = activity.details or {}
         return str(details.get("form_name") or activity.title or "form")
     if activity.type == ActivityType.PAGE_VIEW:
         return str(url_path(activity.url) or activity.title or "page")
@@ -317,6 +327,8 @@ class Engine:
         self.tracks = [
             (t.name, [(c, compile_condition(c)) for c in t.when]) for t in model.nurture.tracks
         ]
+        # The activity types an interest rule can count: the others change no score.
+        self.counted_types = frozenset(self.by_kind)
         self.not_scored = frozenset(model.lifecycle.not_scored)
 
     # --- fit ------------------------------------------------------------------------------

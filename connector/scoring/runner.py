@@ -5,16 +5,17 @@ lifecycle decisions, and collect what HubSpot must be told."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from connector.activities import ActivityType
 from connector.control import checkpoint
 from connector.scoring.engine import Engine, ScoreResult
 from connector.scoring.lifecycle import Decision, decide, mql_time
 from connector.store import Contact, Store
 
-__all__ = ["RESCORE_AFTER", "ScoreRun", "recycles", "score_contacts"]
+__all__ = ["RESCORE_AFTER", "ScoreRun", "recycles", "score_batches", "score_contacts"]
 
 # Interest fades daily: a score older than this is recomputed even if nothing changed.
 RESCORE_AFTER = timedelta(days=1)
@@ -53,48 +54,71 @@ def score_contacts(
     """Score the contacts that are due at `now` (of `ids` only, when given; or the batches
     `selected`: a backfill's window); store scores and transitions unless `dry_run`."""
     run = ScoreRun()
+    for done in score_batches(store, engine, now, run_id=run_id, dry_run=dry_run,
+                              everyone=everyone, batch=batch, ids=ids, selected=selected):
+        run.counts.update(done.counts)
+        run.decisions.extend(done.decisions)
+        run.mql_at.update(done.mql_at)
+        if keep_results:
+            run.results.update(done.results)
+            run.contacts.update(done.contacts)
+        if on_batch is not None:
+            on_batch(len(done.contacts))
+    return run
+
+
+def score_batches(
+    store: Store, engine: Engine, now: datetime, *, run_id: str | None = None,
+    dry_run: bool = False, everyone: bool = False, batch: int = 1000,
+    ids: Collection[str] | None = None, selected: Iterable[list[Contact]] | None = None,
+) -> Iterator[ScoreRun]:
+    """`score_contacts` a batch at a time: each batch's run (its contacts, results, decisions
+    and counts) once its scores and transitions are stored (unless `dry_run`), so a caller
+    can write it back and let it go (memory stays flat with the number of contacts)."""
     section = engine.model.lifecycle
     recycled = recycles(store)
+    # What a score and a lifecycle decision read: the activities the interest rules count,
+    # and forms (a form makes a subscriber a lead); email sends and deliveries are most rows.
+    types = engine.counted_types | {ActivityType.FORM_SUBMISSION}
     batches = selected if selected is not None else store.contacts_to_score(
         stale_before=now - RESCORE_AFTER, everyone=everyone, batch=batch, ids=ids)
     for contacts in batches:
         checkpoint()  # a stop lands between batches: each batch's scores are stored whole
-        ids = [c.hubspot_id for c in contacts]
-        activities = store.activities_for_many(ids)
-        transitions = store.transitions_for_many(ids)
+        run = ScoreRun()
+        counts = run.counts
+        wanted = [c.hubspot_id for c in contacts]
+        activities = store.activities_for_many(wanted, types=types)
+        transitions = store.transitions_for_many(wanted)
         score_rows = []
-        decisions: list[Decision] = []
+        decisions = run.decisions
         for contact in contacts:
-            acts = activities[contact.hubspot_id]
-            result = engine.score(contact, acts, now, recycled.get(contact.hubspot_id))
-            run.counts["scored"] += 1
-            run.counts[f"grade.{result.fit.grade}"] += 1
+            cid = contact.hubspot_id
+            acts = activities[cid]
+            result = engine.score(contact, acts, now, recycled.get(cid))
+            counts["scored"] += 1
+            counts[f"grade.{result.fit.grade}"] += 1
             if result.is_mql:
-                run.counts["mql"] += 1
+                counts["mql"] += 1
             if result.expired:
-                run.counts["expired"] += 1
-            history = transitions[contact.hubspot_id]
+                counts["expired"] += 1
+            history = transitions[cid]
             decision = decide(result, acts, history, section)
             if decision is not None:
                 decisions.append(decision)
-                run.counts[f"transition.{decision.kind}"] += 1
+                counts[f"transition.{decision.kind}"] += 1
             became = decision.at if decision is not None and decision.kind == "mql" else None
             when = became or mql_time(history, section)
             if when is not None:
-                run.mql_at[contact.hubspot_id] = when
+                run.mql_at[cid] = when
             score_rows.append({
-                "contact_id": contact.hubspot_id, "scored_at": now, "interest": result.interest,
+                "contact_id": cid, "scored_at": now, "interest": result.interest,
                 "fit_grade": result.fit.grade, "fit_points": result.fit.points,
                 "is_mql": result.is_mql, "model_version": result.model_version,
                 "explanation": result.explanation(),
             })
-            if keep_results:
-                run.results[contact.hubspot_id] = result
-                run.contacts[contact.hubspot_id] = contact
-        run.decisions.extend(decisions)
+            run.results[cid] = result
+            run.contacts[cid] = contact
         if not dry_run:
             store.add_scores(score_rows)
             store.add_transitions([d.as_row(run_id) for d in decisions])
-        if on_batch is not None:
-            on_batch(len(contacts))
-    return run
+        yield run

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
+from connector.store._base import INSERT_PAGE, StoreBase, _json_loads, _rowcount, _table
 from connector.store.models import (
     Activity,
     Contact,
@@ -21,7 +33,7 @@ from connector.store.models import (
     sqlite_utc_text,
 )
 
-__all__ = ["ActivityRecord", "ContactRecord", "ContactStore"]
+__all__ = ["ActivityRecord", "ActivityRow", "ContactRecord", "ContactStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +78,44 @@ def _sqlite_insert_sql(rows: int) -> str:
     return (f"INSERT INTO activities ({', '.join(_ACTIVITY_COLUMNS)}) VALUES "
             + ",".join([one] * rows)
             + " ON CONFLICT (source, source_id) DO NOTHING RETURNING contact_id")
+
+
+_UNREAD: Any = object()
+
+
+class ActivityRow:
+    """A stored activity as read by `ContactStore.activities_for_many`: the `Activity`
+    attributes, `details` decoded from its JSON text on first read (the score reads the
+    details of few activities: forms and bounces)."""
+
+    __slots__ = ("_details", "_raw", "contact_id", "id", "occurred_at", "source", "source_id",
+                 "title", "type", "url")
+
+    def __init__(self, id: int, contact_id: str, type: str, occurred_at: datetime,
+                 title: str | None, url: str | None, raw: str | bytes | None, source: str,
+                 source_id: str) -> None:
+        self.id = id
+        self.contact_id = contact_id
+        self.type = type
+        self.occurred_at = occurred_at
+        self.title = title
+        self.url = url
+        self.source = source
+        self.source_id = source_id
+        self._raw = raw
+        self._details = _UNREAD
+
+    @property
+    def details(self) -> Any:
+        """The activity's details (a dict; None only when stored as SQL NULL)."""
+        details = self._details
+        if details is _UNREAD:
+            raw = self._raw
+            details = self._details = None if raw is None else _json_loads(raw)
+        return details
+
+    def __repr__(self) -> str:
+        return f"ActivityRow(id={self.id!r}, contact_id={self.contact_id!r}, type={self.type!r})"
 
 
 class ContactStore(StoreBase):
@@ -477,21 +527,55 @@ class ContactStore(StoreBase):
             q = select(Activity.contact_id, func.count()).group_by(Activity.contact_id)
             return {str(c): int(n) for c, n in s.execute(q)}
 
-    def activities_for_many(self, contact_ids: Sequence[str]) -> dict[str, list[Any]]:
+    def activities_for_many(self, contact_ids: Sequence[str], *,
+                            types: Collection[str] | None = None) -> dict[str, list[Any]]:
         """Activities of many contacts in one query, oldest first, by contact id: read-only
-        rows with the `Activity` attributes (no ORM objects: scoring reads tens of thousands)."""
+        `ActivityRow`s with the `Activity` attributes (no ORM objects: scoring reads tens of
+        thousands). Their `details` are decoded on first read (scoring reads few). `types`:
+        only activities of these types (what a reader can use of them)."""
         out: dict[str, list[Any]] = {cid: [] for cid in contact_ids}
         if not contact_ids:
             return out
-        stmt = self._statement("activities.for_many", lambda: select(
-            Activity.id, Activity.contact_id, Activity.type, Activity.occurred_at,
-            Activity.title, Activity.url, Activity.details, Activity.source, Activity.source_id,
-        ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
-         .order_by(Activity.contact_id, Activity.occurred_at, Activity.id))
+        sqlite = self.engine.dialect.name == "sqlite"
+
+        def build() -> Any:
+            # SQLite keeps a datetime as ISO text: read it raw and parse it in C
+            # (fromisoformat), not through SQLAlchemy's regular expression and our decorator.
+            q = select(
+                Activity.id, Activity.contact_id, Activity.type,
+                type_coerce(Activity.occurred_at, String) if sqlite else Activity.occurred_at,
+                Activity.title, Activity.url, cast(Activity.details, Text), Activity.source,
+                Activity.source_id,
+            ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
+            if types is not None:
+                q = q.where(Activity.type.in_(bindparam("types", expanding=True)))
+            return q.order_by(Activity.contact_id, Activity.occurred_at, Activity.id)
+
+        stmt = self._statement(f"activities.for_many.{types is not None}", build)
+        params: dict[str, Any] = {"ids": list(contact_ids)}
+        if types is not None:
+            params["types"] = sorted(str(t) for t in types)
+        from_iso = datetime.fromisoformat
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, {"ids": list(contact_ids)}).all()  # fetchall
-        for row in rows:
-            out[row.contact_id].append(row)
+            result = self._core(s).execute(stmt, params)
+            try:
+                # the driver's own tuples: no column here needs SQLAlchemy's processing (the
+                # time is made aware below), and no Row per activity is built
+                rows = result.cursor.fetchall()
+            finally:
+                result.close()
+            current = ""
+            into: list[Any] = []
+            for aid, cid, kind, at, title, url, raw, source, source_id in rows:
+                if cid != current:
+                    current, into = cid, out[cid]
+                if at.__class__ is str:  # SQLite: UTC as the store writes it
+                    at = from_iso(at + "+00:00")
+                elif at.tzinfo is None:
+                    at = at.replace(tzinfo=UTC)
+                else:
+                    at = at.astimezone(UTC)
+                into.append(ActivityRow(aid, cid, kind, at, title, url, raw, source, source_id))
         return out
 
     def last_linked_activity_id(self) -> int:

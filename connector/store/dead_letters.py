@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from connector.errors import Actor
-from connector.store._base import StoreBase, _rowcount
+from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
 from connector.store.models import DeadLetter
 
 __all__ = ["DeadLetterStore"]
@@ -63,10 +63,16 @@ class DeadLetterStore(StoreBase):
         keys = list(record_keys)
         if not keys:
             return 0
+        # Core, built once: a write-back resolves the keys of every batch it sends.
+        table = _table(DeadLetter)
+        stmt = self._statement("dead_letters.resolve", lambda: update(table).where(
+            table.c.stage == bindparam("st"),
+            table.c.record_key.in_(bindparam("keys", expanding=True)),
+            table.c.status == "open").values(status="resolved", resolved_at=bindparam("at")))
+        resolved = 0
         with self.transaction() as s:
-            return _rowcount(s.execute(
-                update(DeadLetter)
-                .where(DeadLetter.stage == stage, DeadLetter.record_key.in_(keys),
-                       DeadLetter.status == "open")
-                .values(status="resolved", resolved_at=self._now())
-            ))
+            conn = self._core(s)
+            for k in range(0, len(keys), INSERT_PAGE):
+                resolved += _rowcount(conn.execute(
+                    stmt, {"st": stage, "keys": keys[k:k + INSERT_PAGE], "at": self._now()}))
+        return resolved

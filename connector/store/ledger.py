@@ -30,6 +30,7 @@ class WriteClaim:
     payload: Any = None
 
 
+
 def payload_hash(payload: Any) -> str:
     """A stable hash of a JSON-able payload (sorted keys), to tell whether a write changed."""
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

@@ -249,7 +249,7 @@ def insert_twice(store, *args, **kwargs):
         s.add(Contact(hubspot_id="7", email="{CONTACT_EMAIL}",
                       properties={{"firstname": "Janelle"}}, archived=False, first_seen_at=now,
                       updated_at=now))
-runner.score_contacts = insert_twice
+runner.score_batches = insert_twice
 """
     path = config_file(tmp_path, offline_toml(f"sqlite:///{tmp_path / 's.db'}"))
     debug = run(tmp_path, "--log-level", "DEBUG", "sync", "score", "-c", str(path), env=ENV,
@@ -270,7 +270,7 @@ import connector.scoring.runner as runner
 def insert_fails(*args, **kwargs):
     raise IntegrityError("INSERT INTO contacts (email, firstname) VALUES (?, ?)",
                          ("{CONTACT_EMAIL}", "Jane"), sqlite3.IntegrityError("UNIQUE failed"))
-runner.score_contacts = insert_fails
+runner.score_batches = insert_fails
 """
     path = config_file(tmp_path, offline_toml(f"sqlite:///{tmp_path / 's.db'}"))
     result = run(tmp_path, "sync", "score", "-c", str(path), env=ENV, prelude=prelude)
@@ -357,7 +357,7 @@ import connector.scoring.runner as runner
 {imports}
 def fails(*args, **kwargs):
     raise {error}
-runner.score_contacts = fails
+runner.score_batches = fails
 """
 
 

@@ -272,6 +272,62 @@ def test_page_sized_links_routes_and_timers(store: Store) -> None:
         ("1", T0 + timedelta(hours=24), None), ("2", T0 + timedelta(hours=24), None)]
 
 
+def test_claiming_many_writes_is_claiming_each_in_turn(store: Store) -> None:
+    store.claim_write("w:1", system="hubspot", operation="update", target="contact",
+                      payload={"a": "1"})
+    store.complete_write("w:1")
+    store.claim_write("w:2", system="hubspot", operation="update", target="contact",
+                      payload={"a": "2"})
+    store.complete_write("w:2")
+    store.claim_write("w:3", system="hubspot", operation="update", target="contact",
+                      payload={"a": "3"})  # left pending (a crash)
+    claims = [WriteClaim(k, "update", "contact", p) for k, p in (
+        ("w:1", {"a": "1"}), ("w:2", {"a": "changed"}), ("w:3", {"a": "3"}),
+        ("w:4", {"a": "4"}), ("w:4", {"a": "4"}), ("w:5", None))]
+    assert store.claim_writes(claims, system="hubspot", run_id="r9") == [
+        False, True, True, True, True, True]
+    assert store.claim_writes([], system="hubspot") == []
+    entries = {e.key: e for e in store.ledger_entries("w:")}
+    assert entries["w:1"].status == "done"
+    assert {k: (e.status, e.run_id) for k, e in entries.items() if k != "w:1"} == {
+        "w:2": ("pending", "r9"), "w:3": ("pending", "r9"), "w:4": ("pending", "r9"),
+        "w:5": ("pending", "r9")}
+    assert (entries["w:5"].payload_hash, entries["w:4"].target) == ("", "contact")
+    store.complete_writes([("w:2", "2"), ("w:4", "4")])
+    # the same payloads again: as claim_write says of each
+    assert store.claim_writes(claims[1:2] + claims[3:4], system="hubspot") == [False, False]
+    assert store.claim_write("w:2", system="hubspot", operation="update", target="contact",
+                             payload={"a": "changed"}) is None
+
+
+def test_activities_for_many_read_as_stored(store: Store) -> None:
+    store.upsert_contacts([contact(1), contact(2)])
+    store.add_activities([
+        activity("1", "b", minutes=5), activity("1", "a", kind="page_view"),
+        ActivityRecord(contact_id="2", type="form_submission",
+                       occurred_at=T0 + timedelta(microseconds=7), source="forms", source_id="f",
+                       url="https://x.com/p", details={"form_name": "Demo", "values": {"k": 1}}),
+        ActivityRecord(contact_id="2", type="email_open", occurred_at=T0 + timedelta(days=1),
+                       source="email_events", source_id="e"),
+    ])
+    got = store.activities_for_many(["1", "2", "3"])
+    assert {k: [(a.type, a.occurred_at, a.source_id) for a in v] for k, v in got.items()} == {
+        "1": [("page_view", T0, "a"), ("email_open", T0 + timedelta(minutes=5), "b")],
+        "2": [("form_submission", T0 + timedelta(microseconds=7), "f"),
+              ("email_open", T0 + timedelta(days=1), "e")],
+        "3": []}
+    assert all(a.occurred_at.tzinfo == UTC for v in got.values() for a in v)
+    form, opened = got["2"]
+    assert (form.contact_id, form.title, form.url, form.source) == (
+        "2", None, "https://x.com/p", "forms")
+    assert form.details == {"form_name": "Demo", "values": {"k": 1}}
+    assert opened.details == {} and got["1"][1].details == {"campaign": 7}
+    assert isinstance(form.id, int) and form.id != opened.id
+    assert store.activities_for_many([]) == {}
+    only = store.activities_for_many(["1", "2"], types={"page_view", "form_submission"})
+    assert {k: [a.source_id for a in v] for k, v in only.items()} == {"1": ["a"], "2": ["f"]}
+
+
 def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
     first = store.dead_letter(stage="push", system="salesforce", record_key="42",
                               reason="Email: invalid email address", actor=Actor.DATA,
