@@ -108,6 +108,7 @@ __all__ = [
     "generate",
     "interest",
     "is_sales_ready",
+    "model_interest",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -240,8 +241,12 @@ CONVERSION_DRIVERS: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
     ("pricing_page_view", "page_view", PAGE_HIGH_INTENT_PREFIXES, 3.0),
     ("consultation_request", "form", ("consultation",), 2.0),
 )
+# The default model's self-reported answers: points for the latest answer in these values.
+ANSWER_POINTS = 5
+ANSWER_VALUES = {"budget": ("$50k - $100k", "$100k+"),
+                 "purchase_timeframe": ("This quarter", "Within 6 months")}
 # The acceptance rate the best threshold is chosen for.
-CONVERSION_TARGET_ACCEPTANCE = 0.5
+CONVERSION_TARGET_ACCEPTANCE = 0.4
 TARGET_PERSONA_SHARE = 0.30
 ARCHIVED_SHARE = 0.02
 MERGED_PAIR_SHARE = 0.004
@@ -687,25 +692,52 @@ def best_threshold(scored: Sequence[tuple[float, float]], target: float) -> int:
     return best
 
 
+def model_interest(
+    activities: Iterable[tuple[str, str, datetime]],
+    submissions: Iterable[FormSubmissionSeed],
+    now: datetime,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+) -> float:
+    """The interest the default scoring model gives (0..100, to 0.01): `interest`, plus its
+    self-reported answers, ANSWER_POINTS for the most recent submission answering each of
+    ANSWER_VALUES' fields with one of its values, faded the same way. (`interest` leaves the
+    answers out: the sales-ready margins hold without them.)"""
+    total = 0.0
+    for category, detail, at in activities:
+        points = activity_points((category, detail, at))
+        if points:
+            total += points * 0.5 ** (max(0.0, (now - at).total_seconds() / DAY) / half_life_days)
+    for name, values in ANSWER_VALUES.items():
+        answered = [s.submitted_at for s in submissions if s.values.get(name) in values]
+        if answered:
+            age = max(0.0, (now - max(answered)).total_seconds() / DAY)
+            total += ANSWER_POINTS * 0.5 ** (age / half_life_days)
+    return round(min(INTEREST_CAP, total), 2)
+
+
 def conversion_truth(
     contacts: Sequence[HubSpotContactSeed],
     activities: dict[str, list[tuple[str, str, datetime]]],
+    submissions: Sequence[FormSubmissionSeed],
     sales_ready: Iterable[str],
     now: datetime,
 ) -> dict[str, Any]:
     """The hidden truth the sales simulator converts Leads by: the drivers (strongest first),
-    each sales-ready contact's propensity by email, and the best threshold on the default
-    model's interest (at `now`) for CONVERSION_TARGET_ACCEPTANCE."""
+    each sales-ready contact's propensity and default-model interest at `now` (by email), and
+    the best threshold on that interest for CONVERSION_TARGET_ACCEPTANCE."""
     ready = {e.lower() for e in sales_ready}
+    by_contact: dict[str, list[FormSubmissionSeed]] = {}
+    for sub in submissions:
+        by_contact.setdefault(sub.contact_id, []).append(sub)
     propensity: dict[str, float] = {}
-    scored: list[tuple[float, float]] = []
+    scores: dict[str, float] = {}
     for c in contacts:
         email = (c.properties.get("email") or "").lower()
         if email not in ready:
             continue
-        p = conversion_propensity(activities[c.id])
-        propensity[email] = p
-        scored.append((round(interest(activities[c.id], now), 2), p))
+        propensity[email] = conversion_propensity(activities[c.id])
+        scores[email] = model_interest(activities[c.id], by_contact.get(c.id, []), now)
+    scored = [(scores[e], propensity[e]) for e in sorted(propensity)]
     return {
         "drivers": [{"name": name, "activity": kind, "matches": list(details),
                      "multiplier": m} for name, kind, details, m in CONVERSION_DRIVERS],
@@ -715,6 +747,7 @@ def conversion_truth(
         "target_acceptance": CONVERSION_TARGET_ACCEPTANCE,
         "best_threshold": best_threshold(scored, CONVERSION_TARGET_ACCEPTANCE),
         "propensity": dict(sorted(propensity.items())),
+        "interest": dict(sorted(scores.items())),
     }
 
 
@@ -1820,7 +1853,8 @@ class _Generator:
             ),
             existing_sf_leads=sorted(r.fields["Email"] for r in sf_records if r.sobject == "Lead"),
             bad_records=bad,
-            conversion=conversion_truth(contacts, activities, sales_ready, self.now),
+            conversion=conversion_truth(contacts, activities, submissions, sales_ready,
+                                        self.now),
         )
 
 
