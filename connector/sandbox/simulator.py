@@ -15,11 +15,11 @@ recycle), drawn the same way.
 A Lead whose email the dataset's conversion truth (`ground_truth.conversion`, see
 `generator.conversion_truth`) gives a propensity has its verdict drawn once, from
 `random.Random(f"{seed}|{email}|verdict")`: accepted with that propensity (the rep reaches the
-person by the last attempt at the latest and converts the Lead; the opportunity is won with the
-same propensity), else rejected (closed with a reason once worked: a disqualification when
-reached, Bad Contact Data after a wrong number, Unresponsive otherwise). Among the worked leads'
-verdicts, the share of conversions is then the propensity; other Leads convert at random, by the
-profile's shares.
+person by the last attempt at the latest and converts the Lead; the higher the propensity, the
+likelier its opportunity is won), else rejected (closed with a reason once worked: a
+disqualification when reached, Bad Contact Data after a wrong number, Unresponsive otherwise).
+Among the worked leads' verdicts, the share of conversions is then the propensity; other Leads
+convert at random, by the profile's shares.
 
 Plans are per lead and the due actions of a step run sorted by (due time, email), so the log does
 not depend on the order the org returns records in. Every action is one dict in the log
@@ -64,6 +64,8 @@ DEFAULT_PROFILE: dict[str, Any] = {
     "lost_share": 0.4,
     "close_after_days": (10.0, 60.0),
 }
+# The propensity at which an accepted lead's opportunity is won with the profile's won_share.
+EVEN_PROPENSITY = 0.5
 OPEN_STATUSES = ("Open - Not Contacted", "Working - Contacted")
 WORKING_STATUS = "Working - Contacted"
 CONVERTED_STATUS = "Closed - Converted"
@@ -274,17 +276,17 @@ class SalesTeamSimulator:
     def _verdict_step(self, rng: random.Random, propensity: float, at: datetime, *,
                       accepted: bool, connected: bool, bad_data: bool) -> _Step:
         """The outcome of a worked lead whose verdict the conversion truth decided: accepted,
-        converted (its opportunity won with the lead's propensity, else lost or left open in
-        the profile's lost : open proportion); rejected, closed with a reason, always (so the
-        share of verdicts that are conversions is the propensity)."""
+        converted (its opportunity closes won or lost in the profile's shares, the won share
+        scaled by the propensity: a lead as likely accepted as not wins with `won_share`);
+        rejected, closed with a reason, always (so the share of verdicts that are conversions
+        is the propensity)."""
         p = self.profile
         if accepted:
             close_roll = rng.random()
-            open_share = max(0.0, 1.0 - p["won_share"] - p["lost_share"])
-            lost_part = p["lost_share"] / ((p["lost_share"] + open_share) or 1.0)
-            stage = (CLOSED_WON if close_roll < propensity else
-                     CLOSED_LOST if close_roll < propensity + (1 - propensity) * lost_part
-                     else None)
+            closed = p["won_share"] + p["lost_share"]
+            won = min(closed, p["won_share"] * propensity / EVEN_PROPENSITY)
+            stage = (CLOSED_WON if close_roll < won else
+                     CLOSED_LOST if close_roll < closed else None)
             return _Step(at, "convert", {
                 "stage": stage,
                 "close_after": timedelta(days=rng.uniform(*p["close_after_days"])),
