@@ -244,3 +244,48 @@ def test_the_command_writes_the_threshold_after_the_diff(admin: tuple[Path, Path
     assert "# MQL: the grade x interest matrix" in scoring.read_text(encoding="utf-8")
     run = _invoke(config, "--target-acceptance", "0.6", "--write")
     assert run.exit_code == 0 and "nothing written" in run.stdout
+
+
+def test_calibration_rows_read_the_score_at_the_hand_off(store: Store) -> None:
+    """On SQLite and PostgreSQL: the newest full score at or before the link (not a later one,
+    nor a recycle's adjustment), the rules that gave it points, and what sales did since."""
+    from datetime import UTC, datetime, timedelta
+
+    from connector.store.models import HandoffState, IdLink, SalesOutcome, Score
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+
+    def explained(interest: float, rule: str) -> dict[str, Any]:
+        return {"fit": {"rules": [["C-level", "seniority", "c_level", 40]]},
+                "interest": {"score": interest, "rules": [[rule, 1, "form_submission",
+                                                           at.isoformat(), "x", 50, 50.0]]}}
+
+    with store.transaction() as s:
+        s.add(Score(contact_id="1", scored_at=at - timedelta(days=1), interest=40,
+                    fit_grade="A", fit_points=90, explanation=explained(40, "Whitepaper")))
+        s.add(Score(contact_id="1", scored_at=at, interest=75, fit_grade="A", fit_points=90,
+                    is_mql=True, explanation=explained(75, "Demo request")))
+        s.add(Score(contact_id="1", scored_at=at + timedelta(days=3), interest=37.5,
+                    fit_grade="A", fit_points=90, explanation={"recycled": "closed"}))
+        s.add(Score(contact_id="1", scored_at=at + timedelta(days=4), interest=90,
+                    fit_grade="A", fit_points=90, explanation=explained(90, "Contact us")))
+        s.add(IdLink(hubspot_id="1", sf_object="Lead", sf_id="00Q000000000000001",
+                     linked_at=at + timedelta(minutes=1), updated_at=at))
+        s.add(IdLink(hubspot_id="2", sf_object="Lead", sf_id="00Q000000000000002",
+                     linked_at=at, updated_at=at))  # never scored: not a row
+        s.add(HandoffState(hubspot_id="1", lead_id="00Q000000000000001",
+                           status="Open - Not Contacted", updated_at=at))
+        for n, (kind, status) in enumerate((("status", "Closed - Not Converted"),
+                                            ("recycled", "Open - Not Contacted"),
+                                            ("attempt", None))):
+            s.add(SalesOutcome(hubspot_id="1", sf_object="Lead", sf_id="00Q000000000000001",
+                               source_id=f"src-{n}", kind=kind, status=status,
+                               occurred_at=at + timedelta(days=2)))
+    (row,) = store.calibration_rows()
+    assert row["hubspot_id"] == "1" and row["interest"] == 75 and row["grade"] == "A"
+    assert row["rules"] == ["C-level", "Demo request"]
+    assert row["statuses"] == ["Closed - Not Converted", "Open - Not Contacted"]
+    assert (row["converted"], row["won"], row["lost"]) == (False, False, False)
+    assert (row["recycled"], row["disqualified"]) == (True, False)
+    lead = lead_of(row, CLOSED)
+    assert (lead.verdict, lead.group) == ("rejected", "recycled")
