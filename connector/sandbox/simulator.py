@@ -14,9 +14,9 @@ recycle), drawn the same way.
 
 A Lead whose email the dataset's conversion truth (`ground_truth.conversion`, see
 `generator.conversion_truth`) gives a propensity has its verdict drawn once, from
-`random.Random(f"{seed}|{email}|verdict")`: accepted with that propensity (the rep reaches the
-person by the last attempt at the latest and converts the Lead; the higher the propensity, the
-likelier its opportunity is won), else rejected (closed with a reason once worked: a
+`random.Random(f"{seed}|{email}|verdict")`: accepted with that propensity (the person answers
+the rep's first attempt and the rep converts the Lead, its opportunity won or lost in the
+profile's shares: won with the propensity times `won_share`), else rejected (closed with a reason once worked: a
 disqualification when reached, Bad Contact Data after a wrong number, Unresponsive otherwise).
 Among the worked leads' verdicts, the share of conversions is then the propensity; other Leads
 convert at random, by the profile's shares.
@@ -64,8 +64,6 @@ DEFAULT_PROFILE: dict[str, Any] = {
     "lost_share": 0.4,
     "close_after_days": (10.0, 60.0),
 }
-# The propensity at which an accepted lead's opportunity is won with the profile's won_share.
-EVEN_PROPENSITY = 0.5
 OPEN_STATUSES = ("Open - Not Contacted", "Working - Contacted")
 WORKING_STATUS = "Working - Contacted"
 CONVERTED_STATUS = "Closed - Converted"
@@ -229,8 +227,8 @@ class SalesTeamSimulator:
         for n in range(attempts):
             if n:
                 when = when + _hours(rng, p["attempt_gap_hours"])
-            # a lead sales accepts is reached by its last attempt at the latest
-            reach = accepted and n == attempts - 1
+            # a lead sales accepts answers the rep's first attempt
+            reach = accepted
             if rng.random() < p["call_share"]:
                 if rng.random() < p["connect_p"] or reach:
                     disposition = CONNECTED_DISPOSITION
@@ -253,7 +251,7 @@ class SalesTeamSimulator:
         outcome_at = when + _hours(rng, p["convert_after_hours"])
         roll = rng.random()
         if verdict is not None:
-            steps.append(self._verdict_step(rng, verdict[1], outcome_at, accepted=accepted,
+            steps.append(self._verdict_step(rng, outcome_at, accepted=accepted,
                                             connected=connected, bad_data=bad_data))
         elif bad_data:
             steps.append(_Step(outcome_at, "disqualify", {"reason": BAD_DATA_REASON}))
@@ -273,20 +271,17 @@ class SalesTeamSimulator:
             steps.append(_Step(outcome_at, "disqualify", {"reason": UNRESPONSIVE_REASON}))
         return _Plan(lead_id, email, owner, steps)
 
-    def _verdict_step(self, rng: random.Random, propensity: float, at: datetime, *,
+    def _verdict_step(self, rng: random.Random, at: datetime, *,
                       accepted: bool, connected: bool, bad_data: bool) -> _Step:
         """The outcome of a worked lead whose verdict the conversion truth decided: accepted,
-        converted (its opportunity closes won or lost in the profile's shares, the won share
-        scaled by the propensity: a lead as likely accepted as not wins with `won_share`);
-        rejected, closed with a reason, always (so the share of verdicts that are conversions
-        is the propensity)."""
+        converted (its opportunity closes won or lost in the profile's shares, so a lead is won
+        with its propensity times `won_share`); rejected, closed with a reason, always (so the
+        share of verdicts that are conversions is the propensity)."""
         p = self.profile
         if accepted:
             close_roll = rng.random()
-            closed = p["won_share"] + p["lost_share"]
-            won = min(closed, p["won_share"] * propensity / EVEN_PROPENSITY)
-            stage = (CLOSED_WON if close_roll < won else
-                     CLOSED_LOST if close_roll < closed else None)
+            stage = (CLOSED_WON if close_roll < p["won_share"] else
+                     CLOSED_LOST if close_roll < p["won_share"] + p["lost_share"] else None)
             return _Step(at, "convert", {
                 "stage": stage,
                 "close_after": timedelta(days=rng.uniform(*p["close_after_days"])),
