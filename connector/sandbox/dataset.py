@@ -146,6 +146,9 @@ class GroundTruth:
     existing_sf_leads: list[str]  # emails already open Salesforce Leads
     bad_records: dict[str, str]  # contact id -> what is wrong with it (no email, bad date...)
     simulator: list[dict[str, Any]] = field(default_factory=list)  # sales-team actions taken
+    # The sales team's hidden truth (generator.conversion_truth): what drives a sales-ready
+    # contact's Lead to convert, each one's propensity by email, and the best threshold.
+    conversion: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

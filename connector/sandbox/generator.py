@@ -40,10 +40,20 @@ Margins, so a model with any half-life from 30 to 60 days gives the same set: ev
 contact has interest >= 65 at half-life 30 (and more at longer half-lives); every other contact
 whose fit points are >= 20 and who is not a student or competitor has interest <= 25 at
 half-life 60 (and less at shorter ones). Only clear misfits (fit points < 20, students,
-competitors) may be very active. Sales-ready contacts are all grade A, made by one of two recent
-patterns: (a) registered for and attended the latest webinar plus a consultation request and
-pricing page views in the last two weeks; (b) a demo request, several pricing/demo page views and
-a registration for the upcoming webinar in the last week or so.
+competitors) may be very active. Sales-ready contacts are all grade A, made by one recent
+pattern (`_Generator.ready_acts`): a consultation or a demo request in the last ten days with
+strong budget and timeframe answers, then, each drawn on its own, the latest webinar attended
+(else a registration for the upcoming one), pricing/demo page visits and a case study; their
+older engagement has neither pricing/demo page views nor webinars attended.
+
+The sales team's hidden truth (`ground_truth.conversion`, `conversion_truth`)
+-----------------------------------------------------------------------------
+Whether sales accepts a sales-ready contact's Lead (converts it to an opportunity) is drawn by
+the sales simulator from the contact's propensity: CONVERSION_BASE times the multiplier of each
+of CONVERSION_DRIVERS its activities show (a webinar attended x4, a pricing or demo page viewed
+x3, a consultation request x2: strongest first), at most CONVERSION_CAP. `best_threshold` is
+the lowest whole interest threshold whose contacts' mean propensity reaches
+CONVERSION_TARGET_ACCEPTANCE: what a calibration from the sales outcomes should recover.
 
 Other generated facts: a few contacts archived, a few merged pairs (the survivor lists the
 merged id), a few live bad records without email or engagement (`ground_truth.bad_records`),
@@ -87,13 +97,18 @@ __all__ = [
     "FREE_MAIL_DOMAINS",
     "TARGET_INDUSTRIES",
     "activity_points",
+    "best_threshold",
     "contact_activities",
+    "conversion_drivers",
+    "conversion_propensity",
+    "conversion_truth",
     "dataset_to_json",
     "fit_grade",
     "fit_points",
     "generate",
     "interest",
     "is_sales_ready",
+    "model_interest",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +224,29 @@ NOT_READY_CHECK_HALF_LIFE = 60.0
 CLEAR_MISFIT_POINTS = 20  # below this many fit points a contact may be as active as it likes
 
 SALES_READY_SHARE_OF_TARGETS = 0.30
+# The parts of the sales-ready pattern drawn on their own (see `_Generator.ready_acts`).
+READY_ATTEND_SHARE = 0.5
+READY_PRICING_SHARE = 0.5
+READY_CASE_STUDY_SHARE = 0.5
+
+# The sales team's hidden truth (ground_truth.conversion, see `conversion_truth`): a sales-ready
+# contact's Lead is accepted (converted to an opportunity) with a propensity of
+# CONVERSION_BASE times the multiplier of each driver its activities show, at most
+# CONVERSION_CAP. Drivers: (name, activity category, detail matched, multiplier), strongest
+# first; a page_view driver matches a path prefix.
+CONVERSION_BASE = 0.04
+CONVERSION_CAP = 0.9
+CONVERSION_DRIVERS: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
+    ("webinar_attended", "participation", ("ATTENDED",), 4.0),
+    ("pricing_page_view", "page_view", PAGE_HIGH_INTENT_PREFIXES, 3.0),
+    ("consultation_request", "form", ("consultation",), 2.0),
+)
+# The default model's self-reported answers: points for the latest answer in these values.
+ANSWER_POINTS = 5
+ANSWER_VALUES = {"budget": ("$50k - $100k", "$100k+"),
+                 "purchase_timeframe": ("This quarter", "Within 6 months")}
+# The acceptance rate the best threshold is chosen for.
+CONVERSION_TARGET_ACCEPTANCE = 0.4
 TARGET_PERSONA_SHARE = 0.30
 ARCHIVED_SHARE = 0.02
 MERGED_PAIR_SHARE = 0.004
@@ -406,6 +444,8 @@ PAGES = (
     ("/careers/open-positions", "Open positions", 3),
 )
 HIGH_INTENT_PAGES = tuple(p for p in PAGES if p[0].startswith(PAGE_HIGH_INTENT_PREFIXES))
+WEIGHTED_PAGES = tuple((pg, pg[2]) for pg in PAGES)
+BROWSING_PAGES = tuple((pg, pg[2]) for pg in PAGES if pg not in HIGH_INTENT_PAGES)
 
 BUDGET_OPTIONS = ("No budget yet", "< $10k", "$10k - $50k", "$50k - $100k", "$100k+")
 TIMEFRAME_OPTIONS = ("Just researching", "Within a year", "Within 6 months", "This quarter")
@@ -611,6 +651,104 @@ def is_sales_ready(
     if threshold is None:
         return False
     return interest(activities, now, half_life_days) >= threshold
+
+
+def conversion_drivers(activities: Iterable[tuple[str, str, datetime]]) -> list[str]:
+    """The CONVERSION_DRIVERS (by name, strongest first) that a contact's activities show."""
+    seen = set()
+    for category, detail, _ in activities:
+        for name, kind, details, _m in CONVERSION_DRIVERS:
+            if category == kind and (detail.startswith(details) if kind == "page_view"
+                                     else detail in details):
+                seen.add(name)
+    return [name for name, *_ in CONVERSION_DRIVERS if name in seen]
+
+
+def conversion_propensity(activities: Iterable[tuple[str, str, datetime]]) -> float:
+    """How likely sales accepts (converts) this contact's Lead: CONVERSION_BASE times the
+    multiplier of every driver its activities show, at most CONVERSION_CAP."""
+    multiplier = {name: m for name, _k, _d, m in CONVERSION_DRIVERS}
+    p = CONVERSION_BASE
+    for name in conversion_drivers(activities):
+        p *= multiplier[name]
+    return round(min(CONVERSION_CAP, p), 6)
+
+
+def best_threshold(scored: Sequence[tuple[float, float]], target: float) -> int:
+    """The lowest whole score threshold (0..100) at which the contacts scoring at least it
+    have a mean acceptance `target` or more: as many leads as the target allows. `scored`:
+    (score, acceptance 0..1) per contact. When no threshold reaches the target, the one with
+    the highest mean (the lowest of equals)."""
+    best, best_mean = 0, -1.0
+    for t in range(101):
+        kept = [a for s, a in scored if s >= t]
+        if not kept:
+            break
+        mean = sum(kept) / len(kept)
+        if mean >= target:
+            return t
+        if mean > best_mean + 1e-12:
+            best, best_mean = t, mean
+    return best
+
+
+def model_interest(
+    activities: Iterable[tuple[str, str, datetime]],
+    submissions: Iterable[FormSubmissionSeed],
+    now: datetime,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+) -> float:
+    """The interest the default scoring model gives (0..100, to 0.01): `interest`, plus its
+    self-reported answers, ANSWER_POINTS for the most recent submission answering each of
+    ANSWER_VALUES' fields with one of its values, faded the same way. (`interest` leaves the
+    answers out: the sales-ready margins hold without them.)"""
+    total = 0.0
+    for category, detail, at in activities:
+        points = activity_points((category, detail, at))
+        if points:
+            total += points * 0.5 ** (max(0.0, (now - at).total_seconds() / DAY) / half_life_days)
+    for name, values in ANSWER_VALUES.items():
+        answered = [s.submitted_at for s in submissions if s.values.get(name) in values]
+        if answered:
+            age = max(0.0, (now - max(answered)).total_seconds() / DAY)
+            total += ANSWER_POINTS * 0.5 ** (age / half_life_days)
+    return round(min(INTEREST_CAP, total), 2)
+
+
+def conversion_truth(
+    contacts: Sequence[HubSpotContactSeed],
+    activities: dict[str, list[tuple[str, str, datetime]]],
+    submissions: Sequence[FormSubmissionSeed],
+    sales_ready: Iterable[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """The hidden truth the sales simulator converts Leads by: the drivers (strongest first),
+    each sales-ready contact's propensity and default-model interest at `now` (by email), and
+    the best threshold on that interest for CONVERSION_TARGET_ACCEPTANCE."""
+    ready = {e.lower() for e in sales_ready}
+    by_contact: dict[str, list[FormSubmissionSeed]] = {}
+    for sub in submissions:
+        by_contact.setdefault(sub.contact_id, []).append(sub)
+    propensity: dict[str, float] = {}
+    scores: dict[str, float] = {}
+    for c in contacts:
+        email = (c.properties.get("email") or "").lower()
+        if email not in ready:
+            continue
+        propensity[email] = conversion_propensity(activities[c.id])
+        scores[email] = model_interest(activities[c.id], by_contact.get(c.id, []), now)
+    scored = [(scores[e], propensity[e]) for e in sorted(propensity)]
+    return {
+        "drivers": [{"name": name, "activity": kind, "matches": list(details),
+                     "multiplier": m} for name, kind, details, m in CONVERSION_DRIVERS],
+        "base": CONVERSION_BASE,
+        "cap": CONVERSION_CAP,
+        "score": "interest",
+        "target_acceptance": CONVERSION_TARGET_ACCEPTANCE,
+        "best_threshold": best_threshold(scored, CONVERSION_TARGET_ACCEPTANCE),
+        "propensity": dict(sorted(propensity.items())),
+        "interest": dict(sorted(scores.items())),
+    }
 
 
 def contact_activities(ds: SandboxDataset) -> dict[str, list[tuple[str, str, datetime]]]:
@@ -1123,9 +1261,12 @@ class _Generator:
             acts.append(act)
         # Website visits.
         lo, hi = SESSIONS[level]
+        # a sales-ready contact's pricing and demo page views, and its webinar attended, are
+        # those of its pattern (`ready_acts`): the conversion drivers are its draws alone
+        ready = p.ready_path is not None
         for _ in range(rng.randint(lo, hi)):
             t = start + rng.random() * span
-            acts.append(self.visit(t, rng.randint(1, 5)))
+            acts.append(self.visit(t, rng.randint(1, 5), browsing=ready))
         # Forms.
         lo, hi = FORM_FILLS[level]
         for _ in range(rng.randint(lo, hi)):
@@ -1142,18 +1283,22 @@ class _Generator:
             if not candidates:
                 break
             webinar = candidates.pop(rng.randrange(len(candidates)))
-            outcome = _pick(rng, (("ATTENDED", 55), ("NO_SHOW", 35), ("CANCELLED", 10)))
+            outcome = _pick(rng, (("NO_SHOW", 35), ("CANCELLED", 10)) if ready else
+                            (("ATTENDED", 55), ("NO_SHOW", 35), ("CANCELLED", 10)))
             attended = self.webinar_act(webinar, outcome, start)
             if attended is not None:
                 acts.append(attended)
         return acts
 
-    def visit(self, t: float, pages: int, *, high_intent: bool = False) -> _Act:
+    def visit(self, t: float, pages: int, *, high_intent: bool = False,
+              browsing: bool = False) -> _Act:
+        """A session of `pages` page views from `t`: pricing and demo pages only when
+        `high_intent`, none of them when `browsing`, else any page by its weight."""
         act = _Act()
         session = self.ids.uuid()
         for _ in range(pages):
             page = self.rng.choice(HIGH_INTENT_PAGES) if high_intent else _pick(
-                self.rng, [(pg, pg[2]) for pg in PAGES]
+                self.rng, BROWSING_PAGES if browsing else WEIGHTED_PAGES
             )
             act.records.append(("page_view", page[0], min(t, self.now_ts - 60), page[1], session))
             t += 20 + self.rng.random() * 240
@@ -1198,37 +1343,34 @@ class _Generator:
         return act
 
     def ready_acts(self, p: _Persona, webinars: list[MarketingEventSeed]) -> list[_Act]:
-        """The recent, strong intent that makes a good-fit contact sales-ready."""
+        """The recent, strong intent that makes a good-fit contact sales-ready: a consultation
+        (path "a") or demo (path "b") request in the last ten days, then, each drawn on its
+        own, the latest webinar attended (else a registration for the upcoming one), visits to
+        the pricing and demo pages, and a case study download. The draws are independent so
+        that the conversion drivers (CONVERSION_DRIVERS) vary apart from each other."""
         rng = self.rng
         now = self.now_ts
         acts: list[_Act] = []
         past = [w for w in webinars if w.start.timestamp() < now]
         upcoming = [w for w in webinars if w.start.timestamp() >= now]
-        if p.ready_path == "a":
+        kind = "consultation" if p.ready_path == "a" else "demo"
+        acts.append(self.form_act(kind, now - (1 + rng.random() * 9) * DAY, strong=True))
+        if rng.random() < READY_ATTEND_SHARE:
             latest = past[-1]
             reg = latest.start.timestamp() - (3 + rng.random() * 7) * DAY
-            act = self.webinar_act(latest, "ATTENDED", p.created, registered_at=reg)
-            assert act is not None
-            acts.append(act)
-            acts.append(self.form_act("consultation", now - (1 + rng.random() * 9) * DAY,
-                                      strong=True))
-            for _ in range(rng.randint(1, 2)):
+            webinar = self.webinar_act(latest, "ATTENDED", p.created, registered_at=reg)
+        else:
+            reg = now - (1 + rng.random() * 6) * DAY
+            webinar = self.webinar_act(upcoming[0], "REGISTERED", p.created, registered_at=reg)
+        assert webinar is not None
+        acts.append(webinar)
+        if rng.random() < READY_PRICING_SHARE:
+            for _ in range(rng.randint(1, 3)):
                 acts.append(self.visit(now - (0.5 + rng.random() * 11) * DAY, 2,
                                        high_intent=True))
-            if rng.random() < 0.5:
-                acts.append(self.form_act("case_study", now - (5 + rng.random() * 20) * DAY,
-                                          strong=True))
-        else:
-            acts.append(self.form_act("demo", now - (1 + rng.random() * 7) * DAY, strong=True))
-            for _ in range(rng.randint(2, 3)):
-                acts.append(self.visit(now - (0.5 + rng.random() * 9) * DAY, 2,
-                                       high_intent=True))
+        if rng.random() < READY_CASE_STUDY_SHARE:
             acts.append(self.form_act("case_study", now - (3 + rng.random() * 17) * DAY,
                                       strong=True))
-            reg = now - (1 + rng.random() * 6) * DAY
-            act = self.webinar_act(upcoming[0], "REGISTERED", p.created, registered_at=reg)
-            assert act is not None
-            acts.append(act)
         return acts
 
     def engagement(
@@ -1253,9 +1395,11 @@ class _Generator:
         acts = self.natural_acts(p, level, campaigns, webinars)
         if p.ready_path is not None:
             acts += self.ready_acts(p, webinars)
+            # topped up with case studies (no conversion driver) up to the margin
             while self._interest(acts, READY_CHECK_HALF_LIFE) < READY_MIN_INTEREST:
-                acts.append(self.visit(self.now_ts - (0.2 + self.rng.random()) * DAY, 2,
-                                       high_intent=True))
+                acts.append(self.form_act("case_study",
+                                          self.now_ts - (0.2 + self.rng.random()) * DAY,
+                                          strong=True))
         elif not misfit:
             self._trim(acts)
         return acts
@@ -1709,6 +1853,8 @@ class _Generator:
             ),
             existing_sf_leads=sorted(r.fields["Email"] for r in sf_records if r.sobject == "Lead"),
             bad_records=bad,
+            conversion=conversion_truth(contacts, activities, submissions, sales_ready,
+                                        self.now),
         )
 
 

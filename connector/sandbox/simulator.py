@@ -12,6 +12,15 @@ reason, unreachable ones closed as Unresponsive or left working; converted oppor
 Won or Lost weeks later. A Lead reassigned to another rep gets a new plan for that rep (the SLA's
 recycle), drawn the same way.
 
+A Lead whose email the dataset's conversion truth (`ground_truth.conversion`, see
+`generator.conversion_truth`) gives a propensity has its verdict drawn once, from
+`random.Random(f"{seed}|{email}|verdict")`: accepted with that propensity (the person answers
+the rep's first attempt and the rep converts the Lead, its opportunity won or lost in the
+profile's shares: won with the propensity times `won_share`), else rejected (closed with a reason once worked: a
+disqualification when reached, Bad Contact Data after a wrong number, Unresponsive otherwise).
+Among the worked leads' verdicts, the share of conversions is then the propensity; other Leads
+convert at random, by the profile's shares.
+
 Plans are per lead and the due actions of a step run sorted by (due time, email), so the log does
 not depend on the order the org returns records in. Every action is one dict in the log
 (`run` returns the entries of that call; `log` holds all), and is also appended to
@@ -117,6 +126,10 @@ class SalesTeamSimulator:
         self._origin = clock.now()
         self._plans: dict[str, _Plan] = {}
         self._opportunity_steps: list[tuple[str, _Step]] = []  # (lead email, step)
+        # the dataset's hidden conversion truth: propensity by (lower-case) email
+        conversion = dataset.ground_truth.conversion if dataset is not None else {}
+        self._propensity: dict[str, float] = {
+            str(e).lower(): float(v) for e, v in (conversion.get("propensity") or {}).items()}
 
     # ------------------------------------------------------------------------------- running
 
@@ -185,6 +198,15 @@ class SalesTeamSimulator:
 
     # ------------------------------------------------------------------------------ planning
 
+    def _verdict(self, email: str) -> tuple[bool, float] | None:
+        """Whether sales accepts this lead, for a lead the dataset's conversion truth gives a
+        propensity (None otherwise): drawn once per lead (not per owner, so a reassigned lead
+        keeps it) from `random.Random(f"{seed}|{email}|verdict")`; with the propensity."""
+        p = self._propensity.get(email)
+        if p is None:
+            return None
+        return random.Random(f"{self.seed}|{email}|verdict").random() < p, p
+
     def _plan(self, lead_id: str, email: str, owner: str, base: datetime) -> _Plan:
         p = self.profile
         rng = random.Random(f"{self.seed}|{email}|{owner}")
@@ -195,6 +217,8 @@ class SalesTeamSimulator:
             first = base + _hours(rng, p["late_hours"])
         else:
             return _Plan(lead_id, email, owner, [])
+        verdict = self._verdict(email)
+        accepted = verdict is not None and verdict[0]
         steps: list[_Step] = []
         when = first
         connected = False
@@ -203,18 +227,20 @@ class SalesTeamSimulator:
         for n in range(attempts):
             if n:
                 when = when + _hours(rng, p["attempt_gap_hours"])
+            # a lead sales accepts answers the rep's first attempt
+            reach = accepted
             if rng.random() < p["call_share"]:
-                if rng.random() < p["connect_p"]:
+                if rng.random() < p["connect_p"] or reach:
                     disposition = CONNECTED_DISPOSITION
                     connected = True
                 else:
                     disposition = _pick(rng, NO_CONNECT_DISPOSITIONS)
-                    bad_data = disposition == "Wrong Number"
+                    bad_data = disposition == "Wrong Number" and not accepted
                 steps.append(_Step(when, "call", {"disposition": disposition,
                                                   "duration": rng.randint(240, 1500)
                                                   if connected else rng.randint(10, 60)}))
             else:
-                replied = rng.random() < p["reply_p"]
+                replied = rng.random() < p["reply_p"] or reach
                 connected = connected or replied
                 steps.append(_Step(when, "email", {
                     "subject": rng.choice(EMAIL_SUBJECTS),
@@ -224,7 +250,10 @@ class SalesTeamSimulator:
                 break
         outcome_at = when + _hours(rng, p["convert_after_hours"])
         roll = rng.random()
-        if bad_data:
+        if verdict is not None:
+            steps.append(self._verdict_step(rng, outcome_at, accepted=accepted,
+                                            connected=connected, bad_data=bad_data))
+        elif bad_data:
             steps.append(_Step(outcome_at, "disqualify", {"reason": BAD_DATA_REASON}))
         elif connected:
             if roll < p["convert_share"]:
@@ -241,6 +270,27 @@ class SalesTeamSimulator:
         elif roll < p["unresponsive_close_share"]:
             steps.append(_Step(outcome_at, "disqualify", {"reason": UNRESPONSIVE_REASON}))
         return _Plan(lead_id, email, owner, steps)
+
+    def _verdict_step(self, rng: random.Random, at: datetime, *,
+                      accepted: bool, connected: bool, bad_data: bool) -> _Step:
+        """The outcome of a worked lead whose verdict the conversion truth decided: accepted,
+        converted (its opportunity closes won or lost in the profile's shares, so a lead is won
+        with its propensity times `won_share`); rejected, closed with a reason, always (so the
+        share of verdicts that are conversions is the propensity)."""
+        p = self.profile
+        if accepted:
+            close_roll = rng.random()
+            stage = (CLOSED_WON if close_roll < p["won_share"] else
+                     CLOSED_LOST if close_roll < p["won_share"] + p["lost_share"] else None)
+            return _Step(at, "convert", {
+                "stage": stage,
+                "close_after": timedelta(days=rng.uniform(*p["close_after_days"])),
+            })
+        if bad_data:
+            return _Step(at, "disqualify", {"reason": BAD_DATA_REASON})
+        if connected:
+            return _Step(at, "disqualify", {"reason": rng.choice(DISQUALIFY_REASONS)})
+        return _Step(at, "disqualify", {"reason": UNRESPONSIVE_REASON})
 
     # ----------------------------------------------------------------------------- executing
 

@@ -10,6 +10,7 @@ sessions, schema, and the boundary where database failures become `StoreError`s)
     dead_letters.py   DeadLetterStore   records parked for an admin
     sales.py          SalesStore        sales outcomes, SLA timers, round-robin pointers
     pullback.py       PullbackStore     hand-offs' state in Salesforce, outcomes with bookmarks
+    calibration.py    CalibrationStore  each hand-off's score next to its outcome (calibration)
     runs.py           RunStore          sync runs and stage leases
     webhooks.py       WebhookQueueStore contacts HubSpot's webhooks said changed
     reports.py        ReportStore       what the reports read (funnel facts)
@@ -22,6 +23,7 @@ bookmark can be written in the same transaction as the records it covers (`trans
 from __future__ import annotations
 
 from connector.store.bookmarks import BookmarkStore
+from connector.store.calibration import CalibrationStore
 from connector.store.contacts import ActivityRecord, ContactRecord, ContactStore
 from connector.store.dead_letters import DeadLetterStore
 from connector.store.ledger import LedgerStore, payload_hash
@@ -36,5 +38,5 @@ __all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
 
 
 class Store(RunStore, PullbackStore, BookmarkStore, ContactStore, ScoreStore, LedgerStore,
-            DeadLetterStore, SalesStore, WebhookQueueStore, ReportStore):
+            DeadLetterStore, SalesStore, WebhookQueueStore, ReportStore, CalibrationStore):
     """Repository over the state database; every flow goes through it."""
