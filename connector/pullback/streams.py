@@ -95,6 +95,8 @@ def apply_lead(ctx: PullbackContext, handoffs: Handoffs, row: dict[str, Any],
         if converted:
             out.append(outcome(hubspot_id, "Lead", lead_id, f"{lead_id}:converted",
                                 "converted", when, **common, details={
+                                    # the status it came from: the SLA's status at hand-off
+                                    "from": state.get("status"),
                                     "contact_id": now["contact_id"],
                                     "account_id": now["account_id"],
                                     "opportunity_id": now["opportunity_id"],

@@ -202,6 +202,9 @@ def test_a_conversion_brings_its_contact_and_opportunity_into_the_same_run(store
     assert outcomes == {("101", "converted", LEAD), ("101", "won", "006000000000001AAA"),
                         ("101", "attempt", on_opportunity["Id"]),
                         ("202", "attempt", on_contact["Id"])}
+    # the conversion says the status it came from (what the SLA reads as the status at the
+    # hand-off when the conversion is the first change after it)
+    assert [o.details["from"] for o in store.outcomes(kind="converted")] == ["New"]
     state = store.handoff_states()["101"]
     assert (state.is_converted, state.stage, state.is_won, state.amount) == (
         True, "Signed", True, 1200.0)
