@@ -62,6 +62,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -1441,10 +1442,12 @@ class _Generator:
             if c.merged_ids:
                 c.properties["hs_merged_object_ids"] = ";".join(c.merged_ids)
 
-        # Activity in time order, as the APIs keep it (and cheap to load in order).
-        email_events.sort(key=lambda e: (e.created, e.id))
+        # Activity in time order, as the APIs keep it (and cheap to load in order). By (time,
+        # id) as two stable sorts: no key tuple for each of a million events.
+        for events, at in ((email_events, "created"), (page_views, "occurred_at")):
+            events.sort(key=attrgetter("id"))
+            events.sort(key=attrgetter(at))
         submissions.sort(key=lambda s: (s.submitted_at, s.contact_id, s.form_guid))
-        page_views.sort(key=lambda v: (v.occurred_at, v.id))
         participations.sort(key=lambda x: (x.occurred_at, x.contact_id, x.event_id, x.state))
         sf_records = self.salesforce_records(personas, by_id, owner_of, user_by_id)
         ground = self.ground_truth(

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..base import SandboxClock
 from ..dataset import (
@@ -37,6 +37,8 @@ SOURCE_SEED = "IMPORT"
 SOURCE_SANDBOX = "CRM_UI"
 APP_ID = 1160452
 APP_NAME = "Batch"
+
+T = TypeVar("T")
 
 
 def iso(dt: datetime) -> str:
@@ -173,7 +175,7 @@ class HubSpotState:
             self._by_modified = sorted(self._modified_key.values())
             self.owners = [self._owner_json(o) for o in dataset.owners]
             self.owners.sort(key=lambda o: int(o["id"]))
-            self.email_events = sorted(dataset.email_events, key=_event_key)
+            self.email_events = _in_order(dataset.email_events, _event_key)
             self.forms = {f.guid: self._form_json(f) for f in dataset.forms}
             self.form_submissions = {guid: [] for guid in self.forms}
             self._subs_by_contact = {}
@@ -1204,8 +1206,11 @@ class HubSpotState:
         after the cursor `after`; and whether more follow."""
         with self.lock:
             if self._portal_views is None:
-                self._portal_views = sorted(
-                    (p for vs in self.page_views.values() for p in vs), key=_view_key)
+                # by (occurredAt ms, id) as two stable sorts: no key tuple for each view
+                views = [p for vs in self.page_views.values() for p in vs]
+                views.sort(key=_view_id)
+                views.sort(key=_view_ms)
+                self._portal_views = views
             views = self._portal_views
         lo = (0 if occurred_after is None
               else bisect.bisect_left(views, (occurred_after, ""), key=_view_key))
@@ -1460,6 +1465,28 @@ def _event_key(ev: EmailEventSeed) -> tuple[int, str]:
 def _view_key(pv: PageViewSeed) -> tuple[int, str]:
     """The events API's order of page views: occurredAt (ms), then id."""
     return ms(pv.occurred_at), pv.id
+
+
+def _view_ms(pv: PageViewSeed) -> int:
+    return ms(pv.occurred_at)
+
+
+def _view_id(pv: PageViewSeed) -> str:
+    return pv.id
+
+
+def _in_order(items: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+    """`items` sorted by `key`, without building every key when they are in order already
+    (a generated dataset's events are)."""
+    out = list(items)
+    keys = map(key, out)
+    prev = next(keys, None)
+    for k in keys:
+        if k < prev:
+            out.sort(key=key)
+            break
+        prev = k
+    return out
 
 
 # the rendered fields an email event's `extra` could override (see `_email_event_json`)
