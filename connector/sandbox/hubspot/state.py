@@ -30,7 +30,7 @@ from .catalog import DEFAULT_GROUPS, default_contact_properties, property_defini
 from .errors import HubSpotApiError, not_found, validation
 from .search import SearchQuery, compile_query, sort_key, to_ms
 
-__all__ = ["ContactRecord", "HubSpotState", "iso", "iso_ms"]
+__all__ = ["ContactRecord", "HubSpotState", "Submission", "iso", "iso_ms"]
 
 SOURCE_API = "INTEGRATION"
 SOURCE_SEED = "IMPORT"
@@ -60,7 +60,7 @@ def ms(dt: datetime) -> int:
     return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
-@dataclass
+@dataclass(slots=True)
 class ContactRecord:
     """One contact. `props` holds only non-empty values, all strings."""
 
@@ -75,7 +75,7 @@ class ContactRecord:
     merged_ids: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ListRecord:
     """A CRM list (ILS) of contacts."""
 
@@ -115,8 +115,9 @@ class HubSpotState:
         # each is rendered as the v1 API's JSON only when read
         self.email_events: list[EmailEventSeed] = []
         self.forms: dict[str, dict[str, Any]] = {}
-        self.form_submissions: dict[str, list[dict[str, Any]]] = {}
-        self._subs_by_contact: dict[str, list[dict[str, Any]]] = {}
+        # by form, newest first; each rendered as the legacy API's JSON only when read
+        self.form_submissions: dict[str, list[Submission]] = {}
+        self._subs_by_contact: dict[str, list[Submission]] = {}
         self.page_views: dict[str, list[PageViewSeed]] = {}
         # every page view by (occurredAt ms, id), for the portal-wide events read: built on
         # the first read after a change, so paging through 200,000 views is not a sort a page
@@ -187,9 +188,10 @@ class HubSpotState:
                     sub.page_url,
                     sub.contact_id,
                     keep_order=False,
+                    copy=False,
                 )
             for subs in self.form_submissions.values():
-                subs.sort(key=lambda s: (s["submittedAt"], s["conversionId"]), reverse=True)
+                subs.sort(key=Submission.key, reverse=True)
             self.page_views = {}
             self._portal_views = None
             for pv in dataset.page_views:
@@ -740,7 +742,7 @@ class HubSpotState:
             if merged.id in self._subs_by_contact:
                 moved = self._subs_by_contact.pop(merged.id)
                 for sub in moved:
-                    sub["_contact_id"] = primary.id
+                    sub.contact_id = primary.id
                 self._subs_by_contact.setdefault(primary.id, []).extend(moved)
                 self._refresh_conversion_counters(primary.id, bump=True)
             for part in self.participations:
@@ -1032,17 +1034,20 @@ class HubSpotState:
         contact_id: str | None,
         *,
         keep_order: bool = True,
-    ) -> dict[str, Any]:
+        copy: bool = True,
+    ) -> Submission:
+        """File a submission; `copy=False` keeps `values` itself (a dataset seed's, never
+        changed) rather than a copy."""
         if guid not in self.forms:
             raise not_found(f"Form {guid} does not exist")
         owner = self.resolve_id(contact_id) if contact_id else None
-        sub: dict[str, Any] = {
-            "conversionId": f"{guid[:8]}-{ms(at)}-{len(self.form_submissions.get(guid, []))}",
-            "submittedAt": ms(at),
-            "values": [{"name": k, "value": str(v)} for k, v in values.items()],
-            "pageUrl": page_url,
-            "_contact_id": owner,
-        }
+        sub = Submission(
+            f"{guid[:8]}-{ms(at)}-{len(self.form_submissions.get(guid, []))}",
+            ms(at),
+            dict(values) if copy else values,
+            page_url,
+            owner,
+        )
         if owner:
             self._subs_by_contact.setdefault(owner, []).append(sub)
         subs = self.form_submissions.setdefault(guid, [])
@@ -1050,9 +1055,9 @@ class HubSpotState:
             subs.append(sub)
             return sub
         # newest first, as the legacy endpoint returns them
-        key = (sub["submittedAt"], sub["conversionId"])
+        key = sub.key()
         i = 0
-        while i < len(subs) and (subs[i]["submittedAt"], subs[i]["conversionId"]) > key:
+        while i < len(subs) and subs[i].key() > key:
             i += 1
         subs.insert(i, sub)
         return sub
@@ -1093,9 +1098,9 @@ class HubSpotState:
                     self.update_contact(found, known, at=when, source="FORM")
                 contact_id = found
             sub = self._insert_submission(form_guid, values, when, page_url, contact_id)
-            if sub["_contact_id"]:
-                self._refresh_conversion_counters(sub["_contact_id"], bump=True)
-            return sub
+            if sub.contact_id:
+                self._refresh_conversion_counters(sub.contact_id, bump=True)
+            return {**sub.json(), "_contact_id": sub.contact_id}
 
     def _refresh_conversion_counters(self, contact_id: str, *, bump: bool) -> None:
         rec = self.contacts.get(contact_id)
@@ -1104,7 +1109,7 @@ class HubSpotState:
         mine = self._subs_by_contact.get(contact_id)
         if not mine:
             return
-        latest = max(s["submittedAt"] for s in mine)
+        latest = max(s.submitted_at for s in mine)
         self._set_derived(
             rec,
             {"num_conversion_events": str(len(mine)), "recent_conversion_date": iso_ms(latest)},
@@ -1398,8 +1403,8 @@ class HubSpotState:
                 return [
                     {
                         "formGuid": guid,
-                        "contactId": s["_contact_id"],
-                        **{k: v for k, v in s.items() if not k.startswith("_")},
+                        "contactId": s.contact_id,
+                        **s.json(),
                     }
                     for guid, subs in self.form_submissions.items()
                     for s in subs
@@ -1455,6 +1460,30 @@ def _unsubscribes(event: Mapping[str, Any]) -> bool:
         event.get("type") == "STATUSCHANGE"
         and event.get("portalSubscriptionStatus") == "UNSUBSCRIBED"
     )
+
+
+@dataclass(slots=True)
+class Submission:
+    """A form submission as the portal files it: its legacy JSON is `json()`, built when read
+    (a 100,000-contact portal holds over 100,000 of them)."""
+
+    conversion_id: str
+    submitted_at: int  # ms
+    values: Mapping[str, Any]  # field name -> value (rendered with str())
+    page_url: str
+    contact_id: str | None  # the contact it counts for (resolved through merges)
+
+    def key(self) -> tuple[int, str]:
+        """The legacy endpoint's order (newest first when reversed) and its cursor."""
+        return self.submitted_at, self.conversion_id
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "conversionId": self.conversion_id,
+            "submittedAt": self.submitted_at,
+            "values": [{"name": k, "value": str(v)} for k, v in self.values.items()],
+            "pageUrl": self.page_url,
+        }
 
 
 def _event_key(ev: EmailEventSeed) -> tuple[int, str]:
