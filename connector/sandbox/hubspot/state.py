@@ -3,6 +3,9 @@
 Thread-safe (one re-entrant lock); the app and the tests mutate it concurrently. Contacts are
 kept in a dict plus sorted id lists so a list page costs O(page); search results are cached by
 query and data version, so paging one query costs one filter+sort pass, not one per page.
+Email events and page views are the dataset's own seed objects and form submissions are slotted
+records: their API JSON is built when a page of them is read, so a 100,000-contact portal does
+not hold a dict for each of its millions of events.
 """
 
 from __future__ import annotations
