@@ -1,18 +1,23 @@
 """The shape of a seeded synthetic dataset: what the generator makes, what each emulated API
 loads, and the ground truth a correct sync must reproduce.
 
-Plain dataclasses so the generator, both servers and the tests share one contract. All
+Plain dataclasses (with slots: a 100,000-contact dataset holds millions of them) so the
+generator, both servers and the tests share one contract; the HubSpot emulator serves the email
+events and page views themselves, not copies. All
 datetimes are timezone-aware UTC. HubSpot property values are strings (as the v3 API returns
 them); Salesforce field values are JSON-ready Python values (str, int, float, bool, None).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "NO_EXTRA",
     "EmailEventSeed",
     "FormSeed",
     "FormSubmissionSeed",
@@ -27,8 +32,11 @@ __all__ = [
     "SandboxDataset",
 ]
 
+# An email event's `extra` when it has none: one shared, immutable empty mapping
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
-@dataclass
+
+@dataclass(slots=True)
 class HubSpotContactSeed:
     id: str  # hs_object_id, numeric string
     properties: dict[str, str | None]  # email, firstname, lastname, jobtitle, company, ...
@@ -39,7 +47,7 @@ class HubSpotContactSeed:
     merged_ids: list[str] = field(default_factory=list)  # on the survivor: ids merged into it
 
 
-@dataclass
+@dataclass(slots=True)
 class HubSpotOwnerSeed:
     id: str
     email: str
@@ -49,7 +57,7 @@ class HubSpotOwnerSeed:
     teams: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class EmailEventSeed:
     """A legacy email event (`/email/public/v1/events`)."""
 
@@ -60,10 +68,11 @@ class EmailEventSeed:
     email_campaign_id: int
     subject: str | None = None
     url: str | None = None  # CLICK
-    extra: dict[str, Any] = field(default_factory=dict)  # bounce category, subscription change...
+    # bounce category, subscription change...: read only (events may share one mapping)
+    extra: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRA)
 
 
-@dataclass
+@dataclass(slots=True)
 class FormSeed:
     guid: str
     name: str
@@ -71,7 +80,7 @@ class FormSeed:
     kind: str  # our label: whitepaper, case_study, webinar, consultation, demo, contact, newsletter
 
 
-@dataclass
+@dataclass(slots=True)
 class FormSubmissionSeed:
     form_guid: str
     submitted_at: datetime
@@ -80,7 +89,7 @@ class FormSubmissionSeed:
     contact_id: str
 
 
-@dataclass
+@dataclass(slots=True)
 class PageViewSeed:
     """A web-analytics `e_visited_page` event."""
 
@@ -92,7 +101,7 @@ class PageViewSeed:
     session_id: str
 
 
-@dataclass
+@dataclass(slots=True)
 class MarketingEventSeed:
     id: str  # objectId
     external_event_id: str
@@ -103,7 +112,7 @@ class MarketingEventSeed:
     organizer: str
 
 
-@dataclass
+@dataclass(slots=True)
 class ParticipationSeed:
     event_id: str
     contact_id: str
@@ -111,7 +120,7 @@ class ParticipationSeed:
     occurred_at: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class SalesforceUserSeed:
     id: str  # 18-char id starting 005
     username: str
@@ -124,7 +133,7 @@ class SalesforceUserSeed:
     manager_id: str | None = None  # User.ManagerId: the user this one reports to
 
 
-@dataclass
+@dataclass(slots=True)
 class SalesforceRecordSeed:
     """A record present in Salesforce before Handshake first runs (Account, Contact, Lead)."""
 
@@ -132,7 +141,7 @@ class SalesforceRecordSeed:
     fields: dict[str, Any]  # includes "Id"
 
 
-@dataclass
+@dataclass(slots=True)
 class GroundTruth:
     """What a correct sync must produce, for tests and benchmarks."""
 
@@ -151,7 +160,7 @@ class GroundTruth:
     conversion: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class SandboxDataset:
     seed: int
     generated_at: datetime  # "now" of the dataset: engagement spans the 12 months before it

@@ -29,7 +29,7 @@ from .errors import HubSpotApiError, error_body, not_found, rate_limit_body, val
 from .ratelimit import RateLimiter
 from .search import parse_search_request, to_ms
 from .settings import RateLimits
-from .state import APP_ID, APP_NAME, ContactRecord, HubSpotState, iso, ms
+from .state import APP_ID, APP_NAME, ContactRecord, HubSpotState, Submission, iso, ms
 
 __all__ = ["HubSpotSandbox"]
 
@@ -117,8 +117,8 @@ def _decode_cursor(value: str | None) -> tuple[int, str] | None:
         raise validation(f"Invalid paging cursor: {value!r}") from None
 
 
-def _sub_key(sub: dict[str, Any]) -> tuple[int, str]:
-    return int(sub["submittedAt"]), str(sub["conversionId"])
+def _sub_key(sub: Submission) -> tuple[int, str]:
+    return sub.key()
 
 
 def _paging(request: Request, after: str | None, **extra: str) -> dict[str, Any]:
@@ -851,7 +851,7 @@ class HubSpotSandbox:
                 while start < len(subs) and _sub_key(subs[start]) >= cursor:
                     start += 1
             chunk = subs[start : start + limit]
-            page = [{k: v for k, v in s.items() if not k.startswith("_")} for s in chunk]
+            page = [s.json() for s in chunk]
             more = start + limit < len(subs)
             nxt = _encode_cursor(*_sub_key(chunk[-1])) if more and chunk else None
         return _json({"results": page, **_paging(request, nxt)})

@@ -3,6 +3,9 @@
 Thread-safe (one re-entrant lock); the app and the tests mutate it concurrently. Contacts are
 kept in a dict plus sorted id lists so a list page costs O(page); search results are cached by
 query and data version, so paging one query costs one filter+sort pass, not one per page.
+Email events and page views are the dataset's own seed objects and form submissions are slotted
+records: their API JSON is built when a page of them is read, so a 100,000-contact portal does
+not hold a dict for each of its millions of events.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..base import SandboxClock
 from ..dataset import (
@@ -30,13 +33,15 @@ from .catalog import DEFAULT_GROUPS, default_contact_properties, property_defini
 from .errors import HubSpotApiError, not_found, validation
 from .search import SearchQuery, compile_query, sort_key, to_ms
 
-__all__ = ["ContactRecord", "HubSpotState", "iso", "iso_ms"]
+__all__ = ["ContactRecord", "HubSpotState", "Submission", "iso", "iso_ms"]
 
 SOURCE_API = "INTEGRATION"
 SOURCE_SEED = "IMPORT"
 SOURCE_SANDBOX = "CRM_UI"
 APP_ID = 1160452
 APP_NAME = "Batch"
+
+T = TypeVar("T")
 
 
 def iso(dt: datetime) -> str:
@@ -58,7 +63,7 @@ def ms(dt: datetime) -> int:
     return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
-@dataclass
+@dataclass(slots=True)
 class ContactRecord:
     """One contact. `props` holds only non-empty values, all strings."""
 
@@ -73,7 +78,7 @@ class ContactRecord:
     merged_ids: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ListRecord:
     """A CRM list (ILS) of contacts."""
 
@@ -109,15 +114,17 @@ class HubSpotState:
         self._by_email: dict[str, str] = {}
         self._next_id = 1
         self.owners: list[dict[str, Any]] = []
-        self.email_events: list[dict[str, Any]] = []
-        self._email_event_keys: list[tuple[int, str]] = []
+        # the email events themselves (the dataset's seeds, not copies), by (created ms, id);
+        # each is rendered as the v1 API's JSON only when read
+        self.email_events: list[EmailEventSeed] = []
         self.forms: dict[str, dict[str, Any]] = {}
-        self.form_submissions: dict[str, list[dict[str, Any]]] = {}
-        self._subs_by_contact: dict[str, list[dict[str, Any]]] = {}
+        # by form, newest first; each rendered as the legacy API's JSON only when read
+        self.form_submissions: dict[str, list[Submission]] = {}
+        self._subs_by_contact: dict[str, list[Submission]] = {}
         self.page_views: dict[str, list[PageViewSeed]] = {}
         # every page view by (occurredAt ms, id), for the portal-wide events read: built on
         # the first read after a change, so paging through 200,000 views is not a sort a page
-        self._portal_views: tuple[list[PageViewSeed], list[tuple[int, str]]] | None = None
+        self._portal_views: list[PageViewSeed] | None = None
         self.marketing_events: dict[str, MarketingEventSeed] = {}
         self.marketing_event_meta: dict[str, dict[str, Any]] = {}
         self.participations: list[dict[str, Any]] = []
@@ -172,12 +179,7 @@ class HubSpotState:
             self._by_modified = sorted(self._modified_key.values())
             self.owners = [self._owner_json(o) for o in dataset.owners]
             self.owners.sort(key=lambda o: int(o["id"]))
-            events = sorted(
-                (self._email_event_json(ev) for ev in dataset.email_events),
-                key=lambda e: (int(e["created"]), str(e["id"])),
-            )
-            self.email_events = events
-            self._email_event_keys = [(int(e["created"]), str(e["id"])) for e in events]
+            self.email_events = _in_order(dataset.email_events, _event_key)
             self.forms = {f.guid: self._form_json(f) for f in dataset.forms}
             self.form_submissions = {guid: [] for guid in self.forms}
             self._subs_by_contact = {}
@@ -189,9 +191,10 @@ class HubSpotState:
                     sub.page_url,
                     sub.contact_id,
                     keep_order=False,
+                    copy=False,
                 )
             for subs in self.form_submissions.values():
-                subs.sort(key=lambda s: (s["submittedAt"], s["conversionId"]), reverse=True)
+                subs.sort(key=Submission.key, reverse=True)
             self.page_views = {}
             self._portal_views = None
             for pv in dataset.page_views:
@@ -214,13 +217,14 @@ class HubSpotState:
             self._refresh_page_view_counters(cid, bump=bump)
         for cid in self._subs_by_contact:
             self._refresh_conversion_counters(cid, bump=bump)
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        for ev in self.email_events:
-            if _unsubscribes(ev):
+        latest: dict[tuple[str, str], _EventView] = {}
+        for seed in self.email_events:
+            ev = _EventView.of(seed, self)
+            if ev.unsubscribes:
                 self._refresh_email_dates(ev, bump=bump)
-            if ev["type"] in ("OPEN", "CLICK"):
-                key = (str(ev["recipient"]).lower(), ev["type"])
-                if key not in latest or latest[key]["created"] < ev["created"]:
+            if ev.type in ("OPEN", "CLICK"):
+                key = (ev.recipient.lower(), ev.type)
+                if key not in latest or latest[key].created < ev.created:
                     latest[key] = ev
         for ev in latest.values():
             self._refresh_email_dates(ev, bump=bump)
@@ -741,7 +745,7 @@ class HubSpotState:
             if merged.id in self._subs_by_contact:
                 moved = self._subs_by_contact.pop(merged.id)
                 for sub in moved:
-                    sub["_contact_id"] = primary.id
+                    sub.contact_id = primary.id
                 self._subs_by_contact.setdefault(primary.id, []).extend(moved)
                 self._refresh_conversion_counters(primary.id, bump=True)
             for part in self.participations:
@@ -873,10 +877,8 @@ class HubSpotState:
         out.update(ev.extra)
         return out
 
-    def _insert_email_event(self, event: dict[str, Any]) -> None:
-        key = (int(event["created"]), str(event["id"]))
-        i = bisect.bisect_right(self._email_event_keys, key)
-        self._email_event_keys.insert(i, key)
+    def _insert_email_event(self, event: EmailEventSeed) -> None:
+        i = bisect.bisect_right(self.email_events, _event_key(event), key=_event_key)
         self.email_events.insert(i, event)
 
     def query_email_events(
@@ -892,25 +894,31 @@ class HubSpotState:
     ) -> tuple[list[dict[str, Any]], bool]:
         """Events in created order within [start, end] matching the filters, from `offset`."""
         with self.lock:
-            lo = 0 if start is None else bisect.bisect_left(self._email_event_keys, (start, ""))
+            events = self.email_events
+            lo = 0 if start is None else bisect.bisect_left(events, (start, ""), key=_event_key)
             hi = (
-                len(self.email_events)
+                len(events)
                 if end is None
-                else bisect.bisect_right(self._email_event_keys, (end, "\uffff"))
+                else bisect.bisect_right(events, (end, "\uffff"), key=_event_key)
             )
+            if not event_type and not recipient and campaign_id is None:
+                first = lo + offset
+                page = events[first : min(hi, first + limit)]
+                return [self._email_event_json(ev) for ev in page], first + limit < hi
             out: list[dict[str, Any]] = []
             seen = 0
-            for ev in self.email_events[lo:hi]:
-                if event_type and ev["type"] != event_type:  # case-sensitive, as documented
+            for i in range(lo, hi):
+                view = _EventView.of(events[i], self)
+                if event_type and view.type != event_type:  # case-sensitive, as documented
                     continue
-                if recipient and ev["recipient"].lower() != recipient.lower():
+                if recipient and view.recipient.lower() != recipient.lower():
                     continue
-                if campaign_id is not None and ev["emailCampaignId"] != campaign_id:
+                if campaign_id is not None and view.campaign_id != campaign_id:
                     continue
                 if seen >= offset:
                     if len(out) == limit:
                         return out, True
-                    out.append(ev)
+                    out.append(self._email_event_json(events[i]))
                 seen += 1
             return out, False
 
@@ -939,23 +947,23 @@ class HubSpotState:
                 url=url,
                 extra=dict(extra),
             )
-            event = self._email_event_json(seed)
-            self._insert_email_event(event)
-            if event["type"] in ("OPEN", "CLICK") or _unsubscribes(event):
-                self._refresh_email_dates(event, bump=True)
-            return event
+            self._insert_email_event(seed)
+            view = _EventView.of(seed, self)
+            if view.type in ("OPEN", "CLICK") or view.unsubscribes:
+                self._refresh_email_dates(view, bump=True)
+            return self._email_event_json(seed)
 
-    def _refresh_email_dates(self, event: Mapping[str, Any], *, bump: bool) -> None:
-        cid = self._by_email.get(str(event["recipient"]).lower())
+    def _refresh_email_dates(self, event: _EventView, *, bump: bool) -> None:
+        cid = self._by_email.get(event.recipient.lower())
         if cid is None:
             return
         rec = self.contacts[cid]
-        if _unsubscribes(event):
+        if event.unsubscribes:
             if rec.props.get("hs_email_optout") != "true":
                 self._set_derived(rec, {"hs_email_optout": "true"}, bump=bump)
             return
-        name = "hs_email_last_open_date" if event["type"] == "OPEN" else "hs_email_last_click_date"
-        value = iso_ms(int(event["created"]))
+        name = "hs_email_last_open_date" if event.type == "OPEN" else "hs_email_last_click_date"
+        value = iso_ms(event.created)
         current = rec.props.get(name)
         if current is None or current < value:
             self._set_derived(rec, {name: value}, bump=bump)
@@ -1029,17 +1037,20 @@ class HubSpotState:
         contact_id: str | None,
         *,
         keep_order: bool = True,
-    ) -> dict[str, Any]:
+        copy: bool = True,
+    ) -> Submission:
+        """File a submission; `copy=False` keeps `values` itself (a dataset seed's, never
+        changed) rather than a copy."""
         if guid not in self.forms:
             raise not_found(f"Form {guid} does not exist")
         owner = self.resolve_id(contact_id) if contact_id else None
-        sub: dict[str, Any] = {
-            "conversionId": f"{guid[:8]}-{ms(at)}-{len(self.form_submissions.get(guid, []))}",
-            "submittedAt": ms(at),
-            "values": [{"name": k, "value": str(v)} for k, v in values.items()],
-            "pageUrl": page_url,
-            "_contact_id": owner,
-        }
+        sub = Submission(
+            f"{guid[:8]}-{ms(at)}-{len(self.form_submissions.get(guid, []))}",
+            ms(at),
+            dict(values) if copy else values,
+            page_url,
+            owner,
+        )
         if owner:
             self._subs_by_contact.setdefault(owner, []).append(sub)
         subs = self.form_submissions.setdefault(guid, [])
@@ -1047,9 +1058,9 @@ class HubSpotState:
             subs.append(sub)
             return sub
         # newest first, as the legacy endpoint returns them
-        key = (sub["submittedAt"], sub["conversionId"])
+        key = sub.key()
         i = 0
-        while i < len(subs) and (subs[i]["submittedAt"], subs[i]["conversionId"]) > key:
+        while i < len(subs) and subs[i].key() > key:
             i += 1
         subs.insert(i, sub)
         return sub
@@ -1090,9 +1101,9 @@ class HubSpotState:
                     self.update_contact(found, known, at=when, source="FORM")
                 contact_id = found
             sub = self._insert_submission(form_guid, values, when, page_url, contact_id)
-            if sub["_contact_id"]:
-                self._refresh_conversion_counters(sub["_contact_id"], bump=True)
-            return sub
+            if sub.contact_id:
+                self._refresh_conversion_counters(sub.contact_id, bump=True)
+            return {**sub.json(), "_contact_id": sub.contact_id}
 
     def _refresh_conversion_counters(self, contact_id: str, *, bump: bool) -> None:
         rec = self.contacts.get(contact_id)
@@ -1101,7 +1112,7 @@ class HubSpotState:
         mine = self._subs_by_contact.get(contact_id)
         if not mine:
             return
-        latest = max(s["submittedAt"] for s in mine)
+        latest = max(s.submitted_at for s in mine)
         self._set_derived(
             rec,
             {"num_conversion_events": str(len(mine)), "recent_conversion_date": iso_ms(latest)},
@@ -1203,18 +1214,22 @@ class HubSpotState:
         after the cursor `after`; and whether more follow."""
         with self.lock:
             if self._portal_views is None:
-                views = sorted((p for vs in self.page_views.values() for p in vs),
-                               key=lambda p: (ms(p.occurred_at), p.id))
-                self._portal_views = (views, [(ms(p.occurred_at), p.id) for p in views])
-            views, keys = self._portal_views
-        lo = 0 if occurred_after is None else bisect.bisect_left(keys, (occurred_after, ""))
-        hi = (len(keys) if occurred_before is None
-              else bisect.bisect_right(keys, (occurred_before, "\U0010ffff")))
+                # by (occurredAt ms, id) as two stable sorts: no key tuple for each view
+                views = [p for vs in self.page_views.values() for p in vs]
+                views.sort(key=_view_id)
+                views.sort(key=_view_ms)
+                self._portal_views = views
+            views = self._portal_views
+        lo = (0 if occurred_after is None
+              else bisect.bisect_left(views, (occurred_after, ""), key=_view_key))
+        hi = (len(views) if occurred_before is None
+              else bisect.bisect_right(views, (occurred_before, "\U0010ffff"), key=_view_key))
         if not descending:
-            start = lo if after is None else max(lo, bisect.bisect_right(keys, after))
+            start = (lo if after is None
+                     else max(lo, bisect.bisect_right(views, after, key=_view_key)))
             page = views[start:min(hi, start + limit)]
             return page, start + limit < hi
-        end = hi if after is None else min(hi, bisect.bisect_left(keys, after))
+        end = hi if after is None else min(hi, bisect.bisect_left(views, after, key=_view_key))
         first = max(lo, end - limit)
         return list(reversed(views[first:end])), first > lo
 
@@ -1386,13 +1401,13 @@ class HubSpotState:
                     for c in sorted(self.contacts.values(), key=lambda c: int(c.id))
                 ]
             if obj == "email_events":
-                return list(self.email_events)
+                return [self._email_event_json(ev) for ev in self.email_events]
             if obj == "form_submissions":
                 return [
                     {
                         "formGuid": guid,
-                        "contactId": s["_contact_id"],
-                        **{k: v for k, v in s.items() if not k.startswith("_")},
+                        "contactId": s.contact_id,
+                        **s.json(),
                     }
                     for guid, subs in self.form_submissions.items()
                     for s in subs
@@ -1448,6 +1463,90 @@ def _unsubscribes(event: Mapping[str, Any]) -> bool:
         event.get("type") == "STATUSCHANGE"
         and event.get("portalSubscriptionStatus") == "UNSUBSCRIBED"
     )
+
+
+@dataclass(slots=True)
+class Submission:
+    """A form submission as the portal files it: its legacy JSON is `json()`, built when read
+    (a 100,000-contact portal holds over 100,000 of them)."""
+
+    conversion_id: str
+    submitted_at: int  # ms
+    values: Mapping[str, Any]  # field name -> value (rendered with str())
+    page_url: str
+    contact_id: str | None  # the contact it counts for (resolved through merges)
+
+    def key(self) -> tuple[int, str]:
+        """The legacy endpoint's order (newest first when reversed) and its cursor."""
+        return self.submitted_at, self.conversion_id
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "conversionId": self.conversion_id,
+            "submittedAt": self.submitted_at,
+            "values": [{"name": k, "value": str(v)} for k, v in self.values.items()],
+            "pageUrl": self.page_url,
+        }
+
+
+def _event_key(ev: EmailEventSeed) -> tuple[int, str]:
+    """The v1 API's order of email events: created (ms), then id."""
+    return ms(ev.created), ev.id
+
+
+def _view_key(pv: PageViewSeed) -> tuple[int, str]:
+    """The events API's order of page views: occurredAt (ms), then id."""
+    return ms(pv.occurred_at), pv.id
+
+
+def _view_ms(pv: PageViewSeed) -> int:
+    return ms(pv.occurred_at)
+
+
+def _view_id(pv: PageViewSeed) -> str:
+    return pv.id
+
+
+def _in_order(items: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+    """`items` sorted by `key`, without building every key when they are in order already
+    (a generated dataset's events are)."""
+    out = list(items)
+    keys = map(key, out)
+    prev = next(keys, None)
+    for k in keys:
+        if k < prev:
+            out.sort(key=key)
+            break
+        prev = k
+    return out
+
+
+# the rendered fields an email event's `extra` could override (see `_email_event_json`)
+_CORE_EVENT_FIELDS = frozenset(("type", "recipient", "created", "emailCampaignId"))
+
+
+@dataclass(slots=True)
+class _EventView:
+    """The fields of an email event as its rendered JSON has them, without rendering it
+    (unless its `extra` overrides one of them, which only a hand-made event can do)."""
+
+    type: str
+    recipient: str
+    created: int  # ms
+    campaign_id: Any
+    unsubscribes: bool
+
+    @classmethod
+    def of(cls, ev: EmailEventSeed, state: HubSpotState) -> _EventView:
+        if ev.extra and not _CORE_EVENT_FIELDS.isdisjoint(ev.extra):
+            d = state._email_event_json(ev)
+            return cls(str(d["type"]), str(d["recipient"]), int(d["created"]),
+                       d["emailCampaignId"], _unsubscribes(d))
+        return cls(
+            ev.type, ev.recipient, ms(ev.created), int(ev.email_campaign_id),
+            ev.type == "STATUSCHANGE"
+            and bool(ev.extra) and ev.extra.get("portalSubscriptionStatus") == "UNSUBSCRIBED",
+        )
 
 
 _FIELD_TYPES = {
