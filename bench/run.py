@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from bench.pull import peak_rss_mb  # this process's VmHWM, exec-safe
 
 # The dataset's "now", fixed so this process can regenerate the very same data to check against.
 START = "2026-11-01T00:00:00+00:00"
+ADVANCE_HOURS = 1
 QUICK = 1_000
 DEFAULT = 10_000
 # HubSpot Professional: 190 calls / 10 s, of which Handshake takes its 90% share.
@@ -138,7 +139,7 @@ def serve(contacts: int, seed: int) -> tuple[subprocess.Popen[str], dict[str, An
     proc = subprocess.Popen(
         [sys.executable, "-c", "from connector.cli import main; main()", "sandbox", "serve",
          "--contacts", str(contacts), "--seed", str(seed), "--start", START,
-         "--advance-hours", "1", "--unthrottled", "--json"],
+         "--advance-hours", str(ADVANCE_HOURS), "--unthrottled", "--json"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None
@@ -162,6 +163,7 @@ def _stage(figures: dict[str, Any], name: str, sandbox_pid: int, run: Any) -> An
 def worker(info_json: str, db: str, sandbox_pid: str) -> None:
     """Handshake's side, in a process of its own: first pull, incremental pull, score, push,
     as `handshake demo` runs them; prints the figures as JSON."""
+    from connector.clock import FrozenClock
     from connector.demo import sandbox_config
     from connector.pull import pull
     from connector.runtime import (
@@ -189,8 +191,12 @@ def worker(info_json: str, db: str, sandbox_pid: str) -> None:
                           if k.endswith(".new") and not k.startswith("contacts"))
     # nothing changed since: the next cycle's pull (before the score writes back to HubSpot)
     f["incremental_pull_calls"], _ = _stage(f, "incremental", pid, first_pull)
-    scored = _stage(f, "score", pid, lambda: run_score_stage(config))
-    pushed = _stage(f, "push", pid, lambda: run_push_stage(config))
+    # scored and pushed at the sandbox's time (its data is generated as of START and served an
+    # hour on): the ground truth's sales-ready contacts are those of that instant, and on the
+    # wall clock, weeks later, their interest would have decayed
+    clock = FrozenClock(datetime.fromisoformat(START) + timedelta(hours=ADVANCE_HOURS))
+    scored = _stage(f, "score", pid, lambda: run_score_stage(config, clock=clock))
+    pushed = _stage(f, "push", pid, lambda: run_push_stage(config, clock=clock))
     f["scored"] = scored.counts.get("scored", 0)
     f["mqls_settled"] = sum(pushed.counts.get(k, 0) for k in SETTLED)
     f["stages"] = {"score": scored.status, "push": pushed.status}

@@ -26,8 +26,8 @@ Definitions (each figure of `--json` is one of these):
 - returned: hand-offs after a recycle (the lead qualified again), by their outcome now;
 - nurture: per track (the latest non-MQL score's track; for a contact only ever scored an
   MQL, the track its segment would give it), its leads, MQLs, opportunities and won;
-- list decay: contacts whose first hard bounce, unsubscribe or spam report fell in the window,
-  over the live contacts plus those lost, per year of window (the seeds: about 25% a year)."""
+- list decay: live contacts whose first bounce, unsubscribe or spam report fell in the window,
+  over the live contacts, per year of window (the seeds: about 25% a year)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.activities import ActivityType
@@ -139,6 +139,8 @@ class _Profile:
 
 
 def _inside(at: datetime | None, since: datetime | None, until: datetime) -> bool:
+    """`at` in [since, until): `until` is the window's end, or just past the report's instant
+    (what happened at that instant, the last pull-back's decisions, is in)."""
     return at is not None and (since is None or at >= since) and at < until
 
 
@@ -147,7 +149,7 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
     """Every figure of the report as one JSON-able object, as of `now` (the newest pull-back).
     `engine` (the scoring file's) gives the contacts only ever scored as MQLs the nurture track
     their segment puts them in; without it they count under the track "mql"."""
-    until = min(until or now, now)
+    until = min(until, now) if until is not None else now + timedelta(microseconds=1)
     accepting = set(sla.worked.statuses) - set(sla.recycling.closed_statuses)
     contacts = store.report_contacts()
     by_id: dict[str, ContactFacts] = {c.hubspot_id: c for c in contacts}
@@ -298,11 +300,11 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
                for name, ps in sorted(tracks.items())}
     lost = [x for x in store.lost_contacts(LOST_TYPES)]
     live = set(by_id)
-    lost_in = [x for x in lost if _inside(_aware(x.at), since, until)]
+    lost_in = [x for x in lost if x.hubspot_id in live and _inside(_aware(x.at), since, until)]
     begin = since or min((t for t in (_aware(c.created_at) for c in contacts) if t),
                          default=until)
-    years = max((until - begin).total_seconds() / DAY / YEAR_DAYS, 1 / YEAR_DAYS)
-    base = len(live | {x.hubspot_id for x in lost_in})
+    years = max((min(until, now) - begin).total_seconds() / DAY / YEAR_DAYS, 1 / YEAR_DAYS)
+    base = len(live)
     decay = {"contacts": base, "lost": len(lost_in),
              "by_kind": dict(sorted(Counter(str(x.kind) for x in lost_in).items())),
              "years": round(years, 3),
@@ -312,7 +314,8 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
     total = len(handoffs)
     return {
         "as_of": now.isoformat(),
-        "window": {"since": since.isoformat() if since else None, "until": until.isoformat()},
+        "window": {"since": since.isoformat() if since else None,
+                   "until": min(until, now).isoformat()},
         "funnel": funnel,
         "work_rate": {"handoffs": total, "worked": worked, "rate": _rate(worked, total)},
         "sla_by_rep": sla_report(store, sla, now, since=since),

@@ -148,7 +148,13 @@ def app() -> typer.Typer:
 def test_score_explain_for_a_known_contact(pulled: Pulled) -> None:
     ds = pulled.sb.dataset
     assert ds is not None
-    email = min(ds.ground_truth.sales_ready)
+    # a sales-ready contact that viewed the pricing or demo page (not every one did: the
+    # generator draws a ready contact's signals on their own)
+    acts = gen.contact_activities(ds)
+    viewed = {c.properties["email"].lower() for c in ds.contacts
+              if any(kind == "page_view" and detail.startswith(gen.PAGE_HIGH_INTENT_PREFIXES)
+                     for kind, detail, _ in acts.get(c.id, []))}
+    email = min(e for e in ds.ground_truth.sales_ready if e.lower() in viewed)
     out = CliRunner().invoke(app(), ["explain", email, "-c", str(pulled.toml),
                                      "--at", ds.generated_at.isoformat()],
                              env={"COLUMNS": "200"})
