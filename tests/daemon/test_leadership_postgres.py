@@ -156,7 +156,9 @@ def test_a_paused_leader_is_replaced_and_never_writes_again(tmp_path: Path,
             time.sleep(3)
             # runs the old leader started after the new one took over: none
             a_runs = [r for r in store.runs(limit=1000) if r.instance.split(":")[1] == str(a.pid)]
-            assert [r for r in a_runs if _aware(r.started_at) > took_over] == []
+            late = [(r.stage, r.status, r.trigger, str(r.started_at), r.error)
+                    for r in a_runs if _aware(r.started_at) > took_over]
+            assert late == [], f"the old leader started runs after {took_over}: {late}"
             assert [r.status for r in a_runs if r.status == "running"] == []
             assert _leader_pid(store) == b.pid
             for proc in (a, b):
