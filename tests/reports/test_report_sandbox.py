@@ -4,8 +4,8 @@ simulated hours), every figure of the funnel (overall, by source, by fit grade),
 rate, first touch against outcome, dead leads by reason, source and score band, returns,
 nurture tracks and list decay equals the figure computed here from what the sandbox generated
 and what its sales team did (its action log and the org's records), on SQLite and PostgreSQL.
-SLA by rep is `handshake sla`'s report, held to the ground truth by tests/pullback/
-test_sla_sandbox.py; here it must equal that command's output."""
+SLA by rep is `handshake sla`'s report: it must equal that command's output and the reps'
+figures made from the store's SLA turns and the sales team's attempts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,6 +56,7 @@ class Worked:
     handed_off_at: datetime
     now: datetime
     engine: Engine
+    config: Any
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -95,14 +95,14 @@ def worked(request: pytest.FixtureRequest,
             sla = sla_report(store, spec, now)
         finally:
             store.close()
-        yield Worked(sb, report, sla, truth, handed_off_at, now, engine)
+        yield Worked(sb, report, sla, truth, handed_off_at, now, engine, config)
 
 
 # --- the ground truth -----------------------------------------------------------------------
 
 
 def _when(value: Any) -> datetime:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return datetime.fromisoformat(str(value))  # Python 3.11 reads a trailing Z
 
 
 @dataclass
@@ -325,3 +325,60 @@ def test_list_decay_equals_the_ground_truth(worked: Worked) -> None:
 
 def test_sla_by_rep_is_the_sla_commands_report(worked: Worked) -> None:
     assert worked.report["sla_by_rep"] == worked.sla and worked.sla
+
+
+def test_sla_by_rep_equals_the_ground_truth(worked: Worked) -> None:
+    """Each rep's turns (the store's SLA timers: who was given which Lead when) against the
+    sales team's attempts as the org stamped them: median first touch, % first touched and
+    % worked within the sla.toml windows (the first attempt of a turn leaves the Lead
+    "Working - Contacted": worked at that touch), reassignments away."""
+    org = worked.sb.salesforce.state
+    attempts: dict[str, list[datetime]] = defaultdict(list)
+    for entry in worked.truth:
+        if entry.get("action") in ("call", "email") and "error" not in entry:
+            attempts[entry["lead_id"]].append(
+                _when(org.get("Task", entry["task_id"])["CompletedDateTime"]))
+    store = open_store(worked.config)
+    try:
+        timers, breaches = store.sla_timers(), store.sla_breaches()
+    finally:
+        store.close()
+    spec = load_sla(worked.config.mapping_path("sla")).spec
+    first_window = timedelta(hours=spec.windows.first_touch_hours)
+    worked_window = timedelta(hours=spec.windows.worked_hours)
+    now = worked.now
+    per_rep: dict[str, list[Any]] = defaultdict(list)
+    for timer in timers:
+        if timer.owner_id is not None:
+            per_rep[timer.owner_id].append(timer)
+    expected: dict[str, dict[str, Any]] = {}
+    for rep, turns in per_rep.items():
+        touch = {t.id: min((a for a in attempts.get(t.sf_id, [])
+                            if _utc(t.assigned_at) <= a <= now), default=None) for t in turns}
+        hours = [(touch[t.id] - _utc(t.assigned_at)).total_seconds() / 3600 for t in turns
+                 if touch[t.id] is not None]
+
+        expected[rep] = {
+            "leads": len({t.sf_id for t in turns}), "turns": len(turns),
+            "median_first_touch_hours": round(statistics.median(hours), 2) if hours else None,
+            "first_touch_within_pct": _within(turns, touch, first_window, now),
+            "worked_within_pct": _within(turns, touch, worked_window, now),
+            "reassignments": sum(1 for b in breaches
+                                 if b.kind == "reassign" and b.owner_id == rep),
+        }
+    got = {rep: {k: v for k, v in row.items() if k in expected.get(rep, row)}
+           for rep, row in worked.report["sla_by_rep"].items()}
+    assert got == expected and expected
+
+
+def _within(turns: list[Any], touch: dict[int, datetime | None], window: timedelta,
+            now: datetime) -> float | None:
+    """% of the turns decided by `now` (touched, or past the window) touched in the window."""
+    decided = [(_utc(t.assigned_at) + window, touch[t.id]) for t in turns
+               if touch[t.id] is not None or now >= _utc(t.assigned_at) + window]
+    hits = sum(1 for due, at in decided if at is not None and at <= due)
+    return round(100 * hits / len(decided), 1) if decided else None
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
