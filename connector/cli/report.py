@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +24,7 @@ from connector.cli._app import (
 )
 from connector.errors import ExitCode
 
-__all__ = ["report", "write_report"]
+__all__ = ["report"]
 
 
 def _pct(value: float | None) -> str:
@@ -38,29 +38,14 @@ def _cell(value: Any, suffix: str = "") -> str:
 def build(config: Any, *, since: datetime | None = None,
           until: datetime | None = None) -> dict[str, Any]:
     """The report of `config`'s store, as of its newest pull-back (else now)."""
-    from connector.mapping import load_sla
-    from connector.pullback.sla_step import as_of
-    from connector.reports.report import build_report
-    from connector.scoring import Engine, load_model
+    from connector.reports.report import config_report
     from connector.store import Store
 
-    spec = load_sla(config.mapping_path("sla")).spec
     store = Store(config.state.database_url)
     try:
-        now = as_of(store) or datetime.now(UTC)
-        engine = Engine(load_model(config.mapping_path("scoring")))
-        return build_report(store, spec, now, since=since, until=until, engine=engine)
+        return config_report(config, store, since=since, until=until)
     finally:
         store.close()
-
-
-def write_report(config: Any, path: Path, **window: Any) -> Path:
-    """Write the HTML report of `config`'s store to `path`; returns the path written."""
-    from connector.reports.html import render_html
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(build(config, **window)), encoding="utf-8")
-    return path
 
 
 @app.command("report")

@@ -171,16 +171,10 @@ def _work_the_handoffs(sb: Sandbox, config: Config, days: int, sink: ProgressSin
 def _write_report(store: Any, config: Config, path: Path, sb: Any) -> Path:
     """The HTML report of the demo's store, as of its newest pull-back (else the sandbox's
     now), written to `path`."""
-    from connector.mapping import load_sla
-    from connector.pullback.sla_step import as_of
     from connector.reports.html import render_html
-    from connector.reports.report import build_report
+    from connector.reports.report import config_report
 
-    spec = load_sla(config.mapping_path("sla")).spec
-    from connector.scoring import Engine, load_model
-
-    engine = Engine(load_model(config.mapping_path("scoring")))
-    data = build_report(store, spec, as_of(store) or sb.clock.now(), engine=engine)
+    data = config_report(config, store, now=sb.clock.now())
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(data, title="Handshake demo report"), encoding="utf-8")

@@ -224,6 +224,12 @@ class SlaFile(Strict):
                              f"value")
         return value
 
+    @property
+    def accepted_statuses(self) -> frozenset[str]:
+        """The Lead statuses that mean sales accepted the lead: a `[worked]` status that is not
+        one recycling closes a lead with."""
+        return frozenset(self.worked.statuses) - frozenset(self.recycling.closed_statuses)
+
     def status_names(self) -> list[tuple[Loc, str]]:
         """Every Lead status the file names, with its key."""
         found: list[tuple[Loc, str]] = []

@@ -352,7 +352,7 @@ def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla:
              s.recycled_at.hubspot_property, s.recycle_count.hubspot_property]
     found = hubspot.batch_read_contacts([lead.contact_id for lead in leads], names)
     properties = {str(c.get("id")): c.get("properties") or {} for c in found}
-    accepted = frozenset(sla.worked.statuses) - frozenset(sla.recycling.closed_statuses)
+    accepted = sla.accepted_statuses
     plans = [p for lead in leads if lead.contact_id in properties
              and (p := plan_outcome(lead, properties[lead.contact_id], settings,
                                     status_map=sla.hubspot_lead_status,

@@ -600,14 +600,17 @@ def _pct(hits: int, total: int) -> float | None:
 
 
 def sla_report(store: Store, sla: SlaFile, now: datetime,
-               since: datetime | None = None) -> dict[str, dict[str, Any]]:
+               since: datetime | None = None,
+               evaluated: Sequence[Turn] | None = None) -> dict[str, dict[str, Any]]:
     """Per rep (Salesforce user id): the SLA turns assigned to them (since `since`) as of
     `now`: `leads` (distinct), `turns`, `median_first_touch_hours` (of the turns touched),
     `first_touch_within_pct` / `worked_within_pct` (of the turns whose window has passed or
     that were done), `open_breaches` (not met, the lead still theirs), `past_breaches`, and
-    `reassignments` (leads taken from them). No contact data."""
-    turns = [t for t in evaluate_handoffs(store, sla, now)
-             if since is None or t.timer.assigned_at >= since]
+    `reassignments` (leads taken from them). No contact data. `evaluated`: the turns
+    `evaluate_handoffs` gave for the same `now`, when the caller has them."""
+    if evaluated is None:
+        evaluated = evaluate_handoffs(store, sla, now)
+    turns = [t for t in evaluated if since is None or t.timer.assigned_at >= since]
     latest = {h: timers[-1].id for h, timers in _turns_of(store).items()}
     kept = {t.timer.id for t in turns}
     reps: dict[str, dict[str, Any]] = {}

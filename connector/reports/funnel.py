@@ -44,14 +44,14 @@ def measure_funnel(store: Store, sla: SlaFile, now: datetime) -> Funnel:
     counts = build_report(store, sla, now)["funnel"]["overall"]["counts"]
     closed = won = 0
     amounts: list[float] = []
-    rows = store.funnel_rows()
-    for h in rows.handoffs:
+    deals = store.handoff_deals()
+    for h in deals:
         if h.opportunity_id and h.is_closed:
             closed += 1
             if h.is_won:
                 won += 1
                 if h.amount is not None:
                     amounts.append(float(h.amount))
-    return Funnel(leads=counts["leads"], mqls=counts["mqls"], handoffs=len(rows.handoffs),
+    return Funnel(leads=counts["leads"], mqls=counts["mqls"], handoffs=len(deals),
                   accepted=counts["sqls"], opportunities=counts["opportunities"],
                   closed=closed, won=won, won_amounts=tuple(amounts))

@@ -39,13 +39,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.activities import ActivityType
+from connector.config import Config
 from connector.mapping.sla import SlaFile
 from connector.pullback.sla_step import evaluate_handoffs, sla_report
 from connector.scoring import Engine
 from connector.store import Store
 from connector.store.reports import ContactFacts
 
-__all__ = ["LOST_TYPES", "STAGES", "build_report", "score_band"]
+__all__ = ["LOST_TYPES", "STAGES", "build_report", "config_report", "score_band"]
 
 STAGES = ("leads", "mqls", "sqls", "opportunities", "won")
 _RATE_NAMES = ("lead_to_mql", "mql_to_sql", "sql_to_opportunity", "opportunity_to_won")
@@ -53,6 +54,21 @@ LOST_TYPES = (ActivityType.EMAIL_BOUNCE, ActivityType.EMAIL_UNSUBSCRIBE,
               ActivityType.EMAIL_SPAMREPORT)
 DAY = 86_400.0
 YEAR_DAYS = 365.25
+
+
+def config_report(config: Config, store: Store, *, now: datetime | None = None,
+                  since: datetime | None = None,
+                  until: datetime | None = None) -> dict[str, Any]:
+    """`build_report` with `config`'s sla.toml and scoring file, as of the store's newest
+    pull-back (else `now`, else the wall clock)."""
+    from connector.mapping import load_sla
+    from connector.pullback.sla_step import as_of
+    from connector.scoring import load_model
+
+    spec = load_sla(config.mapping_path("sla")).spec
+    engine = Engine(load_model(config.mapping_path("scoring")))
+    at = as_of(store) or now or datetime.now(UTC)
+    return build_report(store, spec, at, since=since, until=until, engine=engine)
 
 
 def score_band(interest: float | None) -> str:
@@ -150,7 +166,7 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
     `engine` (the scoring file's) gives the contacts only ever scored as MQLs the nurture track
     their segment puts them in; without it they count under the track "mql"."""
     until = min(until, now) if until is not None else now + timedelta(microseconds=1)
-    accepting = set(sla.worked.statuses) - set(sla.recycling.closed_statuses)
+    accepting = sla.accepted_statuses
     contacts = store.report_contacts()
     by_id: dict[str, ContactFacts] = {c.hubspot_id: c for c in contacts}
     states = store.handoff_states()
@@ -318,7 +334,7 @@ def build_report(store: Store, sla: SlaFile, now: datetime, *, since: datetime |
                    "until": min(until, now).isoformat()},
         "funnel": funnel,
         "work_rate": {"handoffs": total, "worked": worked, "rate": _rate(worked, total)},
-        "sla_by_rep": sla_report(store, sla, now, since=since),
+        "sla_by_rep": sla_report(store, sla, now, since=since, evaluated=turns),
         "outcomes": first_touch_vs_outcome,
         "dead": {"decisions": dead, "by_reason": dict(sorted(by_reason.items())),
                  "by_source": dict(sorted(by_source.items())),
