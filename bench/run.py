@@ -167,14 +167,7 @@ def worker(info_json: str, db: str, sandbox_pid: str) -> None:
 
     from connector.clock import FrozenClock
     from connector.demo import sandbox_config
-    from connector.pull import pull
-    from connector.runtime import (
-        lift_pacing,
-        open_store,
-        pull_context,
-        run_push_stage,
-        run_score_stage,
-    )
+    from connector.runtime import open_store, run_pull_stage, run_push_stage, run_score_stage
 
     # The stages import their modules when first run; a daemon pays that once in its life, so
     # it is paid here before any stage is timed (the SDKs alone take a fifth of a second).
@@ -183,14 +176,12 @@ def worker(info_json: str, db: str, sandbox_pid: str) -> None:
         importlib.import_module(module)
     pid = int(sandbox_pid)
     config = sandbox_config(json.loads(info_json), Path(db))
+    open_store(config).close()  # the schema, as `handshake init` leaves it before any sync
     f: dict[str, Any] = {}
-    store = open_store(config)
 
     def first_pull() -> Any:
-        ctx = lift_pacing(pull_context(config, store))
-        counts = pull(ctx)
-        ctx.client.close()
-        return ctx.client.calls, counts
+        counts = run_pull_stage(config, paced=False).counts
+        return counts["hubspot.calls"], counts
 
     calls, counts = _stage(f, "pull", pid, first_pull)
     f["hubspot_calls"] = calls

@@ -205,7 +205,6 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
         stored_outcomes,
     )
     from connector.mapping import load_routing
-    from connector.pull import pull
     from connector.sandbox import Sandbox
     from connector.sandbox.hubspot.settings import RateLimits
     from connector.store import Store
@@ -226,10 +225,8 @@ def run_demo(contacts: int = 2000, seed: int = 42, *, workdir: Path | None = Non
             gt = sb.dataset.ground_truth
 
             store = runtime.open_store(config)
-            ctx = runtime.lift_pacing(runtime.pull_context(
-                config, store, progress=_StageProgress(sink, "pull", _pull_totals(sb.dataset))))
-            pulled = pull(ctx)
-            ctx.client.close()
+            pulled = runtime.run_pull_stage(config, paced=False, progress=_StageProgress(
+                sink, "pull", _pull_totals(sb.dataset))).counts
             scored = runtime.run_score_stage(config, progress=_StageProgress(
                 sink, "score", {"contacts scored": store.count_contacts()}))
             leads_before = {r["Id"] for r in sb.salesforce.state.records("Lead")}

@@ -8,6 +8,7 @@ method goes through). Each is translated there, once, so no caller sees a driver
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,6 +74,15 @@ def _json_loads(value: str | bytes) -> Any:
     if value == "{}" or value == b"{}":
         return {}
     return json.loads(value)
+
+
+@functools.cache
+def _head_revision() -> str | None:
+    """The newest revision of the migrations shipped with this Handshake (they cannot change
+    while it runs): read once, as loading alembic's scripts costs tens of milliseconds."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def _rowcount(result: Any) -> int:
@@ -149,7 +159,10 @@ class StoreBase:
         """Create or upgrade the schema in place to `revision`."""
         cfg = self._alembic()
         with self._database_errors(), self.engine.begin() as conn:
-            self._check_known_revision(MigrationContext.configure(conn).get_current_revision())
+            current = MigrationContext.configure(conn).get_current_revision()
+            if revision == "head" and current is not None and current == self.head_revision():
+                return  # every stage run opens the store this way: most find nothing to do
+            self._check_known_revision(current)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
@@ -160,7 +173,7 @@ class StoreBase:
 
     def head_revision(self) -> str | None:
         """The newest schema revision this version of Handshake knows."""
-        return ScriptDirectory.from_config(self._alembic()).get_current_head()
+        return _head_revision()
 
     def _check_known_revision(self, current: str | None) -> None:
         """Refuse a schema upgraded by a newer Handshake: this one cannot read or migrate it."""
