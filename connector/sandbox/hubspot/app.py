@@ -14,10 +14,11 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,8 +43,9 @@ PARSED_BODY = "sandbox.parsed_body"
 # ---------------------------------------------------------------------- request helpers
 
 
-def _json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+def _json(data: Any, status: int = 200) -> Response:
+    # orjson: a third of the sandbox's CPU serving a pull went to encoding pages with json
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 async def _body(request: Request) -> Any:
