@@ -190,6 +190,7 @@ class _Due:
     who: str | None = None
     owner: dict[str, str | None] = field(default_factory=dict)
     owner_active: bool = True
+    email: str | None = None  # the contact's, read with the others' when its alerts go out
 
 
 def _task_key(hubspot_id: str, activity_id: int) -> str:
@@ -385,6 +386,9 @@ def _deliver(ctx: PushContext, dues: list[_Due], sender: WebhookSender | None) -
     if not dues:
         return
     _find_owners(ctx, dues)
+    emails = ctx.store.contact_emails([d.hubspot_id for d in dues])
+    for due in dues:
+        due.email = emails.get(due.hubspot_id)
     _write_tasks(ctx, [d for d in dues if d.task])
     if sender is not None:
         for due in dues:
@@ -429,9 +433,8 @@ def _subject(alerts: Sequence[Alert]) -> str:
     return f"{SUBJECT_PREFIX}{lead.headline}{more}"[:SUBJECT_MAX]
 
 
-def _description(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> str:
-    contact = ctx.store.get_contact(due.hubspot_id)
-    email = (contact.email if contact else None) or due.hubspot_id
+def _description(due: _Due, alerts: Sequence[Alert]) -> str:
+    email = due.email or due.hubspot_id
     when = f" on {due.handed_off_at:%Y-%m-%d}" if due.handed_off_at else ""
     lines = [f"{email} is active again after the hand-off{when}:", ""]
     owner = due.owner.get("id") or ""
@@ -479,7 +482,7 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
         alerts = [a for a in due.task if _task_key(due.hubspot_id, a.activity.id) in keys]
         record: dict[str, Any] = {
             "WhoId": due.who, "Subject": _subject(alerts),
-            "Description": _description(ctx, due, alerts), "Status": "Not Started",
+            "Description": _description(due, alerts), "Status": "Not Started",
             "Priority": "High", "ActivityDate": today,
         }
         owner = due.owner.get("id")
@@ -524,10 +527,9 @@ def _refused_task(due: _Due, reason: str, actor: Actor, *, code: str = "",
     )
 
 
-def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[str, Any]:
+def webhook_body(due: _Due, alerts: Sequence[Alert]) -> dict[str, Any]:
     """The JSON an alert webhook receives: the lead, its owner and what it did (the strongest
     alert first, every alerting activity in `activities`)."""
-    contact = ctx.store.get_contact(due.hubspot_id)
     ordered = sorted(alerts, key=lambda a: (a.rank, -a.activity.occurred_at.timestamp()))
     head = ordered[0]
 
@@ -540,7 +542,7 @@ def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[s
     return {
         "event": "handshake.alert",
         "alert_id": f"{due.hubspot_id}:{','.join(str(a.activity.id) for a in alerts)}",
-        "email": contact.email if contact else None,
+        "email": due.email,
         "hubspot_id": due.hubspot_id,
         "salesforce_id": due.who or due.sf_id,
         "salesforce_object": due.sf_object,
@@ -560,7 +562,7 @@ def _post(ctx: PushContext, sender: WebhookSender, due: _Due) -> None:
     if not keys:
         return
     alerts = [a for a in due.webhook if _webhook_key(due.hubspot_id, a.activity.id) in keys]
-    body = webhook_body(ctx, due, alerts)
+    body = webhook_body(due, alerts)
 
     def refused(exc: HandshakeError, _: LedgerWrite[dict[str, Any]]) -> Refusal:
         return Refusal(reason=f"alert webhook failed: {exc.message}", actor=exc.actor,

@@ -138,8 +138,10 @@ def activity_subject(activity: ActivityLike) -> str:
 
 
 def activity_line(activity: ActivityLike) -> str:
-    """An activity's line in a digest: when, then what."""
-    return f"{activity.occurred_at:%Y-%m-%d %H:%M} {activity_subject(activity)}"
+    """An activity's line in a digest: when ("2026-11-02 09:00"), then what."""
+    # isoformat cut to the minute: strftime's result, several times faster (digests list
+    # every activity of a contact)
+    return f"{activity.occurred_at.isoformat(' ', 'minutes')[:16]} {activity_subject(activity)}"
 
 
 def _activity_description(activity: ActivityLike) -> str:

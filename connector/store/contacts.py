@@ -306,6 +306,22 @@ class ContactStore(StoreBase):
         with self.transaction() as s:
             return s.get(Contact, hubspot_id)
 
+    def contact_emails(self, hubspot_ids: Sequence[str]) -> dict[str, str | None]:
+        """`get_contact(id).email` of many contacts, by id (those stored), one query a page of
+        ids: what an alert names its lead by, without an ORM object per contact."""
+        ids = sorted(set(hubspot_ids))
+        table = _table(Contact)
+        stmt = self._statement("contacts.emails", lambda: select(
+            table.c.hubspot_id, table.c.email).where(
+                table.c.hubspot_id.in_(bindparam("ids", expanding=True))))
+        out: dict[str, str | None] = {}
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(ids), INSERT_PAGE):
+                out.update((hid, email) for hid, email in conn.execute(
+                    stmt, {"ids": ids[k:k + INSERT_PAGE]}))
+        return out
+
     def find_contact_by_email(self, email: str) -> Contact | None:
         with self.transaction() as s:
             return s.scalars(
