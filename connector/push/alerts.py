@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,8 +100,11 @@ class AlertRules:
         return self.quiet is not None and any(a.type == ActivityType.PAGE_VIEW for a in activities)
 
     def judge(self, hubspot_id: str, activity: StoredActivity,
-              history: Sequence[ActivityLike]) -> Alert | None:
-        """The alert `activity` raises, if any; `history` is the contact's stored activities."""
+              history: Sequence[ActivityLike] = (), *,
+              engaged: Sequence[datetime] | None = None) -> Alert | None:
+        """The alert `activity` raises, if any; `history` is the contact's stored activities,
+        or `engaged` the times of those not of `PASSIVE_TYPES`, oldest first (what a return
+        visit is measured against, as `ContactStore.engagement_times_for_many` reads them)."""
         reasons: list[str] = []
         rank = None
         for name, matches in self.rules:
@@ -110,7 +114,7 @@ class AlertRules:
         if self.any_form and activity.type == ActivityType.FORM_SUBMISSION:
             reasons.append("a form submission")
             rank = FORM if rank is None else rank
-        gap = self._quiet_gap(activity, history)
+        gap = self._quiet_gap(activity, history, engaged)
         if gap is not None:
             reasons.append(f"the first visit after {gap.days} days without activity")
             rank = RETURN if rank is None else rank
@@ -120,17 +124,20 @@ class AlertRules:
                     else _headline(activity))
         return Alert(hubspot_id, activity, headline, tuple(reasons), rank)
 
-    def _quiet_gap(self, activity: ActivityLike,
-                   history: Sequence[ActivityLike]) -> timedelta | None:
+    def _quiet_gap(self, activity: ActivityLike, history: Sequence[ActivityLike],
+                   engaged: Sequence[datetime] | None) -> timedelta | None:
         if self.quiet is None or activity.type != ActivityType.PAGE_VIEW:
             return None
-        # Passive kinds (an email sent to them) break no quiet period.
-        before = [h.occurred_at for h in history
-                  if h.id != activity.id and h.type not in PASSIVE_TYPES
-                  and h.occurred_at < activity.occurred_at]
-        if not before:
+        at = activity.occurred_at
+        if engaged is None:
+            # Passive kinds (an email sent to them) break no quiet period.
+            engaged = sorted(h.occurred_at for h in history
+                             if h.id != activity.id and h.type not in PASSIVE_TYPES)
+        # the newest engagement strictly before the visit (never the visit itself)
+        before = bisect_left(engaged, at)
+        if before == 0:
             return None  # a first visit ever is no return
-        gap = activity.occurred_at - max(before)
+        gap = at - engaged[before - 1]
         return gap if gap >= self.quiet else None
 
 
@@ -294,9 +301,11 @@ def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any],
 def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[StoredActivity]],
            handed: Mapping[str, datetime | None]) -> list[_Due]:
     wanted = [h for h, acts in activities.items() if rules.needs_history(acts)]
-    history = ctx.store.activities_for_many(wanted) if wanted else {}
+    engaged = (ctx.store.engagement_times_for_many(wanted, excluding=PASSIVE_TYPES)
+               if wanted else {})
     judged = {hubspot_id: [alert for a in acts
-                           if (alert := rules.judge(hubspot_id, a, history.get(hubspot_id, [])))]
+                           if (alert := rules.judge(hubspot_id, a,
+                                                    engaged=engaged.get(hubspot_id, [])))]
               for hubspot_id, acts in activities.items()}
     links = ctx.store.linked_many([h for h, alerts in judged.items() if alerts])
     out: list[_Due] = []

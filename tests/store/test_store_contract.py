@@ -328,6 +328,24 @@ def test_activities_for_many_read_as_stored(store: Store) -> None:
     assert {k: [a.source_id for a in v] for k, v in only.items()} == {"1": ["a"], "2": ["f"]}
 
 
+def test_engagement_times_and_emails_of_many_contacts(store: Store) -> None:
+    store.upsert_contacts([contact(1), contact(2)])
+    store.add_activities([
+        activity("1", "b", minutes=5), activity("1", "a", kind="page_view"),
+        activity("1", "s", kind="email_sent", minutes=9),
+        activity("2", "d", kind="email_delivered", minutes=1),
+    ])
+    got = store.engagement_times_for_many(["1", "2", "3"],
+                                          excluding={"email_sent", "email_delivered"})
+    assert got == {"1": [T0, T0 + timedelta(minutes=5)], "2": [], "3": []}
+    assert all(at.tzinfo == UTC for at in got["1"])
+    assert store.engagement_times_for_many([], excluding={"email_sent"}) == {}
+    emails = store.contact_emails(["2", "1", "9", "1"])
+    assert emails == {"1": store.get_contact("1").email,  # type: ignore[union-attr]
+                      "2": store.get_contact("2").email}  # type: ignore[union-attr]
+    assert emails["1"] and store.contact_emails([]) == {}
+
+
 def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
     first = store.dead_letter(stage="push", system="salesforce", record_key="42",
                               reason="Email: invalid email address", actor=Actor.DATA,
