@@ -307,7 +307,7 @@ def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[St
                            if (alert := rules.judge(hubspot_id, a,
                                                     engaged=engaged.get(hubspot_id, [])))]
               for hubspot_id, acts in activities.items()}
-    links = ctx.store.linked_many([h for h, alerts in judged.items() if alerts])
+    links = ctx.store.link_targets([h for h, alerts in judged.items() if alerts])
     out: list[_Due] = []
     for hubspot_id, alerts in judged.items():
         link = links.get(hubspot_id) if alerts else None

@@ -46,7 +46,7 @@ from connector.push.context import PushContext, Returning, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
-from connector.store import Contact, IdLink, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
+from connector.store import Contact, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
 
 __all__ = ["PushContext", "plan_leads", "push"]
 
@@ -427,7 +427,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                if to_send}
     unchanged = [plan.contact.hubspot_id for step, plan in steps
                  if step == "claimed" and keys[plan.contact.hubspot_id] not in claimed]
-    linked = store.linked_many(unchanged) if unchanged else {}
+    linked = store.link_targets(unchanged)
     for step, plan in steps:
         hid = plan.contact.hubspot_id
         if step == "handed":
@@ -469,7 +469,7 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
     current = {str(row["Id"])[:15]: row for row in ctx.sf.records_by_id(
         "Lead", ids, names, what="open Leads' current values")}
     send: list[_Plan] = []
-    links = ctx.store.linked_many([p.contact.hubspot_id for p in updates])
+    links = ctx.store.link_targets([p.contact.hubspot_id for p in updates])
     relinked: list[tuple[str, str, str, str]] = []
     done: list[tuple[str, str | None]] = []
     for plan in updates:
@@ -535,8 +535,7 @@ def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False
             return [ctx.sf.bulk_upsert("Lead", records, ctx.external_id_field, auto_assign=auto)]
         return ctx.sf.upsert_batches("Lead", records, ctx.external_id_field, auto_assign=auto)
 
-    links = _Links(ctx.store, ctx.store.linked_many([p.contact.hubspot_id for p in group])
-                   if group else {})
+    links = _Links(ctx.store, ctx.store.link_targets([p.contact.hubspot_id for p in group]))
 
     def judge(write: LedgerWrite[_Plan], result: WriteResult) -> Outcome:
         return _outcome(ctx, write.item, result, kind, links)
@@ -554,7 +553,7 @@ class _Links:
     (`save`), and the Salesforce records they take known at once (a later result of the same
     call matched to one of them finds it taken)."""
 
-    def __init__(self, store: Store, known: Mapping[str, IdLink]) -> None:
+    def __init__(self, store: Store, known: Mapping[str, Any]) -> None:
         self.store = store
         self.known = dict(known)
         self.pending: dict[str, tuple[str, str, str, str]] = {}

@@ -594,39 +594,6 @@ class ContactStore(StoreBase):
                 into.append(ActivityRow(aid, cid, kind, at, title, url, raw, source, source_id))
         return out
 
-    def engagement_times_for_many(self, contact_ids: Sequence[str], *,
-                                  excluding: Collection[str]) -> dict[str, list[datetime]]:
-        """When each of these contacts did something, oldest first, by contact id: the times
-        of its activities of any type but `excluding`, in one query (no row objects: an alert
-        scan only asks when a contact was last active before a visit)."""
-        out: dict[str, list[datetime]] = {cid: [] for cid in contact_ids}
-        if not contact_ids:
-            return out
-        sqlite = self.engine.dialect.name == "sqlite"
-        stmt = self._statement("activities.engagement_times", lambda: select(
-            Activity.contact_id,
-            type_coerce(Activity.occurred_at, String) if sqlite else Activity.occurred_at,
-        ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)),
-                Activity.type.not_in(bindparam("skip", expanding=True)))
-            .order_by(Activity.contact_id, Activity.occurred_at))
-        from_iso = datetime.fromisoformat
-        with self.transaction() as s:
-            result = self._core(s).execute(stmt, {"ids": list(contact_ids),
-                                                  "skip": sorted(str(t) for t in excluding)})
-            try:
-                rows = result.cursor.fetchall()  # as `activities_for_many` reads them
-            finally:
-                result.close()
-        for cid, at in rows:
-            if at.__class__ is str:  # SQLite: UTC as the store writes it
-                at = from_iso(at + "+00:00")
-            elif at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            else:
-                at = at.astimezone(UTC)
-            out[cid].append(at)
-        return out
-
     def last_linked_activity_id(self) -> int:
         """The newest id of an activity whose contact is linked to a Salesforce record (0:
         none): where a scan of `linked_activity_times_after` up to now ends."""
@@ -668,6 +635,39 @@ class ContactStore(StoreBase):
             conn = self._core(s)
             for k in range(0, len(wanted), INSERT_PAGE):
                 out.extend(conn.execute(stmt, {"ids": wanted[k:k + INSERT_PAGE]}))
+        return out
+
+    def engagement_times_for_many(self, contact_ids: Sequence[str], *,
+                                  excluding: Collection[str]) -> dict[str, list[datetime]]:
+        """When each of these contacts did something, oldest first, by contact id: the times
+        of its activities of any type but `excluding`, in one query (no row objects: an alert
+        scan only asks when a contact was last active before a visit)."""
+        out: dict[str, list[datetime]] = {cid: [] for cid in contact_ids}
+        if not contact_ids:
+            return out
+        sqlite = self.engine.dialect.name == "sqlite"
+        stmt = self._statement("activities.engagement_times", lambda: select(
+            Activity.contact_id,
+            type_coerce(Activity.occurred_at, String) if sqlite else Activity.occurred_at,
+        ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)),
+                Activity.type.not_in(bindparam("skip", expanding=True)))
+            .order_by(Activity.contact_id, Activity.occurred_at))
+        from_iso = datetime.fromisoformat
+        with self.transaction() as s:
+            result = self._core(s).execute(stmt, {"ids": list(contact_ids),
+                                                  "skip": sorted(str(t) for t in excluding)})
+            try:
+                rows = result.cursor.fetchall()  # as `activities_for_many` reads them
+            finally:
+                result.close()
+        for cid, at in rows:
+            if at.__class__ is str:  # SQLite: UTC as the store writes it
+                at = from_iso(at + "+00:00")
+            elif at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            else:
+                at = at.astimezone(UTC)
+            out[cid].append(at)
         return out
 
     def linked_activities_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:

@@ -249,6 +249,10 @@ def test_page_sized_links_routes_and_timers(store: Store) -> None:
         "1": ("Lead", "00Q000000000009AAA", "updated"),
         "2": ("Contact", "003000000000002AAA", "matched"),
         "3": ("Lead", "00Q000000000004AAA", "duplicate_rule")}
+    targets = store.link_targets(["3", "1", "9", "1"])
+    assert {h: (t.hubspot_id, t.sf_object, t.sf_id) for h, t in targets.items()} == {
+        "1": ("1", "Lead", "00Q000000000009AAA"), "3": ("3", "Lead", "00Q000000000004AAA")}
+    assert store.link_targets([]) == {}
     assert store.hubspot_ids_for(["00Q000000000009AAA", "003000000000002AAA",
                                   "00Q000000000001AAA"]) == {
         "00Q000000000009AAA": "1", "003000000000002AAA": "2"}
