@@ -112,11 +112,10 @@ def push(ctx: PushContext) -> Counter[str]:
     users = list(ctx.sf.query(
         "SELECT Id, Email, Name, IsActive FROM User WHERE IsActive = true", what="users"))
     _routing_state(ctx, users)
-    # A backfill holds its creates back for Bulk API; otherwise each batch writes its own.
-    held: list[_Plan] | None = (
-        [] if not ctx.dry_run and _unlinked_mqls(ctx) > ctx.bulk_threshold else None
-    )
-    for batch in _mql_batches(ctx.store, ROUND, ctx):
+    held: list[_Plan] | None = None
+    for n, batch in enumerate(_mql_batches(ctx.store, ROUND, ctx)):
+        if n == 0 and not ctx.dry_run and _unlinked_mqls(ctx, batch) > ctx.bulk_threshold:
+            held = []  # a backfill holds its creates back for Bulk API
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
@@ -151,10 +150,13 @@ def _fix_kind(fixed: str) -> str:
     return f"{head} picklist" if head.isidentifier() else "other"
 
 
-def _unlinked_mqls(ctx: PushContext) -> int:
+def _unlinked_mqls(ctx: PushContext, first: Sequence[Contact]) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
-    store alone, before any call)."""
+    store alone, before any write). `first`: the run's first round of MQLs; when it holds
+    them all (a short round is the last), its links tell, else the database counts."""
     store = ctx.store
+    if ctx.mqls is None and len(first) < ROUND:
+        return len(first) - len(store.link_targets([c.hubspot_id for c in first]))
     if ctx.mqls is None:  # counted by the database
         return store.count_unlinked_mqls(ids=ctx.only)
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
