@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,8 +100,11 @@ class AlertRules:
         return self.quiet is not None and any(a.type == ActivityType.PAGE_VIEW for a in activities)
 
     def judge(self, hubspot_id: str, activity: StoredActivity,
-              history: Sequence[ActivityLike]) -> Alert | None:
-        """The alert `activity` raises, if any; `history` is the contact's stored activities."""
+              history: Sequence[ActivityLike] = (), *,
+              engaged: Sequence[datetime] | None = None) -> Alert | None:
+        """The alert `activity` raises, if any; `history` is the contact's stored activities,
+        or `engaged` the times of those not of `PASSIVE_TYPES`, oldest first (what a return
+        visit is measured against, as `ContactStore.engagement_times_for_many` reads them)."""
         reasons: list[str] = []
         rank = None
         for name, matches in self.rules:
@@ -110,7 +114,7 @@ class AlertRules:
         if self.any_form and activity.type == ActivityType.FORM_SUBMISSION:
             reasons.append("a form submission")
             rank = FORM if rank is None else rank
-        gap = self._quiet_gap(activity, history)
+        gap = self._quiet_gap(activity, history, engaged)
         if gap is not None:
             reasons.append(f"the first visit after {gap.days} days without activity")
             rank = RETURN if rank is None else rank
@@ -120,17 +124,20 @@ class AlertRules:
                     else _headline(activity))
         return Alert(hubspot_id, activity, headline, tuple(reasons), rank)
 
-    def _quiet_gap(self, activity: ActivityLike,
-                   history: Sequence[ActivityLike]) -> timedelta | None:
+    def _quiet_gap(self, activity: ActivityLike, history: Sequence[ActivityLike],
+                   engaged: Sequence[datetime] | None) -> timedelta | None:
         if self.quiet is None or activity.type != ActivityType.PAGE_VIEW:
             return None
-        # Passive kinds (an email sent to them) break no quiet period.
-        before = [h.occurred_at for h in history
-                  if h.id != activity.id and h.type not in PASSIVE_TYPES
-                  and h.occurred_at < activity.occurred_at]
-        if not before:
+        at = activity.occurred_at
+        if engaged is None:
+            # Passive kinds (an email sent to them) break no quiet period.
+            engaged = sorted(h.occurred_at for h in history
+                             if h.id != activity.id and h.type not in PASSIVE_TYPES)
+        # the newest engagement strictly before the visit (never the visit itself)
+        before = bisect_left(engaged, at)
+        if before == 0:
             return None  # a first visit ever is no return
-        gap = activity.occurred_at - max(before)
+        gap = at - engaged[before - 1]
         return gap if gap >= self.quiet else None
 
 
@@ -190,6 +197,7 @@ class _Due:
     who: str | None = None
     owner: dict[str, str | None] = field(default_factory=dict)
     owner_active: bool = True
+    email: str | None = None  # the contact's, read with the others' when its alerts go out
 
 
 def _task_key(hubspot_id: str, activity_id: int) -> str:
@@ -293,11 +301,13 @@ def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any],
 def _judge(ctx: PushContext, rules: AlertRules, activities: Mapping[str, list[StoredActivity]],
            handed: Mapping[str, datetime | None]) -> list[_Due]:
     wanted = [h for h, acts in activities.items() if rules.needs_history(acts)]
-    history = ctx.store.activities_for_many(wanted) if wanted else {}
+    engaged = (ctx.store.engagement_times_for_many(wanted, excluding=PASSIVE_TYPES)
+               if wanted else {})
     judged = {hubspot_id: [alert for a in acts
-                           if (alert := rules.judge(hubspot_id, a, history.get(hubspot_id, [])))]
+                           if (alert := rules.judge(hubspot_id, a,
+                                                    engaged=engaged.get(hubspot_id, [])))]
               for hubspot_id, acts in activities.items()}
-    links = ctx.store.linked_many([h for h, alerts in judged.items() if alerts])
+    links = ctx.store.link_targets([h for h, alerts in judged.items() if alerts])
     out: list[_Due] = []
     for hubspot_id, alerts in judged.items():
         link = links.get(hubspot_id) if alerts else None
@@ -385,6 +395,9 @@ def _deliver(ctx: PushContext, dues: list[_Due], sender: WebhookSender | None) -
     if not dues:
         return
     _find_owners(ctx, dues)
+    emails = ctx.store.contact_emails([d.hubspot_id for d in dues])
+    for due in dues:
+        due.email = emails.get(due.hubspot_id)
     _write_tasks(ctx, [d for d in dues if d.task])
     if sender is not None:
         for due in dues:
@@ -429,9 +442,8 @@ def _subject(alerts: Sequence[Alert]) -> str:
     return f"{SUBJECT_PREFIX}{lead.headline}{more}"[:SUBJECT_MAX]
 
 
-def _description(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> str:
-    contact = ctx.store.get_contact(due.hubspot_id)
-    email = (contact.email if contact else None) or due.hubspot_id
+def _description(due: _Due, alerts: Sequence[Alert]) -> str:
+    email = due.email or due.hubspot_id
     when = f" on {due.handed_off_at:%Y-%m-%d}" if due.handed_off_at else ""
     lines = [f"{email} is active again after the hand-off{when}:", ""]
     owner = due.owner.get("id") or ""
@@ -479,7 +491,7 @@ def _write_tasks(ctx: PushContext, dues: Sequence[_Due]) -> None:
         alerts = [a for a in due.task if _task_key(due.hubspot_id, a.activity.id) in keys]
         record: dict[str, Any] = {
             "WhoId": due.who, "Subject": _subject(alerts),
-            "Description": _description(ctx, due, alerts), "Status": "Not Started",
+            "Description": _description(due, alerts), "Status": "Not Started",
             "Priority": "High", "ActivityDate": today,
         }
         owner = due.owner.get("id")
@@ -524,10 +536,9 @@ def _refused_task(due: _Due, reason: str, actor: Actor, *, code: str = "",
     )
 
 
-def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[str, Any]:
+def webhook_body(due: _Due, alerts: Sequence[Alert]) -> dict[str, Any]:
     """The JSON an alert webhook receives: the lead, its owner and what it did (the strongest
     alert first, every alerting activity in `activities`)."""
-    contact = ctx.store.get_contact(due.hubspot_id)
     ordered = sorted(alerts, key=lambda a: (a.rank, -a.activity.occurred_at.timestamp()))
     head = ordered[0]
 
@@ -540,7 +551,7 @@ def webhook_body(ctx: PushContext, due: _Due, alerts: Sequence[Alert]) -> dict[s
     return {
         "event": "handshake.alert",
         "alert_id": f"{due.hubspot_id}:{','.join(str(a.activity.id) for a in alerts)}",
-        "email": contact.email if contact else None,
+        "email": due.email,
         "hubspot_id": due.hubspot_id,
         "salesforce_id": due.who or due.sf_id,
         "salesforce_object": due.sf_object,
@@ -560,7 +571,7 @@ def _post(ctx: PushContext, sender: WebhookSender, due: _Due) -> None:
     if not keys:
         return
     alerts = [a for a in due.webhook if _webhook_key(due.hubspot_id, a.activity.id) in keys]
-    body = webhook_body(ctx, due, alerts)
+    body = webhook_body(due, alerts)
 
     def refused(exc: HandshakeError, _: LedgerWrite[dict[str, Any]]) -> Refusal:
         return Refusal(reason=f"alert webhook failed: {exc.message}", actor=exc.actor,

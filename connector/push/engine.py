@@ -46,7 +46,7 @@ from connector.push.context import PushContext, Returning, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
-from connector.store import Contact, IdLink, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
+from connector.store import Contact, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
 
 __all__ = ["PushContext", "plan_leads", "push"]
 
@@ -112,11 +112,10 @@ def push(ctx: PushContext) -> Counter[str]:
     users = list(ctx.sf.query(
         "SELECT Id, Email, Name, IsActive FROM User WHERE IsActive = true", what="users"))
     _routing_state(ctx, users)
-    # A backfill holds its creates back for Bulk API; otherwise each batch writes its own.
-    held: list[_Plan] | None = (
-        [] if not ctx.dry_run and _unlinked_mqls(ctx) > ctx.bulk_threshold else None
-    )
-    for batch in _mql_batches(ctx.store, ROUND, ctx):
+    held: list[_Plan] | None = None
+    for n, batch in enumerate(_mql_batches(ctx.store, ROUND, ctx)):
+        if n == 0 and not ctx.dry_run and _unlinked_mqls(ctx, batch) > ctx.bulk_threshold:
+            held = []  # a backfill holds its creates back for Bulk API
         plans = _plan(ctx, batch, describe, users)
         handed = _write_leads(ctx, plans, users, held)
         _write_tasks(ctx, handed)
@@ -151,10 +150,13 @@ def _fix_kind(fixed: str) -> str:
     return f"{head} picklist" if head.isidentifier() else "other"
 
 
-def _unlinked_mqls(ctx: PushContext) -> int:
+def _unlinked_mqls(ctx: PushContext, first: Sequence[Contact]) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
-    store alone, before any call)."""
+    store alone, before any write). `first`: the run's first round of MQLs; when it holds
+    them all (a short round is the last), its links tell, else the database counts."""
     store = ctx.store
+    if ctx.mqls is None and len(first) < ROUND:
+        return len(first) - len(store.link_targets([c.hubspot_id for c in first]))
     if ctx.mqls is None:  # counted by the database
         return store.count_unlinked_mqls(ids=ctx.only)
     return sum(len(batch) - len(store.linked_many([c.hubspot_id for c in batch]))
@@ -427,7 +429,7 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
                if to_send}
     unchanged = [plan.contact.hubspot_id for step, plan in steps
                  if step == "claimed" and keys[plan.contact.hubspot_id] not in claimed]
-    linked = store.linked_many(unchanged) if unchanged else {}
+    linked = store.link_targets(unchanged)
     for step, plan in steps:
         hid = plan.contact.hubspot_id
         if step == "handed":
@@ -469,7 +471,7 @@ def _only_changes(ctx: PushContext, updates: list[_Plan], handed: list[_Plan]) -
     current = {str(row["Id"])[:15]: row for row in ctx.sf.records_by_id(
         "Lead", ids, names, what="open Leads' current values")}
     send: list[_Plan] = []
-    links = ctx.store.linked_many([p.contact.hubspot_id for p in updates])
+    links = ctx.store.link_targets([p.contact.hubspot_id for p in updates])
     relinked: list[tuple[str, str, str, str]] = []
     done: list[tuple[str, str | None]] = []
     for plan in updates:
@@ -535,8 +537,7 @@ def _send(ctx: PushContext, kind: str, group: list[_Plan], *, bulk: bool = False
             return [ctx.sf.bulk_upsert("Lead", records, ctx.external_id_field, auto_assign=auto)]
         return ctx.sf.upsert_batches("Lead", records, ctx.external_id_field, auto_assign=auto)
 
-    links = _Links(ctx.store, ctx.store.linked_many([p.contact.hubspot_id for p in group])
-                   if group else {})
+    links = _Links(ctx.store, ctx.store.link_targets([p.contact.hubspot_id for p in group]))
 
     def judge(write: LedgerWrite[_Plan], result: WriteResult) -> Outcome:
         return _outcome(ctx, write.item, result, kind, links)
@@ -554,7 +555,7 @@ class _Links:
     (`save`), and the Salesforce records they take known at once (a later result of the same
     call matched to one of them finds it taken)."""
 
-    def __init__(self, store: Store, known: Mapping[str, IdLink]) -> None:
+    def __init__(self, store: Store, known: Mapping[str, Any]) -> None:
         self.store = store
         self.known = dict(known)
         self.pending: dict[str, tuple[str, str, str, str]] = {}

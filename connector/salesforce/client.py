@@ -27,9 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Self, TypeVar
 from urllib.parse import quote_plus, urlsplit
 
+import orjson
 import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
@@ -82,6 +84,14 @@ T = TypeVar("T")
 log = logging.getLogger("connector.salesforce")
 
 
+class _Salesforce(Salesforce):
+    """simple-salesforce with its answers decoded by orjson into plain dicts (it decodes
+    them into OrderedDicts through a Python hook, a cost on every query page and write)."""
+
+    def parse_result_to_json(self, result: requests.Response) -> Any:
+        return orjson.loads(result.content)
+
+
 def _without_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "attributes"}
 
@@ -107,7 +117,7 @@ def _composite_groups(batches: Sequence[_Batch], step: int) -> Iterator[list[_Ba
     group: list[_Batch] = []
     size = 0
     for batch in batches:
-        cost = len(json.dumps(batch.body(), default=str))
+        cost = len(batch.encoded)
         if group and (len(group) >= step or size + cost > ss.COMPOSITE_MAX_BODY_BYTES):
             yield group
             group, size = [], 0
@@ -154,6 +164,12 @@ class _Batch:
                 for r in self.sent
             ],
         }
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """`body()` as the JSON sent, encoded once: measured for the composite's size limit,
+        then sent alone or embedded in a composite body."""
+        return orjson.dumps(self.body())
 
 
 def _answers(what: str, answer: Any, sent: int) -> list[Any]:
@@ -214,7 +230,7 @@ class SalesforceClient:
             self.close()
             raise
         self.user_id = first.user_id  # the integration user: CreatedById of what we write
-        self.sf = Salesforce(
+        self.sf = _Salesforce(
             session_id=first.session_id,
             instance_url=first.instance_url,
             version=credentials.api_version,
@@ -405,7 +421,8 @@ class SalesforceClient:
         """A batch of reads sent as composite calls (queries, their pages, deleted checks)."""
 
         def send(what: str, body: dict[str, Any]) -> Any:
-            return self._call("query", what, self._send(ss.COMPOSITE, "POST", body, {}))
+            return self._call("query", what,
+                              self._send(ss.COMPOSITE, "POST", orjson.dumps(body), {}))
 
         def chunks(head: str, values: Sequence[str], tail: str,
                    repeats: int) -> Iterator[list[str]]:
@@ -647,9 +664,11 @@ class SalesforceClient:
         return headers
 
     def _send(
-        self, path: str, method: str, body: Any, headers: Mapping[str, str]
+        self, path: str, method: str, body: bytes, headers: Mapping[str, str]
     ) -> Callable[[], Any]:
-        return lambda: self.sf.restful(path, method=method, json=body, headers=dict(headers))
+        """The call sending `body`, JSON already encoded (simple-salesforce's headers say
+        so)."""
+        return lambda: self.sf.restful(path, method=method, data=body, headers=dict(headers))
 
     def _write(
         self,
@@ -692,7 +711,7 @@ class SalesforceClient:
             return []
         what = f"{method} {len(batch.sent)} {sobject} records"
         with self.policy.sent_once() if once else nullcontext():
-            answer = self._call("write", what, self._send(path, method, batch.body(), headers))
+            answer = self._call("write", what, self._send(path, method, batch.encoded, headers))
         return _answers(what, answer, len(batch.sent))
 
     def _composite(
@@ -722,7 +741,7 @@ class SalesforceClient:
                     "method": method,
                     "url": root + path,
                     "referenceId": ref,
-                    "body": group[n].body(),
+                    "body": orjson.Fragment(group[n].encoded),
                     **({"httpHeaders": dict(headers)} if headers else {}),
                 }
                 for n, ref in refs.items()
@@ -731,7 +750,8 @@ class SalesforceClient:
         what = (f"{method} {sum(len(b.sent) for b in group)} {sobject} records in "
                 f"{len(refs)} collections (composite)")
         with self.policy.sent_once() if once else nullcontext():
-            answer = self._call("write", what, self._send(ss.COMPOSITE, "POST", body, {}))
+            answer = self._call("write", what,
+                                self._send(ss.COMPOSITE, "POST", orjson.dumps(body), {}))
         answered = answer.get("compositeResponse") if isinstance(answer, dict) else None
         by_ref = {r.get("referenceId"): r for r in answered or [] if isinstance(r, dict)}
         outcomes: dict[int, list[Any] | HandshakeError] = {}

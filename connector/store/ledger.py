@@ -92,6 +92,24 @@ class LedgerStore(StoreBase):
             rows = s.scalars(select(IdLink).where(IdLink.hubspot_id.in_(list(hubspot_ids))))
             return {row.hubspot_id: row for row in rows}
 
+    def link_targets(self, hubspot_ids: Sequence[str]) -> dict[str, Any]:
+        """`linked_many` as read-only rows (`hubspot_id`, `sf_object`, `sf_id`), one Core query
+        a page of ids: what the push reads of a round's links, without an ORM object each."""
+        ids = sorted(set(hubspot_ids))
+        if not ids:
+            return {}
+        table = _table(IdLink)
+        stmt = self._statement("links.targets", lambda: select(
+            table.c.hubspot_id, table.c.sf_object, table.c.sf_id).where(
+                table.c.hubspot_id.in_(bindparam("ids", expanding=True))))
+        out: dict[str, Any] = {}
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(ids), PAGE):
+                out.update((row.hubspot_id, row) for row in conn.execute(
+                    stmt, {"ids": ids[k:k + PAGE]}))
+        return out
+
     def hubspot_ids_for(self, sf_ids: Sequence[str]) -> dict[str, str]:
         """`hubspot_id_for` of many Salesforce ids in one query: those linked, by sf id."""
         ids = sorted(set(sf_ids))

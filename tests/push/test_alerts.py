@@ -58,6 +58,18 @@ def test_a_page_view_after_the_quiet_period_is_a_return_visit() -> None:
     assert RULES.judge("101", page("/blog/b", NOW), []) is None
 
 
+def test_a_return_visit_is_judged_alike_from_the_engagement_times() -> None:
+    visit = page("/blog/b", NOW)
+    history = [page("/blog/a", NOW - timedelta(days=20)), email("sent", NOW - timedelta(days=3)),
+               visit]
+    engaged = [NOW - timedelta(days=20), NOW]  # the store's times of the active kinds
+    assert RULES.judge("101", visit, engaged=engaged) == RULES.judge("101", visit, history)
+    alert = RULES.judge("101", visit, engaged=engaged)
+    assert alert is not None and alert.headline == "back on the site after 20 days"
+    assert RULES.judge("101", visit, engaged=[NOW - timedelta(days=2), NOW]) is None
+    assert RULES.judge("101", visit, engaged=[NOW]) is None  # the visit itself is no return
+
+
 def test_a_return_to_the_pricing_page_gives_both_reasons() -> None:
     alert = RULES.judge("101", page("/pricing", NOW), [page("/", NOW - timedelta(days=30))])
     assert alert is not None

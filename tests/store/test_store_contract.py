@@ -249,6 +249,10 @@ def test_page_sized_links_routes_and_timers(store: Store) -> None:
         "1": ("Lead", "00Q000000000009AAA", "updated"),
         "2": ("Contact", "003000000000002AAA", "matched"),
         "3": ("Lead", "00Q000000000004AAA", "duplicate_rule")}
+    targets = store.link_targets(["3", "1", "9", "1"])
+    assert {h: (t.hubspot_id, t.sf_object, t.sf_id) for h, t in targets.items()} == {
+        "1": ("1", "Lead", "00Q000000000009AAA"), "3": ("3", "Lead", "00Q000000000004AAA")}
+    assert store.link_targets([]) == {}
     assert store.hubspot_ids_for(["00Q000000000009AAA", "003000000000002AAA",
                                   "00Q000000000001AAA"]) == {
         "00Q000000000009AAA": "1", "003000000000002AAA": "2"}
@@ -326,6 +330,24 @@ def test_activities_for_many_read_as_stored(store: Store) -> None:
     assert store.activities_for_many([]) == {}
     only = store.activities_for_many(["1", "2"], types={"page_view", "form_submission"})
     assert {k: [a.source_id for a in v] for k, v in only.items()} == {"1": ["a"], "2": ["f"]}
+
+
+def test_engagement_times_and_emails_of_many_contacts(store: Store) -> None:
+    store.upsert_contacts([contact(1), contact(2)])
+    store.add_activities([
+        activity("1", "b", minutes=5), activity("1", "a", kind="page_view"),
+        activity("1", "s", kind="email_sent", minutes=9),
+        activity("2", "d", kind="email_delivered", minutes=1),
+    ])
+    got = store.engagement_times_for_many(["1", "2", "3"],
+                                          excluding={"email_sent", "email_delivered"})
+    assert got == {"1": [T0, T0 + timedelta(minutes=5)], "2": [], "3": []}
+    assert all(at.tzinfo == UTC for at in got["1"])
+    assert store.engagement_times_for_many([], excluding={"email_sent"}) == {}
+    emails = store.contact_emails(["2", "1", "9", "1"])
+    assert emails == {"1": store.get_contact("1").email,  # type: ignore[union-attr]
+                      "2": store.get_contact("2").email}  # type: ignore[union-attr]
+    assert emails["1"] and store.contact_emails([]) == {}
 
 
 def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
