@@ -179,8 +179,14 @@ def worker(info_json: str, db: str, sandbox_pid: str) -> None:
     open_store(config).close()  # the schema, as `handshake init` leaves it before any sync
     f: dict[str, Any] = {}
 
+    # Every stage runs at the sandbox's time (its data is generated as of START and served an
+    # hour on), as a deployment's stages share one clock: on the wall clock, weeks after the
+    # data, the ground truth's sales-ready contacts would have decayed, and activities stored
+    # "now" would all look newer than hand-offs made at the sandbox's time (each an alert).
+    clock = FrozenClock(datetime.fromisoformat(START) + timedelta(hours=ADVANCE_HOURS))
+
     def first_pull() -> Any:
-        counts = run_pull_stage(config, paced=False).counts
+        counts = run_pull_stage(config, paced=False, clock=clock).counts
         return counts["hubspot.calls"], counts
 
     calls, counts = _stage(f, "pull", pid, first_pull)
@@ -189,10 +195,6 @@ def worker(info_json: str, db: str, sandbox_pid: str) -> None:
                           if k.endswith(".new") and not k.startswith("contacts"))
     # nothing changed since: the next cycle's pull (before the score writes back to HubSpot)
     f["incremental_pull_calls"], _ = _stage(f, "incremental", pid, first_pull)
-    # scored and pushed at the sandbox's time (its data is generated as of START and served an
-    # hour on): the ground truth's sales-ready contacts are those of that instant, and on the
-    # wall clock, weeks later, their interest would have decayed
-    clock = FrozenClock(datetime.fromisoformat(START) + timedelta(hours=ADVANCE_HOURS))
     scored = _stage(f, "score", pid, lambda: run_score_stage(config, clock=clock))
     pushed = _stage(f, "push", pid, lambda: run_push_stage(config, clock=clock))
     f["scored"] = scored.counts.get("scored", 0)
