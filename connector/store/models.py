@@ -9,11 +9,11 @@ every stage
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -180,8 +180,9 @@ class Activity(Base):
 
 
 def sqlite_json_text(value: Mapping[str, Any] | None) -> str:
-    """A JSON column's value as the JSON type binds it (`json.dumps`; an empty one `{}`)."""
-    return json.dumps(dict(value)) if value else "{}"
+    """A JSON column's value as JSON text (an empty one `{}`): the JSON type's readers decode
+    it to the same data as `json.dumps` would store, written several times faster."""
+    return orjson.dumps(dict(value)).decode() if value else "{}"
 
 
 class Score(Base):
