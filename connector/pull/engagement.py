@@ -56,9 +56,10 @@ PAGE_VIEWS_SETTLE = timedelta(minutes=1)
 EMAIL_EVENTS_SETTLE = timedelta(minutes=1)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # Pages are written together, a transaction per this many activities or seconds (whichever
-# comes first): a commit per page (100 page views) rewrote the same index pages over and over.
-WRITE_ROWS = 5000
-WRITE_SECONDS = 5.0
+# comes first): a commit per page (100 page views) rewrote the same index pages over and over,
+# and every 20,000 rows costs a quarter less CPU than every 5,000.
+WRITE_ROWS = 20_000
+WRITE_SECONDS = 10.0
 
 
 def _ms(when: datetime) -> int:

@@ -95,9 +95,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def sqlite_utc_text(value: datetime) -> str:
     """An aware time as `UTCDateTime` stores it on SQLite (UTC, SQLite DATETIME's text)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 NAMING = {
@@ -182,7 +184,9 @@ class Activity(Base):
 def sqlite_json_text(value: Mapping[str, Any] | None) -> str:
     """A JSON column's value as JSON text (an empty one `{}`): the JSON type's readers decode
     it to the same data as `json.dumps` would store, written several times faster."""
-    return orjson.dumps(dict(value)).decode() if value else "{}"
+    if not value:
+        return "{}"
+    return orjson.dumps(value if isinstance(value, dict) else dict(value)).decode()
 
 
 class Score(Base):
