@@ -162,6 +162,7 @@ class _Stream:
         self.finish()
 
     def read(self, since: datetime | None, until: datetime | None, bookmark: bool) -> None:
+        """The stream's own part of `run`: read its pages, saving each."""
         raise NotImplementedError
 
     def finish(self) -> None:
