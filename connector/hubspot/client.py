@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
+import orjson
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
@@ -120,7 +121,8 @@ class HubSpotClient:
         response = self.http.request(
             method, path, params=list(params or []), json=json, extensions=extensions
         )
-        body = response.json() if response.content else {}
+        # orjson: a page of 1,000 email events decodes several times faster than with `json`
+        body = orjson.loads(response.content) if response.content else {}
         return body, _server_time(response)
 
     @staticmethod

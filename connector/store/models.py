@@ -9,11 +9,11 @@ every stage
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -95,9 +95,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def sqlite_utc_text(value: datetime) -> str:
     """An aware time as `UTCDateTime` stores it on SQLite (UTC, SQLite DATETIME's text)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 NAMING = {
@@ -180,8 +182,11 @@ class Activity(Base):
 
 
 def sqlite_json_text(value: Mapping[str, Any] | None) -> str:
-    """A JSON column's value as the JSON type binds it (`json.dumps`; an empty one `{}`)."""
-    return json.dumps(dict(value)) if value else "{}"
+    """A JSON column's value as JSON text (an empty one `{}`): the JSON type's readers decode
+    it to the same data as `json.dumps` would store, written several times faster."""
+    if not value:
+        return "{}"
+    return orjson.dumps(value if isinstance(value, dict) else dict(value)).decode()
 
 
 class Score(Base):
