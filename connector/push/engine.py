@@ -54,9 +54,9 @@ log = logging.getLogger("connector.push")
 
 BATCH = 200
 # MQLs planned together: big enough that part-filled calls are rare next to full ones (write
-# calls stay near ceil(records / 1,000) a kind), small enough to hold in memory with their
-# activities.
-ROUND = 2000
+# calls stay near ceil(records / 1,000) a kind: a round fills a composite call of five 200s),
+# small enough to hold in memory with their activities (2,000 held ~60 MB at their peak).
+ROUND = 1000
 BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
 # Fields never copied onto an existing Lead: sales owns them once the Lead exists.
 UPDATE_SKIPS_RULES = {"salesforce", "salesforce_unless_blank", "none"}
