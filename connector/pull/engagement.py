@@ -27,6 +27,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.control import current_guard
 from connector.errors import AccessRefused, RequestFailed, SkippableError
 from connector.hubspot.client import Page
 from connector.pull.base import PullContext, dump, load
@@ -139,6 +140,11 @@ class _Stream:
         self._written_at = time.monotonic()
         if not (acts or marks or deletes):
             return
+        # Pages are written after the calls that read them, on the way out of an error too:
+        # the run must still hold its lease (a stop request still writes what was read).
+        guard = current_guard()
+        if guard is not None:
+            guard()
         ctx = self.ctx
         with ctx.store.transaction() as s:
             ctx.counts[f"{self.name}.new"] += ctx.store.add_activities(acts, session=s)
