@@ -147,9 +147,19 @@ class ScoreResult:
         parts += [f"{rule} {value:+.1f}" for rule, value in top]
         return "; ".join(parts)
 
-    def explanation(self) -> dict[str, Any]:
+    def explanation(self, *, text_times: bool = True) -> dict[str, Any]:
         """JSON-able explanation stored with the score (its interest rules are the
-        contributions', built straight from the hits)."""
+        contributions', built straight from the hits). `text_times=False` leaves its times as
+        datetimes, for an encoder that writes them as `isoformat` does (orjson, the store's):
+        no string is made for each first."""
+        last: Any = self.last_engagement_at
+        rules = [[rule.name, activity.id, activity.type, activity.occurred_at, _label(activity),
+                  points, round(worth, 4)]
+                 for rule, activity, points, worth in self._ordered_hits()]
+        if text_times:
+            last = last.isoformat() if last else None
+            for entry in rules:
+                entry[3] = entry[3].isoformat()
         return {
             "fit": {
                 "points": self.fit.points,
@@ -161,14 +171,9 @@ class ScoreResult:
                 "score": self.interest,
                 "raw": round(self.raw_interest, 4),
                 "expired": self.expired,
-                "last_engagement_at": (self.last_engagement_at.isoformat()
-                                       if self.last_engagement_at else None),
+                "last_engagement_at": last,
                 "capped": list(self.capped),
-                "rules": [
-                    [rule.name, activity.id, activity.type, activity.occurred_at.isoformat(),
-                     _label(activity), points, round(worth, 4)]
-                    for rule, activity, points, worth in self._ordered_hits()
-                ],
+                "rules": rules,
             },
             "mql": {"is_mql": self.is_mql, "reason": self.mql_reason},
             "nurture_track": self.nurture_track,
