@@ -34,6 +34,7 @@ __all__ = [
 
 DAY_SECONDS = 86400.0
 REASONS_SHOWN = 5  # contributions named in the one-line reasons text
+MATCH_CACHE = 4096  # attribute values whose matching rules an activity type remembers
 
 
 class ContactLike(Protocol):
@@ -298,6 +299,58 @@ def _label(activity: ActivityLike) -> str:
     return str(activity.title or activity.url or activity.type)
 
 
+class _KindRules:
+    """The interest rules of one activity type, in model order, compiled. Which of them an
+    activity fires depends only on the values of the attributes they read, so the answer is
+    remembered for text values (pages, forms, titles repeat; numbers are not remembered: 1,
+    1.0 and True are one key), for at most MATCH_CACHE of them."""
+
+    def __init__(self, rules: Sequence[tuple[int, InterestRule]]) -> None:
+        attributes = list(dict.fromkeys(r.attribute for _, r in rules if not r.always))
+        self.getters = [_attribute_getter(a) for a in attributes]
+        self.single = self.getters[0] if len(self.getters) == 1 else None
+        self.rules = [(i, r.group, attributes.index(r.attribute) if not r.always else -1,
+                       compile_condition(r), bool(r.always),
+                       # "simple" rules (no caps) are counted as activities stream by
+                       r.max_count is None and r.period_days is None and r.max_points is None,
+                       r.points)
+                      for i, r in rules]
+        self.memo: dict[tuple[Any, ...], tuple[tuple[int, bool, float], ...]] = {}
+
+    def fired(self, activity: ActivityLike) -> tuple[tuple[int, bool, float], ...]:
+        """(rule index, simple, points) of each rule with points the activity fires, in model
+        order (of a group, only its first matching rule fires)."""
+        single = self.single
+        if single is not None:
+            value = single(activity)
+            values: tuple[Any, ...] = (value,)
+            text = value is None or value.__class__ is str
+        else:
+            values = tuple(get(activity) for get in self.getters)
+            text = all(v is None or v.__class__ is str for v in values)
+        if not text:
+            return self._match(values)
+        found = self.memo.get(values)
+        if found is None:
+            found = self._match(values)
+            if len(self.memo) < MATCH_CACHE:
+                self.memo[values] = found
+        return found
+
+    def _match(self, values: tuple[Any, ...]) -> tuple[tuple[int, bool, float], ...]:
+        used: set[str] = set()
+        out = []
+        for index, group, position, test, always, simple, points in self.rules:
+            if group is not None and group in used:
+                continue
+            if always or test(values[position]):
+                if group is not None:
+                    used.add(group)
+                if points != 0:
+                    out.append((index, simple, points))
+        return tuple(out)
+
+
 class Engine:
     """A scoring model compiled for speed; `score` is pure and thread-safe."""
 
@@ -317,23 +370,18 @@ class Engine:
              if r.decay else 0.0)
             for r in self.interest_rules
         ]
-        self.by_kind: dict[str, list[tuple[int, str | None, Callable[[ActivityLike], Any],
-                                           Predicate, bool, bool, float]]] = {}
+        entries: dict[str, list[tuple[int, InterestRule]]] = {}
         for i, rule in enumerate(self.interest_rules):
             if rule.points == 0 and rule.group is None:
                 continue  # counts nothing and shadows nothing
-            # "simple" rules (no caps) are counted as activities stream by; others at the end.
-            simple = (rule.max_count is None and rule.period_days is None
-                      and rule.max_points is None)
-            entry = (i, rule.group, _attribute_getter(rule.attribute), compile_condition(rule),
-                     bool(rule.always), simple, rule.points)
             for kind in rule.activity:
-                self.by_kind.setdefault(kind, []).append(entry)
+                entries.setdefault(kind, []).append((i, rule))
+        self.kinds = {kind: _KindRules(rules) for kind, rules in entries.items()}
         self.tracks = [
             (t.name, [(c, compile_condition(c)) for c in t.when]) for t in model.nurture.tracks
         ]
         # The activity types an interest rule can count: the others change no score.
-        self.counted_types = frozenset(self.by_kind)
+        self.counted_types = frozenset(self.kinds)
         self.not_scored = frozenset(model.lifecycle.not_scored)
 
     # --- fit ------------------------------------------------------------------------------
@@ -377,7 +425,7 @@ class Engine:
         """(score, raw decayed sum, hits (rule, activity, points, decayed), capped rules,
         last engagement time). Activities that occurred after `now` count for nothing."""
         deferred: dict[int, list[ActivityLike]] = {}  # rules with caps: counted at the end
-        by_kind = self.by_kind
+        kinds = self.kinds
         rules_of = self.interest_rules
         rates = self.decay_rates
         now_ts = now.timestamp()
@@ -386,34 +434,23 @@ class Engine:
         out: list[tuple[InterestRule, Any, float, float]] = []
         last: datetime | None = None
         for activity in activities:
-            entries = by_kind.get(activity.type)
-            if entries is None:
+            kind = kinds.get(activity.type)
+            if kind is None:
                 continue
             if activity.occurred_at > now:
                 continue  # not yet happened at `now` (a score as of a past time)
-            used: set[str] | None = None
-            for index, group, getter, test, always, simple, points in entries:
-                if used is not None and group in used:
+            for index, simple, points in kind.fired(activity):
+                if not simple:
+                    deferred.setdefault(index, []).append(activity)
                     continue
-                if always or test(getter(activity)):
-                    if group is not None:
-                        if used is None:
-                            used = {group}
-                        else:
-                            used.add(group)
-                    if points == 0:
-                        continue
-                    if not simple:
-                        deferred.setdefault(index, []).append(activity)
-                        continue
-                    occurred = activity.occurred_at
-                    rate = rates[index]
-                    age = now_ts - occurred.timestamp() if rate else 0.0
-                    worth = points * exp(-age * rate) if age > 0 else points
-                    total += worth
-                    out.append((rules_of[index], activity, points, worth))
-                    if points > 0 and (last is None or occurred > last):
-                        last = occurred
+                occurred = activity.occurred_at
+                rate = rates[index]
+                age = now_ts - occurred.timestamp() if rate else 0.0
+                worth = points * exp(-age * rate) if age > 0 else points
+                total += worth
+                out.append((rules_of[index], activity, points, worth))
+                if points > 0 and (last is None or occurred > last):
+                    last = occurred
         capped: list[str] = []
         for index, matched in deferred.items():
             rule, rate = rules_of[index], rates[index]
