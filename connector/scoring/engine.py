@@ -290,11 +290,16 @@ def rule_matcher(rule: InterestRule) -> Callable[[ActivityLike], bool]:
     return lambda a: a.type in kinds and test(getter(a))
 
 
+# plain text: a label is made for every counted activity, and an enum member is slower to reach
+_FORM, _PAGE = str(ActivityType.FORM_SUBMISSION), str(ActivityType.PAGE_VIEW)
+
+
 def _label(activity: ActivityLike) -> str:
-    if activity.type == ActivityType.FORM_SUBMISSION:
+    kind = activity.type
+    if kind == _FORM:
         details = activity.details or {}
         return str(details.get("form_name") or activity.title or "form")
-    if activity.type == ActivityType.PAGE_VIEW:
+    if kind == _PAGE:
         return str(url_path(activity.url) or activity.title or "page")
     return str(activity.title or activity.url or activity.type)
 

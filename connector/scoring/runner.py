@@ -121,6 +121,5 @@ def score_batches(
             run.results[cid] = result
             run.contacts[cid] = contact
         if not dry_run:
-            store.add_scores(score_rows)
-            store.add_transitions([d.as_row(run_id) for d in decisions])
+            store.record_scores(score_rows, [d.as_row(run_id) for d in decisions])
         yield run

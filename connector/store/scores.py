@@ -26,6 +26,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
 from connector.store.models import (
@@ -171,17 +172,29 @@ class ScoreStore(StoreBase):
         """Store scores `{contact_id, scored_at, interest, fit_grade, fit_points, is_mql,
         model_version, explanation}`; an explanation's datetimes are written as `isoformat`
         writes them (`ScoreResult.explanation(text_times=False)` leaves them so)."""
-        if not rows:
+        self.record_scores(rows, ())
+
+    def record_scores(self, scores: Sequence[Mapping[str, Any]],
+                      transitions: Sequence[Mapping[str, Any]]) -> None:
+        """`add_scores` and `add_transitions` in one transaction (a batch of the score stage:
+        its scores and lifecycle steps stand or fall together)."""
+        if not scores and not transitions:
             return
+        with self.transaction() as s:
+            if scores:
+                self._add_scores(s, scores)
+            if transitions:
+                self._add_transitions(s, transitions)
+
+    def _add_scores(self, s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         # Core executemany of one statement built once: no ORM objects, no multi-row VALUES
         # compiled anew for every batch size. The explanations are encoded here by orjson
         # (several times faster than the JSON type's `json.dumps`; readers decode either).
         stmt = self._statement("scores.insert", lambda: insert(_table(Score)).values(
             explanation=bindparam("explanation", type_=_EncodedJSON())))
         dumps = orjson.dumps
-        with self.transaction() as s:
-            self._core(s).execute(stmt, [
-                {**r, "explanation": dumps(r["explanation"]).decode()} for r in rows])
+        self._core(s).execute(stmt, [
+            {**r, "explanation": dumps(r["explanation"]).decode()} for r in rows])
 
     def latest_score(self, contact_id: str) -> Score | None:
         with self.transaction() as s:
@@ -231,19 +244,19 @@ class ScoreStore(StoreBase):
     def add_transitions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record many transitions `{contact_id, from_stage, to_stage, at, reason, run_id}` in
         one transaction, moving each contact's stored stage to its last `to_stage`."""
-        if not rows:
-            return
+        self.record_scores((), rows)
+
+    def _add_transitions(self, s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         stmt = self._statement("transitions.insert",
                                lambda: insert(_table(LifecycleTransition)))
-        with self.transaction() as s:
-            self._core(s).execute(stmt, [dict(r) for r in rows])
-            final = {r["contact_id"]: r["to_stage"] for r in rows}
-            by_stage: dict[str, list[str]] = {}
-            for contact_id, stage in final.items():
-                by_stage.setdefault(stage, []).append(contact_id)
-            for stage, ids in by_stage.items():
-                s.execute(update(Contact).where(Contact.hubspot_id.in_(ids))
-                          .values(lifecycle_stage=stage))
+        self._core(s).execute(stmt, [dict(r) for r in rows])
+        final = {r["contact_id"]: r["to_stage"] for r in rows}
+        by_stage: dict[str, list[str]] = {}
+        for contact_id, stage in final.items():
+            by_stage.setdefault(stage, []).append(contact_id)
+        for stage, ids in by_stage.items():
+            s.execute(update(Contact).where(Contact.hubspot_id.in_(ids))
+                      .values(lifecycle_stage=stage))
 
     def transitions_for(self, contact_id: str) -> list[LifecycleTransition]:
         with self.transaction() as s:
