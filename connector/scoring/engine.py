@@ -308,7 +308,8 @@ class _KindRules:
     """The interest rules of one activity type, in model order, compiled. Which of them an
     activity fires depends only on the values of the attributes they read, so the answer is
     remembered for text values (pages, forms, titles repeat; numbers are not remembered: 1,
-    1.0 and True are one key), for at most MATCH_CACHE of them."""
+    1.0 and True are one key), for at most MATCH_CACHE of them. Threads scoring at once may
+    both work out an answer: it is the same one, so `Engine.score` stays thread-safe."""
 
     def __init__(self, rules: Sequence[tuple[int, InterestRule]]) -> None:
         attributes = list(dict.fromkeys(r.attribute for _, r in rules if not r.always))
@@ -331,7 +332,7 @@ class _KindRules:
             values: tuple[Any, ...] = (value,)
             text = value is None or value.__class__ is str
         else:
-            values = tuple(get(activity) for get in self.getters)
+            values = tuple([get(activity) for get in self.getters])
             text = all(v is None or v.__class__ is str for v in values)
         if not text:
             return self._match(values)
