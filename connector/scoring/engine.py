@@ -362,8 +362,11 @@ class Engine:
 
     def __init__(self, model: ScoringModel) -> None:
         self.model = model
+        # (group, test, property, derived, always, points, name, field) per rule: read once
         self.fit_rules = [
-            (r, compile_condition(r), r.property, r.derived) for r in model.fit.rules
+            (r.group, compile_condition(r), r.property or "", bool(r.derived), bool(r.always),
+             r.points, r.name, r.field_name or "(any)")
+            for r in model.fit.rules
         ]
         self.disqualifiers = [
             (d, compile_condition(d), d.property, d.derived) for d in model.fit.disqualifiers
@@ -399,21 +402,19 @@ class Engine:
         points = 0.0
         used_groups: set[str] | None = None
         contributions: list[FitContribution] = []
-        for rule, test, prop, derived in self.fit_rules:
-            group = rule.group
+        for group, test, prop, derived, always, worth, name, field_name in self.fit_rules:
             if used_groups is not None and group in used_groups:
                 continue
-            value = None if rule.always else domain if derived else props.get(prop or "")
+            value = None if always else domain if derived else props.get(prop)
             if test(value):
                 if group is not None:
                     if used_groups is None:
                         used_groups = {group}
                     else:
                         used_groups.add(group)
-                points += rule.points
+                points += worth
                 contributions.append(FitContribution(
-                    rule.name, rule.field_name or "(any)", "" if value is None else str(value),
-                    rule.points))
+                    name, field_name, "" if value is None else str(value), worth))
         for disq, test, prop, derived in self.disqualifiers:
             if test(domain if derived else props.get(prop or "")):
                 return FitResult(points, "F", tuple(contributions), f"{disq.name}: {disq.reason}")
