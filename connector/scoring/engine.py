@@ -415,8 +415,8 @@ class Engine:
                 points += worth
                 contributions.append(FitContribution(
                     name, field_name, "" if value is None else str(value), worth))
-        for disq, test, prop, derived in self.disqualifiers:
-            if test(domain if derived else props.get(prop or "")):
+        for disq, check, on, derives in self.disqualifiers:
+            if check(domain if derives else props.get(on or "")):
                 return FitResult(points, "F", tuple(contributions), f"{disq.name}: {disq.reason}")
         for grade, minimum in self.grades:
             if points >= minimum:
