@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from connector.push.context import PushContext
     from connector.runtime.run import StageRun
     from connector.salesforce import SalesforceClient
+    from connector.scoring.engine import ContactLike
     from connector.scoring.lifecycle import Decision
     from connector.scoring.model import LifecycleSection
 
@@ -165,7 +166,7 @@ PUSH_OUTCOMES = (
 )
 
 
-def _unwritten_steps(contacts: Iterable[Contact], section: LifecycleSection,
+def _unwritten_steps(contacts: Iterable[ContactLike], section: LifecycleSection,
                      now: datetime) -> list[Decision]:
     """The lead and MQL steps the store shows that HubSpot, as last pulled, does not (recording
     a step moves the stored stage; a pull sets it back to HubSpot's): steps recorded by a run

@@ -34,6 +34,7 @@ __all__ = [
 
 DAY_SECONDS = 86400.0
 REASONS_SHOWN = 5  # contributions named in the one-line reasons text
+MATCH_CACHE = 4096  # attribute values whose matching rules an activity type remembers
 
 
 class ContactLike(Protocol):
@@ -147,9 +148,19 @@ class ScoreResult:
         parts += [f"{rule} {value:+.1f}" for rule, value in top]
         return "; ".join(parts)
 
-    def explanation(self) -> dict[str, Any]:
+    def explanation(self, *, text_times: bool = True) -> dict[str, Any]:
         """JSON-able explanation stored with the score (its interest rules are the
-        contributions', built straight from the hits)."""
+        contributions', built straight from the hits). `text_times=False` leaves its times as
+        datetimes, for an encoder that writes them as `isoformat` does (orjson, the store's):
+        no string is made for each first."""
+        last: Any = self.last_engagement_at
+        rules = [[rule.name, activity.id, activity.type, activity.occurred_at, _label(activity),
+                  points, round(worth, 4)]
+                 for rule, activity, points, worth in self._ordered_hits()]
+        if text_times:
+            last = last.isoformat() if last else None
+            for entry in rules:
+                entry[3] = entry[3].isoformat()
         return {
             "fit": {
                 "points": self.fit.points,
@@ -161,14 +172,9 @@ class ScoreResult:
                 "score": self.interest,
                 "raw": round(self.raw_interest, 4),
                 "expired": self.expired,
-                "last_engagement_at": (self.last_engagement_at.isoformat()
-                                       if self.last_engagement_at else None),
+                "last_engagement_at": last,
                 "capped": list(self.capped),
-                "rules": [
-                    [rule.name, activity.id, activity.type, activity.occurred_at.isoformat(),
-                     _label(activity), points, round(worth, 4)]
-                    for rule, activity, points, worth in self._ordered_hits()
-                ],
+                "rules": rules,
             },
             "mql": {"is_mql": self.is_mql, "reason": self.mql_reason},
             "nurture_track": self.nurture_track,
@@ -284,13 +290,71 @@ def rule_matcher(rule: InterestRule) -> Callable[[ActivityLike], bool]:
     return lambda a: a.type in kinds and test(getter(a))
 
 
+# plain text: a label is made for every counted activity, and an enum member is slower to reach
+_FORM, _PAGE = str(ActivityType.FORM_SUBMISSION), str(ActivityType.PAGE_VIEW)
+
+
 def _label(activity: ActivityLike) -> str:
-    if activity.type == ActivityType.FORM_SUBMISSION:
+    kind = activity.type
+    if kind == _FORM:
         details = activity.details or {}
         return str(details.get("form_name") or activity.title or "form")
-    if activity.type == ActivityType.PAGE_VIEW:
+    if kind == _PAGE:
         return str(url_path(activity.url) or activity.title or "page")
     return str(activity.title or activity.url or activity.type)
+
+
+class _KindRules:
+    """The interest rules of one activity type, in model order, compiled. Which of them an
+    activity fires depends only on the values of the attributes they read, so the answer is
+    remembered for text values (pages, forms, titles repeat; numbers are not remembered: 1,
+    1.0 and True are one key), for at most MATCH_CACHE of them. Threads scoring at once may
+    both work out an answer: it is the same one, so `Engine.score` stays thread-safe."""
+
+    def __init__(self, rules: Sequence[tuple[int, InterestRule]]) -> None:
+        attributes = list(dict.fromkeys(r.attribute for _, r in rules if not r.always))
+        self.getters = [_attribute_getter(a) for a in attributes]
+        self.single = self.getters[0] if len(self.getters) == 1 else None
+        self.rules = [(i, r.group, attributes.index(r.attribute) if not r.always else -1,
+                       compile_condition(r), bool(r.always),
+                       # "simple" rules (no caps) are counted as activities stream by
+                       r.max_count is None and r.period_days is None and r.max_points is None,
+                       r.points)
+                      for i, r in rules]
+        self.memo: dict[tuple[Any, ...], tuple[tuple[int, bool, float], ...]] = {}
+
+    def fired(self, activity: ActivityLike) -> tuple[tuple[int, bool, float], ...]:
+        """(rule index, simple, points) of each rule with points the activity fires, in model
+        order (of a group, only its first matching rule fires)."""
+        single = self.single
+        if single is not None:
+            value = single(activity)
+            values: tuple[Any, ...] = (value,)
+            text = value is None or value.__class__ is str
+        else:
+            values = tuple([get(activity) for get in self.getters])
+            text = all(v is None or v.__class__ is str for v in values)
+        if not text:
+            return self._match(values)
+        found = self.memo.get(values)
+        if found is None:
+            found = self._match(values)
+            if len(self.memo) < MATCH_CACHE:
+                self.memo[values] = found
+        return found
+
+    def _match(self, values: tuple[Any, ...]) -> tuple[tuple[int, bool, float], ...]:
+        used: set[str] = set()
+        out = []
+        for index, group, position, test, always, simple, points in self.rules:
+            if group is not None and group in used:
+                continue
+            if always or test(values[position]):
+                if group is not None:
+                    used.add(group)
+                if points != 0:
+                    out.append((index, simple, points))
+        return tuple(out)
 
 
 class Engine:
@@ -298,8 +362,11 @@ class Engine:
 
     def __init__(self, model: ScoringModel) -> None:
         self.model = model
+        # (group, test, property, derived, always, points, name, field) per rule: read once
         self.fit_rules = [
-            (r, compile_condition(r), r.property, r.derived) for r in model.fit.rules
+            (r.group, compile_condition(r), r.property or "", bool(r.derived), bool(r.always),
+             r.points, r.name, r.field_name or "(any)")
+            for r in model.fit.rules
         ]
         self.disqualifiers = [
             (d, compile_condition(d), d.property, d.derived) for d in model.fit.disqualifiers
@@ -312,23 +379,18 @@ class Engine:
              if r.decay else 0.0)
             for r in self.interest_rules
         ]
-        self.by_kind: dict[str, list[tuple[int, str | None, Callable[[ActivityLike], Any],
-                                           Predicate, bool, bool, float]]] = {}
+        entries: dict[str, list[tuple[int, InterestRule]]] = {}
         for i, rule in enumerate(self.interest_rules):
             if rule.points == 0 and rule.group is None:
                 continue  # counts nothing and shadows nothing
-            # "simple" rules (no caps) are counted as activities stream by; others at the end.
-            simple = (rule.max_count is None and rule.period_days is None
-                      and rule.max_points is None)
-            entry = (i, rule.group, _attribute_getter(rule.attribute), compile_condition(rule),
-                     bool(rule.always), simple, rule.points)
             for kind in rule.activity:
-                self.by_kind.setdefault(kind, []).append(entry)
+                entries.setdefault(kind, []).append((i, rule))
+        self.kinds = {kind: _KindRules(rules) for kind, rules in entries.items()}
         self.tracks = [
             (t.name, [(c, compile_condition(c)) for c in t.when]) for t in model.nurture.tracks
         ]
         # The activity types an interest rule can count: the others change no score.
-        self.counted_types = frozenset(self.by_kind)
+        self.counted_types = frozenset(self.kinds)
         self.not_scored = frozenset(model.lifecycle.not_scored)
 
     # --- fit ------------------------------------------------------------------------------
@@ -340,23 +402,21 @@ class Engine:
         points = 0.0
         used_groups: set[str] | None = None
         contributions: list[FitContribution] = []
-        for rule, test, prop, derived in self.fit_rules:
-            group = rule.group
+        for group, test, prop, derived, always, worth, name, field_name in self.fit_rules:
             if used_groups is not None and group in used_groups:
                 continue
-            value = None if rule.always else domain if derived else props.get(prop or "")
+            value = None if always else domain if derived else props.get(prop)
             if test(value):
                 if group is not None:
                     if used_groups is None:
                         used_groups = {group}
                     else:
                         used_groups.add(group)
-                points += rule.points
+                points += worth
                 contributions.append(FitContribution(
-                    rule.name, rule.field_name or "(any)", "" if value is None else str(value),
-                    rule.points))
-        for disq, test, prop, derived in self.disqualifiers:
-            if test(domain if derived else props.get(prop or "")):
+                    name, field_name, "" if value is None else str(value), worth))
+        for disq, check, on, derives in self.disqualifiers:
+            if check(domain if derives else props.get(on or "")):
                 return FitResult(points, "F", tuple(contributions), f"{disq.name}: {disq.reason}")
         for grade, minimum in self.grades:
             if points >= minimum:
@@ -372,7 +432,7 @@ class Engine:
         """(score, raw decayed sum, hits (rule, activity, points, decayed), capped rules,
         last engagement time). Activities that occurred after `now` count for nothing."""
         deferred: dict[int, list[ActivityLike]] = {}  # rules with caps: counted at the end
-        by_kind = self.by_kind
+        kinds = self.kinds
         rules_of = self.interest_rules
         rates = self.decay_rates
         now_ts = now.timestamp()
@@ -381,34 +441,23 @@ class Engine:
         out: list[tuple[InterestRule, Any, float, float]] = []
         last: datetime | None = None
         for activity in activities:
-            entries = by_kind.get(activity.type)
-            if entries is None:
+            kind = kinds.get(activity.type)
+            if kind is None:
                 continue
             if activity.occurred_at > now:
                 continue  # not yet happened at `now` (a score as of a past time)
-            used: set[str] | None = None
-            for index, group, getter, test, always, simple, points in entries:
-                if used is not None and group in used:
+            for index, simple, points in kind.fired(activity):
+                if not simple:
+                    deferred.setdefault(index, []).append(activity)
                     continue
-                if always or test(getter(activity)):
-                    if group is not None:
-                        if used is None:
-                            used = {group}
-                        else:
-                            used.add(group)
-                    if points == 0:
-                        continue
-                    if not simple:
-                        deferred.setdefault(index, []).append(activity)
-                        continue
-                    occurred = activity.occurred_at
-                    rate = rates[index]
-                    age = now_ts - occurred.timestamp() if rate else 0.0
-                    worth = points * exp(-age * rate) if age > 0 else points
-                    total += worth
-                    out.append((rules_of[index], activity, points, worth))
-                    if points > 0 and (last is None or occurred > last):
-                        last = occurred
+                occurred = activity.occurred_at
+                rate = rates[index]
+                age = now_ts - occurred.timestamp() if rate else 0.0
+                worth = points * exp(-age * rate) if age > 0 else points
+                total += worth
+                out.append((rules_of[index], activity, points, worth))
+                if points > 0 and (last is None or occurred > last):
+                    last = occurred
         capped: list[str] = []
         for index, matched in deferred.items():
             rule, rate = rules_of[index], rates[index]

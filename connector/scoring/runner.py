@@ -5,15 +5,15 @@ lifecycle decisions, and collect what HubSpot must be told."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from connector.activities import ActivityType
 from connector.control import checkpoint
-from connector.scoring.engine import Engine, ScoreResult
+from connector.scoring.engine import ContactLike, Engine, ScoreResult
 from connector.scoring.lifecycle import Decision, decide, mql_time
-from connector.store import Contact, Store
+from connector.store import Store
 
 __all__ = ["RESCORE_AFTER", "ScoreRun", "recycles", "score_batches", "score_contacts"]
 
@@ -29,7 +29,7 @@ class ScoreRun:
     results: dict[str, ScoreResult] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
     mql_at: dict[str, datetime] = field(default_factory=dict)
-    contacts: dict[str, Contact] = field(default_factory=dict)
+    contacts: dict[str, ContactLike] = field(default_factory=dict)
 
 
 def recycles(store: Store) -> dict[str, tuple[datetime, float]]:
@@ -49,7 +49,8 @@ def score_contacts(
     store: Store, engine: Engine, now: datetime, *, run_id: str | None = None,
     dry_run: bool = False, everyone: bool = False, keep_results: bool = True,
     batch: int = 1000, on_batch: Callable[[int], None] | None = None,
-    ids: Collection[str] | None = None, selected: Iterable[list[Contact]] | None = None,
+    ids: Collection[str] | None = None,
+    selected: Iterable[Sequence[ContactLike]] | None = None,
 ) -> ScoreRun:
     """Score the contacts that are due at `now` (of `ids` only, when given; or the batches
     `selected`: a backfill's window); store scores and transitions unless `dry_run`."""
@@ -70,7 +71,8 @@ def score_contacts(
 def score_batches(
     store: Store, engine: Engine, now: datetime, *, run_id: str | None = None,
     dry_run: bool = False, everyone: bool = False, batch: int = 1000,
-    ids: Collection[str] | None = None, selected: Iterable[list[Contact]] | None = None,
+    ids: Collection[str] | None = None,
+    selected: Iterable[Sequence[ContactLike]] | None = None,
 ) -> Iterator[ScoreRun]:
     """`score_contacts` a batch at a time: each batch's run (its contacts, results, decisions
     and counts) once its scores and transitions are stored (unless `dry_run`), so a caller
@@ -114,11 +116,10 @@ def score_batches(
                 "contact_id": cid, "scored_at": now, "interest": result.interest,
                 "fit_grade": result.fit.grade, "fit_points": result.fit.points,
                 "is_mql": result.is_mql, "model_version": result.model_version,
-                "explanation": result.explanation(),
+                "explanation": result.explanation(text_times=False),
             })
             run.results[cid] = result
             run.contacts[cid] = contact
         if not dry_run:
-            store.add_scores(score_rows)
-            store.add_transitions([d.as_row(run_id) for d in decisions])
+            store.record_scores(score_rows, [d.as_row(run_id) for d in decisions])
         yield run

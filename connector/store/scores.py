@@ -3,15 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
+import orjson
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Dialect,
+    Select,
+    String,
+    Text,
+    TypeDecorator,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
-from connector.store.models import Activity, Contact, IdLink, LifecycleTransition, Score
+from connector.store.models import (
+    Activity,
+    Contact,
+    IdLink,
+    LifecycleTransition,
+    Score,
+    UTCDateTime,
+)
 
-__all__ = ["ScoreStore"]
+__all__ = ["ContactRow", "ScoreStore"]
+
+
+class _EncodedJSON(TypeDecorator[str]):
+    """A JSON column's value already encoded: bound as it is (the JSON type would encode it
+    again), cast to JSON where the driver needs it (PostgreSQL)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+
+class ContactRow(NamedTuple):
+    """A live contact as `ScoreStore.contacts_to_score` reads it: what scoring and the
+    write-back read of a `Contact`."""
+
+    hubspot_id: str
+    email: str | None
+    properties: dict[str, Any]
+    lifecycle_stage: str | None
+    hubspot_created_at: datetime | None
 
 
 class ScoreStore(StoreBase):
@@ -22,36 +71,60 @@ class ScoreStore(StoreBase):
     def contacts_to_score(
         self, *, stale_before: datetime | None = None, everyone: bool = False, batch: int = 1000,
         ids: Collection[str] | None = None,
-    ) -> Iterator[list[Contact]]:
+    ) -> Iterator[list[ContactRow]]:
         """Live contacts to (re)score, by id, a batch at a time: never scored, inputs changed
         since their latest score, or (with `stale_before`) scored before it, for decay and
-        expiry. `everyone` yields every live contact; `ids` limits it to these contacts."""
-        latest = (
-            select(Score.contact_id, func.max(Score.scored_at).label("last"))
-            .group_by(Score.contact_id)
-            .subquery()
-        )
-        last = ""
+        expiry. `everyone` yields every live contact; `ids` limits it to these contacts.
+        Read as `ContactRow`s (no ORM objects; properties decoded by orjson)."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        stale = stale_before is not None and not everyone
+
+        def build() -> Any:
+            contact, score = _table(Contact), _table(Score)
+            q = select(
+                contact.c.hubspot_id, contact.c.email, cast(contact.c.properties, Text),
+                contact.c.lifecycle_stage,
+                # SQLite keeps a time as ISO text: parsed in C below (see activities_for_many)
+                type_coerce(contact.c.hubspot_created_at, String) if sqlite
+                else contact.c.hubspot_created_at,
+            ).where(contact.c.hubspot_id > bindparam("after"), contact.c.archived.is_(False),
+                    contact.c.merged_into.is_(None))
+            if ids is not None:
+                q = q.where(contact.c.hubspot_id.in_(bindparam("ids", expanding=True)))
+            if not everyone:
+                # each contact's latest score, read by the (contact_id, scored_at) index: no
+                # grouping of the whole scores table for every batch
+                last = (select(func.max(score.c.scored_at))
+                        .where(score.c.contact_id == contact.c.hubspot_id).scalar_subquery())
+                due = last.is_(None) | (contact.c.inputs_changed_at > last)
+                if stale:
+                    due = due | (last < bindparam("stale", type_=UTCDateTime()))
+                q = q.where(due)
+            return q.order_by(contact.c.hubspot_id).limit(batch)
+
+        stmt = self._statement(
+            f"contacts.to_score.{ids is not None}.{everyone}.{stale}.{batch}", build)
+        params: dict[str, Any] = {"after": ""}
+        if ids is not None:
+            params["ids"] = list(ids)
+        if stale:
+            params["stale"] = stale_before
+        loads, from_iso = orjson.loads, datetime.fromisoformat
         while True:
             with self.transaction() as s:
-                q = (
-                    select(Contact)
-                    .outerjoin(latest, latest.c.contact_id == Contact.hubspot_id)
-                    .where(Contact.hubspot_id > last, Contact.archived.is_(False),
-                           Contact.merged_into.is_(None))
-                )
-                if ids is not None:
-                    q = q.where(Contact.hubspot_id.in_(list(ids)))
-                if not everyone:
-                    due = latest.c.last.is_(None) | (Contact.inputs_changed_at > latest.c.last)
-                    if stale_before is not None:
-                        due = due | (latest.c.last < stale_before)
-                    q = q.where(due)
-                rows = list(s.scalars(q.order_by(Contact.hubspot_id).limit(batch)))
+                rows = self._core(s).execute(stmt, params).all()
             if not rows:
                 return
-            yield rows
-            last = rows[-1].hubspot_id
+            out = []
+            for hubspot_id, email, properties, stage, created in rows:
+                if created is not None:
+                    if created.__class__ is str:  # SQLite: UTC as the store writes it
+                        created = from_iso(created + "+00:00")
+                    else:
+                        created = created.astimezone(UTC)
+                out.append(ContactRow(hubspot_id, email, loads(properties), stage, created))
+            yield out
+            params["after"] = rows[-1][0]
 
     def contacts_in_window(
         self, since: datetime, until: datetime, *, after: str = "", mqls_only: bool = False,
@@ -96,13 +169,32 @@ class ScoreStore(StoreBase):
             last = rows[-1].hubspot_id
 
     def add_scores(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
+        """Store scores `{contact_id, scored_at, interest, fit_grade, fit_points, is_mql,
+        model_version, explanation}`; an explanation's datetimes are written as `isoformat`
+        writes them (`ScoreResult.explanation(text_times=False)` leaves them so)."""
+        self.record_scores(rows, ())
+
+    def record_scores(self, scores: Sequence[Mapping[str, Any]],
+                      transitions: Sequence[Mapping[str, Any]]) -> None:
+        """`add_scores` and `add_transitions` in one transaction (a batch of the score stage:
+        its scores and lifecycle steps stand or fall together)."""
+        if not scores and not transitions:
             return
-        # Core executemany of one statement built once: no ORM objects, no multi-row VALUES
-        # compiled anew for every batch size.
-        stmt = self._statement("scores.insert", lambda: insert(_table(Score)))
         with self.transaction() as s:
-            self._core(s).execute(stmt, [dict(r) for r in rows])
+            if scores:
+                self._add_scores(s, scores)
+            if transitions:
+                self._add_transitions(s, transitions)
+
+    def _add_scores(self, s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        # Core executemany of one statement built once: no ORM objects, no multi-row VALUES
+        # compiled anew for every batch size. The explanations are encoded here by orjson
+        # (several times faster than the JSON type's `json.dumps`; readers decode either).
+        stmt = self._statement("scores.insert", lambda: insert(_table(Score)).values(
+            explanation=bindparam("explanation", type_=_EncodedJSON())))
+        dumps = orjson.dumps
+        self._core(s).execute(stmt, [
+            {**r, "explanation": dumps(r["explanation"]).decode()} for r in rows])
 
     def latest_score(self, contact_id: str) -> Score | None:
         with self.transaction() as s:
@@ -152,19 +244,19 @@ class ScoreStore(StoreBase):
     def add_transitions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record many transitions `{contact_id, from_stage, to_stage, at, reason, run_id}` in
         one transaction, moving each contact's stored stage to its last `to_stage`."""
-        if not rows:
-            return
+        self.record_scores((), rows)
+
+    def _add_transitions(self, s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         stmt = self._statement("transitions.insert",
                                lambda: insert(_table(LifecycleTransition)))
-        with self.transaction() as s:
-            self._core(s).execute(stmt, [dict(r) for r in rows])
-            final = {r["contact_id"]: r["to_stage"] for r in rows}
-            by_stage: dict[str, list[str]] = {}
-            for contact_id, stage in final.items():
-                by_stage.setdefault(stage, []).append(contact_id)
-            for stage, ids in by_stage.items():
-                s.execute(update(Contact).where(Contact.hubspot_id.in_(ids))
-                          .values(lifecycle_stage=stage))
+        self._core(s).execute(stmt, [dict(r) for r in rows])
+        final = {r["contact_id"]: r["to_stage"] for r in rows}
+        by_stage: dict[str, list[str]] = {}
+        for contact_id, stage in final.items():
+            by_stage.setdefault(stage, []).append(contact_id)
+        for stage, ids in by_stage.items():
+            s.execute(update(Contact).where(Contact.hubspot_id.in_(ids))
+                      .values(lifecycle_stage=stage))
 
     def transitions_for(self, contact_id: str) -> list[LifecycleTransition]:
         with self.transaction() as s:

@@ -212,3 +212,21 @@ def test_reasons_text_names_the_biggest_rules() -> None:
     acts = [form("Request a consultation", NOW), page("/pricing", NOW)]
     text = ENGINE.score(a_fit_contact(), acts, NOW).reasons_text()
     assert text.startswith("Grade A (100 fit pts); interest 55; Consultation request +50.0")
+
+
+def test_remembered_matches_answer_as_the_rules_do() -> None:
+    """Which rules an activity fires is remembered per text value: the same page or form
+    answers the same the second time, and a number is never taken for the text it equals
+    (1, 1.0 and True are one dictionary key; the rule tells them apart)."""
+    engine = Engine(model_with('attribute = "details.category"\nequals = "HARD_BOUNCE"',
+                               'attribute = "details.category"\nequals = "1"'))
+    pages = [page("/pricing", NOW), page("/careers", NOW), page("/pricing", NOW),
+             page("/blog", NOW), page("/careers", NOW)]
+    for _ in range(2):
+        result = engine.score(a_fit_contact(), pages, NOW)
+        assert sorted(c.rule for c in result.contributions) == [
+            "Other page", "Pricing or demo page", "Pricing or demo page"]
+    # `equals = "1"` compares text: 1 is "1", 1.0 is "1.0", True is "True"
+    for category, counted in (("1", True), (1, True), (1.0, False), (True, False), ("1", True)):
+        result = engine.score(a_fit_contact(), [email("bounce", NOW, category=category)], NOW)
+        assert [c.rule for c in result.contributions] == (["Hard bounce"] if counted else [])

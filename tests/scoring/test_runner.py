@@ -139,3 +139,28 @@ def test_dry_run_stores_nothing(store: Store, clock: FrozenClock) -> None:
     assert run.counts["scored"] == 4 and len(run.decisions) == 2
     assert store.latest_score("1") is None
     assert store.transitions_for("1") == []
+
+
+def test_stored_explanations_read_back_as_the_results_give_them(
+        backend_store: Store, clock: FrozenClock) -> None:
+    """The store encodes explanations itself (times as `isoformat` writes them): what every
+    reader decodes is the result's `explanation()`, on both backends, times with
+    microseconds and names beyond ASCII included."""
+    store = backend_store
+    store.migrate()
+    seed(store)
+    store.add_activities([
+        act("2", "form_submission", NOW - timedelta(days=1, microseconds=1234), 9,
+            title="Whitepaper: déjà vu", details={"form_id": "g3", "form_name":
+                                                  "Whitepaper: déjà vu", "values": {}}),
+        act("2", "page_view", NOW - timedelta(hours=3), 10, url=SITE + "/pricing?ü=1"),
+    ])
+    run = score_contacts(store, ENGINE, clock.now(), run_id="r1")
+    assert set(run.results) == {"1", "2", "3", "4"}
+    for cid, result in run.results.items():
+        stored = store.latest_score(cid)
+        assert stored is not None
+        assert stored.explanation == result.explanation()
+    rules = run.results["2"].explanation()["interest"]["rules"]
+    assert ["Whitepaper: déjà vu", "2026-10-31T11:59:59.998766+00:00"] in [
+        [r[4], r[3]] for r in rules]
