@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from connector.store._base import INSERT_PAGE, StoreBase, _table
@@ -63,7 +63,7 @@ class BookmarkStore(StoreBase):
         table = _table(Bookmark)
         q = select(table.c.stream, table.c.value)
         if prefix:
-            q = q.where(table.c.stream.startswith(prefix, autoescape=True))
+            q = q.where(self._starts_with(table.c.stream, prefix))
         with self.transaction() as s:
             rows = self._core(s).execute(q.order_by(table.c.stream))
             return {stream: value for stream, value in rows}
@@ -76,14 +76,24 @@ class BookmarkStore(StoreBase):
             with self.transaction() as s:
                 names = list(s.scalars(
                     select(Bookmark.stream)
-                    .where(Bookmark.stream.startswith(prefix, autoescape=True),
-                           Bookmark.stream > last)
+                    .where(self._starts_with(Bookmark.stream, prefix), Bookmark.stream > last)
                     .order_by(Bookmark.stream).limit(batch)
                 ))
             if not names:
                 return
             yield from names
             last = names[-1]
+
+    def _starts_with(self, column: Any, prefix: str) -> ColumnElement[bool]:
+        """`column` starts with `prefix`. SQLite scans a whole table for a LIKE on a column of
+        the binary collation (there may be a bookmark per contact), so there it is also bounded
+        as a range of the stream's index; PostgreSQL's collations do not order every string
+        that starts with the prefix inside such a range, so there LIKE alone decides."""
+        test = column.startswith(prefix, autoescape=True)
+        if self.engine.dialect.name != "sqlite" or not prefix:
+            return cast(ColumnElement[bool], test)
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return and_(test, column >= prefix, column < after)
 
     def delete_bookmark(self, stream: str, *, session: Session | None = None) -> None:
         self.delete_bookmarks([stream], session=session)

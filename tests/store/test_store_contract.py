@@ -439,3 +439,16 @@ def test_bookmark_streams_are_read_in_batches(store: Store) -> None:
     store.set_bookmark("page_views_due_x", "not a marker of the prefix")
     names = list(store.iter_bookmark_streams("page_views_due/", batch=3))
     assert names == [f"page_views_due/{i}" for i in range(7)]
+
+
+def test_bookmarks_by_prefix_are_exactly_those_that_start_with_it(store: Store) -> None:
+    """Prefix reads are bounded as an index range on SQLite (a LIKE there scans the table):
+    the range and the LIKE must agree at its edges and with LIKE's own wildcards."""
+    names = ["forms/", "forms/a", "forms/zé", "forms/~", "forms/%", "forms0", "forms.",
+             "form_/1", "formsx/1", "forms", "a_b/1", "axb/1", "a%b/1"]
+    store.set_bookmarks([(n, "1") for n in names])
+    assert sorted(store.bookmarks("forms/")) == sorted(
+        ["forms/", "forms/a", "forms/zé", "forms/~", "forms/%"])
+    assert list(store.iter_bookmark_streams("a_b/", batch=1)) == ["a_b/1"]
+    assert sorted(store.bookmarks("form_/")) == ["form_/1"]
+    assert list(store.bookmarks("a%b/")) == ["a%b/1"]
