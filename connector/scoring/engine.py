@@ -276,7 +276,12 @@ def _attribute_getter(attribute: str | None) -> Callable[[ActivityLike], Any]:
         return lambda a: a.title
     head, key = attribute.split(".", 1)
     if head == "values":
-        return lambda a: ((a.details or {}).get("values") or {}).get(key)
+        def form_value(a: ActivityLike) -> Any:
+            # a form's field values, as the pull stores them; anything else reads as absent
+            values = (a.details or {}).get("values")
+            return values.get(key) if isinstance(values, dict) else None
+
+        return form_value
     return lambda a: (a.details or {}).get(key)
 
 

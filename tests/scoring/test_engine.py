@@ -230,3 +230,15 @@ def test_remembered_matches_answer_as_the_rules_do() -> None:
     for category, counted in (("1", True), (1, True), (1.0, False), (True, False), ("1", True)):
         result = engine.score(a_fit_contact(), [email("bounce", NOW, category=category)], NOW)
         assert [c.rule for c in result.contributions] == (["Hard bounce"] if counted else [])
+
+
+def test_form_values_not_stored_as_a_mapping_read_as_absent() -> None:
+    """A form whose stored `values` are not the pull's mapping (a hand-edited or damaged row)
+    scores as a form without those answers: the run goes on."""
+    answered = form("Request a consultation", NOW, budget="$100k+")
+    damaged = form("Request a consultation", NOW)
+    damaged.details["values"] = [["budget", "$100k+"]]
+    rules = {c.rule for c in ENGINE.score(a_fit_contact(), [answered], NOW).contributions}
+    assert "Budget $50k+" in rules
+    result = ENGINE.score(a_fit_contact(), [damaged], NOW)
+    assert {c.rule for c in result.contributions} == rules - {"Budget $50k+"}
