@@ -192,11 +192,20 @@ def worker(info_json: str, db: str, sandbox_pid: str) -> None:
     open_store(config).close()  # the schema, as `handshake init` leaves it before any sync
     f: dict[str, Any] = {}
 
+    class SandboxTime(FrozenClock):
+        """The sandbox's time, moving on a microsecond each time it is read: a deployment's
+        clock moves, and at one frozen instant a write that finds its value already in place
+        (a contact marked changed "now" again) would be skipped, which no real run sees."""
+
+        def now(self) -> datetime:
+            self.advance(timedelta(microseconds=1))
+            return super().now()
+
     # Every stage runs at the sandbox's time (its data is generated as of START and served an
     # hour on), as a deployment's stages share one clock: on the wall clock, weeks after the
     # data, the ground truth's sales-ready contacts would have decayed, and activities stored
     # "now" would all look newer than hand-offs made at the sandbox's time (each an alert).
-    clock = FrozenClock(datetime.fromisoformat(START) + timedelta(hours=ADVANCE_HOURS))
+    clock = SandboxTime(datetime.fromisoformat(START) + timedelta(hours=ADVANCE_HOURS))
 
     def first_pull() -> Any:
         counts = run_pull_stage(config, paced=False, clock=clock).counts
