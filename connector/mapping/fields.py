@@ -18,6 +18,7 @@ value. Everything here is pure: no I/O besides reading the file.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -247,6 +248,9 @@ class FieldMap:
         self.lines = lines
         self.file = file
         self.sobject = spec.sobject
+        # the describe last mapped against, with its fields by lower-case name and each rule's
+        # field: the push maps every MQL of a run against one describe
+        self._described: tuple[Mapping[str, Any], dict[str, Any], list[Any]] | None = None
 
     @property
     def rules(self) -> list[FieldRule]:
@@ -295,12 +299,11 @@ class FieldMap:
             props["email"] = email
         if _blank(props.get("hs_object_id")):
             props["hs_object_id"] = hubspot_id
-        fields_by_lower = {k.lower(): v for k, v in (describe or {}).items()}
+        fields_by_lower, metas = self._fields_of(describe)
         values: dict[str, Any] = {}
         fixed: list[str] = []
         rules: dict[str, str] = {}
-        for rule in self.spec.fields:
-            meta = fields_by_lower.get(rule.salesforce.lower()) if describe is not None else None
+        for rule, meta in zip(self.spec.fields, metas, strict=True):
             rules[rule.salesforce] = rule.sync
             if rule.sync == "none":
                 continue
@@ -330,6 +333,19 @@ class FieldMap:
             values[email_rule.salesforce if email_rule else "Email"] = email
             rules.setdefault("Email", "hubspot")
         return MappedRecord(values, fixed, rules, frozenset(placeholders))
+
+    def _fields_of(self, describe: Mapping[str, Mapping[str, Any]] | None,
+                   ) -> tuple[dict[str, Any], list[Any]]:
+        """The describe's fields by lower-case name and each rule's field (None without a
+        describe), worked out once a describe."""
+        if describe is None:
+            return {}, [None] * len(self.spec.fields)
+        known = self._described
+        if known is None or known[0] is not describe:
+            by_lower = {k.lower(): v for k, v in describe.items()}
+            known = self._described = (
+                describe, by_lower, [by_lower.get(r.salesforce.lower()) for r in self.spec.fields])
+        return known[1], known[2]
 
     def _stand_in(self, source: str, email: str) -> tuple[str, str]:
         required = self.spec.required
@@ -398,9 +414,9 @@ def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | 
     if rule.trim:
         value = _trim(value)
     if value and rule.replace is not None:
-        value = re.sub(rule.replace.pattern, rule.replace.with_, value)
+        value = _regex(rule.replace.pattern).sub(rule.replace.with_, value)
     if value and rule.case is not None:
-        value = {"lower": str.lower, "upper": str.upper, "title": str.title}[rule.case](value)
+        value = _CASES[rule.case](value)
     if value and rule.matches is not None and not re.search(rule.matches, value):
         fixed.append(f"dropped {name} {_short(value)}: it does not match {rule.matches!r}")
         value = ""
@@ -415,6 +431,15 @@ def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | 
     if isinstance(value, str) and value:
         value = _cut(value, rule, meta, fixed)
     return value
+
+
+_CASES = {"lower": str.lower, "upper": str.upper, "title": str.title}
+
+
+@functools.lru_cache(maxsize=64)
+def _regex(pattern: str) -> re.Pattern[str]:
+    """A `replace` pattern compiled once (checked when the file was loaded)."""
+    return re.compile(pattern)
 
 
 # Control characters other than tab and line breaks: invisible in Salesforce, they break
