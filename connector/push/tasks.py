@@ -381,9 +381,11 @@ def _reconcile_earlier(ctx: PushContext, handed: Sequence[HandedOff], now: datet
 
 
 def _open_sla(ctx: PushContext, plans: Sequence[HandedOff], now: datetime) -> None:
-    """The hand-off SLA timers of these contacts, opened in one transaction."""
+    """The hand-off SLA timers of these contacts, opened in one transaction (and the contacts
+    noted as handed off in this run)."""
     if not plans:
         return
+    ctx.handed_now.update(p.contact.hubspot_id for p in plans)
     first_touch, worked = ctx.first_touch_due(now), ctx.worked_due(now)
     ctx.store.open_sla_timers([
         {"hubspot_id": p.contact.hubspot_id, "sf_id": str(p.sf_id), "owner_id": p.owner_id,
