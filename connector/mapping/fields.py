@@ -249,7 +249,7 @@ class FieldMap:
         self.file = file
         self.sobject = spec.sobject
         # the describe last mapped against, with its fields by lower-case name and each rule's
-        # field: the push maps every MQL of a run against one describe
+        # field and picklist values: the push maps every MQL of a run against one describe
         self._described: tuple[Mapping[str, Any], dict[str, Any],
                                list[tuple[Any, _Choices | None]]] | None = None
 

@@ -69,7 +69,7 @@ REF_KINDS = {"handoff": "r", "digest": "d", "activity": "a"}
 REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
 _REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 _BY_ID = attrgetter("id")
-_NEWEST_FIRST = attrgetter("occurred_at", "id")  # reversed
+_NEWEST_FIRST = attrgetter("occurred_at", "id")  # with reverse=True: the newest first
 
 
 
