@@ -11,6 +11,7 @@ Line numbers: only what the mapping files use is understood: `[table]`, `[[array
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
@@ -46,15 +47,22 @@ def _split_key(text: str) -> list[str]:
 
 
 class KeyLines:
-    """Maps a key path such as ("interest", "rules", 3, "regex") to its 1-based line."""
+    """Maps a key path such as ("interest", "rules", 3, "regex") to its 1-based line. The
+    lines are found when first asked for: only a problem to report needs them, and a stage
+    loads its mapping files every run."""
 
     def __init__(self, text: str) -> None:
-        self.lines: dict[Loc, int] = {}
+        self.text = text
+
+    @functools.cached_property
+    def lines(self) -> dict[Loc, int]:
+        """Every key path and table header of the text, by its first line."""
+        lines: dict[Loc, int] = {}
         counters: dict[tuple[str, ...], int] = {}
         current: Loc = ()
         depth = 0  # open brackets of a multi-line value: lines inside are no keys
         in_multiline_string = False
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(self.text.splitlines(), start=1):
             stripped = line.strip()
             if in_multiline_string:
                 if '"""' in stripped or "'''" in stripped:
@@ -74,16 +82,17 @@ class KeyLines:
                     current = (*self._resolve(names[:-1], counters), names[-1], index)
                 else:
                     current = self._resolve(names, counters)
-                self.lines.setdefault(current, number)
+                lines.setdefault(current, number)
                 continue
             key = _KEY.match(line)
             if key:
                 path = (*current, *_split_key(key.group(1)))
-                self.lines.setdefault(path, number)
+                lines.setdefault(path, number)
                 value = line[key.end():]
                 if value.count('"""') == 1 or value.count("'''") == 1:
                     in_multiline_string = True
                 depth = max(0, _bracket_balance(value))
+        return lines
 
     @staticmethod
     def _resolve(names: Sequence[str], counters: dict[tuple[str, ...], int]) -> Loc:

@@ -18,6 +18,7 @@ value. Everything here is pure: no I/O besides reading the file.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -247,6 +248,10 @@ class FieldMap:
         self.lines = lines
         self.file = file
         self.sobject = spec.sobject
+        # the describe last mapped against, with its fields by lower-case name and each rule's
+        # field and picklist values: the push maps every MQL of a run against one describe
+        self._described: tuple[Mapping[str, Any], dict[str, Any],
+                               list[tuple[Any, _Choices | None]]] | None = None
 
     @property
     def rules(self) -> list[FieldRule]:
@@ -295,16 +300,15 @@ class FieldMap:
             props["email"] = email
         if _blank(props.get("hs_object_id")):
             props["hs_object_id"] = hubspot_id
-        fields_by_lower = {k.lower(): v for k, v in (describe or {}).items()}
+        fields_by_lower, metas = self._fields_of(describe)
         values: dict[str, Any] = {}
         fixed: list[str] = []
         rules: dict[str, str] = {}
-        for rule in self.spec.fields:
-            meta = fields_by_lower.get(rule.salesforce.lower()) if describe is not None else None
+        for rule, (meta, choices) in zip(self.spec.fields, metas, strict=True):
             rules[rule.salesforce] = rule.sync
             if rule.sync == "none":
                 continue
-            value = _apply(rule, props, meta, fixed)
+            value = _apply(rule, props, meta, fixed, choices)
             if not _blank(value):
                 values[rule.salesforce] = value
         placeholders: set[str] = set()
@@ -330,6 +334,21 @@ class FieldMap:
             values[email_rule.salesforce if email_rule else "Email"] = email
             rules.setdefault("Email", "hubspot")
         return MappedRecord(values, fixed, rules, frozenset(placeholders))
+
+    def _fields_of(self, describe: Mapping[str, Mapping[str, Any]] | None,
+                   ) -> tuple[dict[str, Any], list[tuple[Any, _Choices | None]]]:
+        """The describe's fields by lower-case name, and each rule's field (None without a
+        describe) with its picklist's values, worked out once a describe."""
+        if describe is None:
+            return {}, [(None, None)] * len(self.spec.fields)
+        known = self._described
+        if known is None or known[0] is not describe:
+            by_lower = {k.lower(): v for k, v in describe.items()}
+            metas = [by_lower.get(r.salesforce.lower()) for r in self.spec.fields]
+            known = self._described = (describe, by_lower, [
+                (meta, _choices(meta) if meta is not None
+                 and meta.get("type") in _PICKLIST_TYPES else None) for meta in metas])
+        return known[1], known[2]
 
     def _stand_in(self, source: str, email: str) -> tuple[str, str]:
         required = self.spec.required
@@ -386,8 +405,9 @@ class FieldMap:
 
 
 def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | None,
-           fixed: list[str]) -> Any:
-    """One rule's value for one contact, every transform applied in order."""
+           fixed: list[str], choices: _Choices | None = None) -> Any:
+    """One rule's value for one contact, every transform applied in order (`choices`: the
+    values of the field's picklist, when it is one)."""
     name = rule.salesforce
     parts = [_text(props.get(h)) for h in rule.hubspot]
     if len(parts) > 1:
@@ -398,9 +418,9 @@ def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | 
     if rule.trim:
         value = _trim(value)
     if value and rule.replace is not None:
-        value = re.sub(rule.replace.pattern, rule.replace.with_, value)
+        value = _regex(rule.replace.pattern).sub(rule.replace.with_, value)
     if value and rule.case is not None:
-        value = {"lower": str.lower, "upper": str.upper, "title": str.title}[rule.case](value)
+        value = _CASES[rule.case](value)
     if value and rule.matches is not None and not re.search(rule.matches, value):
         fixed.append(f"dropped {name} {_short(value)}: it does not match {rule.matches!r}")
         value = ""
@@ -411,10 +431,19 @@ def _apply(rule: FieldRule, props: Mapping[str, Any], meta: Mapping[str, Any] | 
     if _blank(value) and rule.default is not None:
         value = rule.default
     if meta is not None and not _blank(value):
-        value = _fit(value, rule, meta, fixed)
+        value = _fit(value, rule, meta, fixed, choices)
     if isinstance(value, str) and value:
         value = _cut(value, rule, meta, fixed)
     return value
+
+
+_CASES = {"lower": str.lower, "upper": str.upper, "title": str.title}
+
+
+@functools.lru_cache(maxsize=64)
+def _regex(pattern: str) -> re.Pattern[str]:
+    """A `replace` pattern compiled once (checked when the file was loaded)."""
+    return re.compile(pattern)
 
 
 # Control characters other than tab and line breaks: invisible in Salesforce, they break
@@ -490,7 +519,8 @@ def _mapped(value: Any, rule: FieldRule, fixed: list[str]) -> Any:
     return value
 
 
-def _fit(value: Any, rule: FieldRule, meta: Mapping[str, Any], fixed: list[str]) -> Any:
+def _fit(value: Any, rule: FieldRule, meta: Mapping[str, Any], fixed: list[str],
+         choices: _Choices | None = None) -> Any:
     """Coerce to the described type; keep restricted picklists to their values."""
     kind = str(meta.get("type") or "")
     name = rule.salesforce
@@ -513,7 +543,7 @@ def _fit(value: Any, rule: FieldRule, meta: Mapping[str, Any], fixed: list[str])
         fixed.append(f"dropped {name} {_short(value)}: not true or false")
         return None
     if kind in _PICKLIST_TYPES:
-        return _picklist(_text(value), rule, meta, fixed)
+        return _picklist(_text(value), rule, meta, fixed, choices)
     if kind in _DATE_TYPES and rule.date is None:
         return _as_date(_text(value), kind, name, fixed)
     return value
@@ -547,9 +577,18 @@ def _picklist_values(meta: Mapping[str, Any]) -> list[str]:
             if p.get("active", True)]
 
 
-def _picklist(value: str, rule: FieldRule, meta: Mapping[str, Any], fixed: list[str]) -> Any:
+# A picklist's active values, and each by its case-folded form
+_Choices = tuple[list[str], dict[str, str]]
+
+
+def _choices(meta: Mapping[str, Any]) -> _Choices:
     allowed = _picklist_values(meta)
-    folded = {a.casefold(): a for a in allowed}
+    return allowed, {a.casefold(): a for a in allowed}
+
+
+def _picklist(value: str, rule: FieldRule, meta: Mapping[str, Any], fixed: list[str],
+              choices: _Choices | None = None) -> Any:
+    allowed, folded = choices or _choices(meta)
     name = rule.salesforce
     multi = meta.get("type") == "multipicklist"
     parts = [p.strip() for p in value.split(";")] if multi else [value]

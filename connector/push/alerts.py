@@ -276,6 +276,11 @@ def _fresh(ctx: PushContext, rules: AlertRules, rows: Sequence[Any],
     """Alerts among newly stored activities (`rows`: their ids, contacts and times) that
     occurred at `oldest` or later: contacts handed off before they were stored. Only those
     activities are read in full."""
+    # Contacts handed off in this run were handed off after everything stored before it
+    # began: those activities are in their hand-off (on a first push, all of them).
+    just_handed, started = ctx.handed_now, ctx.started
+    if just_handed and started is not None:
+        rows = [r for r in rows if r.contact_id not in just_handed or r.ingested_at > started]
     if not rows:
         return []
     by_contact: dict[str, list[Any]] = defaultdict(list)

@@ -123,6 +123,10 @@ class PushContext:
     # to do once a round is written (its hand-offs told to HubSpot too), with its last id.
     mqls: Callable[[Store, int], Iterable[list[Contact]]] | None = None
     on_round: Callable[[PushContext, str], None] | None = None
+    # The contacts whose hand-off Task this run wrote (or found written), and the store's time
+    # before the first of them: what was stored by then is in their hand-off, never an alert.
+    handed_now: set[str] = field(default_factory=set)
+    started: datetime | None = None
 
     def ledger(self, system: str = "salesforce") -> LedgerWrites:
         """The write ledger's claim -> send -> settle -> park sequence for this run's writes

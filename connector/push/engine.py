@@ -108,6 +108,7 @@ def _mql_batches(store: Store, size: int = BATCH, ctx: PushContext | None = None
 
 def push(ctx: PushContext) -> Counter[str]:
     """Hand every MQL over; returns counts (leads created/updated, tasks, dead letters...)."""
+    ctx.started, ctx.handed_now = ctx.store.clock.now(), set()
     describe = ctx.sf.fields("Lead")
     users = list(ctx.sf.query(
         "SELECT Id, Email, Name, IsActive FROM User WHERE IsActive = true", what="users"))

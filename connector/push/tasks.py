@@ -69,6 +69,7 @@ REF_KINDS = {"handoff": "r", "digest": "d", "activity": "a"}
 REF_MARK = "[hs-"  # every Subject ends with "[hs-...]"; the reconciling query filters on it
 _REF_AT_END = re.compile(r"\[(hs-[0-9A-Za-z-]+)\]\s*$")
 _BY_ID = attrgetter("id")
+_NEWEST_FIRST = attrgetter("occurred_at", "id")  # with reverse=True: the newest first
 
 
 
@@ -140,10 +141,12 @@ def activity_subject(activity: ActivityLike) -> str:
 
 
 def activity_line(activity: ActivityLike) -> str:
-    """An activity's line in a digest: when ("2026-11-02 09:00"), then what."""
-    # isoformat cut to the minute: strftime's result, several times faster (digests list
-    # every activity of a contact)
-    return f"{activity.occurred_at.isoformat(' ', 'minutes')[:16]} {activity_subject(activity)}"
+    """An activity's line in a digest: when ("2026-11-02 09:00"), then what (its subject)."""
+    # isoformat cut to the minute: strftime's result, several times faster; the subject made
+    # here, not by a call per activity (digests list every activity of a contact)
+    when = activity.occurred_at.isoformat(" ", "minutes")[:16]
+    what = activity.title or activity.url
+    return f"{when} {label(activity.type)}: {what}" if what else f"{when} {label(activity.type)}"
 
 
 def _activity_description(activity: ActivityLike) -> str:
@@ -331,7 +334,7 @@ def _digest(plan: HandedOff, key: str | None, chunk: Sequence[ActivityLike], cov
     def build() -> dict[str, Any]:
         newest = max(a.occurred_at for a in chunk)
         text = [made.get(a.id) or activity_line(a)
-                for a in sorted(chunk, key=lambda a: (a.occurred_at, a.id), reverse=True)]
+                for a in sorted(chunk, key=_NEWEST_FIRST, reverse=True)]
         record = {
             "WhoId": str(plan.sf_id), "Status": "Completed", "Priority": "Normal",
             "Subject": subject(f"Marketing activity: {len(chunk)} new (to {newest:%Y-%m-%d})",
@@ -381,9 +384,11 @@ def _reconcile_earlier(ctx: PushContext, handed: Sequence[HandedOff], now: datet
 
 
 def _open_sla(ctx: PushContext, plans: Sequence[HandedOff], now: datetime) -> None:
-    """The hand-off SLA timers of these contacts, opened in one transaction."""
+    """The hand-off SLA timers of these contacts, opened in one transaction (and the contacts
+    noted as handed off in this run)."""
     if not plans:
         return
+    ctx.handed_now.update(p.contact.hubspot_id for p in plans)
     first_touch, worked = ctx.first_touch_due(now), ctx.worked_due(now)
     ctx.store.open_sla_timers([
         {"hubspot_id": p.contact.hubspot_id, "sf_id": str(p.sf_id), "owner_id": p.owner_id,

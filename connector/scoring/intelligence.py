@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connector.activities import EMAIL_TYPES, WEBINAR_TYPES, ActivityType
+from connector.activities import WEBINAR_TYPES, ActivityType
 from connector.scoring.engine import ActivityLike, ContactLike, ScoreResult, email_domain, url_path
 
 __all__ = ["MAX_TEXT_CHARS", "LeadSummary", "render_text", "summarize"]
@@ -48,7 +48,9 @@ class LeadSummary:
     content: list[dict[str, Any]]
     email_engagement: dict[str, Any]
     webinars: list[dict[str, Any]]
-    explanation: dict[str, Any]
+    # why the score: fit rules with their points, the disqualifier, and each interest rule's
+    # activities and points now (biggest first); the full explanation is stored with the score
+    breakdown: dict[str, Any]
     high_intent: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,12 +62,11 @@ def _day(when: datetime | None) -> str:
     return when.date().isoformat() if when else "-"
 
 
-def _verification(contact: ContactLike, activities: Sequence[ActivityLike]) -> dict[str, Any]:
+def _verification(contact: ContactLike, types: Counter[str], hard_bounce: bool,
+                  ) -> dict[str, Any]:
+    """How far the contact's data is verified (`types`: its activities by type)."""
     props = contact.properties
     domain = email_domain(contact.email) or ""
-    types = Counter(a.type for a in activities)
-    hard_bounce = any(a.type == ActivityType.EMAIL_BOUNCE and (a.details or {}).get("category") ==
-                      "HARD_BOUNCE" for a in activities)
     checks = {
         "corporate email": bool(domain) and not domain.startswith(FREE_MAIL_HINTS),
         "email delivered": types[ActivityType.EMAIL_DELIVERED] > 0 and not hard_bounce,
@@ -101,19 +102,43 @@ def summarize(
         "lifecycle_stage": result.stage or "",
     }
 
-    views = [a for a in activities if a.type == ActivityType.PAGE_VIEW]
+    # One pass over the activities (a hand-off summarises every MQL of a push): the count of
+    # each type, the pages, forms and webinars, the last email of each kind, a hard bounce.
+    sent, opened, clicked = (ActivityType.EMAIL_SENT, ActivityType.EMAIL_OPEN,
+                             ActivityType.EMAIL_CLICK)
+    types: Counter[str] = Counter()
     per_page: dict[str, dict[str, Any]] = {}
-    for a in views:
-        path = url_path(a.url) or a.title or "?"
-        entry = per_page.setdefault(path, {"path": path, "title": a.title or "", "views": 0,
-                                           "last": a.occurred_at})
-        entry["views"] += 1
-        entry["last"] = max(entry["last"], a.occurred_at)
+    last_visit: datetime | None = None
+    forms: list[ActivityLike] = []
+    webinar_events: list[ActivityLike] = []
+    last_of: dict[str, datetime | None] = {sent: None, opened: None, clicked: None}
+    hard_bounce = False
+    for a in activities:
+        kind = a.type
+        types[kind] += 1
+        if kind == ActivityType.PAGE_VIEW:
+            path = url_path(a.url) or a.title or "?"
+            entry = per_page.setdefault(path, {"path": path, "title": a.title or "", "views": 0,
+                                               "last": a.occurred_at})
+            entry["views"] += 1
+            entry["last"] = max(entry["last"], a.occurred_at)
+            if last_visit is None or a.occurred_at > last_visit:
+                last_visit = a.occurred_at
+        elif kind == ActivityType.FORM_SUBMISSION:
+            forms.append(a)
+        elif kind in WEBINAR_TYPES:
+            webinar_events.append(a)
+        elif kind in last_of:
+            last = last_of[kind]
+            if last is None or a.occurred_at > last:
+                last_of[kind] = a.occurred_at
+        elif kind == ActivityType.EMAIL_BOUNCE and not hard_bounce:
+            hard_bounce = (a.details or {}).get("category") == "HARD_BOUNCE"
     top = sorted(per_page.values(), key=lambda e: (-e["views"], -e["last"].timestamp()))
     pages = {
-        "total_views": len(views),
+        "total_views": types[ActivityType.PAGE_VIEW],
         "distinct_pages": len(per_page),
-        "last_visit": _day(max((a.occurred_at for a in views), default=None)),
+        "last_visit": _day(last_visit),
         "top": [{**e, "last": _day(e["last"])} for e in top[:TOP_PAGES]],
     }
 
@@ -122,21 +147,15 @@ def summarize(
          "date": _day(a.occurred_at),
          "answers": {k: v for k, v in ((a.details or {}).get("values") or {}).items()
                      if k not in ANSWERS_KNOWN and v not in (None, "")}}
-        for a in sorted((a for a in activities if a.type == ActivityType.FORM_SUBMISSION),
-                        key=lambda a: a.occurred_at, reverse=True)
+        for a in sorted(forms, key=lambda a: a.occurred_at, reverse=True)
     ]
 
-    counts = Counter(a.type for a in activities if a.type in EMAIL_TYPES)
-    sent, opened, clicked = (ActivityType.EMAIL_SENT, ActivityType.EMAIL_OPEN,
-                             ActivityType.EMAIL_CLICK)
-    last_of = {t: max((a.occurred_at for a in activities if a.type == t), default=None)
-               for t in (sent, opened, clicked)}
     engagement = {
-        "sent": counts[sent], "delivered": counts[ActivityType.EMAIL_DELIVERED],
-        "opened": counts[opened], "clicked": counts[clicked],
-        "bounced": counts[ActivityType.EMAIL_BOUNCE],
-        "unsubscribed": counts[ActivityType.EMAIL_UNSUBSCRIBE],
-        "spam_reports": counts[ActivityType.EMAIL_SPAMREPORT],
+        "sent": types[sent], "delivered": types[ActivityType.EMAIL_DELIVERED],
+        "opened": types[opened], "clicked": types[clicked],
+        "bounced": types[ActivityType.EMAIL_BOUNCE],
+        "unsubscribed": types[ActivityType.EMAIL_UNSUBSCRIBE],
+        "spam_reports": types[ActivityType.EMAIL_SPAMREPORT],
         "last_sent": _day(last_of[sent]), "last_open": _day(last_of[opened]),
         "last_click": _day(last_of[clicked]),
     }
@@ -144,8 +163,7 @@ def summarize(
     webinars = [
         {"webinar": a.title or "webinar", "state": a.type.removeprefix("webinar_"),
          "date": _day(a.occurred_at)}
-        for a in sorted((a for a in activities if a.type in WEBINAR_TYPES),
-                        key=lambda a: a.occurred_at, reverse=True)
+        for a in sorted(webinar_events, key=lambda a: a.occurred_at, reverse=True)
     ]
 
     high = sorted((c for c in result.contributions if c.high_intent and c.points > 0),
@@ -157,10 +175,26 @@ def summarize(
         contact_id=contact.hubspot_id, name=name, email=contact.email or "", headline=headline,
         grade=result.fit.grade, fit_points=result.fit.points, interest=result.interest,
         mql_reason=result.mql_reason, profile=profile,
-        verification=_verification(contact, activities), source=source, pages=pages,
-        content=content, email_engagement=engagement, webinars=webinars, explanation=result.explanation(),
-        high_intent=high_intent,
+        verification=_verification(contact, types, hard_bounce), source=source, pages=pages,
+        content=content, email_engagement=engagement, webinars=webinars,
+        breakdown=_breakdown(result), high_intent=high_intent,
     )
+
+
+def _breakdown(result: ScoreResult) -> dict[str, Any]:
+    """The score's reasons as the hand-off lists them: read from its contributions (the
+    high-intent actions' too), not from a full explanation made for one total a rule."""
+    by_rule: dict[str, list[Any]] = {}
+    for c in result.contributions:  # biggest first
+        agg = by_rule.setdefault(c.rule, [0, 0.0])
+        agg[0] += 1
+        agg[1] += round(c.decayed, 4)  # as the stored explanation has each
+    return {
+        "fit": [[c.rule, c.points] for c in result.fit.contributions],
+        "disqualified_by": result.fit.disqualified_by,
+        "interest": [[name, n, total] for name, (n, total)
+                     in sorted(by_rule.items(), key=lambda kv: -abs(kv[1][1]))],
+    }
 
 
 def _section(title: str, lines: Sequence[str], keep: int = 0) -> list[str]:
@@ -194,17 +228,11 @@ def render_text(summary: LeadSummary, limit: int = MAX_TEXT_CHARS) -> str:
         if c["answers"]:
             shown = "; ".join(f"{k}: {_short(v)}" for k, v in c["answers"].items())
             answers.append(f"- {c['date']}  {c['form']}: {shown}")
-    fit_rules = s.explanation["fit"]["rules"]
-    why = ["Fit: " + ", ".join(f"{r[0]} {r[3]:+g}" for r in fit_rules if r[3])]
-    if s.explanation["fit"]["disqualified_by"]:
-        why.append(f"Disqualified: {s.explanation['fit']['disqualified_by']}")
-    by_rule: dict[str, list[float]] = {}
-    for rule in s.explanation["interest"]["rules"]:
-        agg = by_rule.setdefault(rule[0], [0, 0.0])
-        agg[0] += 1
-        agg[1] += rule[6]
-    why += [f"- {name}: {int(n)}x, {total:+.1f} now"
-            for name, (n, total) in sorted(by_rule.items(), key=lambda kv: -abs(kv[1][1]))]
+    b = s.breakdown
+    why = ["Fit: " + ", ".join(f"{name} {points:+g}" for name, points in b["fit"] if points)]
+    if b["disqualified_by"]:
+        why.append(f"Disqualified: {b['disqualified_by']}")
+    why += [f"- {name}: {n}x, {total:+.1f} now" for name, n, total in b["interest"]]
     v = s.verification
     who = [f"Data verification: {v['level']} ("
            + ", ".join(f"{k} {'yes' if ok else 'no'}" for k, ok in v["checks"].items()) + ")"]
