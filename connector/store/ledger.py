@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -37,8 +38,21 @@ class WriteClaim:
 
 def payload_hash(payload: Any) -> str:
     """A stable hash of a JSON-able payload (sorted keys), to tell whether a write changed."""
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(_hashed_text(payload)).hexdigest()
+
+
+def _hashed_text(payload: Any) -> bytes:
+    """What `payload_hash` hashes: the payload as `json.dumps` writes it with sorted keys,
+    compactly, ASCII only. A write-back's payload (a contact's properties: text by name) is
+    encoded by orjson, several times faster, when the bytes are the same: printable ASCII
+    that neither escapes (a quote, a backslash, a control character or anything past ASCII
+    is escaped by `json`, DEL by `json` alone)."""
+    if payload.__class__ is dict and all(
+            k.__class__ is str and v.__class__ is str for k, v in payload.items()):
+        raw = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        if raw.isascii() and b"\\" not in raw and b"\x7f" not in raw:
+            return raw
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class LedgerStore(StoreBase):
