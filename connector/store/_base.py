@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -71,15 +70,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _json_loads(value: str | bytes) -> Any:
     """Decode a JSON column (text from SQLite, bytes from psycopg): most activities'
     `details` are empty, so skip the decoder for them (a fresh dict each time: callers may
-    change it). orjson decodes the rest several times faster (a score decodes every form's
-    details); what it refuses and `json` reads (NaN, integers past 64 bits, lone
-    surrogates) is left to `json`."""
+    change it)."""
     if value == "{}" or value == b"{}":
         return {}
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return json.loads(value)
+    return json.loads(value)
 
 
 @functools.cache
