@@ -9,6 +9,7 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Select,
     String,
@@ -112,8 +113,21 @@ class ActivityRow:
         details = self._details
         if details is _UNREAD:
             raw = self._raw
-            details = self._details = None if raw is None else _json_loads(raw)
+            details = self._details = None if raw is None else _details_loads(raw)
         return details
+
+
+def _details_loads(raw: str | bytes) -> Any:
+    """An activity's details decoded: by orjson, several times faster than the JSON type's
+    `json` (a score reads every form's details), as exact here since details are stored from
+    API answers orjson decoded (on SQLite, encoded by orjson too); what orjson refuses (NaN,
+    lone surrogates) is left to the JSON type's decoder."""
+    if raw == "{}" or raw == b"{}":
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _json_loads(raw)
 
     def __repr__(self) -> str:
         return f"ActivityRow(id={self.id!r}, contact_id={self.contact_id!r}, type={self.type!r})"

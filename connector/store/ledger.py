@@ -8,16 +8,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
-from connector.store.models import IdLink, WriteLedgerEntry
+from connector.store.models import IdLink, WriteLedgerEntry, sqlite_utc_text
 
 __all__ = ["LedgerStore", "WriteClaim", "payload_hash"]
 
 PAGE = 500  # keys (or ids) one IN (...) carries
 PREFIX_PAGE = 100  # key prefixes one OR-ed query carries (3 parameters each on SQLite)
+_SQLITE_CLAIM = (
+    "INSERT INTO write_ledger (key, system, operation, target, payload_hash, status, remote_id, "
+    "run_id, created_at, completed_at) VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, ?, NULL)")
+_SQLITE_COMPLETE = "UPDATE write_ledger SET status = ?, remote_id = ?, completed_at = ? WHERE key = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +38,21 @@ class WriteClaim:
 
 def payload_hash(payload: Any) -> str:
     """A stable hash of a JSON-able payload (sorted keys), to tell whether a write changed."""
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(_hashed_text(payload)).hexdigest()
+
+
+def _hashed_text(payload: Any) -> bytes:
+    """What `payload_hash` hashes: the payload as `json.dumps` writes it with sorted keys,
+    compactly, ASCII only. A write-back's payload (a contact's properties: text by name) is
+    encoded by orjson, several times faster, when the bytes are the same: printable ASCII
+    that neither escapes (a quote, a backslash, a control character or anything past ASCII
+    is escaped by `json`, DEL by `json` alone)."""
+    if payload.__class__ is dict and all(
+            k.__class__ is str and v.__class__ is str for k, v in payload.items()):
+        raw = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        if raw.isascii() and b"\\" not in raw and b"\x7f" not in raw:
+            return raw
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class LedgerStore(StoreBase):
@@ -212,7 +230,14 @@ class LedgerStore(StoreBase):
                     renewed[c.key] = {"k": c.key, "h": digest, "rid": run_id}
                 state[c.key] = ("pending", digest)
                 claimed.append(True)
-            if added:
+            if added and self.engine.dialect.name == "sqlite":
+                # as `complete_writes` settles them: the driver's executemany, the time
+                # formatted once
+                at = sqlite_utc_text(now)
+                conn.exec_driver_sql(_SQLITE_CLAIM, [
+                    (a["key"], system, a["operation"], a["target"], a["payload_hash"], run_id,
+                     at) for a in added.values()])
+            elif added:
                 conn.execute(add, list(added.values()))
             if renewed:
                 conn.execute(renew, list(renewed.values()))
@@ -241,6 +266,14 @@ class LedgerStore(StoreBase):
         now = self._now()
         status = "done" if ok else "failed"
         with self.transaction() as s:
+            if self.engine.dialect.name == "sqlite":
+                # SQLite: the driver's executemany of the values as the column types would
+                # bind them (the time as `UTCDateTime` writes it, formatted once), without
+                # per-row parameter processing: a write-back settles every contact it sends.
+                at = sqlite_utc_text(now)
+                self._core(s).exec_driver_sql(_SQLITE_COMPLETE, [
+                    (status, rid, at, k) for k, rid in settled])
+                return
             self._core(s).execute(stmt, [{"k": k, "st": status, "rid": rid, "at": now}
                                          for k, rid in settled])
 

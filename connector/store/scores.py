@@ -36,9 +36,14 @@ from connector.store.models import (
     LifecycleTransition,
     Score,
     UTCDateTime,
+    sqlite_utc_text,
 )
 
 __all__ = ["ContactRow", "ScoreStore"]
+
+_SQLITE_SCORES_INSERT = (
+    "INSERT INTO scores (contact_id, scored_at, interest, fit_grade, fit_points, is_mql, "
+    "model_version, explanation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 class _EncodedJSON(TypeDecorator[str]):
@@ -187,12 +192,30 @@ class ScoreStore(StoreBase):
                 self._add_transitions(s, transitions)
 
     def _add_scores(self, s: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        # The explanations are encoded here by orjson (several times faster than the JSON
+        # type's `json.dumps`; readers decode either).
+        dumps = orjson.dumps
+        if self.engine.dialect.name == "sqlite":
+            # SQLite: the rows carry the very values the column types would bind (times as
+            # `UTCDateTime` writes them; the columns' defaults where a row leaves one out),
+            # given to the driver's executemany as they are: no per-row parameter processing
+            # (a batch's rows share one time, formatted once).
+            stamps: dict[datetime, str] = {}
+            values = []
+            for r in rows:
+                at = r["scored_at"]
+                stamp = stamps.get(at)
+                if stamp is None:
+                    stamp = stamps[at] = sqlite_utc_text(at)
+                values.append((r["contact_id"], stamp, r["interest"], r["fit_grade"],
+                               r.get("fit_points", 0), bool(r.get("is_mql", False)),
+                               r.get("model_version", ""), dumps(r.get("explanation", {})).decode()))
+            self._core(s).exec_driver_sql(_SQLITE_SCORES_INSERT, values)
+            return
         # Core executemany of one statement built once: no ORM objects, no multi-row VALUES
-        # compiled anew for every batch size. The explanations are encoded here by orjson
-        # (several times faster than the JSON type's `json.dumps`; readers decode either).
+        # compiled anew for every batch size.
         stmt = self._statement("scores.insert", lambda: insert(_table(Score)).values(
             explanation=bindparam("explanation", type_=_EncodedJSON())))
-        dumps = orjson.dumps
         self._core(s).execute(stmt, [
             {**r, "explanation": dumps(r["explanation"]).decode()} for r in rows])
 
