@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -33,6 +33,7 @@ from connector.store.models import (
     Score,
     sqlite_json_text,
     sqlite_utc_text,
+    utc_from_row,
 )
 
 __all__ = ["ActivityRecord", "ActivityRow", "ContactRecord", "ContactStore"]
@@ -595,7 +596,6 @@ class ContactStore(StoreBase):
         params: dict[str, Any] = {"ids": list(contact_ids)}
         if types is not None:
             params["types"] = sorted(str(t) for t in types)
-        from_iso = datetime.fromisoformat
         with self.transaction() as s:
             result = self._core(s).execute(stmt, params)
             try:
@@ -609,13 +609,8 @@ class ContactStore(StoreBase):
             for aid, cid, kind, at, title, url, raw, source, source_id in rows:
                 if cid != current:
                     current, into = cid, out[cid]
-                if at.__class__ is str:  # SQLite: UTC as the store writes it
-                    at = from_iso(at + "+00:00")
-                elif at.tzinfo is None:
-                    at = at.replace(tzinfo=UTC)
-                else:
-                    at = at.astimezone(UTC)
-                into.append(ActivityRow(aid, cid, kind, at, title, url, raw, source, source_id))
+                into.append(ActivityRow(aid, cid, kind, utc_from_row(at), title, url, raw,
+                                        source, source_id))
         return out
 
     def last_linked_activity_id(self) -> int:
@@ -676,7 +671,6 @@ class ContactStore(StoreBase):
         ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)),
                 Activity.type.not_in(bindparam("skip", expanding=True)))
             .order_by(Activity.contact_id, Activity.occurred_at))
-        from_iso = datetime.fromisoformat
         with self.transaction() as s:
             result = self._core(s).execute(stmt, {"ids": list(contact_ids),
                                                   "skip": sorted(str(t) for t in excluding)})
@@ -685,13 +679,7 @@ class ContactStore(StoreBase):
             finally:
                 result.close()
         for cid, at in rows:
-            if at.__class__ is str:  # SQLite: UTC as the store writes it
-                at = from_iso(at + "+00:00")
-            elif at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            else:
-                at = at.astimezone(UTC)
-            out[cid].append(at)
+            out[cid].append(utc_from_row(at))
         return out
 
     def linked_activities_after(self, after_id: int, *, limit: int = 2000) -> list[Any]:

@@ -102,6 +102,14 @@ def sqlite_utc_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
+def utc_from_row(value: str | datetime) -> datetime:
+    """A time read straight from the driver (no `UTCDateTime` processing), aware in UTC:
+    SQLite gives the text `sqlite_utc_text` wrote, PostgreSQL a datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -37,6 +37,7 @@ from connector.store.models import (
     Score,
     UTCDateTime,
     sqlite_utc_text,
+    utc_from_row,
 )
 
 __all__ = ["ContactRow", "ScoreStore"]
@@ -114,7 +115,7 @@ class ScoreStore(StoreBase):
             params["ids"] = list(ids)
         if stale:
             params["stale"] = stale_before
-        loads, from_iso = orjson.loads, datetime.fromisoformat
+        loads = orjson.loads
         while True:
             with self.transaction() as s:
                 rows = self._core(s).execute(stmt, params).all()
@@ -122,12 +123,8 @@ class ScoreStore(StoreBase):
                 return
             out = []
             for hubspot_id, email, properties, stage, created in rows:
-                if created is not None:
-                    if created.__class__ is str:  # SQLite: UTC as the store writes it
-                        created = from_iso(created + "+00:00")
-                    else:
-                        created = created.astimezone(UTC)
-                out.append(ContactRow(hubspot_id, email, loads(properties), stage, created))
+                out.append(ContactRow(hubspot_id, email, loads(properties), stage,
+                                      None if created is None else utc_from_row(created)))
             yield out
             params["after"] = rows[-1][0]
 
