@@ -19,6 +19,7 @@ from connector.errors import StopRequested
 __all__ = [
     "checkpoint",
     "clear_stop",
+    "current_fence",
     "current_guard",
     "guarded",
     "request_stop",
@@ -30,6 +31,10 @@ _stop = threading.Event()
 _signum: int | None = None
 _guard: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
     "handshake_run_guard", default=None)
+# (lease name, holder, fence number) of the lease the guard stands for, or None
+Fence = tuple[str, str, int]
+_fence: contextvars.ContextVar[Callable[[], Fence | None] | None] = contextvars.ContextVar(
+    "handshake_run_fence", default=None)
 
 
 def request_stop(signum: int | None = None) -> None:
@@ -67,13 +72,25 @@ def current_guard() -> Callable[[], None] | None:
     return _guard.get()
 
 
+def current_fence() -> Fence | None:
+    """The lease the bound guard stands for, as (name, holder, fence number), if it gave one:
+    `stage_run` records a run only while that lease is still this holder's, checked in the
+    same transaction (a process paused between its guard's check and that write)."""
+    fence = _fence.get()
+    return fence() if fence is not None else None
+
+
 @contextmanager
-def guarded(guard: Callable[[], None]) -> Iterator[None]:
-    """Bind `guard` (called by every checkpoint of this context) for the duration."""
+def guarded(guard: Callable[[], None],
+            fence: Callable[[], Fence | None] | None = None) -> Iterator[None]:
+    """Bind `guard` (called by every checkpoint of this context) for the duration, with the
+    lease it stands for (`fence`) when there is one."""
     token = _guard.set(guard)
+    fence_token = _fence.set(fence)
     try:
         yield
     finally:
+        _fence.reset(fence_token)
         _guard.reset(token)
 
 

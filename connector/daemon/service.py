@@ -278,7 +278,7 @@ class Daemon:
             return None
         job = JOBS.get(job_id)
         run = job.run if job is not None else self._extra[job_id]
-        with guarded(leader.ensure):
+        with guarded(leader.ensure, leader.current_fence):
             result = run(self._mapped_config(), self.clock)
         self.results[job_id] = result
         return result

@@ -23,7 +23,7 @@ from connector.control import wait as stoppable_wait
 from connector.errors import LeaseLost, StageBusy
 from connector.store import Store
 
-__all__ = ["LEADER", "LeaderLease", "StageLease", "instance_name", "is_dead_here"]
+__all__ = ["LEADER", "LeaderLease", "StageLease", "instance_name", "is_dead_here", "leadership_lost"]
 
 log = logging.getLogger("connector.runtime")
 
@@ -236,6 +236,11 @@ class LeaderLease(StageLease):
             self._thread.start()
         return True
 
+    def current_fence(self) -> tuple[str, str, int] | None:
+        """(name, holder, fence number) while held: what a stage run's record is fenced by."""
+        fence = self.fence
+        return (self.name, self.holder, fence) if fence is not None and not self._lost else None
+
     def renew(self) -> bool:
         """Renew now (the daemon's heartbeat); False when the lease is no longer held."""
         self._renew()
@@ -284,13 +289,7 @@ class LeaderLease(StageLease):
         return self.store.expire_lease(self.name, row.holder, row.fence)
 
     def _lost_error(self) -> LeaseLost:
-        exc = LeaseLost("this daemon is no longer the active one (its leader lease was taken "
-                        "by another daemon or not renewed in time); it stopped before its "
-                        "next write", system="state database")
-        exc.fix = ("nothing to undo: the other daemon goes on and this one waits as standby; "
-                   "if the database or this machine was paused, raise "
-                   "`[daemon] leader_ttl_seconds`")
-        return exc
+        return leadership_lost()
 
     def release(self) -> None:
         """Stop renewing and give the lease up (kept when it was already lost)."""
@@ -302,3 +301,14 @@ class LeaderLease(StageLease):
         """Stop renewing but keep the lease: it expires after `ttl` (a stage of this daemon
         may still be sending, so no other daemon may take it over at once)."""
         self._stop.set()
+
+
+def leadership_lost() -> LeaseLost:
+    """The error of a daemon that is no longer the active one."""
+    exc = LeaseLost("this daemon is no longer the active one (its leader lease was taken "
+                    "by another daemon or not renewed in time); it stopped before its "
+                    "next write", system="state database")
+    exc.fix = ("nothing to undo: the other daemon goes on and this one waits as standby; "
+               "if the database or this machine was paused, raise "
+               "`[daemon] leader_ttl_seconds`")
+    return exc

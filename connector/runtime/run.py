@@ -25,10 +25,10 @@ from typing import Any, Protocol, TypeVar, cast
 
 from connector.clock import Clock, SystemClock
 from connector.config import Config
-from connector.control import current_guard, guarded
-from connector.errors import ExitCode, QuotaExhausted, StopRequested
+from connector.control import current_fence, current_guard, guarded
+from connector.errors import ExitCode, LeaseLost, QuotaExhausted, StopRequested
 from connector.logs import bind_run
-from connector.runtime.lease import StageLease, instance_name
+from connector.runtime.lease import StageLease, instance_name, leadership_lost
 from connector.runtime.signals import stop_on_signals
 from connector.runtime.wiring import open_store
 from connector.store import Store
@@ -144,13 +144,12 @@ def stage_run(config: Config, stage: str, *, trigger: str = "manual",
                            heartbeat=":memory:" not in config.state.database_url)
         lease.acquire()
         resources.callback(lease.release)
-        abandoned = store.abandon_runs(
-            _family(lease.name), except_run=run_id,
-            reason="its process ended without finishing (killed or lost); the next run took over")
+        if outer is not None:
+            outer()  # the lease may have been waited for
+        abandoned = _begin(store, lease, outer, stage, trigger, run_id)
         if abandoned:
             log.warning("%d earlier %s run(s) had died without finishing: recorded as abandoned",
                         len(abandoned), lease.name)
-        store.start_run(stage, trigger=trigger, instance=instance_name(), run_id=run_id)
         started = store.get_run(run_id)
         run = StageRun(config, stage, store, clock, run_id, resources)
         result = run.result
@@ -239,6 +238,33 @@ def release_memory() -> None:
     a daemon's (or the demo's) peak was the sum of its stages' peaks rather than the largest."""
     if _TRIM is not None:
         _TRIM(0)
+
+
+def _begin(store: Store, lease: StageLease, outer: Callable[[], None] | None, stage: str,
+           trigger: str, run_id: str) -> list[str]:
+    """Record the run (and the dead runs of its family abandoned) while its stage lease and
+    its daemon's leadership, if any, are still held: checked in the same transaction, so a
+    process paused after its last check (a lost network, SIGSTOP) records nothing once it
+    resumes. Raise `LeaseLost` when either changed hands."""
+    assert lease.fence is not None
+    fences = [(lease.name, lease.holder, lease.fence)]
+    leader = current_fence() if outer is not None else None
+    if leader is not None:
+        fences.append(leader)
+    abandoned = store.begin_run(
+        stage, trigger=trigger, instance=instance_name(), run_id=run_id, fences=fences,
+        abandon=_family(lease.name),
+        reason="its process ended without finishing (killed or lost); the next run took over")
+    if abandoned is not None:
+        return abandoned
+    if leader is not None:
+        row = store.lease(leader[0])
+        if row is None or (row.holder, row.fence) != leader[1:]:
+            raise leadership_lost()
+    exc = LeaseLost(f"this {stage} run's lease was taken by another run before it started; "
+                    "it wrote nothing", system="state database")
+    exc.fix = "nothing to undo: the other run goes on; the next cycle runs this stage again"
+    raise exc
 
 
 def _checks(outer: Callable[[], None] | None,

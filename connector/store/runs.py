@@ -16,6 +16,10 @@ from connector.store.models import DeadLetter, Lease, SyncRun
 __all__ = ["RunStore"]
 
 
+class _Fenced(Exception):
+    """A fence of `begin_run` no longer held: its transaction is rolled back."""
+
+
 class RunStore(StoreBase):
     """The `sync_runs` records and the `leases` rows the stage runtime keeps."""
 
@@ -50,6 +54,40 @@ class RunStore(StoreBase):
                 .where(SyncRun.id == run_id)
                 .values(finished_at=self._now(), status=status, counts=dict(counts or {}), error=error)
             )
+
+    def begin_run(self, stage: str, *, trigger: str, instance: str, run_id: str,
+                  fences: Sequence[tuple[str, str, int]], abandon: Sequence[str],
+                  reason: str) -> list[str] | None:
+        """Record a run of `stage` as running and mark the runs of `abandon` still recorded as
+        running as abandoned, in one transaction fenced by `fences` (lease name, holder, fence
+        number): when any of those leases is no longer its holder's at that fence, nothing is
+        written and None is returned; else the ids abandoned.
+
+        Each fence is checked by a write to its lease row, the transaction's first statements:
+        that holds the row (PostgreSQL) or the database (SQLite) until the commit, so a taker of
+        the lease waits for this transaction, and a run is never recorded after its lease (or
+        its daemon's leadership) changed hands."""
+        try:
+            with self.transaction() as s:
+                for name, holder, fence in fences:
+                    if not _rowcount(s.execute(
+                        update(Lease)
+                        .where(Lease.name == name, Lease.holder == holder, Lease.fence == fence)
+                        .values(fence=Lease.fence)
+                    )):
+                        raise _Fenced
+                now = self._now()
+                ids = list(s.scalars(select(SyncRun.id).where(
+                    SyncRun.stage.in_(list(abandon)), SyncRun.status == "running",
+                    SyncRun.id != run_id)))
+                if ids:
+                    s.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(
+                        status="abandoned", finished_at=now, error=reason))
+                s.add(SyncRun(id=run_id, stage=stage, trigger=trigger, instance=instance[:128],
+                              started_at=now, status="running", counts={}))
+                return ids
+        except _Fenced:
+            return None
 
     def abandon_runs(self, stages: Sequence[str], *, except_run: str, reason: str) -> list[str]:
         """Mark the runs of `stages` still recorded as running (other than `except_run`) as

@@ -4,12 +4,21 @@ running become `abandoned` when the next run of their lease starts. On each back
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from connector.config import Config, load_config
-from connector.errors import Actor, AuthError, ExitCode, QuotaExhausted, StopRequested
+from connector.control import guarded
+from connector.errors import (
+    Actor,
+    AuthError,
+    ExitCode,
+    LeaseLost,
+    QuotaExhausted,
+    StopRequested,
+)
 from connector.runtime import stage_run
 from connector.store import Store
 from tests.runtime.helpers import BACKENDS, database_url
@@ -108,3 +117,74 @@ def test_runs_left_running_by_a_dead_process_become_abandoned(config: Config) ->
     assert status_of(config, "dead-run")[0] == "abandoned"
     assert status_of(config, "other-stage")[0] == "running"  # another lease's business
     assert status_of(config, run.run_id)[0] == "ok"
+
+
+def _runs(config: Config) -> list[tuple[str, str]]:
+    store = Store(config.state.database_url)
+    try:
+        return [(r.stage, r.status) for r in store.runs(limit=100)]
+    finally:
+        store.close()
+
+
+def test_a_daemon_paused_after_its_last_check_records_no_run_once_its_leadership_is_taken(
+        config: Config) -> None:
+    """A daemon's guard passes (its last check is recent: the process was paused right after
+    it, SIGSTOP or a lost network), but another daemon took the leader lease meanwhile: the run
+    is refused in the transaction that would record it, and nothing is written."""
+    store = Store(config.state.database_url)
+    store.migrate()
+    try:
+        old = store.take_lease("leader", "host:1:1#old", ttl_seconds=0.001)
+        assert old == 1
+        time.sleep(0.01)
+        assert store.take_lease("leader", "host:2:1#new", ttl_seconds=60) == 2
+    finally:
+        store.close()
+    with (guarded(lambda: None, lambda: ("leader", "host:1:1#old", 1)),
+          pytest.raises(LeaseLost, match="no longer the active one"),
+          stage_run(config, "score")):
+        raise AssertionError("the body of a refused run ran")
+    assert _runs(config) == []
+    store = Store(config.state.database_url)
+    try:  # the stage lease it took is given back at once
+        assert store.take_lease("score", "next-run", ttl_seconds=60) == 2
+    finally:
+        store.close()
+
+
+def test_a_daemon_still_leading_records_its_run(config: Config) -> None:
+    store = Store(config.state.database_url)
+    store.migrate()
+    try:
+        assert store.take_lease("leader", "host:1:1#lead", ttl_seconds=60) == 1
+    finally:
+        store.close()
+    with (guarded(lambda: None, lambda: ("leader", "host:1:1#lead", 1)),
+          stage_run(config, "score") as run):
+        pass
+    assert run.result.status == "ok"
+    assert _runs(config) == [("score", "ok")]
+
+
+def test_a_run_whose_stage_lease_changed_hands_before_it_was_recorded_writes_nothing(
+        config: Config) -> None:
+    store = Store(config.state.database_url)
+    store.migrate()
+    try:
+        store.start_run("push", run_id="dead-run", instance="elsewhere:1:1")
+        assert store.take_lease("push", "run-a", ttl_seconds=60) == 1
+        assert store.take_lease("push", "run-b", ttl_seconds=60) is None
+        store.release_lease("push", "run-a")
+        assert store.take_lease("push", "run-b", ttl_seconds=60) == 2
+        assert store.begin_run("push", trigger="manual", instance="x", run_id="run-a",
+                               fences=[("push", "run-a", 1)], abandon=["push"],
+                               reason="gone") is None
+        assert [(r.id, r.status) for r in store.runs(limit=10)] == [("dead-run", "running")]
+        assert store.begin_run("push", trigger="manual", instance="x", run_id="run-b",
+                               fences=[("push", "run-b", 2)], abandon=["push"],
+                               reason="gone") == ["dead-run"]
+        assert {(r.id, r.status) for r in store.runs(limit=10)} == {
+            ("dead-run", "abandoned"), ("run-b", "running")}
+    finally:
+        store.close()
