@@ -316,7 +316,6 @@ class PageViewsStream(_Stream):
     def __init__(self, ctx: PullContext) -> None:
         super().__init__(ctx)
         self._tried: set[str] = set()  # unknown contacts already read by id in this run
-        self._parked: set[str] | None = None
 
     def read(self, since: datetime | None, until: datetime | None, bookmark: bool) -> None:
         try:
@@ -381,7 +380,8 @@ class PageViewsStream(_Stream):
         ctx = self.ctx
         live = ctx.store.resolve_contact_ids(a.contact_id for a in acts)
         unknown = {a.contact_id for a in acts if a.contact_id not in live}
-        unknown -= self._tried | self._parked_contacts()
+        unknown -= self._tried
+        unknown -= self._parked_contacts(unknown)
         if not unknown:
             # every contact was known: the answer above stands (one query a page, not two)
             return self._known_contacts(acts, {"stream": "portal"}, live)
@@ -393,12 +393,13 @@ class PageViewsStream(_Stream):
         ContactsStream(ctx).read_ids(sorted(unknown))
         return self._known_contacts(acts, {"stream": "portal"})
 
-    def _parked_contacts(self) -> set[str]:
-        if self._parked is None:
-            self._parked = {d.record_key.split(":", 1)[1]
-                            for d in self.ctx.store.dead_letters(stage="pull")
-                            if d.record_key.startswith("contacts:")}
-        return self._parked
+    def _parked_contacts(self, ids: set[str]) -> set[str]:
+        """Which of `ids` are contacts parked as unusable (open dead letters of the pull)."""
+        if not ids:
+            return set()
+        keys = self.ctx.store.open_letter_keys(stage="pull",
+                                               record_keys=(f"contacts:{i}" for i in ids))
+        return {key.split(":", 1)[1] for key in keys}
 
     # --- refused: the contact properties stand in -----------------------------------------
 

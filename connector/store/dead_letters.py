@@ -59,6 +59,25 @@ class DeadLetterStore(StoreBase):
                 q = q.where(DeadLetter.stage == stage)
             return list(s.scalars(q.order_by(DeadLetter.id)))
 
+    def open_letter_keys(self, *, stage: str, record_keys: Iterable[str]) -> set[str]:
+        """Which of `record_keys` have an open dead letter of `stage` (keys only: a cycle asks
+        about a few records, not the whole store's letters)."""
+        keys = sorted(set(record_keys))
+        if not keys:
+            return set()
+        table = _table(DeadLetter)
+        stmt = self._statement("dead_letters.open_keys", lambda: select(table.c.record_key).where(
+            table.c.stage == bindparam("st"),
+            table.c.record_key.in_(bindparam("keys", expanding=True)),
+            table.c.status == "open"))
+        found: set[str] = set()
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(keys), INSERT_PAGE):
+                found.update(conn.execute(stmt, {"st": stage,
+                                                 "keys": keys[k:k + INSERT_PAGE]}).scalars())
+        return found
+
     def resolve_dead_letters(self, *, stage: str, record_keys: Iterable[str]) -> int:
         keys = list(record_keys)
         if not keys:

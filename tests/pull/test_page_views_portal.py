@@ -142,6 +142,31 @@ def test_views_of_a_contact_created_after_the_contacts_read_are_kept(
     assert not [d for d in store.dead_letters() if d.record_key.startswith("page_views:")]
 
 
+def test_views_of_a_contact_parked_as_unusable_do_not_read_it_again(
+        sandbox: Sandbox, tmp_path: Path) -> None:
+    """A contact parked by the contacts read (a bad record) is not read again by id each cycle
+    its views come back in: it stays parked, and the cycle reads only what it must."""
+    hub = sandbox.hubspot
+    assert hub is not None
+    gt = sandbox.dataset.ground_truth  # type: ignore[union-attr]
+    config = sandbox_config(sandbox, tmp_path / "s.db")
+    store = new_store(tmp_path)
+    pull(context(config, store))
+    bad = min(gt.bad_records)
+    assert f"contacts:{bad}" in {d.record_key for d in store.dead_letters(stage="pull")}
+    late = hub.state.create_contact({"email": "late.visitor@example.org", "firstname": "Late"})
+    for n in range(3):
+        hub.state.add_page_view(bad, f"https://example.com/bad/{n}", session_id=f"b-{n}")
+    hub.state.add_page_view(late.id, "https://example.com/pricing", title="Pricing")
+    sandbox.clock.advance(timedelta(minutes=5))
+    ctx = context(config, store)
+    ctx.server_now = sandbox.clock.now()
+    counts = pull(ctx, streams=("page_views",))
+    assert counts["page_views.contacts_fetched"] == 1  # the new contact only
+    assert store.get_contact(late.id) is not None
+    assert f"contacts:{bad}" in {d.record_key for d in store.dead_letters(stage="pull")}
+
+
 def test_a_refused_events_api_leaves_the_stream_limited_and_the_pull_ok(
         sandbox: Sandbox, tmp_path: Path) -> None:
     hub = sandbox.hubspot

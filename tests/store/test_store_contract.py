@@ -365,6 +365,23 @@ def test_dead_letters_count_attempts_and_resolve(store: Store) -> None:
     assert len(store.dead_letters(status="resolved")) == 1
 
 
+def test_open_letter_keys_are_those_asked_about_with_an_open_letter_of_the_stage(
+        store: Store) -> None:
+    for key in ("contacts:1", "contacts:2", "contacts:3"):
+        store.dead_letter(stage="pull", system="hubspot", record_key=key, reason="bad",
+                          actor=Actor.DATA)
+    store.dead_letter(stage="push", system="salesforce", record_key="contacts:4",
+                      reason="bad", actor=Actor.DATA)
+    store.resolve_dead_letters(stage="pull", record_keys=["contacts:3"])
+    asked = [f"contacts:{n}" for n in range(1, 6)]
+    assert store.open_letter_keys(stage="pull", record_keys=asked) == {"contacts:1",
+                                                                        "contacts:2"}
+    assert store.open_letter_keys(stage="pull", record_keys=[]) == set()
+    many = [f"contacts:{n}" for n in range(5000)]  # more keys than one statement takes
+    assert store.open_letter_keys(stage="pull", record_keys=many) == {"contacts:1",
+                                                                       "contacts:2"}
+
+
 def test_sales_outcomes_are_stored_once(store: Store) -> None:
     row = {"hubspot_id": "1", "sf_object": "Lead", "sf_id": "00Q000000000001AAA",
                "source_id": "00T000000000009AAA", "kind": "attempt", "status": "Completed",
