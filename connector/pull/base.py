@@ -16,10 +16,14 @@ from connector.ledger import LedgerWrites, Refusal
 from connector.progress import NullProgress, ProgressSink
 from connector.store import Store
 
-__all__ = ["PullContext", "dump", "load"]
+__all__ = ["MARKS_PENDING", "PullContext", "dump", "load", "recover_marks"]
 
 log = logging.getLogger("connector.pull")
 STAGE = "pull"
+# Set, in the transaction of a stream's first page whose contacts it marks changed later (once
+# each, when the stream ends), to the time before those activities were stored; deleted with
+# the marks. Found by the next pull, it means a run died in between: `recover_marks`.
+MARKS_PENDING = "activities.marks_pending"
 
 
 def dump(value: dict[str, Any]) -> str:
@@ -77,3 +81,24 @@ class PullContext:
         log.log(level, "parked a %s record (%s must act; `handshake dlq list` lists them and "
                 "says why)", stream, err.actor)
         log.debug("parked %s record %s: %s", stream, err.record_key, err.message)
+
+
+def recover_marks(ctx: PullContext) -> None:
+    """Make the marks a stream deferred and never made (its run died before it ended): every
+    contact with an activity stored since `MARKS_PENDING` is marked changed, so the score stage
+    re-scores it. Nothing to do (one bookmark read) after a run that ended."""
+    if ctx.dry_run:
+        return
+    pending = ctx.store.get_bookmark(MARKS_PENDING)
+    if pending is None:
+        return
+    try:
+        since = datetime.fromisoformat(pending)
+    except ValueError:
+        since = datetime(1970, 1, 1).astimezone()
+    with ctx.store.transaction() as s:
+        marked = ctx.store.mark_contacts_with_activities_since(since, session=s)
+        ctx.store.delete_bookmarks([MARKS_PENDING], session=s)
+    ctx.counts["contacts.marks_recovered"] += marked
+    log.info("a pull ended before marking the contacts of the activities it stored: %d "
+             "contact(s) marked changed now, for the score stage", marked)

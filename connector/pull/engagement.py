@@ -30,7 +30,7 @@ from typing import Any
 from connector.control import current_guard
 from connector.errors import AccessRefused, RequestFailed, SkippableError
 from connector.hubspot.client import Page
-from connector.pull.base import PullContext, dump, load
+from connector.pull.base import MARKS_PENDING, PullContext, dump, load
 from connector.pull.contacts import FORMS_DUE, PAGE_VIEWS_DUE, ContactsStream
 from connector.pull.normalize import (
     activity_from_email_event,
@@ -107,6 +107,8 @@ class _Stream:
         self._marks: dict[str, str] = {}
         self._deletes: dict[str, None] = {}
         self._written_at = time.monotonic()
+        # contacts of the activities written, marked changed once when the stream ends
+        self._unmarked: set[str] = set()
 
     def save(
         self, activities: Iterable[ActivityRecord], *, bookmarks: Sequence[tuple[str, str]] = (),
@@ -146,10 +148,29 @@ class _Stream:
         if guard is not None:
             guard()
         ctx = self.ctx
+        pending = bool(self._unmarked)
+        since = ctx.store.clock.now()  # before the activities' own time stamps
         with ctx.store.transaction() as s:
-            ctx.counts[f"{self.name}.new"] += ctx.store.add_activities(acts, session=s)
+            ctx.counts[f"{self.name}.new"] += ctx.store.add_activities(
+                acts, session=s, defer_marks=self._unmarked)
+            if self._unmarked and not pending:
+                marks[MARKS_PENDING] = since.isoformat()
             ctx.store.set_bookmarks(marks.items(), run_id=ctx.run_id, session=s)
             ctx.store.delete_bookmarks(deletes, session=s)
+
+    def mark(self) -> None:
+        """Mark the contacts of the activities written changed (for the score stage), each
+        once, in one transaction that also clears `MARKS_PENDING`."""
+        ids, self._unmarked = self._unmarked, set()
+        if not ids:
+            return
+        guard = current_guard()
+        if guard is not None:
+            guard()
+        ctx = self.ctx
+        with ctx.store.transaction() as s:
+            ctx.store.mark_contacts_changed(ids, session=s)
+            ctx.store.delete_bookmarks([MARKS_PENDING], session=s)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -159,6 +180,7 @@ class _Stream:
             yield
         finally:
             self.write()
+            self.mark()
 
     def run(self, since: datetime | None = None, until: datetime | None = None,
             *, bookmark: bool = True) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from connector.pull.base import PullContext
+from connector.pull.base import PullContext, recover_marks
 from connector.pull.contacts import ContactsStream
 from connector.pull.engagement import (
     EmailEventsStream,
@@ -32,6 +32,7 @@ STREAMS = ("contacts", *ENGAGEMENT_STREAMS)
 
 def pull(ctx: PullContext, *, streams: Sequence[str] = STREAMS, full: bool = False) -> Counter[str]:
     """One incremental pull (a full load on the first run, or when `full`)."""
+    recover_marks(ctx)
     if "contacts" in streams:
         with _calls(ctx, "contacts"):
             ContactsStream(ctx).run(full=full)
@@ -48,6 +49,7 @@ def pull_contacts(ctx: PullContext, ids: Sequence[str]) -> list[str]:
     them, then their page views and any new form submissions, as a pull reads them when the
     contact's counters moved. Email events and webinars are portal-wide streams: the next
     regular pull brings them. Returns the ids of the live contacts read."""
+    recover_marks(ctx)
     with _calls(ctx, "contacts"):
         live = ContactsStream(ctx).read_ids(ids)
     with _calls(ctx, "page_views"):
@@ -72,6 +74,7 @@ def backfill(ctx: PullContext, since: datetime, until: datetime | None) -> Count
     """Re-read everything changed or recorded in [since, until] without moving the regular
     bookmarks (so the scheduled pulls are unaffected). Already stored records are recognised
     and not duplicated; records whose mapped properties were never pulled get them now."""
+    recover_marks(ctx)
     contacts = ContactsStream(ctx)
     contacts.incremental(since, until, bookmark=False)
     ctx.progress.done(contacts.task)

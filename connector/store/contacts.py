@@ -73,6 +73,21 @@ _ACTIVITY_COLUMNS = ("contact_id", "type", "occurred_at", "source", "source_id",
                      "content", "details", "ingested_at")
 
 
+def _chunk_sizes(total: int) -> Iterator[int]:
+    """`total` rows as statements of `SQLITE_ROWS` rows, the rest in powers of two: a handful
+    of statement texts in all. A statement per remainder size made every page's last statement
+    new, and the driver keeps up to 128 prepared statements per connection, each of a
+    multi-row INSERT holding hundreds of kilobytes: a pull's memory grew with its length."""
+    full, rest = divmod(total, SQLITE_ROWS)
+    yield from [SQLITE_ROWS] * full
+    bit = 1 << max(rest.bit_length() - 1, 0)
+    while rest:
+        if rest >= bit:
+            yield bit
+            rest -= bit
+        bit >>= 1
+
+
 @cache
 def _sqlite_insert_sql(rows: int) -> str:
     """INSERT of `rows` activities (values as the driver receives them), skipping those already
@@ -434,11 +449,16 @@ class ContactStore(StoreBase):
     # --- activities -------------------------------------------------------------------------------
 
     def add_activities(
-        self, records: Iterable[ActivityRecord], *, session: Session | None = None
+        self, records: Iterable[ActivityRecord], *, session: Session | None = None,
+        defer_marks: set[str] | None = None,
     ) -> int:
         """Store activities, ignoring ones already stored (same source and source id).
 
-        Returns how many were new; their contacts are marked changed for re-scoring.
+        Returns how many were new; their contacts are marked changed for re-scoring, or, with
+        `defer_marks`, added to that set for the caller to mark later with
+        `mark_contacts_changed` (a stream marks each contact once, not once per page: at
+        100,000 contacts rewriting the contacts' rows page after page was a quarter of a
+        pull's CPU).
         """
         now = self._now()
         sqlite = self.engine.dialect.name == "sqlite"
@@ -460,9 +480,9 @@ class ContactStore(StoreBase):
             # are read and rewritten, which counts more the larger the store
             values.sort(key=itemgetter(0, 2))
             if session is not None:
-                return self._sqlite_add_activities(session, values, now)
+                return self._sqlite_add_activities(session, values, now, defer_marks)
             with self.transaction() as s:
-                return self._sqlite_add_activities(s, values, now)
+                return self._sqlite_add_activities(s, values, now, defer_marks)
         else:
             rows = [
                 {
@@ -489,16 +509,10 @@ class ContactStore(StoreBase):
         stmt = self._statement("activities.insert", lambda: self._insert(
             table).on_conflict_do_nothing(
                 index_elements=["source", "source_id"]).returning(table.c.contact_id))
-        touch = self._statement("activities.touch", lambda: update(_table(Contact)).where(
-            _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
-                inputs_changed_at=bindparam("now")))
 
         def insert(s: Session) -> int:
-            conn = self._core(s)
-            inserted = list(conn.execute(stmt, rows).scalars())
-            touched = sorted(set(inserted))
-            for k in range(0, len(touched), INSERT_PAGE):
-                conn.execute(touch, {"ids": touched[k:k + INSERT_PAGE], "now": now})
+            inserted = list(self._core(s).execute(stmt, rows).scalars())
+            self._mark_inserted(s, inserted, now, defer_marks)
             return len(inserted)
 
         if session is not None:
@@ -507,7 +521,7 @@ class ContactStore(StoreBase):
             return insert(s)
 
     def _sqlite_add_activities(self, s: Session, values: Sequence[tuple[Any, ...]],
-                               now: datetime) -> int:
+                               now: datetime, defer_marks: set[str] | None) -> int:
         """SQLite's insert of many activities: multi-row INSERT statements (one text per row
         count, kept) run by the driver on the session's connection, a flat tuple of values
         each, with no per-row parameter processing; the contacts of the new rows marked
@@ -516,20 +530,61 @@ class ContactStore(StoreBase):
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         inserted: list[str] = []
         try:
-            for k in range(0, len(values), SQLITE_ROWS):
-                chunk = values[k:k + SQLITE_ROWS]
-                cursor.execute(_sqlite_insert_sql(len(chunk)),
-                               [v for row in chunk for v in row])
+            k = 0
+            for size in _chunk_sizes(len(values)):
+                chunk = values[k:k + size]
+                k += size
+                cursor.execute(_sqlite_insert_sql(size), [v for row in chunk for v in row])
                 inserted.extend(row[0] for row in cursor.fetchall())
         finally:
             cursor.close()
+        self._mark_inserted(s, inserted, now, defer_marks)
+        return len(inserted)
+
+    def _mark_inserted(self, s: Session, contact_ids: Iterable[str], now: datetime,
+                       defer_marks: set[str] | None) -> None:
+        if defer_marks is not None:
+            defer_marks.update(contact_ids)
+        else:
+            self._mark_changed(s, set(contact_ids), now)
+
+    def _mark_changed(self, s: Session, contact_ids: Collection[str], now: datetime) -> None:
         touch = self._statement("activities.touch", lambda: update(_table(Contact)).where(
             _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))).values(
                 inputs_changed_at=bindparam("now")))
-        touched = sorted(set(inserted))
-        for k in range(0, len(touched), INSERT_PAGE):
-            conn.execute(touch, {"ids": touched[k:k + INSERT_PAGE], "now": now})
-        return len(inserted)
+        conn = self._core(s)
+        ids = sorted(contact_ids)
+        for k in range(0, len(ids), INSERT_PAGE):
+            conn.execute(touch, {"ids": ids[k:k + INSERT_PAGE], "now": now})
+
+    def mark_contacts_changed(self, contact_ids: Collection[str], *,
+                              session: Session | None = None) -> None:
+        """Mark these contacts changed now (their activities were stored with `defer_marks`)."""
+        if not contact_ids:
+            return
+        if session is not None:
+            self._mark_changed(session, contact_ids, self._now())
+            return
+        with self.transaction() as s:
+            self._mark_changed(s, contact_ids, self._now())
+
+    def mark_contacts_with_activities_since(self, since: datetime, *,
+                                            session: Session | None = None) -> int:
+        """Mark changed now every contact with an activity stored at or after `since`: the
+        marks a stream deferred and never made (its process died first). One pass over the
+        activities; only run after such a crash. Returns how many contacts."""
+        activities, contacts = _table(Activity), _table(Contact)
+        stmt = update(contacts).where(contacts.c.hubspot_id.in_(
+            select(activities.c.contact_id).where(activities.c.ingested_at >= since)
+            .distinct().scalar_subquery())).values(inputs_changed_at=self._now())
+
+        def run(s: Session) -> int:
+            return _rowcount(self._core(s).execute(stmt))
+
+        if session is not None:
+            return run(session)
+        with self.transaction() as s:
+            return run(s)
 
     def activities_for(self, contact_id: str) -> list[Activity]:
         with self.transaction() as s:

@@ -91,6 +91,38 @@ def test_activities_deduplicate_by_source_id(store: Store, clock: FrozenClock) -
     assert after is not None and before is not None and after > before
 
 
+def test_deferred_marks_are_collected_then_made_or_recovered_from_the_activities(
+        store: Store, clock: FrozenClock) -> None:
+    store.upsert_contacts([contact(1), contact(2), contact(3)])
+
+    def marked(cid: str) -> datetime:
+        when = store.get_contact(cid).inputs_changed_at  # type: ignore[union-attr]
+        assert when is not None
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    before = {c: marked(c) for c in "123"}
+    clock.advance(60)
+    deferred: set[str] = set()
+    assert store.add_activities([activity("1", "a"), activity("2", "b")],
+                                defer_marks=deferred) == 2
+    assert store.add_activities([activity("1", "a")], defer_marks=deferred) == 0
+    assert deferred == {"1", "2"}
+    assert {c: marked(c) for c in "123"} == before  # not marked yet
+    clock.advance(60)
+    store.mark_contacts_changed(deferred)
+    assert marked("1") > before["1"] and marked("2") > before["2"]
+    assert marked("3") == before["3"]
+
+    since = clock.now()
+    clock.advance(60)
+    store.add_activities([activity("3", "c")], defer_marks=set())
+    clock.advance(60)
+    marks = {c: marked(c) for c in "123"}
+    assert store.mark_contacts_with_activities_since(since) == 1
+    assert marked("3") > marks["3"]
+    assert (marked("1"), marked("2")) == (marks["1"], marks["2"])
+
+
 def test_bookmark_commits_with_its_records_or_not_at_all(store: Store) -> None:
     store.set_bookmark("contacts", "2026-10-01T00:00:00Z")
     with pytest.raises(RuntimeError), store.transaction() as s:
