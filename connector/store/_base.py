@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -49,6 +49,24 @@ _WRITE_CHECK_STREAM = "handshake:write-check"  # a bookmark written and rolled b
 # RETURNING): 1,000 rows of the widest hot table (activities, 10 columns) is 10,000 parameters,
 # well under PostgreSQL's 65,535 per statement and SQLite's 32,766.
 INSERT_PAGE = 1000
+
+
+T = TypeVar("T")
+
+
+def padded(values: Sequence[T]) -> list[T]:
+    """`values` with its last one repeated up to the next power of two (or `INSERT_PAGE`), for
+    an expanding IN list: its statement text then comes in a dozen lengths. Each length is a
+    statement the driver prepares and keeps (128 a connection, an IN of a thousand values tens
+    of kilobytes), so a page-sized list of every length made a long pull's memory grow."""
+    out = list(values)
+    n = len(out)
+    if n:
+        size = 1 << (n - 1).bit_length()
+        if n <= INSERT_PAGE < size:
+            size = INSERT_PAGE
+        out.extend([out[-1]] * (size - n))
+    return out
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -110,6 +128,9 @@ class StoreBase:
         self.location = DatabaseLocation.from_url(parsed)
         self._password = parsed.password
         # hide_parameters: a failed statement's text never carries a contact's values.
+        # pool_use_lifo: the connection used last is used next, so one connection does a
+        # stage's work and the others (opened when a lease's heartbeat overlapped a write) stay
+        # idle; taken in turn, each filled a page cache and prepared statements of its own.
         kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True,
                                   "json_deserializer": _json_loads,
                                   "insertmanyvalues_page_size": INSERT_PAGE}
@@ -120,8 +141,11 @@ class StoreBase:
                 except OSError as exc:
                     raise directory_error(exc, self.location) from exc
             kwargs["connect_args"] = {"timeout": 30}
+            if self.location.file:  # a file's pool (an in-memory database has one connection)
+                kwargs["pool_use_lifo"] = True
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs["pool_use_lifo"] = True
             if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
                 kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         try:

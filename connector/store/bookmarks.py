@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from connector.store._base import INSERT_PAGE, StoreBase, _table
+from connector.store._base import INSERT_PAGE, StoreBase, _table, padded
 from connector.store.models import Bookmark
 
 __all__ = ["BookmarkStore"]
@@ -109,7 +109,7 @@ class BookmarkStore(StoreBase):
         def run(s: Session) -> None:
             conn = self._core(s)
             for k in range(0, len(names), INSERT_PAGE):
-                conn.execute(stmt, {"streams": names[k:k + INSERT_PAGE]})
+                conn.execute(stmt, {"streams": padded(names[k:k + INSERT_PAGE])})
 
         if session is not None:
             run(session)

@@ -25,7 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from connector.store._base import INSERT_PAGE, StoreBase, _json_loads, _rowcount, _table
+from connector.store._base import (
+    INSERT_PAGE,
+    StoreBase,
+    _json_loads,
+    _rowcount,
+    _table,
+    padded,
+)
 from connector.store.models import (
     Activity,
     Contact,
@@ -164,7 +171,7 @@ class ContactStore(StoreBase):
             Contact.hubspot_id, Contact.hubspot_updated_at, Contact.archived, Contact.properties,
         ).where(Contact.hubspot_id.in_(bindparam("ids", expanding=True))))
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, {"ids": list(ids)})
+            rows = self._core(s).execute(stmt, {"ids": padded(ids)})
             return {cid: (updated, archived, props or {}) for cid, updated, archived, props in rows}
 
     def resolve_contact_ids(self, ids: Iterable[str]) -> dict[str, str]:
@@ -176,7 +183,7 @@ class ContactStore(StoreBase):
             Contact.hubspot_id, Contact.merged_into,
         ).where(Contact.hubspot_id.in_(bindparam("ids", expanding=True))))
         with self.transaction() as s:
-            rows = self._core(s).execute(stmt, {"ids": wanted})
+            rows = self._core(s).execute(stmt, {"ids": padded(wanted)})
             return {cid: merged_into or cid for cid, merged_into in rows}
 
     def contact_ids_by_email(self, emails: Iterable[str]) -> dict[str, str]:
@@ -192,7 +199,7 @@ class ContactStore(StoreBase):
         chosen: dict[str, tuple[bool, bool, str, str | None]] = {}
         with self.transaction() as s:
             for email, cid, archived, merged_into in self._core(s).execute(
-                    stmt, {"emails": wanted}):
+                    stmt, {"emails": padded(wanted)}):
                 # one pass, no sort: the best-ranked contact of each address is kept
                 rank = (bool(merged_into), archived, cid, merged_into)
                 held = chosen.get(email)
@@ -355,7 +362,7 @@ class ContactStore(StoreBase):
             conn = self._core(s)
             for k in range(0, len(ids), INSERT_PAGE):
                 out.update((hid, email) for hid, email in conn.execute(
-                    stmt, {"ids": ids[k:k + INSERT_PAGE]}))
+                    stmt, {"ids": padded(ids[k:k + INSERT_PAGE])}))
         return out
 
     def find_contact_by_email(self, email: str) -> Contact | None:
@@ -555,7 +562,7 @@ class ContactStore(StoreBase):
         conn = self._core(s)
         ids = sorted(contact_ids)
         for k in range(0, len(ids), INSERT_PAGE):
-            conn.execute(touch, {"ids": ids[k:k + INSERT_PAGE], "now": now})
+            conn.execute(touch, {"ids": padded(ids[k:k + INSERT_PAGE]), "now": now})
 
     def mark_contacts_changed(self, contact_ids: Collection[str], *,
                               session: Session | None = None) -> None:

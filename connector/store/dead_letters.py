@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from connector.errors import Actor
-from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table
+from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table, padded
 from connector.store.models import DeadLetter
 
 __all__ = ["DeadLetterStore"]
@@ -74,8 +74,8 @@ class DeadLetterStore(StoreBase):
         with self.transaction() as s:
             conn = self._core(s)
             for k in range(0, len(keys), INSERT_PAGE):
-                found.update(conn.execute(stmt, {"st": stage,
-                                                 "keys": keys[k:k + INSERT_PAGE]}).scalars())
+                found.update(conn.execute(stmt, {"st": stage, "keys": padded(
+                    keys[k:k + INSERT_PAGE])}).scalars())
         return found
 
     def resolve_dead_letters(self, *, stage: str, record_keys: Iterable[str]) -> int:
@@ -93,5 +93,6 @@ class DeadLetterStore(StoreBase):
             conn = self._core(s)
             for k in range(0, len(keys), INSERT_PAGE):
                 resolved += _rowcount(conn.execute(
-                    stmt, {"st": stage, "keys": keys[k:k + INSERT_PAGE], "at": self._now()}))
+                    stmt, {"st": stage, "keys": padded(keys[k:k + INSERT_PAGE]),
+                           "at": self._now()}))
         return resolved
