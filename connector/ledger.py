@@ -57,6 +57,9 @@ class LedgerStore(Protocol):
 
     def resolve_dead_letters(self, *, stage: str, record_keys: Iterable[str]) -> int: ...
 
+    def settle_writes(self, settled: Sequence[tuple[str, str | None]], *, stage: str,
+                      record_keys: Sequence[str]) -> None: ...
+
 
 class IndexedResult(Protocol):
     """One record's result of a batch call, at the record's input `index`."""
@@ -217,7 +220,6 @@ class LedgerWrites:
             for write in writes:
                 self.park(write.keys, record_key=write.record_key, refusal=refused(exc, write))
             return exc
-        self.store.complete_writes([(key, w.remote_id) for w in writes for key in w.keys])
-        self.store.resolve_dead_letters(stage=self.stage,
-                                        record_keys=[w.record_key for w in writes])
+        self.store.settle_writes([(key, w.remote_id) for w in writes for key in w.keys],
+                                 stage=self.stage, record_keys=[w.record_key for w in writes])
         return None

@@ -89,7 +89,7 @@ def score_batches(
         run = ScoreRun()
         counts = run.counts
         wanted = [c.hubspot_id for c in contacts]
-        activities = store.activities_for_many(wanted, types=types)
+        activities = store.activities_for_many(wanted, types=types, sources=False)
         transitions = store.transitions_for_many(wanted)
         score_rows = []
         decisions = run.decisions
@@ -116,7 +116,7 @@ def score_batches(
                 "contact_id": cid, "scored_at": now, "interest": result.interest,
                 "fit_grade": result.fit.grade, "fit_points": result.fit.points,
                 "is_mql": result.is_mql, "model_version": result.model_version,
-                "explanation": result.explanation(text_times=False),
+                "explanation": result.explanation(text_times=False, compact=True),
             })
             run.results[cid] = result
             run.contacts[cid] = contact
