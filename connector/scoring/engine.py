@@ -129,7 +129,11 @@ class ScoreResult:
     def _ordered_hits(self) -> list[tuple[InterestRule, Any, float, float]]:
         """The hits in the contributions' order: biggest (decayed) first, then newest."""
         if self._ordered is None:
-            self._ordered = sorted(self.hits, key=_hit_order)
+            # biggest (decayed, in size) first, then newest, ties as the hits came: two stable
+            # sorts, each on one cheap key
+            ordered = sorted(self.hits, key=_hit_time, reverse=True)
+            ordered.sort(key=_hit_size, reverse=True)
+            self._ordered = ordered
         return self._ordered
 
     def reasons_text(self, limit: int = REASONS_SHOWN) -> str:
@@ -190,8 +194,12 @@ class ScoreResult:
         }
 
 
-def _hit_order(hit: tuple[InterestRule, Any, float, float]) -> tuple[float, float]:
-    return (-abs(hit[3]), -hit[1].occurred_at.timestamp())
+def _hit_time(hit: tuple[InterestRule, Any, float, float]) -> datetime:
+    return hit[1].occurred_at  # type: ignore[no-any-return]
+
+
+def _hit_size(hit: tuple[InterestRule, Any, float, float]) -> float:
+    return abs(hit[3])
 
 
 def email_domain(email: str | None) -> str | None:
