@@ -254,7 +254,8 @@ class ScoreStore(StoreBase):
             table = _table(Activity)
             stmt = self._statement("scores.explained_activities", lambda: select(
                 table.c.id, table.c.contact_id, table.c.type, table.c.occurred_at,
-                table.c.title, table.c.url, table.c.details).where(table.c.id.in_(bindparam("ids", expanding=True))))
+                table.c.title, table.c.url, table.c.details,
+            ).where(table.c.id.in_(bindparam("ids", expanding=True))))
             with self.transaction() as s:
                 conn = self._core(s)
                 for k in range(0, len(wanted), _PAGE):
@@ -276,7 +277,8 @@ class ScoreStore(StoreBase):
             score.explanation = explanation
 
     def latest_scores(self, contact_ids: Sequence[str]) -> dict[str, Score]:
-        """The newest score of each given contact that has one."""
+        """The newest score of each given contact that has one, its explanation as stored (the
+        score stage's compact: `expand_explanations` makes it whole)."""
         if not contact_ids:
             return {}
         out: dict[str, Score] = {}
