@@ -7,9 +7,12 @@ push tells sales about. Defined once here; the store keeps each kind as its plai
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["EMAIL_TYPES", "PASSIVE_TYPES", "WEBINAR_TYPES", "ActivityType", "label"]
+__all__ = ["EMAIL_TYPES", "PASSIVE_TYPES", "WEBINAR_TYPES", "ActivityType", "activity_label",
+           "label", "url_path"]
 
 
 class ActivityType(StrEnum):
@@ -56,3 +59,31 @@ _LABELS: dict[str, str] = {
 def label(kind: str) -> str:
     """How a rep reads an activity type ("Email opened"); an unknown one as its words."""
     return _LABELS.get(kind) or str(kind).replace("_", " ").capitalize()
+
+
+@functools.lru_cache(maxsize=8192)
+def url_path(url: str | None) -> str | None:
+    """The path of a URL without query or fragment ("/pricing" of https://x.com/pricing?a=1)."""
+    if not url:
+        return None
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    path = rest[slash:] if slash >= 0 else "/"
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+# plain text: a label is made for every counted activity, and an enum member is slower to reach
+_FORM, _PAGE = str(ActivityType.FORM_SUBMISSION), str(ActivityType.PAGE_VIEW)
+
+
+def activity_label(activity: Any) -> str:
+    """The form, page or email behind an activity (anything with the stored activity's `type`,
+    `title`, `url` and `details`; the details are read of forms only), as a score's
+    explanation names it."""
+    kind = activity.type
+    if kind == _FORM:
+        details = activity.details or {}
+        return str(details.get("form_name") or activity.title or "form")
+    if kind == _PAGE:
+        return str(url_path(activity.url) or activity.title or "page")
+    return str(activity.title or activity.url or activity.type)

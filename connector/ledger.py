@@ -57,6 +57,9 @@ class LedgerStore(Protocol):
 
     def resolve_dead_letters(self, *, stage: str, record_keys: Iterable[str]) -> int: ...
 
+    def settle_writes(self, settled: Sequence[tuple[str, str | None]], *, stage: str,
+                      record_keys: Sequence[str]) -> None: ...
+
 
 class IndexedResult(Protocol):
     """One record's result of a batch call, at the record's input `index`."""
@@ -201,6 +204,38 @@ class LedgerWrites:
             if isinstance(outcome, Refusal):
                 self.park(write.keys, record_key=write.record_key, refusal=outcome)
 
+    def send_each_together(
+        self,
+        chunks: Iterable[Sequence[LedgerWrite[T]]],
+        send: Callable[[list[T]], object],
+        refused: Callable[[HandshakeError, LedgerWrite[T]], Refusal],
+        errors: tuple[type[HandshakeError], ...] = (HandshakeError,),
+    ) -> list[HandshakeError | None]:
+        """`send_together` of each chunk in turn (one call each), the chunks sent settled
+        together once the calls are made (one transaction, not one per call; also when a
+        later call raises: what was sent is settled before the error goes on). Returns each
+        chunk's error of `errors` (its records parked), or None when it was sent."""
+        outcomes: list[HandshakeError | None] = []
+        sent: list[LedgerWrite[T]] = []
+        try:
+            for chunk in chunks:
+                try:
+                    send([w.item for w in chunk])
+                except errors as exc:
+                    for write in chunk:
+                        self.park(write.keys, record_key=write.record_key,
+                                  refusal=refused(exc, write))
+                    outcomes.append(exc)
+                    continue
+                sent.extend(chunk)
+                outcomes.append(None)
+        finally:
+            if sent:
+                self.store.settle_writes([(key, w.remote_id) for w in sent for key in w.keys],
+                                         stage=self.stage,
+                                         record_keys=[w.record_key for w in sent])
+        return outcomes
+
     def send_together(
         self,
         writes: Sequence[LedgerWrite[T]],
@@ -217,7 +252,6 @@ class LedgerWrites:
             for write in writes:
                 self.park(write.keys, record_key=write.record_key, refusal=refused(exc, write))
             return exc
-        self.store.complete_writes([(key, w.remote_id) for w in writes for key in w.keys])
-        self.store.resolve_dead_letters(stage=self.stage,
-                                        record_keys=[w.record_key for w in writes])
+        self.store.settle_writes([(key, w.remote_id) for w in writes for key in w.keys],
+                                 stage=self.stage, record_keys=[w.record_key for w in writes])
         return None

@@ -27,6 +27,8 @@ from connector.hubspot.properties import create_missing_properties
 
 __all__ = ["HubSpotClient", "ListMembershipChange", "Page", "build_hubspot_policy"]
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -118,8 +120,12 @@ class HubSpotClient:
         if limiter:
             extensions[LIMITER] = limiter
         self.calls += 1
+        # orjson encodes a body as httpx's `json=` does (compact, UTF-8), several times faster:
+        # a write-back sends a hundred contacts' properties a request
         response = self.http.request(
-            method, path, params=list(params or []), json=json, extensions=extensions
+            method, path, params=list(params or []),
+            content=None if json is None else orjson.dumps(json),
+            headers=None if json is None else _JSON_HEADERS, extensions=extensions,
         )
         # orjson: a page of 1,000 email events decodes several times faster than with `json`
         body = orjson.loads(response.content) if response.content else {}

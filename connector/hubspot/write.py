@@ -191,9 +191,12 @@ class HubSpotWriter:
             return Refusal(reason=f"{what} write-back refused: {exc}", actor=Actor.ADMIN,
                            payload=write.item.properties)
 
-        for start in range(0, len(due), hs.WRITE_BATCH_LIMIT):
-            chunk = due[start : start + hs.WRITE_BATCH_LIMIT]
-            failed = ledger.send_together(chunk, send, refused, (RequestFailed, RecordRejected))
+        # a request per chunk; the chunks sent settled in the ledger together
+        chunks = [due[start : start + hs.WRITE_BATCH_LIMIT]
+                  for start in range(0, len(due), hs.WRITE_BATCH_LIMIT)]
+        outcomes = ledger.send_each_together(chunks, send, refused,
+                                             (RequestFailed, RecordRejected))
+        for chunk, failed in zip(chunks, outcomes, strict=True):
             if failed is not None:
                 self.counts["contacts.failed"] += len(chunk)
                 continue

@@ -8,7 +8,6 @@ it). No I/O and no clock: `now` is an argument, so tests pin decay and expiry ex
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from connector.activities import ActivityType
+from connector.activities import activity_label, url_path
 from connector.scoring.model import Condition, InterestRule, ScoringModel, TrackCondition
 
 __all__ = [
@@ -130,7 +129,11 @@ class ScoreResult:
     def _ordered_hits(self) -> list[tuple[InterestRule, Any, float, float]]:
         """The hits in the contributions' order: biggest (decayed) first, then newest."""
         if self._ordered is None:
-            self._ordered = sorted(self.hits, key=_hit_order)
+            # biggest (decayed, in size) first, then newest, ties as the hits came: two stable
+            # sorts, each on one cheap key
+            ordered = sorted(self.hits, key=_hit_time, reverse=True)
+            ordered.sort(key=_hit_size, reverse=True)
+            self._ordered = ordered
         return self._ordered
 
     def reasons_text(self, limit: int = REASONS_SHOWN) -> str:
@@ -148,19 +151,29 @@ class ScoreResult:
         parts += [f"{rule} {value:+.1f}" for rule, value in top]
         return "; ".join(parts)
 
-    def explanation(self, *, text_times: bool = True) -> dict[str, Any]:
+    def explanation(self, *, text_times: bool = True, compact: bool = False) -> dict[str, Any]:
         """JSON-able explanation stored with the score (its interest rules are the
         contributions', built straight from the hits). `text_times=False` leaves its times as
         datetimes, for an encoder that writes them as `isoformat` does (orjson, the store's):
-        no string is made for each first."""
+        no string is made for each first.
+
+        `compact=True` is the form the score stage stores: the interest rules as `hits`,
+        `[rule, activity id, points, decayed]` each, without what the activity itself says
+        (its type, time and label: `[rule, activity id, type, time, label, points, decayed]`
+        in `rules`); the store reads them back whole (`ScoreStore.expand_explanations`)."""
         last: Any = self.last_engagement_at
-        rules = [[rule.name, activity.id, activity.type, activity.occurred_at, _label(activity),
-                  points, round(worth, 4)]
-                 for rule, activity, points, worth in self._ordered_hits()]
+        if compact:
+            rules = [[rule.name, activity.id, points, round(worth, 4)]
+                     for rule, activity, points, worth in self._ordered_hits()]
+        else:
+            rules = [[rule.name, activity.id, activity.type, activity.occurred_at,
+                      _label(activity), points, round(worth, 4)]
+                     for rule, activity, points, worth in self._ordered_hits()]
         if text_times:
             last = last.isoformat() if last else None
-            for entry in rules:
-                entry[3] = entry[3].isoformat()
+            if not compact:
+                for entry in rules:
+                    entry[3] = entry[3].isoformat()
         return {
             "fit": {
                 "points": self.fit.points,
@@ -174,15 +187,19 @@ class ScoreResult:
                 "expired": self.expired,
                 "last_engagement_at": last,
                 "capped": list(self.capped),
-                "rules": rules,
+                "hits" if compact else "rules": rules,
             },
             "mql": {"is_mql": self.is_mql, "reason": self.mql_reason},
             "nurture_track": self.nurture_track,
         }
 
 
-def _hit_order(hit: tuple[InterestRule, Any, float, float]) -> tuple[float, float]:
-    return (-abs(hit[3]), -hit[1].occurred_at.timestamp())
+def _hit_time(hit: tuple[InterestRule, Any, float, float]) -> datetime:
+    return hit[1].occurred_at  # type: ignore[no-any-return]
+
+
+def _hit_size(hit: tuple[InterestRule, Any, float, float]) -> float:
+    return abs(hit[3])
 
 
 def email_domain(email: str | None) -> str | None:
@@ -190,17 +207,6 @@ def email_domain(email: str | None) -> str | None:
     if not email or "@" not in email:
         return None
     return email.rsplit("@", 1)[1].strip().lower() or None
-
-
-@functools.lru_cache(maxsize=8192)
-def url_path(url: str | None) -> str | None:
-    """The path of a URL without query or fragment ("/pricing" of https://x.com/pricing?a=1)."""
-    if not url:
-        return None
-    rest = url.split("://", 1)[-1]
-    slash = rest.find("/")
-    path = rest[slash:] if slash >= 0 else "/"
-    return path.split("?", 1)[0].split("#", 1)[0]
 
 
 Predicate = Callable[[Any], bool]
@@ -295,18 +301,8 @@ def rule_matcher(rule: InterestRule) -> Callable[[ActivityLike], bool]:
     return lambda a: a.type in kinds and test(getter(a))
 
 
-# plain text: a label is made for every counted activity, and an enum member is slower to reach
-_FORM, _PAGE = str(ActivityType.FORM_SUBMISSION), str(ActivityType.PAGE_VIEW)
-
-
-def _label(activity: ActivityLike) -> str:
-    kind = activity.type
-    if kind == _FORM:
-        details = activity.details or {}
-        return str(details.get("form_name") or activity.title or "form")
-    if kind == _PAGE:
-        return str(url_path(activity.url) or activity.title or "page")
-    return str(activity.title or activity.url or activity.type)
+# the form, page or email behind an activity (its explanation's label)
+_label = activity_label
 
 
 class _KindRules:

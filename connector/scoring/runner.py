@@ -89,37 +89,44 @@ def score_batches(
         run = ScoreRun()
         counts = run.counts
         wanted = [c.hubspot_id for c in contacts]
-        activities = store.activities_for_many(wanted, types=types)
+        activities = store.activities_for_many(wanted, types=types, sources=False)
         transitions = store.transitions_for_many(wanted)
         score_rows = []
         decisions = run.decisions
+        results, kept, mql_at = run.results, run.contacts, run.mql_at
+        score, recycled_at = engine.score, recycled.get
+        scored: list[ScoreResult] = []
         for contact in contacts:
             cid = contact.hubspot_id
             acts = activities[cid]
-            result = engine.score(contact, acts, now, recycled.get(cid))
-            counts["scored"] += 1
-            counts[f"grade.{result.fit.grade}"] += 1
-            if result.is_mql:
-                counts["mql"] += 1
-            if result.expired:
-                counts["expired"] += 1
+            result = score(contact, acts, now, recycled_at(cid))
             history = transitions[cid]
             decision = decide(result, acts, history, section)
             if decision is not None:
                 decisions.append(decision)
-                counts[f"transition.{decision.kind}"] += 1
             became = decision.at if decision is not None and decision.kind == "mql" else None
             when = became or mql_time(history, section)
             if when is not None:
-                run.mql_at[cid] = when
+                mql_at[cid] = when
             score_rows.append({
                 "contact_id": cid, "scored_at": now, "interest": result.interest,
                 "fit_grade": result.fit.grade, "fit_points": result.fit.points,
                 "is_mql": result.is_mql, "model_version": result.model_version,
-                "explanation": result.explanation(text_times=False),
+                "explanation": result.explanation(text_times=False, compact=True),
             })
-            run.results[cid] = result
-            run.contacts[cid] = contact
+            results[cid] = result
+            kept[cid] = contact
+            scored.append(result)
+        # counted once the batch is scored: a Counter of each kind, not an update a contact
+        counts["scored"] += len(scored)
+        for grade, n in Counter(r.fit.grade for r in scored).items():
+            counts[f"grade.{grade}"] += n
+        for key, n in (("mql", sum(r.is_mql for r in scored)),
+                       ("expired", sum(r.expired for r in scored))):
+            if n:
+                counts[key] += n
+        for kind, n in Counter(d.kind for d in decisions).items():
+            counts[f"transition.{kind}"] += n
         if not dry_run:
             store.record_scores(score_rows, [d.as_row(run_id) for d in decisions])
         yield run

@@ -86,5 +86,9 @@ def _scored(explanation: dict[str, Any] | None) -> bool:
 def _rules(explanation: dict[str, Any]) -> list[str]:
     """The rules that gave a score points: fit rules, then interest rules, each once."""
     names = {str(r[0]) for r in explanation.get("fit", {}).get("rules", []) if r}
-    names |= {str(r[0]) for r in explanation.get("interest", {}).get("rules", []) if r}
+    interest = explanation.get("interest", {})
+    # the score stage stores its interest rules compact, as `hits` (`ScoreStore.
+    # expand_explanations`); each names its rule first either way
+    names |= {str(r[0]) for r in interest.get("rules", []) if r}
+    names |= {str(r[0]) for r in interest.get("hits", []) if r}
     return sorted(names)

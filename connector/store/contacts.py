@@ -43,7 +43,8 @@ from connector.store.models import (
     utc_from_row,
 )
 
-__all__ = ["ActivityRecord", "ActivityRow", "ContactRecord", "ContactStore"]
+__all__ = ["ActivityRecord", "ActivityRow", "ContactRecord", "ContactStore",
+           "ScoredActivityRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,25 +109,22 @@ def _sqlite_insert_sql(rows: int) -> str:
 _UNREAD: Any = object()
 
 
-class ActivityRow:
-    """A stored activity as read by `ContactStore.activities_for_many`: the `Activity`
-    attributes, `details` decoded from its JSON text on first read (the score reads the
-    details of few activities: forms and bounces)."""
+class ScoredActivityRow:
+    """A stored activity as the score reads it (`ContactStore.activities_for_many` with
+    `sources=False`): the `Activity` attributes the engine and the lifecycle read, `details`
+    decoded from its JSON text on first read (the score reads the details of few activities:
+    forms and bounces)."""
 
-    __slots__ = ("_details", "_raw", "contact_id", "id", "occurred_at", "source", "source_id",
-                 "title", "type", "url")
+    __slots__ = ("_details", "_raw", "contact_id", "id", "occurred_at", "title", "type", "url")
 
     def __init__(self, id: int, contact_id: str, type: str, occurred_at: datetime,
-                 title: str | None, url: str | None, raw: str | bytes | None, source: str,
-                 source_id: str) -> None:
+                 title: str | None, url: str | None, raw: str | bytes | None) -> None:
         self.id = id
         self.contact_id = contact_id
         self.type = type
         self.occurred_at = occurred_at
         self.title = title
         self.url = url
-        self.source = source
-        self.source_id = source_id
         self._raw = raw
         self._details = _UNREAD
 
@@ -138,6 +136,31 @@ class ActivityRow:
             raw = self._raw
             details = self._details = None if raw is None else _details_loads(raw)
         return details
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(id={self.id!r}, contact_id={self.contact_id!r}, "
+                f"type={self.type!r})")
+
+
+class ActivityRow(ScoredActivityRow):
+    """A stored activity as read by `ContactStore.activities_for_many`: the `Activity`
+    attributes, `details` decoded from its JSON text on first read."""
+
+    __slots__ = ("source", "source_id")
+
+    def __init__(self, id: int, contact_id: str, type: str, occurred_at: datetime,
+                 title: str | None, url: str | None, raw: str | bytes | None, source: str,
+                 source_id: str) -> None:
+        self.id = id
+        self.contact_id = contact_id
+        self.type = type
+        self.occurred_at = occurred_at
+        self.title = title
+        self.url = url
+        self._raw = raw
+        self._details = _UNREAD
+        self.source = source
+        self.source_id = source_id
 
 
 def _details_loads(raw: str | bytes) -> Any:
@@ -151,9 +174,6 @@ def _details_loads(raw: str | bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _json_loads(raw)
-
-    def __repr__(self) -> str:
-        return f"ActivityRow(id={self.id!r}, contact_id={self.contact_id!r}, type={self.type!r})"
 
 
 class ContactStore(StoreBase):
@@ -631,11 +651,13 @@ class ContactStore(StoreBase):
             return {str(c): int(n) for c, n in s.execute(q)}
 
     def activities_for_many(self, contact_ids: Sequence[str], *,
-                            types: Collection[str] | None = None) -> dict[str, list[Any]]:
+                            types: Collection[str] | None = None,
+                            sources: bool = True) -> dict[str, list[Any]]:
         """Activities of many contacts in one query, oldest first, by contact id: read-only
         `ActivityRow`s with the `Activity` attributes (no ORM objects: scoring reads tens of
         thousands). Their `details` are decoded on first read (scoring reads few). `types`:
-        only activities of these types (what a reader can use of them)."""
+        only activities of these types (what a reader can use of them). `sources=False`
+        reads `ScoredActivityRow`s: without `source` and `source_id` (the score's read)."""
         out: dict[str, list[Any]] = {cid: [] for cid in contact_ids}
         if not contact_ids:
             return out
@@ -644,17 +666,19 @@ class ContactStore(StoreBase):
         def build() -> Any:
             # SQLite keeps a datetime as ISO text: read it raw and parse it in C
             # (fromisoformat), not through SQLAlchemy's regular expression and our decorator.
-            q = select(
+            columns: list[Any] = [
                 Activity.id, Activity.contact_id, Activity.type,
                 type_coerce(Activity.occurred_at, String) if sqlite else Activity.occurred_at,
-                Activity.title, Activity.url, cast(Activity.details, Text), Activity.source,
-                Activity.source_id,
-            ).where(Activity.contact_id.in_(bindparam("ids", expanding=True)))
+                Activity.title, Activity.url, cast(Activity.details, Text)]
+            if sources:
+                columns += [Activity.source, Activity.source_id]
+            q = select(*columns).where(
+                Activity.contact_id.in_(bindparam("ids", expanding=True)))
             if types is not None:
                 q = q.where(Activity.type.in_(bindparam("types", expanding=True)))
             return q.order_by(Activity.contact_id, Activity.occurred_at, Activity.id)
 
-        stmt = self._statement(f"activities.for_many.{types is not None}", build)
+        stmt = self._statement(f"activities.for_many.{types is not None}.{sources}", build)
         params: dict[str, Any] = {"ids": list(contact_ids)}
         if types is not None:
             params["types"] = sorted(str(t) for t in types)
@@ -666,13 +690,27 @@ class ContactStore(StoreBase):
                 rows = result.cursor.fetchall()
             finally:
                 result.close()
-            current = ""
-            into: list[Any] = []
+        current = ""
+        into: list[Any] = []
+        if sources:
             for aid, cid, kind, at, title, url, raw, source, source_id in rows:
                 if cid != current:
                     current, into = cid, out[cid]
                 into.append(ActivityRow(aid, cid, kind, utc_from_row(at), title, url, raw,
                                         source, source_id))
+            return out
+        scored = ScoredActivityRow
+        if sqlite:  # the stored text parsed in C, made aware in UTC (as `utc_from_row`)
+            parse = datetime.fromisoformat
+            for aid, cid, kind, at, title, url, raw in rows:
+                if cid != current:
+                    current, into = cid, out[cid]
+                into.append(scored(aid, cid, kind, parse(at + "+00:00"), title, url, raw))
+            return out
+        for aid, cid, kind, at, title, url, raw in rows:
+            if cid != current:
+                current, into = cid, out[cid]
+            into.append(scored(aid, cid, kind, utc_from_row(at), title, url, raw))
         return out
 
     def last_linked_activity_id(self) -> int:

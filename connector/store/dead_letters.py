@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from connector.errors import Actor
 from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table, padded
@@ -82,17 +83,26 @@ class DeadLetterStore(StoreBase):
         keys = list(record_keys)
         if not keys:
             return 0
-        # Core, built once: a write-back resolves the keys of every batch it sends.
+        with self.transaction() as s:
+            return self._resolve_dead_letters(s, stage, keys)
+
+    def _resolve_dead_letters(self, s: Session, stage: str, keys: Sequence[str]) -> int:
+        """`resolve_dead_letters` inside the caller's transaction. When the stage has no open
+        letter (the usual case) one indexed look says so: the keys are not matched."""
         table = _table(DeadLetter)
+        conn = self._core(s)
+        any_open = self._statement("dead_letters.any_open", lambda: select(table.c.id).where(
+            table.c.stage == bindparam("st"), table.c.status == "open").limit(1))
+        if conn.execute(any_open, {"st": stage}).first() is None:
+            return 0
+        # Core, built once: a write-back resolves the keys of every batch it sends.
         stmt = self._statement("dead_letters.resolve", lambda: update(table).where(
             table.c.stage == bindparam("st"),
             table.c.record_key.in_(bindparam("keys", expanding=True)),
             table.c.status == "open").values(status="resolved", resolved_at=bindparam("at")))
         resolved = 0
-        with self.transaction() as s:
-            conn = self._core(s)
-            for k in range(0, len(keys), INSERT_PAGE):
-                resolved += _rowcount(conn.execute(
-                    stmt, {"st": stage, "keys": padded(keys[k:k + INSERT_PAGE]),
-                           "at": self._now()}))
+        for k in range(0, len(keys), INSERT_PAGE):
+            resolved += _rowcount(conn.execute(
+                stmt, {"st": stage, "keys": padded(keys[k:k + INSERT_PAGE]),
+                       "at": self._now()}))
         return resolved

@@ -258,24 +258,29 @@ class LedgerStore(StoreBase):
         each (one statement built once, executed for every row)."""
         if not settled:
             return
+        with self.transaction() as s:
+            self._complete_writes(s, settled, ok=ok)
+
+    def _complete_writes(self, s: Session, settled: Sequence[tuple[str, str | None]], *,
+                         ok: bool = True) -> None:
+        """`complete_writes` inside the caller's transaction."""
+        now = self._now()
+        status = "done" if ok else "failed"
+        if self.engine.dialect.name == "sqlite":
+            # SQLite: the driver's executemany of the values as the column types would
+            # bind them (the time as `UTCDateTime` writes it, formatted once), without
+            # per-row parameter processing: a write-back settles every contact it sends.
+            at = sqlite_utc_text(now)
+            self._core(s).exec_driver_sql(_SQLITE_COMPLETE, [
+                (status, rid, at, k) for k, rid in settled])
+            return
         table = _table(WriteLedgerEntry)
         stmt = self._statement("ledger.complete", lambda: update(table).where(
             table.c.key == bindparam("k")).values(
                 status=bindparam("st"), remote_id=bindparam("rid"),
                 completed_at=bindparam("at")))
-        now = self._now()
-        status = "done" if ok else "failed"
-        with self.transaction() as s:
-            if self.engine.dialect.name == "sqlite":
-                # SQLite: the driver's executemany of the values as the column types would
-                # bind them (the time as `UTCDateTime` writes it, formatted once), without
-                # per-row parameter processing: a write-back settles every contact it sends.
-                at = sqlite_utc_text(now)
-                self._core(s).exec_driver_sql(_SQLITE_COMPLETE, [
-                    (status, rid, at, k) for k, rid in settled])
-                return
-            self._core(s).execute(stmt, [{"k": k, "st": status, "rid": rid, "at": now}
-                                         for k, rid in settled])
+        self._core(s).execute(stmt, [{"k": k, "st": status, "rid": rid, "at": now}
+                                     for k, rid in settled])
 
     def ledger_entry(self, key: str) -> WriteLedgerEntry | None:
         stmt = self._statement("ledger.entry", lambda: select(WriteLedgerEntry).where(

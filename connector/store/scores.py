@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -28,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from connector.store._base import StoreBase, _table
+from connector.activities import activity_label
+from connector.store._base import INSERT_PAGE, StoreBase, _table
 from connector.store.models import (
     Activity,
     Contact,
@@ -41,6 +42,8 @@ from connector.store.models import (
 )
 
 __all__ = ["ContactRow", "ScoreStore"]
+
+_PAGE = INSERT_PAGE  # activity ids a query reads back an explanation's by
 
 _SQLITE_SCORES_INSERT = (
     "INSERT INTO scores (contact_id, scored_at, interest, fit_grade, fit_points, is_mql, "
@@ -217,16 +220,65 @@ class ScoreStore(StoreBase):
             {**r, "explanation": dumps(r["explanation"]).decode()} for r in rows])
 
     def latest_score(self, contact_id: str) -> Score | None:
+        """The contact's newest score, its explanation whole (`expand_explanations`)."""
         with self.transaction() as s:
-            return s.scalars(
+            score = s.scalars(
                 select(Score)
                 .where(Score.contact_id == contact_id)
                 .order_by(Score.scored_at.desc(), Score.id.desc())
                 .limit(1)
             ).first()
+        if score is not None:
+            self.expand_explanations([score])
+        return score
+
+    def expand_explanations(self, scores: Iterable[Score]) -> None:
+        """Make each score's explanation whole, in place: the score stage stores its interest
+        rules compact (`hits`: `[rule, activity id, points, decayed]`, see
+        `ScoreResult.explanation(compact=True)`); whole, each is `[rule, activity id, type,
+        time, label, points, decayed]` under `rules`, with the activity's type, time (ISO text)
+        and label read from the store, as the score's result gave them. An activity no longer
+        stored as the contact's (a merged-away contact's activities move to the survivor under
+        new ids; SQLite may give a deleted id to another row) reads as None. Other
+        explanations stay as they are."""
+        compact = [score for score in scores
+                   if isinstance(score.explanation, dict)
+                   and isinstance(score.explanation.get("interest"), dict)
+                   and "hits" in score.explanation["interest"]]
+        if not compact:
+            return
+        wanted = sorted({int(hit[1]) for score in compact
+                         for hit in score.explanation["interest"]["hits"]})
+        found: dict[int, tuple[str, str, str, str]] = {}
+        if wanted:
+            table = _table(Activity)
+            stmt = self._statement("scores.explained_activities", lambda: select(
+                table.c.id, table.c.contact_id, table.c.type, table.c.occurred_at,
+                table.c.title, table.c.url, table.c.details,
+            ).where(table.c.id.in_(bindparam("ids", expanding=True))))
+            with self.transaction() as s:
+                conn = self._core(s)
+                for k in range(0, len(wanted), _PAGE):
+                    for row in conn.execute(stmt, {"ids": wanted[k:k + _PAGE]}):
+                        found[row.id] = (row.contact_id, row.type,
+                                         row.occurred_at.isoformat(), activity_label(row))
+        missing = (None, None, None)
+        for score in compact:
+            explanation = dict(score.explanation)
+            interest = dict(explanation["interest"])
+            hits = interest.pop("hits")
+            rules = interest["rules"] = []
+            for rule, aid, points, worth in hits:
+                activity = found.get(aid)
+                said = (activity[1:] if activity is not None
+                        and activity[0] == score.contact_id else missing)
+                rules.append([rule, aid, *said, points, worth])
+            explanation["interest"] = interest
+            score.explanation = explanation
 
     def latest_scores(self, contact_ids: Sequence[str]) -> dict[str, Score]:
-        """The newest score of each given contact that has one."""
+        """The newest score of each given contact that has one, its explanation as stored (the
+        score stage's compact: `expand_explanations` makes it whole)."""
         if not contact_ids:
             return {}
         out: dict[str, Score] = {}

@@ -22,6 +22,8 @@ bookmark can be written in the same transaction as the records it covers (`trans
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from connector.store.bookmarks import BookmarkStore
 from connector.store.calibration import CalibrationStore
 from connector.store.contacts import ActivityRecord, ContactRecord, ContactStore
@@ -40,3 +42,16 @@ __all__ = ["ActivityRecord", "ContactRecord", "Store", "payload_hash"]
 class Store(RunStore, PullbackStore, BookmarkStore, ContactStore, ScoreStore, LedgerStore,
             DeadLetterStore, SalesStore, WebhookQueueStore, ReportStore, CalibrationStore):
     """Repository over the state database; every flow goes through it."""
+
+    def settle_writes(self, settled: Sequence[tuple[str, str | None]], *, stage: str,
+                      record_keys: Sequence[str]) -> None:
+        """Writes `(key, remote_id)` done, and the open dead letters of `record_keys` under
+        `stage` resolved, in one transaction (`complete_writes` then `resolve_dead_letters`:
+        a write-back settles each batch it sends)."""
+        if not settled and not record_keys:
+            return
+        with self.transaction() as s:
+            if settled:
+                self._complete_writes(s, settled)
+            if record_keys:
+                self._resolve_dead_letters(s, stage, record_keys)

@@ -141,3 +141,43 @@ def test_parking_without_a_ledger_entry_only_dead_letters(store: Store) -> None:
     ledger.park((), record_key="contacts:9", refusal=Refusal("no email", Actor.DATA))
     [letter] = store.dead_letters(stage="pull")
     assert (letter.attempts, letter.actor, letter.system) == (2, "data", "hubspot")
+
+
+def test_chunks_sent_each_together_settle_at_once(store: Store) -> None:
+    """`send_each_together`: one call a chunk; a refused chunk is parked alone, the others
+    are done; an error not listed stops the calls, yet what was sent before it is settled
+    (its writes done, their old dead letters resolved) and the rest stays pending."""
+    ledger = LedgerWrites(store, stage="score", system="hubspot", run_id="run-1")
+    store.dead_letter(stage="score", system="hubspot", record_key="rec:a",
+                      reason="an earlier refusal", actor=Actor.ADMIN)
+    writes = _claimed(ledger, "a", "b", "c", "d", "e")
+    chunks = [writes[0:2], writes[2:3], writes[3:5]]
+    calls: list[list[str]] = []
+
+    def send(items: list[str]) -> None:
+        calls.append(items)
+        if items == ["c"]:
+            raise RequestFailed("400 bad property", system="hubspot")
+
+    def refused(exc: Exception, write: LedgerWrite[str]) -> Refusal:
+        return Refusal(f"refused: {exc}", Actor.ADMIN)
+
+    outcomes = ledger.send_each_together(chunks, send, refused, (RequestFailed,))
+    assert calls == [["a", "b"], ["c"], ["d", "e"]]
+    assert [o is None for o in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1], RequestFailed)
+    assert {k: _entry(store, k).status for k in "abcde"} == {
+        "a": "done", "b": "done", "c": "failed", "d": "done", "e": "done"}
+    assert [d.record_key for d in store.dead_letters(stage="score")] == ["rec:c"]
+
+    more = _claimed(ledger, "f", "g", "h")
+
+    def quota(items: list[str]) -> None:
+        if items == ["g"]:
+            raise QuotaExhausted("share spent", system="hubspot")
+
+    with pytest.raises(QuotaExhausted):
+        ledger.send_each_together([more[0:1], more[1:2], more[2:3]], quota, refused,
+                                  (RequestFailed,))
+    assert {k: _entry(store, k).status for k in "fgh"} == {
+        "f": "done", "g": "pending", "h": "pending"}

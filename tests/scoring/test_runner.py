@@ -164,3 +164,53 @@ def test_stored_explanations_read_back_as_the_results_give_them(
     rules = run.results["2"].explanation()["interest"]["rules"]
     assert ["Whitepaper: déjà vu", "2026-10-31T11:59:59.998766+00:00"] in [
         [r[4], r[3]] for r in rules]
+
+
+def test_explanations_are_stored_compact_and_read_back_whole(
+        backend_store: Store, clock: FrozenClock) -> None:
+    """The score stage stores each interest rule's hit as rule, activity id and points (the
+    activity's type, time and label are the activity's own): read back, every explanation is
+    the result's whole `explanation()` again, the calibration names the same rules from
+    either form, and a hit whose activity is gone reads as None where the activity spoke."""
+    from connector.store.calibration import _rules
+
+    store = backend_store
+    store.migrate()
+    seed(store)
+    store.add_activities([
+        act("2", "form_submission", NOW - timedelta(days=1, microseconds=1234), 9,
+            title="Whitepaper: déjà vu", details={"form_id": "g3", "form_name":
+                                                  "Whitepaper: déjà vu", "values": {}}),
+        act("2", "page_view", NOW - timedelta(hours=3), 10, url=SITE + "/pricing?ü=1"),
+    ])
+    run = score_contacts(store, ENGINE, clock.now(), run_id="r1")
+    ids = sorted(run.results)
+    stored = store.latest_scores(ids)
+    assert set(stored) == set(ids)
+    for cid in ids:
+        whole = run.results[cid].explanation()
+        compact = stored[cid].explanation
+        assert "rules" not in compact["interest"]
+        assert compact["interest"]["hits"] == [[r[0], r[1], r[5], r[6]]
+                                               for r in whole["interest"]["rules"]]
+        assert {k: v for k, v in compact["interest"].items() if k != "hits"} == {
+            k: v for k, v in whole["interest"].items() if k != "rules"}
+        assert {k: v for k, v in compact.items() if k != "interest"} == {
+            k: v for k, v in whole.items() if k != "interest"}
+        assert _rules(compact) == _rules(whole)
+    assert any(stored[cid].explanation["interest"]["hits"] for cid in ids)
+    store.expand_explanations(stored.values())
+    for cid in ids:
+        assert stored[cid].explanation == run.results[cid].explanation()
+    store.expand_explanations(stored.values())  # whole already: left as it is
+    for cid in ids:
+        assert stored[cid].explanation == run.results[cid].explanation()
+
+    # contact 2 merged into 1: its activities go, its explanation keeps rules and points
+    whole = run.results["2"].explanation()["interest"]["rules"]
+    with store.transaction() as s:
+        store.mark_merged("1", ["2"], session=s)
+    gone = store.latest_score("2")
+    assert gone is not None
+    assert gone.explanation["interest"]["rules"] == [
+        [r[0], r[1], None, None, None, r[5], r[6]] for r in whole]

@@ -362,6 +362,16 @@ def test_activities_for_many_read_as_stored(store: Store) -> None:
     assert store.activities_for_many([]) == {}
     only = store.activities_for_many(["1", "2"], types={"page_view", "form_submission"})
     assert {k: [a.source_id for a in v] for k, v in only.items()} == {"1": ["a"], "2": ["f"]}
+    # the score's read: the same activities and attributes, without their sources
+    fields = ("id", "contact_id", "type", "occurred_at", "title", "url", "details")
+    for types in (None, {"page_view", "form_submission"}):
+        full = store.activities_for_many(["1", "2", "3"], types=types)
+        narrow = store.activities_for_many(["1", "2", "3"], types=types, sources=False)
+        assert {k: [tuple(getattr(a, f) for f in fields) for a in v]
+                for k, v in narrow.items()} == {
+            k: [tuple(getattr(a, f) for f in fields) for a in v] for k, v in full.items()}
+        assert not any(hasattr(a, "source") for v in narrow.values() for a in v)
+        assert all(a.occurred_at.tzinfo == UTC for v in narrow.values() for a in v)
 
 
 def test_engagement_times_and_emails_of_many_contacts(store: Store) -> None:
