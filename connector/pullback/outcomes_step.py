@@ -43,7 +43,7 @@ from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Writte
 from connector.mapping.sla import SlaFile
 from connector.pullback.context import Handoffs, PullbackContext
 from connector.sla import LeadOutcome, RecycleDecision, recycle
-from connector.store import SalesOutcome, SlaTimer
+from connector.store import SalesOutcome, WriteClaim
 
 __all__ = [
     "RECYCLE_KINDS",
@@ -98,7 +98,7 @@ def _aware(when: datetime | None) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _recycle_of(row: SalesOutcome) -> Recycle:
+def _recycle_of(row: Any) -> Recycle:
     details = row.details or {}
     at = _aware(row.occurred_at)
     assert at is not None
@@ -108,7 +108,7 @@ def _recycle_of(row: SalesOutcome) -> Recycle:
                    float(details.get("keep_percent", 100.0)))
 
 
-def recycles_by_contact(outcomes: Iterable[SalesOutcome]) -> dict[str, list[Recycle]]:
+def recycles_by_contact(outcomes: Iterable[Any]) -> dict[str, list[Recycle]]:
     """The stored recycling decisions of each contact, oldest first."""
     found: dict[str, list[Recycle]] = {}
     for row in outcomes:
@@ -150,12 +150,10 @@ def _folded(status: Any) -> str:
     return str(status or "").strip().casefold()
 
 
-def _handed_off_at(link_at: datetime | None, timers: Sequence[SlaTimer]) -> datetime | None:
+def _handed_off_at(link_at: datetime | None, started: datetime | None) -> datetime | None:
     """When the contact's newest hand-off began: its link, or the latest SLA timer the push
-    opened (a return after a recycle; a reassignment's timer is no new hand-off)."""
-    starts = [a for t in timers if t.recycled_from is None
-              and (a := _aware(t.assigned_at)) is not None]
-    latest = max(starts, default=None)
+    opened (`started`: a return after a recycle; a reassignment's timer is no new hand-off)."""
+    latest = _aware(started)
     if link_at is None or (latest is not None and latest > link_at):
         return latest
     return link_at
@@ -163,12 +161,10 @@ def _handed_off_at(link_at: datetime | None, timers: Sequence[SlaTimer]) -> date
 
 def _fresh_handoffs(ctx: PullbackContext, handoffs: Handoffs) -> dict[str, datetime]:
     """Each hand-off's newest start (see `_handed_off_at`)."""
-    timers: dict[str, list[SlaTimer]] = {}
-    for timer in ctx.store.sla_timers():
-        timers.setdefault(timer.hubspot_id, []).append(timer)
+    timers = ctx.store.first_handoff_times()
     out: dict[str, datetime] = {}
     for hubspot_id, link in handoffs.links.items():
-        at = _handed_off_at(_aware(link.linked_at), timers.get(hubspot_id, []))
+        at = _handed_off_at(_aware(link.linked_at), timers.get(hubspot_id))
         if at is not None:
             out[hubspot_id] = at
     return out
@@ -213,7 +209,7 @@ def hand_back(
     (`connector.sla.never_accepted`). A dry run writes nothing and counts what it would
     write."""
     store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
-    recycles = recycles_by_contact(store.outcomes())
+    recycles = recycles_by_contact(store.outcome_rows(kinds=RECYCLE_KINDS))
     started = _fresh_handoffs(ctx, handoffs)
     worked = {_folded(s) for s in sla.worked.statuses}
     decisions: list[tuple[str, RecycleDecision]] = []
@@ -296,10 +292,11 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
         return
     ledger = LedgerWrites(ctx.store, stage="pullback", system="salesforce", run_id=ctx.run_id)
     payload = {"Status": rules.lead_status, "owner_queue": rules.owner_queue}
+    claimed = ledger.claim_many([WriteClaim(f"salesforce:{r.source_id}", "update", "Lead",
+                                            payload) for _, r in due])
     writes = [LedgerWrite((f"salesforce:{r.source_id}",), f"Lead:{r.lead_id}", r,
                           remote_id=r.lead_id)
-              for _, r in due if ledger.claim(f"salesforce:{r.source_id}", operation="update",
-                                               target="Lead", payload=payload)]
+              for (_, r), ok in zip(due, claimed, strict=True) if ok]
     ctx.counts["salesforce.recycle.unchanged"] += len(due) - len(writes)
     if not writes:
         return
