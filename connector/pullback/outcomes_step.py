@@ -250,7 +250,11 @@ def _adjust_interest(ctx: PullbackContext, current: Mapping[str, Recycle | None]
     before adjusting (the decision is stored first)."""
     recycled = {h: r for h, r in current.items()
                 if r is not None and r.action == "recycled" and r.interest != "keep"}
-    latest = ctx.store.latest_scores(sorted(recycled))
+    # only the contacts not scored since their decision are owed (their scores read whole)
+    scored = ctx.store.newest_score_times(recycled)
+    owed = sorted(h for h, taken in recycled.items()
+                  if (at := scored.get(h)) is not None and at < taken.at)
+    latest = ctx.store.latest_scores(owed)
     rows = []
     for hubspot_id, taken in sorted(recycled.items()):
         score = latest.get(hubspot_id)

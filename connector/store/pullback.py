@@ -15,8 +15,10 @@ from connector.store.models import (
     HandoffState,
     IdLink,
     SalesOutcome,
+    Score,
     SlaBreachRecord,
     WriteLedgerEntry,
+    utc_from_row,
 )
 
 __all__ = ["PullbackStore"]
@@ -175,6 +177,23 @@ class PullbackStore(BookmarkStore, StoreBase):
             table.c.kind.in_(("deleted", "merged"))))
         with self.transaction() as s:
             return set(self._core(s).scalars(stmt))
+
+    def newest_score_times(self, contact_ids: Collection[str]) -> dict[str, datetime]:
+        """When each given contact was last scored (those scored), one aggregate query a page
+        of ids: what tells whether a recycled contact's interest is adjusted yet, without
+        reading its scores."""
+        table = _table(Score)
+        stmt = self._statement("pullback.scores.newest", lambda: select(
+            table.c.contact_id, func.max(table.c.scored_at)).where(
+                table.c.contact_id.in_(bindparam("ids", expanding=True)))
+            .group_by(table.c.contact_id))
+        out: dict[str, datetime] = {}
+        with self.transaction() as s:
+            conn = self._core(s)
+            for page in _pages(contact_ids):
+                out.update({c: utc_from_row(at) for c, at in conn.execute(stmt, {"ids": page})
+                            if at is not None})
+        return out
 
     def outcome_mark(self) -> int:
         """The newest outcome's id (0 before any): outcomes stored later have greater ids
