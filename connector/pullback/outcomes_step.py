@@ -21,10 +21,12 @@ from the stored decisions and the write ledger skips those already made). Then:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from connector.errors import Actor
@@ -57,6 +59,11 @@ __all__ = [
 log = logging.getLogger("connector.pullback")
 
 RECYCLE_KINDS = ("recycled", "disqualified")
+# where the last finished hand-back stood (JSON): the newest outcome and timer ids, its time,
+# the last time every hand-off was compared with HubSpot, the settings' fingerprint
+HUBSPOT_BOOKMARK = "pullback.hubspot"
+FULL_EVERY = timedelta(hours=24)  # every hand-off compared with HubSpot at least this often
+STATE_MARGIN = timedelta(hours=1)  # as the SLA step's: states stored a little before count
 
 
 class HubSpotOutcomePort(OutcomeClient, Protocol):
@@ -209,6 +216,9 @@ def hand_back(
     (`connector.sla.never_accepted`). A dry run writes nothing and counts what it would
     write."""
     store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
+    # where this step stands, for the next one's `_changed` (read before anything is stored)
+    marks = {"outcome": store.outcome_mark(), "timer": store.sla_timer_mark(),
+             "at": now.isoformat()}
     recycles = recycles_by_contact(store.outcome_rows(kinds=RECYCLE_KINDS))
     started = _fresh_handoffs(ctx, handoffs)
     worked = {_folded(s) for s in sla.worked.statuses}
@@ -239,7 +249,63 @@ def hand_back(
     if not ctx.dry_run:
         _adjust_interest(ctx, current, now)
     _recycle_in_salesforce(ctx, sf, sla, handoffs, current, {r["source_id"] for r in rows})
-    _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current)
+    fingerprint = hashlib.sha256(
+        (sla.model_dump_json() + settings.model_dump_json()).encode()).hexdigest()
+    changed = _changed(ctx, fingerprint, now)
+    if changed is not None:
+        changed |= {r["hubspot_id"] for r in rows}  # decided now (untouched for days...)
+    _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current, changed)
+    if not ctx.dry_run:
+        full_at = now if changed is None else _full_at(ctx) or now
+        store.set_bookmark(HUBSPOT_BOOKMARK, json.dumps({
+            **marks, "full_at": full_at.isoformat(), "settings": fingerprint}),
+            run_id=ctx.run_id)
+
+
+def _mark(ctx: PullbackContext) -> dict[str, Any] | None:
+    text = ctx.store.get_bookmark(HUBSPOT_BOOKMARK)
+    try:
+        mark = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return mark if isinstance(mark, dict) else None
+
+
+def _full_at(ctx: PullbackContext) -> datetime | None:
+    mark = _mark(ctx)
+    try:
+        return datetime.fromisoformat(str(mark["full_at"])) if mark else None
+    except (KeyError, ValueError):
+        return None
+
+
+def _changed(ctx: PullbackContext, fingerprint: str, now: datetime) -> set[str] | None:
+    """The hand-offs whose outcome on their HubSpot contact may differ from what the last
+    finished step compared with HubSpot (`HUBSPOT_BOOKMARK`): a state or an outcome stored
+    since (a recycle decision among them), a hand-off started again since (a timer the push
+    opened), a HubSpot write left unconfirmed or refused. None: every hand-off is compared
+    with HubSpot's values (no step finished yet, sla.toml or the outcome settings changed, a
+    dry run, or the last full comparison is `FULL_EVERY` old: a change made in HubSpot
+    itself is seen within that time)."""
+    mark = _mark(ctx)
+    if ctx.dry_run or mark is None or mark.get("settings") != fingerprint:
+        return None
+    try:
+        at = datetime.fromisoformat(str(mark["at"]))
+        full_at = datetime.fromisoformat(str(mark["full_at"]))
+        outcome_id, timer_id = int(mark["outcome"]), int(mark["timer"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    if now - full_at >= FULL_EVERY:
+        return None
+    store = ctx.store
+    changed = store.outcomes_changed(after_id=outcome_id, occurring_after=now)
+    changed |= store.states_changed(at - STATE_MARGIN)
+    changed |= store.sla_timers_opened(after_id=timer_id)
+    for prefix in (OUTCOME_KEYS, REENGAGE_KEYS):
+        for status in ("pending", "failed"):
+            changed |= {e.key[len(prefix):] for e in store.ledger_entries(prefix, status=status)}
+    return changed
 
 
 def _adjust_interest(ctx: PullbackContext, current: Mapping[str, Recycle | None],
@@ -334,10 +400,14 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
 def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla: SlaFile,
                          settings: OutcomeSettings, handoffs: Handoffs,
                          recycles: Mapping[str, list[Recycle]],
-                         current: Mapping[str, Recycle | None]) -> None:
-    """Every hand-off's outcome on its contact: only what differs from HubSpot's values."""
+                         current: Mapping[str, Recycle | None],
+                         changed: Collection[str] | None = None) -> None:
+    """Every hand-off's outcome on its contact (of those `changed` when given): only what
+    differs from HubSpot's values."""
     leads = []
     for hubspot_id in sorted(handoffs.links):
+        if changed is not None and hubspot_id not in changed:
+            continue
         state = handoffs.states.get(hubspot_id)
         if state is None:
             continue

@@ -130,6 +130,14 @@ class SalesStore(StoreBase):
         with self.transaction() as s:
             return set(self._core(s).scalars(stmt, {"after": after_id}))
 
+    def sla_timers_opened(self, *, after_id: int) -> set[str]:
+        """The contacts with an SLA timer opened after `after_id`."""
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.timers.opened", lambda: select(
+            table.c.hubspot_id).distinct().where(table.c.id > bindparam("after")))
+        with self.transaction() as s:
+            return set(self._core(s).scalars(stmt, {"after": after_id}))
+
     def sla_timer_mark(self) -> int:
         """The newest SLA timer's id (0 before any)."""
         table = _table(SlaTimer)
