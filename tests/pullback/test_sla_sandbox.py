@@ -27,6 +27,7 @@ from connector.config import AlertSettings, Config, PullbackSettings
 from connector.defaults import default_mapping
 from connector.mapping import load_routing, load_sla
 from connector.pull import pull
+from connector.pullback.outcomes_step import HUBSPOT_BOOKMARK
 from connector.pullback.sla_step import (
     ALERT_PREFIX,
     MANAGER_PREFIX,
@@ -127,11 +128,12 @@ class Worked:
                             len({t.hubspot_id for t in timers.values()})))
 
     def from_scratch(self, previous: StageResult) -> None:
-        """Drop the SLA step's bookmark and run the pull-back again at the instant of the
+        """Drop the SLA step's and the hand-back's bookmarks and run the pull-back again at the instant of the
         `previous` (incremental) run."""
         store = open_store(self.config)
         try:
             store.set_bookmark(SLA_BOOKMARK, "")
+            store.set_bookmark(HUBSPOT_BOOKMARK, "")  # every hand-off compared with HubSpot
         finally:
             store.close()
         at = FrozenClock(self.sb.clock.now())
@@ -378,8 +380,9 @@ def test_each_breach_alerted_once_across_runs(worked: Worked) -> None:
 def test_incremental_runs_equal_a_full_judgement(worked: Worked) -> None:
     """Each run judges again only the contacts whose SLA turns may have changed since the last
     one; the store stands as a judgement of every contact at the same instant says, and a
-    run from scratch at that instant (the SLA bookmark dropped) finds nothing to record,
-    update, alert, reassign or recycle."""
+    run from scratch at that instant (the SLA and hand-back bookmarks dropped: every contact
+    judged, every hand-off compared with HubSpot) finds nothing to record, update, alert,
+    reassign, recycle or write to HubSpot."""
     assert worked.unlike_full == []
     # the later runs judged fewer contacts than have a timer: the incremental path was taken
     assert len(worked.judged) > 20
