@@ -43,11 +43,12 @@ from connector.hubspot.outcomes import (
 )
 from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Written
 from connector.mapping.sla import SlaFile
-from connector.pullback.context import Handoffs, PullbackContext
+from connector.pullback.context import STAGE, Handoffs, PullbackContext
 from connector.sla import LeadOutcome, RecycleDecision, recycle
 from connector.store import SalesOutcome, WriteClaim
 
 __all__ = [
+    "HUBSPOT_BOOKMARK",
     "RECYCLE_KINDS",
     "HubSpotOutcomePort",
     "Recycle",
@@ -61,7 +62,7 @@ log = logging.getLogger("connector.pullback")
 RECYCLE_KINDS = ("recycled", "disqualified")
 # where the last finished hand-back stood (JSON): the newest outcome and timer ids, its time,
 # the last time every hand-off was compared with HubSpot, the settings' fingerprint
-HUBSPOT_BOOKMARK = "pullback.hubspot"
+HUBSPOT_BOOKMARK = f"{STAGE}.hubspot"
 FULL_EVERY = timedelta(hours=24)  # every hand-off compared with HubSpot at least this often
 STATE_MARGIN = timedelta(hours=1)  # as the SLA step's: states stored a little before count
 
@@ -255,7 +256,7 @@ def hand_back(
     if changed is not None:
         changed |= {r["hubspot_id"] for r in rows}  # decided now (untouched for days...)
     _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current, changed)
-    if not ctx.dry_run:
+    if not ctx.dry_run and ctx.bookmark_prefix == STAGE:  # a backfill leaves it alone
         full_at = now if changed is None else _full_at(ctx) or now
         store.set_bookmark(HUBSPOT_BOOKMARK, json.dumps({
             **marks, "full_at": full_at.isoformat(), "settings": fingerprint}),
@@ -285,10 +286,12 @@ def _changed(ctx: PullbackContext, fingerprint: str, now: datetime) -> set[str] 
     since (a recycle decision among them), a hand-off started again since (a timer the push
     opened), a HubSpot write left unconfirmed or refused. None: every hand-off is compared
     with HubSpot's values (no step finished yet, sla.toml or the outcome settings changed, a
-    dry run, or the last full comparison is `FULL_EVERY` old: a change made in HubSpot
-    itself is seen within that time)."""
+    dry run, a backfill, or the last full comparison is `FULL_EVERY` old: a change made in
+    HubSpot itself is seen within that time)."""
+    if ctx.dry_run or ctx.bookmark_prefix != STAGE:
+        return None
     mark = _mark(ctx)
-    if ctx.dry_run or mark is None or mark.get("settings") != fingerprint:
+    if mark is None or mark.get("settings") != fingerprint:
         return None
     try:
         at = datetime.fromisoformat(str(mark["at"]))

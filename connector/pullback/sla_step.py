@@ -54,8 +54,8 @@ from connector.sla import (
 )
 from connector.store import SalesOutcome, Store, WriteClaim
 
-__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SlaSalesforce", "as_of", "evaluate_handoffs",
-           "run_sla_step", "sla_report"]
+__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SLA_BOOKMARK", "SlaSalesforce", "as_of",
+           "evaluate_handoffs", "run_sla_step", "sla_report"]
 
 log = logging.getLogger("connector.pullback.sla")
 
@@ -211,6 +211,13 @@ def _fingerprint(sla: SlaFile) -> str:
     return hashlib.sha256(sla.model_dump_json().encode()).hexdigest()
 
 
+def _incremental(ctx: PullbackContext) -> bool:
+    """Whether the run judges from, and moves, the scheduled runs' SLA bookmark: not a dry
+    run, not a backfill (its own bookmarks; the scheduled runs' are neither read nor moved)."""
+    return (not ctx.dry_run and not ctx.unstored and not ctx.unstored_states
+            and ctx.bookmark_prefix == STAGE)
+
+
 def _live(ctx: PullbackContext, fingerprint: str) -> set[str] | None:
     """The contacts whose SLA turns may judge otherwise than the last finished SLA step
     judged them (`SLA_BOOKMARK`): an outcome stored since, or one whose time has come since
@@ -219,8 +226,9 @@ def _live(ctx: PullbackContext, fingerprint: str) -> set[str] | None:
     status at hand-off, whether the Lead is still open). Every other contact's turns judge as
     they did, and what they called for stands written (breaches, timers; alerts and moves
     only concern turns not worked). None: every contact (no step finished yet, sla.toml
-    changed, or a dry run, which judges what it read and did not store)."""
-    if ctx.dry_run or ctx.unstored or ctx.unstored_states:
+    changed, a dry run, which judges what it read and did not store, or a backfill, which
+    leaves the scheduled runs' bookmarks alone)."""
+    if not _incremental(ctx):
         return None
     text = ctx.store.get_bookmark(SLA_BOOKMARK)
     try:
@@ -316,7 +324,7 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
              if never_accepted(sla, t.status, moving.get(t.timer.id))}
     if never:
         ctx.counts["sla.never_accepted"] = len(never)
-    if not ctx.dry_run:
+    if _incremental(ctx):
         # the next step judges again only what may have changed since this one
         store.set_bookmark(SLA_BOOKMARK, json.dumps({**marks, "at": now.isoformat(),
                                                      "sla": fingerprint}), run_id=ctx.run_id)
