@@ -361,13 +361,7 @@ def _pull_totals(dataset: SandboxDataset) -> dict[str, int]:
 
 def _count_mqls(store: Store) -> int:
     """Live contacts whose newest score makes them an MQL."""
-    mqls, batch = 0, []
-    for contact in store.iter_contacts():
-        batch.append(contact.hubspot_id)
-        if len(batch) == 1000:
-            mqls += sum(s.is_mql for s in store.latest_scores(batch).values())
-            batch = []
-    return mqls + sum(s.is_mql for s in store.latest_scores(batch).values())
+    return store.count_mqls()
 
 
 def _handoff(push: Counter[str], mqls: int, gt: Any, *, leads_before: int) -> dict[str, Any]:

@@ -277,8 +277,10 @@ def handoff_differences(store: Store, dataset: SandboxDataset, sf_state: Any,
             wrong_owner.append(lead["Id"])
     problems += _diff("Leads whose owner routing.toml does not give", wrong_owner[:5], [])
 
-    linked = {c.hubspot_id: link for c in store.iter_contacts()
-              if (link := store.linked(c.hubspot_id)) is not None}
+    live = [c.hubspot_id for c in store.iter_contacts()]
+    linked: dict[str, Any] = {}
+    for k in range(0, len(live), 1000):  # a query a thousand contacts, not one each
+        linked.update(store.linked_many(live[k:k + 1000]))
     tasks = sf_state.records("Task")
     handoffs = Counter(t.get("WhoId") for t in tasks
                        if str(t.get("Subject") or "").startswith("Handshake hand-off"))

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connector.errors import Actor, FatalError, HandshakeError, RecordRejected, RequestFailed
 from connector.hubspot import settings as hs
 from connector.hubspot.client import ListMembershipChange
-from connector.ledger import LedgerStore, LedgerWrite, LedgerWrites, Refusal
+from connector.ledger import LedgerStore, LedgerWrite, LedgerWrites, Refusal, WriteClaim
 
 __all__ = [
     "OUTCOMES",
@@ -379,13 +379,15 @@ class OutcomeWriter:
     def _claim(self, plans: Sequence[OutcomePlan], prefix: str, operation: str, target: str,
                payload: Any) -> list[LedgerWrite[OutcomePlan]]:
         due: list[LedgerWrite[OutcomePlan]] = []
-        for plan in plans:
-            key = f"{prefix}{plan.contact_id}"
-            if not self.ledger.claim(key, operation=operation, target=target,
-                                     payload=payload(plan)):
+        claimed = self.ledger.claim_many([  # one transaction for them all
+            WriteClaim(f"{prefix}{plan.contact_id}", operation, target, payload(plan))
+            for plan in plans])
+        for plan, ok in zip(plans, claimed, strict=True):
+            if not ok:
                 self.counts[f"{target}.unchanged"] += 1
                 continue
-            due.append(LedgerWrite((key,), f"contacts:{plan.contact_id}", plan,
+            due.append(LedgerWrite((f"{prefix}{plan.contact_id}",),
+                                   f"contacts:{plan.contact_id}", plan,
                                    remote_id=plan.contact_id))
         return due
 

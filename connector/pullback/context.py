@@ -13,7 +13,7 @@ from typing import Any
 
 from connector.clock import Clock
 from connector.pullback.ports import SalesforcePort, SalesVocabulary
-from connector.store import HandoffState, IdLink, Store
+from connector.store import Store
 
 __all__ = ["DELETED_BOOKMARK", "STAGE", "VOCABULARY_BOOKMARK", "Handoffs", "PullbackContext",
            "Vocabulary", "bookmark_name", "parse_date", "parse_time"]
@@ -175,7 +175,7 @@ class Handoffs:
     contact, with the state of each as last pulled back. `fresh` holds the ids first seen this
     run (read from their hand-off, not from the bookmark)."""
 
-    links: dict[str, IdLink]
+    links: dict[str, Any]  # HubSpot id -> its `IdLink` (or a row of its columns)
     states: dict[str, dict[str, Any]]
     owner: dict[str, str] = field(default_factory=dict)  # Salesforce id -> HubSpot id
     leads: set[str] = field(default_factory=set)
@@ -194,10 +194,9 @@ class Handoffs:
     def load(cls, store: Store) -> Handoffs:
         """Every hand-off in the store, with the ids its last pulled-back state names, less
         those deleted or merged away."""
-        states = {h: _state_dict(s) for h, s in store.handoff_states().items()}
-        gone = {o.sf_id for kind in ("deleted", "merged") for o in store.outcomes(kind=kind)}
-        found = cls({link.hubspot_id: link for link in store.handoffs()}, states,
-                    stored=set(states), gone=gone)
+        states = store.handoff_state_rows()
+        found = cls({link.hubspot_id: link for link in store.handoff_links()}, states,
+                    stored=set(states), gone=store.gone_ids())
         for hubspot_id, link in found.links.items():
             state = states.get(hubspot_id)
             found.add(hubspot_id, link.sf_object, link.sf_id, fresh=state is None)
@@ -261,8 +260,3 @@ class Handoffs:
         times = [self.links[h].linked_at for i in ids
                  if (h := self.owner.get(i)) is not None and h in self.links]
         return min(times, default=None)
-
-
-def _state_dict(state: HandoffState) -> dict[str, Any]:
-    names = [column.name for column in HandoffState.__table__.columns]
-    return {name: getattr(state, name) for name in names if name != "updated_at"}

@@ -21,10 +21,12 @@ from the stored decisions and the write ledger skips those already made). Then:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from connector.errors import Actor
@@ -41,11 +43,12 @@ from connector.hubspot.outcomes import (
 )
 from connector.ledger import LedgerWrite, LedgerWrites, Outcome, Refusal, Written
 from connector.mapping.sla import SlaFile
-from connector.pullback.context import Handoffs, PullbackContext
+from connector.pullback.context import STAGE, Handoffs, PullbackContext
 from connector.sla import LeadOutcome, RecycleDecision, recycle
-from connector.store import SalesOutcome, SlaTimer
+from connector.store import SalesOutcome, WriteClaim
 
 __all__ = [
+    "HUBSPOT_BOOKMARK",
     "RECYCLE_KINDS",
     "HubSpotOutcomePort",
     "Recycle",
@@ -57,6 +60,11 @@ __all__ = [
 log = logging.getLogger("connector.pullback")
 
 RECYCLE_KINDS = ("recycled", "disqualified")
+# where the last finished hand-back stood (JSON): the newest outcome and timer ids, its time,
+# the last time every hand-off was compared with HubSpot, the settings' fingerprint
+HUBSPOT_BOOKMARK = f"{STAGE}.hubspot"
+FULL_EVERY = timedelta(hours=24)  # every hand-off compared with HubSpot at least this often
+STATE_MARGIN = timedelta(hours=1)  # as the SLA step's: states stored a little before count
 
 
 class HubSpotOutcomePort(OutcomeClient, Protocol):
@@ -98,7 +106,7 @@ def _aware(when: datetime | None) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _recycle_of(row: SalesOutcome) -> Recycle:
+def _recycle_of(row: Any) -> Recycle:
     details = row.details or {}
     at = _aware(row.occurred_at)
     assert at is not None
@@ -108,7 +116,7 @@ def _recycle_of(row: SalesOutcome) -> Recycle:
                    float(details.get("keep_percent", 100.0)))
 
 
-def recycles_by_contact(outcomes: Iterable[SalesOutcome]) -> dict[str, list[Recycle]]:
+def recycles_by_contact(outcomes: Iterable[Any]) -> dict[str, list[Recycle]]:
     """The stored recycling decisions of each contact, oldest first."""
     found: dict[str, list[Recycle]] = {}
     for row in outcomes:
@@ -150,12 +158,10 @@ def _folded(status: Any) -> str:
     return str(status or "").strip().casefold()
 
 
-def _handed_off_at(link_at: datetime | None, timers: Sequence[SlaTimer]) -> datetime | None:
+def _handed_off_at(link_at: datetime | None, started: datetime | None) -> datetime | None:
     """When the contact's newest hand-off began: its link, or the latest SLA timer the push
-    opened (a return after a recycle; a reassignment's timer is no new hand-off)."""
-    starts = [a for t in timers if t.recycled_from is None
-              and (a := _aware(t.assigned_at)) is not None]
-    latest = max(starts, default=None)
+    opened (`started`: a return after a recycle; a reassignment's timer is no new hand-off)."""
+    latest = _aware(started)
     if link_at is None or (latest is not None and latest > link_at):
         return latest
     return link_at
@@ -163,12 +169,10 @@ def _handed_off_at(link_at: datetime | None, timers: Sequence[SlaTimer]) -> date
 
 def _fresh_handoffs(ctx: PullbackContext, handoffs: Handoffs) -> dict[str, datetime]:
     """Each hand-off's newest start (see `_handed_off_at`)."""
-    timers: dict[str, list[SlaTimer]] = {}
-    for timer in ctx.store.sla_timers():
-        timers.setdefault(timer.hubspot_id, []).append(timer)
+    timers = ctx.store.first_handoff_times()
     out: dict[str, datetime] = {}
     for hubspot_id, link in handoffs.links.items():
-        at = _handed_off_at(_aware(link.linked_at), timers.get(hubspot_id, []))
+        at = _handed_off_at(_aware(link.linked_at), timers.get(hubspot_id))
         if at is not None:
             out[hubspot_id] = at
     return out
@@ -213,7 +217,10 @@ def hand_back(
     (`connector.sla.never_accepted`). A dry run writes nothing and counts what it would
     write."""
     store, counts, now = ctx.store, ctx.counts, ctx.clock.now()
-    recycles = recycles_by_contact(store.outcomes())
+    # where this step stands, for the next one's `_changed` (read before anything is stored)
+    marks = {"outcome": store.outcome_mark(), "timer": store.sla_timer_mark(),
+             "at": now.isoformat()}
+    recycles = recycles_by_contact(store.outcome_rows(kinds=RECYCLE_KINDS))
     started = _fresh_handoffs(ctx, handoffs)
     worked = {_folded(s) for s in sla.worked.statuses}
     decisions: list[tuple[str, RecycleDecision]] = []
@@ -243,7 +250,65 @@ def hand_back(
     if not ctx.dry_run:
         _adjust_interest(ctx, current, now)
     _recycle_in_salesforce(ctx, sf, sla, handoffs, current, {r["source_id"] for r in rows})
-    _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current)
+    fingerprint = hashlib.sha256(
+        (sla.model_dump_json() + settings.model_dump_json()).encode()).hexdigest()
+    changed = _changed(ctx, fingerprint, now)
+    if changed is not None:
+        changed |= {r["hubspot_id"] for r in rows}  # decided now (untouched for days...)
+    _outcomes_to_hubspot(ctx, hubspot, sla, settings, handoffs, recycles, current, changed)
+    if not ctx.dry_run and ctx.bookmark_prefix == STAGE:  # a backfill leaves it alone
+        full_at = now if changed is None else _full_at(ctx) or now
+        store.set_bookmark(HUBSPOT_BOOKMARK, json.dumps({
+            **marks, "full_at": full_at.isoformat(), "settings": fingerprint}),
+            run_id=ctx.run_id)
+
+
+def _mark(ctx: PullbackContext) -> dict[str, Any] | None:
+    text = ctx.store.get_bookmark(HUBSPOT_BOOKMARK)
+    try:
+        mark = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return mark if isinstance(mark, dict) else None
+
+
+def _full_at(ctx: PullbackContext) -> datetime | None:
+    mark = _mark(ctx)
+    try:
+        return datetime.fromisoformat(str(mark["full_at"])) if mark else None
+    except (KeyError, ValueError):
+        return None
+
+
+def _changed(ctx: PullbackContext, fingerprint: str, now: datetime) -> set[str] | None:
+    """The hand-offs whose outcome on their HubSpot contact may differ from what the last
+    finished step compared with HubSpot (`HUBSPOT_BOOKMARK`): a state or an outcome stored
+    since (a recycle decision among them), a hand-off started again since (a timer the push
+    opened), a HubSpot write left unconfirmed or refused. None: every hand-off is compared
+    with HubSpot's values (no step finished yet, sla.toml or the outcome settings changed, a
+    dry run, a backfill, or the last full comparison is `FULL_EVERY` old: a change made in
+    HubSpot itself is seen within that time)."""
+    if ctx.dry_run or ctx.bookmark_prefix != STAGE:
+        return None
+    mark = _mark(ctx)
+    if mark is None or mark.get("settings") != fingerprint:
+        return None
+    try:
+        at = datetime.fromisoformat(str(mark["at"]))
+        full_at = datetime.fromisoformat(str(mark["full_at"]))
+        outcome_id, timer_id = int(mark["outcome"]), int(mark["timer"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    if now - full_at >= FULL_EVERY:
+        return None
+    store = ctx.store
+    changed = store.outcomes_changed(after_id=outcome_id, occurring_after=now)
+    changed |= store.states_changed(at - STATE_MARGIN)
+    changed |= store.sla_timers_opened(after_id=timer_id)
+    for prefix in (OUTCOME_KEYS, REENGAGE_KEYS):
+        for status in ("pending", "failed"):
+            changed |= {e.key[len(prefix):] for e in store.ledger_entries(prefix, status=status)}
+    return changed
 
 
 def _adjust_interest(ctx: PullbackContext, current: Mapping[str, Recycle | None],
@@ -254,7 +319,11 @@ def _adjust_interest(ctx: PullbackContext, current: Mapping[str, Recycle | None]
     before adjusting (the decision is stored first)."""
     recycled = {h: r for h, r in current.items()
                 if r is not None and r.action == "recycled" and r.interest != "keep"}
-    latest = ctx.store.latest_scores(sorted(recycled))
+    # only the contacts not scored since their decision are owed (their scores read whole)
+    scored = ctx.store.newest_score_times(recycled)
+    owed = sorted(h for h, taken in recycled.items()
+                  if (at := scored.get(h)) is not None and at < taken.at)
+    latest = ctx.store.latest_scores(owed)
     rows = []
     for hubspot_id, taken in sorted(recycled.items()):
         score = latest.get(hubspot_id)
@@ -296,10 +365,11 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
         return
     ledger = LedgerWrites(ctx.store, stage="pullback", system="salesforce", run_id=ctx.run_id)
     payload = {"Status": rules.lead_status, "owner_queue": rules.owner_queue}
+    claimed = ledger.claim_many([WriteClaim(f"salesforce:{r.source_id}", "update", "Lead",
+                                            payload) for _, r in due])
     writes = [LedgerWrite((f"salesforce:{r.source_id}",), f"Lead:{r.lead_id}", r,
                           remote_id=r.lead_id)
-              for _, r in due if ledger.claim(f"salesforce:{r.source_id}", operation="update",
-                                               target="Lead", payload=payload)]
+              for (_, r), ok in zip(due, claimed, strict=True) if ok]
     ctx.counts["salesforce.recycle.unchanged"] += len(due) - len(writes)
     if not writes:
         return
@@ -333,10 +403,14 @@ def _recycle_in_salesforce(ctx: PullbackContext, sf: RecycleSalesforcePort, sla:
 def _outcomes_to_hubspot(ctx: PullbackContext, hubspot: HubSpotOutcomePort, sla: SlaFile,
                          settings: OutcomeSettings, handoffs: Handoffs,
                          recycles: Mapping[str, list[Recycle]],
-                         current: Mapping[str, Recycle | None]) -> None:
-    """Every hand-off's outcome on its contact: only what differs from HubSpot's values."""
+                         current: Mapping[str, Recycle | None],
+                         changed: Collection[str] | None = None) -> None:
+    """Every hand-off's outcome on its contact (of those `changed` when given): only what
+    differs from HubSpot's values."""
     leads = []
     for hubspot_id in sorted(handoffs.links):
+        if changed is not None and hubspot_id not in changed:
+            continue
         state = handoffs.states.get(hubspot_id)
         if state is None:
             continue

@@ -21,11 +21,13 @@ writes nothing and counts what it would.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -50,10 +52,10 @@ from connector.sla import (
     never_accepted,
     reassignment,
 )
-from connector.store import SalesOutcome, SlaTimer, Store
+from connector.store import SalesOutcome, Store, WriteClaim
 
-__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SlaSalesforce", "as_of", "evaluate_handoffs",
-           "run_sla_step", "sla_report"]
+__all__ = ["ALERT_PREFIX", "REASSIGN_PREFIX", "SLA_BOOKMARK", "SlaSalesforce", "as_of",
+           "evaluate_handoffs", "run_sla_step", "sla_report"]
 
 log = logging.getLogger("connector.pullback.sla")
 
@@ -67,6 +69,12 @@ DESCRIPTION_MAX = 32_000
 REF_LABEL = "Handshake SLA ref: "  # an alert Task's Description ends with it and the breach key
 SEND_ROUNDS = 4  # creates of one batch whose answers keep getting lost, before the run gives up
 _TASK_TYPES = {"call": "Call", "email": "Email", "task": "Task"}
+# where the last finished SLA step stood (JSON): the newest outcome and timer ids, its time,
+# sla.toml's fingerprint; the next step judges again only what may have changed since
+SLA_BOOKMARK = f"{STAGE}.sla"
+# states stored this long before the last step's time are judged again too (a clock that
+# another host or process read may lag a little)
+STATE_MARGIN = timedelta(hours=1)
 
 
 class SlaSalesforce(Protocol):
@@ -94,7 +102,7 @@ class Turn:
     """One hand-off's current SLA turn and what the engine says of it."""
 
     hubspot_id: str
-    timer: SlaTimer
+    timer: Any  # the `sla_timers` row
     status: SlaStatus
 
 
@@ -106,7 +114,7 @@ def run_sla_step(ctx: PullbackContext, sf: SlaSalesforce, config: Config) -> set
     return apply_sla(ctx, sf, sla, routing, config.alerts)
 
 
-def _activities(outcomes: Sequence[SalesOutcome]) -> list[Activity]:
+def _activities(outcomes: Sequence[Any]) -> list[Activity]:
     out: list[Activity] = []
     for o in outcomes:
         if o.kind == "attempt" and not (o.details or {}).get("handshake_task"):
@@ -120,15 +128,15 @@ def _activities(outcomes: Sequence[SalesOutcome]) -> list[Activity]:
     return out
 
 
-def _turns_of(store: Store) -> dict[str, list[SlaTimer]]:
-    """Each contact's SLA timers, oldest turn first."""
-    turns: dict[str, list[SlaTimer]] = defaultdict(list)
-    for timer in store.sla_timers():
+def _turns_of(timers: Iterable[Any]) -> dict[str, list[Any]]:
+    """Each contact's SLA timers (rows by id), oldest turn first."""
+    turns: dict[str, list[Any]] = defaultdict(list)
+    for timer in timers:
         turns[timer.hubspot_id].append(timer)
     return turns
 
 
-def _status_at(outcomes: Sequence[SalesOutcome], state: Any, lead_id: str,
+def _status_at(outcomes: Sequence[Any], state: Any, lead_id: str,
                at: datetime) -> str | None:
     """The Lead's status at `at`: the status the first change after it came from (the state
     the pull-back had read, Handshake's own writes included), else its status now."""
@@ -141,9 +149,12 @@ def _status_at(outcomes: Sequence[SalesOutcome], state: Any, lead_id: str,
     return getattr(state, "status", None) if getattr(state, "lead_id", None) == lead_id else None
 
 
-def _states(store: Store, unstored: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The hand-offs' states as stored, those a dry run read (not stored) over them."""
-    states: dict[str, Any] = dict(store.handoff_states())
+def _states(store: Store, unstored: Mapping[str, Mapping[str, Any]],
+            contacts: Collection[str] | None = None) -> dict[str, Any]:
+    """The hand-offs' states as stored (of `contacts` when given), those a dry run read (not
+    stored) over them."""
+    states: dict[str, Any] = {h: SimpleNamespace(**s)
+                              for h, s in store.handoff_state_rows(contacts).items()}
     states.update({h: SimpleNamespace(**s) for h, s in unstored.items()})
     return states
 
@@ -154,17 +165,27 @@ def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime,
                       ) -> list[Turn]:
     """Every SLA turn of the hand-offs as of `now` (each contact's reassignments in order),
     evaluated from the stored outcomes (and those a dry run read, `unstored`)."""
-    by_contact: dict[str, list[SalesOutcome]] = defaultdict(list)
-    for outcome in [*store.outcomes(), *(SalesOutcome(**o) for o in unstored)]:
+    return _evaluate(store, sla, now, _turns_of(store.sla_timer_rows()),
+                     _states(store, unstored_states or {}), unstored)
+
+
+def _evaluate(store: Store, sla: SlaFile, now: datetime, timers: Mapping[str, list[Any]],
+              states: Mapping[str, Any], unstored: Sequence[Mapping[str, Any]] = (),
+              contacts: Collection[str] | None = None) -> list[Turn]:
+    """The SLA turns of the contacts of `timers` as of `now` (`contacts`: those alone are
+    read from the store; None: every contact)."""
+    by_contact: dict[str, list[Any]] = defaultdict(list)
+    for outcome in [*store.outcome_rows(hubspot_ids=contacts),
+                    *(SalesOutcome(**o) for o in unstored)]:
         if outcome.hubspot_id:
             by_contact[outcome.hubspot_id].append(outcome)
-    states = _states(store, unstored_states or {})
+    cal = calendar_of(sla)
     out: list[Turn] = []
-    for hubspot_id, timers in _turns_of(store).items():
+    for hubspot_id, turns in timers.items():
         outcomes = by_contact.get(hubspot_id, [])
         activities = _activities(outcomes)
         turn = 0
-        for at, timer in enumerate(timers):
+        for at, timer in enumerate(turns):
             # a timer the push opened is a fresh hand-off (a return's too): turn 0 again
             turn = 0 if timer.recycled_from is None else turn + 1
             if not timer.owner_id:
@@ -174,15 +195,55 @@ def evaluate_handoffs(store: Store, sla: SlaFile, now: datetime,
             assignment = Assignment(timer.sf_id, timer.owner_id, timer.assigned_at,
                                     reassignments=turn, status=status)
             # an earlier hand-off's turns end where the lead's return begins
-            until = next((t.assigned_at for t in timers[at + 1:] if t.recycled_from is None),
+            until = next((t.assigned_at for t in turns[at + 1:] if t.recycled_from is None),
                          None)
             if until is None:
-                verdict = evaluate(sla, assignment, activities, now)
+                verdict = evaluate(sla, assignment, activities, now, cal)
             else:
                 verdict = evaluate(sla, assignment, [a for a in activities if a.at < until],
-                                   min(now, until))
+                                   min(now, until), cal)
             out.append(Turn(hubspot_id, timer, verdict))
     return out
+
+
+def _fingerprint(sla: SlaFile) -> str:
+    """What the SLA's verdicts depend on beside the store's data: the file's settings."""
+    return hashlib.sha256(sla.model_dump_json().encode()).hexdigest()
+
+
+def _incremental(ctx: PullbackContext) -> bool:
+    """Whether the run judges from, and moves, the scheduled runs' SLA bookmark: not a dry
+    run, not a backfill (its own bookmarks; the scheduled runs' are neither read nor moved)."""
+    return (not ctx.dry_run and not ctx.unstored and not ctx.unstored_states
+            and ctx.bookmark_prefix == STAGE)
+
+
+def _live(ctx: PullbackContext, fingerprint: str) -> set[str] | None:
+    """The contacts whose SLA turns may judge otherwise than the last finished SLA step
+    judged them (`SLA_BOOKMARK`): an outcome stored since, or one whose time has come since
+    (an Event set ahead); a timer opened since, or one not worked yet (time alone may breach
+    it, and it may be alerted, reassigned or found never accepted); a state stored since (the
+    status at hand-off, whether the Lead is still open). Every other contact's turns judge as
+    they did, and what they called for stands written (breaches, timers; alerts and moves
+    only concern turns not worked). None: every contact (no step finished yet, sla.toml
+    changed, a dry run, which judges what it read and did not store, or a backfill, which
+    leaves the scheduled runs' bookmarks alone)."""
+    if not _incremental(ctx):
+        return None
+    text = ctx.store.get_bookmark(SLA_BOOKMARK)
+    try:
+        mark = json.loads(text) if text else None
+        if not mark or mark.get("sla") != fingerprint:
+            return None
+        at = datetime.fromisoformat(str(mark["at"]))
+        outcome_id, timer_id = int(mark["outcome"]), int(mark["timer"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    store = ctx.store
+    live = store.outcomes_changed(after_id=outcome_id, occurring_after=at)
+    live |= store.sla_timers_live(after_id=timer_id)
+    live |= store.states_changed(at - STATE_MARGIN)
+    return live
 
 
 def _teams(routing: Routing, users: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
@@ -212,21 +273,31 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
     reassigned (`connector.sla.never_accepted`), which recycling hands back to marketing."""
     store = ctx.store
     now = ctx.clock.now()
-    states = _states(store, ctx.unstored_states)
-    latest = {h: timers[-1].id for h, timers in _turns_of(store).items()}
-    turns = evaluate_handoffs(store, sla, now, ctx.unstored, ctx.unstored_states)
-    known = {b.key for b in store.sla_breaches()}
+    fingerprint = _fingerprint(sla)
+    # what the next step's `_live` starts from: read before anything of this step
+    marks = {"outcome": store.outcome_mark(), "timer": store.sla_timer_mark()}
+    live = _live(ctx, fingerprint)
+    timers = _turns_of(store.sla_timer_rows(live))
+    # how many contacts' turns were judged again (every contact with a timer, in a full run)
+    ctx.counts["judged.sla_contacts"] = len(timers)
+    states = _states(store, ctx.unstored_states, live)
+    latest = {h: turns_[-1].id for h, turns_ in timers.items()}
+    turns = _evaluate(store, sla, now, timers, states, ctx.unstored, live)
+    known = store.sla_breach_marks(live)
     records: list[dict[str, Any]] = []
     alerts: list[tuple[Turn, Any]] = []
     for turn in turns:
         for breach in turn.status.breaches:
-            if breach.key not in known:
+            new = breach.key not in known
+            if new:
                 ctx.counts["sla.breaches"] += 1
-            records.append({"key": breach.key, "kind": breach.kind,
-                            "hubspot_id": turn.hubspot_id, "lead_id": breach.lead_id,
-                            "owner_id": breach.owner_id, "timer_id": turn.timer.id,
-                            "assigned_at": breach.assigned_at, "due_at": breach.due_at,
-                            "met_at": breach.met_at, "found_at": now})
+            if new or (breach.met_at is not None and known[breach.key] is None):
+                # only what changed is written (a breach is recorded once, met once)
+                records.append({"key": breach.key, "kind": breach.kind,
+                                "hubspot_id": turn.hubspot_id, "lead_id": breach.lead_id,
+                                "owner_id": breach.owner_id, "timer_id": turn.timer.id,
+                                "assigned_at": breach.assigned_at, "due_at": breach.due_at,
+                                "met_at": breach.met_at, "found_at": now})
             current = turn.timer.id == latest.get(turn.hubspot_id)
             if current and breach.met_at is None:
                 alerts.append((turn, breach))
@@ -253,22 +324,28 @@ def apply_sla(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile, routing: Ro
              if never_accepted(sla, t.status, moving.get(t.timer.id))}
     if never:
         ctx.counts["sla.never_accepted"] = len(never)
+    if _incremental(ctx):
+        # the next step judges again only what may have changed since this one
+        store.set_bookmark(SLA_BOOKMARK, json.dumps({**marks, "at": now.isoformat(),
+                                                     "sla": fingerprint}), run_id=ctx.run_id)
     return never
 
 
 def _update_timers(ctx: PullbackContext, turns: Sequence[Turn]) -> None:
     """Each timer's first touch, worked time and state as the engine says (a reassigned turn
     stays `breached`): `handshake sla` and an admin's SQL read the same figures."""
+    now = ctx.clock.now()
+    changed: list[dict[str, Any]] = []
     for turn in turns:
         timer, status = turn.timer, turn.status
         state = ("breached" if status.breaches or timer.state == "breached"
                  else "met" if status.worked_at is not None else "open")
         values = {"first_touch_at": status.first_touch_at, "worked_at": status.worked_at,
                   "state": state,
-                  "breached_at": timer.breached_at or (ctx.clock.now() if status.breaches
-                                                       else None)}
+                  "breached_at": timer.breached_at or (now if status.breaches else None)}
         if any(getattr(timer, k) != v for k, v in values.items()):
-            ctx.store.update_sla_timer(timer.id, **values)
+            changed.append({"id": timer.id, **values})
+    ctx.store.update_sla_timers(changed)
 
 
 def _open(state: Any) -> bool:
@@ -353,13 +430,15 @@ def _send_alerts(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
     managers = _managers(sf, sla, alerts)
     unconfirmed = {e.key for prefix in (ALERT_PREFIX, MANAGER_PREFIX)
                    for e in ctx.store.ledger_entries(prefix, status="pending")}
-    writes: list[LedgerWrite[dict[str, Any]]] = []
-    for turn, breach in alerts:
-        for prefix, owner in _targets(breach, managers):
-            key = prefix + breach.key
-            if ledger.claim(key, operation="alert", target="Task", payload={"breach": breach.key}):
-                writes.append(LedgerWrite((key,), f"sla:alert:{breach.key}",
-                                          _alert_record(sla, turn, breach, owner, today)))
+    wanted = [(turn, breach, prefix, owner) for turn, breach in alerts
+              for prefix, owner in _targets(breach, managers)]
+    claimed = ledger.claim_many([WriteClaim(prefix + breach.key, "alert", "Task",
+                                            {"breach": breach.key})
+                                 for _, breach, prefix, _ in wanted])
+    writes: list[LedgerWrite[dict[str, Any]]] = [
+        LedgerWrite((prefix + breach.key,), f"sla:alert:{breach.key}",
+                    _alert_record(sla, turn, breach, owner, today))
+        for (turn, breach, prefix, owner), due in zip(wanted, claimed, strict=True) if due]
     try:
         # left pending by an earlier run: created after all unless found
         found = _find_alerts(ctx, sf, [w for w in writes if w.keys[0] in unconfirmed])
@@ -441,9 +520,9 @@ def _post_webhooks(ctx: PullbackContext, settings: AlertSettings,
     """POST each breach once (`webhook:sla:{key}` in the ledger); an unreachable endpoint
     parks it and the pull-back goes on (the next runs send it again)."""
     ledger = LedgerWrites(ctx.store, stage=STAGE, system="webhook", run_id=ctx.run_id)
-    due = [(h, b) for h, b in breaches
-           if ledger.claim(WEBHOOK_PREFIX + b.key, operation="alert", target="webhook",
-                           payload={"breach": b.key})]
+    claimed = ledger.claim_many([WriteClaim(WEBHOOK_PREFIX + b.key, "alert", "webhook",
+                                            {"breach": b.key}) for _, b in breaches])
+    due = [(h, b) for (h, b), ok in zip(breaches, claimed, strict=True) if ok]
     if not due:
         return
     client = _webhook_client(settings, ctx.clock)
@@ -521,9 +600,9 @@ def _reassign(ctx: PullbackContext, sf: SlaSalesforce, sla: SlaFile,
     ledger = LedgerWrites(store, stage=STAGE, system="salesforce", run_id=ctx.run_id)
     unconfirmed = {e.key for e in store.ledger_entries(REASSIGN_PREFIX + "reassign:",
                                                        status="pending")}
-    claimed = [(t, m) for t, m in moves
-               if ledger.claim(REASSIGN_PREFIX + m.key, operation="update", target="Lead",
-                               payload={"OwnerId": m.to_owner})]
+    claims = ledger.claim_many([WriteClaim(REASSIGN_PREFIX + m.key, "update", "Lead",
+                                           {"OwnerId": m.to_owner}) for _, m in moves])
+    claimed = [(t, m) for (t, m), ok in zip(moves, claims, strict=True) if ok]
     if not claimed:
         return
     leads = {str(r["Id"]): r for r in sf.records_by_id(
@@ -611,7 +690,7 @@ def sla_report(store: Store, sla: SlaFile, now: datetime,
     if evaluated is None:
         evaluated = evaluate_handoffs(store, sla, now)
     turns = [t for t in evaluated if since is None or t.timer.assigned_at >= since]
-    latest = {h: timers[-1].id for h, timers in _turns_of(store).items()}
+    latest = {h: timers[-1].id for h, timers in _turns_of(store.sla_timer_rows()).items()}
     kept = {t.timer.id for t in turns}
     reps: dict[str, dict[str, Any]] = {}
     touch_hours: dict[str, list[float]] = defaultdict(list)

@@ -449,6 +449,21 @@ class ContactStore(StoreBase):
         with self.transaction() as s:
             return int(s.scalar(query) or 0)
 
+    def count_mqls(self) -> int:
+        """How many live contacts' newest score makes them an MQL (with an email or not),
+        counted by the database in one query (no contact or score read)."""
+        ranked = select(Score.contact_id.label("cid"), Score.is_mql.label("mql"),
+                        func.row_number().over(
+                            partition_by=Score.contact_id,
+                            order_by=(Score.scored_at.desc(), Score.id.desc())).label("n"))
+        mqls = ranked.subquery()
+        query = (select(func.count()).select_from(Contact)
+                 .join(mqls, mqls.c.cid == Contact.hubspot_id)
+                 .where(mqls.c.n == 1, mqls.c.mql.is_(True), Contact.archived.is_(False),
+                        Contact.merged_into.is_(None)))
+        with self.transaction() as s:
+            return int(s.scalar(query) or 0)
+
     def iter_mqls(self, *, batch: int = 1000,
                   ids: Collection[str] | None = None) -> Iterator[Contact]:
         """Live contacts with an email whose newest score makes them an MQL, by id, in batches:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from connector.store._base import StoreBase, _table
-from connector.store.models import LeadRoute, RoutingPointer, SalesOutcome, SlaTimer
+from connector.store.models import (
+    LeadRoute,
+    RoutingPointer,
+    SalesOutcome,
+    SlaTimer,
+    utc_from_row,
+)
 
 __all__ = ["SalesStore"]
 
@@ -95,6 +101,78 @@ class SalesStore(StoreBase):
             if state:
                 q = q.where(SlaTimer.state == state)
             return list(s.scalars(q.order_by(SlaTimer.id)))
+
+    def sla_timer_rows(self, hubspot_ids: Collection[str] | None = None) -> list[Any]:
+        """`sla_timers` as Core rows (attribute access as on `SlaTimer`), of these contacts
+        when given, by id."""
+        table = _table(SlaTimer)
+        with self.transaction() as s:
+            conn = self._core(s)
+            if hubspot_ids is None:
+                return list(conn.execute(self._statement(
+                    "sla.timers.all", lambda: select(table).order_by(table.c.id))))
+            stmt = self._statement("sla.timers.of", lambda: select(table).where(
+                table.c.hubspot_id.in_(bindparam("ids", expanding=True))))
+            ids = sorted(set(hubspot_ids))
+            rows = [r for k in range(0, len(ids), PAGE)
+                    for r in conn.execute(stmt, {"ids": ids[k:k + PAGE]})]
+        rows.sort(key=lambda r: r.id)
+        return rows
+
+    def sla_timers_live(self, *, after_id: int) -> set[str]:
+        """The contacts with an SLA timer opened after `after_id`, or one with an owner and
+        not yet worked (whose windows time alone may still decide)."""
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.timers.live", lambda: select(
+            table.c.hubspot_id).distinct().where(or_(
+                table.c.id > bindparam("after"),
+                (table.c.worked_at.is_(None) & table.c.owner_id.is_not(None)))))
+        with self.transaction() as s:
+            return set(self._core(s).scalars(stmt, {"after": after_id}))
+
+    def sla_timers_opened(self, *, after_id: int) -> set[str]:
+        """The contacts with an SLA timer opened after `after_id`."""
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.timers.opened", lambda: select(
+            table.c.hubspot_id).distinct().where(table.c.id > bindparam("after")))
+        with self.transaction() as s:
+            return set(self._core(s).scalars(stmt, {"after": after_id}))
+
+    def sla_timer_mark(self) -> int:
+        """The newest SLA timer's id (0 before any)."""
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.timers.mark", lambda: select(
+            func.coalesce(func.max(table.c.id), 0)))
+        with self.transaction() as s:
+            return int(self._core(s).scalar(stmt) or 0)
+
+    def first_handoff_times(self) -> dict[str, datetime]:
+        """Each contact's newest SLA timer the push opened (not a reassignment's): when its
+        newest hand-off began, as far as the timers say."""
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.timers.handoffs", lambda: select(
+            table.c.hubspot_id, func.max(table.c.assigned_at)).where(
+                table.c.recycled_from.is_(None)).group_by(table.c.hubspot_id))
+        with self.transaction() as s:
+            return {h: utc_from_row(at) for h, at in self._core(s).execute(stmt)
+                    if at is not None}
+
+    def update_sla_timers(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        """`update_sla_timer` of many timers in one transaction: each mapping has the timer's
+        `id` and its first_touch_at, worked_at, state and breached_at (one statement built
+        once, executed for every row)."""
+        if not updates:
+            return
+        table = _table(SlaTimer)
+        stmt = self._statement("sla.timers.update", lambda: update(table).where(
+            table.c.id == bindparam("timer_id")).values(
+                first_touch_at=bindparam("v_touch"), worked_at=bindparam("v_worked"),
+                state=bindparam("v_state"), breached_at=bindparam("v_breached")))
+        rows = [{"timer_id": u["id"], "v_touch": u["first_touch_at"],
+                 "v_worked": u["worked_at"], "v_state": u["state"],
+                 "v_breached": u["breached_at"]} for u in updates]
+        with self.transaction() as s:
+            self._core(s).execute(stmt, rows)
 
     def update_sla_timer(self, timer_id: int, **values: Any) -> None:
         with self.transaction() as s:

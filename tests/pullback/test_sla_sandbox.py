@@ -27,7 +27,13 @@ from connector.config import AlertSettings, Config, PullbackSettings
 from connector.defaults import default_mapping
 from connector.mapping import load_routing, load_sla
 from connector.pull import pull
-from connector.pullback.sla_step import ALERT_PREFIX, MANAGER_PREFIX
+from connector.pullback.outcomes_step import HUBSPOT_BOOKMARK
+from connector.pullback.sla_step import (
+    ALERT_PREFIX,
+    MANAGER_PREFIX,
+    SLA_BOOKMARK,
+    evaluate_handoffs,
+)
 from connector.runtime import (
     StageResult,
     open_store,
@@ -49,6 +55,9 @@ DAYS = 5
 # the worked windows, and after a day without pull-backs (sales outcomes for HubSpot pile up)
 DRY_RUNS = (12, 24, 48)
 QUIET = range(37, 48)
+# after the real run of these steps, the SLA bookmark dropped and the pull-back run again at
+# the same instant: a from-scratch judgement of every contact, which must find nothing to do
+FROM_SCRATCH = (18, 30, 55)
 
 
 @dataclass
@@ -76,11 +85,62 @@ class Worked:
     # after each dry run, the real run at the same instant: its org writes and stats
     followed: list[tuple[StageResult, dict[str, Any], Counter[str], Counter[str]]] = field(
         default_factory=list)
+    # after each run: where the store differs from a full judgement of every contact's turns
+    # at that instant, and how many contacts the run judged against how many have a timer
+    unlike_full: list[str] = field(default_factory=list)
+    judged: list[tuple[int, int]] = field(default_factory=list)
+    # each from-scratch run at the instant of an incremental one: what it found to do
+    scratch: list[tuple[StageResult, StageResult, Snapshot, Snapshot, dict[str, Any],
+                        dict[str, Any]]] = field(default_factory=list)
 
     def pull_back(self, **kwargs: Any) -> StageResult:
         result = run_pullback_stage(self.config, **{"clock": self.clock, **kwargs})
         assert result.status == "ok", result.error
+        if not kwargs.get("dry_run"):
+            self.compare_with_full(result)
         return result
+
+    def compare_with_full(self, result: StageResult) -> None:
+        """The store after an incremental run against every contact's turns judged afresh at
+        the same instant: each breach recorded (met when it was met), each timer's first touch
+        and worked times as the full judgement says."""
+        spec = load_sla(self.config.mapping_path("sla")).spec
+        store = open_store(self.config)
+        try:
+            turns = evaluate_handoffs(store, spec, self.sb.clock.now())
+            recorded = {b.key: b.met_at for b in store.sla_breaches()}
+            timers = {t.id: t for t in store.sla_timers()}
+        finally:
+            store.close()
+        for turn in turns:
+            stored, status = timers[turn.timer.id], turn.status
+            if (stored.first_touch_at, stored.worked_at) != (status.first_touch_at,
+                                                             status.worked_at):
+                self.unlike_full.append(f"timer {stored.id}: stored {stored.first_touch_at}, "
+                                        f"{stored.worked_at}; full {status.first_touch_at}, "
+                                        f"{status.worked_at}")
+            for breach in status.breaches:
+                if recorded.get(breach.key, "missing") != breach.met_at:
+                    self.unlike_full.append(f"breach {breach.key}: stored "
+                                            f"{recorded.get(breach.key, 'missing')}, full "
+                                            f"{breach.met_at}")
+        self.judged.append((int(result.counts.get("judged.sla_contacts", 0)),
+                            len({t.hubspot_id for t in timers.values()})))
+
+    def from_scratch(self, previous: StageResult) -> None:
+        """Drop the SLA step's and the hand-back's bookmarks and run the pull-back again at the instant of the
+        `previous` (incremental) run."""
+        store = open_store(self.config)
+        try:
+            store.set_bookmark(SLA_BOOKMARK, "")
+            store.set_bookmark(HUBSPOT_BOOKMARK, "")  # every hand-off compared with HubSpot
+        finally:
+            store.close()
+        at = FrozenClock(self.sb.clock.now())
+        before, org = self.snapshot(), org_view(self.sb)
+        result = self.pull_back(clock=at)
+        self.scratch.append((previous, result, before, self.snapshot(), org,
+                             org_view(self.sb)))
 
     def store_rows(self) -> tuple[list[SlaBreachRecord], list[SlaTimer]]:
         store = open_store(self.config)
@@ -159,6 +219,8 @@ def worked(request: pytest.FixtureRequest,
                                        write_stats(sb) - stats - dry_stats))
                 continue
             state.runs.append(state.pull_back())
+            if step in FROM_SCRATCH:
+                state.from_scratch(state.runs[-1])
         state.again = state.pull_back()
         state.warnings = warnings.messages
         yield state
@@ -313,6 +375,26 @@ def test_each_breach_alerted_once_across_runs(worked: Worked) -> None:
     # a run with nothing new alerts, records and moves nothing
     assert worked.again is not None
     assert {k: v for k, v in worked.again.counts.items() if k.startswith("sla.")} == {}
+
+
+def test_incremental_runs_equal_a_full_judgement(worked: Worked) -> None:
+    """Each run judges again only the contacts whose SLA turns may have changed since the last
+    one; the store stands as a judgement of every contact at the same instant says, and a
+    run from scratch at that instant (the SLA and hand-back bookmarks dropped: every contact
+    judged, every hand-off compared with HubSpot) finds nothing to record, update, alert,
+    reassign, recycle or write to HubSpot."""
+    assert worked.unlike_full == []
+    # the later runs judged fewer contacts than have a timer: the incremental path was taken
+    assert len(worked.judged) > 20
+    assert sum(1 for judged, total in worked.judged[1:] if judged < total) > 20
+    assert len(worked.scratch) == len(FROM_SCRATCH)
+    for previous, result, before, after, org, org_after in worked.scratch:
+        assert previous.counts["judged.sla_contacts"] < result.counts["judged.sla_contacts"]
+        # nothing new: the Leads found never accepted are those the incremental run found
+        assert {k: v for k, v in result.counts.items() if k.startswith("sla.") and v} == {
+            k: v for k, v in previous.counts.items() if k == "sla.never_accepted"}
+        assert after == before
+        assert org_after == org
 
 
 def test_reassignments_go_to_a_member_of_the_same_team(worked: Worked) -> None:
