@@ -6,14 +6,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
-from connector.store.models import IdLink, WriteLedgerEntry, sqlite_utc_text
+from connector.store.models import IdLink, WriteLedgerEntry, sqlite_utc_text, utc_from_row
 
 __all__ = ["LedgerStore", "WriteClaim", "payload_hash"]
 
@@ -282,6 +283,30 @@ class LedgerStore(StoreBase):
             WriteLedgerEntry.key == bindparam("k")))
         with self.transaction() as s:
             return s.scalars(stmt, {"k": key}).first()
+
+    def earliest_done(self, prefix: str) -> datetime | None:
+        """The earliest time a done entry whose key starts with `prefix` was written (its
+        completion, else its claim), None when there is none: no hand-off written before
+        it."""
+        table = _table(WriteLedgerEntry)
+        ranged = self.engine.dialect.name == "sqlite" and bool(prefix) and ord(prefix[-1]) < 0x10FFFF
+
+        def build() -> Any:
+            key = table.c.key
+            q = select(func.min(func.coalesce(table.c.completed_at, table.c.created_at))).where(
+                key.like(bindparam("like"), escape="/"), table.c.status == "done")
+            if ranged:  # read by the key's index (see `_prefix_query`)
+                q = q.where(key >= bindparam("lo"), key < bindparam("hi"))
+            return q
+
+        params: dict[str, Any] = {
+            "like": prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"}
+        if ranged:
+            params.update(lo=prefix, hi=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        stmt = self._statement(f"ledger.earliest_done.{ranged}", build)
+        with self.transaction() as s:
+            value = self._core(s).execute(stmt, params).scalar()
+        return None if value is None else utc_from_row(value)
 
     def ledger_entries_by_key(self, keys: Sequence[str]) -> dict[str, WriteLedgerEntry]:
         """`ledger_entry` of many keys in one query a page: those that exist, by key."""
