@@ -247,9 +247,9 @@ class _Candidate:
 
 
 def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike], now: datetime,
-          mode: str, covered: _Covered, release: list[str]) -> list[_Candidate]:
+          mode: str, covered: _Covered, release: list[str], due: str) -> list[_Candidate]:
     """The Tasks the contact may need, in order (hand-off first); `release` collects promised
-    digests whose activities are gone."""
+    digests whose activities are gone; `due`: the hand-off Task's ActivityDate."""
     hid = plan.contact.hubspot_id
     who = str(plan.sf_id)
     out: list[_Candidate] = []
@@ -274,7 +274,7 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
             "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}",
                                              ref_of(handoff_key)),
             "Description": text, "Status": "Not Started", "Priority": "High",
-            "ActivityDate": ctx.due_date(ctx.first_touch_due(now)).isoformat(),
+            "ActivityDate": due,
         }
         return _owned(record, plan.owner_id)
 
@@ -466,10 +466,11 @@ def write_tasks(ctx: PushContext, handed: Sequence[HandedOff], mode: str = "dige
     covered = _covered_many(ctx.store, ids) if mode != "none" else {}
     release: list[str] = []
     wanted: list[_Candidate] = []
+    due = ctx.due_date(ctx.first_touch_due(now)).isoformat()  # every hand-off's, from `now`
     for plan in handed:
         hid = plan.contact.hubspot_id
         wanted.extend(_plan(ctx, plan, activities.get(hid, []), now, mode,
-                            covered.get(hid) or _Covered(), release))
+                            covered.get(hid) or _Covered(), release, due))
     ledger = ctx.ledger()
     if release:
         ledger.release(release)
