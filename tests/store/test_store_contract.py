@@ -335,6 +335,33 @@ def test_page_sized_links_routes_and_timers(store: Store) -> None:
         ("1", T0 + timedelta(hours=24), None), ("2", T0 + timedelta(hours=24), None)]
 
 
+def test_sla_timers_opened_together_equal_those_opened_one_at_a_time(store: Store) -> None:
+    """`open_sla_timers` stores each timer as `open_sla_timer` does (times in any zone,
+    the timer a recycle opened again)."""
+    from datetime import timezone
+    paris = timezone(timedelta(hours=1))
+    first = store.open_sla_timer(hubspot_id="1", sf_id="00Q1", owner_id="005A", assigned_at=T0,
+                                 first_touch_due=T0 + timedelta(hours=24),
+                                 worked_due=T0 + timedelta(hours=48))
+    timers = [{"hubspot_id": "2", "sf_id": "00Q2", "owner_id": None,
+               "assigned_at": T0.astimezone(paris), "first_touch_due": T0 + timedelta(hours=1),
+               "worked_due": T0 + timedelta(hours=2, microseconds=7)},
+              {"hubspot_id": "3", "sf_id": "00Q3", "owner_id": "005B", "assigned_at": T0,
+               "first_touch_due": T0, "worked_due": T0, "recycled_from": first}]
+    store.open_sla_timers(timers)
+    for t in timers:
+        store.open_sla_timer(**t)
+
+    def seen(row: object) -> tuple:
+        return tuple(getattr(row, c) for c in (
+            "hubspot_id", "sf_id", "owner_id", "assigned_at", "first_touch_due", "worked_due",
+            "first_touch_at", "worked_at", "breached_at", "state", "recycled_from"))
+
+    rows = [seen(t) for t in store.sla_timers()]
+    assert rows[1:3] == rows[3:5]
+    assert rows[1][3] == T0 and rows[1][3].tzinfo is not None and rows[2][-1] == first
+
+
 def test_claiming_many_writes_is_claiming_each_in_turn(store: Store) -> None:
     store.claim_write("w:1", system="hubspot", operation="update", target="contact",
                       payload={"a": "1"})
