@@ -58,6 +58,10 @@ BATCH = 200
 # small enough to hold in memory with their activities (2,000 held ~60 MB at their peak).
 ROUND = 1000
 BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
+# Held creates whose Tasks are written together once their bulk job is done: with a hand-off
+# and a digest each, one composite call of 1,000 Tasks a round, and half the activities,
+# summaries and Task records a round of 1,000 contacts would hold at once.
+HELD_TASK_ROUND = ROUND // 2
 # Fields never copied onto an existing Lead: sales owns them once the Lead exists.
 UPDATE_SKIPS_RULES = {"salesforce", "salesforce_unless_blank", "none"}
 
@@ -585,9 +589,9 @@ def _write_held(ctx: PushContext, held: list[_Plan],
     if bulk:
         ctx.counts["leads.bulk_records"] += len(held)
     handed = _send(ctx, "create", held, bulk=bulk)
-    for start in range(0, len(handed), ROUND):
+    for start in range(0, len(handed), HELD_TASK_ROUND):
         # the round's contacts read again for their Tasks, held only while they are written
-        part = handed[start:start + ROUND]
+        part = handed[start:start + HELD_TASK_ROUND]
         contacts = ctx.store.contacts_by_id([p.contact.hubspot_id for p in part])
         part = [replace(p, contact=contacts.get(p.contact.hubspot_id, p.contact)) for p in part]
         _write_tasks(ctx, part)

@@ -474,16 +474,17 @@ def write_tasks(ctx: PushContext, handed: Sequence[HandedOff], mode: str = "dige
     ledger = ctx.ledger()
     if release:
         ledger.release(release)
-    # every Task claimed in one transaction; a record is built only for a claimed one
+    # every Task claimed in one transaction; a record is built only for a claimed one, and
+    # only when its call is about to be made (a batch's records are held, not the round's)
     claimed = ledger.claim_many([WriteClaim(c.key, "create", "Task", {"who": str(c.plan.sf_id)})
                                  for c in wanted])
-    writes = [TaskWrite(c.key, c.kind, c.build(), c.plan)
-              for c, to_send in zip(wanted, claimed, strict=True) if to_send]
-    for start in range(0, len(writes), BATCH):
+    due_now = [c for c, to_send in zip(wanted, claimed, strict=True) if to_send]
+    for start in range(0, len(due_now), BATCH):
         try:
-            _send(ctx, writes[start:start + BATCH], now)
+            _send(ctx, [TaskWrite(c.key, c.kind, c.build(), c.plan)
+                        for c in due_now[start:start + BATCH]], now)
         except QuotaExhausted:
-            _release(ctx, writes[start + BATCH:])  # never sent
+            ledger.release(c.key for c in due_now[start + BATCH:])  # never sent
             raise
 
 
