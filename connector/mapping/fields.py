@@ -312,9 +312,9 @@ class FieldMap:
             if not _blank(value):
                 values[rule.salesforce] = value
         placeholders: set[str] = set()
+        lowered = {k.lower() for k in values}  # the fields filled so far, any case
         for name, source in self.spec.required.fields.items():
-            present = next((k for k in values if k.lower() == name.lower()), None)
-            if present is not None:
+            if name.lower() in lowered:
                 continue
             value, why = self._stand_in(source, email)
             meta = fields_by_lower.get(name.lower())
@@ -322,6 +322,7 @@ class FieldMap:
             if limit and len(value) > limit:
                 value = value[:limit]
             values[name] = value
+            lowered.add(name.lower())
             if rules.get(name, "none") == "none":
                 rules[name] = "salesforce"  # a stand-in is written when the record is created
             placeholders.add(name)
@@ -329,8 +330,7 @@ class FieldMap:
         # A Lead is matched by its email: it carries the contact's address unless told not to.
         email_rule = next((r for r in self.spec.fields if r.salesforce.lower() == "email"), None)
         wanted = email_rule is None or email_rule.sync != "none"
-        if self.sobject.lower() == "lead" and wanted and email and \
-                "email" not in {k.lower() for k in values}:
+        if self.sobject.lower() == "lead" and wanted and email and "email" not in lowered:
             values[email_rule.salesforce if email_rule else "Email"] = email
             rules.setdefault("Email", "hubspot")
         return MappedRecord(values, fixed, rules, frozenset(placeholders))

@@ -34,7 +34,7 @@ from connector.clock import Clock
 from connector.errors import Actor, HandshakeError, RetriableError
 from connector.http import DESCRIBE, WEBHOOK, HttpPolicy, make_httpx_client, webhook_settings
 from connector.ledger import LedgerWrite, Outcome, Refusal, WriteClaim, Written
-from connector.push.context import PushContext, latest_handoffs
+from connector.push.context import HANDOFF_KEYS, PushContext, latest_handoffs
 from connector.push.ports import WriteResult
 from connector.scoring.engine import ActivityLike, rule_matcher, url_path
 from connector.scoring.model import ScoringModel
@@ -231,11 +231,19 @@ def send_alerts(ctx: PushContext) -> None:
         # Up to the newest linked activity now; older than `max_age_days` never alerts, so
         # the database leaves those out of the pages (the bookmark passes them all the same).
         top = ctx.store.last_linked_activity_id()
+        # An activity alerts only when stored after its contact's hand-off: none stored
+        # before the earliest hand-off written can (on a first push, none stored before it),
+        # so the database leaves those out too; with no hand-off yet, none alerts.
+        handed_since = ctx.store.earliest_done(HANDOFF_KEYS) if last < top else None
+        if handed_since is None and last < top:
+            last = top
+            ctx.store.set_bookmark(BOOKMARK, str(last), run_id=ctx.run_id)
         while last < top:
             oldest = ctx.clock.now() - rules.max_age
             rows = ctx.store.linked_activity_times_after(last, until_id=top,
                                                          occurred_since=oldest,
-                                                         limit=SCAN_PAGE)
+                                                         limit=SCAN_PAGE,
+                                                         ingested_after=handed_since)
             _deliver(ctx, _fresh(ctx, rules, rows, oldest), sender)
             last = rows[-1].id if len(rows) == SCAN_PAGE else top
             ctx.store.set_bookmark(BOOKMARK, str(last), run_id=ctx.run_id)

@@ -20,9 +20,10 @@ from connector.mapping.sla import SlaFile
 from connector.push.ports import HubSpotPort, SalesforcePort
 from connector.scoring import Engine
 from connector.sla import calendar_of
-from connector.store import Contact, Store, WriteLedgerEntry
+from connector.store import Store, WriteLedgerEntry
 
-__all__ = ["FIRST_TOUCH_SLA", "STAGE", "WORKED_SLA", "HandedOff", "PushContext", "Returning",
+__all__ = ["FIRST_TOUCH_SLA", "STAGE", "WORKED_SLA", "HandedOff", "PushContact", "PushContext",
+           "Returning",
            "handoff_task_key", "latest_handoff", "latest_handoffs"]
 
 STAGE = "push"
@@ -64,6 +65,24 @@ def latest_handoffs(store: Store, hubspot_ids: Sequence[str]) -> dict[str, Write
         elif first is not None and first.status == "done":
             out[hubspot_id] = first
     return out
+
+
+class PushContact(Protocol):
+    """What the push reads of an MQL: the store's `MqlContact` rows (`Store.mql_pages`) and
+    its `Contact` objects (a backfill's selection) fit."""
+
+    @property
+    def hubspot_id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def properties(self) -> dict[str, Any]: ...
+    @property
+    def lifecycle_stage(self) -> str | None: ...
+    @property
+    def hubspot_created_at(self) -> datetime | None: ...
+    @property
+    def hubspot_updated_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +140,7 @@ class PushContext:
     only: frozenset[str] | None = None  # hand off only these contacts (webhooks); None: all
     # A backfill's selection: the MQLs to hand off, `size` a batch (None: every MQL), and what
     # to do once a round is written (its hand-offs told to HubSpot too), with its last id.
-    mqls: Callable[[Store, int], Iterable[list[Contact]]] | None = None
+    mqls: Callable[[Store, int], Iterable[Sequence[PushContact]]] | None = None
     on_round: Callable[[PushContext, str], None] | None = None
     # The contacts whose hand-off Task this run wrote (or found written), and the store's time
     # before the first of them: what was stored by then is in their hand-off, never an alert.
@@ -157,7 +176,7 @@ class HandedOff(Protocol):
     """A contact that now stands in Salesforce (the engine's plan)."""
 
     @property
-    def contact(self) -> Contact: ...
+    def contact(self) -> PushContact: ...
     @property
     def sf_id(self) -> str | None: ...
     @property

@@ -34,7 +34,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,11 +42,11 @@ from connector.errors import Actor
 from connector.ledger import LedgerWrite, Outcome, Refusal, Written
 from connector.mapping import MappedRecord
 from connector.push.alerts import send_alerts
-from connector.push.context import PushContext, Returning, handoff_task_key
+from connector.push.context import PushContact, PushContext, Returning, handoff_task_key
 from connector.push.ports import WriteResult
 from connector.push.tasks import write_tasks
 from connector.push.writeback import note_handoffs, write_back_handoffs
-from connector.store import Contact, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
+from connector.store import MqlContact, SalesOutcome, Store, WriteClaim, WriteLedgerEntry
 
 __all__ = ["PushContext", "plan_leads", "push"]
 
@@ -58,13 +58,17 @@ BATCH = 200
 # small enough to hold in memory with their activities (2,000 held ~60 MB at their peak).
 ROUND = 1000
 BULK_JOB_RECORDS = 10_000  # Lead creates per Bulk API job in a backfill (one Bulk API batch)
+# Held creates whose Tasks are written together once their bulk job is done: with a hand-off
+# and a digest each, one composite call of 1,000 Tasks a round, and half the activities,
+# summaries and Task records a round of 1,000 contacts would hold at once.
+HELD_TASK_ROUND = ROUND // 2
 # Fields never copied onto an existing Lead: sales owns them once the Lead exists.
 UPDATE_SKIPS_RULES = {"salesforce", "salesforce_unless_blank", "none"}
 
 
 @dataclass
 class _Plan:
-    contact: Contact
+    contact: PushContact
     action: str  # create | update | link_contact | link_converted
     values: dict[str, Any]
     sf_id: str | None = None
@@ -88,7 +92,7 @@ class _Plan:
 
 
 def _mql_batches(store: Store, size: int = BATCH, ctx: PushContext | None = None,
-                 ) -> Iterator[list[Contact]]:
+                 ) -> Iterator[Sequence[PushContact]]:
     """Live contacts with an email whose newest score makes them an MQL, `size` at a time
     (of the context's `only` when given: the webhooks'; a backfill's: those its context
     selects)."""
@@ -96,14 +100,7 @@ def _mql_batches(store: Store, size: int = BATCH, ctx: PushContext | None = None
         yield from ctx.mqls(store, size)
         return
     only = ctx.only if ctx is not None else None
-    chunk: list[Contact] = []
-    for contact in store.iter_mqls(batch=1000, ids=only):
-        chunk.append(contact)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    yield from store.mql_pages(batch=size, ids=only)
 
 
 def push(ctx: PushContext) -> Counter[str]:
@@ -151,7 +148,7 @@ def _fix_kind(fixed: str) -> str:
     return f"{head} picklist" if head.isidentifier() else "other"
 
 
-def _unlinked_mqls(ctx: PushContext, first: Sequence[Contact]) -> int:
+def _unlinked_mqls(ctx: PushContext, first: Sequence[PushContact]) -> int:
     """MQLs not yet standing in Salesforce: at most this many Leads to create (read from the
     store alone, before any write). `first`: the run's first round of MQLs; when it holds
     them all (a short round is the last), its links tell, else the database counts."""
@@ -177,7 +174,7 @@ def _returning(row: SalesOutcome) -> Returning:
                      detail=row.reason or "", at=_aware(row.occurred_at))
 
 
-def _returns(ctx: PushContext, batch: Sequence[Contact]) -> dict[str, Returning | None]:
+def _returns(ctx: PushContext, batch: Sequence[PushContact]) -> dict[str, Returning | None]:
     """The recycled contacts of the batch: those that qualified again since their latest
     recycle (they engaged after it and a score newer than it made them an MQL) as
     `Returning`, the others (still with marketing) as None."""
@@ -196,7 +193,7 @@ def _returns(ctx: PushContext, batch: Sequence[Contact]) -> dict[str, Returning 
     return out
 
 
-def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any],
+def _plan(ctx: PushContext, batch: Sequence[PushContact], describe: Mapping[str, Any],
           users: Sequence[Mapping[str, Any]]) -> list[_Plan]:
     returns = _returns(ctx, batch)
     batch = [c for c in batch if returns.get(c.hubspot_id, True) is not None]
@@ -242,7 +239,7 @@ def _plan(ctx: PushContext, batch: Sequence[Contact], describe: Mapping[str, Any
     return plans
 
 
-def plan_leads(ctx: PushContext, contacts: Sequence[Contact]) -> list[_Plan]:
+def plan_leads(ctx: PushContext, contacts: Sequence[PushContact]) -> list[_Plan]:
     """What the push would do with these MQLs and the Lead values it would send (fields.toml
     applied, sync rules too), without routing them: `handshake mappings preview`. Reads
     Salesforce (the Lead describe, the email matches) and writes nothing."""
@@ -450,8 +447,10 @@ def _write_leads(ctx: PushContext, plans: list[_Plan], users: Sequence[Mapping[s
             ctx.fixes.update(_fix_kind(f) for f in plan.fixed)
         if plan.action != "create":
             updates.append(plan)
+        elif held is None:
+            creates.append(plan)
         else:
-            (creates if held is None else held).append(plan)
+            held.append(_hold(plan))
     handed += _send(ctx, "create", creates)
     handed += _send(ctx, "update", _only_changes(ctx, updates, handed))
     return handed
@@ -590,9 +589,26 @@ def _write_held(ctx: PushContext, held: list[_Plan],
     if bulk:
         ctx.counts["leads.bulk_records"] += len(held)
     handed = _send(ctx, "create", held, bulk=bulk)
-    for start in range(0, len(handed), ROUND):
-        _write_tasks(ctx, handed[start:start + ROUND])
-        note_handoffs(ctx, handed[start:start + ROUND], users)
+    for start in range(0, len(handed), HELD_TASK_ROUND):
+        # the round's contacts read again for their Tasks, held only while they are written
+        part = handed[start:start + HELD_TASK_ROUND]
+        contacts = ctx.store.contacts_by_id([p.contact.hubspot_id for p in part])
+        part = [replace(p, contact=contacts.get(p.contact.hubspot_id, p.contact)) for p in part]
+        _write_tasks(ctx, part)
+        note_handoffs(ctx, part, users)
+
+
+def _hold(plan: _Plan) -> _Plan:
+    """A claimed create held for a backfill's Bulk API job, cut to what the job and the
+    settling of its result need (its contact's id, its Lead values, what the mapping fixed,
+    its routing): a backfill holds up to 10,000, so its contact (every HubSpot property) and
+    the payload already claimed are not kept; `_write_held` reads the contacts again for
+    their Tasks, a round at a time."""
+    contact = plan.contact
+    plan.contact = MqlContact(contact.hubspot_id, contact.email, {}, None, None, None)
+    plan.payload = {}
+    plan.mapped = None
+    return plan
 
 
 def _lead_key(hubspot_id: str, generation: int = 0) -> str:

@@ -247,9 +247,9 @@ class _Candidate:
 
 
 def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike], now: datetime,
-          mode: str, covered: _Covered, release: list[str]) -> list[_Candidate]:
+          mode: str, covered: _Covered, release: list[str], due: str) -> list[_Candidate]:
     """The Tasks the contact may need, in order (hand-off first); `release` collects promised
-    digests whose activities are gone."""
+    digests whose activities are gone; `due`: the hand-off Task's ActivityDate."""
     hid = plan.contact.hubspot_id
     who = str(plan.sf_id)
     out: list[_Candidate] = []
@@ -274,7 +274,7 @@ def _plan(ctx: PushContext, plan: HandedOff, activities: Sequence[ActivityLike],
             "WhoId": who, "Subject": subject(f"Handshake hand-off: {why}",
                                              ref_of(handoff_key)),
             "Description": text, "Status": "Not Started", "Priority": "High",
-            "ActivityDate": ctx.due_date(ctx.first_touch_due(now)).isoformat(),
+            "ActivityDate": due,
         }
         return _owned(record, plan.owner_id)
 
@@ -466,23 +466,25 @@ def write_tasks(ctx: PushContext, handed: Sequence[HandedOff], mode: str = "dige
     covered = _covered_many(ctx.store, ids) if mode != "none" else {}
     release: list[str] = []
     wanted: list[_Candidate] = []
+    due = ctx.due_date(ctx.first_touch_due(now)).isoformat()  # every hand-off's, from `now`
     for plan in handed:
         hid = plan.contact.hubspot_id
         wanted.extend(_plan(ctx, plan, activities.get(hid, []), now, mode,
-                            covered.get(hid) or _Covered(), release))
+                            covered.get(hid) or _Covered(), release, due))
     ledger = ctx.ledger()
     if release:
         ledger.release(release)
-    # every Task claimed in one transaction; a record is built only for a claimed one
+    # every Task claimed in one transaction; a record is built only for a claimed one, and
+    # only when its call is about to be made (a batch's records are held, not the round's)
     claimed = ledger.claim_many([WriteClaim(c.key, "create", "Task", {"who": str(c.plan.sf_id)})
                                  for c in wanted])
-    writes = [TaskWrite(c.key, c.kind, c.build(), c.plan)
-              for c, to_send in zip(wanted, claimed, strict=True) if to_send]
-    for start in range(0, len(writes), BATCH):
+    due_now = [c for c, to_send in zip(wanted, claimed, strict=True) if to_send]
+    for start in range(0, len(due_now), BATCH):
         try:
-            _send(ctx, writes[start:start + BATCH], now)
+            _send(ctx, [TaskWrite(c.key, c.kind, c.build(), c.plan)
+                        for c in due_now[start:start + BATCH]], now)
         except QuotaExhausted:
-            _release(ctx, writes[start + BATCH:])  # never sent
+            ledger.release(c.key for c in due_now[start + BATCH:])  # never sent
             raise
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -78,6 +79,20 @@ __all__ = [
     "WriteResult",
     "build_salesforce_policy",
 ]
+
+# What `quote_plus` leaves as it is (a space becomes "+"): every other ASCII character becomes
+# "%XX", three characters for one.
+_PLAIN = (string.ascii_letters + string.digits + "_.-~ ").encode()
+_COMMA_QUOTED = len(quote_plus(","))
+
+
+def quoted_length(text: str) -> int:
+    """`len(quote_plus(text))` without building the quoted text (measured for every value a
+    chunked query carries): an ASCII text's length plus two for each character quoted."""
+    if text.isascii():
+        return len(text) + 2 * len(text.encode().translate(None, _PLAIN))
+    return len(quote_plus(text))
+
 
 T = TypeVar("T")
 
@@ -510,7 +525,7 @@ class SalesforceClient:
         uri, soql = base_uri, base_soql
         for value in values:
             quoted = quote_soql_value(value)
-            uri_cost = (len(quote_plus(quoted)) + len(quote_plus(","))) * repeats
+            uri_cost = (quoted_length(quoted) + _COMMA_QUOTED) * repeats
             soql_cost = (len(quoted) + 1) * repeats
             if chunk and (
                 uri + uri_cost > ss.MAX_QUERY_URI_CHARS or soql + soql_cost > ss.MAX_SOQL_CHARS

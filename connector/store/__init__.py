@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.store.contacts import ActivityRecord, ContactRecord
+from connector.store.contacts import ActivityRecord, ContactRecord, MqlContact
 from connector.store.ledger import WriteClaim, payload_hash
 from connector.store.models import (
     Activity,
@@ -35,6 +35,7 @@ __all__ = [
     "IdLink",
     "Lease",
     "LifecycleTransition",
+    "MqlContact",
     "RoutingPointer",
     "SalesOutcome",
     "Score",

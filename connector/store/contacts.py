@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -43,7 +43,7 @@ from connector.store.models import (
     utc_from_row,
 )
 
-__all__ = ["ActivityRecord", "ActivityRow", "ContactRecord", "ContactStore",
+__all__ = ["ActivityRecord", "ActivityRow", "ContactRecord", "ContactStore", "MqlContact",
            "ScoredActivityRow"]
 
 
@@ -73,6 +73,19 @@ class ActivityRecord:
     url: str | None = None
     content: str | None = None
     details: Mapping[str, Any] | None = None
+
+
+class MqlContact(NamedTuple):
+    """A contact as the push reads it (`ContactStore.mql_pages`, `contacts_by_id`): what
+    planning, routing and the hand-off read of a `Contact`, as a read-only row (no ORM
+    object; properties decoded by orjson)."""
+
+    hubspot_id: str
+    email: str | None
+    properties: dict[str, Any]
+    lifecycle_stage: str | None
+    hubspot_created_at: datetime | None
+    hubspot_updated_at: datetime | None
 
 
 # SQLite binds at most 32,766 values a statement: 10 columns x 500 rows stays well under
@@ -488,6 +501,41 @@ class ContactStore(StoreBase):
 
         return self._live_contacts(mqls_after, batch)
 
+    def mql_pages(self, *, batch: int = 1000,
+                  ids: Collection[str] | None = None) -> Iterator[list[MqlContact]]:
+        """`iter_mqls` a page at a time as `MqlContact` rows, by id: each contact's newest
+        score read by the (contact_id, scored_at) index (one lookup a contact, not a window
+        over every score for each page), no ORM object built."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        stmt = self._statement(f"contacts.mqls.{ids is not None}.{batch}",
+                               lambda: _mql_query(sqlite, ids is not None, batch))
+        params: dict[str, Any] = {"after": ""}
+        if ids is not None:
+            params["ids"] = sorted(set(ids))
+        while True:
+            with self.transaction() as s:
+                rows = self._core(s).execute(stmt, params).all()
+            if not rows:
+                return
+            yield _mql_contacts(rows)
+            params["after"] = rows[-1][0]
+
+    def contacts_by_id(self, hubspot_ids: Sequence[str]) -> dict[str, MqlContact]:
+        """These stored contacts (live or not) as `MqlContact` rows, by id, one query a page of
+        ids: what a backfill's held Lead creates read again for their hand-off Tasks."""
+        ids = sorted(set(hubspot_ids))
+        sqlite = self.engine.dialect.name == "sqlite"
+        stmt = self._statement("contacts.push_rows", lambda: select(
+            *_mql_columns(sqlite)).where(
+                _table(Contact).c.hubspot_id.in_(bindparam("ids", expanding=True))))
+        out: dict[str, MqlContact] = {}
+        with self.transaction() as s:
+            conn = self._core(s)
+            for k in range(0, len(ids), INSERT_PAGE):
+                out.update((c.hubspot_id, c) for c in _mql_contacts(
+                    conn.execute(stmt, {"ids": ids[k:k + INSERT_PAGE]}).all()))
+        return out
+
     # --- activities -------------------------------------------------------------------------------
 
     def add_activities(
@@ -736,23 +784,33 @@ class ContactStore(StoreBase):
                 IdLink, IdLink.hubspot_id == Activity.contact_id)) or 0)
 
     def linked_activity_times_after(self, after_id: int, *, until_id: int,
-                                    occurred_since: datetime, limit: int = 2000) -> list[Any]:
+                                    occurred_since: datetime, limit: int = 2000,
+                                    ingested_after: datetime | None = None) -> list[Any]:
         """Activities with an id in (`after_id`, `until_id`] whose contact is linked to a
-        Salesforce record and that occurred at `occurred_since` or later, by id, at most
-        `limit`, without what they say: read-only rows of id, contact_id, occurred_at and
-        ingested_at (what the alert scan filters on; the few activities it keeps are read in
-        full with `activities_by_id`). The database drops the older ones: no row for them."""
-        stmt = self._statement("activities.linked_times_after", lambda: select(
-            Activity.id, Activity.contact_id, Activity.occurred_at, Activity.ingested_at)
-            .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
-            .where(Activity.id > bindparam("after"), Activity.id <= bindparam("until"),
-                   Activity.occurred_at >= bindparam("since"))
-            .order_by(Activity.id)
-            .limit(bindparam("limit")))
+        Salesforce record and that occurred at `occurred_since` or later (and, when given,
+        were stored after `ingested_after`), by id, at most `limit`, without what they say:
+        read-only rows of id, contact_id, occurred_at and ingested_at (what the alert scan
+        filters on; the few activities it keeps are read in full with `activities_by_id`).
+        The database drops the others: no row for them."""
+        stored = ingested_after is not None
+
+        def build() -> Any:
+            q = (select(Activity.id, Activity.contact_id, Activity.occurred_at,
+                        Activity.ingested_at)
+                 .join(IdLink, IdLink.hubspot_id == Activity.contact_id)
+                 .where(Activity.id > bindparam("after"), Activity.id <= bindparam("until"),
+                        Activity.occurred_at >= bindparam("since")))
+            if stored:
+                q = q.where(Activity.ingested_at > bindparam("stored"))
+            return q.order_by(Activity.id).limit(bindparam("limit"))
+
+        stmt = self._statement(f"activities.linked_times_after.{stored}", build)
+        params: dict[str, Any] = {"after": after_id, "until": until_id, "since": occurred_since,
+                                  "limit": limit}
+        if stored:
+            params["stored"] = ingested_after
         with self.transaction() as s:
-            return list(self._core(s).execute(stmt, {
-                "after": after_id, "until": until_id, "since": occurred_since,
-                "limit": limit}).all())
+            return list(self._core(s).execute(stmt, params).all())
 
     def activities_by_id(self, ids: Sequence[int]) -> list[Any]:
         """These activities by id, as `linked_activities_after` gives them (with
@@ -809,3 +867,38 @@ class ContactStore(StoreBase):
                 .order_by(Activity.id)
                 .limit(limit)
             ))
+
+
+def _mql_columns(sqlite: bool) -> list[Any]:
+    """The columns of an `MqlContact` (times as SQLite's text, parsed in C by `_mql_contacts`;
+    properties as JSON text, decoded by orjson)."""
+    c = _table(Contact).c
+    if sqlite:
+        return [c.hubspot_id, c.email, cast(c.properties, Text), c.lifecycle_stage,
+                type_coerce(c.hubspot_created_at, String), type_coerce(c.hubspot_updated_at, String)]
+    return [c.hubspot_id, c.email, cast(c.properties, Text), c.lifecycle_stage,
+            c.hubspot_created_at, c.hubspot_updated_at]
+
+
+def _mql_contacts(rows: Iterable[Any]) -> list[MqlContact]:
+    loads = orjson.loads
+    return [MqlContact(hid, email, loads(props), stage,
+                       None if created is None else utc_from_row(created),
+                       None if updated is None else utc_from_row(updated))
+            for hid, email, props, stage, created, updated in rows]
+
+
+def _mql_query(sqlite: bool, with_ids: bool, batch: int) -> Any:
+    """Live contacts with an email whose newest score (latest scored_at, then id) is an MQL,
+    by id after :after (of :ids when `with_ids`), `batch` at most."""
+    contact, score = _table(Contact), _table(Score)
+    newest = (select(score.c.is_mql).where(score.c.contact_id == contact.c.hubspot_id)
+              .order_by(score.c.scored_at.desc(), score.c.id.desc()).limit(1)
+              .scalar_subquery())
+    q = select(*_mql_columns(sqlite)).where(
+        contact.c.hubspot_id > bindparam("after"), contact.c.archived.is_(False),
+        contact.c.merged_into.is_(None), contact.c.email.is_not(None), contact.c.email != "",
+        newest.is_(True))
+    if with_ids:
+        q = q.where(contact.c.hubspot_id.in_(bindparam("ids", expanding=True)))
+    return q.order_by(contact.c.hubspot_id).limit(batch)

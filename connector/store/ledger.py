@@ -6,14 +6,15 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from connector.store._base import StoreBase, _table
-from connector.store.models import IdLink, WriteLedgerEntry, sqlite_utc_text
+from connector.store.models import IdLink, WriteLedgerEntry, sqlite_utc_text, utc_from_row
 
 __all__ = ["LedgerStore", "WriteClaim", "payload_hash"]
 
@@ -288,17 +289,46 @@ class LedgerStore(StoreBase):
         with self.transaction() as s:
             return s.scalars(stmt, {"k": key}).first()
 
-    def ledger_entries_by_key(self, keys: Sequence[str]) -> dict[str, WriteLedgerEntry]:
-        """`ledger_entry` of many keys in one query a page: those that exist, by key."""
+    def earliest_done(self, prefix: str) -> datetime | None:
+        """The earliest time a done entry whose key starts with `prefix` was written (its
+        completion, else its claim), None when there is none: no hand-off written before
+        it."""
+        table = _table(WriteLedgerEntry)
+        ranged = self.engine.dialect.name == "sqlite" and bool(prefix) and ord(prefix[-1]) < 0x10FFFF
+
+        def build() -> Any:
+            key = table.c.key
+            q = select(func.min(func.coalesce(table.c.completed_at, table.c.created_at))).where(
+                key.like(bindparam("like"), escape="/"), table.c.status == "done")
+            if ranged:  # read by the key's index (see `_prefix_query`)
+                q = q.where(key >= bindparam("lo"), key < bindparam("hi"))
+            return q
+
+        params: dict[str, Any] = {
+            "like": prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"}
+        if ranged:
+            params.update(lo=prefix, hi=prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        stmt = self._statement(f"ledger.earliest_done.{ranged}", build)
+        with self.transaction() as s:
+            value = self._core(s).execute(stmt, params).scalar()
+        return None if value is None else utc_from_row(value)
+
+    def ledger_entries_by_key(self, keys: Sequence[str]) -> dict[str, Any]:
+        """`ledger_entry` of many keys in one query a page: those that exist, by key, as
+        read-only rows with the `WriteLedgerEntry` attributes (no ORM object: the push reads a
+        round's entries, thousands)."""
         wanted = sorted(set(keys))
         if not wanted:
             return {}
-        stmt = self._statement("ledger.entries.by_key", lambda: select(WriteLedgerEntry).where(
-            WriteLedgerEntry.key.in_(bindparam("keys", expanding=True))))
-        out: dict[str, WriteLedgerEntry] = {}
+        table = _table(WriteLedgerEntry)
+        stmt = self._statement("ledger.entries.by_key", lambda: select(table).where(
+            table.c.key.in_(bindparam("keys", expanding=True))))
+        out: dict[str, Any] = {}
         with self.transaction() as s:
+            conn = self._core(s)
             for k in range(0, len(wanted), PAGE):
-                out.update({e.key: e for e in s.scalars(stmt, {"keys": wanted[k:k + PAGE]})})
+                out.update((row.key, row) for row in conn.execute(
+                    stmt, {"keys": wanted[k:k + PAGE]}))
         return out
 
     def ledger_entries(self, prefix: str, *, status: str | None = None) -> list[WriteLedgerEntry]:
@@ -307,10 +337,11 @@ class LedgerStore(StoreBase):
             return self._entries_with_prefix(s, prefix, status)
 
     def ledger_entries_many(self, prefixes: Sequence[str], *,
-                            status: str | None = None) -> dict[str, list[WriteLedgerEntry]]:
+                            status: str | None = None) -> dict[str, list[Any]]:
         """`ledger_entries` of many prefixes, by prefix: one query a page of prefixes (their
-        conditions OR-ed), each entry given to every prefix its key starts with."""
-        out: dict[str, list[WriteLedgerEntry]] = {p: [] for p in prefixes}
+        conditions OR-ed), each entry given to every prefix its key starts with, as read-only
+        rows with the `WriteLedgerEntry` attributes."""
+        out: dict[str, list[Any]] = {p: [] for p in prefixes}
         wanted = sorted(set(prefixes))
         if not wanted:
             return out
@@ -325,7 +356,7 @@ class LedgerStore(StoreBase):
         return out
 
     def _entries_with_prefixes(self, s: Session, prefixes: Sequence[str],
-                               status: str | None) -> list[WriteLedgerEntry]:
+                               status: str | None) -> list[Any]:
         """Entries whose key starts with one of `prefixes` (each entry once), by key: as
         `_entries_with_prefix` for each, in one statement (built per number of prefixes,
         cached). On SQLite the prefixes' ranges are a VALUES list joined to the ledger, each
@@ -344,8 +375,8 @@ class LedgerStore(StoreBase):
             f"ledger.prefixes.{len(prefixes)}.{ranged}.{bool(status)}",
             lambda: _prefixes_query(len(prefixes), ranged, bool(status)))
         seen: set[str] = set()
-        out: list[WriteLedgerEntry] = []
-        for entry in s.scalars(stmt, params):
+        out: list[Any] = []
+        for entry in self._core(s).execute(stmt, params):
             if entry.key not in seen:  # a key under two of the prefixes comes twice
                 seen.add(entry.key)
                 out.append(entry)
@@ -375,17 +406,19 @@ def _prefixes_query(count: int, ranged: bool, with_status: bool) -> Any:
     """`_prefix_query` of `count` prefixes at once: with `ranged`, the ranges [:lo0, :hi0),
     [:lo1, :hi1)... as a VALUES list joined to the ledger (exact on SQLite, see
     `_prefix_query`); else :like0, :like1... OR-ed."""
-    key = WriteLedgerEntry.key
+    table = _table(WriteLedgerEntry)
+    key = table.c.key
     if ranged:
         rows = ", ".join(f"(:lo{i}, :hi{i})" for i in range(count))
         where = " AND w.status = :st" if with_status else ""
-        return select(WriteLedgerEntry).from_statement(text(
-            f"WITH p(lo, hi) AS (VALUES {rows}) SELECT w.* FROM p JOIN write_ledger AS w "
-            f"ON w.key >= p.lo AND w.key < p.hi{where} ORDER BY w.key"))
-    q = select(WriteLedgerEntry).where(or_(*[key.like(bindparam(f"like{i}"), escape="/")
-                                              for i in range(count)]))
+        names = ", ".join(f"w.{c.name}" for c in table.c)
+        return text(
+            f"WITH p(lo, hi) AS (VALUES {rows}) SELECT {names} FROM p JOIN write_ledger AS w "
+            f"ON w.key >= p.lo AND w.key < p.hi{where} ORDER BY w.key").columns(*table.c)
+    q = select(table).where(or_(*[key.like(bindparam(f"like{i}"), escape="/")
+                                  for i in range(count)]))
     if with_status:
-        q = q.where(WriteLedgerEntry.status == bindparam("st"))
+        q = q.where(table.c.status == bindparam("st"))
     return q.order_by(key)
 
 

@@ -14,12 +14,16 @@ from connector.store.models import (
     RoutingPointer,
     SalesOutcome,
     SlaTimer,
+    sqlite_utc_text,
     utc_from_row,
 )
 
 __all__ = ["SalesStore"]
 
 PAGE = 500  # ids one IN (...) carries
+_SQLITE_SLA_OPEN = (
+    "INSERT INTO sla_timers (hubspot_id, sf_id, owner_id, assigned_at, first_touch_due, "
+    "worked_due, state, recycled_from) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)")
 
 
 class SalesStore(StoreBase):
@@ -85,6 +89,23 @@ class SalesStore(StoreBase):
         executed for every row): each mapping has hubspot_id, sf_id, owner_id, assigned_at,
         first_touch_due and worked_due."""
         if not timers:
+            return
+        if self.engine.dialect.name == "sqlite":
+            # SQLite: the driver's executemany of the values as the column types bind them,
+            # each time formatted once (a push's hand-offs of one batch share their times)
+            stamps: dict[datetime, str] = {}
+
+            def stamp(when: datetime) -> str:
+                text = stamps.get(when)
+                if text is None:
+                    text = stamps[when] = sqlite_utc_text(when)
+                return text
+
+            values = [(t["hubspot_id"], t["sf_id"], t["owner_id"], stamp(t["assigned_at"]),
+                       stamp(t["first_touch_due"]), stamp(t["worked_due"]),
+                       t.get("recycled_from")) for t in timers]
+            with self.transaction() as s:
+                self._core(s).exec_driver_sql(_SQLITE_SLA_OPEN, values)
             return
         table = _table(SlaTimer)
         stmt = self._statement("sla.open", lambda: insert(table))

@@ -91,6 +91,11 @@ def _cycle(folder: Path, threshold: int) -> dict[str, Any]:
                       for r in state.records("Lead") if r.get("Handshake_Id__c")},
             "tasks": Counter((t["Subject"].split(":")[0], t["OwnerId"], t["Status"])
                              for t in state.records("Task")),
+            # each hand-off Task's opening lines (the contact's name, email, headline, fit):
+            # a held create's contact is read again for its Task
+            "handoffs": {t["Subject"].rsplit("[", 1)[-1]: t["Description"].splitlines()[0]
+                         for t in state.records("Task")
+                         if t["Subject"].startswith("Handshake hand-off")},
             "dead": {(d.record_key, d.reason, str(d.actor), d.error_code)
                      for d in store.dead_letters(stage="push")},
             "links": {c.hubspot_id: (link.sf_object, link.how) for c in store.iter_contacts()
@@ -130,6 +135,8 @@ def test_bulk_leads_equal_those_of_the_collections_path(
     assert bulk["leads"] == collections["leads"]  # every field, owners included
     assert bulk["links"] == collections["links"]
     assert bulk["tasks"] == collections["tasks"]
+    assert bulk["handoffs"] == collections["handoffs"]
+    assert len(bulk["handoffs"]) >= bulk["first"].counts["leads.created"]
     assert _written(collections["first"].counts) == {
         k: v for k, v in _written(bulk["first"].counts).items() if k != "leads.bulk_records"}
 

@@ -183,6 +183,65 @@ def test_mqls_are_live_contacts_with_an_email_whose_newest_score_is_an_mql(
     assert store.count_unlinked_mqls(ids={"1", "3", "4", "7"}) == 1  # 4
 
 
+def test_mql_pages_are_the_mqls_as_rows(store: Store, clock: FrozenClock) -> None:
+    """The push's read of the MQLs (Core rows, each contact's newest score by index) gives
+    the very contacts `iter_mqls` gives, in order, page by page, with their stored values."""
+    store.upsert_contacts([contact(i) for i in range(1, 8)] + [
+        ContactRecord("8", "m@b.test", {}, None, None, merged_into="7"),
+        ContactRecord("9", None, {}, None, None), ContactRecord("10", "", {}, None, None),
+        ContactRecord("11", "a@b.test", {}, None, None, archived=True)])
+
+    def score(cid: str, mql: bool) -> dict:
+        return {"contact_id": cid, "scored_at": clock.now(), "interest": 50.0, "fit_grade": "A",
+                "fit_points": 40.0, "is_mql": mql, "explanation": {}}
+
+    store.add_scores([score(str(i), True) for i in range(1, 12)])
+    clock.advance(3600)
+    store.add_scores([score("1", False), score("2", True)])  # 1 fell out
+    store.add_scores([score("3", False)])
+    store.add_scores([score("3", True)])  # same instant: the later row is the newest
+    store.add_scores([score("4", True)])
+    store.add_scores([score("4", False)])  # same instant, later row: not an MQL
+    want = [c.hubspot_id for c in store.iter_mqls()]
+    assert "1" not in want and "4" not in want and "3" in want
+    pages = list(store.mql_pages(batch=2))
+    assert [len(p) for p in pages] == [2] * (len(want) // 2) + [1] * (len(want) % 2)
+    rows = [c for page in pages for c in page]
+    assert [c.hubspot_id for c in rows] == want
+    stored = {c.hubspot_id: c for c in store.iter_mqls()}
+    for row in rows:
+        orm = stored[row.hubspot_id]
+        assert (row.email, row.properties, row.lifecycle_stage, row.hubspot_created_at,
+                row.hubspot_updated_at) == (orm.email, orm.properties, orm.lifecycle_stage,
+                                            orm.hubspot_created_at, orm.hubspot_updated_at)
+        assert row.hubspot_updated_at is not None and row.hubspot_updated_at.tzinfo is not None
+    only = {"2", "3", "4", "9", "11"}
+    assert [c.hubspot_id for p in store.mql_pages(ids=only) for c in p] == [
+        c.hubspot_id for c in store.iter_mqls(ids=only)] == ["2", "3"]
+    by_id = store.contacts_by_id(["3", "11", "404"])
+    assert set(by_id) == {"3", "11"}  # an archived contact is read too; an unknown one not
+    assert by_id["3"] == next(c for c in rows if c.hubspot_id == "3")
+
+
+def test_earliest_done_is_the_first_written_under_a_prefix(store: Store,
+                                                          clock: FrozenClock) -> None:
+    prefix = "sf:task:handoff:"
+    assert store.earliest_done(prefix) is None
+    store.claim_writes([WriteClaim(f"{prefix}1", "create", "Task"),
+                        WriteClaim("sf:task:handoffx", "create", "Task"),
+                        WriteClaim("sf:lead:1", "create", "Lead")], system="salesforce")
+    store.complete_writes([("sf:lead:1", "00Q"), ("sf:task:handoffx", "00T")])
+    assert store.earliest_done(prefix) is None  # pending, or not under the prefix
+    clock.advance(60)
+    first = clock.now()
+    store.complete_writes([(f"{prefix}1", "00T1")])
+    clock.advance(60)
+    store.claim_writes([WriteClaim(f"{prefix}2", "create", "Task")], system="salesforce")
+    store.complete_writes([(f"{prefix}2", "00T2")])
+    assert store.earliest_done(prefix) == first
+    assert store.earliest_done("sf:task:handoff:2") == clock.now()
+
+
 def test_lifecycle_transitions_update_the_contact(store: Store) -> None:
     store.upsert_contacts([contact(1)])
     store.record_transition("1", "lead", "marketingqualifiedlead", reason="A at 72")
@@ -306,6 +365,33 @@ def test_page_sized_links_routes_and_timers(store: Store) -> None:
     timers = store.sla_timers(state="open")
     assert [(t.hubspot_id, t.first_touch_due, t.recycled_from) for t in timers] == [
         ("1", T0 + timedelta(hours=24), None), ("2", T0 + timedelta(hours=24), None)]
+
+
+def test_sla_timers_opened_together_equal_those_opened_one_at_a_time(store: Store) -> None:
+    """`open_sla_timers` stores each timer as `open_sla_timer` does (times in any zone,
+    the timer a recycle opened again)."""
+    from datetime import timezone
+    paris = timezone(timedelta(hours=1))
+    first = store.open_sla_timer(hubspot_id="1", sf_id="00Q1", owner_id="005A", assigned_at=T0,
+                                 first_touch_due=T0 + timedelta(hours=24),
+                                 worked_due=T0 + timedelta(hours=48))
+    timers = [{"hubspot_id": "2", "sf_id": "00Q2", "owner_id": None,
+               "assigned_at": T0.astimezone(paris), "first_touch_due": T0 + timedelta(hours=1),
+               "worked_due": T0 + timedelta(hours=2, microseconds=7)},
+              {"hubspot_id": "3", "sf_id": "00Q3", "owner_id": "005B", "assigned_at": T0,
+               "first_touch_due": T0, "worked_due": T0, "recycled_from": first}]
+    store.open_sla_timers(timers)
+    for t in timers:
+        store.open_sla_timer(**t)
+
+    def seen(row: object) -> tuple:
+        return tuple(getattr(row, c) for c in (
+            "hubspot_id", "sf_id", "owner_id", "assigned_at", "first_touch_due", "worked_due",
+            "first_touch_at", "worked_at", "breached_at", "state", "recycled_from"))
+
+    rows = [seen(t) for t in store.sla_timers()]
+    assert rows[1:3] == rows[3:5]
+    assert rows[1][3] == T0 and rows[1][3].tzinfo is not None and rows[2][-1] == first
 
 
 def test_claiming_many_writes_is_claiming_each_in_turn(store: Store) -> None:
@@ -511,3 +597,27 @@ def test_bookmarks_by_prefix_are_exactly_those_that_start_with_it(store: Store) 
     assert list(store.iter_bookmark_streams("a_b/", batch=1)) == ["a_b/1"]
     assert sorted(store.bookmarks("form_/")) == ["form_/1"]
     assert list(store.bookmarks("a%b/")) == ["a%b/1"]
+
+
+def test_linked_activity_times_leave_out_those_stored_before_a_time(
+        store: Store, clock: FrozenClock) -> None:
+    """The alert scan's read: linked contacts' activities in an id range that occurred since a
+    time, and (when asked) were stored after another."""
+    store.upsert_contacts([contact(1), contact(2)])
+    store.link("1", "Lead", "00Q000000000001AAA")
+    store.add_activities([activity("1", "a"), activity("1", "b", minutes=5),
+                          activity("2", "c")])
+    clock.advance(3600)
+    between = clock.now()
+    clock.advance(3600)
+    store.add_activities([activity("1", "d", minutes=10), activity("2", "e", minutes=10)])
+    top = store.last_linked_activity_id()
+    every = store.linked_activity_times_after(0, until_id=top, occurred_since=T0)
+    assert [r.contact_id for r in every] == ["1", "1", "1"]
+    later = store.linked_activity_times_after(0, until_id=top, occurred_since=T0,
+                                              ingested_after=between)
+    assert [r.id for r in later] == [every[-1].id] and later[0].ingested_at > between
+    recent = store.linked_activity_times_after(0, until_id=top,
+                                               occurred_since=T0 + timedelta(minutes=5),
+                                               ingested_after=T0 - timedelta(days=1))
+    assert [r.id for r in recent] == [r.id for r in every[1:]]
