@@ -54,19 +54,26 @@ INSERT_PAGE = 1000
 T = TypeVar("T")
 
 
-def padded(values: Sequence[T]) -> list[T]:
-    """`values` with its last one repeated up to the next power of two (or `INSERT_PAGE`), for
-    an expanding IN list: its statement text then comes in a dozen lengths. Each length is a
+def padded(values: Sequence[T], cap: int = INSERT_PAGE) -> list[T]:
+    """`values` with its last one repeated up to the next power of two (or `cap`), for an
+    expanding IN list: its statement text then comes in a dozen lengths. Each length is a
     statement the driver prepares and keeps (128 a connection, an IN of a thousand values tens
     of kilobytes), so a page-sized list of every length made a long pull's memory grow."""
     out = list(values)
     n = len(out)
     if n:
         size = 1 << (n - 1).bit_length()
-        if n <= INSERT_PAGE < size:
-            size = INSERT_PAGE
+        if n <= cap < size:
+            size = cap
         out.extend([out[-1]] * (size - n))
     return out
+
+
+def in_pages(values: Sequence[T], size: int = INSERT_PAGE) -> Iterator[list[T]]:
+    """`values` a page of `size` at a time, each `padded`: the expanding IN lists of a query
+    read or written page by page (a repeated value matches its rows once)."""
+    for k in range(0, len(values), size):
+        yield padded(values[k:k + size], size)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from connector.store._base import INSERT_PAGE, StoreBase, _table, padded
+from connector.store._base import StoreBase, _table, in_pages
 from connector.store.models import Bookmark
 
 __all__ = ["BookmarkStore"]
@@ -108,8 +108,8 @@ class BookmarkStore(StoreBase):
 
         def run(s: Session) -> None:
             conn = self._core(s)
-            for k in range(0, len(names), INSERT_PAGE):
-                conn.execute(stmt, {"streams": padded(names[k:k + INSERT_PAGE])})
+            for page in in_pages(names):
+                conn.execute(stmt, {"streams": page})
 
         if session is not None:
             run(session)

@@ -26,11 +26,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from connector.store._base import (
-    INSERT_PAGE,
     StoreBase,
     _json_loads,
     _rowcount,
     _table,
+    in_pages,
     padded,
 )
 from connector.store.models import (
@@ -164,14 +164,7 @@ class ActivityRow(ScoredActivityRow):
     def __init__(self, id: int, contact_id: str, type: str, occurred_at: datetime,
                  title: str | None, url: str | None, raw: str | bytes | None, source: str,
                  source_id: str) -> None:
-        self.id = id
-        self.contact_id = contact_id
-        self.type = type
-        self.occurred_at = occurred_at
-        self.title = title
-        self.url = url
-        self._raw = raw
-        self._details = _UNREAD
+        super().__init__(id, contact_id, type, occurred_at, title, url, raw)
         self.source = source
         self.source_id = source_id
 
@@ -393,9 +386,8 @@ class ContactStore(StoreBase):
         out: dict[str, str | None] = {}
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(ids), INSERT_PAGE):
-                out.update((hid, email) for hid, email in conn.execute(
-                    stmt, {"ids": padded(ids[k:k + INSERT_PAGE])}))
+            for page in in_pages(ids):
+                out.update((hid, email) for hid, email in conn.execute(stmt, {"ids": page}))
         return out
 
     def find_contact_by_email(self, email: str) -> Contact | None:
@@ -531,9 +523,9 @@ class ContactStore(StoreBase):
         out: dict[str, MqlContact] = {}
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(ids), INSERT_PAGE):
+            for page in in_pages(ids):
                 out.update((c.hubspot_id, c) for c in _mql_contacts(
-                    conn.execute(stmt, {"ids": ids[k:k + INSERT_PAGE]}).all()))
+                    conn.execute(stmt, {"ids": page}).all()))
         return out
 
     # --- activities -------------------------------------------------------------------------------
@@ -644,8 +636,8 @@ class ContactStore(StoreBase):
                 inputs_changed_at=bindparam("now")))
         conn = self._core(s)
         ids = sorted(contact_ids)
-        for k in range(0, len(ids), INSERT_PAGE):
-            conn.execute(touch, {"ids": padded(ids[k:k + INSERT_PAGE]), "now": now})
+        for page in in_pages(ids):
+            conn.execute(touch, {"ids": page, "now": now})
 
     def mark_contacts_changed(self, contact_ids: Collection[str], *,
                               session: Session | None = None) -> None:
@@ -825,8 +817,8 @@ class ContactStore(StoreBase):
         out: list[Any] = []
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(wanted), INSERT_PAGE):
-                out.extend(conn.execute(stmt, {"ids": wanted[k:k + INSERT_PAGE]}))
+            for page in in_pages(wanted):
+                out.extend(conn.execute(stmt, {"ids": page}))
         return out
 
     def engagement_times_for_many(self, contact_ids: Sequence[str], *,

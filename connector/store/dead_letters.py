@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from connector.errors import Actor
-from connector.store._base import INSERT_PAGE, StoreBase, _rowcount, _table, padded
+from connector.store._base import StoreBase, _rowcount, _table, in_pages
 from connector.store.models import DeadLetter
 
 __all__ = ["DeadLetterStore"]
@@ -74,9 +74,8 @@ class DeadLetterStore(StoreBase):
         found: set[str] = set()
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(keys), INSERT_PAGE):
-                found.update(conn.execute(stmt, {"st": stage, "keys": padded(
-                    keys[k:k + INSERT_PAGE])}).scalars())
+            for page in in_pages(keys):
+                found.update(conn.execute(stmt, {"st": stage, "keys": page}).scalars())
         return found
 
     def resolve_dead_letters(self, *, stage: str, record_keys: Iterable[str]) -> int:
@@ -101,8 +100,7 @@ class DeadLetterStore(StoreBase):
             table.c.record_key.in_(bindparam("keys", expanding=True)),
             table.c.status == "open").values(status="resolved", resolved_at=bindparam("at")))
         resolved = 0
-        for k in range(0, len(keys), INSERT_PAGE):
+        for page in in_pages(keys):
             resolved += _rowcount(conn.execute(
-                stmt, {"st": stage, "keys": padded(keys[k:k + INSERT_PAGE]),
-                       "at": self._now()}))
+                stmt, {"st": stage, "keys": page, "at": self._now()}))
         return resolved

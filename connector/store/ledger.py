@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from connector.store._base import StoreBase, _table
+from connector.store._base import StoreBase, _table, in_pages
 from connector.store.models import IdLink, WriteLedgerEntry, sqlite_utc_text, utc_from_row
 
 __all__ = ["LedgerStore", "WriteClaim", "payload_hash"]
@@ -124,9 +124,8 @@ class LedgerStore(StoreBase):
         out: dict[str, Any] = {}
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(ids), PAGE):
-                out.update((row.hubspot_id, row) for row in conn.execute(
-                    stmt, {"ids": ids[k:k + PAGE]}))
+            for page in in_pages(ids, PAGE):
+                out.update((row.hubspot_id, row) for row in conn.execute(stmt, {"ids": page}))
         return out
 
     def hubspot_ids_for(self, sf_ids: Sequence[str]) -> dict[str, str]:
@@ -141,9 +140,8 @@ class LedgerStore(StoreBase):
         out: dict[str, str] = {}
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(ids), PAGE):
-                out.update({str(a): str(b) for a, b in conn.execute(
-                    stmt, {"ids": ids[k:k + PAGE]})})
+            for page in in_pages(ids, PAGE):
+                out.update({str(a): str(b) for a, b in conn.execute(stmt, {"ids": page})})
         return out
 
     def hubspot_id_for(self, sf_id: str) -> str | None:
@@ -209,8 +207,8 @@ class LedgerStore(StoreBase):
         with self.transaction() as s:
             conn = self._core(s)
             state: dict[str, tuple[str, str]] = {}
-            for k in range(0, len(keys), PAGE):
-                for key, status, digest in conn.execute(read, {"keys": keys[k:k + PAGE]}):
+            for page in in_pages(keys, PAGE):
+                for key, status, digest in conn.execute(read, {"keys": page}):
                     state[key] = (status, digest)
             added: dict[str, dict[str, Any]] = {}
             renewed: dict[str, dict[str, Any]] = {}
@@ -326,9 +324,8 @@ class LedgerStore(StoreBase):
         out: dict[str, Any] = {}
         with self.transaction() as s:
             conn = self._core(s)
-            for k in range(0, len(wanted), PAGE):
-                out.update((row.key, row) for row in conn.execute(
-                    stmt, {"keys": wanted[k:k + PAGE]}))
+            for page in in_pages(wanted, PAGE):
+                out.update((row.key, row) for row in conn.execute(stmt, {"keys": page}))
         return out
 
     def ledger_entries(self, prefix: str, *, status: str | None = None) -> list[WriteLedgerEntry]:

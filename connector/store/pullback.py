@@ -3,13 +3,13 @@ Salesforce now, and the outcomes read against it, written with the bookmark that
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
 
-from connector.store._base import StoreBase, _table
+from connector.store._base import StoreBase, _table, in_pages
 from connector.store.bookmarks import BookmarkStore
 from connector.store.models import (
     HandoffState,
@@ -30,9 +30,8 @@ OUTCOME_COLUMNS = tuple(c.name for c in _table(SalesOutcome).columns)
 BREACH_COLUMNS = tuple(c.name for c in _table(SlaBreachRecord).columns)
 
 
-def _pages(ids: Iterable[str]) -> list[list[str]]:
-    ordered = sorted(set(ids))
-    return [ordered[k:k + PAGE] for k in range(0, len(ordered), PAGE)]
+def _pages(ids: Iterable[str]) -> Iterator[list[str]]:
+    return in_pages(sorted(set(ids)), PAGE)
 
 
 class PullbackStore(BookmarkStore, StoreBase):

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
-from connector.store._base import StoreBase, _table
+from connector.store._base import StoreBase, _table, in_pages
 from connector.store.models import (
     LeadRoute,
     RoutingPointer,
@@ -135,8 +135,7 @@ class SalesStore(StoreBase):
             stmt = self._statement("sla.timers.of", lambda: select(table).where(
                 table.c.hubspot_id.in_(bindparam("ids", expanding=True))))
             ids = sorted(set(hubspot_ids))
-            rows = [r for k in range(0, len(ids), PAGE)
-                    for r in conn.execute(stmt, {"ids": ids[k:k + PAGE]})]
+            rows = [r for page in in_pages(ids, PAGE) for r in conn.execute(stmt, {"ids": page})]
         rows.sort(key=lambda r: r.id)
         return rows
 

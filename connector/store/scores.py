@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from connector.activities import activity_label
-from connector.store._base import INSERT_PAGE, StoreBase, _table
+from connector.store._base import INSERT_PAGE, StoreBase, _table, in_pages
 from connector.store.models import (
     Activity,
     Contact,
@@ -258,8 +258,8 @@ class ScoreStore(StoreBase):
             ).where(table.c.id.in_(bindparam("ids", expanding=True))))
             with self.transaction() as s:
                 conn = self._core(s)
-                for k in range(0, len(wanted), _PAGE):
-                    for row in conn.execute(stmt, {"ids": wanted[k:k + _PAGE]}):
+                for page in in_pages(wanted, _PAGE):
+                    for row in conn.execute(stmt, {"ids": page}):
                         found[row.id] = (row.contact_id, row.type,
                                          row.occurred_at.isoformat(), activity_label(row))
         missing = (None, None, None)

@@ -141,12 +141,9 @@ def test_dry_run_stores_nothing(store: Store, clock: FrozenClock) -> None:
     assert store.transitions_for("1") == []
 
 
-def test_stored_explanations_read_back_as_the_results_give_them(
-        backend_store: Store, clock: FrozenClock) -> None:
-    """The store encodes explanations itself (times as `isoformat` writes them): what every
-    reader decodes is the result's `explanation()`, on both backends, times with
-    microseconds and names beyond ASCII included."""
-    store = backend_store
+def seeded_with_a_form_and_a_view(store: Store) -> Store:
+    """`seed`, and contact 2's form (a name beyond ASCII, a time with microseconds) and
+    pricing page view."""
     store.migrate()
     seed(store)
     store.add_activities([
@@ -155,6 +152,15 @@ def test_stored_explanations_read_back_as_the_results_give_them(
                                                   "Whitepaper: déjà vu", "values": {}}),
         act("2", "page_view", NOW - timedelta(hours=3), 10, url=SITE + "/pricing?ü=1"),
     ])
+    return store
+
+
+def test_stored_explanations_read_back_as_the_results_give_them(
+        backend_store: Store, clock: FrozenClock) -> None:
+    """The store encodes explanations itself (times as `isoformat` writes them): what every
+    reader decodes is the result's `explanation()`, on both backends, times with
+    microseconds and names beyond ASCII included."""
+    store = seeded_with_a_form_and_a_view(backend_store)
     run = score_contacts(store, ENGINE, clock.now(), run_id="r1")
     assert set(run.results) == {"1", "2", "3", "4"}
     for cid, result in run.results.items():
@@ -174,15 +180,7 @@ def test_explanations_are_stored_compact_and_read_back_whole(
     either form, and a hit whose activity is gone reads as None where the activity spoke."""
     from connector.store.calibration import _rules
 
-    store = backend_store
-    store.migrate()
-    seed(store)
-    store.add_activities([
-        act("2", "form_submission", NOW - timedelta(days=1, microseconds=1234), 9,
-            title="Whitepaper: déjà vu", details={"form_id": "g3", "form_name":
-                                                  "Whitepaper: déjà vu", "values": {}}),
-        act("2", "page_view", NOW - timedelta(hours=3), 10, url=SITE + "/pricing?ü=1"),
-    ])
+    store = seeded_with_a_form_and_a_view(backend_store)
     run = score_contacts(store, ENGINE, clock.now(), run_id="r1")
     ids = sorted(run.results)
     stored = store.latest_scores(ids)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connector.store import ContactRecord, Store
-from connector.store._base import INSERT_PAGE, padded
+from connector.store._base import INSERT_PAGE, in_pages, padded
 
 
 def test_lengths_are_powers_of_two_up_to_a_page_and_values_are_kept() -> None:
@@ -17,6 +17,14 @@ def test_lengths_are_powers_of_two_up_to_a_page_and_values_are_kept() -> None:
         out = padded(values)
         assert out[:n] == values and set(out) == set(values)
     assert padded([]) == []
+
+
+def test_pages_cover_the_values_in_order_each_padded_within_its_size() -> None:
+    values = list(range(1234))
+    pages = list(in_pages(values, 500))
+    assert [len(p) for p in pages] == [500, 500, 256]
+    assert [v for p in pages for v in dict.fromkeys(p)] == values
+    assert list(in_pages([], 500)) == []
 
 
 def test_padded_reads_find_each_row_once(tmp_path: Path) -> None:
