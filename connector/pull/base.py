@@ -6,7 +6,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.clock import Clock
@@ -95,7 +95,7 @@ def recover_marks(ctx: PullContext) -> None:
     try:
         since = datetime.fromisoformat(pending)
     except ValueError:
-        since = datetime(1970, 1, 1).astimezone()
+        since = datetime(1970, 1, 1, tzinfo=UTC)
     with ctx.store.transaction() as s:
         marked = ctx.store.mark_contacts_with_activities_since(since, session=s)
         ctx.store.delete_bookmarks([MARKS_PENDING], session=s)

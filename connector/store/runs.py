@@ -27,20 +27,10 @@ class RunStore(StoreBase):
 
     def start_run(self, stage: str, *, trigger: str = "manual", instance: str = "",
                   run_id: str | None = None) -> str:
-        """Record a run of `stage` as running; returns its id (`run_id` when given)."""
+        """Record a run of `stage` as running, unfenced; returns its id (`run_id` when given)."""
         run_id = run_id or str(uuid.uuid4())
-        with self.transaction() as s:
-            s.add(
-                SyncRun(
-                    id=run_id,
-                    stage=stage,
-                    trigger=trigger,
-                    instance=instance[:128],
-                    started_at=self._now(),
-                    status="running",
-                    counts={},
-                )
-            )
+        self.begin_run(stage, trigger=trigger, instance=instance, run_id=run_id, fences=(),
+                       abandon=(), reason="")
         return run_id
 
     def finish_run(
@@ -79,7 +69,7 @@ class RunStore(StoreBase):
                 now = self._now()
                 ids = list(s.scalars(select(SyncRun.id).where(
                     SyncRun.stage.in_(list(abandon)), SyncRun.status == "running",
-                    SyncRun.id != run_id)))
+                    SyncRun.id != run_id))) if abandon else []
                 if ids:
                     s.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(
                         status="abandoned", finished_at=now, error=reason))
@@ -88,18 +78,6 @@ class RunStore(StoreBase):
                 return ids
         except _Fenced:
             return None
-
-    def abandon_runs(self, stages: Sequence[str], *, except_run: str, reason: str) -> list[str]:
-        """Mark the runs of `stages` still recorded as running (other than `except_run`) as
-        abandoned: called by the holder of the stages' lease, so none of them can be alive."""
-        with self.transaction() as s:
-            ids = list(s.scalars(select(SyncRun.id).where(
-                SyncRun.stage.in_(list(stages)), SyncRun.status == "running",
-                SyncRun.id != except_run)))
-            if ids:
-                s.execute(update(SyncRun).where(SyncRun.id.in_(ids)).values(
-                    status="abandoned", finished_at=self._now(), error=reason))
-            return ids
 
     def runs(self, *, stage: str | None = None, limit: int = 50) -> list[SyncRun]:
         """The newest runs first (of one stage, or all)."""
